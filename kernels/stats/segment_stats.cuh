@@ -1,0 +1,99 @@
+// Statistics over segments: rows (per-sample), the whole tensor (global) and the middle axis kept
+// (NCHW per-channel). Kept index c owns A sub-rows of B contiguous elements at offset (a*C + c)*B; a
+// group of threads (a warp, or the whole block) reduces one (segment, split) work item.
+//
+// Phases: load 16-byte packs (scalar head until aligned, scalar tail) -> Welford per thread ->
+// warp/block merge in fixed order -> the leader writes the slice's statistics, or a partial state when
+// the segment is split across several groups (merge_partials_kernel finishes it).
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/common/moment_reduce.cuh"
+#include "kernels/common/vector_load.cuh"
+#include "math/stats_sink.hpp"
+
+namespace normkit::kernels {
+
+struct SegmentShape {
+  std::int64_t a, c, b;  // sub-rows per segment, segments, elements per sub-row
+  std::int64_t splits;   // work items per segment
+};
+
+// Accumulates p[t], p[t + G], ... of a contiguous range of n elements into s.
+template <typename Acc, int VEC, typename T>
+__device__ __forceinline__ void accumulate_range(const T* __restrict__ p, std::int64_t n, int t, int group_size,
+                                                 math::MomentState<Acc>& s) {
+  if constexpr (VEC == 1) {
+    for (std::int64_t i = t; i < n; i += group_size) math::push(s, load_one<Acc>(p + i));
+  } else {
+    const std::int64_t head = min(elements_to_alignment<T, VEC>(p), n);
+    if (t < head) math::push(s, load_one<Acc>(p + t));
+    const T* body = p + head;
+    const std::int64_t packs = (n - head) / VEC;
+    std::int64_t i = t;
+    // float32/float64 packs (4 and 2 elements): two loads in flight per thread before the math that
+    // consumes them. 16-bit and 8-bit packs already hold 8-16 values; a second one would spill.
+    if constexpr (VEC <= 4) {
+      for (; i + group_size < packs; i += 2 * group_size) {
+      Acc v0[VEC], v1[VEC];
+      load_pack<Acc, T, VEC>(body + i * VEC, v0);
+      load_pack<Acc, T, VEC>(body + (i + group_size) * VEC, v1);
+      math::push_pack(s, v0);
+      math::push_pack(s, v1);
+      }
+    }
+    for (; i < packs; i += group_size) {
+      Acc v0[VEC];
+      load_pack<Acc, T, VEC>(body + i * VEC, v0);
+      math::push_pack(s, v0);
+    }
+    for (std::int64_t j = head + packs * VEC + t; j < n; j += group_size) math::push(s, load_one<Acc>(p + j));
+  }
+}
+
+// Accumulates the part [lo, hi) of segment `segment`'s A*B elements.
+template <typename Acc, int VEC, typename T>
+__device__ __forceinline__ void accumulate_segment_part(const T* __restrict__ input, const SegmentShape& shape,
+                                                        std::int64_t segment, std::int64_t lo, std::int64_t hi, int t,
+                                                        int group_size, math::MomentState<Acc>& s) {
+  for (std::int64_t a = lo / shape.b; a * shape.b < hi; ++a) {
+    const std::int64_t begin = lo > a * shape.b ? lo - a * shape.b : 0;
+    const std::int64_t end = hi - a * shape.b < shape.b ? hi - a * shape.b : shape.b;
+    const T* row = input + (a * shape.c + segment) * shape.b;
+    accumulate_range<Acc, VEC>(row + begin, end - begin, t, group_size, s);
+  }
+}
+
+// One warp per work item (BLOCK_GROUP = false) or one block per work item (true). Grid-stride over work
+// items; blockDim.x must be a multiple of 32 and at most 1024.
+template <typename T, typename Acc, int VEC, bool BLOCK_GROUP>
+__global__ void __launch_bounds__(256) segment_stats_kernel(const T* __restrict__ input, SegmentShape shape,
+                                                            math::StatsSink sink, math::MomentState<Acc>* partials) {
+  __shared__ math::MomentState<Acc> scratch[32];
+  const int group_size = BLOCK_GROUP ? static_cast<int>(blockDim.x) : 32;
+  const int t = BLOCK_GROUP ? static_cast<int>(threadIdx.x) : static_cast<int>(threadIdx.x % 32);
+  const std::int64_t groups_per_block = BLOCK_GROUP ? 1 : blockDim.x / 32;
+  const std::int64_t first = static_cast<std::int64_t>(blockIdx.x) * groups_per_block + (BLOCK_GROUP ? 0 : threadIdx.x / 32);
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * groups_per_block;
+  const std::int64_t work_items = shape.c * shape.splits;
+  const std::int64_t total = shape.a * shape.b;
+  const std::int64_t chunk = (total + shape.splits - 1) / shape.splits;
+
+  for (std::int64_t item = first; item < work_items; item += stride) {
+    const std::int64_t segment = item / shape.splits;
+    const std::int64_t split = item % shape.splits;
+    const std::int64_t lo = split * chunk;
+    const std::int64_t hi = lo + chunk < total ? lo + chunk : total;
+    math::MomentState<Acc> s = math::empty_state<Acc>();
+    accumulate_segment_part<Acc, VEC>(input, shape, segment, lo, hi, t, group_size, s);
+    if constexpr (BLOCK_GROUP) block_merge(s, scratch);
+    else warp_merge(s);
+    if (t == 0) {
+      if (shape.splits == 1) math::write_slice(sink, segment, math::to_summary(s));
+      else partials[item] = s;
+    }
+  }
+}
+
+}  // namespace normkit::kernels

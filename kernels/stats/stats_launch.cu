@@ -1,0 +1,158 @@
+// Launchers of the statistics kernels and their explicit instantiations (the only translation unit that
+// instantiates them: 5 input dtypes x {float, double} accumulation x vector widths).
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <mutex>
+
+#include "kernels/common/cuda_check.hpp"
+#include "kernels/stats/column_stats.cuh"
+#include "kernels/stats/generic_stats.cuh"
+#include "kernels/stats/merge_partials.cuh"
+#include "kernels/stats/segment_stats.cuh"
+#include "kernels/stats/stats_launch.hpp"
+#include "math/dtype_dispatch.hpp"
+
+namespace normkit::kernels {
+namespace {
+
+constexpr const char* kOp = "compute_stats";
+constexpr std::int64_t kMaxGrid = 0x7fffffff;
+
+unsigned grid_dim(std::int64_t blocks) { return static_cast<unsigned>(std::clamp<std::int64_t>(blocks, 1, kMaxGrid)); }
+
+template <typename Acc>
+Status launch_merge(const math::MomentState<Acc>* partials, std::int64_t kept, std::int64_t splits,
+                    const math::StatsSink& sink, cudaStream_t stream) {
+  merge_partials_kernel<Acc><<<grid_dim((kept + 255) / 256), 256, 0, stream>>>(partials, kept, splits, sink);
+  return cuda::check_launch(kOp, "merge_partials_kernel");
+}
+
+template <typename T, typename Acc, int VEC>
+Status launch_segments(const DeviceStatsCall& call, cudaStream_t stream) {
+  const auto& g = call.geometry;
+  const auto& p = call.plan;
+  const SegmentShape shape{g.seg_a, g.seg_c, g.seg_b, p.splits};
+  auto* partials = static_cast<math::MomentState<Acc>*>(call.workspace);
+  const T* input = static_cast<const T*>(call.input);
+  if (p.kernel == plan::StatsKernel::segment_warp) {
+    segment_stats_kernel<T, Acc, VEC, false><<<grid_dim(p.grid_x), p.block_x, 0, stream>>>(input, shape, call.sink, partials);
+  } else {
+    segment_stats_kernel<T, Acc, VEC, true><<<grid_dim(p.grid_x), p.block_x, 0, stream>>>(input, shape, call.sink, partials);
+  }
+  return cuda::check_launch(kOp, "segment_stats_kernel");
+}
+
+template <typename T, typename Acc, int VEC>
+Status launch_columns(const DeviceStatsCall& call, cudaStream_t stream) {
+  const auto& g = call.geometry;
+  const auto& p = call.plan;
+  const ColumnShape shape{g.col_outer, g.col_rows, g.col_inner, p.splits};
+  const dim3 grid(grid_dim(p.grid_x), static_cast<unsigned>(p.grid_y), static_cast<unsigned>(p.grid_z));
+  const dim3 block(static_cast<unsigned>(p.block_x), static_cast<unsigned>(p.block_y));
+  column_stats_kernel<T, Acc, VEC><<<grid, block, p.shared_bytes, stream>>>(
+      static_cast<const T*>(call.input), shape, call.sink, static_cast<math::MomentState<Acc>*>(call.workspace));
+  return cuda::check_launch(kOp, "column_stats_kernel");
+}
+
+template <typename T, typename Acc>
+Status launch_typed(const DeviceStatsCall& call, cudaStream_t stream) {
+  const auto& g = call.geometry;
+  const auto& p = call.plan;
+  constexpr int kSegmentVec = static_cast<int>(16 / sizeof(T));
+  constexpr int kColumnVec = std::min(kSegmentVec, plan::StatsPolicy::max_column_vector);
+  Status status;
+  switch (p.kernel) {
+    case plan::StatsKernel::empty:
+      return launch_merge<Acc>(nullptr, g.kept_numel, 0, call.sink, stream);
+    case plan::StatsKernel::segment_warp:
+    case plan::StatsKernel::segment_block:
+      if (p.vector_elems == 1) status = launch_segments<T, Acc, 1>(call, stream);
+      else status = launch_segments<T, Acc, kSegmentVec>(call, stream);
+      break;
+    case plan::StatsKernel::columns:
+      if (p.vector_elems == 1) status = launch_columns<T, Acc, 1>(call, stream);
+      else status = launch_columns<T, Acc, kColumnVec>(call, stream);
+      break;
+    case plan::StatsKernel::generic:
+      generic_stats_kernel<T, Acc><<<grid_dim(p.grid_x), p.block_x, 0, stream>>>(
+          static_cast<const T*>(call.input), g.kept, g.reduced, g.kept_numel, g.reduce_numel, call.sink);
+      status = cuda::check_launch(kOp, "generic_stats_kernel");
+      break;
+  }
+  if (!status.ok() || p.splits <= 1) return status;
+  return launch_merge<Acc>(static_cast<const math::MomentState<Acc>*>(call.workspace), g.kept_numel, p.splits,
+                           call.sink, stream);
+}
+
+}  // namespace
+
+Status launch_stats(const DeviceStatsCall& call, Stream stream) {
+  return math::visit_input_dtype(call.dtype, kOp, [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    if constexpr (std::is_same_v<T, double>) {
+      return launch_typed<T, double>(call, stream);
+    } else {
+      if (call.double_accumulation) return launch_typed<T, double>(call, stream);
+      return launch_typed<T, float>(call, stream);
+    }
+  });
+}
+
+Status launch_merge_summaries(StatsSummary* into, const StatsSummary* from, std::int64_t n, Stream stream) {
+  if (n == 0) return Status::success();
+  merge_summaries_kernel<<<grid_dim((n + 255) / 256), 256, 0, stream>>>(into, from, n);
+  return cuda::check_launch("merge_summaries", "merge_summaries_kernel");
+}
+
+Status launch_finalize_summaries(const StatsSummary* summaries, std::int64_t n, const math::StatsSink& sink,
+                                 Stream stream) {
+  if (n == 0) return Status::success();
+  finalize_summaries_kernel<<<grid_dim((n + 255) / 256), 256, 0, stream>>>(summaries, n, sink);
+  return cuda::check_launch("finalize_stats", "finalize_summaries_kernel");
+}
+
+Status current_device_info(plan::DeviceInfo* info) {
+  constexpr int kMaxDevices = 64;
+  static std::mutex mutex;
+  static int sm_counts[kMaxDevices] = {};
+  int device = 0;
+  NORMKIT_RETURN_IF_ERROR(cuda::cuda_status(cudaGetDevice(&device), kOp, "cudaGetDevice"));
+  std::lock_guard<std::mutex> lock(mutex);
+  if (device < 0 || device >= kMaxDevices || sm_counts[device] == 0) {
+    int sms = 0;
+    NORMKIT_RETURN_IF_ERROR(cuda::cuda_status(
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), kOp, "cudaDeviceGetAttribute"));
+    if (device >= 0 && device < kMaxDevices) sm_counts[device] = sms;
+    info->sm_count = sms;
+    return Status::success();
+  }
+  info->sm_count = sm_counts[device];
+  return Status::success();
+}
+
+Status check_device_pointer(const void* p, const char* operation, const char* argument) {
+  cudaPointerAttributes attributes{};
+  const cudaError_t error = cudaPointerGetAttributes(&attributes, p);
+  if (error != cudaSuccess) {
+    (void)cudaGetLastError();  // not sticky: clear it
+    return cuda::cuda_status(error, operation, std::string("cudaPointerGetAttributes of ") + argument);
+  }
+  if (attributes.type != cudaMemoryTypeDevice && attributes.type != cudaMemoryTypeManaged) {
+    return argument_error(StatusCode::invalid_argument, operation, argument,
+                          "a device (or managed) pointer since its space is MemorySpace::device",
+                          "a host pointer");
+  }
+  return Status::success();
+}
+
+bool device_present() noexcept {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return count > 0;
+}
+
+}  // namespace normkit::kernels

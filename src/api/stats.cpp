@@ -1,0 +1,310 @@
+// Public statistics API: validate arguments, canonicalize, then run the host engine or the CUDA kernels.
+#include "normkit/stats.hpp"
+
+#include <cstdlib>
+#include <string>
+#include <thread>
+
+#include "cpu/stats_cpu.hpp"
+#include "kernels/stats/stats_launch.hpp"
+#include "math/moments.hpp"
+#include "plan/geometry.hpp"
+#include "plan/stats_plan.hpp"
+
+namespace normkit {
+namespace {
+
+const char* space_name(MemorySpace space) { return space == MemorySpace::host ? "host" : "device"; }
+
+// Everything a call needs after validation.
+struct PreparedCall {
+  plan::CanonicalGeometry geometry;
+  std::array<std::int64_t, kMaxDims> kept{};
+  int kept_ndim = 0;
+  bool double_accumulation = false;
+};
+
+Status validate_input(const TensorView& input, const std::string& op) {
+  if (input.ndim < 0 || input.ndim > kMaxDims) {
+    return argument_error(StatusCode::invalid_argument, op, "input.ndim", "0.." + std::to_string(kMaxDims),
+                          std::to_string(input.ndim));
+  }
+  if (!is_input_dtype(input.dtype)) {
+    return argument_error(StatusCode::unsupported_dtype, op, "input.dtype", "one of float32, float64, float16, bfloat16, uint8",
+                          dtype_name(input.dtype));
+  }
+  std::int64_t numel = 0;
+  if (!checked_numel(input.shape.data(), input.ndim, dtype_size(input.dtype), &numel)) {
+    return argument_error(StatusCode::overflow, op, "input.shape",
+                          "non-negative extents whose byte size fits in int64", input.shape_string());
+  }
+  if (numel > 0 && input.data == nullptr) {
+    return argument_error(StatusCode::null_pointer, op, "input.data", "a non-null pointer for " + std::to_string(numel) + " elements",
+                          "nullptr");
+  }
+  if (input.space == MemorySpace::device) {
+    if (!cuda_available()) {
+      return Status(StatusCode::cuda_unavailable,
+                    "normkit::" + op + ": input is in device memory but " +
+                        (kernels::device_present() ? std::string("CUDA is unusable") : std::string("no CUDA device is available (or normkit was built without CUDA)")));
+    }
+    if (numel > 0) NORMKIT_RETURN_IF_ERROR(kernels::check_device_pointer(input.data, op.c_str(), "input.data"));
+  }
+  return Status::success();
+}
+
+Status prepare(const TensorView& input, const StatsOptions& options, const std::string& op, PreparedCall* call) {
+  NORMKIT_RETURN_IF_ERROR(validate_input(input, op));
+  if (options.ddof < 0) {
+    return argument_error(StatusCode::invalid_argument, op, "ddof", "ddof >= 0", std::to_string(options.ddof));
+  }
+  bool is_reduced[kMaxDims];
+  NORMKIT_RETURN_IF_ERROR(plan::resolve_axes(input.ndim, options.axes, is_reduced, op));
+  for (int i = 0; i < input.ndim; ++i) {
+    if (!is_reduced[i]) call->kept[call->kept_ndim++] = input.shape[i];
+  }
+  call->geometry = plan::canonicalize(input.shape.data(), input.ndim, is_reduced);
+  call->double_accumulation = input.dtype == DType::float64 || options.accumulation == Accumulation::float64;
+  return Status::success();
+}
+
+bool is_count_stat(int i) { return i == static_cast<int>(Stat::count) || i == static_cast<int>(Stat::l0); }
+
+// Checks one output view against the kept shape (or keepdims shape), dtype and memory space.
+Status validate_output(const TensorView& input, const StatsOptions& options, const PreparedCall& call, int i,
+                       const TensorView& out, const std::string& op) {
+  const std::string arg = std::string("outputs[") + stat_name(static_cast<Stat>(i)) + "]";
+  const bool count_like = is_count_stat(i);
+  if (!(out.dtype == DType::float32 || out.dtype == DType::float64 || (count_like && out.dtype == DType::int64))) {
+    return argument_error(StatusCode::unsupported_dtype, op, arg + ".dtype",
+                          count_like ? "int64, float32 or float64" : "float32 or float64", dtype_name(out.dtype));
+  }
+  bool kept_match = out.ndim == call.kept_ndim;
+  for (int d = 0; kept_match && d < call.kept_ndim; ++d) kept_match = out.shape[d] == call.kept[d];
+  bool keepdims_match = out.ndim == input.ndim;
+  if (keepdims_match) {
+    bool is_reduced[kMaxDims];
+    plan::resolve_axes(input.ndim, options.axes, is_reduced, op).ignore();  // validated in prepare()
+    for (int d = 0; keepdims_match && d < input.ndim; ++d) keepdims_match = out.shape[d] == (is_reduced[d] ? 1 : input.shape[d]);
+  }
+  if (!kept_match && !keepdims_match) {
+    TensorView kept_view(nullptr, out.dtype, call.kept.data(), call.kept_ndim);
+    return argument_error(StatusCode::shape_mismatch, op, arg + ".shape", "the kept shape " + kept_view.shape_string(),
+                          out.shape_string());
+  }
+  if (call.geometry.kept_numel > 0 && out.data == nullptr) {
+    return argument_error(StatusCode::null_pointer, op, arg + ".data", "a non-null pointer", "nullptr");
+  }
+  if (out.space != input.space) {
+    return argument_error(StatusCode::invalid_argument, op, arg + ".space", std::string(space_name(input.space)) + " (the input's)",
+                          space_name(out.space));
+  }
+  return Status::success();
+}
+
+Status make_sink(const TensorView& input, const StatsOptions& options, const StatsOutputs& outputs,
+                 const PreparedCall& call, const std::string& op, math::StatsSink* sink) {
+  *sink = math::StatsSink{};
+  sink->ddof = options.ddof;
+  sink->ignore_nan = options.ignore_nan;
+  for (int i = 0; i < kNumStats; ++i) {
+    sink->outputs[i] = nullptr;
+    sink->output_dtype[i] = DType::float32;
+    if (!options.stats.has(static_cast<Stat>(i))) continue;
+    NORMKIT_RETURN_IF_ERROR(validate_output(input, options, call, i, outputs.views[i], op));
+    sink->outputs[i] = outputs.views[i].data;
+    sink->output_dtype[i] = outputs.views[i].dtype;
+  }
+  return Status::success();
+}
+
+Status run(const TensorView& input, const PreparedCall& call, const math::StatsSink& sink, void* workspace,
+           std::size_t workspace_bytes, Stream stream, const std::string& op) {
+  if (call.geometry.kept_numel == 0) return Status::success();
+  if (input.space == MemorySpace::host) {
+    return cpu::compute_stats(input.data, input.dtype, call.double_accumulation, call.geometry, sink, host_threads());
+  }
+  kernels::DeviceStatsCall device_call;
+  plan::DeviceInfo info;
+  NORMKIT_RETURN_IF_ERROR(kernels::current_device_info(&info));
+  device_call.plan = plan::choose_stats_plan(call.geometry, input.dtype, call.double_accumulation,
+                                             reinterpret_cast<std::uintptr_t>(input.data), info);
+  if (workspace_bytes < device_call.plan.workspace_bytes) {
+    return argument_error(StatusCode::workspace_too_small, op, "workspace_bytes",
+                          "at least " + std::to_string(device_call.plan.workspace_bytes) + " (stats_workspace_size)",
+                          std::to_string(workspace_bytes));
+  }
+  if (device_call.plan.workspace_bytes > 0 && workspace == nullptr) {
+    return argument_error(StatusCode::null_pointer, op, "workspace", "a device buffer of " +
+                          std::to_string(device_call.plan.workspace_bytes) + " bytes", "nullptr");
+  }
+  device_call.input = input.data;
+  device_call.dtype = input.dtype;
+  device_call.double_accumulation = call.double_accumulation;
+  device_call.geometry = call.geometry;
+  device_call.sink = sink;
+  device_call.workspace = workspace;
+  return kernels::launch_stats(device_call, stream);
+}
+
+}  // namespace
+
+const char* stat_name(Stat stat) noexcept {
+  static const char* const names[kNumStats] = {"count", "mean", "var", "std", "min", "max",
+                                               "sum",   "l0",   "l1",  "l2",  "linf"};
+  const int i = static_cast<int>(stat);
+  return i >= 0 && i < kNumStats ? names[i] : "unknown";
+}
+
+bool parse_stat(const char* name, Stat* stat) noexcept {
+  for (int i = 0; i < kNumStats; ++i) {
+    if (std::string(name) == stat_name(static_cast<Stat>(i))) {
+      *stat = static_cast<Stat>(i);
+      return true;
+    }
+  }
+  return false;
+}
+
+ReduceAxes ReduceAxes::of(std::initializer_list<int> reduced) { return of(reduced.begin(), static_cast<int>(reduced.size())); }
+
+ReduceAxes ReduceAxes::of(const int* reduced, int n) {
+  ReduceAxes r;
+  r.all = false;
+  r.count = n;
+  for (int i = 0; i < n && i < kMaxDims; ++i) r.axes[i] = reduced[i];
+  return r;
+}
+
+ReduceAxes ReduceAxes::keeping(int ndim, std::initializer_list<int> kept) {
+  bool keep[kMaxDims] = {};
+  for (int k : kept) {
+    const int a = k < 0 ? k + ndim : k;
+    if (a >= 0 && a < kMaxDims) keep[a] = true;
+  }
+  ReduceAxes r;
+  r.all = false;
+  for (int i = 0; i < ndim && i < kMaxDims; ++i) {
+    if (!keep[i]) r.axes[r.count++] = i;
+  }
+  return r;
+}
+
+Status kept_shape(const TensorView& input, const ReduceAxes& axes, std::array<std::int64_t, kMaxDims>* shape, int* ndim) {
+  bool is_reduced[kMaxDims];
+  NORMKIT_RETURN_IF_ERROR(plan::resolve_axes(input.ndim, axes, is_reduced, "kept_shape"));
+  *ndim = 0;
+  for (int i = 0; i < input.ndim; ++i) {
+    if (!is_reduced[i]) (*shape)[(*ndim)++] = input.shape[i];
+  }
+  return Status::success();
+}
+
+Status stats_workspace_size(const TensorView& input, const StatsOptions& options, std::size_t* bytes) {
+  const std::string op = "stats_workspace_size";
+  PreparedCall call;
+  NORMKIT_RETURN_IF_ERROR(prepare(input, options, op, &call));
+  *bytes = 0;
+  if (input.space == MemorySpace::host) return Status::success();
+  plan::DeviceInfo info;
+  NORMKIT_RETURN_IF_ERROR(kernels::current_device_info(&info));
+  *bytes = plan::choose_stats_plan(call.geometry, input.dtype, call.double_accumulation,
+                                   reinterpret_cast<std::uintptr_t>(input.data), info).workspace_bytes;
+  return Status::success();
+}
+
+Status compute_stats(const TensorView& input, const StatsOptions& options, const StatsOutputs& outputs, void* workspace,
+                     std::size_t workspace_bytes, Stream stream) {
+  const std::string op = "compute_stats";
+  PreparedCall call;
+  NORMKIT_RETURN_IF_ERROR(prepare(input, options, op, &call));
+  math::StatsSink sink;
+  NORMKIT_RETURN_IF_ERROR(make_sink(input, options, outputs, call, op, &sink));
+  if (options.stats.empty()) return Status::success();
+  return run(input, call, sink, workspace, workspace_bytes, stream, op);
+}
+
+Status accumulate_stats(const TensorView& input, const StatsOptions& options, StatsSummary* summaries,
+                        std::int64_t num_summaries, bool merge, void* workspace, std::size_t workspace_bytes,
+                        Stream stream) {
+  const std::string op = "accumulate_stats";
+  PreparedCall call;
+  NORMKIT_RETURN_IF_ERROR(prepare(input, options, op, &call));
+  if (num_summaries != call.geometry.kept_numel) {
+    return argument_error(StatusCode::shape_mismatch, op, "num_summaries",
+                          std::to_string(call.geometry.kept_numel) + " (the number of kept slices)", std::to_string(num_summaries));
+  }
+  if (num_summaries > 0 && summaries == nullptr) {
+    return argument_error(StatusCode::null_pointer, op, "summaries", "a non-null pointer", "nullptr");
+  }
+  if (input.space == MemorySpace::device && num_summaries > 0) {
+    NORMKIT_RETURN_IF_ERROR(kernels::check_device_pointer(summaries, op.c_str(), "summaries"));
+  }
+  math::StatsSink sink{};
+  for (int i = 0; i < kNumStats; ++i) sink.outputs[i] = nullptr;
+  sink.summaries = summaries;
+  sink.merge_into_summaries = merge;
+  return run(input, call, sink, workspace, workspace_bytes, stream, op);
+}
+
+Status merge_summaries(StatsSummary* into, const StatsSummary* from, std::int64_t n, MemorySpace space, Stream stream) {
+  const std::string op = "merge_summaries";
+  if (n < 0) return argument_error(StatusCode::invalid_argument, op, "n", "n >= 0", std::to_string(n));
+  if (n > 0 && (into == nullptr || from == nullptr)) {
+    return argument_error(StatusCode::null_pointer, op, into == nullptr ? "into" : "from", "a non-null pointer", "nullptr");
+  }
+  if (space == MemorySpace::host) {
+    for (std::int64_t k = 0; k < n; ++k) math::merge_summary(into[k], from[k]);
+    return Status::success();
+  }
+  if (!cuda_available()) return Status(StatusCode::cuda_unavailable, "normkit::" + op + ": no CUDA device is available");
+  return kernels::launch_merge_summaries(into, from, n, stream);
+}
+
+Status finalize_stats(const StatsSummary* summaries, std::int64_t n, const StatsOptions& options, const StatsOutputs& outputs,
+                      MemorySpace space, Stream stream) {
+  const std::string op = "finalize_stats";
+  if (n < 0) return argument_error(StatusCode::invalid_argument, op, "n", "n >= 0", std::to_string(n));
+  if (n > 0 && summaries == nullptr) return argument_error(StatusCode::null_pointer, op, "summaries", "a non-null pointer", "nullptr");
+  // The outputs are checked as those of a 1-D input of n elements with nothing reduced.
+  std::int64_t extent = n;
+  const TensorView as_input(const_cast<StatsSummary*>(summaries), DType::float32, &extent, 1, space);
+  StatsOptions flat = options;
+  flat.axes = ReduceAxes::of({});
+  PreparedCall call;
+  call.kept[0] = n;
+  call.kept_ndim = 1;
+  call.geometry.kept_numel = n;
+  if (options.ddof < 0) return argument_error(StatusCode::invalid_argument, op, "ddof", "ddof >= 0", std::to_string(options.ddof));
+  math::StatsSink sink;
+  NORMKIT_RETURN_IF_ERROR(make_sink(as_input, flat, outputs, call, op, &sink));
+  if (space == MemorySpace::host) {
+    for (std::int64_t k = 0; k < n; ++k) math::write_slice(sink, k, summaries[k]);
+    return Status::success();
+  }
+  if (!cuda_available()) return Status(StatusCode::cuda_unavailable, "normkit::" + op + ": no CUDA device is available");
+  return kernels::launch_finalize_summaries(summaries, n, sink, stream);
+}
+
+namespace {
+int g_host_threads = 0;  // 0: default
+}
+
+int host_threads() noexcept {
+  if (g_host_threads > 0) return g_host_threads;
+  if (const char* env = std::getenv("NORMKIT_NUM_THREADS")) {
+    const int v = std::atoi(env);
+    if (v > 0) return v;
+  }
+  const unsigned hw = std::thread::hardware_concurrency();
+  return hw > 0 ? static_cast<int>(hw) : 1;
+}
+
+void set_host_threads(int threads) noexcept { g_host_threads = threads > 0 ? threads : 0; }
+
+bool cuda_available() noexcept {
+  static const bool available = kernels::device_present();
+  return available;
+}
+
+}  // namespace normkit

@@ -1,0 +1,21 @@
+// Shared pieces of the command-line verbs.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace normkit::cli {
+
+constexpr int kExitOk = 0;
+constexpr int kExitBadData = 1;
+constexpr int kExitUsage = 2;
+
+// A usage error: printed with a hint to --help, exit status 2.
+struct UsageError {
+  std::string message;
+};
+
+int run_stats(const std::vector<std::string>& args);
+void print_stats_help();
+
+}  // namespace normkit::cli

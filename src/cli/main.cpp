@@ -1,0 +1,47 @@
+// normkit command line: `normkit stats IN.npy ...`; `normkit --help`, `normkit --version`.
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "cli/cli_common.hpp"
+
+#ifndef NORMKIT_VERSION
+#define NORMKIT_VERSION "unknown"
+#endif
+
+namespace {
+
+void print_help() {
+  std::printf(
+      "normkit %s - normalization statistics on the GPU and the host\n\n"
+      "usage: normkit <command> [options]\n\n"
+      "commands:\n"
+      "  stats IN.npy   statistics (count, mean, var, std, min, max, sum, l0, l1, l2, linf) over any axes\n\n"
+      "options:\n"
+      "  -h, --help     this help (normkit <command> --help for the command's options)\n"
+      "  --version      print the version\n\n"
+      "exit status: 0 success, 1 bad data (unreadable or invalid input), 2 usage error\n",
+      NORMKIT_VERSION);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) {
+    print_help();
+    return normkit::cli::kExitUsage;
+  }
+  const std::string& command = args[0];
+  if (command == "-h" || command == "--help" || command == "help") {
+    print_help();
+    return normkit::cli::kExitOk;
+  }
+  if (command == "--version" || command == "-V") {
+    std::printf("normkit %s\n", NORMKIT_VERSION);
+    return normkit::cli::kExitOk;
+  }
+  if (command == "stats") return normkit::cli::run_stats(std::vector<std::string>(args.begin() + 1, args.end()));
+  std::fprintf(stderr, "normkit: unknown command '%s' (try 'normkit --help')\n", command.c_str());
+  return normkit::cli::kExitUsage;
+}

@@ -1,0 +1,32 @@
+// Lifting a runtime input dtype to its storage type, once per call, without macro ladders.
+#pragma once
+
+#include <string>
+
+#include "math/element_types.hpp"
+#include "normkit/status.hpp"
+
+namespace normkit::math {
+
+template <typename T>
+struct type_tag {
+  using type = T;
+};
+
+// Calls f(type_tag<T>{}) with T the storage type of `dtype`; f returns a Status. No default case:
+// -Werror=switch flags a dtype added to the enum but not here.
+template <typename F>
+Status visit_input_dtype(DType dtype, const std::string& operation, F&& f) {
+  switch (dtype) {
+    case DType::float32: return f(type_tag<float>{});
+    case DType::float64: return f(type_tag<double>{});
+    case DType::float16: return f(type_tag<float16_bits>{});
+    case DType::bfloat16: return f(type_tag<bfloat16_bits>{});
+    case DType::uint8: return f(type_tag<std::uint8_t>{});
+    case DType::int64: break;
+  }
+  return argument_error(StatusCode::unsupported_dtype, operation, "input.dtype",
+                        "one of float32, float64, float16, bfloat16, uint8", dtype_name(dtype));
+}
+
+}  // namespace normkit::math

@@ -1,0 +1,104 @@
+// Storage types for 16-bit floats and their conversion to the accumulation type.
+//
+// normkit carries its own float16/bfloat16 storage structs (two bytes, no arithmetic) so that public and
+// host code need no CUDA header; on the device the conversions use the hardware instructions.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "math/host_device.hpp"
+#include "normkit/dtype.hpp"
+
+#if defined(__CUDACC__)
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#endif
+
+namespace normkit::math {
+
+struct alignas(2) float16_bits { std::uint16_t bits; };
+struct alignas(2) bfloat16_bits { std::uint16_t bits; };
+
+NORMKIT_HD float bits_to_float(std::uint32_t bits) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(bits);
+#else
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+#endif
+}
+
+NORMKIT_HD std::uint32_t float_to_bits(float f) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(f);
+#else
+  std::uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  return bits;
+#endif
+}
+
+// binary16 -> binary32, exact for every input (subnormals, infinities, NaN payloads).
+NORMKIT_HD float half_to_float(float16_bits h) {
+#if defined(__CUDA_ARCH__)
+  return __half2float(__ushort_as_half(h.bits));
+#else
+  const std::uint32_t sign = static_cast<std::uint32_t>(h.bits & 0x8000u) << 16;
+  const std::uint32_t exponent = (h.bits >> 10) & 0x1fu;
+  std::uint32_t mantissa = h.bits & 0x3ffu;
+  if (exponent == 0x1f) return bits_to_float(sign | 0x7f800000u | (mantissa << 13));  // inf / NaN
+  if (exponent != 0) return bits_to_float(sign | ((exponent + 112u) << 23) | (mantissa << 13));
+  // Zero or subnormal: value = mantissa * 2^-24, exact in float32.
+  const float magnitude = static_cast<float>(mantissa) * 5.9604644775390625e-08f;
+  return sign ? -magnitude : magnitude;
+#endif
+}
+
+// binary32 -> binary16 with round-to-nearest-even (used by tests and later by transforms).
+NORMKIT_HD float16_bits float_to_half(float f) {
+#if defined(__CUDA_ARCH__)
+  return float16_bits{__half_as_ushort(__float2half_rn(f))};
+#else
+  const std::uint32_t x = float_to_bits(f);
+  const std::uint16_t sign = static_cast<std::uint16_t>((x >> 16) & 0x8000u);
+  const std::uint32_t abs = x & 0x7fffffffu;
+  if (abs >= 0x7f800000u) {  // inf or NaN (keep NaN quiet)
+    return float16_bits{static_cast<std::uint16_t>(sign | 0x7c00u | (abs > 0x7f800000u ? 0x200u : 0u))};
+  }
+  if (abs >= 0x477ff000u) return float16_bits{static_cast<std::uint16_t>(sign | 0x7c00u)};  // rounds to inf
+  if (abs < 0x38800000u) {  // result is subnormal or zero: round abs * 2^24 to an integer
+    const float scaled = bits_to_float(abs) * 16777216.0f;
+    return float16_bits{static_cast<std::uint16_t>(sign | static_cast<std::uint16_t>(std::nearbyint(scaled)))};
+  }
+  const std::uint32_t rounded = abs + 0xfffu + ((abs >> 13) & 1u);  // round to nearest even at bit 13
+  return float16_bits{static_cast<std::uint16_t>(sign | ((rounded - 0x38000000u) >> 13))};
+#endif
+}
+
+NORMKIT_HD float bfloat16_to_float(bfloat16_bits b) { return bits_to_float(static_cast<std::uint32_t>(b.bits) << 16); }
+
+NORMKIT_HD bfloat16_bits float_to_bfloat16(float f) {
+  const std::uint32_t x = float_to_bits(f);
+  if ((x & 0x7fffffffu) > 0x7f800000u) return bfloat16_bits{static_cast<std::uint16_t>((x >> 16) | 0x40u)};
+  return bfloat16_bits{static_cast<std::uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16)};
+}
+
+// Converts one stored element to the accumulation type Acc (float or double).
+template <typename Acc> NORMKIT_HD Acc to_acc(float v) { return static_cast<Acc>(v); }
+template <typename Acc> NORMKIT_HD Acc to_acc(double v) { return static_cast<Acc>(v); }
+template <typename Acc> NORMKIT_HD Acc to_acc(std::uint8_t v) { return static_cast<Acc>(v); }
+template <typename Acc> NORMKIT_HD Acc to_acc(float16_bits v) { return static_cast<Acc>(half_to_float(v)); }
+template <typename Acc> NORMKIT_HD Acc to_acc(bfloat16_bits v) { return static_cast<Acc>(bfloat16_to_float(v)); }
+
+// The C++ storage type of each input dtype.
+template <DType D> struct storage_of;
+template <> struct storage_of<DType::float32> { using type = float; };
+template <> struct storage_of<DType::float64> { using type = double; };
+template <> struct storage_of<DType::float16> { using type = float16_bits; };
+template <> struct storage_of<DType::bfloat16> { using type = bfloat16_bits; };
+template <> struct storage_of<DType::uint8> { using type = std::uint8_t; };
+
+}  // namespace normkit::math

@@ -1,0 +1,216 @@
+// Welford accumulation and Chan merging: the one definition of the statistics math, shared by the CUDA
+// kernels and the host engine.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "math/host_device.hpp"
+#include "normkit/stats.hpp"
+
+namespace normkit::math {
+
+NORMKIT_HD bool is_nan(float x) { return x != x; }
+NORMKIT_HD bool is_nan(double x) { return x != x; }
+template <typename Acc> NORMKIT_HD Acc pos_inf() { return static_cast<Acc>(HUGE_VAL); }
+template <typename Acc> NORMKIT_HD Acc quiet_nan() { return static_cast<Acc>(NAN); }
+
+// One thread's (or one partition's) running summary of its values.
+//
+// Mean and M2 are kept for the finite values only, relative to `shift`, the partition's first finite
+// value: accumulating x - shift instead of x keeps float32 accurate when |mean| >> std (Chan, Golub and
+// LeVeque's shifted algorithm). NaN and ±Inf are counted apart so that one of them does not poison the
+// moments of the others; finalize_summary() applies numpy's rules.
+template <typename Acc>
+struct MomentState {
+  std::int64_t count;      // finite values in mean/m2
+  std::int64_t nan_count;
+  std::int64_t posinf_count;
+  std::int64_t neginf_count;
+  std::int64_t nonzero_count;  // non-NaN values != 0
+  Acc shift;
+  Acc mean;  // mean of (x - shift)
+  Acc m2;    // Σ (x - shift - mean)²
+  Acc min;   // over non-NaN values
+  Acc max;
+  Acc abs_sum;  // Σ |x| over non-NaN values
+};
+
+template <typename Acc>
+NORMKIT_HD MomentState<Acc> empty_state() {
+  MomentState<Acc> s;
+  s.count = s.nan_count = s.posinf_count = s.neginf_count = s.nonzero_count = 0;
+  s.shift = s.mean = s.m2 = s.abs_sum = Acc(0);
+  s.min = pos_inf<Acc>();
+  s.max = -pos_inf<Acc>();
+  return s;
+}
+
+// Chan's merge of (count_b, mean_b, m2_b) into (count, mean, m2), both relative to the same shift.
+template <typename Acc>
+NORMKIT_HD void merge_moments(std::int64_t& count, Acc& mean, Acc& m2, std::int64_t count_b, Acc mean_b, Acc m2_b) {
+  if (count_b == 0) return;
+  const std::int64_t total = count + count_b;
+  const Acc delta = mean_b - mean;
+  const Acc weight_b = static_cast<Acc>(count_b) / static_cast<Acc>(total);
+  mean += delta * weight_b;
+  m2 += m2_b + delta * delta * static_cast<Acc>(count) * weight_b;
+  count = total;
+}
+
+// Bookkeeping every non-NaN value gets (extremes, |x|, non-zeros).
+template <typename Acc>
+NORMKIT_HD void push_extremes(MomentState<Acc>& s, Acc x) {
+  s.min = x < s.min ? x : s.min;
+  s.max = x > s.max ? x : s.max;
+  s.abs_sum += x < Acc(0) ? -x : x;
+  s.nonzero_count += (x != Acc(0));
+}
+
+// Welford's update with one value.
+template <typename Acc>
+NORMKIT_HD void push(MomentState<Acc>& s, Acc x) {
+  if (is_nan(x)) {
+    ++s.nan_count;
+    return;
+  }
+  push_extremes(s, x);
+  if (x - x != Acc(0)) {  // ±Inf (x - x is NaN only for infinities here)
+    if (x > Acc(0)) ++s.posinf_count; else ++s.neginf_count;
+    return;
+  }
+  if (s.count == 0) s.shift = x;
+  const Acc shifted = x - s.shift;
+  ++s.count;
+  const Acc delta = shifted - s.mean;
+  s.mean += delta / static_cast<Acc>(s.count);
+  s.m2 += delta * (shifted - s.mean);
+}
+
+// Folds N values at once: the pack's own mean and M2 (two passes over registers) are merged with one
+// division instead of N. Packs holding NaN or Inf take the per-value path.
+template <typename Acc, int N>
+NORMKIT_HD void push_pack(MomentState<Acc>& s, const Acc (&v)[N]) {
+  Acc probe = Acc(0);
+NORMKIT_UNROLL
+  for (int i = 0; i < N; ++i) probe += v[i] - v[i];  // NaN iff some value is NaN or ±Inf
+  if (probe != Acc(0)) {
+NORMKIT_UNROLL
+    for (int i = 0; i < N; ++i) push(s, v[i]);
+    return;
+  }
+  if (s.count == 0) s.shift = v[0];
+  Acc sum = Acc(0);
+NORMKIT_UNROLL
+  for (int i = 0; i < N; ++i) {
+    push_extremes(s, v[i]);
+    sum += v[i] - s.shift;
+  }
+  const Acc pack_mean = sum * (Acc(1) / Acc(N));
+  Acc pack_m2 = Acc(0);
+NORMKIT_UNROLL
+  for (int i = 0; i < N; ++i) {
+    const Acc d = (v[i] - s.shift) - pack_mean;
+    pack_m2 += d * d;
+  }
+  merge_moments(s.count, s.mean, s.m2, static_cast<std::int64_t>(N), pack_mean, pack_m2);
+}
+
+// a = merge(a, b). States may have different shifts: b's mean is re-expressed relative to a's shift
+// (shift_b - shift_a is exact when the shifts are close, which is when it matters).
+template <typename Acc>
+NORMKIT_HD void merge(MomentState<Acc>& a, const MomentState<Acc>& b) {
+  a.nan_count += b.nan_count;
+  a.posinf_count += b.posinf_count;
+  a.neginf_count += b.neginf_count;
+  a.nonzero_count += b.nonzero_count;
+  a.min = b.min < a.min ? b.min : a.min;
+  a.max = b.max > a.max ? b.max : a.max;
+  a.abs_sum += b.abs_sum;
+  if (b.count == 0) return;
+  if (a.count == 0) {
+    a.count = b.count;
+    a.shift = b.shift;
+    a.mean = b.mean;
+    a.m2 = b.m2;
+    return;
+  }
+  merge_moments(a.count, a.mean, a.m2, b.count, b.mean + (b.shift - a.shift), b.m2);
+}
+
+// The public, shift-free float64 form of a state.
+template <typename Acc>
+NORMKIT_HD StatsSummary to_summary(const MomentState<Acc>& s) {
+  StatsSummary r;
+  r.count = s.count;
+  r.nan_count = s.nan_count;
+  r.posinf_count = s.posinf_count;
+  r.neginf_count = s.neginf_count;
+  r.nonzero_count = s.nonzero_count;
+  r.mean = s.count ? static_cast<double>(s.shift) + static_cast<double>(s.mean) : 0.0;
+  r.m2 = static_cast<double>(s.m2);
+  r.min = static_cast<double>(s.min);
+  r.max = static_cast<double>(s.max);
+  r.abs_sum = static_cast<double>(s.abs_sum);
+  return r;
+}
+
+NORMKIT_HD MomentState<double> from_summary(const StatsSummary& r) {
+  MomentState<double> s;
+  s.count = r.count;
+  s.nan_count = r.nan_count;
+  s.posinf_count = r.posinf_count;
+  s.neginf_count = r.neginf_count;
+  s.nonzero_count = r.nonzero_count;
+  s.shift = 0.0;
+  s.mean = r.mean;
+  s.m2 = r.m2;
+  s.min = r.min;
+  s.max = r.max;
+  s.abs_sum = r.abs_sum;
+  return s;
+}
+
+NORMKIT_HD void merge_summary(StatsSummary& into, const StatsSummary& from) {
+  MomentState<double> a = from_summary(into);
+  merge(a, from_summary(from));
+  into = to_summary(a);
+}
+
+// The statistics of one summary, with numpy's rules for NaN, ±Inf, empty slices and ddof.
+struct StatValues {
+  std::int64_t count;
+  std::int64_t l0;
+  double mean, var, std, min, max, sum, l1, l2, linf;
+};
+
+NORMKIT_HD StatValues finalize_summary(const StatsSummary& s, std::int64_t ddof, bool ignore_nan) {
+  const double nan = quiet_nan<double>();
+  const double inf = pos_inf<double>();
+  const std::int64_t non_nan = s.count + s.posinf_count + s.neginf_count;
+  const bool nan_poisons = !ignore_nan && s.nan_count > 0;
+  const bool has_inf = s.posinf_count > 0 || s.neginf_count > 0;
+  const bool both_inf = s.posinf_count > 0 && s.neginf_count > 0;
+  StatValues v;
+  v.count = ignore_nan ? non_nan : non_nan + s.nan_count;
+  v.l0 = s.nonzero_count + (ignore_nan ? 0 : s.nan_count);
+  if (nan_poisons) {
+    v.mean = v.var = v.std = v.min = v.max = v.sum = v.l1 = v.l2 = v.linf = nan;
+    return v;
+  }
+  const double inf_sum = both_inf ? nan : (s.posinf_count > 0 ? inf : -inf);
+  v.sum = has_inf ? inf_sum : s.mean * static_cast<double>(s.count);
+  v.mean = non_nan == 0 ? nan : (has_inf ? inf_sum : s.mean);
+  v.var = (non_nan == 0 || has_inf || non_nan - ddof <= 0) ? nan : s.m2 / static_cast<double>(non_nan - ddof);
+  v.std = sqrt(v.var);
+  v.min = non_nan == 0 ? nan : s.min;
+  v.max = non_nan == 0 ? nan : s.max;
+  v.l1 = s.abs_sum;
+  v.l2 = has_inf ? inf : sqrt(s.m2 + static_cast<double>(s.count) * s.mean * s.mean);
+  const double abs_min = s.min < 0 ? -s.min : s.min;
+  const double abs_max = s.max < 0 ? -s.max : s.max;
+  v.linf = non_nan == 0 ? nan : (abs_min > abs_max ? abs_min : abs_max);
+  return v;
+}
+
+}  // namespace normkit::math

@@ -1,0 +1,53 @@
+// Where a finished slice summary goes: the requested statistics outputs, or the caller's summaries
+// (streaming). Shared by every kernel's epilogue and by the host engine.
+#pragma once
+
+#include <cstdint>
+
+#include "math/moments.hpp"
+#include "normkit/dtype.hpp"
+#include "normkit/stats.hpp"
+
+namespace normkit::math {
+
+struct StatsSink {
+  void* outputs[kNumStats];     // null for statistics not requested
+  DType output_dtype[kNumStats];  // float32 / float64, int64 for count and l0
+  StatsSummary* summaries;      // non-null: write (or merge into) summaries instead of outputs
+  bool merge_into_summaries;
+  std::int64_t ddof;
+  bool ignore_nan;
+};
+
+NORMKIT_HD void store_value(void* base, DType dtype, std::int64_t k, double value) {
+  switch (dtype) {
+    case DType::float32: static_cast<float*>(base)[k] = static_cast<float>(value); break;
+    case DType::float64: static_cast<double*>(base)[k] = value; break;
+    case DType::int64: static_cast<std::int64_t*>(base)[k] = static_cast<std::int64_t>(value); break;
+    default: break;  // rejected by validation
+  }
+}
+
+NORMKIT_HD void store_count(void* base, DType dtype, std::int64_t k, std::int64_t value) {
+  if (dtype == DType::int64) static_cast<std::int64_t*>(base)[k] = value;
+  else store_value(base, dtype, k, static_cast<double>(value));
+}
+
+// Writes everything the sink asks for about kept index k.
+NORMKIT_HD void write_slice(const StatsSink& sink, std::int64_t k, const StatsSummary& summary) {
+  if (sink.summaries != nullptr) {
+    if (sink.merge_into_summaries) merge_summary(sink.summaries[k], summary);
+    else sink.summaries[k] = summary;
+    return;
+  }
+  const StatValues v = finalize_summary(summary, sink.ddof, sink.ignore_nan);
+  const double values[kNumStats] = {0.0, v.mean, v.var, v.std, v.min, v.max, v.sum, 0.0, v.l1, v.l2, v.linf};
+  for (int i = 0; i < kNumStats; ++i) {
+    if (sink.outputs[i] == nullptr) continue;
+    if (i == static_cast<int>(Stat::count)) store_count(sink.outputs[i], sink.output_dtype[i], k, v.count);
+    else if (i == static_cast<int>(Stat::l0)) store_count(sink.outputs[i], sink.output_dtype[i], k, v.l0);
+    else store_value(sink.outputs[i], sink.output_dtype[i], k, values[i]);
+  }
+}
+
+}  // namespace normkit::math

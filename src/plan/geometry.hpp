@@ -1,0 +1,51 @@
+// Canonical geometry of a reduction: the input shape and reduced axes reduced to one of a few patterns,
+// each with a dedicated kernel family. Pure host code.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "normkit/stats.hpp"
+
+namespace normkit::plan {
+
+enum class Pattern {
+  empty,     // the input has no elements: every kept slice is empty
+  segments,  // kept index c owns A sub-rows of B contiguous elements at offset (a*C + c)*B:
+             //   rows (per-sample) A = 1; global A = C = 1; middle axis kept (NCHW per-channel) A = N, B = H*W
+  columns,   // kept index (o, i) owns R elements at offset (o*R + r)*I + i: per-feature, NHWC per-channel
+  generic,   // anything else (e.g. axes 0 and 2 of NCHW): index arithmetic per element
+};
+
+const char* pattern_name(Pattern pattern) noexcept;
+
+// A collapsed dimension list for the generic path: kept and reduced dims separately, with strides into
+// the input (in elements), fastest last.
+struct StridedDims {
+  int ndim = 0;
+  std::int64_t extent[kMaxDims] = {};
+  std::int64_t stride[kMaxDims] = {};
+};
+
+struct CanonicalGeometry {
+  Pattern pattern = Pattern::empty;
+  std::int64_t numel = 0;         // input elements
+  std::int64_t kept_numel = 0;    // number of statistics slices
+  std::int64_t reduce_numel = 0;  // elements per slice
+  // segments
+  std::int64_t seg_a = 0, seg_c = 0, seg_b = 0;
+  // columns
+  std::int64_t col_outer = 0, col_rows = 0, col_inner = 0;
+  // generic
+  StridedDims kept, reduced;
+};
+
+// Checks the axes against the input's rank (range, duplicates) and sets is_reduced[axis].
+// `operation` names the caller in error messages.
+Status resolve_axes(int ndim, const ReduceAxes& axes, bool is_reduced[kMaxDims], const std::string& operation);
+
+// Canonicalizes (shape, reduced axes): drops extent-1 axes, merges adjacent axes of the same kind and
+// names the pattern. The shape must already be validated (non-negative, numel fits int64).
+CanonicalGeometry canonicalize(const std::int64_t* shape, int ndim, const bool is_reduced[kMaxDims]);
+
+}  // namespace normkit::plan

@@ -1,0 +1,137 @@
+#include "plan/stats_plan.hpp"
+
+#include <algorithm>
+
+#include "math/moments.hpp"
+
+namespace normkit::plan {
+namespace {
+thread_local const PlanOverride* g_override = nullptr;
+
+std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+
+int floor_pow2(int v) {
+  int p = 1;
+  while (p * 2 <= v) p *= 2;
+  return p;
+}
+}  // namespace
+
+const char* stats_kernel_name(StatsKernel kernel) noexcept {
+  switch (kernel) {
+    case StatsKernel::empty: return "empty";
+    case StatsKernel::segment_warp: return "segment_warp";
+    case StatsKernel::segment_block: return "segment_block";
+    case StatsKernel::columns: return "columns";
+    case StatsKernel::generic: return "generic";
+  }
+  return "unknown";
+}
+
+void set_plan_override(const PlanOverride* override_or_null) noexcept { g_override = override_or_null; }
+const PlanOverride* plan_override() noexcept { return g_override; }
+
+std::size_t partial_state_bytes(bool double_accumulation) noexcept {
+  return double_accumulation ? sizeof(math::MomentState<double>) : sizeof(math::MomentState<float>);
+}
+
+StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double_accumulation,
+                            std::uintptr_t input_address, const DeviceInfo& device) {
+  using P = StatsPolicy;
+  const PlanOverride* force = g_override;
+  const std::int64_t elem = static_cast<std::int64_t>(dtype_size(dtype));
+  const std::int64_t target_blocks = static_cast<std::int64_t>(std::max(device.sm_count, 1)) * P::target_blocks_per_sm;
+  StatsPlan p;
+
+  if (g.pattern == Pattern::empty) {
+    p.kernel = StatsKernel::empty;
+    p.block_x = P::block_threads;
+    p.grid_x = std::max<std::int64_t>(1, ceil_div(g.kept_numel, P::block_threads));
+    return p;
+  }
+  StatsKernel kernel = StatsKernel::generic;
+  if (g.pattern == Pattern::segments) {
+    kernel = g.seg_a * g.seg_b <= P::warp_segment_max ? StatsKernel::segment_warp : StatsKernel::segment_block;
+  } else if (g.pattern == Pattern::columns) {
+    kernel = StatsKernel::columns;
+  }
+  if (force && force->force_kernel) {
+    // Segment kernels are interchangeable; any pattern may run the generic kernel.
+    const bool segment_pair = (force->kernel == StatsKernel::segment_warp || force->kernel == StatsKernel::segment_block) &&
+                              g.pattern == Pattern::segments;
+    if (segment_pair || force->kernel == StatsKernel::generic) kernel = force->kernel;
+  }
+  p.kernel = kernel;
+
+  const int full_vector = static_cast<int>(16 / elem);
+  switch (kernel) {
+    case StatsKernel::segment_warp:
+    case StatsKernel::segment_block: {
+      const std::int64_t segment = g.seg_a * g.seg_b;
+      // Rows shorter than two vectors spend more on realignment than they gain.
+      p.vector_elems = (full_vector > 1 && g.seg_b >= 2 * full_vector) ? full_vector : 1;
+      p.block_x = P::block_threads;
+      if (kernel == StatsKernel::segment_warp) {
+        p.splits = 1;
+        p.grid_x = ceil_div(g.seg_c, P::block_threads / 32);
+      } else {
+        std::int64_t splits = 1;
+        if (g.seg_c < target_blocks) {
+          const std::int64_t per_block_min = P::block_threads * p.vector_elems * P::min_loads_per_thread;
+          splits = std::max<std::int64_t>(1, std::min(ceil_div(target_blocks, g.seg_c), segment / per_block_min));
+        }
+        p.splits = splits;
+        p.grid_x = g.seg_c * splits;
+      }
+      break;
+    }
+    case StatsKernel::columns: {
+      const int vec = std::min(full_vector, P::max_column_vector);
+      const bool aligned = input_address % static_cast<std::uintptr_t>(vec * elem) == 0;
+      p.vector_elems = (vec > 1 && g.col_inner % vec == 0 && aligned) ? vec : 1;
+      const std::int64_t threads_x = ceil_div(g.col_inner, p.vector_elems);
+      p.block_x = static_cast<int>(std::min<std::int64_t>(32, threads_x));
+      p.block_y = floor_pow2(P::block_threads / p.block_x);
+      p.grid_x = ceil_div(threads_x, p.block_x);
+      p.grid_z = std::min<std::int64_t>(g.col_outer, 65535);
+      const std::int64_t blocks = p.grid_x * g.col_outer;
+      std::int64_t splits = 1;
+      if (blocks < target_blocks) {
+        splits = std::max<std::int64_t>(1, std::min(ceil_div(target_blocks, blocks),
+                                                    g.col_rows / (p.block_y * P::min_loads_per_thread)));
+      }
+      p.splits = splits;
+      p.grid_y = splits;
+      // Tree merge over block_y: the upper half of the rows parks its states while the lower half merges.
+      p.shared_bytes = static_cast<std::size_t>(std::max(p.block_y / 2, 1)) * p.block_x * p.vector_elems *
+                       partial_state_bytes(double_accumulation);
+      break;
+    }
+    case StatsKernel::generic:
+      p.vector_elems = 1;
+      p.block_x = P::block_threads;
+      p.grid_x = g.kept_numel;
+      p.splits = 1;
+      break;
+    case StatsKernel::empty:
+      break;
+  }
+  if (force && force->vector_elems == 1) p.vector_elems = 1;
+  if (force && force->splits > 0 && kernel != StatsKernel::segment_warp && kernel != StatsKernel::generic) {
+    p.splits = force->splits;
+    if (kernel == StatsKernel::segment_block) p.grid_x = g.seg_c * p.splits;
+    if (kernel == StatsKernel::columns) p.grid_y = p.splits;
+  }
+  if (kernel == StatsKernel::segment_warp && force && force->splits > 0) {
+    p.splits = force->splits;
+    p.grid_x = ceil_div(g.seg_c * p.splits, P::block_threads / 32);
+  }
+  if (p.splits > 1) {
+    const std::size_t raw = static_cast<std::size_t>(g.kept_numel) * static_cast<std::size_t>(p.splits) *
+                            partial_state_bytes(double_accumulation);
+    p.workspace_bytes = (raw + 255) / 256 * 256;
+  }
+  return p;
+}
+
+}  // namespace normkit::plan

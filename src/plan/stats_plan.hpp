@@ -1,0 +1,72 @@
+// Kernel choice and launch shape for a statistics call: pure host functions, testable without a GPU.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "normkit/dtype.hpp"
+#include "plan/geometry.hpp"
+
+namespace normkit::plan {
+
+enum class StatsKernel {
+  empty,          // fill every slice with the empty-slice statistics (merge kernel with no partials)
+  segment_warp,   // one warp per (segment, split): short rows, many of them
+  segment_block,  // one block per (segment, split): long rows, middle-axis (NCHW per-channel), global
+  columns,        // threads over kept columns, private Welford per column, block merge over rows
+  generic,        // one block per kept slice, per-element index arithmetic
+};
+
+const char* stats_kernel_name(StatsKernel kernel) noexcept;
+
+struct DeviceInfo {
+  int sm_count = 132;
+};
+
+// Policies: one table, each entry with why it was chosen. No GPU has measured these yet (see README's
+// performance section); they follow the published practice collected in shared/reference/performance.md.
+struct StatsPolicy {
+  // 256 threads: 8 warps hide latency with 16-byte loads; leaves room for 4+ blocks per SM.
+  static constexpr int block_threads = 256;
+  // Segments up to this many elements go warp-per-segment (a warp streams 4 KB in 2 iterations of
+  // 16-byte loads; beyond that a whole block keeps more loads in flight).
+  static constexpr std::int64_t warp_segment_max = 4096;
+  // Resident blocks per SM the grid aims for when it has to split slices to fill the GPU.
+  static constexpr int target_blocks_per_sm = 4;
+  // A split must give each thread at least this many vector loads, or the merge costs more than it saves.
+  static constexpr std::int64_t min_loads_per_thread = 8;
+  // Column kernels hold one Welford state per column a thread owns: at most 4 columns keep registers
+  // below ~128 (16-byte loads for float32, 8-byte for 16-bit types, 4-byte for uint8).
+  static constexpr int max_column_vector = 4;
+};
+
+struct StatsPlan {
+  StatsKernel kernel = StatsKernel::empty;
+  int vector_elems = 1;      // elements per vector access (1 = scalar path)
+  int block_x = 1;           // threads per block along the fast dimension
+  int block_y = 1;           // columns: threads per block along rows (a power of two)
+  std::int64_t splits = 1;   // partitions per kept slice; > 1 writes partials merged by a second kernel
+  std::int64_t grid_x = 1, grid_y = 1, grid_z = 1;
+  std::size_t shared_bytes = 0;     // dynamic shared memory
+  std::size_t workspace_bytes = 0;  // partial states
+};
+
+// Test-only: forces a kernel, a vector width and/or a split count on every later plan of this thread.
+struct PlanOverride {
+  bool force_kernel = false;
+  StatsKernel kernel = StatsKernel::generic;
+  int vector_elems = 0;      // 0: the plan's choice; 1: scalar; otherwise the vector width if legal
+  std::int64_t splits = 0;   // 0: the plan's choice
+};
+void set_plan_override(const PlanOverride* override_or_null) noexcept;
+const PlanOverride* plan_override() noexcept;
+
+// Size of the per-slice partial state kernels store in the workspace.
+std::size_t partial_state_bytes(bool double_accumulation) noexcept;
+
+// Chooses kernel and launch shape. `input_address` is the data pointer (its alignment decides vector
+// access for columns; segment kernels realign per row).
+StatsPlan choose_stats_plan(const CanonicalGeometry& geometry, DType dtype, bool double_accumulation,
+                            std::uintptr_t input_address, const DeviceInfo& device);
+
+}  // namespace normkit::plan
