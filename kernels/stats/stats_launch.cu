@@ -55,34 +55,38 @@ Status launch_columns(const DeviceStatsCall& call, cudaStream_t stream) {
   return cuda::check_launch(kOp, "column_stats_kernel");
 }
 
+// Launches the plan's main kernel.
 template <typename T, typename Acc>
-Status launch_typed(const DeviceStatsCall& call, cudaStream_t stream) {
+Status launch_main(const DeviceStatsCall& call, cudaStream_t stream) {
   const auto& g = call.geometry;
   const auto& p = call.plan;
   constexpr int kSegmentVec = static_cast<int>(16 / sizeof(T));
   constexpr int kColumnVec = std::min(kSegmentVec, plan::StatsPolicy::max_column_vector);
-  Status status;
   switch (p.kernel) {
     case plan::StatsKernel::empty:
       return launch_merge<Acc>(nullptr, g.kept_numel, 0, call.sink, stream);
     case plan::StatsKernel::segment_warp:
     case plan::StatsKernel::segment_block:
-      if (p.vector_elems == 1) status = launch_segments<T, Acc, 1>(call, stream);
-      else status = launch_segments<T, Acc, kSegmentVec>(call, stream);
-      break;
+      if (p.vector_elems == 1) return launch_segments<T, Acc, 1>(call, stream);
+      return launch_segments<T, Acc, kSegmentVec>(call, stream);
     case plan::StatsKernel::columns:
-      if (p.vector_elems == 1) status = launch_columns<T, Acc, 1>(call, stream);
-      else status = launch_columns<T, Acc, kColumnVec>(call, stream);
-      break;
+      if (p.vector_elems == 1) return launch_columns<T, Acc, 1>(call, stream);
+      return launch_columns<T, Acc, kColumnVec>(call, stream);
     case plan::StatsKernel::generic:
       generic_stats_kernel<T, Acc><<<grid_dim(p.grid_x), p.block_x, 0, stream>>>(
           static_cast<const T*>(call.input), g.kept, g.reduced, g.kept_numel, g.reduce_numel, call.sink);
-      status = cuda::check_launch(kOp, "generic_stats_kernel");
-      break;
+      return cuda::check_launch(kOp, "generic_stats_kernel");
   }
-  if (!status.ok() || p.splits <= 1) return status;
-  return launch_merge<Acc>(static_cast<const math::MomentState<Acc>*>(call.workspace), g.kept_numel, p.splits,
-                           call.sink, stream);
+  return Status(StatusCode::internal, "normkit::compute_stats: unknown kernel in plan");
+}
+
+// The main kernel, then the merge of the partial states when slices were split.
+template <typename T, typename Acc>
+Status launch_typed(const DeviceStatsCall& call, cudaStream_t stream) {
+  const Status status = launch_main<T, Acc>(call, stream);
+  if (!status.ok() || call.plan.splits <= 1) return status;
+  return launch_merge<Acc>(static_cast<const math::MomentState<Acc>*>(call.workspace), call.geometry.kept_numel,
+                           call.plan.splits, call.sink, stream);
 }
 
 }  // namespace

@@ -1,0 +1,618 @@
+// End-to-end tests of the `normkit` command line: exit codes, messages, and the statistics it writes to
+// .safetensors compared with the independent reference. The binary runs as a child process (NORMKIT_CLI_PATH).
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "io/npy.hpp"
+#include "io/safetensors.hpp"
+#include "normkit/stats.hpp"
+#include "reference_stats.hpp"
+#include "test_data.hpp"
+
+#ifndef NORMKIT_CLI_PATH
+#error "NORMKIT_CLI_PATH must name the normkit executable"
+#endif
+
+namespace normkit {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::ReferenceStats;
+
+struct CliResult {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) {
+    if (c == '\'') q += "'\\''";
+    else q += c;
+  }
+  return q + "'";
+}
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void write_bytes(const fs::path& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  ASSERT_TRUE(out.good()) << path;
+}
+
+std::string join(const std::vector<std::string>& args) {
+  std::string s;
+  for (const auto& a : args) s += (s.empty() ? "" : " ") + a;
+  return s;
+}
+
+// Every test gets a fresh directory: data/ holds inputs and outputs (and nothing else, so leftover
+// temporaries are visible), capture/ the child's stdout and stderr.
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = (fs::temp_directory_path() / "normkit_cli_test_XXXXXX").string();
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr) << std::strerror(errno);
+    root_ = pattern;
+    data_ = root_ / "data";
+    capture_ = root_ / "capture";
+    fs::create_directories(data_);
+    fs::create_directories(capture_);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    if (!root_.empty()) fs::remove_all(root_, ec);
+  }
+
+  CliResult run(const std::vector<std::string>& args) {
+    const fs::path out = capture_ / "stdout", err = capture_ / "stderr";
+    std::string command = shell_quote(NORMKIT_CLI_PATH);
+    for (const auto& a : args) command += " " + shell_quote(a);
+    command += " >" + shell_quote(out.string()) + " 2>" + shell_quote(err.string()) + " </dev/null";
+    CliResult result;
+    const int status = std::system(command.c_str());
+    if (status != -1 && WIFEXITED(status)) result.code = WEXITSTATUS(status);
+    else result.code = -1000 - status;  // killed by a signal or not run
+    result.out = read_text(out);
+    result.err = read_text(err);
+    return result;
+  }
+
+  // Writes values (encoded in dtype) to data/NAME and returns its path.
+  std::string write_npy(const std::string& name, DType dtype, const std::vector<std::int64_t>& shape,
+                        const std::vector<double>& values, std::vector<double>* stored = nullptr) {
+    testing::TypedData typed = testing::encode(values, dtype);
+    unsigned char dummy = 0;
+    const void* data = typed.bytes.empty() ? static_cast<const void*>(&dummy) : typed.bytes.data();
+    const std::string path = (data_ / name).string();
+    const Status status = io::write_npy_atomic(path, dtype, shape, data);
+    EXPECT_TRUE(status.ok()) << status.message();
+    if (stored) *stored = typed.stored;
+    return path;
+  }
+
+  std::string data_path(const std::string& name) const { return (data_ / name).string(); }
+
+  std::vector<std::string> data_entries() const {
+    std::vector<std::string> names;
+    for (const auto& e : fs::directory_iterator(data_)) names.push_back(e.path().filename().string());
+    std::sort(names.begin(), names.end());
+    return names;
+  }
+
+  fs::path root_, data_, capture_;
+};
+
+// ---------------------------------------------------------------------------------------------------------------
+// Reading the safetensors output.
+
+double element(const io::SafetensorsTensor& t, std::int64_t k) {
+  switch (t.dtype) {
+    case DType::float32: { float v; std::memcpy(&v, t.data.data() + k * 4, 4); return v; }
+    case DType::float64: { double v; std::memcpy(&v, t.data.data() + k * 8, 8); return v; }
+    case DType::int64: { std::int64_t v; std::memcpy(&v, t.data.data() + k * 8, 8); return static_cast<double>(v); }
+    default: ADD_FAILURE() << "unexpected dtype " << dtype_name(t.dtype); return NAN;
+  }
+}
+
+std::int64_t numel(const std::vector<std::int64_t>& shape) {
+  std::int64_t n = 1;
+  for (auto e : shape) n *= e;
+  return n;
+}
+
+std::string shape_str(const std::vector<std::int64_t>& shape) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+double ref_value(const ReferenceStats& r, Stat s) {
+  switch (s) {
+    case Stat::count: return static_cast<double>(r.count);
+    case Stat::mean: return r.mean;
+    case Stat::var: return r.var;
+    case Stat::std: return r.std;
+    case Stat::min: return r.min;
+    case Stat::max: return r.max;
+    case Stat::sum: return r.sum;
+    case Stat::l0: return static_cast<double>(r.l0);
+    case Stat::l1: return r.l1;
+    case Stat::l2: return r.l2;
+    case Stat::linf: return r.linf;
+  }
+  return NAN;
+}
+
+// Reads `path` and checks that it holds exactly `stats` (names, dtypes, kept shapes) with the reference's values.
+void expect_output_matches(const std::string& path, const std::vector<Stat>& stats, DType input_dtype,
+                           const std::vector<double>& stored, const std::vector<std::int64_t>& shape,
+                           const std::vector<bool>& reduced, std::int64_t ddof, bool ignore_nan,
+                           const std::string& what) {
+  io::SafetensorsFile file;
+  const Status status = io::read_safetensors(path, &file);
+  ASSERT_TRUE(status.ok()) << what << ": " << status.message();
+  ASSERT_EQ(file.tensors.size(), stats.size()) << what;
+
+  std::vector<std::int64_t> kept;
+  for (std::size_t d = 0; d < shape.size(); ++d) {
+    if (!reduced[d]) kept.push_back(shape[d]);
+  }
+  const auto reference = testing::reference_stats(stored, shape, reduced, ddof, ignore_nan);
+  ASSERT_EQ(static_cast<std::int64_t>(reference.size()), numel(kept)) << what;
+
+  // Magnitude of the data, for float32 tolerances.
+  double magnitude = 0;
+  for (double v : stored) {
+    if (std::isfinite(v)) magnitude = std::fmax(magnitude, std::fabs(v));
+  }
+  const bool f64 = input_dtype == DType::float64;
+  const double eps = f64 ? 1e-12 : 1e-5;
+
+  for (Stat s : stats) {
+    const std::string name = stat_name(s);
+    const io::SafetensorsTensor* t = file.find(name);
+    ASSERT_NE(t, nullptr) << what << ": no tensor '" << name << "'";
+    const bool count_like = s == Stat::count || s == Stat::l0;
+    const DType expected_dtype = count_like ? DType::int64 : (f64 ? DType::float64 : DType::float32);
+    EXPECT_EQ(t->dtype, expected_dtype) << what << ": " << name << " is " << dtype_name(t->dtype);
+    EXPECT_EQ(t->shape, kept) << what << ": " << name << " has shape " << shape_str(t->shape) << ", kept shape "
+                              << shape_str(kept);
+    ASSERT_EQ(t->data.size(), static_cast<std::size_t>(numel(kept)) * dtype_size(t->dtype)) << what << ": " << name;
+    if (t->dtype != expected_dtype || t->shape != kept) continue;
+
+    int failures = 0;
+    for (std::size_t k = 0; k < reference.size() && failures < 5; ++k) {
+      const ReferenceStats& r = reference[k];
+      const double actual = element(*t, static_cast<std::int64_t>(k));
+      double expected = ref_value(r, s);
+      bool ok;
+      if (std::isnan(expected)) {
+        ok = std::isnan(actual);
+      } else if (count_like || s == Stat::min || s == Stat::max) {
+        // Exact: min/max are input values, representable in the output dtype.
+        if (!f64) expected = static_cast<float>(expected);
+        ok = actual == expected;
+      } else {
+        const double n = static_cast<double>(r.count > 0 ? r.count : 1);
+        double scale = magnitude;
+        if (s == Stat::var) scale = magnitude * magnitude;
+        else if (s == Stat::sum || s == Stat::l1) scale = n * magnitude;
+        else if (s == Stat::l2) scale = std::sqrt(n) * magnitude;
+        const double tol = eps * (scale + std::fabs(expected)) + (f64 ? 0.0 : 1e-30);
+        ok = std::fabs(actual - expected) <= tol;
+      }
+      if (!ok) {
+        ++failures;
+        ADD_FAILURE() << what << ": " << name << "[" << k << "] = " << actual << ", reference " << expected
+                      << " (count " << r.count << ")";
+      }
+    }
+  }
+}
+
+std::vector<Stat> all_stats() {
+  std::vector<Stat> v;
+  for (int i = 0; i < kNumStats; ++i) v.push_back(static_cast<Stat>(i));
+  return v;
+}
+
+// Values for a (5, 7, 3) input in `dtype`, with exact zeros for l0.
+std::vector<double> sample_values(DType dtype, std::size_t n, unsigned seed) {
+  std::vector<double> v;
+  switch (dtype) {
+    case DType::uint8: v = testing::uniform_values(n, 0, 255.99, seed); break;
+    case DType::float16: v = testing::uniform_values(n, -8, 8, seed); break;
+    default: v = testing::normal_values(n, 3.0, 10.0, seed); break;
+  }
+  for (std::size_t i = 0; i < n; i += 11) v[i] = 0;
+  return v;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Usage, help and errors.
+
+TEST_F(CliTest, HelpAndVersion) {
+  CliResult r = run({"--help"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("usage"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("stats"), std::string::npos) << r.out;
+
+  r = run({"-h"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("usage"), std::string::npos) << r.out;
+
+  r = run({"--version"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("normkit"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find_first_of("0123456789"), std::string::npos) << r.out;
+
+  r = run({"stats", "--help"});
+  EXPECT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("usage: normkit stats"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--axis"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--ignore-nan"), std::string::npos) << r.out;
+}
+
+TEST_F(CliTest, NoArgumentsIsUsageError) {
+  const CliResult r = run({});
+  EXPECT_EQ(r.code, 2) << r.out << r.err;
+  EXPECT_NE((r.out + r.err).find("usage"), std::string::npos);
+}
+
+TEST_F(CliTest, UnknownCommandOrOptionIsUsageError) {
+  const std::string in = write_npy("x.npy", DType::float32, {2, 3}, {1, 2, 3, 4, 5, 6});
+  CliResult r = run({"frobnicate", in});
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_FALSE(r.err.empty());
+  r = run({"--frobnicate"});
+  EXPECT_EQ(r.code, 2) << r.err;
+  r = run({"stats", in, "--frobnicate"});
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("--frobnicate"), std::string::npos) << r.err;
+  r = run({"stats"});
+  EXPECT_EQ(r.code, 2) << "missing input: " << r.err;
+  r = run({"stats", in, in});
+  EXPECT_EQ(r.code, 2) << "two inputs: " << r.err;
+  r = run({"stats", in, "--axis"});
+  EXPECT_EQ(r.code, 2) << "--axis without a value: " << r.err;
+}
+
+TEST_F(CliTest, BadOptionValuesAreUsageErrors) {
+  const std::string in = write_npy("x.npy", DType::float32, {2, 3}, {1, 2, 3, 4, 5, 6});
+  const std::vector<std::vector<std::string>> cases = {
+      {"--axis", "garbage"}, {"--axis", "0,,1"}, {"--axis", "1.5"}, {"--axis", ""},      {"--axis", "0x"},
+      {"--axis=foo"},        {"--stats", "foo"}, {"--stats", "mean,foo"}, {"--stats", ""}, {"--ddof", "-1"},
+      {"--ddof", "one"},     {"--device", "tpu"}, {"--device", ""},  {"--gpu", "-1"},
+  };
+  for (const auto& extra : cases) {
+    std::vector<std::string> args = {"stats", in};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const CliResult r = run(args);
+    EXPECT_EQ(r.code, 2) << join(extra) << ": " << r.err;
+    EXPECT_FALSE(r.err.empty()) << join(extra);
+  }
+}
+
+TEST_F(CliTest, MissingInputFileIsBadData) {
+  const CliResult r = run({"stats", data_path("does_not_exist.npy"), "--device", "cpu"});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("error"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, CorruptNpyIsBadData) {
+  // Bad magic.
+  write_bytes(data_path("bad_magic.npy"), std::string("NOTNUMPY") + std::string(120, ' '));
+  CliResult r = run({"stats", data_path("bad_magic.npy"), "--device", "cpu"});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("error"), std::string::npos) << r.err;
+
+  // Empty file.
+  write_bytes(data_path("empty.npy"), "");
+  r = run({"stats", data_path("empty.npy"), "--device", "cpu"});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("error"), std::string::npos) << r.err;
+
+  // Truncated data: a valid file with the last bytes cut off.
+  const std::vector<double> values = testing::uniform_values(60, -1, 1, 5);
+  const std::string good = write_npy("good.npy", DType::float32, {6, 10}, values);
+  const std::string bytes = read_text(good);
+  ASSERT_GT(bytes.size(), 100u);
+  write_bytes(data_path("truncated.npy"), bytes.substr(0, bytes.size() - 10));
+  r = run({"stats", data_path("truncated.npy"), "--device", "cpu"});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("error"), std::string::npos) << r.err;
+
+  // Truncated header.
+  write_bytes(data_path("truncated_header.npy"), bytes.substr(0, 30));
+  r = run({"stats", data_path("truncated_header.npy"), "--device", "cpu"});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("error"), std::string::npos) << r.err;
+}
+
+// A version 1.0 header, padded to 64 bytes.
+std::string npy_bytes(const std::string& dict, const std::string& data) {
+  std::string header = dict;
+  const std::size_t prefix = 10;
+  while ((prefix + header.size() + 1) % 64 != 0) header += ' ';
+  header += '\n';
+  std::string out("\x93NUMPY\x01\x00", 8);
+  out += static_cast<char>(header.size() & 0xff);
+  out += static_cast<char>(header.size() >> 8);
+  return out + header + data;
+}
+
+TEST_F(CliTest, FortranOrderIsRejected) {
+  const std::vector<float> values = {1, 2, 3, 4, 5, 6};
+  const std::string data(reinterpret_cast<const char*>(values.data()), values.size() * 4);
+  // Sanity check of the hand-made header: the same bytes in C order are accepted.
+  write_bytes(data_path("c.npy"), npy_bytes("{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", data));
+  CliResult r = run({"stats", data_path("c.npy"), "--device", "cpu"});
+  ASSERT_EQ(r.code, 0) << r.err;
+
+  write_bytes(data_path("f.npy"), npy_bytes("{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }", data));
+  r = run({"stats", data_path("f.npy"), "--device", "cpu"});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("Fortran"), std::string::npos) << r.err;
+}
+
+TEST_F(CliTest, Int64InputIsRejected) {
+  const std::string in = write_npy("i.npy", DType::int64, {2, 3}, {1, 2, 3, 4, 5, 6});
+  const CliResult r = run({"stats", in, "--device", "cpu", "--out", data_path("s.safetensors")});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("error"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(data_path("s.safetensors")));
+}
+
+TEST_F(CliTest, UnsupportedNpyDtypeIsRejected) {
+  const std::vector<std::int32_t> values = {1, 2, 3, 4};
+  const std::string data(reinterpret_cast<const char*>(values.data()), values.size() * 4);
+  write_bytes(data_path("i4.npy"), npy_bytes("{'descr': '<i4', 'fortran_order': False, 'shape': (4,), }", data));
+  const CliResult r = run({"stats", data_path("i4.npy"), "--device", "cpu"});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("error"), std::string::npos) << r.err;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Correctness against the reference.
+
+struct AxisCase {
+  std::string arg;
+  std::vector<bool> reduced;  // for shape (5, 7, 3)
+};
+
+TEST_F(CliTest, StatisticsMatchReference) {
+  const std::vector<std::int64_t> shape = {5, 7, 3};
+  const std::vector<AxisCase> axis_cases = {
+      {"all", {true, true, true}},  {"0", {true, false, false}},   {"1", {false, true, false}},
+      {"-1", {false, false, true}}, {"0,2", {true, false, true}},   {"1,2", {false, true, true}},
+      {"-3,-2", {true, true, false}},
+  };
+  const std::vector<DType> dtypes = {DType::float32, DType::float64, DType::float16, DType::uint8};
+  unsigned seed = 100;
+  for (DType dtype : dtypes) {
+    std::vector<double> stored;
+    const std::string name = std::string("in_") + dtype_name(dtype) + ".npy";
+    const std::string in = write_npy(name, dtype, shape, sample_values(dtype, 105, seed++), &stored);
+    for (const AxisCase& axis : axis_cases) {
+      const std::string out = data_path("stats.safetensors");
+      const std::string what = std::string(dtype_name(dtype)) + " --axis " + axis.arg;
+      const CliResult r = run({"stats", in, "--axis", axis.arg, "--device", "cpu", "--out", out});
+      ASSERT_EQ(r.code, 0) << what << ": " << r.err;
+      expect_output_matches(out, all_stats(), dtype, stored, shape, axis.reduced, 0, false, what);
+      fs::remove(out);
+    }
+  }
+}
+
+TEST_F(CliTest, OptionSpellings) {
+  // --axis=V, -o, --ddof, and a separate negative --axis value.
+  const std::vector<std::int64_t> shape = {5, 7, 3};
+  std::vector<double> stored;
+  const std::string in = write_npy("in.npy", DType::float32, shape, sample_values(DType::float32, 105, 7), &stored);
+  const std::string out = data_path("o.safetensors");
+
+  CliResult r = run({"stats", in, "--axis=-1", "--device=cpu", "--out=" + out});
+  ASSERT_EQ(r.code, 0) << r.err;
+  expect_output_matches(out, all_stats(), DType::float32, stored, shape, {false, false, true}, 0, false, "--axis=-1");
+
+  r = run({"stats", "--axis", "-2", "-o", out, "--device", "cpu", in});
+  ASSERT_EQ(r.code, 0) << r.err;
+  expect_output_matches(out, all_stats(), DType::float32, stored, shape, {false, true, false}, 0, false, "--axis -2");
+
+  r = run({"stats", in, "--axis", "0,1", "--ddof", "1", "--device", "cpu", "--out", out});
+  ASSERT_EQ(r.code, 0) << r.err;
+  expect_output_matches(out, all_stats(), DType::float32, stored, shape, {true, true, false}, 1, false, "--ddof 1");
+}
+
+TEST_F(CliTest, DdofAtLeastCountGivesNaNVarAndWarning) {
+  const std::vector<double> values = {1, 2, 3, 4, 5, 6};
+  const std::string in = write_npy("in.npy", DType::float32, {2, 3}, values);
+  const std::string out = data_path("o.safetensors");
+  const CliResult r = run({"stats", in, "--axis", "0", "--ddof", "2", "--device", "cpu", "--out", out});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("warning"), std::string::npos) << r.err;
+  expect_output_matches(out, all_stats(), DType::float32, values, {2, 3}, {true, false}, 2, false, "--ddof 2");
+}
+
+TEST_F(CliTest, SelectedStatsOnly) {
+  const std::vector<std::int64_t> shape = {5, 7, 3};
+  std::vector<double> stored;
+  const std::string in = write_npy("in.npy", DType::float32, shape, sample_values(DType::float32, 105, 9), &stored);
+  const std::string out = data_path("o.safetensors");
+  const CliResult r = run({"stats", in, "--axis", "0,2", "--stats", "mean,count", "--device", "cpu", "--out", out});
+  ASSERT_EQ(r.code, 0) << r.err;
+  expect_output_matches(out, {Stat::mean, Stat::count}, DType::float32, stored, shape, {true, false, true}, 0, false,
+                        "--stats mean,count");
+  io::SafetensorsFile file;
+  ASSERT_TRUE(io::read_safetensors(out, &file).ok());
+  ASSERT_EQ(file.tensors.size(), 2u);
+  EXPECT_NE(file.find("mean"), nullptr);
+  EXPECT_NE(file.find("count"), nullptr);
+  EXPECT_EQ(file.find("var"), nullptr);
+  // The table shows the selected statistics only.
+  const std::string header = r.out.substr(0, r.out.find('\n'));
+  EXPECT_NE(header.find("mean"), std::string::npos) << header;
+  EXPECT_NE(header.find("count"), std::string::npos) << header;
+  EXPECT_EQ(header.find("var"), std::string::npos) << header;
+}
+
+TEST_F(CliTest, EmptyInput) {
+  const std::string in = write_npy("empty.npy", DType::float32, {0, 4}, {});
+  const std::string out = data_path("o.safetensors");
+  const CliResult r = run({"stats", in, "--axis", "0", "--device", "cpu", "--out", out});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("warning"), std::string::npos) << r.err;
+  expect_output_matches(out, all_stats(), DType::float32, {}, {0, 4}, {true, false}, 0, false, "empty");
+  io::SafetensorsFile file;
+  ASSERT_TRUE(io::read_safetensors(out, &file).ok());
+  for (std::int64_t k = 0; k < 4; ++k) {
+    EXPECT_EQ(element(*file.find("count"), k), 0.0);
+    EXPECT_TRUE(std::isnan(element(*file.find("mean"), k)));
+    EXPECT_EQ(element(*file.find("sum"), k), 0.0);
+  }
+}
+
+TEST_F(CliTest, AllNaNColumn) {
+  // (4, 3) with column 1 all NaN and a NaN in column 2.
+  const double nan = std::nan("");
+  const std::vector<double> values = {1, nan, 2, 3, nan, nan, 5, nan, 4, 7, nan, 8};
+  const std::string in = write_npy("nan.npy", DType::float32, {4, 3}, values);
+  const std::string out = data_path("o.safetensors");
+
+  CliResult r = run({"stats", in, "--axis", "0", "--ignore-nan", "--device", "cpu", "--out", out});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("warning"), std::string::npos) << r.err;
+  expect_output_matches(out, all_stats(), DType::float32, values, {4, 3}, {true, false}, 0, true, "--ignore-nan");
+  io::SafetensorsFile file;
+  ASSERT_TRUE(io::read_safetensors(out, &file).ok());
+  EXPECT_EQ(element(*file.find("count"), 1), 0.0);
+  EXPECT_TRUE(std::isnan(element(*file.find("mean"), 1)));
+  EXPECT_EQ(element(*file.find("count"), 2), 3.0);
+  EXPECT_FLOAT_EQ(element(*file.find("mean"), 2), 14.0f / 3.0f);
+
+  r = run({"stats", in, "--axis", "0", "--device", "cpu", "--out", out});
+  ASSERT_EQ(r.code, 0) << r.err;
+  expect_output_matches(out, all_stats(), DType::float32, values, {4, 3}, {true, false}, 0, false, "NaN propagates");
+  ASSERT_TRUE(io::read_safetensors(out, &file).ok());
+  EXPECT_EQ(element(*file.find("count"), 1), 4.0);
+  EXPECT_TRUE(std::isnan(element(*file.find("mean"), 1)));
+  EXPECT_TRUE(std::isnan(element(*file.find("mean"), 2)));
+  EXPECT_EQ(element(*file.find("mean"), 0), 4.0);
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Failures leave no output behind.
+
+TEST_F(CliTest, BadAxisLeavesNoOutput) {
+  const std::string in = write_npy("in.npy", DType::float32, {2, 3}, {1, 2, 3, 4, 5, 6});
+  const std::string out = data_path("o.safetensors");
+  for (const std::string axis : {"5", "-3", "0,0", "1,-1"}) {
+    const CliResult r = run({"stats", in, "--axis", axis, "--device", "cpu", "--out", out});
+    EXPECT_EQ(r.code, 1) << "--axis " << axis << ": " << r.err;
+    EXPECT_NE(r.err.find("error"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(out)) << "--axis " << axis;
+    EXPECT_EQ(data_entries(), std::vector<std::string>{"in.npy"}) << "--axis " << axis;
+  }
+}
+
+TEST_F(CliTest, FailureKeepsExistingOutput) {
+  const std::string in = write_npy("in.npy", DType::float32, {2, 3}, {1, 2, 3, 4, 5, 6});
+  const std::string out = data_path("o.safetensors");
+  write_bytes(out, "previous contents");
+  const CliResult r = run({"stats", in, "--axis", "5", "--device", "cpu", "--out", out});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_EQ(read_text(out), "previous contents");
+  EXPECT_EQ(data_entries(), (std::vector<std::string>{"in.npy", "o.safetensors"}));
+}
+
+TEST_F(CliTest, UnwritableOutputLeavesNothing) {
+  const std::string in = write_npy("in.npy", DType::float32, {2, 3}, {1, 2, 3, 4, 5, 6});
+  const std::string out = data_path("missing_dir/o.safetensors");
+  const CliResult r = run({"stats", in, "--device", "cpu", "--out", out});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("error"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(out));
+  EXPECT_FALSE(fs::exists(data_path("missing_dir")));
+  EXPECT_EQ(data_entries(), std::vector<std::string>{"in.npy"});
+}
+
+TEST_F(CliTest, SuccessLeavesNoTemporaries) {
+  const std::string in = write_npy("in.npy", DType::float32, {2, 3}, {1, 2, 3, 4, 5, 6});
+  const CliResult r = run({"stats", in, "--device", "cpu", "--out", data_path("o.safetensors")});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_EQ(data_entries(), (std::vector<std::string>{"in.npy", "o.safetensors"}));
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// Table and device line.
+
+TEST_F(CliTest, TableOnStdoutDeviceOnStderr) {
+  const std::string in = write_npy("in.npy", DType::float32, {2, 3}, {1, 2, 3, 4, 5, 6});
+  const CliResult r = run({"stats", in, "--axis", "0", "--device", "cpu"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::string header = r.out.substr(0, r.out.find('\n'));
+  for (int i = 0; i < kNumStats; ++i) {
+    EXPECT_NE(header.find(stat_name(static_cast<Stat>(i))), std::string::npos) << header;
+  }
+  EXPECT_NE(r.out.find("[2]"), std::string::npos) << r.out;  // a row per kept index
+  EXPECT_NE(r.err.find("device: cpu"), std::string::npos) << r.err;
+  EXPECT_EQ(r.out.find("device:"), std::string::npos) << r.out;
+  EXPECT_EQ(r.err.find("warning"), std::string::npos) << r.err;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// CUDA.
+
+TEST_F(CliTest, DeviceMatchesReference) {
+  if (!cuda_available()) {
+    const char* require = std::getenv("NORMKIT_REQUIRE_DEVICE");
+    if (require != nullptr && std::string(require) == "1") FAIL() << "NORMKIT_REQUIRE_DEVICE=1 but no CUDA device";
+    GTEST_SKIP() << "no CUDA device";
+  }
+  const std::vector<std::int64_t> shape = {33, 17};
+  std::vector<double> stored;
+  std::vector<double> values = testing::normal_values(33 * 17, -2.0, 5.0, 21);
+  for (std::size_t i = 0; i < values.size(); i += 13) values[i] = 0;
+  const std::string in = write_npy("in.npy", DType::float32, shape, values, &stored);
+  const std::string out = data_path("o.safetensors");
+  const std::vector<std::pair<std::string, std::vector<bool>>> cases = {{"0", {true, false}}, {"1", {false, true}}};
+  for (const auto& c : cases) {
+    const CliResult r = run({"stats", in, "--axis", c.first, "--device", "cuda", "--out", out});
+    ASSERT_EQ(r.code, 0) << "--axis " << c.first << ": " << r.err;
+    EXPECT_NE(r.err.find("device: cuda"), std::string::npos) << r.err;
+    expect_output_matches(out, all_stats(), DType::float32, stored, shape, c.second, 0, false,
+                          "cuda --axis " + c.first);
+  }
+}
+
+TEST_F(CliTest, CudaUnavailableIsBadData) {
+  if (cuda_available()) GTEST_SKIP() << "a CUDA device is available";
+  const std::string in = write_npy("in.npy", DType::float32, {2, 3}, {1, 2, 3, 4, 5, 6});
+  const CliResult r = run({"stats", in, "--device", "cuda"});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("error"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace normkit

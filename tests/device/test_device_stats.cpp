@@ -1,0 +1,357 @@
+// The CUDA kernels against the independent reference. Every plan is forced on shapes around its
+// thresholds, on misaligned pointers and odd sizes. Runs on a GPU or under ../shared/ptxemu; skips
+// otherwise (NORMKIT_REQUIRE_DEVICE=1 turns the skip into a failure).
+#include <cuda_runtime_api.h>
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <memory>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "normkit/stats.hpp"
+#include "plan/stats_plan.hpp"
+#include "stats_check.hpp"
+#include "test_data.hpp"
+
+using namespace normkit;
+using normkit::testing::StatsBuffers;
+
+#define REQUIRE_DEVICE()                                                                   \
+  do {                                                                                     \
+    if (!cuda_available()) {                                                               \
+      const char* require = std::getenv("NORMKIT_REQUIRE_DEVICE");                         \
+      if (require && std::string(require) == "1") FAIL() << "no CUDA device (required)";   \
+      GTEST_SKIP() << "no CUDA device and no emulator";                                    \
+    }                                                                                      \
+  } while (0)
+
+#define CUDA_OK(expr) ASSERT_EQ((expr), cudaSuccess) << #expr
+
+namespace {
+
+// Owning device allocation.
+struct DeviceBytes {
+  void* ptr = nullptr;
+  explicit DeviceBytes(std::size_t bytes) { EXPECT_EQ(cudaMalloc(&ptr, bytes ? bytes : 1), cudaSuccess); }
+  ~DeviceBytes() { cudaFree(ptr); }
+  DeviceBytes(const DeviceBytes&) = delete;
+  DeviceBytes& operator=(const DeviceBytes&) = delete;
+  template <typename T = unsigned char>
+  T* as() const { return static_cast<T*>(ptr); }
+};
+
+struct Case {
+  std::vector<std::int64_t> shape;
+  ReduceAxes axes;
+  std::string name;
+};
+
+std::int64_t numel(const std::vector<std::int64_t>& s) {
+  std::int64_t n = 1;
+  for (auto e : s) n *= e;
+  return n;
+}
+
+// Runs compute_stats on the device (input offset by `misalign` elements from a 256-byte aligned
+// allocation) and copies the outputs into `buffers`.
+void run_device(const normkit::testing::TypedData& data, const Case& c, const StatsOptions& options, int misalign,
+                StatsBuffers* buffers, cudaStream_t stream = nullptr) {
+  const std::size_t elem = dtype_size(data.dtype);
+  DeviceBytes input(data.bytes.size() + 64);
+  ASSERT_EQ(cudaMemcpy(input.as() + misalign * elem, data.bytes.data(), data.bytes.size(), cudaMemcpyHostToDevice), cudaSuccess);
+  TensorView view(input.as() + misalign * elem, data.dtype, c.shape.data(), static_cast<int>(c.shape.size()), MemorySpace::device);
+  StatsOutputs outputs = buffers->make_host_outputs(view, options.axes);
+  std::vector<std::unique_ptr<DeviceBytes>> device_outputs;
+  for (auto& v : outputs.views) {
+    const std::size_t bytes = static_cast<std::size_t>(buffers->kept_numel) * 8;
+    device_outputs.push_back(std::make_unique<DeviceBytes>(bytes));
+    v.data = device_outputs.back()->ptr;
+    v.space = MemorySpace::device;
+  }
+  std::size_t workspace_bytes = 0;
+  const Status ws = stats_workspace_size(view, options, &workspace_bytes);
+  ASSERT_TRUE(ws.ok()) << ws.message();
+  DeviceBytes workspace(workspace_bytes);
+  const Status s = compute_stats(view, options, outputs, workspace.ptr, workspace_bytes, stream);
+  ASSERT_TRUE(s.ok()) << s.message();
+  CUDA_OK(cudaDeviceSynchronize());
+  for (int i = 0; i < kNumStats; ++i) {
+    CUDA_OK(cudaMemcpy(buffers->bytes[i].data(), device_outputs[i]->ptr, static_cast<std::size_t>(buffers->kept_numel) * 8,
+                       cudaMemcpyDeviceToHost));
+  }
+}
+
+void check_device(const Case& c, DType dtype, const std::vector<double>& values, StatsOptions options, int misalign,
+                  const std::string& label) {
+  options.axes = c.axes;
+  auto data = normkit::testing::encode(values, dtype);
+  StatsBuffers buffers;
+  run_device(data, c, options, misalign, &buffers);
+  const bool double_acc = dtype == DType::float64 || options.accumulation == Accumulation::float64;
+  normkit::testing::expect_matches_reference(data.stored, c.shape, options, double_acc, buffers,
+                                             c.name + " " + dtype_name(dtype) + " " + label);
+}
+
+std::vector<double> data_for(DType dtype, std::int64_t n, unsigned seed) {
+  return dtype == DType::uint8 ? normkit::testing::uniform_values(static_cast<std::size_t>(n), 0, 255, seed)
+                               : normkit::testing::uniform_values(static_cast<std::size_t>(n), -3, 5, seed);
+}
+
+// Shapes on and around the plan thresholds, small enough for the emulator.
+const std::vector<Case>& segment_cases() {
+  static const std::vector<Case> cases = {
+      {{19, 1}, ReduceAxes::of({1}), "rows 1"},
+      {{5, 7}, ReduceAxes::of({1}), "rows 7"},
+      {{3, 33}, ReduceAxes::of({1}), "rows 33"},
+      {{2, 4096}, ReduceAxes::of({1}), "rows 4096 (warp max)"},
+      {{2, 4097}, ReduceAxes::of({1}), "rows 4097"},
+      {{1021}, ReduceAxes::every(), "global 1021"},
+      {{3, 4, 5, 7}, ReduceAxes::of({0, 2, 3}), "NCHW per-channel"},
+      {{2, 3, 33, 1}, ReduceAxes::of({0, 2}), "NCHW per-channel odd"},
+  };
+  return cases;
+}
+
+const std::vector<Case>& column_cases() {
+  static const std::vector<Case> cases = {
+      {{33, 7}, ReduceAxes::of({0}), "columns 7"},
+      {{100, 3}, ReduceAxes::of({0}), "columns 3 (NHWC RGB)"},
+      {{17, 1, 64}, ReduceAxes::of({0, 1}), "columns 64"},
+      {{9, 129}, ReduceAxes::of({0}), "columns 129"},
+      {{2, 3, 8}, ReduceAxes::of({1}), "batched columns"},
+      {{2, 3, 8}, ReduceAxes::of({}), "nothing reduced"},
+  };
+  return cases;
+}
+
+const std::vector<Case>& generic_cases() {
+  static const std::vector<Case> cases = {
+      {{3, 4, 5, 6}, ReduceAxes::of({0, 2}), "NCHW axes 0,2"},
+      {{2, 3, 2, 3, 2}, ReduceAxes::of({1, 3}), "alternating 5-d"},
+  };
+  return cases;
+}
+
+class DeviceStats : public ::testing::TestWithParam<DType> {};
+
+struct ScopedOverride {
+  explicit ScopedOverride(const plan::PlanOverride& o) : value(o) { plan::set_plan_override(&value); }
+  ~ScopedOverride() { plan::set_plan_override(nullptr); }
+  plan::PlanOverride value;
+};
+
+}  // namespace
+
+TEST_P(DeviceStats, DefaultPlansMatchReference) {
+  REQUIRE_DEVICE();
+  unsigned seed = 1;
+  for (const auto* group : {&segment_cases(), &column_cases(), &generic_cases()}) {
+    for (const Case& c : *group) check_device(c, GetParam(), data_for(GetParam(), numel(c.shape), seed++), {}, 0, "default");
+  }
+}
+
+TEST_P(DeviceStats, ForcedSegmentPlansMisalignedAndSplit) {
+  REQUIRE_DEVICE();
+  for (plan::StatsKernel kernel : {plan::StatsKernel::segment_warp, plan::StatsKernel::segment_block}) {
+    for (int vector : {0, 1}) {
+      for (std::int64_t splits : {1, 3}) {
+        plan::PlanOverride o;
+        o.force_kernel = true;
+        o.kernel = kernel;
+        o.vector_elems = vector;
+        o.splits = splits;
+        ScopedOverride scoped(o);
+        const std::string label = std::string(plan::stats_kernel_name(kernel)) + (vector == 1 ? " scalar" : " vector") +
+                                  " splits " + std::to_string(splits);
+        for (const Case& c : segment_cases()) {
+          for (int misalign : {0, 1}) {
+            check_device(c, GetParam(), data_for(GetParam(), numel(c.shape), 7), {}, misalign, label + " misalign " + std::to_string(misalign));
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST_P(DeviceStats, ForcedColumnPlansMisalignedAndSplit) {
+  REQUIRE_DEVICE();
+  for (int vector : {0, 1}) {
+    for (std::int64_t splits : {1, 2, 5}) {
+      plan::PlanOverride o;
+      o.vector_elems = vector;
+      o.splits = splits;
+      ScopedOverride scoped(o);
+      for (const Case& c : column_cases()) {
+        for (int misalign : {0, 1}) {
+          check_device(c, GetParam(), data_for(GetParam(), numel(c.shape), 9), {}, misalign,
+                       std::string(vector == 1 ? "scalar" : "vector") + " splits " + std::to_string(splits));
+        }
+      }
+    }
+  }
+}
+
+TEST_P(DeviceStats, ForcedGenericPlanOnEveryPattern) {
+  REQUIRE_DEVICE();
+  plan::PlanOverride o;
+  o.force_kernel = true;
+  o.kernel = plan::StatsKernel::generic;
+  ScopedOverride scoped(o);
+  for (const auto* group : {&segment_cases(), &column_cases(), &generic_cases()}) {
+    for (const Case& c : *group) check_device(c, GetParam(), data_for(GetParam(), numel(c.shape), 3), {}, 1, "generic");
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, DeviceStats,
+                         ::testing::Values(DType::float32, DType::float64, DType::float16, DType::bfloat16, DType::uint8),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+TEST(DeviceStatsEdges, NanInfIgnoreNanDdofAndFloat64Accumulation) {
+  REQUIRE_DEVICE();
+  for (bool ignore_nan : {false, true}) {
+    StatsOptions o;
+    o.ignore_nan = ignore_nan;
+    o.ddof = 1;
+    o.accumulation = ignore_nan ? Accumulation::float64 : Accumulation::automatic;
+    for (const auto* group : {&segment_cases(), &column_cases(), &generic_cases()}) {
+      for (const Case& c : *group) {
+        auto v = data_for(DType::float32, numel(c.shape), 11);
+        for (std::size_t i = 0; i < v.size(); i += 13) v[i] = NAN;
+        for (std::size_t i = 5; i < v.size(); i += 29) v[i] = INFINITY;
+        for (std::size_t i = 7; i < v.size(); i += 31) v[i] = -INFINITY;
+        check_device(c, DType::float32, v, o, 0, "nan/inf");
+        check_device(c, DType::bfloat16, v, o, 1, "nan/inf");
+      }
+    }
+  }
+}
+
+TEST(DeviceStatsEdges, EmptyInputs) {
+  REQUIRE_DEVICE();
+  check_device({{0, 4}, ReduceAxes::of({0}), "empty rows"}, DType::float32, {}, {}, 0, "");
+  check_device({{3, 0, 2}, ReduceAxes::of({1}), "empty middle"}, DType::uint8, {}, {}, 0, "");
+}
+
+TEST(DeviceStatsEdges, LargeOffsetFloat32Variance) {
+  REQUIRE_DEVICE();
+  const auto v = normkit::testing::normal_values(1 << 16, 1e6, 0.1, 21);
+  auto data = normkit::testing::encode(v, DType::float32);
+  long double mean = 0, m2 = 0;
+  for (double x : data.stored) mean += x;
+  mean /= data.stored.size();
+  for (double x : data.stored) m2 += (x - mean) * (x - mean);
+  const double expected = static_cast<double>(m2 / data.stored.size());
+  for (const Case& c : {Case{{1 << 16}, ReduceAxes::every(), "global"}, Case{{1 << 8, 1 << 8}, ReduceAxes::every(), "2-d"}}) {
+    StatsBuffers b;
+    StatsOptions o;
+    o.axes = c.axes;
+    run_device(data, c, o, 0, &b);
+    EXPECT_NEAR(b.value(Stat::var, 0), expected, 1e-3 * expected) << c.name;
+  }
+}
+
+TEST(DeviceStatsEdges, RepeatedRunsAreBitwiseEqual) {
+  REQUIRE_DEVICE();
+  const Case c{{4, 3000}, ReduceAxes::every(), "split global"};
+  auto data = normkit::testing::encode(data_for(DType::float32, 12000, 2), DType::float32);
+  StatsBuffers a, b;
+  run_device(data, c, {}, 0, &a);
+  run_device(data, c, {}, 0, &b);
+  for (int i = 0; i < kNumStats; ++i) EXPECT_EQ(std::memcmp(a.bytes[i].data(), b.bytes[i].data(), 8), 0) << i;
+}
+
+// A statistics call only enqueues work: it can be captured in a CUDA graph and replayed.
+TEST(DeviceStatsGraph, CaptureAndReplay) {
+  REQUIRE_DEVICE();
+  const std::vector<std::int64_t> shape = {6, 2000};
+  auto data = normkit::testing::encode(data_for(DType::float32, 12000, 5), DType::float32);
+  DeviceBytes input(data.bytes.size()), mean(8 * 6), var(8 * 6);
+  CUDA_OK(cudaMemcpy(input.ptr, data.bytes.data(), data.bytes.size(), cudaMemcpyHostToDevice));
+  TensorView view(input.ptr, DType::float32, shape.data(), 2, MemorySpace::device);
+  StatsOptions o;
+  o.axes = ReduceAxes::of({1});
+  o.stats = StatSet{Stat::mean, Stat::var};
+  StatsOutputs out;
+  out[Stat::mean] = TensorView(mean.ptr, DType::float64, {6}, MemorySpace::device);
+  out[Stat::var] = TensorView(var.ptr, DType::float64, {6}, MemorySpace::device);
+  plan::PlanOverride force;
+  force.force_kernel = true;
+  force.kernel = plan::StatsKernel::segment_block;
+  force.splits = 4;  // exercise the workspace and the merge kernel inside the graph
+  ScopedOverride scoped(force);
+  std::size_t ws_bytes = 0;
+  ASSERT_TRUE(stats_workspace_size(view, o, &ws_bytes).ok());
+  ASSERT_GT(ws_bytes, 0u);
+  DeviceBytes workspace(ws_bytes);
+
+  cudaStream_t stream;
+  CUDA_OK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  CUDA_OK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal));
+  const Status s = compute_stats(view, o, out, workspace.ptr, ws_bytes, stream);
+  cudaGraph_t graph;
+  CUDA_OK(cudaStreamEndCapture(stream, &graph));
+  ASSERT_TRUE(s.ok()) << s.message();
+  cudaGraphExec_t exec;
+  CUDA_OK(cudaGraphInstantiate(&exec, graph, 0));
+  CUDA_OK(cudaGraphLaunch(exec, stream));
+  CUDA_OK(cudaStreamSynchronize(stream));
+  std::vector<double> m(6), v(6);
+  CUDA_OK(cudaMemcpy(m.data(), mean.ptr, 48, cudaMemcpyDeviceToHost));
+  CUDA_OK(cudaMemcpy(v.data(), var.ptr, 48, cudaMemcpyDeviceToHost));
+  const auto ref = normkit::testing::reference_stats(data.stored, shape, {false, true}, 0, false);
+  for (int k = 0; k < 6; ++k) {
+    EXPECT_NEAR(m[k], ref[k].mean, 1e-5);
+    EXPECT_NEAR(v[k], ref[k].var, 1e-4 * ref[k].var);
+  }
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  cudaStreamDestroy(stream);
+}
+
+TEST(DeviceStatsStreaming, AccumulateMergeFinalizeOnDevice) {
+  REQUIRE_DEVICE();
+  const auto values = data_for(DType::float32, 30 * 5, 6);
+  auto data = normkit::testing::encode(values, DType::float32);
+  DeviceBytes input(data.bytes.size()), summaries(sizeof(StatsSummary) * 5), other(sizeof(StatsSummary) * 5);
+  CUDA_OK(cudaMemcpy(input.ptr, data.bytes.data(), data.bytes.size(), cudaMemcpyHostToDevice));
+  StatsOptions o;
+  o.axes = ReduceAxes::of({0});
+  std::int64_t shape[2] = {10, 5};
+  auto* rows = input.as<float>();
+  // Rows 0-9 then 10-19 merged by accumulate; rows 20-29 separately, merged by merge_summaries.
+  for (int batch = 0; batch < 2; ++batch) {
+    TensorView view(rows + batch * 50, DType::float32, shape, 2, MemorySpace::device);
+    ASSERT_TRUE(accumulate_stats(view, o, summaries.as<StatsSummary>(), 5, batch > 0, nullptr, 0).ok());
+  }
+  TensorView last(rows + 100, DType::float32, shape, 2, MemorySpace::device);
+  ASSERT_TRUE(accumulate_stats(last, o, other.as<StatsSummary>(), 5, false, nullptr, 0).ok());
+  ASSERT_TRUE(merge_summaries(summaries.as<StatsSummary>(), other.as<StatsSummary>(), 5, MemorySpace::device).ok());
+  StatsBuffers buffers;
+  std::int64_t whole_shape[2] = {30, 5};
+  TensorView whole(data.data(), DType::float32, whole_shape, 2);
+  StatsOutputs host_outputs = buffers.make_host_outputs(whole, o.axes);
+  std::vector<std::unique_ptr<DeviceBytes>> device_outputs;
+  StatsOutputs outputs = host_outputs;
+  for (auto& v : outputs.views) {
+    device_outputs.push_back(std::make_unique<DeviceBytes>(40));
+    v.data = device_outputs.back()->ptr;
+    v.space = MemorySpace::device;
+  }
+  ASSERT_TRUE(finalize_stats(summaries.as<StatsSummary>(), 5, o, outputs, MemorySpace::device).ok());
+  CUDA_OK(cudaDeviceSynchronize());
+  for (int i = 0; i < kNumStats; ++i) CUDA_OK(cudaMemcpy(buffers.bytes[i].data(), device_outputs[i]->ptr, 40, cudaMemcpyDeviceToHost));
+  normkit::testing::expect_matches_reference(data.stored, {30, 5}, o, false, buffers, "device streaming");
+}
+
+TEST(DeviceStatsValidation, HostPointerLabelledDevice) {
+  REQUIRE_DEVICE();
+  std::vector<float> host(12, 1.0f);
+  TensorView view(host.data(), DType::float32, {3, 4}, MemorySpace::device);
+  StatsOutputs out;
+  const Status s = compute_stats(view, StatsOptions{}, out, nullptr, 0);
+  EXPECT_EQ(s.code(), StatusCode::invalid_argument) << s.message();
+  EXPECT_NE(s.message().find("host pointer"), std::string::npos) << s.message();
+}

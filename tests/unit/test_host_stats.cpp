@@ -1,0 +1,235 @@
+// The host engine against the independent reference: dtype x axis pattern x shapes on and around the
+// thresholds, NaN/Inf, streaming, determinism, accuracy.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "normkit/stats.hpp"
+#include "stats_check.hpp"
+#include "test_data.hpp"
+
+using namespace normkit;
+using normkit::testing::StatsBuffers;
+
+namespace {
+
+struct Case {
+  std::vector<std::int64_t> shape;
+  ReduceAxes axes;
+  std::string name;
+};
+
+std::int64_t numel(const std::vector<std::int64_t>& shape) {
+  std::int64_t n = 1;
+  for (auto e : shape) n *= e;
+  return n;
+}
+
+// Runs the host engine on `values` stored as `dtype` and compares with the reference.
+void check(const Case& c, DType dtype, const std::vector<double>& values, StatsOptions options = {}) {
+  options.axes = c.axes;
+  auto data = normkit::testing::encode(values, dtype);
+  TensorView input(data.data(), dtype, c.shape.data(), static_cast<int>(c.shape.size()));
+  StatsBuffers buffers;
+  const StatsOutputs outputs = buffers.make_host_outputs(input, options.axes);
+  const Status s = compute_stats(input, options, outputs, nullptr, 0);
+  ASSERT_TRUE(s.ok()) << s.message();
+  const bool double_acc = dtype == DType::float64 || options.accumulation == Accumulation::float64;
+  normkit::testing::expect_matches_reference(data.stored, c.shape, options, double_acc, buffers,
+                                             c.name + " " + dtype_name(dtype));
+}
+
+std::vector<double> data_for(DType dtype, std::size_t n, unsigned seed) {
+  return dtype == DType::uint8 ? normkit::testing::uniform_values(n, 0, 255, seed)
+                               : normkit::testing::uniform_values(n, -3, 5, seed);
+}
+
+const std::vector<Case>& cases() {
+  static const std::vector<Case> all = {
+      {{19, 1}, ReduceAxes::of({1}), "rows of length 1"},
+      {{19, 7}, ReduceAxes::of({1}), "rows 7"},
+      {{3, 33}, ReduceAxes::of({-1}), "rows 33"},
+      {{5, 1025}, ReduceAxes::of({1}), "rows 1025"},
+      {{2, 4097}, ReduceAxes::of({1}), "rows 4097"},
+      {{33, 7}, ReduceAxes::of({0}), "columns 7"},
+      {{1000, 3}, ReduceAxes::of({0}), "columns 3 (NHWC RGB)"},
+      {{5, 1, 129}, ReduceAxes::of({0, 1}), "columns 129"},
+      {{3, 11, 7, 4}, ReduceAxes::of({0, 1, 2}), "NHWC per-channel"},
+      {{3, 4, 5, 7}, ReduceAxes::of({0, 2, 3}), "NCHW per-channel"},
+      {{1023}, ReduceAxes::every(), "global 1023"},
+      {{4097}, ReduceAxes::every(), "global 4097"},
+      {{2, 3, 5, 7}, ReduceAxes::every(), "global 4-d"},
+      {{3, 4, 5, 6}, ReduceAxes::of({0, 2}), "generic NCHW axes 0,2"},
+      {{2, 3, 4}, ReduceAxes::of({1}), "batched columns"},
+      {{2, 3, 4}, ReduceAxes::of({}), "nothing reduced"},
+      {{}, ReduceAxes::every(), "scalar"},
+  };
+  return all;
+}
+
+class HostStats : public ::testing::TestWithParam<DType> {};
+
+}  // namespace
+
+TEST_P(HostStats, EveryPatternMatchesReference) {
+  unsigned seed = 1;
+  for (const Case& c : cases()) check(c, GetParam(), data_for(GetParam(), static_cast<std::size_t>(numel(c.shape)), seed++));
+}
+
+TEST_P(HostStats, DdofOneAndFloat64Accumulation) {
+  StatsOptions o;
+  o.ddof = 1;
+  o.accumulation = Accumulation::float64;
+  for (const Case& c : cases()) check(c, GetParam(), data_for(GetParam(), static_cast<std::size_t>(numel(c.shape)), 5), o);
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, HostStats,
+                         ::testing::Values(DType::float32, DType::float64, DType::float16, DType::bfloat16, DType::uint8),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+TEST(HostStatsEdges, NanAndInfInEveryPattern) {
+  for (bool ignore_nan : {false, true}) {
+    StatsOptions o;
+    o.ignore_nan = ignore_nan;
+    for (const Case& c : cases()) {
+      auto v = data_for(DType::float32, static_cast<std::size_t>(numel(c.shape)), 11);
+      for (std::size_t i = 0; i < v.size(); i += 13) v[i] = NAN;
+      for (std::size_t i = 5; i < v.size(); i += 29) v[i] = INFINITY;
+      for (std::size_t i = 7; i < v.size(); i += 31) v[i] = -INFINITY;
+      check(c, DType::float32, v, o);
+      check(c, DType::float16, v, o);
+    }
+  }
+}
+
+TEST(HostStatsEdges, AllNanSlicesWithIgnoreNan) {
+  std::vector<double> v(4 * 3, 1.0);
+  for (int r = 0; r < 4; ++r) v[static_cast<std::size_t>(r * 3 + 1)] = NAN;  // column 1 all NaN
+  StatsOptions o;
+  o.ignore_nan = true;
+  check({{4, 3}, ReduceAxes::of({0}), "all-NaN column"}, DType::float32, v, o);
+}
+
+TEST(HostStatsEdges, EmptyReductions) {
+  check({{0, 4}, ReduceAxes::of({0}), "empty rows"}, DType::float32, {});
+  check({{0}, ReduceAxes::every(), "empty global"}, DType::float32, {});
+  check({{3, 0, 2}, ReduceAxes::of({1}), "empty middle"}, DType::uint8, {});
+}
+
+TEST(HostStatsEdges, PrimeAndOddSizes) {
+  for (std::int64_t n : {2, 3, 31, 32, 33, 111, 1021, 4099, 65537}) {
+    check({{n}, ReduceAxes::every(), "global prime"}, DType::float16, data_for(DType::float16, static_cast<std::size_t>(n), 3));
+    check({{2, n}, ReduceAxes::of({0}), "columns prime"}, DType::float32, data_for(DType::float32, static_cast<std::size_t>(2 * n), 4));
+  }
+}
+
+TEST(HostStatsEdges, TallAndWideTenMillion) {
+  const std::size_t n = 10000000;
+  const auto v = normkit::testing::uniform_values(n, -1, 1, 9);
+  check({{1, static_cast<std::int64_t>(n)}, ReduceAxes::of({1}), "1 x 1e7 rows"}, DType::float32, v);
+  check({{static_cast<std::int64_t>(n), 1}, ReduceAxes::of({0}), "1e7 x 1 columns"}, DType::float32, v);
+}
+
+TEST(HostStatsEdges, Float16SumOfSquaresOverflowingFloat16) {
+  std::vector<double> v(5000, 300.0);  // sum of squares 4.5e8 >> 65504
+  for (std::size_t i = 0; i < v.size(); i += 2) v[i] = -250.0;
+  check({{5000}, ReduceAxes::every(), "float16 big squares"}, DType::float16, v);
+}
+
+TEST(HostStatsEdges, LargeOffsetFloat32Variance) {
+  const auto v = normkit::testing::normal_values(1 << 20, 1e6, 0.1, 21);
+  auto data = normkit::testing::encode(v, DType::float32);
+  long double mean = 0;
+  for (double x : data.stored) mean += x;
+  mean /= data.stored.size();
+  long double m2 = 0;
+  for (double x : data.stored) m2 += (x - mean) * (x - mean);
+  const double expected = static_cast<double>(m2 / data.stored.size());
+  for (int threads : {1, 2}) {
+    set_host_threads(threads);
+    for (auto shape : {std::vector<std::int64_t>{1 << 20}, std::vector<std::int64_t>{1 << 10, 1 << 10}}) {
+      TensorView input(data.data(), DType::float32, shape.data(), static_cast<int>(shape.size()));
+      double var = 0;
+      StatsOutputs out;
+      out[Stat::var] = TensorView(&var, DType::float64, {});
+      StatsOptions o;
+      o.stats = StatSet{Stat::var};
+      ASSERT_TRUE(compute_stats(input, o, out, nullptr, 0).ok());
+      EXPECT_NEAR(var, expected, 1e-3 * expected) << threads << " threads";
+    }
+  }
+  set_host_threads(0);
+}
+
+TEST(HostStatsDeterminism, SameThreadCountIsBitwiseEqual) {
+  const auto v = normkit::testing::uniform_values(3 << 18, -2, 7, 4);
+  auto data = normkit::testing::encode(v, DType::float32);
+  for (auto axes : {ReduceAxes::every(), ReduceAxes::of({0})}) {
+    std::int64_t shape[2] = {3 << 10, 1 << 8};
+    TensorView input(data.data(), DType::float32, shape, 2);
+    for (int threads : {1, 2}) {
+      set_host_threads(threads);
+      StatsOptions o;
+      o.axes = axes;
+      StatsBuffers a, b;
+      ASSERT_TRUE(compute_stats(input, o, a.make_host_outputs(input, axes), nullptr, 0).ok());
+      ASSERT_TRUE(compute_stats(input, o, b.make_host_outputs(input, axes), nullptr, 0).ok());
+      for (int i = 0; i < kNumStats; ++i) EXPECT_EQ(std::memcmp(a.bytes[i].data(), b.bytes[i].data(), a.bytes[i].size()), 0);
+    }
+  }
+  set_host_threads(0);
+}
+
+TEST(HostStatsStreaming, BatchesMergeToTheWhole) {
+  const auto v = normkit::testing::uniform_values(40 * 6, -4, 9, 8);
+  auto data = normkit::testing::encode(v, DType::float32);
+  StatsOptions o;
+  o.axes = ReduceAxes::of({0});
+  std::vector<StatsSummary> summaries(6);
+  // Three batches of 10, 25 and 5 rows: accumulate, merging.
+  std::int64_t row = 0;
+  for (std::int64_t rows : {10, 25, 5}) {
+    std::int64_t shape[2] = {rows, 6};
+    TensorView batch(static_cast<float*>(data.data()) + row * 6, DType::float32, shape, 2);
+    ASSERT_TRUE(accumulate_stats(batch, o, summaries.data(), 6, /*merge=*/row > 0, nullptr, 0).ok());
+    row += rows;
+  }
+  StatsBuffers merged;
+  std::int64_t whole_shape[2] = {40, 6};
+  TensorView whole(data.data(), DType::float32, whole_shape, 2);
+  const StatsOutputs outputs = merged.make_host_outputs(whole, o.axes);
+  ASSERT_TRUE(finalize_stats(summaries.data(), 6, o, outputs, MemorySpace::host).ok());
+  normkit::testing::expect_matches_reference(data.stored, {40, 6}, o, false, merged, "streamed batches");
+
+  // merge_summaries of two separately computed halves.
+  std::vector<StatsSummary> first(6), second(6);
+  std::int64_t half[2] = {20, 6};
+  TensorView top(data.data(), DType::float32, half, 2);
+  TensorView bottom(static_cast<float*>(data.data()) + 120, DType::float32, half, 2);
+  ASSERT_TRUE(accumulate_stats(top, o, first.data(), 6, false, nullptr, 0).ok());
+  ASSERT_TRUE(accumulate_stats(bottom, o, second.data(), 6, false, nullptr, 0).ok());
+  ASSERT_TRUE(merge_summaries(first.data(), second.data(), 6, MemorySpace::host).ok());
+  StatsBuffers halves;
+  ASSERT_TRUE(finalize_stats(first.data(), 6, o, halves.make_host_outputs(whole, o.axes), MemorySpace::host).ok());
+  normkit::testing::expect_matches_reference(data.stored, {40, 6}, o, false, halves, "merged halves");
+}
+
+TEST(HostStatsOutputs, Float32OutputsAndSubset) {
+  std::vector<float> x = {1, 2, 3, 4, 5, 6};
+  TensorView input(x.data(), DType::float32, {2, 3});
+  float mean[3];
+  std::int64_t count[3];
+  StatsOutputs out;
+  out[Stat::mean] = TensorView(mean, DType::float32, {3});
+  out[Stat::count] = TensorView(count, DType::int64, {3});
+  StatsOptions o;
+  o.axes = ReduceAxes::of({0});
+  o.stats = StatSet{Stat::mean, Stat::count};
+  ASSERT_TRUE(compute_stats(input, o, out, nullptr, 0).ok());
+  EXPECT_EQ(mean[0], 2.5f);
+  EXPECT_EQ(mean[2], 4.5f);
+  EXPECT_EQ(count[1], 2);
+}

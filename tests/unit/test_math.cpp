@@ -1,0 +1,184 @@
+// The shared math: Welford/Chan, NaN/Inf rules, dtype conversions.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "math/element_types.hpp"
+#include "math/moments.hpp"
+#include "test_data.hpp"
+
+namespace nm = normkit::math;
+using normkit::StatsSummary;
+
+namespace {
+
+template <typename Acc>
+nm::MomentState<Acc> fold(const std::vector<double>& values) {
+  auto s = nm::empty_state<Acc>();
+  for (double v : values) nm::push(s, static_cast<Acc>(v));
+  return s;
+}
+
+nm::StatValues finalize(const nm::MomentState<float>& s, std::int64_t ddof = 0, bool ignore_nan = false) {
+  return nm::finalize_summary(nm::to_summary(s), ddof, ignore_nan);
+}
+
+double two_pass_var(const std::vector<double>& v) {
+  long double mean = 0;
+  for (double x : v) mean += x;
+  mean /= v.size();
+  long double m2 = 0;
+  for (double x : v) m2 += (x - mean) * (x - mean);
+  return static_cast<double>(m2 / v.size());
+}
+
+}  // namespace
+
+TEST(Welford, MatchesTwoPassOnSmallData) {
+  const std::vector<double> v = {1, 2, 3, 4, 10};
+  const auto r = finalize(fold<float>(v));
+  EXPECT_EQ(r.count, 5);
+  EXPECT_FLOAT_EQ(r.mean, 4.0f);
+  EXPECT_NEAR(r.var, two_pass_var(v), 1e-6);
+  EXPECT_EQ(r.min, 1);
+  EXPECT_EQ(r.max, 10);
+  EXPECT_EQ(r.sum, 20);
+  EXPECT_EQ(r.l1, 20);
+  EXPECT_NEAR(r.l2, std::sqrt(1 + 4 + 9 + 16 + 100.0), 1e-5);
+  EXPECT_EQ(r.linf, 10);
+}
+
+// The case plain float32 Welford gets 30% wrong: 1e6 + N(0, 0.1^2).
+TEST(Welford, LargeOffsetFloat32VarianceWithinOneThousandth) {
+  std::vector<double> v = normkit::testing::normal_values(100000, 1e6, 0.1, 7);
+  for (double& x : v) x = static_cast<float>(x);
+  const double expected = two_pass_var(v);
+  // One state, packs of 4, and a tree of merged partitions: all three paths kernels use.
+  const auto single = finalize(fold<float>(v));
+  EXPECT_NEAR(single.var, expected, 1e-3 * expected);
+  auto packed = nm::empty_state<float>();
+  for (std::size_t i = 0; i + 4 <= v.size(); i += 4) {
+    const float pack[4] = {float(v[i]), float(v[i + 1]), float(v[i + 2]), float(v[i + 3])};
+    nm::push_pack(packed, pack);
+  }
+  EXPECT_NEAR(finalize(packed).var, expected, 1e-3 * expected);
+  std::vector<nm::MomentState<float>> parts;
+  for (std::size_t i = 0; i < v.size(); i += 1000) parts.push_back(fold<float>({v.begin() + i, v.begin() + i + 1000}));
+  for (std::size_t stride = 1; stride < parts.size(); stride *= 2) {
+    for (std::size_t i = 0; i + stride < parts.size(); i += 2 * stride) nm::merge(parts[i], parts[i + stride]);
+  }
+  EXPECT_NEAR(finalize(parts[0]).var, expected, 1e-3 * expected);
+  EXPECT_NEAR(finalize(parts[0]).mean, 1e6, 0.01);
+}
+
+TEST(Chan, MergingEmptyLeavesOtherUnchanged) {
+  const auto a = fold<double>({3, 5, 8});
+  auto merged = a;
+  nm::merge(merged, nm::empty_state<double>());
+  EXPECT_EQ(merged.count, a.count);
+  EXPECT_EQ(merged.mean, a.mean);
+  EXPECT_EQ(merged.m2, a.m2);
+  auto from_empty = nm::empty_state<double>();
+  nm::merge(from_empty, a);
+  EXPECT_EQ(nm::to_summary(from_empty).mean, nm::to_summary(a).mean);
+  EXPECT_EQ(from_empty.m2, a.m2);
+}
+
+TEST(Chan, MergeOfBatchesEqualsWhole) {
+  const auto v = normkit::testing::uniform_values(1001, -5, 9, 3);
+  auto a = fold<double>({v.begin(), v.begin() + 400});
+  const auto b = fold<double>({v.begin() + 400, v.end()});
+  nm::merge(a, b);
+  const auto whole = nm::finalize_summary(nm::to_summary(fold<double>(v)), 1, false);
+  const auto merged = nm::finalize_summary(nm::to_summary(a), 1, false);
+  EXPECT_EQ(merged.count, 1001);
+  EXPECT_NEAR(merged.mean, whole.mean, 1e-12);
+  EXPECT_NEAR(merged.var, whole.var, 1e-12);
+  StatsSummary sa = nm::to_summary(fold<double>({v.begin(), v.begin() + 400}));
+  nm::merge_summary(sa, nm::to_summary(b));
+  EXPECT_NEAR(sa.mean, nm::to_summary(fold<double>(v)).mean, 1e-12);
+}
+
+TEST(NumpyRules, InfinityAndNan) {
+  const double inf = std::numeric_limits<double>::infinity();
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  auto r = finalize(fold<float>({inf, 1}));
+  EXPECT_EQ(r.mean, inf);  // numpy: mean([inf, 1]) == inf
+  EXPECT_TRUE(std::isnan(r.var));
+  EXPECT_EQ(r.sum, inf);
+  EXPECT_EQ(r.max, inf);
+  EXPECT_EQ(r.linf, inf);
+  r = finalize(fold<float>({inf, -inf, 2}));
+  EXPECT_TRUE(std::isnan(r.mean));
+  EXPECT_TRUE(std::isnan(r.sum));
+  r = finalize(fold<float>({-inf, 2}));
+  EXPECT_EQ(r.mean, -inf);
+  EXPECT_EQ(r.min, -inf);
+  r = finalize(fold<float>({1, nan, 3}));
+  EXPECT_EQ(r.count, 3);
+  EXPECT_EQ(r.l0, 3);  // NaN != 0
+  EXPECT_TRUE(std::isnan(r.mean) && std::isnan(r.min) && std::isnan(r.max) && std::isnan(r.l2));
+  r = finalize(fold<float>({1, nan, 3}), 0, /*ignore_nan=*/true);
+  EXPECT_EQ(r.count, 2);
+  EXPECT_EQ(r.l0, 2);
+  EXPECT_EQ(r.mean, 2);
+  EXPECT_EQ(r.min, 1);
+}
+
+TEST(NumpyRules, EmptyAndDdof) {
+  const auto empty = finalize(nm::empty_state<float>());
+  EXPECT_EQ(empty.count, 0);
+  EXPECT_EQ(empty.sum, 0);
+  EXPECT_EQ(empty.l0, 0);
+  EXPECT_EQ(empty.l1, 0);
+  EXPECT_EQ(empty.l2, 0);
+  EXPECT_TRUE(std::isnan(empty.mean) && std::isnan(empty.var) && std::isnan(empty.std) && std::isnan(empty.min) &&
+              std::isnan(empty.max) && std::isnan(empty.linf));
+  const auto all_nan = finalize(fold<float>({NAN, NAN}), 0, true);
+  EXPECT_EQ(all_nan.count, 0);
+  EXPECT_TRUE(std::isnan(all_nan.mean));
+  const auto one = finalize(fold<float>({4}), 1);
+  EXPECT_TRUE(std::isnan(one.var));  // count <= ddof
+  EXPECT_EQ(one.mean, 4);
+  EXPECT_EQ(finalize(fold<float>({4}), 0).var, 0);
+}
+
+TEST(PushPack, NonFinitePackFallsBackToPerValue) {
+  auto s = nm::empty_state<float>();
+  const float pack[4] = {1, INFINITY, 3, NAN};
+  nm::push_pack(s, pack);
+  EXPECT_EQ(s.count, 2);
+  EXPECT_EQ(s.posinf_count, 1);
+  EXPECT_EQ(s.nan_count, 1);
+  EXPECT_EQ(s.nonzero_count, 3);
+}
+
+TEST(Conversions, HalfRoundTripsEveryValue) {
+  for (std::uint32_t bits = 0; bits < 65536; ++bits) {
+    const nm::float16_bits h{static_cast<std::uint16_t>(bits)};
+    const float f = nm::half_to_float(h);
+    const double expected = normkit::testing::decode_half(static_cast<std::uint16_t>(bits));
+    if (std::isnan(expected)) {
+      ASSERT_TRUE(std::isnan(f)) << bits;
+      continue;
+    }
+    ASSERT_EQ(static_cast<double>(f), expected) << bits;
+    ASSERT_EQ(nm::float_to_half(f).bits, bits) << bits;
+  }
+}
+
+TEST(Conversions, FloatToHalfRoundsToNearestEven) {
+  for (double v : {1.0 + 1.0 / 2048, 1.0 + 3.0 / 2048, 65519.0, 65520.0, 1e-8, 3e-5, -2.5e-7, 70000.0}) {
+    EXPECT_EQ(nm::float_to_half(static_cast<float>(v)).bits, normkit::testing::encode_half(v)) << v;
+  }
+}
+
+TEST(Conversions, Bfloat16) {
+  for (double v : {1.0, -3.14159, 1e30, 1e-30, 65504.0, 1.00390625}) {
+    const auto b = nm::float_to_bfloat16(static_cast<float>(v));
+    EXPECT_EQ(b.bits, normkit::testing::encode_bfloat16(v)) << v;
+    EXPECT_EQ(static_cast<double>(nm::bfloat16_to_float(b)), normkit::testing::decode_bfloat16(b.bits));
+  }
+}

@@ -1,0 +1,153 @@
+// Canonical geometry and kernel plans: pure host functions.
+#include <gtest/gtest.h>
+
+#include <vector>
+
+#include "plan/geometry.hpp"
+#include "plan/stats_plan.hpp"
+
+using namespace normkit;
+using namespace normkit::plan;
+
+namespace {
+
+CanonicalGeometry geometry(std::vector<std::int64_t> shape, ReduceAxes axes) {
+  bool reduced[kMaxDims];
+  EXPECT_TRUE(resolve_axes(static_cast<int>(shape.size()), axes, reduced, "test").ok());
+  return canonicalize(shape.data(), static_cast<int>(shape.size()), reduced);
+}
+
+}  // namespace
+
+TEST(Geometry, Patterns) {
+  auto g = geometry({8, 1024}, ReduceAxes::of({1}));  // per-sample rows
+  EXPECT_EQ(g.pattern, Pattern::segments);
+  EXPECT_EQ(g.seg_a, 1);
+  EXPECT_EQ(g.seg_c, 8);
+  EXPECT_EQ(g.seg_b, 1024);
+
+  g = geometry({1000, 16}, ReduceAxes::of({0}));  // per-feature columns
+  EXPECT_EQ(g.pattern, Pattern::columns);
+  EXPECT_EQ(g.col_outer, 1);
+  EXPECT_EQ(g.col_rows, 1000);
+  EXPECT_EQ(g.col_inner, 16);
+
+  g = geometry({4, 5, 6, 3}, ReduceAxes::of({0, 1, 2}));  // NHWC per-channel collapses to columns
+  EXPECT_EQ(g.pattern, Pattern::columns);
+  EXPECT_EQ(g.col_rows, 120);
+  EXPECT_EQ(g.col_inner, 3);
+
+  g = geometry({4, 3, 5, 6}, ReduceAxes::of({0, 2, 3}));  // NCHW per-channel: middle kept
+  EXPECT_EQ(g.pattern, Pattern::segments);
+  EXPECT_EQ(g.seg_a, 4);
+  EXPECT_EQ(g.seg_c, 3);
+  EXPECT_EQ(g.seg_b, 30);
+
+  g = geometry({4, 3, 5}, ReduceAxes::every());  // global
+  EXPECT_EQ(g.pattern, Pattern::segments);
+  EXPECT_EQ(g.seg_c, 1);
+  EXPECT_EQ(g.seg_b, 60);
+
+  g = geometry({4, 3, 5, 6}, ReduceAxes::of({0, 2}));  // NCHW axes 0, 2: generic
+  EXPECT_EQ(g.pattern, Pattern::generic);
+  EXPECT_EQ(g.kept.ndim, 2);
+  EXPECT_EQ(g.reduced.ndim, 2);
+  EXPECT_EQ(g.kept.stride[0], 30);  // C
+  EXPECT_EQ(g.kept.stride[1], 1);   // W
+  EXPECT_EQ(g.reduced.stride[0], 90);  // N
+  EXPECT_EQ(g.reduced.stride[1], 6);   // H
+
+  g = geometry({2, 3, 4}, ReduceAxes::of({1}));  // outer and inner kept: batched columns
+  EXPECT_EQ(g.pattern, Pattern::columns);
+  EXPECT_EQ(g.col_outer, 2);
+  EXPECT_EQ(g.col_rows, 3);
+  EXPECT_EQ(g.col_inner, 4);
+
+  g = geometry({1, 7, 1}, ReduceAxes::of({0, 2}));  // extent-1 axes vanish: nothing is reduced
+  EXPECT_EQ(g.pattern, Pattern::columns);
+  EXPECT_EQ(g.col_rows, 1);
+  EXPECT_EQ(g.kept_numel, 7);
+
+  g = geometry({3, 0, 2}, ReduceAxes::of({1}));
+  EXPECT_EQ(g.pattern, Pattern::empty);
+  EXPECT_EQ(g.kept_numel, 6);
+}
+
+TEST(Geometry, AxisErrors) {
+  bool reduced[kMaxDims];
+  EXPECT_EQ(resolve_axes(2, ReduceAxes::of({2}), reduced, "op").code(), StatusCode::invalid_argument);
+  EXPECT_EQ(resolve_axes(2, ReduceAxes::of({-3}), reduced, "op").code(), StatusCode::invalid_argument);
+  const Status dup = resolve_axes(3, ReduceAxes::of({1, -2}), reduced, "op");
+  EXPECT_EQ(dup.code(), StatusCode::invalid_argument);
+  EXPECT_NE(dup.message().find("repeated"), std::string::npos) << dup.message();
+  EXPECT_TRUE(resolve_axes(3, ReduceAxes::of({-1, 0}), reduced, "op").ok());
+  EXPECT_TRUE(reduced[0] && !reduced[1] && reduced[2]);
+}
+
+TEST(Plan, SegmentThresholds) {
+  const DeviceInfo h100{132};
+  auto g = geometry({1000, 4096}, ReduceAxes::of({1}));
+  auto p = choose_stats_plan(g, DType::float32, false, 0, h100);
+  EXPECT_EQ(p.kernel, StatsKernel::segment_warp);
+  EXPECT_EQ(p.vector_elems, 4);
+  EXPECT_EQ(p.splits, 1);
+  g = geometry({1000, 4097}, ReduceAxes::of({1}));
+  p = choose_stats_plan(g, DType::float32, false, 0, h100);
+  EXPECT_EQ(p.kernel, StatsKernel::segment_block);
+  EXPECT_EQ(p.splits, 1);  // 1000 rows fill 528 block slots
+  g = geometry({4, 1 << 22}, ReduceAxes::of({1}));  // few very long rows: split across blocks
+  p = choose_stats_plan(g, DType::float16, false, 0, h100);
+  EXPECT_EQ(p.kernel, StatsKernel::segment_block);
+  EXPECT_EQ(p.vector_elems, 8);
+  EXPECT_EQ(p.splits, 132);
+  EXPECT_EQ(p.grid_x, 4 * 132);
+  EXPECT_EQ(p.workspace_bytes % 256, 0u);
+  EXPECT_GE(p.workspace_bytes, 4 * 132 * partial_state_bytes(false));
+  g = geometry({100, 7}, ReduceAxes::of({1}));  // short rows: scalar
+  EXPECT_EQ(choose_stats_plan(g, DType::float32, false, 0, h100).vector_elems, 1);
+}
+
+TEST(Plan, Columns) {
+  const DeviceInfo h100{132};
+  auto g = geometry({1 << 20, 256}, ReduceAxes::of({0}));
+  auto p = choose_stats_plan(g, DType::float32, false, 0, h100);
+  EXPECT_EQ(p.kernel, StatsKernel::columns);
+  EXPECT_EQ(p.vector_elems, 4);
+  EXPECT_EQ(p.block_x, 32);
+  EXPECT_EQ(p.block_y, 8);
+  EXPECT_EQ(p.grid_x, 2);
+  EXPECT_GT(p.splits, 1);
+  EXPECT_EQ(p.grid_y, p.splits);
+  // Misaligned base pointer or a width not multiple of the vector: scalar.
+  EXPECT_EQ(choose_stats_plan(g, DType::float32, false, 4, h100).vector_elems, 1);
+  g = geometry({1000, 3}, ReduceAxes::of({0}));  // NHWC RGB
+  p = choose_stats_plan(g, DType::uint8, false, 0, h100);
+  EXPECT_EQ(p.vector_elems, 1);
+  EXPECT_EQ(p.block_x, 3);
+  EXPECT_EQ(p.block_y, 64);  // power of two for the tree merge
+  EXPECT_EQ(p.shared_bytes, 32u * 3 * partial_state_bytes(false));
+}
+
+TEST(Plan, OverrideForcesKernelVectorAndSplits) {
+  const DeviceInfo info{4};
+  auto g = geometry({3, 5000}, ReduceAxes::of({1}));
+  PlanOverride force;
+  force.force_kernel = true;
+  force.kernel = StatsKernel::segment_warp;
+  force.splits = 3;
+  force.vector_elems = 1;
+  set_plan_override(&force);
+  auto p = choose_stats_plan(g, DType::float32, false, 0, info);
+  EXPECT_EQ(p.kernel, StatsKernel::segment_warp);
+  EXPECT_EQ(p.splits, 3);
+  EXPECT_EQ(p.vector_elems, 1);
+  EXPECT_GT(p.workspace_bytes, 0u);
+  force.kernel = StatsKernel::generic;
+  p = choose_stats_plan(g, DType::float32, false, 0, info);
+  EXPECT_EQ(p.kernel, StatsKernel::generic);
+  EXPECT_EQ(p.splits, 1);
+  force.kernel = StatsKernel::columns;  // not applicable to segments: ignored
+  p = choose_stats_plan(g, DType::float32, false, 0, info);
+  EXPECT_EQ(p.kernel, StatsKernel::segment_block);
+  set_plan_override(nullptr);
+}
