@@ -1,6 +1,7 @@
 #include "plan/geometry.hpp"
 
 #include <string>
+#include <utility>
 
 namespace normkit::plan {
 
@@ -92,20 +93,20 @@ CanonicalGeometry canonicalize(const std::int64_t* shape, int ndim, const bool i
     set_columns(extent[0], extent[1], extent[2]);  // outer and inner kept
   } else {
     g.pattern = Pattern::generic;
-    std::int64_t stride = 1;
-    for (int i = n - 1; i >= 0; --i) {
-      StridedDims& dims = reduced[i] ? g.reduced : g.kept;
-      // Dims are collected fastest-first here and reversed below.
-      dims.extent[dims.ndim] = extent[i];
-      dims.stride[dims.ndim] = stride;
-      ++dims.ndim;
-      stride *= extent[i];
-    }
-    for (StridedDims* dims : {&g.kept, &g.reduced}) {
-      for (int i = 0, j = dims->ndim - 1; i < j; ++i, --j) {
-        std::swap(dims->extent[i], dims->extent[j]);
-        std::swap(dims->stride[i], dims->stride[j]);
-      }
+  }
+  // Strided kept/reduced dims: what the generic kernel walks (any pattern may be forced onto it).
+  std::int64_t stride = 1;
+  for (int i = n - 1; i >= 0; --i) {
+    StridedDims& dims = reduced[i] ? g.reduced : g.kept;
+    dims.extent[dims.ndim] = extent[i];  // collected fastest-first, reversed below
+    dims.stride[dims.ndim] = stride;
+    ++dims.ndim;
+    stride *= extent[i];
+  }
+  for (StridedDims* dims : {&g.kept, &g.reduced}) {
+    for (int i = 0, j = dims->ndim - 1; i < j; ++i, --j) {
+      std::swap(dims->extent[i], dims->extent[j]);
+      std::swap(dims->stride[i], dims->stride[j]);
     }
   }
   return g;

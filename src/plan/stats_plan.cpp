@@ -64,12 +64,13 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
   p.kernel = kernel;
 
   const int full_vector = static_cast<int>(16 / elem);
+  const bool force_scalar = force && force->vector_elems == 1;
   switch (kernel) {
     case StatsKernel::segment_warp:
     case StatsKernel::segment_block: {
       const std::int64_t segment = g.seg_a * g.seg_b;
       // Rows shorter than two vectors spend more on realignment than they gain.
-      p.vector_elems = (full_vector > 1 && g.seg_b >= 2 * full_vector) ? full_vector : 1;
+      p.vector_elems = (full_vector > 1 && g.seg_b >= 2 * full_vector && !force_scalar) ? full_vector : 1;
       p.block_x = P::block_threads;
       if (kernel == StatsKernel::segment_warp) {
         p.splits = 1;
@@ -88,7 +89,7 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
     case StatsKernel::columns: {
       const int vec = std::min(full_vector, P::max_column_vector);
       const bool aligned = input_address % static_cast<std::uintptr_t>(vec * elem) == 0;
-      p.vector_elems = (vec > 1 && g.col_inner % vec == 0 && aligned) ? vec : 1;
+      p.vector_elems = (vec > 1 && g.col_inner % vec == 0 && aligned && !force_scalar) ? vec : 1;
       const std::int64_t threads_x = ceil_div(g.col_inner, p.vector_elems);
       p.block_x = static_cast<int>(std::min<std::int64_t>(32, threads_x));
       p.block_y = floor_pow2(P::block_threads / p.block_x);
@@ -116,7 +117,6 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
     case StatsKernel::empty:
       break;
   }
-  if (force && force->vector_elems == 1) p.vector_elems = 1;
   if (force && force->splits > 0 && kernel != StatsKernel::segment_warp && kernel != StatsKernel::generic) {
     p.splits = force->splits;
     if (kernel == StatsKernel::segment_block) p.grid_x = g.seg_c * p.splits;
