@@ -1,32 +1,42 @@
 // Statistics over columns: per-feature ([rows, features] reduced over rows) and NHWC per-channel.
-// Kept index (o, i) owns R elements at offset (o*R + r)*I + i.
+// Kept index (o, i) owns R elements at offset o*R*I + r*I + i.
 //
 // Threads map to columns (threadIdx.x, VEC adjacent columns each, so a warp's loads are contiguous) and
 // to rows (threadIdx.y strides the rows of the block's row range). Each thread keeps a private Welford
 // state per column: no cross-lane traffic in the loop. The block then merges over threadIdx.y in a
-// fixed tree order through shared memory; blockIdx.y splits the rows when there are too few columns to
-// fill the GPU, and merge_partials_kernel merges those splits in order.
+// fixed tree order through shared memory.
+//
+// Narrow inputs (NHWC with 3 channels) are read through a *folded* view: k consecutive rows form one
+// wide row of k*I columns, so threads still load VEC-element vectors; wide column j belongs to channel
+// j % I, and merge_partials_kernel folds the k wide columns of each channel (and the R % k rows left
+// over) in a fixed order. blockIdx.y splits the rows when there are too few columns to fill the GPU.
 #pragma once
 
 #include <cstdint>
 
+#include "kernels/common/partial_states.cuh"
 #include "kernels/common/vector_load.cuh"
 #include "math/stats_sink.hpp"
 
 namespace normkit::kernels {
 
 struct ColumnShape {
-  std::int64_t outer, rows, inner;
-  std::int64_t splits;  // row ranges per column (== gridDim.y)
+  std::int64_t outer;         // kept outer extent O
+  std::int64_t rows;          // (wide) rows reduced per column
+  std::int64_t inner;         // (wide) columns
+  std::int64_t outer_stride;  // elements between outer slices of the input (R * I)
+  std::int64_t splits;        // row ranges per column (== gridDim.y)
+  bool to_partials;           // write partial states (split or folded) instead of final statistics
 };
 
-// blockDim.y must be a power of two; dynamic shared memory holds (blockDim.y / 2) * blockDim.x * VEC states.
+// blockDim.y must be a power of two; dynamic shared memory holds (blockDim.y / 2) * blockDim.x * VEC
+// states. Partial state of (split, o, column) at index split * outer * inner + o * inner + column.
 template <typename T, typename Acc, int VEC>
 __global__ void __launch_bounds__(256) column_stats_kernel(const T* __restrict__ input, ColumnShape shape,
-                                                           math::StatsSink sink, math::MomentState<Acc>* partials) {
+                                                           math::StatsSink sink, PartialStates<Acc> partials) {
   extern __shared__ unsigned char shared_raw[];
-  auto* parked = reinterpret_cast<math::MomentState<Acc>*>(shared_raw);
   const int tx = threadIdx.x, ty = threadIdx.y;
+  const PartialStates<Acc> parked{shared_raw, static_cast<std::int64_t>(blockDim.y / 2) * blockDim.x * VEC};
   const std::int64_t col0 = (static_cast<std::int64_t>(blockIdx.x) * blockDim.x + tx) * VEC;
   const bool owns_columns = col0 < shape.inner;  // with VEC > 1, inner % VEC == 0: all VEC columns exist
   const std::int64_t split = blockIdx.y;
@@ -36,37 +46,37 @@ __global__ void __launch_bounds__(256) column_stats_kernel(const T* __restrict__
 
   for (std::int64_t o = blockIdx.z; o < shape.outer; o += gridDim.z) {
     math::MomentState<Acc> s[VEC];
-NORMKIT_UNROLL
+    NORMKIT_UNROLL
     for (int j = 0; j < VEC; ++j) s[j] = math::empty_state<Acc>();
     if (owns_columns) {
-      const T* column = input + o * shape.rows * shape.inner + col0;
+      const T* column = input + o * shape.outer_stride + col0;
       for (std::int64_t r = row_lo + ty; r < row_hi; r += blockDim.y) {
         Acc v[VEC];
         if constexpr (VEC == 1) v[0] = load_one<Acc>(column + r * shape.inner);
         else load_pack<Acc, T, VEC>(column + r * shape.inner, v);
-NORMKIT_UNROLL
+        NORMKIT_UNROLL
         for (int j = 0; j < VEC; ++j) math::push(s[j], v[j]);
       }
     }
     // Tree over threadIdx.y: the upper half parks, the lower half merges, until row 0 holds the block's.
     for (int half = blockDim.y / 2; half >= 1; half /= 2) {
       if (ty >= half && ty < 2 * half) {
-NORMKIT_UNROLL
-        for (int j = 0; j < VEC; ++j) parked[((ty - half) * blockDim.x + tx) * VEC + j] = s[j];
+        NORMKIT_UNROLL
+        for (int j = 0; j < VEC; ++j) parked.store((j * half + (ty - half)) * blockDim.x + tx, s[j]);
       }
       __syncthreads();
       if (ty < half) {
-NORMKIT_UNROLL
-        for (int j = 0; j < VEC; ++j) math::merge(s[j], parked[(ty * blockDim.x + tx) * VEC + j]);
+        NORMKIT_UNROLL
+        for (int j = 0; j < VEC; ++j) math::merge(s[j], parked.load((j * half + ty) * blockDim.x + tx));
       }
       __syncthreads();
     }
     if (ty == 0 && owns_columns) {
-NORMKIT_UNROLL
+      NORMKIT_UNROLL
       for (int j = 0; j < VEC; ++j) {
-        const std::int64_t k = o * shape.inner + col0 + j;
-        if (shape.splits == 1) math::write_slice(sink, k, math::to_summary(s[j]));
-        else partials[k * shape.splits + split] = s[j];
+        const std::int64_t column = o * shape.inner + col0 + j;
+        if (shape.to_partials) partials.store(split * shape.outer * shape.inner + column, s[j]);
+        else math::write_slice(sink, column, math::to_summary(s[j]));
       }
     }
   }

@@ -10,6 +10,7 @@
 #include <cstdint>
 
 #include "kernels/common/moment_reduce.cuh"
+#include "kernels/common/partial_states.cuh"
 #include "kernels/common/vector_load.cuh"
 #include "math/stats_sink.hpp"
 
@@ -69,7 +70,7 @@ __device__ __forceinline__ void accumulate_segment_part(const T* __restrict__ in
 // items; blockDim.x must be a multiple of 32 and at most 1024.
 template <typename T, typename Acc, int VEC, bool BLOCK_GROUP>
 __global__ void __launch_bounds__(256) segment_stats_kernel(const T* __restrict__ input, SegmentShape shape,
-                                                            math::StatsSink sink, math::MomentState<Acc>* partials) {
+                                                            math::StatsSink sink, PartialStates<Acc> partials) {
   __shared__ math::MomentState<Acc> scratch[32];
   const int group_size = BLOCK_GROUP ? static_cast<int>(blockDim.x) : 32;
   const int t = BLOCK_GROUP ? static_cast<int>(threadIdx.x) : static_cast<int>(threadIdx.x % 32);
@@ -91,7 +92,7 @@ __global__ void __launch_bounds__(256) segment_stats_kernel(const T* __restrict_
     else warp_merge(s);
     if (t == 0) {
       if (shape.splits == 1) math::write_slice(sink, segment, math::to_summary(s));
-      else partials[item] = s;
+      else partials.store(split * shape.c + segment, s);  // [split][segment]: coalesced merge reads
     }
   }
 }

@@ -21,11 +21,29 @@ constexpr std::int64_t kMaxGrid = 0x7fffffff;
 
 unsigned grid_dim(std::int64_t blocks) { return static_cast<unsigned>(std::clamp<std::int64_t>(blocks, 1, kMaxGrid)); }
 
-template <typename Acc>
-Status launch_merge(const math::MomentState<Acc>* partials, std::int64_t kept, std::int64_t splits,
-                    const math::StatsSink& sink, cudaStream_t stream) {
-  merge_partials_kernel<Acc><<<grid_dim((kept + 255) / 256), 256, 0, stream>>>(partials, kept, splits, sink);
+template <typename T, typename Acc>
+Status launch_merge(const DeviceStatsCall& call, const MergeShape& shape, cudaStream_t stream) {
+  const PartialStates<Acc> partials{call.workspace, shape.splits * (shape.kept_numel / shape.inner) * shape.wide_inner};
+  merge_partials_kernel<T, Acc><<<grid_dim((shape.kept_numel + 255) / 256), 256, 0, stream>>>(
+      partials, shape, static_cast<const T*>(call.input), call.sink);
   return cuda::check_launch(kOp, "merge_partials_kernel");
+}
+
+// Partial states of the segment kernels: [split][segment]; of the column kernels: [split][outer][wide column].
+template <typename T, typename Acc>
+Status launch_partial_merge(const DeviceStatsCall& call, cudaStream_t stream) {
+  const auto& g = call.geometry;
+  const auto& p = call.plan;
+  MergeShape m{g.kept_numel, p.splits, 1, g.kept_numel, g.kept_numel, 0, 0, 0};
+  if (p.kernel == plan::StatsKernel::columns) {
+    m.fold = p.column_fold;
+    m.inner = g.col_inner;
+    m.wide_inner = g.col_inner * p.column_fold;
+    m.rows = g.col_rows;
+    m.folded_rows = g.col_rows / p.column_fold * p.column_fold;
+    m.outer_stride = g.col_rows * g.col_inner;
+  }
+  return launch_merge<T, Acc>(call, m, stream);
 }
 
 template <typename T, typename Acc, int VEC>
@@ -33,7 +51,7 @@ Status launch_segments(const DeviceStatsCall& call, cudaStream_t stream) {
   const auto& g = call.geometry;
   const auto& p = call.plan;
   const SegmentShape shape{g.seg_a, g.seg_c, g.seg_b, p.splits};
-  auto* partials = static_cast<math::MomentState<Acc>*>(call.workspace);
+  const PartialStates<Acc> partials{call.workspace, g.seg_c * p.splits};
   const T* input = static_cast<const T*>(call.input);
   if (p.kernel == plan::StatsKernel::segment_warp) {
     segment_stats_kernel<T, Acc, VEC, false><<<grid_dim(p.grid_x), p.block_x, 0, stream>>>(input, shape, call.sink, partials);
@@ -47,11 +65,13 @@ template <typename T, typename Acc, int VEC>
 Status launch_columns(const DeviceStatsCall& call, cudaStream_t stream) {
   const auto& g = call.geometry;
   const auto& p = call.plan;
-  const ColumnShape shape{g.col_outer, g.col_rows, g.col_inner, p.splits};
+  const ColumnShape shape{g.col_outer, g.col_rows / p.column_fold, g.col_inner * p.column_fold,
+                          g.col_rows * g.col_inner, p.splits, plan::uses_partials(p)};
+  const PartialStates<Acc> partials{call.workspace, p.splits * shape.outer * shape.inner};
   const dim3 grid(grid_dim(p.grid_x), static_cast<unsigned>(p.grid_y), static_cast<unsigned>(p.grid_z));
   const dim3 block(static_cast<unsigned>(p.block_x), static_cast<unsigned>(p.block_y));
-  column_stats_kernel<T, Acc, VEC><<<grid, block, p.shared_bytes, stream>>>(
-      static_cast<const T*>(call.input), shape, call.sink, static_cast<math::MomentState<Acc>*>(call.workspace));
+  column_stats_kernel<T, Acc, VEC><<<grid, block, p.shared_bytes, stream>>>(static_cast<const T*>(call.input), shape,
+                                                                          call.sink, partials);
   return cuda::check_launch(kOp, "column_stats_kernel");
 }
 
@@ -64,7 +84,7 @@ Status launch_main(const DeviceStatsCall& call, cudaStream_t stream) {
   constexpr int kColumnVec = std::min(kSegmentVec, plan::StatsPolicy::max_column_vector);
   switch (p.kernel) {
     case plan::StatsKernel::empty:
-      return launch_merge<Acc>(nullptr, g.kept_numel, 0, call.sink, stream);
+      return launch_merge<T, Acc>(call, MergeShape{g.kept_numel, 0, 1, g.kept_numel, g.kept_numel, 0, 0, 0}, stream);
     case plan::StatsKernel::segment_warp:
     case plan::StatsKernel::segment_block:
       if (p.vector_elems == 1) return launch_segments<T, Acc, 1>(call, stream);
@@ -84,9 +104,8 @@ Status launch_main(const DeviceStatsCall& call, cudaStream_t stream) {
 template <typename T, typename Acc>
 Status launch_typed(const DeviceStatsCall& call, cudaStream_t stream) {
   const Status status = launch_main<T, Acc>(call, stream);
-  if (!status.ok() || call.plan.splits <= 1) return status;
-  return launch_merge<Acc>(static_cast<const math::MomentState<Acc>*>(call.workspace), call.geometry.kept_numel,
-                           call.plan.splits, call.sink, stream);
+  if (!status.ok() || !plan::uses_partials(call.plan) || call.plan.kernel == plan::StatsKernel::empty) return status;
+  return launch_partial_merge<T, Acc>(call, stream);
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 #include "plan/stats_plan.hpp"
 
 #include <algorithm>
+#include <numeric>
 
 #include "math/moments.hpp"
 
@@ -89,8 +90,23 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
     case StatsKernel::columns: {
       const int vec = std::min(full_vector, P::max_column_vector);
       const bool aligned = input_address % static_cast<std::uintptr_t>(vec * elem) == 0;
-      p.vector_elems = (vec > 1 && g.col_inner % vec == 0 && aligned && !force_scalar) ? vec : 1;
-      const std::int64_t threads_x = ceil_div(g.col_inner, p.vector_elems);
+      p.vector_elems = 1;
+      if (vec > 1 && aligned && !force_scalar) {
+        if (g.col_inner % vec == 0) {
+          p.vector_elems = vec;
+        } else {
+          // Fold k rows into one wide row of k * inner columns, a multiple of the vector width; every
+          // outer slice must start aligned too.
+          const std::int64_t k = vec / std::gcd<std::int64_t>(g.col_inner, vec);
+          if (g.col_rows >= k && (g.col_outer == 1 || (g.col_rows * g.col_inner) % vec == 0)) {
+            p.vector_elems = vec;
+            p.column_fold = k;
+          }
+        }
+      }
+      const std::int64_t wide_inner = g.col_inner * p.column_fold;
+      const std::int64_t wide_rows = g.col_rows / p.column_fold;
+      const std::int64_t threads_x = ceil_div(wide_inner, p.vector_elems);
       p.block_x = static_cast<int>(std::min<std::int64_t>(32, threads_x));
       p.block_y = floor_pow2(P::block_threads / p.block_x);
       p.grid_x = ceil_div(threads_x, p.block_x);
@@ -98,11 +114,12 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
       const std::int64_t blocks = p.grid_x * g.col_outer;
       std::int64_t splits = 1;
       if (blocks < target_blocks) {
-        splits = std::max<std::int64_t>(1, std::min(ceil_div(target_blocks, blocks),
-                                                    g.col_rows / (p.block_y * P::min_loads_per_thread)));
+        const std::int64_t min_rows = std::max<std::int64_t>(p.block_y * P::min_loads_per_thread,
+                                                            ceil_div(P::min_partial_input_bytes, elem));
+        splits = std::max<std::int64_t>(1, std::min(ceil_div(target_blocks, blocks), wide_rows / min_rows));
       }
-      p.splits = splits;
-      p.grid_y = splits;
+      p.splits = std::min<std::int64_t>(splits, 65535);
+      p.grid_y = p.splits;
       // Tree merge over block_y: the upper half of the rows parks its states while the lower half merges.
       p.shared_bytes = static_cast<std::size_t>(std::max(p.block_y / 2, 1)) * p.block_x * p.vector_elems *
                        partial_state_bytes(double_accumulation);
@@ -126,9 +143,10 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
     p.splits = force->splits;
     p.grid_x = ceil_div(g.seg_c * p.splits, P::block_threads / 32);
   }
-  if (p.splits > 1) {
-    const std::size_t raw = static_cast<std::size_t>(g.kept_numel) * static_cast<std::size_t>(p.splits) *
-                            partial_state_bytes(double_accumulation);
+  if (uses_partials(p)) {
+    // One state per (split, kept slice), or per (split, wide column) for folded columns.
+    const std::size_t raw = static_cast<std::size_t>(g.kept_numel) * static_cast<std::size_t>(p.column_fold) *
+                            static_cast<std::size_t>(p.splits) * partial_state_bytes(double_accumulation);
     p.workspace_bytes = (raw + 255) / 256 * 256;
   }
   return p;

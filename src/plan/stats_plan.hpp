@@ -38,6 +38,9 @@ struct StatsPolicy {
   // Column kernels hold one Welford state per column a thread owns: at most 4 columns keep registers
   // below ~128 (16-byte loads for float32, 8-byte for 16-bit types, 4-byte for uint8).
   static constexpr int max_column_vector = 4;
+  // A partial state (64-88 bytes) must summarise at least 2 KB of input, so that writing and merging
+  // partials stays under ~4% of the input traffic (the traffic check allows 10%).
+  static constexpr std::int64_t min_partial_input_bytes = 2048;
 };
 
 struct StatsPlan {
@@ -46,6 +49,7 @@ struct StatsPlan {
   int block_x = 1;           // threads per block along the fast dimension
   int block_y = 1;           // columns: threads per block along rows (a power of two)
   std::int64_t splits = 1;   // partitions per kept slice; > 1 writes partials merged by a second kernel
+  std::int64_t column_fold = 1;  // columns: k rows read as one wide row of k * inner columns (narrow NHWC)
   std::int64_t grid_x = 1, grid_y = 1, grid_z = 1;
   std::size_t shared_bytes = 0;     // dynamic shared memory
   std::size_t workspace_bytes = 0;  // partial states
@@ -60,6 +64,9 @@ struct PlanOverride {
 };
 void set_plan_override(const PlanOverride* override_or_null) noexcept;
 const PlanOverride* plan_override() noexcept;
+
+// True when the plan's main kernel writes partial states that merge_partials_kernel finishes.
+inline bool uses_partials(const StatsPlan& p) { return p.splits > 1 || p.column_fold > 1; }
 
 // Size of the per-slice partial state kernels store in the workspace.
 std::size_t partial_state_bytes(bool double_accumulation) noexcept;

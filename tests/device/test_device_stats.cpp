@@ -122,6 +122,8 @@ const std::vector<Case>& column_cases() {
       {{17, 1, 64}, ReduceAxes::of({0, 1}), "columns 64"},
       {{9, 129}, ReduceAxes::of({0}), "columns 129"},
       {{2, 3, 8}, ReduceAxes::of({1}), "batched columns"},
+      {{2, 8, 3}, ReduceAxes::of({1}), "batched narrow columns (folded)"},
+      {{3, 7, 3}, ReduceAxes::of({1}), "batched narrow columns (unaligned outer: not folded)"},
       {{2, 3, 8}, ReduceAxes::of({}), "nothing reduced"},
   };
   return cases;
@@ -321,13 +323,16 @@ TEST(DeviceStatsStreaming, AccumulateMergeFinalizeOnDevice) {
   o.axes = ReduceAxes::of({0});
   std::int64_t shape[2] = {10, 5};
   auto* rows = input.as<float>();
+  std::size_t ws_bytes = 0;  // 5 columns fold 4 rows into 20 wide ones: partial states need scratch
+  ASSERT_TRUE(stats_workspace_size(TensorView(rows, DType::float32, shape, 2, MemorySpace::device), o, &ws_bytes).ok());
+  DeviceBytes workspace(ws_bytes);
   // Rows 0-9 then 10-19 merged by accumulate; rows 20-29 separately, merged by merge_summaries.
   for (int batch = 0; batch < 2; ++batch) {
     TensorView view(rows + batch * 50, DType::float32, shape, 2, MemorySpace::device);
-    ASSERT_TRUE(accumulate_stats(view, o, summaries.as<StatsSummary>(), 5, batch > 0, nullptr, 0).ok());
+    ASSERT_TRUE(accumulate_stats(view, o, summaries.as<StatsSummary>(), 5, batch > 0, workspace.ptr, ws_bytes).ok());
   }
   TensorView last(rows + 100, DType::float32, shape, 2, MemorySpace::device);
-  ASSERT_TRUE(accumulate_stats(last, o, other.as<StatsSummary>(), 5, false, nullptr, 0).ok());
+  ASSERT_TRUE(accumulate_stats(last, o, other.as<StatsSummary>(), 5, false, workspace.ptr, ws_bytes).ok());
   ASSERT_TRUE(merge_summaries(summaries.as<StatsSummary>(), other.as<StatsSummary>(), 5, MemorySpace::device).ok());
   StatsBuffers buffers;
   std::int64_t whole_shape[2] = {30, 5};

@@ -116,16 +116,27 @@ TEST(Plan, Columns) {
   EXPECT_EQ(p.block_x, 32);
   EXPECT_EQ(p.block_y, 8);
   EXPECT_EQ(p.grid_x, 2);
-  EXPECT_GT(p.splits, 1);
+  EXPECT_EQ(p.splits, 264);  // 528 target blocks / 2 column blocks
   EXPECT_EQ(p.grid_y, p.splits);
   // Misaligned base pointer or a width not multiple of the vector: scalar.
   EXPECT_EQ(choose_stats_plan(g, DType::float32, false, 4, h100).vector_elems, 1);
-  g = geometry({1000, 3}, ReduceAxes::of({0}));  // NHWC RGB
+  g = geometry({1000, 3}, ReduceAxes::of({0}));  // NHWC RGB: 4 rows fold into 12 wide columns
   p = choose_stats_plan(g, DType::uint8, false, 0, h100);
-  EXPECT_EQ(p.vector_elems, 1);
+  EXPECT_EQ(p.vector_elems, 4);
+  EXPECT_EQ(p.column_fold, 4);
   EXPECT_EQ(p.block_x, 3);
   EXPECT_EQ(p.block_y, 64);  // power of two for the tree merge
-  EXPECT_EQ(p.shared_bytes, 32u * 3 * partial_state_bytes(false));
+  EXPECT_EQ(p.shared_bytes, 32u * 3 * 4 * partial_state_bytes(false));
+  EXPECT_TRUE(uses_partials(p));
+  EXPECT_GE(p.workspace_bytes, 3 * 4 * partial_state_bytes(false));
+  // Misaligned: no fold, scalar loads, no partials when the grid is full enough.
+  p = choose_stats_plan(g, DType::uint8, false, 1, h100);
+  EXPECT_EQ(p.vector_elems, 1);
+  EXPECT_EQ(p.column_fold, 1);
+  // Splits keep at least 2 KB of input per partial state.
+  g = geometry({4096, 256}, ReduceAxes::of({0}));
+  p = choose_stats_plan(g, DType::float32, false, 0, h100);
+  EXPECT_EQ(p.splits, 4096 / 512);
 }
 
 TEST(Plan, OverrideForcesKernelVectorAndSplits) {

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs the Debian packages normkit's build and tests need, when they are missing.
+# The CUDA toolkit (nvcc) is optional: without it normkit builds host-only.
+set -euo pipefail
+
+packages=(cmake ninja-build g++ make libgtest-dev libbenchmark-dev python3 libzstd1 git)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then
+  SUDO=""
+elif command -v sudo >/dev/null 2>&1; then
+  SUDO="sudo"
+else
+  echo "install-deps: need root (or sudo) to install: ${missing[*]}" >&2
+  exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

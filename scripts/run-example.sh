@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The main job: installs what is missing, builds normkit, and runs `normkit stats` on a generated example
+# (per-channel statistics of an NCHW batch) and on every .npy file given as an argument.
+#   scripts/run-example.sh [FILE.npy ...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD_DIR=${BUILD_DIR:-build}
+scripts/install-deps.sh
+[ -x /usr/local/cuda/bin/nvcc ] && export PATH="$PATH:/usr/local/cuda/bin"
+if [ ! -f "$BUILD_DIR/build.ninja" ]; then
+  cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DNORMKIT_BUILD_TESTS=OFF -DNORMKIT_BUILD_BENCH=OFF
+fi
+cmake --build "$BUILD_DIR" --target normkit_cli -j "$(nproc)"
+example="$BUILD_DIR/example.npy"
+python3 scripts/make_example_npy.py "$example"
+echo "== normkit stats $example --axis 0,2,3 --stats count,mean,std,min,max   (per-channel, NCHW)"
+"$BUILD_DIR/normkit" stats "$example" --axis 0,2,3 --stats count,mean,std,min,max --out "$BUILD_DIR/example_stats.safetensors"
+echo "== normkit stats $example   (all statistics over the whole tensor)"
+"$BUILD_DIR/normkit" stats "$example"
+for f in "$@"; do
+  echo "== normkit stats $f"
+  "$BUILD_DIR/normkit" stats "$f"
+done
