@@ -170,7 +170,12 @@ TEST_P(DeviceStats, ForcedSegmentPlansMisalignedAndSplit) {
                                   " splits " + std::to_string(splits);
         for (const Case& c : segment_cases()) {
           for (int misalign : {0, 1}) {
-            check_device(c, GetParam(), data_for(GetParam(), numel(c.shape), 7), {}, misalign, label + " misalign " + std::to_string(misalign));
+            for (Accumulation acc : {Accumulation::automatic, Accumulation::float64}) {
+              StatsOptions options;
+              options.accumulation = acc;
+              check_device(c, GetParam(), data_for(GetParam(), numel(c.shape), 7), options, misalign,
+                           label + " misalign " + std::to_string(misalign) + (acc == Accumulation::float64 ? " acc64" : ""));
+            }
           }
         }
       }
@@ -188,8 +193,13 @@ TEST_P(DeviceStats, ForcedColumnPlansMisalignedAndSplit) {
       ScopedOverride scoped(o);
       for (const Case& c : column_cases()) {
         for (int misalign : {0, 1}) {
-          check_device(c, GetParam(), data_for(GetParam(), numel(c.shape), 9), {}, misalign,
-                       std::string(vector == 1 ? "scalar" : "vector") + " splits " + std::to_string(splits));
+          for (Accumulation acc : {Accumulation::automatic, Accumulation::float64}) {
+            StatsOptions options;
+            options.accumulation = acc;
+            check_device(c, GetParam(), data_for(GetParam(), numel(c.shape), 9), options, misalign,
+                         std::string(vector == 1 ? "scalar" : "vector") + " splits " + std::to_string(splits) +
+                             (acc == Accumulation::float64 ? " acc64" : ""));
+          }
         }
       }
     }
@@ -202,8 +212,12 @@ TEST_P(DeviceStats, ForcedGenericPlanOnEveryPattern) {
   o.force_kernel = true;
   o.kernel = plan::StatsKernel::generic;
   ScopedOverride scoped(o);
-  for (const auto* group : {&segment_cases(), &column_cases(), &generic_cases()}) {
-    for (const Case& c : *group) check_device(c, GetParam(), data_for(GetParam(), numel(c.shape), 3), {}, 1, "generic");
+  for (Accumulation acc : {Accumulation::automatic, Accumulation::float64}) {
+    StatsOptions options;
+    options.accumulation = acc;
+    for (const auto* group : {&segment_cases(), &column_cases(), &generic_cases()}) {
+      for (const Case& c : *group) check_device(c, GetParam(), data_for(GetParam(), numel(c.shape), 3), options, 1, "generic");
+    }
   }
 }
 
@@ -253,6 +267,16 @@ TEST(DeviceStatsEdges, LargeOffsetFloat32Variance) {
     run_device(data, c, o, 0, &b);
     EXPECT_NEAR(b.value(Stat::var, 0), expected, 1e-3 * expected) << c.name;
   }
+}
+
+// 1 x 10^7 and 10^7 x 1 (both collapse to a global reduction), and 10^7 kept slices of one value each.
+TEST(DeviceStatsEdges, TenMillionElements) {
+  REQUIRE_DEVICE();
+  const std::int64_t n = 10000000;
+  const auto v = normkit::testing::uniform_values(static_cast<std::size_t>(n), -1, 1, 12);
+  check_device({{1, n}, ReduceAxes::of({1}), "1 x 1e7"}, DType::float32, v, {}, 0, "");
+  check_device({{n, 1}, ReduceAxes::of({0}), "1e7 x 1"}, DType::float16, v, {}, 1, "");
+  check_device({{n, 1}, ReduceAxes::of({1}), "1e7 slices of 1"}, DType::float32, v, {}, 0, "");
 }
 
 TEST(DeviceStatsEdges, RepeatedRunsAreBitwiseEqual) {
