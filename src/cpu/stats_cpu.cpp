@@ -1,6 +1,9 @@
 #include "cpu/stats_cpu.hpp"
 
 #include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -15,57 +18,179 @@ using math::MomentState;
 
 constexpr int kLanes = 8;              // interleaved accumulators per contiguous span (vectorizable)
 constexpr int kMaxTileColumns = 256;   // columns per column tile
-constexpr int kTileRows = 64;          // rows per tile: one tile of float64 is at most 128 KB
+constexpr int kTileRows = 64;          // rows per column tile: 64 x 256 float64 is 128 KB
+constexpr int kSpanTileRows = 512;     // rows of kLanes values per span tile: 16-32 KB, in L1; amortizes the per-tile merge
 constexpr std::int64_t kMinItemsPerThread = 1 << 16;  // elements below which a thread costs more than it saves
 
-// Folds a [rows][cols] tile (row-major, contiguous) into one state per column. Fast path: the tile's
-// per-column mean and M2 (two passes over cached data, vectorized across columns) merged with one Chan
-// step per column. Columns holding NaN or ±Inf take Welford's per-value path.
-// COLS > 0 fixes the column count at compile time (the lanes of a span), 0 takes it from `cols_runtime`.
+// 16 bytes of Acc as one SIMD value (GCC/Clang vector extension): 4 floats or 2 doubles. Operators act
+// lane-wise, so the formulas below read like scalar code and compile to SSE/AVX instructions.
+template <typename Acc>
+struct Simd {
+  typedef Acc Vec __attribute__((vector_size(16)));
+  using Int = std::conditional_t<sizeof(Acc) == 4, std::int32_t, std::int64_t>;
+  typedef Int IVec __attribute__((vector_size(16)));  // comparison results: all ones (-1) or 0 per lane
+  static constexpr int width = static_cast<int>(16 / sizeof(Acc));
+  static Vec load(const Acc* p) {
+    Vec v;
+    std::memcpy(&v, p, sizeof(Vec));
+    return v;
+  }
+  static Vec splat(Acc a) { return Vec{} + a; }
+  static Vec abs(Vec v) {  // clear the sign bits
+    const IVec magnitude = IVec{} + std::numeric_limits<Int>::max();
+    return reinterpret_cast<Vec>(reinterpret_cast<IVec>(v) & magnitude);
+  }
+};
+
+// Pass-1 accumulators of W adjacent columns, one SIMD value each.
+template <typename Acc>
+struct Accumulators {
+  using S = Simd<Acc>;
+  using Vec = typename S::Vec;
+  using IVec = typename S::IVec;
+  Vec sum, lo, hi, abs_sum;
+  IVec zeros_neg;  // minus the number of exact zeros (comparisons give -1)
+
+  static Accumulators init(int c, const Acc* lo, const Acc* hi) {
+    return {Vec{}, S::load(lo + c), S::load(hi + c), Vec{}, IVec{}};
+  }
+  // NaN makes sum NaN; ±Inf make sum non-finite or reach lo/hi: finite() tells the tile needs the slow path.
+  void add(Vec v, Vec shift) {
+    sum += v - shift;
+    lo = v < lo ? v : lo;
+    hi = v > hi ? v : hi;
+    abs_sum += S::abs(v);
+    zeros_neg += reinterpret_cast<IVec>(v == Vec{});
+  }
+  static Accumulators load(int c, const Acc* s, const Acc* l, const Acc* h, const Acc* a, const typename S::Int* z) {
+    Accumulators r{S::load(s + c), S::load(l + c), S::load(h + c), S::load(a + c), {}};
+    std::memcpy(&r.zeros_neg, z + c, sizeof(IVec));
+    return r;
+  }
+  void store(int c, Acc* s, Acc* l, Acc* h, Acc* a, typename S::Int* z) const {
+    std::memcpy(s + c, &sum, sizeof(Vec));
+    std::memcpy(l + c, &lo, sizeof(Vec));
+    std::memcpy(h + c, &hi, sizeof(Vec));
+    std::memcpy(a + c, &abs_sum, sizeof(Vec));
+    std::memcpy(z + c, &zeros_neg, sizeof(IVec));
+  }
+};
+
+// Both passes over a tile of G * W columns with every accumulator in a register.
+template <int G, typename Acc>
+void fold_tile_registers(const Acc* tile, int rows, std::ptrdiff_t stride, const Acc* shift, Acc* sum, Acc* lo, Acc* hi,
+                         Acc* abs_sum, typename Simd<Acc>::Int* zeros_neg, Acc* m2, Acc* mean) {
+  using S = Simd<Acc>;
+  using Vec = typename S::Vec;
+  constexpr int W = S::width;
+  Accumulators<Acc> a[G];
+  Vec vshift[G];
+  for (int g = 0; g < G; ++g) {
+    a[g] = Accumulators<Acc>::init(g * W, lo, hi);
+    vshift[g] = S::load(shift + g * W);
+  }
+  for (int r = 0; r < rows; ++r) {
+    for (int g = 0; g < G; ++g) a[g].add(S::load(tile + r * stride + g * W), vshift[g]);
+  }
+  const Acc inv_rows = Acc(1) / static_cast<Acc>(rows);
+  Vec vmean[G], vm2[G];
+  for (int g = 0; g < G; ++g) {
+    a[g].store(g * W, sum, lo, hi, abs_sum, zeros_neg);
+    vmean[g] = a[g].sum * inv_rows;
+    vm2[g] = Vec{};
+  }
+  for (int r = 0; r < rows; ++r) {
+    for (int g = 0; g < G; ++g) {
+      const Vec d = (S::load(tile + r * stride + g * W) - vshift[g]) - vmean[g];
+      vm2[g] += d * d;
+    }
+  }
+  for (int g = 0; g < G; ++g) {
+    std::memcpy(mean + g * W, &vmean[g], sizeof(Vec));
+    std::memcpy(m2 + g * W, &vm2[g], sizeof(Vec));
+  }
+}
+
+// Folds a tile of `rows` rows x `cols` columns (row r starts at tile + r * stride) into one state per
+// column. Fast path: the tile's per-column mean and M2 (two passes over cached data, SIMD across
+// columns), min, max, Σ|x| and zero count, merged into each column's state with one Chan step.
+// Columns holding NaN or ±Inf in this tile take Welford's per-value path instead.
+// COLS > 0 fixes the column count at compile time (the interleaved lanes of a span).
 template <int COLS, typename Acc>
-void fold_tile(const Acc* tile, int rows, int cols_runtime, MomentState<Acc>* states) {
+void fold_tile(const Acc* tile, int rows, int cols_runtime, std::ptrdiff_t stride, MomentState<Acc>* states) {
+  using S = Simd<Acc>;
+  using Vec = typename S::Vec;
+  constexpr int W = S::width;
   const int cols = COLS > 0 ? COLS : cols_runtime;
-  Acc probe[kMaxTileColumns], sum[kMaxTileColumns], lo[kMaxTileColumns], hi[kMaxTileColumns];
-  Acc abs_sum[kMaxTileColumns], nonzero[kMaxTileColumns], m2[kMaxTileColumns], shift[kMaxTileColumns];
+  const int groups = cols / W;  // columns [groups * W, cols) take the scalar loop
+  alignas(16) Acc shift[kMaxTileColumns], sum[kMaxTileColumns], lo[kMaxTileColumns], hi[kMaxTileColumns];
+  alignas(16) Acc abs_sum[kMaxTileColumns], m2[kMaxTileColumns], mean[kMaxTileColumns];
+  alignas(16) typename S::Int zeros_neg[kMaxTileColumns];  // minus the zeros per column (<= rows)
   for (int c = 0; c < cols; ++c) {
     if (states[c].count == 0) states[c].shift = tile[c] - tile[c] == Acc(0) ? tile[c] : Acc(0);
     shift[c] = states[c].shift;
-    probe[c] = sum[c] = abs_sum[c] = nonzero[c] = m2[c] = Acc(0);
     lo[c] = states[c].min;
     hi[c] = states[c].max;
   }
-  for (int r = 0; r < rows; ++r) {
-    const Acc* x = tile + static_cast<std::ptrdiff_t>(r) * cols;
+  if constexpr (COLS > 0 && COLS % W == 0) {
+    // Few columns (a span's lanes): accumulators live in registers for the whole tile.
+    fold_tile_registers<COLS / W>(tile, rows, stride, shift, sum, lo, hi, abs_sum, zeros_neg, m2, mean);
+  } else {
+    // Many columns: accumulators stay in L1; independent columns hide the latency.
+    for (int g = 0; g < groups; ++g) Accumulators<Acc>::init(g * W, lo, hi).store(g * W, sum, lo, hi, abs_sum, zeros_neg);
+    for (int c = groups * W; c < cols; ++c) {
+      sum[c] = abs_sum[c] = Acc(0);
+      zeros_neg[c] = 0;
+    }
+    for (int r = 0; r < rows; ++r) {
+      const Acc* x = tile + r * stride;
+      for (int g = 0; g < groups; ++g) {
+        const int c = g * W;
+        auto a = Accumulators<Acc>::load(c, sum, lo, hi, abs_sum, zeros_neg);
+        a.add(S::load(x + c), S::load(shift + c));
+        a.store(c, sum, lo, hi, abs_sum, zeros_neg);
+      }
+      for (int c = groups * W; c < cols; ++c) {
+        const Acc v = x[c];
+        sum[c] += v - shift[c];
+        lo[c] = v < lo[c] ? v : lo[c];
+        hi[c] = v > hi[c] ? v : hi[c];
+        abs_sum[c] += v < Acc(0) ? -v : v;
+        zeros_neg[c] -= v == Acc(0);
+      }
+    }
+    // Pass 2: M2 around the tile's own mean.
+    const Acc inv_rows = Acc(1) / static_cast<Acc>(rows);
     for (int c = 0; c < cols; ++c) {
-      const Acc v = x[c];
-      probe[c] += v - v;
-      sum[c] += v - shift[c];
-      lo[c] = v < lo[c] ? v : lo[c];
-      hi[c] = v > hi[c] ? v : hi[c];
-      abs_sum[c] += v < Acc(0) ? -v : v;
-      nonzero[c] += v != Acc(0) ? Acc(1) : Acc(0);
+      mean[c] = sum[c] * inv_rows;
+      m2[c] = Acc(0);
+    }
+    for (int r = 0; r < rows; ++r) {
+      const Acc* x = tile + r * stride;
+      for (int g = 0; g < groups; ++g) {
+        const int c = g * W;
+        const Vec d = (S::load(x + c) - S::load(shift + c)) - S::load(mean + c);
+        const Vec acc = S::load(m2 + c) + d * d;
+        std::memcpy(m2 + c, &acc, sizeof(Vec));
+      }
+      for (int c = groups * W; c < cols; ++c) {
+        const Acc d = (x[c] - shift[c]) - mean[c];
+        m2[c] += d * d;
+      }
     }
   }
-  Acc mean[kMaxTileColumns];
-  const Acc inv_rows = Acc(1) / static_cast<Acc>(rows);
-  for (int c = 0; c < cols; ++c) mean[c] = sum[c] * inv_rows;
-  for (int r = 0; r < rows; ++r) {
-    const Acc* x = tile + static_cast<std::ptrdiff_t>(r) * cols;
-    for (int c = 0; c < cols; ++c) {
-      const Acc d = (x[c] - shift[c]) - mean[c];
-      m2[c] += d * d;
-    }
-  }
+  const Acc inf = std::numeric_limits<Acc>::infinity();
   for (int c = 0; c < cols; ++c) {
     MomentState<Acc>& s = states[c];
-    if (probe[c] != Acc(0)) {  // NaN or ±Inf somewhere in this column of the tile
-      for (int r = 0; r < rows; ++r) math::push(s, tile[static_cast<std::ptrdiff_t>(r) * cols + c]);
+    const bool finite = sum[c] - sum[c] == Acc(0) && lo[c] != -inf && hi[c] != inf;
+    if (!finite) {  // NaN or ±Inf somewhere in this column of the tile (or a sum that overflowed)
+      for (int r = 0; r < rows; ++r) math::push(s, tile[r * stride + c]);
       continue;
     }
     s.min = lo[c];
     s.max = hi[c];
     s.abs_sum += abs_sum[c];
-    s.nonzero_count += static_cast<std::int64_t>(nonzero[c]);
+    s.nonzero_count += rows + static_cast<std::int64_t>(zeros_neg[c]);
     math::merge_moments(s.count, s.mean, s.m2, static_cast<std::int64_t>(rows), mean[c], m2[c]);
   }
 }
@@ -75,19 +200,26 @@ void convert(const T* in, std::int64_t n, Acc* out) {
   for (std::int64_t i = 0; i < n; ++i) out[i] = math::to_acc<Acc>(in[i]);
 }
 
-// Folds a contiguous span into kLanes interleaved lane states: element j goes to lane j % kLanes.
+// Folds a contiguous span into kLanes interleaved lane states: element j goes to lane j % kLanes. Input
+// already in the accumulation type is read in place; other types are converted chunk by chunk.
 template <typename Acc, typename T>
 void fold_span(const T* x, std::int64_t n, MomentState<Acc>* lanes, std::vector<Acc>& buffer) {
-  constexpr std::int64_t kChunk = static_cast<std::int64_t>(kTileRows) * 32 * kLanes;
-  buffer.resize(kChunk);
+  constexpr std::int64_t kChunk = static_cast<std::int64_t>(kSpanTileRows) * 4 * kLanes;
   const std::int64_t body = n / kLanes * kLanes;
   for (std::int64_t i = 0; i < body; i += kChunk) {
     const std::int64_t m = std::min(kChunk, body - i);
-    convert(x + i, m, buffer.data());
+    const Acc* values;
+    if constexpr (std::is_same_v<T, Acc>) {
+      values = x + i;
+    } else {
+      buffer.resize(kChunk);
+      convert(x + i, m, buffer.data());
+      values = buffer.data();
+    }
     const std::int64_t rows = m / kLanes;
-    for (std::int64_t r = 0; r < rows; r += kTileRows) {
-      const int tile_rows = static_cast<int>(std::min<std::int64_t>(kTileRows, rows - r));
-      fold_tile<kLanes>(buffer.data() + r * kLanes, tile_rows, kLanes, lanes);
+    for (std::int64_t r = 0; r < rows; r += kSpanTileRows) {
+      const int tile_rows = static_cast<int>(std::min<std::int64_t>(kSpanTileRows, rows - r));
+      fold_tile<kLanes>(values + r * kLanes, tile_rows, kLanes, kLanes, lanes);
     }
   }
   for (std::int64_t j = body; j < n; ++j) math::push(lanes[j - body], math::to_acc<Acc>(x[j]));
@@ -169,10 +301,13 @@ void run_columns(const T* input, const plan::CanonicalGeometry& g, const math::S
       for (int c = 0; c < cols; ++c) states[c] = math::empty_state<Acc>();
       for (std::int64_t r = r_lo; r < r_hi; r += kTileRows) {
         const int rows = static_cast<int>(std::min<std::int64_t>(kTileRows, r_hi - r));
-        for (int i = 0; i < rows; ++i) {
-          convert(input + (o * g.col_rows + r + i) * g.col_inner + c0, cols, buffer.data() + static_cast<std::ptrdiff_t>(i) * cols);
+        const T* first = input + (o * g.col_rows + r) * g.col_inner + c0;
+        if constexpr (std::is_same_v<T, Acc>) {
+          fold_tile<0>(first, rows, cols, g.col_inner, states);  // in place, row stride = inner
+        } else {
+          for (int i = 0; i < rows; ++i) convert(first + i * g.col_inner, cols, buffer.data() + i * cols);
+          fold_tile<0>(buffer.data(), rows, cols, cols, states);
         }
-        fold_tile<0>(buffer.data(), rows, cols, states);
       }
       for (int c = 0; c < cols; ++c) {
         partials[static_cast<std::size_t>((o * g.col_inner + c0 + c) * splits + split)] = states[c];
