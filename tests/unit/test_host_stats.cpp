@@ -64,6 +64,10 @@ const std::vector<Case>& cases() {
       {{2, 3, 5, 7}, ReduceAxes::every(), "global 4-d"},
       {{3, 4, 5, 6}, ReduceAxes::of({0, 2}), "generic NCHW axes 0,2"},
       {{2, 3, 4}, ReduceAxes::of({1}), "batched columns"},
+      {{50001, 3}, ReduceAxes::of({0}), "narrow columns folded, split, tail row"},
+      {{3, 20001, 5}, ReduceAxes::of({1}), "batched narrow columns folded"},
+      {{3, 70001}, ReduceAxes::of({1}), "few long rows split"},
+      {{200003}, ReduceAxes::every(), "global split"},
       {{2, 3, 4}, ReduceAxes::of({}), "nothing reduced"},
       {{}, ReduceAxes::every(), "scalar"},
   };

@@ -1,0 +1,31 @@
+// The host engine's SIMD inner loops, compiled once per instruction set and chosen at run time.
+#pragma once
+
+#include <cstddef>
+
+#include "math/moments.hpp"
+
+namespace normkit::cpu {
+
+constexpr int kMaxTileColumns = 256;  // columns per column tile
+constexpr int kMaxSpanLanes = 16;     // interleaved lanes a span is folded into (8 for SSE2, 16 for AVX2)
+
+// Each function folds a tile into per-column states (see tile_fold_impl.inc): spans as `span_lanes`
+// interleaved columns of a contiguous tile, column tiles as `cols` columns with a row stride.
+struct TileFold {
+  const char* name;
+  int span_lanes;
+  void (*span_f32)(const float* tile, int rows, math::MomentState<float>* lanes);
+  void (*span_f64)(const double* tile, int rows, math::MomentState<double>* lanes);
+  void (*columns_f32)(const float* tile, int rows, int cols, std::ptrdiff_t stride, math::MomentState<float>* states);
+  void (*columns_f64)(const double* tile, int rows, int cols, std::ptrdiff_t stride, math::MomentState<double>* states);
+};
+
+// AVX2 when the CPU has it (and the build could compile it), SSE2 otherwise. NORMKIT_HOST_ISA=sse2 forces
+// the baseline (tests compare both).
+const TileFold& tile_fold() noexcept;
+
+namespace sse2 { extern const TileFold kTileFold; }
+namespace avx2 { extern const TileFold kTileFold; }
+
+}  // namespace normkit::cpu
