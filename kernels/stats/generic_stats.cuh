@@ -12,25 +12,16 @@
 
 namespace normkit::kernels {
 
-__device__ __forceinline__ std::int64_t strided_offset(const plan::StridedDims& dims, std::int64_t index) {
-  std::int64_t offset = 0;
-  for (int d = dims.ndim - 1; d >= 0; --d) {
-    offset += (index % dims.extent[d]) * dims.stride[d];
-    index /= dims.extent[d];
-  }
-  return offset;
-}
-
 template <typename T, typename Acc>
 __global__ void __launch_bounds__(256) generic_stats_kernel(const T* __restrict__ input, plan::StridedDims kept,
                                                             plan::StridedDims reduced, std::int64_t kept_numel,
                                                             std::int64_t reduce_numel, math::StatsSink sink) {
   __shared__ math::MomentState<Acc> scratch[32];
   for (std::int64_t k = blockIdx.x; k < kept_numel; k += gridDim.x) {
-    const T* slice = input + strided_offset(kept, k);
+    const T* slice = input + plan::strided_offset(kept, k);
     math::MomentState<Acc> s = math::empty_state<Acc>();
     for (std::int64_t j = threadIdx.x; j < reduce_numel; j += blockDim.x) {
-      math::push(s, load_one<Acc>(slice + strided_offset(reduced, j)));
+      math::push(s, load_one<Acc>(slice + plan::strided_offset(reduced, j)));
     }
     block_merge(s, scratch);
     if (threadIdx.x == 0) math::write_slice(sink, k, math::to_summary(s));

@@ -1,6 +1,7 @@
 // Public statistics API: validate arguments, canonicalize, then run the host engine or the CUDA kernels.
 #include "normkit/stats.hpp"
 
+#include <atomic>
 #include <cstdlib>
 #include <string>
 #include <thread>
@@ -287,7 +288,7 @@ Status finalize_stats(const StatsSummary* summaries, std::int64_t n, const Stats
 }
 
 namespace {
-int g_host_threads = 0;  // 0: default
+std::atomic<int> g_host_threads{0};  // 0: default; atomic: read by every call, set from any thread
 }
 
 int host_threads() noexcept {

@@ -177,24 +177,15 @@ void run_columns(const T* input, const plan::CanonicalGeometry& g, const math::S
   finish_slices(partials, g.kept_numel, splits, sink);
 }
 
-std::int64_t strided_offset(const plan::StridedDims& dims, std::int64_t index) {
-  std::int64_t offset = 0;
-  for (int d = dims.ndim - 1; d >= 0; --d) {
-    offset += (index % dims.extent[d]) * dims.stride[d];
-    index /= dims.extent[d];
-  }
-  return offset;
-}
-
 template <typename Acc, typename T>
 void run_generic(const T* input, const plan::CanonicalGeometry& g, const math::StatsSink& sink, int threads) {
   std::vector<MomentState<Acc>> partials(static_cast<std::size_t>(g.kept_numel));
   const int used = static_cast<int>(std::min<std::int64_t>(threads, std::max<std::int64_t>(1, g.numel / kMinItemsPerThread)));
   parallel_items(g.kept_numel, used, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t k = begin; k < end; ++k) {
-      const T* slice = input + strided_offset(g.kept, k);
+      const T* slice = input + plan::strided_offset(g.kept, k);
       MomentState<Acc> s = math::empty_state<Acc>();
-      for (std::int64_t j = 0; j < g.reduce_numel; ++j) math::push(s, math::to_acc<Acc>(slice[strided_offset(g.reduced, j)]));
+      for (std::int64_t j = 0; j < g.reduce_numel; ++j) math::push(s, math::to_acc<Acc>(slice[plan::strided_offset(g.reduced, j)]));
       partials[static_cast<std::size_t>(k)] = s;
     }
   });

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 
+#include "math/host_device.hpp"
 #include "normkit/stats.hpp"
 
 namespace normkit::plan {
@@ -26,6 +27,16 @@ struct StridedDims {
   std::int64_t extent[kMaxDims] = {};
   std::int64_t stride[kMaxDims] = {};
 };
+
+// Offset (in elements) of the index-th element of `dims`, row-major over its extents.
+NORMKIT_HD std::int64_t strided_offset(const StridedDims& dims, std::int64_t index) {
+  std::int64_t offset = 0;
+  for (int d = dims.ndim - 1; d >= 0; --d) {
+    offset += (index % dims.extent[d]) * dims.stride[d];
+    index /= dims.extent[d];
+  }
+  return offset;
+}
 
 struct CanonicalGeometry {
   Pattern pattern = Pattern::empty;

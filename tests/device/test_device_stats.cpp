@@ -43,17 +43,8 @@ struct DeviceBytes {
   T* as() const { return static_cast<T*>(ptr); }
 };
 
-struct Case {
-  std::vector<std::int64_t> shape;
-  ReduceAxes axes;
-  std::string name;
-};
-
-std::int64_t numel(const std::vector<std::int64_t>& s) {
-  std::int64_t n = 1;
-  for (auto e : s) n *= e;
-  return n;
-}
+using normkit::testing::Case;
+using normkit::testing::numel;
 
 // Runs compute_stats on the device (input offset by `misalign` elements from a 256-byte aligned
 // allocation) and copies the outputs into `buffers`.

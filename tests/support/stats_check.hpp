@@ -10,6 +10,19 @@
 
 namespace normkit::testing {
 
+// One statistics test case: a shape, the reduced axes and a label for failure messages.
+struct Case {
+  std::vector<std::int64_t> shape;
+  ReduceAxes axes;
+  std::string name;
+};
+
+inline std::int64_t numel(const std::vector<std::int64_t>& shape) {
+  std::int64_t n = 1;
+  for (auto e : shape) n *= e;
+  return n;
+}
+
 // Output buffers for every statistic: float64 values, int64 count and l0.
 struct StatsBuffers {
   std::array<std::vector<unsigned char>, kNumStats> bytes;

@@ -16,17 +16,8 @@ using normkit::testing::StatsBuffers;
 
 namespace {
 
-struct Case {
-  std::vector<std::int64_t> shape;
-  ReduceAxes axes;
-  std::string name;
-};
-
-std::int64_t numel(const std::vector<std::int64_t>& shape) {
-  std::int64_t n = 1;
-  for (auto e : shape) n *= e;
-  return n;
-}
+using normkit::testing::Case;
+using normkit::testing::numel;
 
 // Runs the host engine on `values` stored as `dtype` and compares with the reference.
 void check(const Case& c, DType dtype, const std::vector<double>& values, StatsOptions options = {}) {
