@@ -19,3 +19,26 @@ Status check_device_pointer(const void*, const char* operation, const char*) { r
 bool device_present() noexcept { return false; }
 
 }  // namespace normkit::kernels
+
+#include "kernels/transform/transform_launch.hpp"
+
+namespace normkit::kernels {
+namespace {
+Status no_cuda(const char* operation) {
+  return Status(StatusCode::cuda_unavailable,
+                std::string("normkit::") + operation + ": normkit was built without CUDA (NORMKIT_ENABLE_CUDA=OFF)");
+}
+}  // namespace
+Status launch_apply(const void*, DType, void*, DType, const plan::CanonicalGeometry&, const plan::ApplyPlan&,
+                    const AffineCoefficients&, Stream) { return no_cuda("apply_affine"); }
+Status launch_coefficients(const StatsSummary*, std::int64_t, const NormalizerOptions&, bool, const AffineCoefficients&,
+                           Stream) { return no_cuda("compute_coefficients"); }
+Status launch_lp_coefficients(const StatsSummary*, std::int64_t, LpNorm, const AffineCoefficients&, Stream) {
+  return no_cuda("normalize_lp");
+}
+Status device_allocate(void**, std::size_t, Stream) { return no_cuda("Normalizer"); }
+void device_free(void*, Stream) noexcept {}
+Status copy_to_device(void*, const void*, std::size_t, Stream) { return no_cuda("Normalizer"); }
+Status copy_to_host_sync(void*, const void*, std::size_t, Stream) { return no_cuda("Normalizer"); }
+Status device_memset_zero(void*, std::size_t, Stream) { return no_cuda("Normalizer"); }
+}  // namespace normkit::kernels

@@ -6,6 +6,7 @@
 #include <string>
 #include <thread>
 
+#include "api/validation.hpp"
 #include "cpu/stats_cpu.hpp"
 #include "kernels/stats/stats_launch.hpp"
 #include "math/moments.hpp"
@@ -15,8 +16,6 @@
 namespace normkit {
 namespace {
 
-const char* space_name(MemorySpace space) { return space == MemorySpace::host ? "host" : "device"; }
-
 // Everything a call needs after validation.
 struct PreparedCall {
   plan::CanonicalGeometry geometry;
@@ -25,37 +24,8 @@ struct PreparedCall {
   bool double_accumulation = false;
 };
 
-Status validate_input(const TensorView& input, const std::string& op) {
-  if (input.ndim < 0 || input.ndim > kMaxDims) {
-    return argument_error(StatusCode::invalid_argument, op, "input.ndim", "0.." + std::to_string(kMaxDims),
-                          std::to_string(input.ndim));
-  }
-  if (!is_input_dtype(input.dtype)) {
-    return argument_error(StatusCode::unsupported_dtype, op, "input.dtype", "one of float32, float64, float16, bfloat16, uint8",
-                          dtype_name(input.dtype));
-  }
-  std::int64_t numel = 0;
-  if (!checked_numel(input.shape.data(), input.ndim, dtype_size(input.dtype), &numel)) {
-    return argument_error(StatusCode::overflow, op, "input.shape",
-                          "non-negative extents whose byte size fits in int64", input.shape_string());
-  }
-  if (numel > 0 && input.data == nullptr) {
-    return argument_error(StatusCode::null_pointer, op, "input.data", "a non-null pointer for " + std::to_string(numel) + " elements",
-                          "nullptr");
-  }
-  if (input.space == MemorySpace::device) {
-    if (!cuda_available()) {
-      return Status(StatusCode::cuda_unavailable,
-                    "normkit::" + op + ": input is in device memory but " +
-                        (kernels::device_present() ? std::string("CUDA is unusable") : std::string("no CUDA device is available (or normkit was built without CUDA)")));
-    }
-    if (numel > 0) NORMKIT_RETURN_IF_ERROR(kernels::check_device_pointer(input.data, op.c_str(), "input.data"));
-  }
-  return Status::success();
-}
-
 Status prepare(const TensorView& input, const StatsOptions& options, const std::string& op, PreparedCall* call) {
-  NORMKIT_RETURN_IF_ERROR(validate_input(input, op));
+  NORMKIT_RETURN_IF_ERROR(api::validate_input(input, op));
   if (options.ddof < 0) {
     return argument_error(StatusCode::invalid_argument, op, "ddof", "ddof >= 0", std::to_string(options.ddof));
   }
@@ -97,8 +67,8 @@ Status validate_output(const TensorView& input, const StatsOptions& options, con
     return argument_error(StatusCode::null_pointer, op, arg + ".data", "a non-null pointer", "nullptr");
   }
   if (out.space != input.space) {
-    return argument_error(StatusCode::invalid_argument, op, arg + ".space", std::string(space_name(input.space)) + " (the input's)",
-                          space_name(out.space));
+    return argument_error(StatusCode::invalid_argument, op, arg + ".space", std::string(api::space_name(input.space)) + " (the input's)",
+                          api::space_name(out.space));
   }
   return Status::success();
 }

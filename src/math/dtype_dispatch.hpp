@@ -2,6 +2,7 @@
 #pragma once
 
 #include <string>
+#include <type_traits>
 
 #include "math/element_types.hpp"
 #include "normkit/status.hpp"
@@ -28,5 +29,24 @@ Status visit_input_dtype(DType dtype, const std::string& operation, F&& f) {
   return argument_error(StatusCode::unsupported_dtype, operation, "input.dtype",
                         "one of float32, float64, float16, bfloat16, uint8", dtype_name(dtype));
 }
+
+// Same for the float dtypes transforms write (float32, float64, float16, bfloat16).
+template <typename F>
+Status visit_output_dtype(DType dtype, const std::string& operation, F&& f) {
+  switch (dtype) {
+    case DType::float32: return f(type_tag<float>{});
+    case DType::float64: return f(type_tag<double>{});
+    case DType::float16: return f(type_tag<float16_bits>{});
+    case DType::bfloat16: return f(type_tag<bfloat16_bits>{});
+    case DType::uint8:
+    case DType::int64: break;
+  }
+  return argument_error(StatusCode::unsupported_dtype, operation, "out.dtype", "one of float32, float64, float16, bfloat16",
+                        dtype_name(dtype));
+}
+
+// Float for 8/16/32-bit data, double when either side is float64.
+template <typename In, typename Out>
+using compute_type_t = std::conditional_t<std::is_same_v<In, double> || std::is_same_v<Out, double>, double, float>;
 
 }  // namespace normkit::math

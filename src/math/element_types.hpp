@@ -81,6 +81,9 @@ NORMKIT_HD float16_bits float_to_half(float f) {
 NORMKIT_HD float bfloat16_to_float(bfloat16_bits b) { return bits_to_float(static_cast<std::uint32_t>(b.bits) << 16); }
 
 NORMKIT_HD bfloat16_bits float_to_bfloat16(float f) {
+#if defined(__CUDA_ARCH__)
+  return bfloat16_bits{__bfloat16_as_ushort(__float2bfloat16_rn(f))};
+#endif
   const std::uint32_t x = float_to_bits(f);
   if ((x & 0x7fffffffu) > 0x7f800000u) return bfloat16_bits{static_cast<std::uint16_t>((x >> 16) | 0x40u)};
   return bfloat16_bits{static_cast<std::uint16_t>((x + 0x7fffu + ((x >> 16) & 1u)) >> 16)};

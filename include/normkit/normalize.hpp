@@ -1,0 +1,170 @@
+// Transforms: every scaler users know from scikit-learn and Keras, as one fused elementwise apply, and
+// stateful normalizers that adapt over many batches and save/load their state.
+//
+// Every fitted method is applied as, per kept index k (the statistics' index, see stats.hpp):
+//
+//   x' = isnan(x) ? fill[k] : x                 (only with mean imputation)
+//   y  = (x' - center[k]) * scale[k] + offset[k]
+//   y  = min(max(y, a), b)                      (only min-max with clip)
+//
+// with center/scale/offset computed in float64 from the statistics. The subtraction keeps the center
+// apart from the offset (no folding into x*scale + shift, which loses ~0.06 at mean 1e6 in float32) and
+// the float32 path subtracts the center as a float pair, so large offsets stay exact.
+//
+// Methods, with the statistics of the fitted data (population variance, NaN ignored as scikit-learn does):
+//   zscore      y = (x - mean) / s. By default (ZeroVariance::sklearn, StandardScaler) s = std, and a
+//               constant feature (variance zero within float64 rounding) gets s = 1, so y = x - mean.
+//               ZeroVariance::keras (Normalization) uses s = max(std, epsilon), with epsilon 1e-7 by
+//               default; a constant feature then becomes (x - mean) * 1e7. with_mean = false uses mean 0;
+//               with_std = false uses s = 1.
+//   minmax      y = (x - min) * (b - a) / (max - min) + a, with feature_range (a, b), default (0, 1)
+//               (MinMaxScaler). A constant feature's range counts as 1, so y = a + (x - min). clip
+//               clips y to [a, b]. Rejects a >= b.
+//   maxabs      y = x / max|x| (MaxAbsScaler); max|x| = 0 counts as 1.
+//   rescale     y = x * scale + offset (Keras Rescaling, e.g. scale 1/255). It needs no statistics.
+//   decimal     y = x / 10^j, where j is the smallest integer (possibly negative) with max|x| / 10^j < 1.
+//               max|x| = 0 gives j = 0, and max|x| = 100 gives j = 3 (exact powers of ten are exact).
+//   impute_mean NaN -> the NaN-ignoring mean of its feature (SimpleImputer(strategy="mean")); other values
+//               are unchanged. An all-NaN feature is filled with 0 (and Normalizer::adapt reports it).
+//
+// Composition:
+//   * Options::scale / Options::offset rescale first for every method: x -> x * scale + offset, then the
+//     method runs on the rescaled values, as one apply. Rescale then z-score is one pass.
+//   * Options::impute_nan fills NaN with the feature mean before any method. The method is then fitted as
+//     scikit-learn's Pipeline([SimpleImputer, scaler]) would fit it: the filled values count, so the
+//     variance is M2 / (count + NaN count).
+//   * Without imputation, NaN stays NaN in transform, and fitting ignores NaN.
+//
+// Inverse: x = (y - offset) / scale + center, for every fitted method (scikit-learn inverse_transform,
+// Keras Normalization(invert=True)). Clipping and imputation are not undone.
+//
+// Per-sample Lp normalization (scikit-learn Normalizer, keras.utils.normalize) is stateless: y = x / ||x||_p
+// along the last axis, p in {1, 2, inf}. A zero norm leaves the row unchanged. It has no inverse.
+//
+// Dtypes: inputs float32, float64, float16, bfloat16, uint8. Outputs float32, float64, float16, bfloat16.
+// The default output is the input's float type, and float32 for uint8. In-place (out.data == in.data) is
+// allowed when the dtypes match. Device calls follow stats.hpp: stream-ordered, no synchronization, no
+// allocation in the free functions.
+#pragma once
+
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "normkit/stats.hpp"
+
+namespace normkit {
+
+enum class Method : std::uint8_t { zscore, minmax, maxabs, rescale, decimal, impute_mean };
+enum class ZeroVariance : std::uint8_t { sklearn, keras };
+enum class LpNorm : std::uint8_t { l1, l2, linf };
+
+// "zscore", "minmax", "maxabs", "rescale", "decimal", "impute-mean".
+const char* method_name(Method method) noexcept;
+bool parse_method(const std::string& name, Method* method) noexcept;
+
+struct NormalizerOptions {
+  Method method = Method::zscore;
+  ReduceAxes axes = ReduceAxes::of({0});  // reduced axes: per feature by default
+  // zscore
+  bool with_mean = true;
+  bool with_std = true;
+  ZeroVariance zero_variance = ZeroVariance::sklearn;
+  double epsilon = 1e-7;  // ZeroVariance::keras
+  // minmax
+  double range_min = 0.0;
+  double range_max = 1.0;
+  bool clip = false;
+  // rescale first (every method); scale must be finite and non-zero
+  double scale = 1.0;
+  double offset = 0.0;
+  // fill NaN with the feature mean before the method
+  bool impute_nan = false;
+};
+
+// Checks the options (feature range, scale, epsilon, ...). `operation` names the caller in messages.
+Status validate_options(const NormalizerOptions& options, const std::string& operation);
+
+// Per kept index coefficients of the apply (float64 arrays of n elements, in `space`).
+struct AffineCoefficients {
+  double* center = nullptr;
+  double* scale = nullptr;
+  double* offset = nullptr;
+  double* fill = nullptr;  // NaN fill values; null: NaN stays NaN
+  bool clip = false;       // clip y to [clip_min, clip_max]
+  double clip_min = 0.0;
+  double clip_max = 0.0;
+};
+
+// Computes the coefficients of `options.method` (or of its inverse) from n summaries (accumulated with
+// accumulate_stats over options.axes). Summaries and coefficient arrays live in `space`.
+Status compute_coefficients(const StatsSummary* summaries, std::int64_t n, const NormalizerOptions& options,
+                            bool inverse, const AffineCoefficients& coefficients, MemorySpace space, Stream stream = nullptr);
+
+// out = apply(in) with coefficients indexed by the kept index of `axes` (their arrays have kept-numel
+// elements). `out` has the input's shape.
+Status apply_affine(const TensorView& in, const ReduceAxes& axes, const AffineCoefficients& coefficients,
+                    const TensorView& out, Stream stream = nullptr);
+
+// Per-sample Lp normalization along the last axis. Device calls need workspace_bytes of scratch from
+// normalize_lp_workspace_size (the row norms).
+Status normalize_lp_workspace_size(const TensorView& in, std::size_t* bytes);
+Status normalize_lp(const TensorView& in, LpNorm p, const TensorView& out, void* workspace, std::size_t workspace_bytes,
+                    Stream stream = nullptr);
+
+// A fitted scaler with its state: adapt over batches, transform, inverse-transform, save, load.
+//
+// The state lives in `space`: per kept index the raw statistics (StatsSummary) and the derived
+// coefficients. adapt() accumulates across calls like scikit-learn's partial_fit. Keras' adapt() restarts
+// on every call; call reset() first for that behaviour. Unlike the free functions, a Normalizer owns
+// memory. On the device it allocates its state and scratch with cudaMallocAsync on the call's stream at
+// the first adapt() (and again when a larger scratch is needed). save() and adapt()'s all-NaN check copy
+// to the host and synchronize the stream.
+class Normalizer {
+ public:
+  Normalizer();
+  ~Normalizer();
+  Normalizer(Normalizer&&) noexcept;
+  Normalizer& operator=(Normalizer&&) noexcept;
+  Normalizer(const Normalizer&) = delete;
+  Normalizer& operator=(const Normalizer&) = delete;
+
+  // Configures a new, empty normalizer (drops any previous state).
+  Status init(const NormalizerOptions& options, MemorySpace space);
+
+  // Merges `batch` into the statistics. The first batch fixes the kept shape; later ones must match it.
+  Status adapt(const TensorView& batch, Stream stream = nullptr);
+  // Forgets the statistics (keeps options and space).
+  void reset();
+  // Sets the statistics directly (Keras Normalization(mean=..., variance=...)): host float64 arrays of
+  // the kept shape, as if adapted on data with that mean and population variance.
+  Status set_mean_variance(const std::vector<std::int64_t>& kept_shape, const std::vector<double>& mean,
+                           const std::vector<double>& variance);
+
+  // out = transform(in) / inverse_transform(in); in has the adapted kept shape on the kept axes.
+  Status transform(const TensorView& in, const TensorView& out, Stream stream = nullptr);
+  Status inverse_transform(const TensorView& in, const TensorView& out, Stream stream = nullptr);
+
+  // Saves as safetensors (temporary file + rename): tensors count (int64), mean, m2, min, max, maxabs,
+  // nan_count (int64) and the derived center, scale, offset (float64, kept shape); string metadata
+  // with the method, axes, parameters and normkit version. Loadable with safetensors.numpy.load_file.
+  Status save(const std::string& path, Stream stream = nullptr) const;
+  // Loads a saved normalizer into `space`, validating the whole file.
+  Status load(const std::string& path, MemorySpace space);
+
+  const NormalizerOptions& options() const;
+  bool adapted() const;
+  std::vector<std::int64_t> kept_shape() const;
+  // Number of kept slices whose fitted values were all NaN (filled with 0 by impute).
+  std::int64_t all_nan_features() const;
+
+ private:
+  struct State;
+  Status transform_impl(const TensorView& in, const TensorView& out, bool inverse, Stream stream, const char* op);
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace normkit

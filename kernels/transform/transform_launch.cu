@@ -1,0 +1,108 @@
+// Launchers of the transform kernels and their explicit instantiations: 5 input x 4 output dtypes for the
+// rows and columns walks (16-byte vectors) and the generic walk (scalar).
+#include <cuda_runtime.h>
+
+#include <algorithm>
+
+#include "kernels/common/cuda_check.hpp"
+#include "kernels/transform/apply_kernels.cuh"
+#include "kernels/transform/transform_launch.hpp"
+#include "math/dtype_dispatch.hpp"
+
+namespace normkit::kernels {
+namespace {
+
+constexpr const char* kOp = "apply_affine";
+
+unsigned grid_dim(std::int64_t blocks) { return static_cast<unsigned>(std::clamp<std::int64_t>(blocks, 1, 0x7fffffff)); }
+
+DeviceAffine device_affine(const AffineCoefficients& c) {
+  return DeviceAffine{c.center, c.scale, c.offset, c.fill, c.clip, c.clip_min, c.clip_max};
+}
+
+template <typename In, typename Out>
+Status launch_typed(const In* in, Out* out, const plan::CanonicalGeometry& g, const plan::ApplyPlan& p,
+                    const AffineCoefficients& c, cudaStream_t stream) {
+  constexpr int kVec = static_cast<int>(16 / (sizeof(In) > sizeof(Out) ? sizeof(In) : sizeof(Out)));
+  switch (p.kernel) {
+    case plan::ApplyKernel::rows:
+      // Scalar plans run the same kernel: rows whose phases differ take its scalar loop.
+      apply_rows_kernel<In, Out, kVec><<<grid_dim(p.grid_x), p.block_x, 0, stream>>>(
+          in, out, RowsShape{p.rows, p.row_length, p.period}, device_affine(c));
+      return cuda::check_launch(kOp, "apply_rows_kernel");
+    case plan::ApplyKernel::columns:
+      if (p.vector_elems == kVec) {
+        apply_columns_kernel<In, Out, kVec><<<dim3(grid_dim(p.grid_x), static_cast<unsigned>(p.grid_y)),
+                                              dim3(static_cast<unsigned>(p.block_x), static_cast<unsigned>(p.block_y)), 0,
+                                              stream>>>(in, out, ColumnsShape{p.outer, p.rows_per_outer, p.inner, p.fold},
+                                                        device_affine(c));
+        return cuda::check_launch(kOp, "apply_columns_kernel");
+      }
+      break;  // misaligned columns: the generic walk
+    case plan::ApplyKernel::generic:
+      break;
+  }
+  apply_generic_kernel<In, Out><<<grid_dim((g.numel + 1023) / 1024), 256, 0, stream>>>(in, out, g.kept, g.numel, device_affine(c));
+  return cuda::check_launch(kOp, "apply_generic_kernel");
+}
+
+__global__ void lp_coefficients_kernel(const StatsSummary* s, std::int64_t n, LpNorm p, AffineCoefficients out) {
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  for (std::int64_t k = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < n; k += stride) {
+    const math::StatValues v = math::finalize_summary(s[k], 0, false);
+    const double norm = p == LpNorm::l1 ? v.l1 : (p == LpNorm::l2 ? v.l2 : v.linf);
+    out.center[k] = 0.0;
+    out.scale[k] = norm > 0.0 ? 1.0 / norm : 1.0;  // a zero norm leaves the row unchanged
+    out.offset[k] = 0.0;
+  }
+}
+
+}  // namespace
+
+Status launch_apply(const void* in, DType in_dtype, void* out, DType out_dtype, const plan::CanonicalGeometry& geometry,
+                    const plan::ApplyPlan& plan, const AffineCoefficients& coefficients, Stream stream) {
+  return math::visit_input_dtype(in_dtype, kOp, [&](auto in_tag) {
+    using In = typename decltype(in_tag)::type;
+    return math::visit_output_dtype(out_dtype, kOp, [&](auto out_tag) {
+      using Out = typename decltype(out_tag)::type;
+      return launch_typed(static_cast<const In*>(in), static_cast<Out*>(out), geometry, plan, coefficients, stream);
+    });
+  });
+}
+
+Status launch_coefficients(const StatsSummary* summaries, std::int64_t n, const NormalizerOptions& options, bool inverse,
+                           const AffineCoefficients& coefficients, Stream stream) {
+  if (n == 0) return Status::success();
+  coefficients_kernel<<<grid_dim((n + 255) / 256), 256, 0, stream>>>(summaries, n, options, inverse, coefficients);
+  return cuda::check_launch("compute_coefficients", "coefficients_kernel");
+}
+
+Status launch_lp_coefficients(const StatsSummary* summaries, std::int64_t n, LpNorm p, const AffineCoefficients& out,
+                              Stream stream) {
+  if (n == 0) return Status::success();
+  lp_coefficients_kernel<<<grid_dim((n + 255) / 256), 256, 0, stream>>>(summaries, n, p, out);
+  return cuda::check_launch("normalize_lp", "lp_coefficients_kernel");
+}
+
+Status device_allocate(void** ptr, std::size_t bytes, Stream stream) {
+  return cuda::cuda_status(cudaMallocAsync(ptr, bytes == 0 ? 1 : bytes, stream), "Normalizer", "cudaMallocAsync");
+}
+void device_free(void* ptr, Stream stream) noexcept {
+  if (ptr) (void)cudaFreeAsync(ptr, stream);
+}
+Status copy_to_device(void* dst, const void* src, std::size_t bytes, Stream stream) {
+  if (bytes == 0) return Status::success();
+  return cuda::cuda_status(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream), "Normalizer", "cudaMemcpyAsync");
+}
+Status copy_to_host_sync(void* dst, const void* src, std::size_t bytes, Stream stream) {
+  if (bytes == 0) return Status::success();
+  NORMKIT_RETURN_IF_ERROR(
+      cuda::cuda_status(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream), "Normalizer", "cudaMemcpyAsync"));
+  return cuda::cuda_status(cudaStreamSynchronize(stream), "Normalizer", "cudaStreamSynchronize");
+}
+Status device_memset_zero(void* dst, std::size_t bytes, Stream stream) {
+  if (bytes == 0) return Status::success();
+  return cuda::cuda_status(cudaMemsetAsync(dst, 0, bytes, stream), "Normalizer", "cudaMemsetAsync");
+}
+
+}  // namespace normkit::kernels

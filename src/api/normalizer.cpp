@@ -1,0 +1,503 @@
+// Normalizer: statistics that accumulate over batches, derived coefficients, transform, save and load.
+#include <cmath>
+#include <cstring>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "io/safetensors.hpp"
+#include "kernels/transform/transform_launch.hpp"
+#include "math/moments.hpp"
+#include "math/transform.hpp"
+#include "normkit/normalize.hpp"
+
+#ifndef NORMKIT_VERSION
+#define NORMKIT_VERSION "0.1.0"
+#endif
+
+namespace normkit {
+
+// Coefficient arrays, each kept_numel float64: forward center/scale/offset/fill, then the inverse's.
+constexpr int kCoefficientArrays = 8;
+
+struct Normalizer::State {
+  NormalizerOptions options;
+  MemorySpace space = MemorySpace::host;
+  bool configured = false;
+  bool adapted = false;
+  std::vector<std::int64_t> kept;
+  std::int64_t kept_numel = 0;
+  bool coefficients_current = false;
+  // Host space: the storage itself. Device space: summaries / coefficients / workspace in device memory.
+  std::vector<StatsSummary> host_summaries;
+  std::vector<double> host_coefficients;
+  void* device_summaries = nullptr;
+  void* device_coefficients = nullptr;
+  void* device_workspace = nullptr;
+  std::size_t workspace_bytes = 0;
+  Stream last_stream = nullptr;
+
+  ~State() { release(); }
+  void release() {
+    kernels::device_free(device_summaries, last_stream);
+    kernels::device_free(device_coefficients, last_stream);
+    kernels::device_free(device_workspace, last_stream);
+    device_summaries = device_coefficients = device_workspace = nullptr;
+    workspace_bytes = 0;
+  }
+  StatsSummary* summaries() {
+    return space == MemorySpace::host ? host_summaries.data() : static_cast<StatsSummary*>(device_summaries);
+  }
+  double* coefficient_array(int i) {
+    double* base = space == MemorySpace::host ? host_coefficients.data() : static_cast<double*>(device_coefficients);
+    return base + static_cast<std::ptrdiff_t>(i) * kept_numel;
+  }
+  AffineCoefficients coefficients(bool inverse) {
+    const int first = inverse ? 4 : 0;
+    AffineCoefficients c;
+    c.center = coefficient_array(first);
+    c.scale = coefficient_array(first + 1);
+    c.offset = coefficient_array(first + 2);
+    const bool impute = options.impute_nan || options.method == Method::impute_mean;
+    c.fill = !inverse && impute ? coefficient_array(first + 3) : nullptr;
+    c.clip = !inverse && options.method == Method::minmax && options.clip;
+    c.clip_min = options.range_min;
+    c.clip_max = options.range_max;
+    return c;
+  }
+  // Allocates the storage for a kept shape (summaries zeroed: empty statistics).
+  Status allocate(const std::vector<std::int64_t>& kept_shape, Stream stream) {
+    release();
+    kept = kept_shape;
+    kept_numel = 1;
+    for (auto e : kept) kept_numel *= e;
+    const std::size_t n = static_cast<std::size_t>(kept_numel);
+    coefficients_current = false;
+    if (space == MemorySpace::host) {
+      StatsSummary empty{};
+      empty.min = INFINITY;
+      empty.max = -INFINITY;
+      host_summaries.assign(n, empty);
+      host_coefficients.assign(n * kCoefficientArrays, 0.0);
+      return Status::success();
+    }
+    last_stream = stream;
+    NORMKIT_RETURN_IF_ERROR(kernels::device_allocate(&device_summaries, n * sizeof(StatsSummary), stream));
+    NORMKIT_RETURN_IF_ERROR(kernels::device_allocate(&device_coefficients, n * kCoefficientArrays * sizeof(double), stream));
+    return Status::success();
+  }
+  Status refresh_coefficients(Stream stream) {
+    if (coefficients_current) return Status::success();
+    NORMKIT_RETURN_IF_ERROR(compute_coefficients(summaries(), kept_numel, options, false, coefficients_with_fill(false), space, stream));
+    NORMKIT_RETURN_IF_ERROR(compute_coefficients(summaries(), kept_numel, options, true, coefficients_with_fill(true), space, stream));
+    coefficients_current = true;
+    return Status::success();
+  }
+  // Like coefficients(), but always with a fill array (compute_coefficients writes it).
+  AffineCoefficients coefficients_with_fill(bool inverse) {
+    AffineCoefficients c = coefficients(inverse);
+    c.fill = coefficient_array(inverse ? 7 : 3);
+    return c;
+  }
+  std::vector<StatsSummary> summaries_on_host(Stream stream) {
+    if (space == MemorySpace::host) return host_summaries;
+    std::vector<StatsSummary> copy(static_cast<std::size_t>(kept_numel));
+    kernels::copy_to_host_sync(copy.data(), device_summaries, copy.size() * sizeof(StatsSummary), stream).ignore();
+    return copy;
+  }
+};
+
+Normalizer::Normalizer() : state_(std::make_unique<State>()) {}
+Normalizer::~Normalizer() = default;
+Normalizer::Normalizer(Normalizer&&) noexcept = default;
+Normalizer& Normalizer::operator=(Normalizer&&) noexcept = default;
+
+Status Normalizer::init(const NormalizerOptions& options, MemorySpace space) {
+  NORMKIT_RETURN_IF_ERROR(validate_options(options, "Normalizer::init"));
+  if (!state_) state_ = std::make_unique<State>();
+  state_->release();
+  *state_ = State{};
+  state_->options = options;
+  state_->space = space;
+  state_->configured = true;
+  return Status::success();
+}
+
+namespace {
+
+std::string shape_string(const std::vector<std::int64_t>& shape) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+Status kept_of(const TensorView& t, const ReduceAxes& axes, const std::string& op, std::vector<std::int64_t>* kept) {
+  std::array<std::int64_t, kMaxDims> shape{};
+  int ndim = 0;
+  Status s = kept_shape(t, axes, &shape, &ndim);
+  if (!s.ok()) return Status(s.code(), "normkit::" + op + ": " + s.message());
+  kept->assign(shape.begin(), shape.begin() + ndim);
+  return Status::success();
+}
+
+Status not_configured(const std::string& op) {
+  return Status(StatusCode::invalid_argument, "normkit::" + op + ": the normalizer has no options (call init or load first)");
+}
+
+}  // namespace
+
+Status Normalizer::adapt(const TensorView& batch, Stream stream) {
+  const std::string op = "Normalizer::adapt";
+  State& st = *state_;
+  if (!st.configured) return not_configured(op);
+  if (batch.space != st.space) {
+    return argument_error(StatusCode::invalid_argument, op, "batch.space",
+                          st.space == MemorySpace::host ? "host (the normalizer's)" : "device (the normalizer's)",
+                          batch.space == MemorySpace::host ? "host" : "device");
+  }
+  std::vector<std::int64_t> kept;
+  NORMKIT_RETURN_IF_ERROR(kept_of(batch, st.options.axes, op, &kept));
+  if (!st.adapted) {
+    NORMKIT_RETURN_IF_ERROR(st.allocate(kept, stream));
+  } else if (kept != st.kept) {
+    return argument_error(StatusCode::shape_mismatch, op, "batch.shape",
+                          "kept shape " + shape_string(st.kept) + " (as adapted so far)", shape_string(kept) + " from " + batch.shape_string());
+  }
+  StatsOptions options;
+  options.axes = st.options.axes;
+  options.accumulation = Accumulation::float64;  // the state is float64: keep its precision
+  if (st.space == MemorySpace::device) {
+    std::size_t bytes = 0;
+    NORMKIT_RETURN_IF_ERROR(stats_workspace_size(batch, options, &bytes));
+    if (bytes > st.workspace_bytes) {
+      kernels::device_free(st.device_workspace, stream);
+      st.device_workspace = nullptr;
+      NORMKIT_RETURN_IF_ERROR(kernels::device_allocate(&st.device_workspace, bytes, stream));
+      st.workspace_bytes = bytes;
+    }
+    st.last_stream = stream;
+  }
+  NORMKIT_RETURN_IF_ERROR(accumulate_stats(batch, options, st.summaries(), st.kept_numel, st.adapted, st.device_workspace,
+                                           st.workspace_bytes, stream));
+  st.adapted = true;
+  st.coefficients_current = false;
+  return Status::success();
+}
+
+void Normalizer::reset() {
+  if (!state_) return;
+  state_->release();
+  state_->adapted = false;
+  state_->kept.clear();
+  state_->kept_numel = 0;
+  state_->coefficients_current = false;
+}
+
+Status Normalizer::set_mean_variance(const std::vector<std::int64_t>& kept_shape, const std::vector<double>& mean,
+                                     const std::vector<double>& variance) {
+  const std::string op = "Normalizer::set_mean_variance";
+  State& st = *state_;
+  if (!st.configured) return not_configured(op);
+  if (st.options.method != Method::zscore) {
+    return argument_error(StatusCode::invalid_argument, op, "method", "zscore (mean and variance define only z-scores)",
+                          method_name(st.options.method));
+  }
+  std::int64_t n = 1;
+  for (auto e : kept_shape) {
+    if (e < 0) return argument_error(StatusCode::invalid_argument, op, "kept_shape", "non-negative extents", shape_string(kept_shape));
+    n *= e;
+  }
+  if (static_cast<std::int64_t>(mean.size()) != n || static_cast<std::int64_t>(variance.size()) != n) {
+    return argument_error(StatusCode::shape_mismatch, op, "mean/variance", std::to_string(n) + " values each",
+                          std::to_string(mean.size()) + " and " + std::to_string(variance.size()));
+  }
+  std::vector<StatsSummary> summaries(static_cast<std::size_t>(n));
+  for (std::size_t k = 0; k < summaries.size(); ++k) {
+    if (!(variance[k] >= 0.0)) {
+      return argument_error(StatusCode::invalid_argument, op, "variance", "values >= 0", "variance[" + std::to_string(k) + "] = " + std::to_string(variance[k]));
+    }
+    // One pseudo-sample with this mean and M2 = variance: the population variance of the slice is variance.
+    summaries[k] = StatsSummary{1, 0, 0, 0, mean[k] != 0.0, mean[k], variance[k], mean[k], mean[k], std::fabs(mean[k])};
+  }
+  NORMKIT_RETURN_IF_ERROR(st.allocate(kept_shape, st.last_stream));
+  if (st.space == MemorySpace::host) {
+    st.host_summaries = summaries;
+  } else {
+    NORMKIT_RETURN_IF_ERROR(kernels::copy_to_device(st.device_summaries, summaries.data(), summaries.size() * sizeof(StatsSummary),
+                                                    st.last_stream));
+  }
+  st.adapted = true;
+  return Status::success();
+}
+
+Status Normalizer::transform(const TensorView& in, const TensorView& out, Stream stream) {
+  return transform_impl(in, out, false, stream, "Normalizer::transform");
+}
+
+Status Normalizer::inverse_transform(const TensorView& in, const TensorView& out, Stream stream) {
+  return transform_impl(in, out, true, stream, "Normalizer::inverse_transform");
+}
+
+Status Normalizer::transform_impl(const TensorView& in, const TensorView& out, bool inverse, Stream stream, const char* op_name) {
+  const std::string op = op_name;
+  State& st = *state_;
+  if (!st.configured) return not_configured(op);
+  std::vector<std::int64_t> kept;
+  NORMKIT_RETURN_IF_ERROR(kept_of(in, st.options.axes, op, &kept));
+  if (!st.adapted) {
+    if (st.options.method != Method::rescale) {
+      return Status(StatusCode::invalid_argument, "normkit::" + op + ": the normalizer is not adapted (call adapt, set_mean_variance or load first)");
+    }
+    NORMKIT_RETURN_IF_ERROR(st.allocate(kept, stream));  // rescale needs no statistics
+    if (st.space == MemorySpace::device) {
+      std::vector<StatsSummary> empty(static_cast<std::size_t>(st.kept_numel), StatsSummary{0, 0, 0, 0, 0, 0, 0, INFINITY, -INFINITY, 0});
+      NORMKIT_RETURN_IF_ERROR(kernels::copy_to_device(st.device_summaries, empty.data(), empty.size() * sizeof(StatsSummary), stream));
+    }
+    st.adapted = true;
+  }
+  if (kept != st.kept) {
+    return argument_error(StatusCode::shape_mismatch, op, "in.shape", "kept shape " + shape_string(st.kept) + " on the kept axes",
+                          shape_string(kept) + " from " + in.shape_string());
+  }
+  if (in.space != st.space) {
+    return argument_error(StatusCode::invalid_argument, op, "in.space", st.space == MemorySpace::host ? "host" : "device",
+                          in.space == MemorySpace::host ? "host" : "device");
+  }
+  NORMKIT_RETURN_IF_ERROR(st.refresh_coefficients(stream));
+  return apply_affine(in, st.options.axes, st.coefficients(inverse), out, stream);
+}
+
+namespace {
+
+// ---- save / load ----
+
+std::string json_list(const std::vector<std::int64_t>& v) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s + "]";
+}
+
+std::string number(double v) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof(buffer), "%.17g", v);
+  return buffer;
+}
+
+template <typename T>
+io::SafetensorsTensor make_tensor(const std::string& name, DType dtype, const std::vector<std::int64_t>& shape,
+                                  const std::vector<T>& values) {
+  io::SafetensorsTensor t;
+  t.name = name;
+  t.dtype = dtype;
+  t.shape = shape;
+  t.data.resize(values.size() * sizeof(T));
+  if (!values.empty()) std::memcpy(t.data.data(), values.data(), t.data.size());
+  return t;
+}
+
+const char* const kCountFields[] = {"count", "nan_count", "posinf_count", "neginf_count", "nonzero_count"};
+const char* const kValueFields[] = {"mean", "m2", "min", "max", "abs_sum"};
+
+}  // namespace
+
+Status Normalizer::save(const std::string& path, Stream stream) const {
+  const std::string op = "Normalizer::save";
+  State& st = *state_;
+  if (!st.configured || !st.adapted) return Status(StatusCode::invalid_argument, "normkit::" + op + ": nothing to save: the normalizer is not adapted");
+  NORMKIT_RETURN_IF_ERROR(st.refresh_coefficients(stream));
+  const std::vector<StatsSummary> s = st.summaries_on_host(stream);
+  std::vector<double> coefficients(static_cast<std::size_t>(st.kept_numel) * kCoefficientArrays);
+  if (st.space == MemorySpace::host) {
+    coefficients = st.host_coefficients;
+  } else {
+    NORMKIT_RETURN_IF_ERROR(kernels::copy_to_host_sync(coefficients.data(), st.device_coefficients,
+                                                       coefficients.size() * sizeof(double), stream));
+  }
+  io::SafetensorsFile file;
+  std::vector<std::int64_t> counts[5];
+  std::vector<double> values[5], maxabs;
+  for (const StatsSummary& x : s) {
+    const std::int64_t c[5] = {x.count, x.nan_count, x.posinf_count, x.neginf_count, x.nonzero_count};
+    const double v[5] = {x.mean, x.m2, x.min, x.max, x.abs_sum};
+    for (int i = 0; i < 5; ++i) {
+      counts[i].push_back(c[i]);
+      values[i].push_back(v[i]);
+    }
+    maxabs.push_back(std::fmax(std::fabs(x.min), std::fabs(x.max)));
+  }
+  for (int i = 0; i < 5; ++i) file.tensors.push_back(make_tensor(kCountFields[i], DType::int64, st.kept, counts[i]));
+  for (int i = 0; i < 5; ++i) file.tensors.push_back(make_tensor(kValueFields[i], DType::float64, st.kept, values[i]));
+  file.tensors.push_back(make_tensor("maxabs", DType::float64, st.kept, maxabs));
+  const char* const derived[] = {"center", "scale", "offset", "fill"};
+  const std::size_t n = static_cast<std::size_t>(st.kept_numel);
+  for (int i = 0; i < 4; ++i) {
+    std::vector<double> v(coefficients.begin() + static_cast<std::ptrdiff_t>(i * n), coefficients.begin() + static_cast<std::ptrdiff_t>((i + 1) * n));
+    file.tensors.push_back(make_tensor(derived[i], DType::float64, st.kept, v));
+  }
+  const NormalizerOptions& o = st.options;
+  std::vector<std::int64_t> axes;
+  for (int i = 0; i < o.axes.count; ++i) axes.push_back(o.axes.axes[i]);
+  file.metadata = {{"format", "normkit-normalizer"},
+                   {"normkit_version", NORMKIT_VERSION},
+                   {"method", method_name(o.method)},
+                   {"axes", o.axes.all ? "\"all\"" : json_list(axes)},
+                   {"kept_shape", json_list(st.kept)},
+                   {"with_mean", o.with_mean ? "true" : "false"},
+                   {"with_std", o.with_std ? "true" : "false"},
+                   {"zero_variance", o.zero_variance == ZeroVariance::keras ? "keras" : "sklearn"},
+                   {"epsilon", number(o.epsilon)},
+                   {"feature_range", "[" + number(o.range_min) + ", " + number(o.range_max) + "]"},
+                   {"clip", o.clip ? "true" : "false"},
+                   {"scale", number(o.scale)},
+                   {"offset", number(o.offset)},
+                   {"impute_nan", o.impute_nan ? "true" : "false"}};
+  return io::write_safetensors_atomic(path, file);
+}
+
+namespace {
+
+// Minimal parsers for the metadata values save() writes.
+bool parse_bool(const std::string& s, bool* v) {
+  if (s == "true") *v = true;
+  else if (s == "false") *v = false;
+  else return false;
+  return true;
+}
+
+bool parse_double(const std::string& s, double* v) {
+  char* end = nullptr;
+  *v = std::strtod(s.c_str(), &end);
+  return !s.empty() && end && *end == '\0';
+}
+
+bool parse_int_list(const std::string& s, std::vector<std::int64_t>* out) {
+  out->clear();
+  if (s.size() < 2 || s.front() != '[' || s.back() != ']') return false;
+  std::string body = s.substr(1, s.size() - 2);
+  std::size_t pos = 0;
+  while (pos < body.size()) {
+    while (pos < body.size() && (body[pos] == ' ' || body[pos] == ',')) ++pos;
+    if (pos >= body.size()) break;
+    char* end = nullptr;
+    const long long v = std::strtoll(body.c_str() + pos, &end, 10);
+    if (end == body.c_str() + pos) return false;
+    out->push_back(v);
+    pos = static_cast<std::size_t>(end - body.c_str());
+  }
+  return true;
+}
+
+}  // namespace
+
+Status Normalizer::load(const std::string& path, MemorySpace space) {
+  const std::string op = "Normalizer::load";
+  io::SafetensorsFile file;
+  NORMKIT_RETURN_IF_ERROR(io::read_safetensors(path, &file));
+  auto bad = [&](const std::string& what) {
+    return Status(StatusCode::bad_file, "normkit: " + op + " '" + path + "': " + what);
+  };
+  auto meta = [&](const std::string& key, std::string* value) {
+    for (const auto& kv : file.metadata) {
+      if (kv.first == key) {
+        *value = kv.second;
+        return true;
+      }
+    }
+    return false;
+  };
+  std::string v;
+  if (!meta("format", &v) || v != "normkit-normalizer") return bad("metadata 'format' is not \"normkit-normalizer\"");
+  NormalizerOptions o;
+  if (!meta("method", &v) || !parse_method(v, &o.method)) return bad("metadata 'method' missing or unknown");
+  std::vector<std::int64_t> list;
+  if (!meta("axes", &v)) return bad("metadata 'axes' missing");
+  if (v == "\"all\"") {
+    o.axes = ReduceAxes::every();
+  } else {
+    if (!parse_int_list(v, &list) || list.size() > static_cast<std::size_t>(kMaxDims)) return bad("metadata 'axes' is not a list of axes");
+    std::vector<int> axes(list.begin(), list.end());
+    o.axes = ReduceAxes::of(axes.data(), static_cast<int>(axes.size()));
+  }
+  std::vector<std::int64_t> kept;
+  if (!meta("kept_shape", &v) || !parse_int_list(v, &kept) || kept.size() > static_cast<std::size_t>(kMaxDims)) {
+    return bad("metadata 'kept_shape' missing or malformed");
+  }
+  std::int64_t n = 1;
+  for (auto e : kept) {
+    if (e < 0 || (e > 0 && n > (std::int64_t(1) << 40) / e)) return bad("metadata 'kept_shape' has a negative or huge extent");
+    n *= e;
+  }
+  bool ok = meta("with_mean", &v) && parse_bool(v, &o.with_mean) && meta("with_std", &v) && parse_bool(v, &o.with_std) &&
+            meta("clip", &v) && parse_bool(v, &o.clip) && meta("impute_nan", &v) && parse_bool(v, &o.impute_nan) &&
+            meta("epsilon", &v) && parse_double(v, &o.epsilon) && meta("scale", &v) && parse_double(v, &o.scale) &&
+            meta("offset", &v) && parse_double(v, &o.offset) && meta("zero_variance", &v) && (v == "sklearn" || v == "keras");
+  if (!ok) return bad("metadata with_mean/with_std/clip/impute_nan/epsilon/scale/offset/zero_variance missing or malformed");
+  o.zero_variance = v == "keras" ? ZeroVariance::keras : ZeroVariance::sklearn;
+  if (!meta("feature_range", &v)) return bad("metadata 'feature_range' missing");
+  {
+    double a = 0, b = 0;
+    if (std::sscanf(v.c_str(), "[%lf, %lf]", &a, &b) != 2) return bad("metadata 'feature_range' malformed");
+    o.range_min = a;
+    o.range_max = b;
+  }
+  Status valid = validate_options(o, op);
+  if (!valid.ok()) return bad(valid.message());
+  // Tensors: each present, of the kept shape and its dtype.
+  auto tensor = [&](const char* name, DType dtype, const io::SafetensorsTensor** t) -> Status {
+    *t = file.find(name);
+    if (!*t) return bad(std::string("tensor '") + name + "' missing");
+    if ((*t)->dtype != dtype) return bad(std::string("tensor '") + name + "' has dtype " + dtype_name((*t)->dtype) + ", expected " + dtype_name(dtype));
+    if ((*t)->shape != kept) return bad(std::string("tensor '") + name + "' has shape " + shape_string((*t)->shape) + ", expected " + shape_string(kept));
+    return Status::success();
+  };
+  std::vector<StatsSummary> summaries(static_cast<std::size_t>(n));
+  for (int i = 0; i < 5; ++i) {
+    const io::SafetensorsTensor* t = nullptr;
+    NORMKIT_RETURN_IF_ERROR(tensor(kCountFields[i], DType::int64, &t));
+    for (std::size_t k = 0; k < summaries.size(); ++k) {
+      std::int64_t c;
+      std::memcpy(&c, t->data.data() + k * 8, 8);
+      if (c < 0) return bad(std::string("tensor '") + kCountFields[i] + "' has a negative count");
+      std::int64_t* fields[5] = {&summaries[k].count, &summaries[k].nan_count, &summaries[k].posinf_count,
+                                 &summaries[k].neginf_count, &summaries[k].nonzero_count};
+      *fields[i] = c;
+    }
+  }
+  for (int i = 0; i < 5; ++i) {
+    const io::SafetensorsTensor* t = nullptr;
+    NORMKIT_RETURN_IF_ERROR(tensor(kValueFields[i], DType::float64, &t));
+    for (std::size_t k = 0; k < summaries.size(); ++k) {
+      double* fields[5] = {&summaries[k].mean, &summaries[k].m2, &summaries[k].min, &summaries[k].max, &summaries[k].abs_sum};
+      std::memcpy(fields[i], t->data.data() + k * 8, 8);
+    }
+  }
+  for (const char* derived : {"maxabs", "center", "scale", "offset", "fill"}) {  // recomputed, but checked
+    const io::SafetensorsTensor* t = nullptr;
+    NORMKIT_RETURN_IF_ERROR(tensor(derived, DType::float64, &t));
+  }
+  NORMKIT_RETURN_IF_ERROR(init(o, space));
+  State& st = *state_;
+  NORMKIT_RETURN_IF_ERROR(st.allocate(kept, nullptr));
+  if (space == MemorySpace::host) {
+    st.host_summaries = summaries;
+  } else {
+    NORMKIT_RETURN_IF_ERROR(kernels::copy_to_device(st.device_summaries, summaries.data(), summaries.size() * sizeof(StatsSummary), nullptr));
+  }
+  st.adapted = true;
+  return Status::success();
+}
+
+const NormalizerOptions& Normalizer::options() const { return state_->options; }
+bool Normalizer::adapted() const { return state_->adapted; }
+std::vector<std::int64_t> Normalizer::kept_shape() const { return state_->kept; }
+
+std::int64_t Normalizer::all_nan_features() const {
+  if (!state_->adapted) return 0;
+  std::int64_t all_nan = 0;
+  for (const StatsSummary& s : state_->summaries_on_host(state_->last_stream)) {
+    all_nan += s.count + s.posinf_count + s.neginf_count == 0 && s.nan_count > 0;
+  }
+  return all_nan;
+}
+
+}  // namespace normkit

@@ -1,0 +1,38 @@
+#include "api/validation.hpp"
+
+#include "kernels/stats/stats_launch.hpp"
+
+namespace normkit::api {
+
+const char* space_name(MemorySpace space) { return space == MemorySpace::host ? "host" : "device"; }
+
+Status validate_input(const TensorView& input, const std::string& op) {
+  if (input.ndim < 0 || input.ndim > kMaxDims) {
+    return argument_error(StatusCode::invalid_argument, op, "input.ndim", "0.." + std::to_string(kMaxDims),
+                          std::to_string(input.ndim));
+  }
+  if (!is_input_dtype(input.dtype)) {
+    return argument_error(StatusCode::unsupported_dtype, op, "input.dtype", "one of float32, float64, float16, bfloat16, uint8",
+                          dtype_name(input.dtype));
+  }
+  std::int64_t numel = 0;
+  if (!checked_numel(input.shape.data(), input.ndim, dtype_size(input.dtype), &numel)) {
+    return argument_error(StatusCode::overflow, op, "input.shape",
+                          "non-negative extents whose byte size fits in int64", input.shape_string());
+  }
+  if (numel > 0 && input.data == nullptr) {
+    return argument_error(StatusCode::null_pointer, op, "input.data", "a non-null pointer for " + std::to_string(numel) + " elements",
+                          "nullptr");
+  }
+  if (input.space == MemorySpace::device) {
+    if (!cuda_available()) {
+      return Status(StatusCode::cuda_unavailable,
+                    "normkit::" + op + ": input is in device memory but " +
+                        (kernels::device_present() ? std::string("CUDA is unusable") : std::string("no CUDA device is available (or normkit was built without CUDA)")));
+    }
+    if (numel > 0) NORMKIT_RETURN_IF_ERROR(kernels::check_device_pointer(input.data, op.c_str(), "input.data"));
+  }
+  return Status::success();
+}
+
+}  // namespace normkit::api

@@ -1,0 +1,95 @@
+#include "cpu/apply_cpu.hpp"
+
+#include <algorithm>
+#include <thread>
+#include <vector>
+
+#include "math/dtype_dispatch.hpp"
+#include "math/transform.hpp"
+#include "plan/apply_plan.hpp"
+
+namespace normkit::cpu {
+namespace {
+
+constexpr std::int64_t kMinElementsPerThread = 1 << 16;
+
+// Runs [0, count) in contiguous ranges over up to `threads` threads.
+template <typename F>
+void parallel_range(std::int64_t count, std::int64_t cost_per_item, int threads, F&& work) {
+  const std::int64_t useful = std::max<std::int64_t>(1, count * cost_per_item / kMinElementsPerThread);
+  const int n = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>({threads, count, useful})));
+  if (n == 1) {
+    work(std::int64_t{0}, count);
+    return;
+  }
+  std::vector<std::thread> pool;
+  for (int t = 0; t < n; ++t) pool.emplace_back([&work, count, t, n] { work(count * t / n, count * (t + 1) / n); });
+  for (auto& th : pool) th.join();
+}
+
+template <typename Compute>
+math::AffineColumn<Compute> coefficient(const AffineCoefficients& c, std::int64_t k) {
+  return math::prepare_column<Compute>(math::Affine{c.center[k], c.scale[k], c.offset[k], c.fill ? c.fill[k] : NAN});
+}
+
+template <typename In, typename Out>
+void run(const In* in, Out* out, const plan::CanonicalGeometry& g, const AffineCoefficients& c, int threads) {
+  using Compute = math::compute_type_t<In, Out>;
+  const plan::ApplyPlan p = plan::choose_apply_plan(g, DType::float32, DType::float32, 0, 0, 1);
+  const auto flags = math::prepare_flags<Compute>(c.fill != nullptr, c.clip, c.clip_min, c.clip_max);
+  auto apply = [&flags](const In* x, Out* y, std::int64_t n, const math::AffineColumn<Compute>& a) {
+    for (std::int64_t i = 0; i < n; ++i) math::store_as(y + i, math::apply_affine_value(math::to_acc<Compute>(x[i]), a, flags));
+  };
+  switch (p.kernel) {
+    case plan::ApplyKernel::rows:
+      parallel_range(p.rows, p.row_length, threads, [&](std::int64_t begin, std::int64_t end) {
+        for (std::int64_t r = begin; r < end; ++r) {
+          apply(in + r * p.row_length, out + r * p.row_length, p.row_length, coefficient<Compute>(c, r % p.period));
+        }
+      });
+      break;
+    case plan::ApplyKernel::columns:
+      parallel_range(p.outer * p.rows_per_outer, p.inner, threads, [&](std::int64_t begin, std::int64_t end) {
+        std::vector<math::AffineColumn<Compute>> row_coefficients(static_cast<std::size_t>(p.inner));
+        std::int64_t loaded_outer = -1;
+        for (std::int64_t r = begin; r < end; ++r) {
+          const std::int64_t o = r / p.rows_per_outer;
+          if (o != loaded_outer) {
+            for (std::int64_t j = 0; j < p.inner; ++j) row_coefficients[static_cast<std::size_t>(j)] = coefficient<Compute>(c, o * p.inner + j);
+            loaded_outer = o;
+          }
+          const In* x = in + r * p.inner;
+          Out* y = out + r * p.inner;
+          for (std::int64_t j = 0; j < p.inner; ++j) {
+            math::store_as(y + j, math::apply_affine_value(math::to_acc<Compute>(x[j]), row_coefficients[static_cast<std::size_t>(j)], flags));
+          }
+        }
+      });
+      break;
+    case plan::ApplyKernel::generic:
+      parallel_range(g.numel, 1, threads, [&](std::int64_t begin, std::int64_t end) {
+        for (std::int64_t i = begin; i < end; ++i) {
+          const auto a = coefficient<Compute>(c, plan::kept_index_of(g.kept, i));
+          math::store_as(out + i, math::apply_affine_value(math::to_acc<Compute>(in[i]), a, flags));
+        }
+      });
+      break;
+  }
+}
+
+}  // namespace
+
+Status apply_affine(const void* in, DType in_dtype, void* out, DType out_dtype, const plan::CanonicalGeometry& geometry,
+                    const AffineCoefficients& coefficients, int threads) {
+  if (geometry.pattern == plan::Pattern::empty) return Status::success();
+  return math::visit_input_dtype(in_dtype, "apply_affine", [&](auto in_tag) {
+    using In = typename decltype(in_tag)::type;
+    return math::visit_output_dtype(out_dtype, "apply_affine", [&](auto out_tag) {
+      using Out = typename decltype(out_tag)::type;
+      run(static_cast<const In*>(in), static_cast<Out*>(out), geometry, coefficients, threads);
+      return Status::success();
+    });
+  });
+}
+
+}  // namespace normkit::cpu

@@ -1,0 +1,146 @@
+// The transforms' math, shared by the kernels and the host engine: coefficients from statistics, and the
+// one apply formula y = (fill(x) - center) * scale + offset (+ clip).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "math/element_types.hpp"
+#include "math/host_device.hpp"
+#include "normkit/normalize.hpp"
+
+namespace normkit::math {
+
+struct Affine {
+  double center, scale, offset, fill;  // fill: NaN when not imputing
+};
+
+NORMKIT_HD double abs_value(double v) { return v < 0 ? -v : v; }
+
+// 10^j for the integer j that decimal scaling uses: smallest j with m / 10^j < 1 (m > 0, finite).
+NORMKIT_HD double decimal_divisor(double m) {
+  int j = static_cast<int>(floor(log10(m))) + 1;
+  // log10 may be off by one ulp around exact powers of ten: settle j by direct comparison.
+  while (m / pow(10.0, j) >= 1.0) ++j;
+  while (j > -400 && m / pow(10.0, j - 1) < 1.0) --j;
+  return pow(10.0, j);
+}
+
+// Coefficients of one kept slice. `s` holds the statistics of the raw (not yet rescaled) values.
+NORMKIT_HD Affine fit_affine(const StatsSummary& s, const NormalizerOptions& o) {
+  const double nan = NAN;
+  const std::int64_t n = s.count + s.posinf_count + s.neginf_count;  // non-NaN values
+  const bool impute = o.impute_nan || o.method == Method::impute_mean;
+  Affine a{0.0, 1.0, 0.0, nan};
+  const double mean = n > 0 ? s.mean : nan;
+  if (impute) a.fill = n > 0 ? mean : 0.0;  // an all-NaN feature is filled with 0
+  // Statistics of the rescaled values x' = x * o.scale + o.offset (imputed values count when imputing).
+  const double mean_r = n > 0 ? mean * o.scale + o.offset : 0.0;
+  const double count_for_var = static_cast<double>(impute ? n + s.nan_count : n);
+  const double var = count_for_var > 0 ? s.m2 / count_for_var : 0.0;
+  const double std_r = sqrt(var) * abs_value(o.scale);
+  const double lo = n > 0 ? s.min * o.scale + o.offset : 0.0;
+  const double hi = n > 0 ? s.max * o.scale + o.offset : 0.0;
+  const double min_r = lo < hi ? lo : hi, max_r = lo < hi ? hi : lo;
+  const double maxabs_r = abs_value(min_r) > abs_value(max_r) ? abs_value(min_r) : abs_value(max_r);
+  // y = (x' - c) * k + off, with x' = x * scale + offset  =>  center = (c - offset) / scale, scale = scale * k.
+  double c = 0.0, k = 1.0, off = 0.0;
+  switch (o.method) {
+    case Method::zscore: {
+      c = o.with_mean ? mean_r : 0.0;
+      double sd = 1.0;
+      if (o.with_std) {
+        if (o.zero_variance == ZeroVariance::keras) {
+          sd = std_r > o.epsilon ? std_r : o.epsilon;
+        } else {
+          // Constant feature: variance zero up to float64 rounding of the accumulation.
+          const double tiny = 1e-13 * (abs_value(mean_r) > 1.0 ? abs_value(mean_r) : 1.0);
+          sd = std_r > tiny ? std_r : 1.0;
+        }
+      }
+      k = 1.0 / sd;
+      break;
+    }
+    case Method::minmax: {
+      const double range = max_r - min_r;
+      const double tiny = 1e-13 * (maxabs_r > 1.0 ? maxabs_r : 1.0);
+      c = min_r;
+      k = (o.range_max - o.range_min) / (range > tiny ? range : 1.0);
+      off = o.range_min;
+      break;
+    }
+    case Method::maxabs:
+      k = 1.0 / (maxabs_r > 0.0 ? maxabs_r : 1.0);
+      break;
+    case Method::decimal:
+      k = maxabs_r > 0.0 && maxabs_r - maxabs_r == 0.0 ? 1.0 / decimal_divisor(maxabs_r) : 1.0;
+      break;
+    case Method::rescale:
+    case Method::impute_mean:
+      break;
+  }
+  if (o.method == Method::impute_mean) {
+    a.center = 0.0;
+    a.scale = 1.0;
+    a.offset = 0.0;
+    return a;
+  }
+  a.center = (c - o.offset) / o.scale;
+  a.scale = o.scale * k;
+  a.offset = off;
+  return a;
+}
+
+// The inverse of an affine map: x = (y - offset) / scale + center. No fill: NaN stays NaN.
+NORMKIT_HD Affine invert_affine(const Affine& a) { return Affine{a.offset, 1.0 / a.scale, a.center, NAN}; }
+
+// y for one value. Compute is float (float32/16-bit/uint8 inputs to non-float64 outputs) or double.
+// In float, the center is subtracted as a hi/lo pair so that x - center is exact when they are close.
+// The per-slice part (AffineColumn) is apart from what every slice shares (AffineFlags), so that kernels
+// holding many columns keep few registers.
+template <typename Compute>
+struct AffineColumn {
+  Compute center_hi, center_lo, scale, offset, fill;
+};
+
+template <typename Compute>
+struct AffineFlags {
+  bool impute, clip;
+  Compute clip_min, clip_max;
+};
+
+template <typename Compute>
+NORMKIT_HD AffineColumn<Compute> prepare_column(const Affine& a) {
+  AffineColumn<Compute> p;
+  p.center_hi = static_cast<Compute>(a.center);
+  p.center_lo = static_cast<Compute>(a.center - static_cast<double>(p.center_hi));
+  p.scale = static_cast<Compute>(a.scale);
+  p.offset = static_cast<Compute>(a.offset);
+  p.fill = a.fill == a.fill ? static_cast<Compute>(a.fill) : Compute(0);
+  return p;
+}
+
+template <typename Compute>
+NORMKIT_HD AffineFlags<Compute> prepare_flags(bool impute, bool clip, double clip_min, double clip_max) {
+  return AffineFlags<Compute>{impute, clip, static_cast<Compute>(clip_min), static_cast<Compute>(clip_max)};
+}
+
+template <typename Compute>
+NORMKIT_HD Compute apply_affine_value(Compute x, const AffineColumn<Compute>& p, const AffineFlags<Compute>& f) {
+  if (f.impute && x != x) x = p.fill;
+  Compute y = ((x - p.center_hi) - p.center_lo) * p.scale + p.offset;
+  if (f.clip) y = y < f.clip_min ? f.clip_min : (y > f.clip_max ? f.clip_max : y);
+  return y;
+}
+
+// Storing a computed value in an output dtype.
+NORMKIT_HD void store_as(float* p, float v) { *p = v; }
+NORMKIT_HD void store_as(float* p, double v) { *p = static_cast<float>(v); }
+NORMKIT_HD void store_as(double* p, double v) { *p = v; }
+NORMKIT_HD void store_as(double* p, float v) { *p = v; }
+NORMKIT_HD void store_as(float16_bits* p, float v) { *p = float_to_half(v); }
+NORMKIT_HD void store_as(float16_bits* p, double v) { *p = float_to_half(static_cast<float>(v)); }
+NORMKIT_HD void store_as(bfloat16_bits* p, float v) { *p = float_to_bfloat16(v); }
+NORMKIT_HD void store_as(bfloat16_bits* p, double v) { *p = float_to_bfloat16(static_cast<float>(v)); }
+
+}  // namespace normkit::math

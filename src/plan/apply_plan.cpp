@@ -1,0 +1,79 @@
+#include "plan/apply_plan.hpp"
+
+#include <algorithm>
+#include <numeric>
+
+namespace normkit::plan {
+namespace {
+thread_local const ApplyOverride* g_apply_override = nullptr;
+std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+}  // namespace
+
+const char* apply_kernel_name(ApplyKernel kernel) noexcept {
+  switch (kernel) {
+    case ApplyKernel::rows: return "rows";
+    case ApplyKernel::columns: return "columns";
+    case ApplyKernel::generic: return "generic";
+  }
+  return "unknown";
+}
+
+void set_apply_override(const ApplyOverride* override_or_null) noexcept { g_apply_override = override_or_null; }
+
+ApplyPlan choose_apply_plan(const CanonicalGeometry& g, DType in, DType out, std::uintptr_t in_address,
+                            std::uintptr_t out_address, int sm_count) {
+  const ApplyOverride* force = g_apply_override;
+  ApplyPlan p;
+  // One vector moves 16 bytes of the wider of the two types: 4 floats, 8 halves, 2 doubles.
+  const std::int64_t wide = static_cast<std::int64_t>(std::max(dtype_size(in), dtype_size(out)));
+  const int vec = static_cast<int>(16 / wide);
+  const bool scalar = force && force->force_scalar;
+  if (g.pattern == Pattern::segments && !(force && force->force_generic)) {
+    p.kernel = ApplyKernel::rows;
+    p.rows = g.seg_a * g.seg_c;
+    p.row_length = g.seg_b;
+    p.period = g.seg_c;
+    // Rows realign themselves (scalar head); the vector body needs input and output at the same phase.
+    const bool same_phase = (in_address / dtype_size(in)) % vec == (out_address / dtype_size(out)) % vec;
+    p.vector_elems = (!scalar && vec > 1 && same_phase && g.seg_b >= 2 * vec) ? vec : 1;
+    // A warp per row for short rows, else a block; grid-stride over rows.
+    p.block_x = 256;
+    const std::int64_t rows_per_block = g.seg_b <= 1024 ? 8 : 1;
+    p.grid_x = std::clamp<std::int64_t>(ceil_div(p.rows, rows_per_block), 1, std::int64_t(sm_count) * 32);
+    return p;
+  }
+  if (g.pattern == Pattern::columns && !(force && force->force_generic)) {
+    p.kernel = ApplyKernel::columns;
+    p.outer = g.col_outer;
+    p.rows_per_outer = g.col_rows;
+    p.inner = g.col_inner;
+    const bool aligned = in_address % static_cast<std::uintptr_t>(vec * dtype_size(in)) == 0 &&
+                         out_address % static_cast<std::uintptr_t>(vec * dtype_size(out)) == 0;
+    if (!scalar && vec > 1 && aligned) {
+      if (g.col_inner % vec == 0) {
+        p.vector_elems = vec;
+      } else {
+        const std::int64_t k = vec / std::gcd<std::int64_t>(g.col_inner, vec);
+        if (g.col_rows % k == 0) {  // folded rows must tile every outer slice exactly
+          p.vector_elems = vec;
+          p.fold = k;
+        }
+      }
+    }
+    const std::int64_t wide_inner = g.col_inner * p.fold;
+    const std::int64_t threads_x = ceil_div(wide_inner, p.vector_elems);
+    p.block_x = static_cast<int>(std::min<std::int64_t>(32, threads_x));
+    p.block_y = std::max(1, 256 / p.block_x);
+    p.grid_x = ceil_div(threads_x, p.block_x);
+    const std::int64_t total_rows = g.col_outer * g.col_rows / p.fold;
+    p.grid_y = std::clamp<std::int64_t>(ceil_div(total_rows, p.block_y * 4), 1, 65535);
+    return p;
+  }
+  p.kernel = ApplyKernel::generic;
+  p.vector_elems = 1;
+  p.block_x = 256;
+  p.grid_x = std::clamp<std::int64_t>(ceil_div(g.numel, 256 * 4), 1, std::int64_t(sm_count) * 32);
+  return p;
+}
+
+}  // namespace normkit::plan

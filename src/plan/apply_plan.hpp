@@ -1,0 +1,49 @@
+// How an elementwise apply with per-kept-index coefficients walks the tensor: pure host functions.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "normkit/dtype.hpp"
+#include "plan/geometry.hpp"
+
+namespace normkit::plan {
+
+enum class ApplyKernel {
+  rows,     // contiguous rows sharing one coefficient: row r uses kept index r % period (per-sample, NCHW, global)
+  columns,  // rows of `inner` columns, coefficient per column: kept index (r / rows_per_outer) * inner + j
+  generic,  // kept index from the flat index, per element
+};
+
+const char* apply_kernel_name(ApplyKernel kernel) noexcept;
+
+struct ApplyPlan {
+  ApplyKernel kernel = ApplyKernel::rows;
+  // rows
+  std::int64_t rows = 0, row_length = 0, period = 1;
+  // columns: outer slices of rows_per_outer rows of inner columns; fold > 1 reads `fold` rows as one
+  std::int64_t outer = 0, rows_per_outer = 0, inner = 0, fold = 1;
+  int vector_elems = 1;  // elements per vector access
+  int block_x = 256, block_y = 1;
+  std::int64_t grid_x = 1, grid_y = 1;
+};
+
+// Test-only: forces the generic kernel or scalar accesses on later plans of this thread.
+struct ApplyOverride {
+  bool force_generic = false;
+  bool force_scalar = false;
+};
+void set_apply_override(const ApplyOverride* override_or_null) noexcept;
+
+// in_address/out_address decide vector access (their alignment must match for 16-byte paths).
+ApplyPlan choose_apply_plan(const CanonicalGeometry& geometry, DType in, DType out, std::uintptr_t in_address,
+                            std::uintptr_t out_address, int sm_count);
+
+// Kept index of flat element `index` for the generic path (row-major over the kept dims of `kept`).
+NORMKIT_HD std::int64_t kept_index_of(const StridedDims& kept, std::int64_t index) {
+  std::int64_t k = 0;
+  for (int d = 0; d < kept.ndim; ++d) k = k * kept.extent[d] + (index / kept.stride[d]) % kept.extent[d];
+  return k;
+}
+
+}  // namespace normkit::plan

@@ -1,0 +1,19 @@
+// Independent oracle for the transforms: scikit-learn's and Keras' formulas written directly per slice in
+// long double (no affine coefficients, no shared code with normkit's math).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "normkit/normalize.hpp"
+
+namespace normkit::testing {
+
+// y for every element of `values` (row-major over `shape`), fitted on the same values.
+std::vector<double> reference_transform(const std::vector<double>& values, const std::vector<std::int64_t>& shape,
+                                        const std::vector<bool>& reduced, const NormalizerOptions& options);
+
+// Rows along the last axis divided by their L1 / L2 / Linf norm (zero rows unchanged).
+std::vector<double> reference_lp(const std::vector<double>& values, std::int64_t row_length, LpNorm p);
+
+}  // namespace normkit::testing
