@@ -26,8 +26,9 @@ def run_case(build, ptxemu, name, workdir):
     if out.returncode != 0:
         raise SystemExit(f"traffic_case {name} failed:\n{out.stdout}\n{out.stderr}")
     input_bytes = int(out.stdout.split("input_bytes=")[1].split()[0])
+    output_bytes = int(out.stdout.split("output_bytes=")[1].split()[0]) if "output_bytes=" in out.stdout else 0
     launches = [json.loads(line) for line in open(jsonl)]
-    return input_bytes, launches
+    return input_bytes, output_bytes, launches
 
 
 def main():
@@ -41,7 +42,7 @@ def main():
     rows, failures = [], []
     with tempfile.TemporaryDirectory() as workdir:
         for name in names:
-            input_bytes, launches = run_case(build, ptxemu, name, workdir)
+            input_bytes, output_bytes, launches = run_case(build, ptxemu, name, workdir)
             sectors = sum(l["global_load"]["sectors"] for l in launches)
             unique = sum(l["global_load"]["unique_bytes"] for l in launches)
             vec16 = sum(l["global_load"]["width_hist"]["16"] * 16 for l in launches)
@@ -53,14 +54,22 @@ def main():
             dram = sum(l["dram_bytes_lower_bound"] for l in launches)
             model_us = max(dram / 3.0e12, warp_instr / (132 * 4 * 1.755e9)) * 1e6
             ok = ratio <= MAX_LOAD_RATIO and efficiency >= MIN_EFFICIENCY
+            store = ""
+            if output_bytes:  # the apply: one write of the output, coalesced
+                store_sectors = sum(l["global_store"]["sectors"] for l in launches)
+                store_unique = sum(l["global_store"]["unique_bytes"] for l in launches)
+                store_ratio = store_sectors * 32 / output_bytes
+                store_eff = store_unique / (store_sectors * 32) if store_sectors else 1.0
+                ok = ok and store_ratio <= MAX_LOAD_RATIO and store_eff >= MIN_EFFICIENCY
+                store = f"store {store_ratio:.3f} x output, eff {store_eff:.3f}"
             if not ok:
                 failures.append(name)
             rows.append((name, input_bytes, ratio, efficiency, vec16 / requested if requested else 0, warp_instr, model_us,
-                         "ok" if ok else "FAIL", kernels))
-    lines = ["| case | input bytes | loaded sectors x 32 / input | load efficiency | 16-byte share | warp-instr | model H100 us | check | kernels (grid x block) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+                         "ok" if ok else "FAIL", kernels, store))
+    lines = ["| case | input bytes | loaded sectors x 32 / input | load efficiency | 16-byte share | stores (apply) | warp-instr | model H100 us | check | kernels (grid x block) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r[0]} | {r[1]} | {r[2]:.3f} | {r[3]:.3f} | {r[4]:.2f} | {r[5]} | {r[6]:.2f} | {r[7]} | {r[8]} |")
+        lines.append(f"| {r[0]} | {r[1]} | {r[2]:.3f} | {r[3]:.3f} | {r[4]:.2f} | {r[9]} | {r[5]} | {r[6]:.2f} | {r[7]} | {r[8]} |")
     table = "\n".join(lines)
     print(table)
     if markdown:

@@ -14,6 +14,8 @@ import subprocess
 import sys
 import tempfile
 
+TESTS = ["test_device_stats", "test_device_transforms"]
+
 
 def demangle(names):
     out = subprocess.run(["c++filt"], input="\n".join(names), capture_output=True, text=True).stdout.splitlines()
@@ -31,11 +33,12 @@ def main():
         ptx_dir = os.path.join(work, "ptx")
         os.makedirs(ptx_dir)
         env = dict(os.environ, PTXEMU_PROFILE_JSON=jsonl, PTXEMU_DUMP_PTX=ptx_dir, NORMKIT_REQUIRE_DEVICE="1")
-        run = subprocess.run([os.path.join(ptxemu, "run.sh"), os.path.join(build, "tests", "test_device_stats"),
-                              "--gtest_brief=1"], env=env, capture_output=True, text=True)
-        if run.returncode != 0:
-            print(run.stdout[-4000:], run.stderr[-4000:])
-            return 1
+        for test in TESTS:
+            run = subprocess.run([os.path.join(ptxemu, "run.sh"), os.path.join(build, "tests", test), "--gtest_brief=1"],
+                                 env=env, capture_output=True, text=True)
+            if run.returncode != 0:
+                print(run.stdout[-4000:], run.stderr[-4000:])
+                return 1
         entries = set()
         for path in glob.glob(os.path.join(ptx_dir, "*.ptx")):
             entries.update(m for m in re.findall(r"\.entry\s+(\w+)\s*\(", open(path).read()) if "normkit" in m)
@@ -46,7 +49,7 @@ def main():
             launches[launch["mangled"]] += 1
             shapes[launch["mangled"]].add(f"{tuple(launch['grid'])}x{tuple(launch['block'])}")
     names = demangle(sorted(entries))
-    lines = ["| kernel instantiation | launches in test_device_stats | distinct grid x block shapes |", "|---|---|---|"]
+    lines = ["| kernel instantiation | launches in the device tests | distinct grid x block shapes |", "|---|---|---|"]
     missing = []
     for mangled in sorted(entries, key=lambda m: names[m]):
         short = re.sub(r"\(.*\)$", "", names[mangled].replace("void normkit::kernels::", ""))

@@ -23,6 +23,8 @@ namespace normkit::kernels {
 // to 8 columns' coefficients in registers: 2 blocks (<= 128 registers).
 constexpr int kApplyMinBlocksPerSm = 4;
 constexpr int kApplyColumnsMinBlocksPerSm = 2;
+// Columns a block of the columns kernel owns at most: 32 threads x 8 elements.
+constexpr int kMaxApplyBlockColumns = 256;
 
 // Coefficient arrays in device memory (kept-numel float64 each; fill may be null).
 struct DeviceAffine {
@@ -44,6 +46,40 @@ __device__ __forceinline__ math::AffineFlags<Compute> affine_flags(const DeviceA
   return math::prepare_flags<Compute>(c.fill != nullptr, c.clip, c.clip_min, c.clip_max);
 }
 
+// The 32-bit words of one output element (two for float64, half of one for 16-bit types).
+__device__ __forceinline__ void to_words(float v, unsigned int* w) { w[0] = __float_as_uint(v); }
+__device__ __forceinline__ void to_words(double v, unsigned int* w) {
+  w[0] = static_cast<unsigned int>(__double2loint(v));
+  w[1] = static_cast<unsigned int>(__double2hiint(v));
+}
+
+// Stores a pack with one vector instruction (st.global.cs.v4/v2.u32: streaming, the output is written
+// once). Plain struct or uint4 assignments were split into 4-byte stores by nvcc 13 here (seen in the
+// traffic profile: 25% store efficiency); the __stcs intrinsics keep the vector store.
+template <typename Out, int VEC>
+__device__ __forceinline__ void store_pack(Out* __restrict__ y, const Pack<Out, VEC>& pack) {
+  constexpr int kWords = static_cast<int>(sizeof(Out) * VEC / 4);
+  unsigned int w[kWords > 0 ? kWords : 1];
+  if constexpr (sizeof(Out) == 2) {
+    NORMKIT_UNROLL
+    for (int i = 0; i < kWords; ++i) {
+      w[i] = static_cast<unsigned int>(pack.v[2 * i].bits) | (static_cast<unsigned int>(pack.v[2 * i + 1].bits) << 16);
+    }
+  } else {
+    NORMKIT_UNROLL
+    for (int i = 0; i < VEC; ++i) to_words(pack.v[i], w + i * (sizeof(Out) / 4));
+  }
+  if constexpr (kWords == 4) {
+    __stcs(reinterpret_cast<uint4*>(y), make_uint4(w[0], w[1], w[2], w[3]));
+  } else if constexpr (kWords == 2) {
+    __stcs(reinterpret_cast<uint2*>(y), make_uint2(w[0], w[1]));
+  } else if constexpr (kWords == 1) {
+    __stcs(reinterpret_cast<unsigned int*>(y), w[0]);
+  } else {
+    *reinterpret_cast<Pack<Out, VEC>*>(y) = pack;
+  }
+}
+
 template <typename Compute, typename In, typename Out, int VEC>
 __device__ __forceinline__ void apply_pack(const In* __restrict__ x, Out* __restrict__ y, const math::AffineColumn<Compute>& a,
                                            const math::AffineFlags<Compute>& f) {
@@ -51,25 +87,30 @@ __device__ __forceinline__ void apply_pack(const In* __restrict__ x, Out* __rest
   Pack<Out, VEC> out;
   NORMKIT_UNROLL
   for (int i = 0; i < VEC; ++i) math::store_as(&out.v[i], math::apply_affine_value(math::to_acc<Compute>(in.v[i]), a, f));
-  *reinterpret_cast<Pack<Out, VEC>*>(y) = out;
+  store_pack(y, out);
 }
 
 struct RowsShape {
   std::int64_t rows, length, period;  // row r uses kept index r % period
+  std::int64_t chunks;                // work items per row: a warp applies one chunk of packs
+  std::int64_t packs_per_chunk;
 };
 
-// Rows of up to 1024 elements take a warp each, longer rows the whole block. Grid-stride over rows.
+// One warp per (row, chunk) work item, grid-stride: chunks keep every warp busy on few long rows (global,
+// NCHW) while a chunk's 4 coefficient loads stay a few percent of its traffic. Chunk 0 also does the
+// row's scalar head (until 16-byte aligned), the last chunk its scalar tail.
 template <typename In, typename Out, int VEC>
-__global__ void __launch_bounds__(256, kApplyMinBlocksPerSm) apply_rows_kernel(const In* __restrict__ in, Out* __restrict__ out, RowsShape shape,
-                                                         DeviceAffine coefficients) {
+__global__ void __launch_bounds__(256, kApplyMinBlocksPerSm) apply_rows_kernel(const In* __restrict__ in,
+                                                                               Out* __restrict__ out, RowsShape shape,
+                                                                               DeviceAffine coefficients) {
   using Compute = math::compute_type_t<In, Out>;
   const auto flags = affine_flags<Compute>(coefficients);
-  const bool warp_rows = shape.length <= 1024;
-  const int group = warp_rows ? 32 : static_cast<int>(blockDim.x);
-  const int t = warp_rows ? static_cast<int>(threadIdx.x % 32) : static_cast<int>(threadIdx.x);
-  const std::int64_t groups_per_block = blockDim.x / group;
-  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * groups_per_block;
-  for (std::int64_t r = blockIdx.x * groups_per_block + threadIdx.x / group; r < shape.rows; r += stride) {
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  const std::int64_t warps = static_cast<std::int64_t>(gridDim.x) * (blockDim.x / 32);
+  const std::int64_t items = shape.rows * shape.chunks;
+  for (std::int64_t item = static_cast<std::int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32; item < items;
+       item += warps) {
+    const std::int64_t r = item / shape.chunks, chunk = item % shape.chunks;
     const auto a = load_affine<Compute>(coefficients, r % shape.period);
     const In* x = in + r * shape.length;
     Out* y = out + r * shape.length;
@@ -77,48 +118,76 @@ __global__ void __launch_bounds__(256, kApplyMinBlocksPerSm) apply_rows_kernel(c
     // Vector body only when input and output reach 16-byte boundaries at the same element.
     const std::int64_t head_in = elements_to_alignment<In, VEC>(x);
     const bool vector = VEC > 1 && head_in == elements_to_alignment<Out, VEC>(y) && n >= head_in + VEC;
-    const std::int64_t head = vector ? head_in : n;
-    for (std::int64_t i = t; i < head; i += group) math::store_as(y + i, math::apply_affine_value(load_one<Compute>(x + i), a, flags));
-    if (!vector) continue;
-    const std::int64_t packs = (n - head) / VEC;
-    for (std::int64_t i = t; i < packs; i += group) apply_pack<Compute, In, Out, VEC>(x + head + i * VEC, y + head + i * VEC, a, flags);
-    for (std::int64_t i = head + packs * VEC + t; i < n; i += group) {
-      math::store_as(y + i, math::apply_affine_value(load_one<Compute>(x + i), a, flags));
+    const std::int64_t head = vector ? head_in : 0;
+    const std::int64_t packs = vector ? (n - head) / VEC : 0;
+    const std::int64_t tail = head + packs * VEC;  // scalar from here (everything when !vector)
+    if (chunk == 0) {
+      for (std::int64_t i = lane; i < head; i += 32) math::store_as(y + i, math::apply_affine_value(load_one<Compute>(x + i), a, flags));
+    }
+    const std::int64_t first = chunk * shape.packs_per_chunk;
+    const std::int64_t last = first + shape.packs_per_chunk < packs ? first + shape.packs_per_chunk : packs;
+    for (std::int64_t i = first + lane; i < last; i += 32) {
+      apply_pack<Compute, In, Out, VEC>(x + head + i * VEC, y + head + i * VEC, a, flags);
+    }
+    if (chunk == shape.chunks - 1) {
+      for (std::int64_t i = tail + lane; i < n; i += 32) math::store_as(y + i, math::apply_affine_value(load_one<Compute>(x + i), a, flags));
     }
   }
 }
 
 struct ColumnsShape {
   std::int64_t outer, rows_per_outer, inner, fold;  // fold rows per wide row; rows_per_outer % fold == 0
+  std::int64_t rows_per_block;                      // contiguous wide rows a block walks
 };
 
-// blockDim.x threads over (wide) columns, VEC each; blockDim.y and gridDim.y stride the wide rows.
+// Each block owns blockDim.x * VEC (wide) columns and a contiguous range of wide rows. The block loads its
+// columns' coefficients once per outer slice into shared memory (coalesced, one load per column), then
+// each thread keeps its VEC columns' coefficients in registers while it walks rows with 16-byte accesses.
 template <typename In, typename Out, int VEC>
-__global__ void __launch_bounds__(256, kApplyColumnsMinBlocksPerSm) apply_columns_kernel(const In* __restrict__ in, Out* __restrict__ out,
-                                                            ColumnsShape shape, DeviceAffine coefficients) {
+__global__ void __launch_bounds__(256, kApplyColumnsMinBlocksPerSm) apply_columns_kernel(const In* __restrict__ in,
+                                                                                        Out* __restrict__ out,
+                                                                                        ColumnsShape shape,
+                                                                                        DeviceAffine coefficients) {
   using Compute = math::compute_type_t<In, Out>;
-  const std::int64_t wide_inner = shape.inner * shape.fold;
-  const std::int64_t col0 = (static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) * VEC;
-  if (col0 >= wide_inner) return;  // no barriers below
-  const std::int64_t wide_rows = shape.outer * shape.rows_per_outer / shape.fold;
-  const std::int64_t wide_rows_per_outer = shape.rows_per_outer / shape.fold;
+  __shared__ math::AffineColumn<Compute> block_coefficients[kMaxApplyBlockColumns];
   const auto flags = affine_flags<Compute>(coefficients);
-  math::AffineColumn<Compute> a[VEC];
-  std::int64_t loaded_outer = -1;
-  for (std::int64_t r = static_cast<std::int64_t>(blockIdx.y) * blockDim.y + threadIdx.y; r < wide_rows;
-       r += static_cast<std::int64_t>(gridDim.y) * blockDim.y) {
-    const std::int64_t o = r / wide_rows_per_outer;
-    if (o != loaded_outer) {
-      NORMKIT_UNROLL
-      for (int j = 0; j < VEC; ++j) a[j] = load_affine<Compute>(coefficients, o * shape.inner + (col0 + j) % shape.inner);
-      loaded_outer = o;
+  const std::int64_t wide_inner = shape.inner * shape.fold;
+  const std::int64_t block_col0 = static_cast<std::int64_t>(blockIdx.x) * blockDim.x * VEC;
+  const std::int64_t col0 = block_col0 + threadIdx.x * VEC;
+  const bool owns_columns = col0 < wide_inner;  // with VEC > 1, wide_inner % VEC == 0
+  const int thread = threadIdx.y * blockDim.x + threadIdx.x;
+  const int block_columns = blockDim.x * VEC;
+  const std::int64_t wide_rows_per_outer = shape.rows_per_outer / shape.fold;
+  const std::int64_t wide_rows = shape.outer * wide_rows_per_outer;
+  for (std::int64_t r0 = static_cast<std::int64_t>(blockIdx.y) * shape.rows_per_block; r0 < wide_rows;
+       r0 += static_cast<std::int64_t>(gridDim.y) * shape.rows_per_block) {
+    const std::int64_t r1 = r0 + shape.rows_per_block < wide_rows ? r0 + shape.rows_per_block : wide_rows;
+    // The block's rows may cross outer slices: one coefficient load per slice crossed.
+    for (std::int64_t start = r0; start < r1;) {
+      const std::int64_t o = start / wide_rows_per_outer;
+      const std::int64_t end = (o + 1) * wide_rows_per_outer < r1 ? (o + 1) * wide_rows_per_outer : r1;
+      __syncthreads();  // the previous slice's coefficients are no longer read
+      for (int c = thread; c < block_columns; c += blockDim.x * blockDim.y) {
+        if (block_col0 + c < wide_inner) {
+          block_coefficients[c] = load_affine<Compute>(coefficients, o * shape.inner + (block_col0 + c) % shape.inner);
+        }
+      }
+      __syncthreads();
+      if (owns_columns) {
+        math::AffineColumn<Compute> a[VEC];
+        NORMKIT_UNROLL
+        for (int j = 0; j < VEC; ++j) a[j] = block_coefficients[threadIdx.x * VEC + j];
+        for (std::int64_t r = start + threadIdx.y; r < end; r += blockDim.y) {
+          const std::int64_t offset = r * wide_inner + col0;
+          const Pack<In, VEC> x = *reinterpret_cast<const Pack<In, VEC>*>(in + offset);
+          Pack<Out, VEC> y;
+          NORMKIT_UNROLL
+          for (int j = 0; j < VEC; ++j) math::store_as(&y.v[j], math::apply_affine_value(math::to_acc<Compute>(x.v[j]), a[j], flags));
+          store_pack(out + offset, y);
+        }
+      }
+      start = end;
     }
-    const std::int64_t offset = r * wide_inner + col0;
-    const Pack<In, VEC> x = *reinterpret_cast<const Pack<In, VEC>*>(in + offset);
-    Pack<Out, VEC> y;
-    NORMKIT_UNROLL
-    for (int j = 0; j < VEC; ++j) math::store_as(&y.v[j], math::apply_affine_value(math::to_acc<Compute>(x.v[j]), a[j], flags));
-    *reinterpret_cast<Pack<Out, VEC>*>(out + offset) = y;
   }
 }
 

@@ -36,10 +36,11 @@ ApplyPlan choose_apply_plan(const CanonicalGeometry& g, DType in, DType out, std
     // Rows realign themselves (scalar head); the vector body needs input and output at the same phase.
     const bool same_phase = (in_address / dtype_size(in)) % vec == (out_address / dtype_size(out)) % vec;
     p.vector_elems = (!scalar && vec > 1 && same_phase && g.seg_b >= 2 * vec) ? vec : 1;
-    // A warp per row for short rows, else a block; grid-stride over rows.
+    p.packs_per_chunk = ApplyPolicy::packs_per_chunk;
+    p.chunks = std::max<std::int64_t>(1, ceil_div(g.seg_b / vec, p.packs_per_chunk));
+    // A warp per (row, chunk); grid-stride, at most 32 blocks of 8 warps per SM.
     p.block_x = 256;
-    const std::int64_t rows_per_block = g.seg_b <= 1024 ? 8 : 1;
-    p.grid_x = std::clamp<std::int64_t>(ceil_div(p.rows, rows_per_block), 1, std::int64_t(sm_count) * 32);
+    p.grid_x = std::clamp<std::int64_t>(ceil_div(p.rows * p.chunks, 8), 1, std::int64_t(sm_count) * 32);
     return p;
   }
   if (g.pattern == Pattern::columns && !(force && force->force_generic)) {
@@ -53,10 +54,16 @@ ApplyPlan choose_apply_plan(const CanonicalGeometry& g, DType in, DType out, std
       if (g.col_inner % vec == 0) {
         p.vector_elems = vec;
       } else {
-        const std::int64_t k = vec / std::gcd<std::int64_t>(g.col_inner, vec);
-        if (g.col_rows % k == 0) {  // folded rows must tile every outer slice exactly
-          p.vector_elems = vec;
-          p.fold = k;
+        // Fold k rows into one wide row: preferably a whole warp of vectors wide (its loads are then
+        // 128-byte aligned), else just a multiple of the vector. Folded rows must tile every outer slice.
+        const std::int64_t warp_width = 32 * vec;
+        for (std::int64_t k : {warp_width / std::gcd<std::int64_t>(g.col_inner, warp_width),
+                               static_cast<std::int64_t>(vec) / std::gcd<std::int64_t>(g.col_inner, vec)}) {
+          if (g.col_rows % k == 0 && g.col_inner * k <= 8 * warp_width) {
+            p.vector_elems = vec;
+            p.fold = k;
+            break;
+          }
         }
       }
     }
@@ -66,7 +73,9 @@ ApplyPlan choose_apply_plan(const CanonicalGeometry& g, DType in, DType out, std
     p.block_y = std::max(1, 256 / p.block_x);
     p.grid_x = ceil_div(threads_x, p.block_x);
     const std::int64_t total_rows = g.col_outer * g.col_rows / p.fold;
-    p.grid_y = std::clamp<std::int64_t>(ceil_div(total_rows, p.block_y * 4), 1, 65535);
+    // Coefficients (32 bytes per column) stay ~3% of a block's input: more rows for narrow types.
+    p.rows_per_block = ApplyPolicy::column_rows_per_block * 4 / static_cast<std::int64_t>(dtype_size(in));
+    p.grid_y = std::clamp<std::int64_t>(ceil_div(total_rows, p.rows_per_block), 1, 65535);
     return p;
   }
   p.kernel = ApplyKernel::generic;

@@ -19,13 +19,23 @@ const char* apply_kernel_name(ApplyKernel kernel) noexcept;
 
 struct ApplyPlan {
   ApplyKernel kernel = ApplyKernel::rows;
-  // rows
-  std::int64_t rows = 0, row_length = 0, period = 1;
+  // rows: each row split into chunks of packs_per_chunk vectors (a warp each)
+  std::int64_t rows = 0, row_length = 0, period = 1, chunks = 1, packs_per_chunk = 1;
   // columns: outer slices of rows_per_outer rows of inner columns; fold > 1 reads `fold` rows as one
-  std::int64_t outer = 0, rows_per_outer = 0, inner = 0, fold = 1;
+  std::int64_t outer = 0, rows_per_outer = 0, inner = 0, fold = 1, rows_per_block = 1;
   int vector_elems = 1;  // elements per vector access
   int block_x = 256, block_y = 1;
   std::int64_t grid_x = 1, grid_y = 1;
+};
+
+// Policies of the apply kernels (see the traffic check: coefficient loads must stay a few percent of the
+// data a warp or block moves).
+struct ApplyPolicy {
+  // A warp's chunk of a row: 16 vectors per lane (8 KB of float32): its 4 coefficient loads are ~3%.
+  static constexpr std::int64_t packs_per_chunk = 32 * 16;
+  // Wide rows per block of the columns kernel for 4-byte inputs (scaled by 4 / input size): 512 rows of
+  // 128 float32 columns (256 KB) per 4 KB of coefficients.
+  static constexpr std::int64_t column_rows_per_block = 512;
 };
 
 // Test-only: forces the generic kernel or scalar accesses on later plans of this thread.

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "device_support.hpp"
 #include "normkit/stats.hpp"
 #include "plan/stats_plan.hpp"
 #include "stats_check.hpp"
@@ -19,32 +20,10 @@
 using namespace normkit;
 using normkit::testing::StatsBuffers;
 
-#define REQUIRE_DEVICE()                                                                   \
-  do {                                                                                     \
-    if (!cuda_available()) {                                                               \
-      const char* require = std::getenv("NORMKIT_REQUIRE_DEVICE");                         \
-      if (require && std::string(require) == "1") FAIL() << "no CUDA device (required)";   \
-      GTEST_SKIP() << "no CUDA device and no emulator";                                    \
-    }                                                                                      \
-  } while (0)
-
-#define CUDA_OK(expr) ASSERT_EQ((expr), cudaSuccess) << #expr
-
-namespace {
-
-// Owning device allocation.
-struct DeviceBytes {
-  void* ptr = nullptr;
-  explicit DeviceBytes(std::size_t bytes) { EXPECT_EQ(cudaMalloc(&ptr, bytes ? bytes : 1), cudaSuccess); }
-  ~DeviceBytes() { cudaFree(ptr); }
-  DeviceBytes(const DeviceBytes&) = delete;
-  DeviceBytes& operator=(const DeviceBytes&) = delete;
-  template <typename T = unsigned char>
-  T* as() const { return static_cast<T*>(ptr); }
-};
-
 using normkit::testing::Case;
 using normkit::testing::numel;
+
+namespace {
 
 // Runs compute_stats on the device (input offset by `misalign` elements from a 256-byte aligned
 // allocation) and copies the outputs into `buffers`.

@@ -90,7 +90,7 @@ std::vector<double> reference_transform(const std::vector<double>& values, const
       case Method::minmax: {
         const long double range = f.max - f.min > 1e-12L * std::fmax(1.0L, f.maxabs) ? f.max - f.min : 1;
         r = (v - f.min) / range * (o.range_max - o.range_min) + o.range_min;
-        if (o.clip) r = std::fmin(std::fmax(r, static_cast<long double>(o.range_min)), static_cast<long double>(o.range_max));
+        if (o.clip && !std::isnan(r)) r = std::fmin(std::fmax(r, static_cast<long double>(o.range_min)), static_cast<long double>(o.range_max));
         break;
       }
       case Method::maxabs:

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "plan/geometry.hpp"
+#include "plan/apply_plan.hpp"
 #include "plan/stats_plan.hpp"
 
 using namespace normkit;
@@ -161,4 +162,29 @@ TEST(Plan, OverrideForcesKernelVectorAndSplits) {
   p = choose_stats_plan(g, DType::float32, false, 0, info);
   EXPECT_EQ(p.kernel, StatsKernel::segment_block);
   set_plan_override(nullptr);
+}
+
+TEST(ApplyPlan, WalksVectorsAndFolds) {
+  auto g = geometry({64, 4096}, ReduceAxes::of({1}));  // per-sample rows
+  auto p = choose_apply_plan(g, DType::float16, DType::float16, 0, 0, 132);
+  EXPECT_EQ(p.kernel, ApplyKernel::rows);
+  EXPECT_EQ(p.vector_elems, 8);
+  EXPECT_EQ(p.chunks, 1);  // 512 packs per chunk
+  g = geometry({1 << 22}, ReduceAxes::every());
+  p = choose_apply_plan(g, DType::uint8, DType::float32, 0, 0, 132);
+  EXPECT_EQ(p.vector_elems, 4);  // 16 bytes of the wider (output) type
+  EXPECT_EQ(p.chunks, (1 << 20) / 512);
+  // Input and output at different phases: the rows kernel's scalar loop.
+  EXPECT_EQ(choose_apply_plan(g, DType::float32, DType::float32, 0, 4, 132).vector_elems, 1);
+  g = geometry({4096, 3}, ReduceAxes::of({0}));  // NHWC RGB: warp-wide fold
+  p = choose_apply_plan(g, DType::uint8, DType::float32, 0, 0, 132);
+  EXPECT_EQ(p.kernel, ApplyKernel::columns);
+  EXPECT_EQ(p.fold, 128);
+  EXPECT_EQ(p.inner * p.fold % (32 * p.vector_elems), 0);
+  g = geometry({36, 3}, ReduceAxes::of({0}));  // 36 rows: fold by 4 only
+  EXPECT_EQ(choose_apply_plan(g, DType::float32, DType::float32, 0, 0, 132).fold, 4);
+  g = geometry({35, 3}, ReduceAxes::of({0}));  // no fold tiles 35 rows: scalar (the generic walk)
+  EXPECT_EQ(choose_apply_plan(g, DType::float32, DType::float32, 0, 0, 132).vector_elems, 1);
+  g = geometry({3, 4, 5, 6}, ReduceAxes::of({0, 2}));
+  EXPECT_EQ(choose_apply_plan(g, DType::float32, DType::float32, 0, 0, 132).kernel, ApplyKernel::generic);
 }

@@ -1,0 +1,238 @@
+// Transform kernels against the independent reference, on a GPU or under ../shared/ptxemu: every input x
+// output dtype pair on every walk (rows, columns, folded columns, generic), forced scalar and generic
+// plans, misaligned pointers, Lp normalization and the device Normalizer (adapt, inverse, save/load).
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "device_support.hpp"
+#include "normkit/normalize.hpp"
+#include "plan/apply_plan.hpp"
+#include "reference_transform.hpp"
+#include "stats_check.hpp"
+#include "test_data.hpp"
+
+using namespace normkit;
+using normkit::testing::Case;
+using normkit::testing::numel;
+
+namespace {
+
+std::vector<double> decode(const std::vector<unsigned char>& bytes, DType dtype) {
+  const std::size_t n = bytes.size() / dtype_size(dtype);
+  std::vector<double> v(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const unsigned char* p = bytes.data() + i * dtype_size(dtype);
+    switch (dtype) {
+      case DType::float32: { float f; std::memcpy(&f, p, 4); v[i] = f; break; }
+      case DType::float64: std::memcpy(&v[i], p, 8); break;
+      case DType::float16: { std::uint16_t h; std::memcpy(&h, p, 2); v[i] = normkit::testing::decode_half(h); break; }
+      case DType::bfloat16: { std::uint16_t h; std::memcpy(&h, p, 2); v[i] = normkit::testing::decode_bfloat16(h); break; }
+      default: v[i] = NAN;
+    }
+  }
+  return v;
+}
+
+double tolerance(DType out) {
+  switch (out) {
+    case DType::float64: return 1e-10;
+    case DType::float16: return 2e-3;
+    case DType::bfloat16: return 1e-2;
+    default: return 2e-5;
+  }
+}
+
+void expect_close(const std::vector<double>& actual, const std::vector<double>& expected, DType out, const std::string& what) {
+  ASSERT_EQ(actual.size(), expected.size()) << what;
+  int failures = 0;
+  for (std::size_t i = 0; i < actual.size() && failures < 5; ++i) {
+    const double e = expected[i], a = actual[i];
+    if (std::isnan(e) ? std::isnan(a) : std::fabs(a - e) <= tolerance(out) * (1 + std::fabs(e))) continue;
+    ++failures;
+    ADD_FAILURE() << what << ": element " << i << " = " << a << ", reference " << e;
+  }
+}
+
+// Device Normalizer: adapt on `values`, transform into `out` (input offset by in_shift elements, output
+// by out_shift), compare with the reference; then inverse-transform back.
+void check_device(const Case& c, DType in, DType out, const std::vector<double>& values, NormalizerOptions o, int in_shift,
+                  int out_shift, const std::string& label) {
+  o.axes = c.axes;
+  auto data = normkit::testing::encode(values, in);
+  const std::size_t n = data.stored.size();
+  DeviceBytes d_in(data.bytes.size() + 64), d_out(n * dtype_size(out) + 64), d_back(n * dtype_size(in == DType::uint8 ? DType::float32 : in) + 64);
+  unsigned char* in_ptr = d_in.as() + in_shift * dtype_size(in);
+  unsigned char* out_ptr = d_out.as() + out_shift * dtype_size(out);
+  ASSERT_EQ(cudaMemcpy(in_ptr, data.bytes.data(), data.bytes.size(), cudaMemcpyHostToDevice), cudaSuccess);
+  const int nd = static_cast<int>(c.shape.size());
+  TensorView input(in_ptr, in, c.shape.data(), nd, MemorySpace::device);
+  TensorView output(out_ptr, out, c.shape.data(), nd, MemorySpace::device);
+  Normalizer normalizer;
+  ASSERT_TRUE(normalizer.init(o, MemorySpace::device).ok());
+  const Status a = normalizer.adapt(input);
+  ASSERT_TRUE(a.ok()) << a.message();
+  const Status t = normalizer.transform(input, output);
+  ASSERT_TRUE(t.ok()) << t.message();
+  CUDA_OK(cudaDeviceSynchronize());
+  std::vector<unsigned char> result(n * dtype_size(out));
+  CUDA_OK(cudaMemcpy(result.data(), out_ptr, result.size(), cudaMemcpyDeviceToHost));
+  const auto expected = normkit::testing::reference_transform(data.stored, c.shape,
+                                                              normkit::testing::reduced_mask(nd, c.axes), o);
+  const std::string what = c.name + " " + method_name(o.method) + " " + dtype_name(in) + "->" + dtype_name(out) + " " + label;
+  expect_close(decode(result, out), expected, out, what);
+}
+
+const std::vector<Case>& cases() {
+  static const std::vector<Case> all = {
+      {{37, 8}, ReduceAxes::of({0}), "per-feature 8 (columns, vector)"},
+      {{36, 3}, ReduceAxes::of({0}), "per-feature 3 (columns, folded by 4)"},
+      {{2, 256, 3}, ReduceAxes::of({0, 1}), "NHWC 3 channels (columns, warp-wide fold)"},
+      {{2, 8, 3}, ReduceAxes::of({1}), "batched columns (outer slices)"},
+      {{35, 3}, ReduceAxes::of({0}), "per-feature 3, 35 rows (no fold: generic)"},
+      {{6, 70}, ReduceAxes::of({1}), "per-sample 70 (rows)"},
+      {{2, 1100}, ReduceAxes::of({1}), "per-sample 1100 (block rows)"},
+      {{3, 4, 5, 7}, ReduceAxes::of({0, 2, 3}), "NCHW per-channel (rows)"},
+      {{3, 4, 5, 6}, ReduceAxes::of({0, 2}), "axes 0,2 (generic)"},
+      {{257}, ReduceAxes::every(), "global"},
+  };
+  return all;
+}
+
+std::vector<double> values_for(DType in, std::int64_t n, unsigned seed) {
+  return in == DType::uint8 ? normkit::testing::uniform_values(static_cast<std::size_t>(n), 0, 255, seed)
+                            : normkit::testing::uniform_values(static_cast<std::size_t>(n), -4, 6, seed);
+}
+
+class DeviceTransforms : public ::testing::TestWithParam<DType> {};
+
+struct ScopedApplyOverride {
+  explicit ScopedApplyOverride(const plan::ApplyOverride& o) : value(o) { plan::set_apply_override(&value); }
+  ~ScopedApplyOverride() { plan::set_apply_override(nullptr); }
+  plan::ApplyOverride value;
+};
+
+}  // namespace
+
+TEST_P(DeviceTransforms, EveryOutputDtypeEveryWalk) {
+  REQUIRE_DEVICE();
+  const DType in = GetParam();
+  for (DType out : {DType::float32, DType::float64, DType::float16, DType::bfloat16}) {
+    unsigned seed = 1;
+    for (const Case& c : cases()) {
+      check_device(c, in, out, values_for(in, numel(c.shape), seed++), {}, 0, 0, "aligned");
+    }
+  }
+}
+
+TEST_P(DeviceTransforms, MisalignedForcedScalarAndGeneric) {
+  REQUIRE_DEVICE();
+  const DType in = GetParam();
+  const DType out = in == DType::uint8 || in == DType::float64 ? DType::float32 : in;
+  for (int variant = 0; variant < 3; ++variant) {
+    plan::ApplyOverride o;
+    o.force_scalar = variant == 1;
+    o.force_generic = variant == 2;
+    ScopedApplyOverride scoped(o);
+    for (const Case& c : cases()) {
+      for (auto [in_shift, out_shift] : {std::pair<int, int>{1, 1}, {1, 0}, {0, 3}}) {
+        check_device(c, in, out, values_for(in, numel(c.shape), 5), {}, in_shift, out_shift,
+                     "variant " + std::to_string(variant) + " shifts " + std::to_string(in_shift) + "/" + std::to_string(out_shift));
+      }
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, DeviceTransforms,
+                         ::testing::Values(DType::float32, DType::float64, DType::float16, DType::bfloat16, DType::uint8),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+TEST(DeviceTransformMethods, EveryMethodMatchesReference) {
+  REQUIRE_DEVICE();
+  std::vector<NormalizerOptions> variants(8);
+  variants[1].zero_variance = ZeroVariance::keras;
+  variants[2].method = Method::minmax;
+  variants[2].range_min = -1;
+  variants[2].range_max = 2;
+  variants[2].clip = true;
+  variants[3].method = Method::maxabs;
+  variants[4].method = Method::rescale;
+  variants[4].scale = 1.0 / 255;
+  variants[5].method = Method::decimal;
+  variants[6].method = Method::impute_mean;
+  variants[7].impute_nan = true;
+  for (const NormalizerOptions& o : variants) {
+    for (const Case& c : cases()) {
+      auto v = values_for(DType::float32, numel(c.shape), 8);
+      for (std::size_t i = 0; i < v.size(); i += 7) v[i] = NAN;
+      check_device(c, DType::float32, DType::float32, v, o, 0, 0, "nan every 7th");
+    }
+  }
+}
+
+TEST(DeviceTransformMethods, InverseSaveLoadOnDevice) {
+  REQUIRE_DEVICE();
+  const auto v = values_for(DType::float32, 30 * 3, 4);
+  auto data = normkit::testing::encode(v, DType::float32);
+  DeviceBytes d_in(data.bytes.size()), d_y(data.bytes.size()), d_back(data.bytes.size()), d_y2(data.bytes.size());
+  CUDA_OK(cudaMemcpy(d_in.ptr, data.bytes.data(), data.bytes.size(), cudaMemcpyHostToDevice));
+  const std::vector<std::int64_t> shape = {30, 3};
+  TensorView in(d_in.ptr, DType::float32, shape.data(), 2, MemorySpace::device);
+  TensorView y(d_y.ptr, DType::float32, shape.data(), 2, MemorySpace::device);
+  TensorView back(d_back.ptr, DType::float32, shape.data(), 2, MemorySpace::device);
+  TensorView y2(d_y2.ptr, DType::float32, shape.data(), 2, MemorySpace::device);
+  NormalizerOptions o;
+  o.method = Method::minmax;
+  Normalizer n;
+  ASSERT_TRUE(n.init(o, MemorySpace::device).ok());
+  ASSERT_TRUE(n.adapt(in).ok());
+  ASSERT_TRUE(n.transform(in, y).ok());
+  ASSERT_TRUE(n.inverse_transform(y, back).ok());
+  std::vector<float> x_back(90), x_y(90), x_y2(90);
+  CUDA_OK(cudaDeviceSynchronize());
+  CUDA_OK(cudaMemcpy(x_back.data(), d_back.ptr, 360, cudaMemcpyDeviceToHost));
+  for (int i = 0; i < 90; ++i) ASSERT_NEAR(x_back[i], data.stored[i], 1e-5);
+  const std::string path = ::testing::TempDir() + "/normkit_device_state.safetensors";
+  const Status saved = n.save(path);
+  ASSERT_TRUE(saved.ok()) << saved.message();
+  Normalizer loaded;
+  ASSERT_TRUE(loaded.load(path, MemorySpace::device).ok());
+  ASSERT_TRUE(loaded.transform(in, y2).ok());
+  CUDA_OK(cudaDeviceSynchronize());
+  CUDA_OK(cudaMemcpy(x_y.data(), d_y.ptr, 360, cudaMemcpyDeviceToHost));
+  CUDA_OK(cudaMemcpy(x_y2.data(), d_y2.ptr, 360, cudaMemcpyDeviceToHost));
+  EXPECT_EQ(std::memcmp(x_y.data(), x_y2.data(), 360), 0);
+  // The host engine loads the same file and gives the same numbers within float rounding.
+  Normalizer host;
+  ASSERT_TRUE(host.load(path, MemorySpace::host).ok());
+  std::vector<float> x_host(90);
+  ASSERT_TRUE(host.transform(TensorView(data.data(), DType::float32, shape.data(), 2), TensorView(x_host.data(), DType::float32, shape.data(), 2)).ok());
+  for (int i = 0; i < 90; ++i) ASSERT_NEAR(x_host[i], x_y[i], 1e-6);
+  std::remove(path.c_str());
+}
+
+TEST(DeviceLp, RowsByTheirNorm) {
+  REQUIRE_DEVICE();
+  std::vector<double> v = values_for(DType::float32, 9 * 37, 6);
+  for (int j = 0; j < 37; ++j) v[3 * 37 + j] = 0;  // a zero row stays zero
+  for (LpNorm p : {LpNorm::l1, LpNorm::l2, LpNorm::linf}) {
+    for (DType in : {DType::float32, DType::bfloat16}) {
+      auto data = normkit::testing::encode(v, in);
+      DeviceBytes d_in(data.bytes.size()), d_out(data.bytes.size());
+      CUDA_OK(cudaMemcpy(d_in.ptr, data.bytes.data(), data.bytes.size(), cudaMemcpyHostToDevice));
+      TensorView input(d_in.ptr, in, {9, 37}, MemorySpace::device);
+      TensorView output(d_out.ptr, in, {9, 37}, MemorySpace::device);
+      std::size_t bytes = 0;
+      ASSERT_TRUE(normalize_lp_workspace_size(input, &bytes).ok());
+      DeviceBytes ws(bytes);
+      const Status s = normalize_lp(input, p, output, ws.ptr, bytes);
+      ASSERT_TRUE(s.ok()) << s.message();
+      std::vector<unsigned char> y(data.bytes.size());
+      CUDA_OK(cudaDeviceSynchronize());
+      CUDA_OK(cudaMemcpy(y.data(), d_out.ptr, y.size(), cudaMemcpyDeviceToHost));
+      expect_close(decode(y, in), normkit::testing::reference_lp(data.stored, 37, p), in, "device lp");
+    }
+  }
+}
