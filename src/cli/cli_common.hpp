@@ -17,5 +17,7 @@ struct UsageError {
 
 int run_stats(const std::vector<std::string>& args);
 void print_stats_help();
+// fit, apply, normalize
+int run_transform_verb(const std::string& verb, const std::vector<std::string>& args);
 
 }  // namespace normkit::cli

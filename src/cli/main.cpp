@@ -16,7 +16,10 @@ void print_help() {
       "normkit %s - normalization statistics on the GPU and the host\n\n"
       "usage: normkit <command> [options]\n\n"
       "commands:\n"
-      "  stats IN.npy   statistics (count, mean, var, std, min, max, sum, l0, l1, l2, linf) over any axes\n\n"
+      "  stats IN.npy       statistics (count, mean, var, std, min, max, sum, l0, l1, l2, linf) over any axes\n"
+      "  fit IN.npy ...     adapt a normalizer (zscore, minmax, maxabs, rescale, decimal, impute-mean) and save it\n"
+      "  apply IN.npy       transform with a saved normalizer (or its inverse)\n"
+      "  normalize IN.npy   fit and transform in one go; also l1/l2/linf per-sample normalization\n\n"
       "options:\n"
       "  -h, --help     this help (normkit <command> --help for the command's options)\n"
       "  --version      print the version\n\n"
@@ -41,7 +44,9 @@ int main(int argc, char** argv) {
     std::printf("normkit %s\n", NORMKIT_VERSION);
     return normkit::cli::kExitOk;
   }
-  if (command == "stats") return normkit::cli::run_stats(std::vector<std::string>(args.begin() + 1, args.end()));
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (command == "stats") return normkit::cli::run_stats(rest);
+  if (command == "fit" || command == "apply" || command == "normalize") return normkit::cli::run_transform_verb(command, rest);
   std::fprintf(stderr, "normkit: unknown command '%s' (try 'normkit --help')\n", command.c_str());
   return normkit::cli::kExitUsage;
 }

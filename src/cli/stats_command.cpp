@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/args.hpp"
 #include "cli/cli_common.hpp"
 #include "cli/device_memory.hpp"
 #include "io/npy.hpp"
@@ -35,28 +36,6 @@ struct StatsArgs {
   int gpu = 0;
   std::string out;
 };
-
-bool parse_int64(const std::string& text, std::int64_t* value) {
-  if (text.empty()) return false;
-  char* end = nullptr;
-  errno = 0;
-  const long long v = std::strtoll(text.c_str(), &end, 10);
-  if (errno != 0 || *end != '\0') return false;
-  *value = v;
-  return true;
-}
-
-std::vector<std::string> split_commas(const std::string& text) {
-  std::vector<std::string> parts;
-  std::size_t start = 0;
-  while (true) {
-    const std::size_t comma = text.find(',', start);
-    parts.push_back(text.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return parts;
-}
 
 StatsArgs parse_args(const std::vector<std::string>& args) {
   StatsArgs parsed;

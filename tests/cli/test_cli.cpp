@@ -21,7 +21,9 @@
 #include "io/npy.hpp"
 #include "io/safetensors.hpp"
 #include "normkit/stats.hpp"
+#include "normkit/normalize.hpp"
 #include "reference_stats.hpp"
+#include "reference_transform.hpp"
 #include "test_data.hpp"
 
 #ifndef NORMKIT_CLI_PATH
@@ -612,6 +614,121 @@ TEST_F(CliTest, CudaUnavailableIsBadData) {
   const CliResult r = run({"stats", in, "--device", "cuda"});
   EXPECT_EQ(r.code, 1) << r.err;
   EXPECT_NE(r.err.find("error"), std::string::npos) << r.err;
+}
+
+
+// ---------------------------------------------------------------------------------------------------------------
+// fit / apply / normalize
+
+std::vector<double> read_npy_values(const std::string& path, DType* dtype = nullptr) {
+  io::NpyArray a;
+  const Status s = io::read_npy(path, &a);
+  EXPECT_TRUE(s.ok()) << s.message();
+  if (dtype) *dtype = a.dtype;
+  std::vector<double> v(a.data.size() / std::max<std::size_t>(1, dtype_size(a.dtype)));
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    const unsigned char* p = a.data.data() + i * dtype_size(a.dtype);
+    if (a.dtype == DType::float32) { float f; std::memcpy(&f, p, 4); v[i] = f; }
+    else if (a.dtype == DType::float64) std::memcpy(&v[i], p, 8);
+    else if (a.dtype == DType::float16) { std::uint16_t h; std::memcpy(&h, p, 2); v[i] = testing::decode_half(h); }
+    else v[i] = NAN;
+  }
+  return v;
+}
+
+void expect_near_all(const std::vector<double>& a, const std::vector<double>& b, double tol, const std::string& what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (std::isnan(b[i])) ASSERT_TRUE(std::isnan(a[i])) << what << " " << i;
+    else ASSERT_NEAR(a[i], b[i], tol * (1 + std::fabs(b[i]))) << what << " " << i;
+  }
+}
+
+TEST_F(CliTest, FitApplyInverseMatchReference) {
+  std::vector<double> stored;
+  const std::string in = write_npy("x.npy", DType::float32, {40, 5}, sample_values(DType::float32, 200, 3), &stored);
+  const std::string state = data_path("state.safetensors");
+  CliResult r = run({"fit", in, "--method", "zscore", "--state", state});
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = run({"apply", in, "--state", state, "--out", data_path("y.npy")});
+  ASSERT_EQ(r.code, 0) << r.err;
+  DType dtype;
+  const auto y = read_npy_values(data_path("y.npy"), &dtype);
+  EXPECT_EQ(dtype, DType::float32);
+  expect_near_all(y, testing::reference_transform(stored, {40, 5}, {true, false}, NormalizerOptions{}), 2e-5, "zscore");
+  r = run({"apply", data_path("y.npy"), "--state", state, "--out", data_path("back.npy"), "--inverse"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  expect_near_all(read_npy_values(data_path("back.npy")), stored, 1e-5, "inverse");
+  r = run({"apply", in, "--state", state, "--out", data_path("y16.npy"), "--dtype", "float16"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  read_npy_values(data_path("y16.npy"), &dtype);
+  EXPECT_EQ(dtype, DType::float16);
+}
+
+TEST_F(CliTest, FitOverSeveralFilesEqualsFitOnTheirConcatenation) {
+  const auto values = sample_values(DType::float32, 60 * 4, 8);
+  const std::string all = write_npy("all.npy", DType::float32, {60, 4}, values);
+  const std::string a = write_npy("a.npy", DType::float32, {25, 4}, {values.begin(), values.begin() + 100});
+  const std::string b = write_npy("b.npy", DType::float32, {35, 4}, {values.begin() + 100, values.end()});
+  ASSERT_EQ(run({"fit", a, b, "--method", "minmax", "--feature-range", "-1,1", "--state", data_path("s2.safetensors")}).code, 0);
+  ASSERT_EQ(run({"fit", all, "--method", "minmax", "--feature-range=-1,1", "--state", data_path("s1.safetensors")}).code, 0);
+  ASSERT_EQ(run({"apply", all, "--state", data_path("s1.safetensors"), "--out", data_path("y1.npy")}).code, 0);
+  ASSERT_EQ(run({"apply", all, "--state", data_path("s2.safetensors"), "--out", data_path("y2.npy")}).code, 0);
+  expect_near_all(read_npy_values(data_path("y2.npy")), read_npy_values(data_path("y1.npy")), 1e-6, "streamed fit");
+}
+
+TEST_F(CliTest, NormalizeMethodsAndLpRows) {
+  std::vector<double> stored;
+  const std::string in = write_npy("x.npy", DType::float64, {9, 6}, sample_values(DType::float64, 54, 4), &stored);
+  CliResult r = run({"normalize", in, "--method", "l2", "--out", data_path("l2.npy")});
+  ASSERT_EQ(r.code, 0) << r.err;
+  expect_near_all(read_npy_values(data_path("l2.npy")), testing::reference_lp(stored, 6, LpNorm::l2), 1e-12, "l2");
+  r = run({"normalize", in, "--method", "maxabs", "--axis", "0", "--out", data_path("m.npy")});
+  ASSERT_EQ(r.code, 0) << r.err;
+  NormalizerOptions o;
+  o.method = Method::maxabs;
+  expect_near_all(read_npy_values(data_path("m.npy")), testing::reference_transform(stored, {9, 6}, {true, false}, o), 1e-12, "maxabs");
+  r = run({"normalize", in, "--method", "rescale", "--scale", "0.5", "--offset", "-1", "--out", data_path("r.npy")});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const auto rescaled = read_npy_values(data_path("r.npy"));
+  EXPECT_NEAR(rescaled[7], stored[7] * 0.5 - 1, 1e-12);
+}
+
+TEST_F(CliTest, TransformUsageAndDataErrors) {
+  const std::string in = write_npy("x.npy", DType::float32, {4, 3}, sample_values(DType::float32, 12, 5));
+  EXPECT_EQ(run({"fit", in, "--method", "zscore"}).code, 2);                                    // no --state
+  EXPECT_EQ(run({"apply", in, "--state", data_path("none.safetensors")}).code, 2);              // no --out
+  EXPECT_EQ(run({"normalize", in, "--method", "sorcery", "--out", data_path("o.npy")}).code, 2);
+  EXPECT_EQ(run({"normalize", in, "--method", "minmax", "--feature-range", "2,1", "--out", data_path("o.npy")}).code, 2);
+  EXPECT_EQ(run({"fit", in, "--method", "zscore", "--state", data_path("s.safetensors"), "--bogus"}).code, 2);
+  // A corrupt state file is bad data, and no output appears.
+  write_bytes(data_path("bad.safetensors"), "not a safetensors file at all");
+  const CliResult r = run({"apply", in, "--state", data_path("bad.safetensors"), "--out", data_path("o.npy")});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("error"), std::string::npos);
+  EXPECT_FALSE(fs::exists(data_path("o.npy")));
+  // A batch of another kept shape is bad data.
+  const std::string other = write_npy("other.npy", DType::float32, {4, 2}, sample_values(DType::float32, 8, 6));
+  EXPECT_EQ(run({"fit", in, other, "--method", "zscore", "--state", data_path("s.safetensors")}).code, 1);
+  EXPECT_FALSE(fs::exists(data_path("s.safetensors")));
+  for (const auto& name : data_entries()) EXPECT_EQ(name.find(".tmp"), std::string::npos) << name;
+}
+
+TEST_F(CliTest, TransformsOnDeviceMatchHost) {
+  if (!cuda_available()) {
+    const char* require = std::getenv("NORMKIT_REQUIRE_DEVICE");
+    if (require && std::string(require) == "1") FAIL() << "no CUDA device (required)";
+    GTEST_SKIP() << "no CUDA device and no emulator";
+  }
+  const std::string in = write_npy("x.npy", DType::float32, {33, 7}, sample_values(DType::float32, 231, 9));
+  ASSERT_EQ(run({"fit", in, "--method", "zscore", "--device", "cuda", "--state", data_path("d.safetensors")}).code, 0);
+  ASSERT_EQ(run({"fit", in, "--method", "zscore", "--device", "cpu", "--state", data_path("h.safetensors")}).code, 0);
+  const CliResult r = run({"apply", in, "--state", data_path("d.safetensors"), "--device", "cuda", "--out", data_path("yd.npy")});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.err.find("device: cuda"), std::string::npos);
+  ASSERT_EQ(run({"apply", in, "--state", data_path("h.safetensors"), "--device", "cpu", "--out", data_path("yh.npy")}).code, 0);
+  expect_near_all(read_npy_values(data_path("yd.npy")), read_npy_values(data_path("yh.npy")), 1e-6, "device vs host");
+  ASSERT_EQ(run({"normalize", in, "--method", "l1", "--device", "cuda", "--out", data_path("l1.npy")}).code, 0);
 }
 
 }  // namespace

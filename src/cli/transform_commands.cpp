@@ -1,0 +1,311 @@
+// `normkit fit`, `normkit apply`, `normkit normalize`: the transforms on .npy files.
+//
+//   normkit fit IN.npy [MORE.npy ...] --method M [options] [--axis A] --state STATE.safetensors
+//   normkit apply IN.npy --state STATE.safetensors --out OUT.npy [--dtype D] [--inverse]
+//   normkit normalize IN.npy --method M|l1|l2|linf [options] --out OUT.npy [--dtype D]
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "cli/args.hpp"
+#include "cli/cli_common.hpp"
+#include "cli/device_memory.hpp"
+#include "io/npy.hpp"
+#include "normkit/normalize.hpp"
+
+namespace normkit::cli {
+namespace {
+
+enum class Device { automatic, cpu, cuda };
+
+struct TransformArgs {
+  std::vector<std::string> inputs;
+  std::string state, out;
+  bool method_given = false;
+  bool lp = false;  // normalize with l1/l2/linf
+  LpNorm lp_norm = LpNorm::l2;
+  NormalizerOptions options;
+  bool axis_given = false;
+  bool inverse = false;
+  bool dtype_given = false;
+  DType out_dtype = DType::float32;
+  Device device = Device::automatic;
+  int gpu = 0;
+};
+
+// Parses the options every transform verb shares; `verb` decides which are allowed.
+TransformArgs parse(const std::vector<std::string>& args, const std::string& verb) {
+  TransformArgs t;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    std::string arg = args[i], inline_value;
+    const std::string* inline_ptr = nullptr;
+    if (arg.rfind("--", 0) == 0 && arg.find('=') != std::string::npos) {
+      inline_value = arg.substr(arg.find('=') + 1);
+      arg = arg.substr(0, arg.find('='));
+      inline_ptr = &inline_value;
+    }
+    auto value = [&] { return option_value(args, &i, arg, inline_ptr); };
+    auto number = [&](const char* what) {
+      const std::string v = value();
+      double d = 0;
+      if (!parse_double(v, &d)) throw UsageError{std::string(what) + " expects a number, got '" + v + "'"};
+      return d;
+    };
+    NormalizerOptions& o = t.options;
+    if (arg == "--method" && verb != "apply") {
+      const std::string v = value();
+      t.method_given = true;
+      if (verb == "normalize" && (v == "l1" || v == "l2" || v == "linf")) {
+        t.lp = true;
+        t.lp_norm = v == "l1" ? LpNorm::l1 : (v == "l2" ? LpNorm::l2 : LpNorm::linf);
+      } else if (!parse_method(v, &o.method)) {
+        throw UsageError{"--method: unknown method '" + v + "' (zscore, minmax, maxabs, rescale, decimal, impute-mean" +
+                         (verb == "normalize" ? ", l1, l2, linf)" : ")")};
+      }
+    } else if (arg == "--with-mean" || arg == "--no-with-mean") {
+      o.with_mean = arg == "--with-mean";
+    } else if (arg == "--with-std" || arg == "--no-with-std") {
+      o.with_std = arg == "--with-std";
+    } else if (arg == "--feature-range") {
+      const std::string v = value();
+      const auto parts = split_commas(v);
+      if (parts.size() != 2 || !parse_double(parts[0], &o.range_min) || !parse_double(parts[1], &o.range_max)) {
+        throw UsageError{"--feature-range expects A,B, got '" + v + "'"};
+      }
+    } else if (arg == "--clip") {
+      o.clip = true;
+    } else if (arg == "--impute") {
+      o.impute_nan = true;
+    } else if (arg == "--epsilon") {
+      o.epsilon = number("--epsilon");
+    } else if (arg == "--zero-variance") {
+      const std::string v = value();
+      if (v == "sklearn") o.zero_variance = ZeroVariance::sklearn;
+      else if (v == "keras") o.zero_variance = ZeroVariance::keras;
+      else throw UsageError{"--zero-variance expects sklearn or keras, got '" + v + "'"};
+    } else if (arg == "--scale") {
+      o.scale = number("--scale");
+    } else if (arg == "--offset") {
+      o.offset = number("--offset");
+    } else if (arg == "--axis" && verb != "apply") {
+      o.axes = parse_axis_option(value());
+      t.axis_given = true;
+    } else if (arg == "--state" && verb != "normalize") {
+      t.state = value();
+    } else if ((arg == "--out" || arg == "-o") && verb != "fit") {
+      t.out = value();
+    } else if (arg == "--dtype" && verb != "fit") {
+      const std::string v = value();
+      if (v != "float32" && v != "float16" && v != "float64") throw UsageError{"--dtype expects float32, float16 or float64, got '" + v + "'"};
+      parse_dtype(v, &t.out_dtype);
+      t.dtype_given = true;
+    } else if (arg == "--inverse" && verb == "apply") {
+      t.inverse = true;
+    } else if (arg == "--device") {
+      const std::string v = value();
+      if (v == "auto") t.device = Device::automatic;
+      else if (v == "cpu") t.device = Device::cpu;
+      else if (v == "cuda") t.device = Device::cuda;
+      else throw UsageError{"--device expects auto, cpu or cuda, got '" + v + "'"};
+    } else if (arg == "--gpu") {
+      std::int64_t gpu = 0;
+      const std::string v = value();
+      if (!parse_int64(v, &gpu) || gpu < 0 || gpu > 1024) throw UsageError{"--gpu expects a device index, got '" + v + "'"};
+      t.gpu = static_cast<int>(gpu);
+    } else if (!arg.empty() && arg[0] == '-' && arg != "-") {
+      throw UsageError{"unknown option '" + arg + "' for " + verb};
+    } else {
+      t.inputs.push_back(arg);
+    }
+  }
+  if (t.inputs.empty()) throw UsageError{"missing input file"};
+  if (verb != "fit" && t.inputs.size() > 1) throw UsageError{"one input file (got " + std::to_string(t.inputs.size()) + ")"};
+  if (verb != "apply" && !t.method_given) throw UsageError{"--method is required"};
+  if (verb != "normalize" && t.state.empty()) throw UsageError{"--state is required"};
+  if (verb != "fit" && t.out.empty()) throw UsageError{"--out is required"};
+  return t;
+}
+
+int fail(const std::string& verb, const Status& status) {
+  std::fprintf(stderr, "normkit %s: error: %s\n", verb.c_str(), status.message().c_str());
+  return kExitBadData;
+}
+
+// Where the work runs, and the tensors that live there.
+struct Runner {
+  bool cuda = false;
+  MemorySpace space = MemorySpace::host;
+
+  Status select(Device device, int gpu, const std::string& verb) {
+    cuda = device == Device::cuda || (device == Device::automatic && cuda_available());
+    if (!cuda) {
+      std::fprintf(stderr, "normkit: device: cpu (%d threads)\n", host_threads());
+      return Status::success();
+    }
+    if (!cuda_available()) {
+      return Status(StatusCode::cuda_unavailable, "--device cuda: no CUDA device is available (or normkit was built without CUDA)");
+    }
+    std::string name;
+    NORMKIT_RETURN_IF_ERROR(select_gpu(gpu, &name));
+    std::fprintf(stderr, "normkit: device: cuda:%d (%s)\n", gpu, name.c_str());
+    (void)verb;
+    space = MemorySpace::device;
+    return Status::success();
+  }
+};
+
+// A tensor in the runner's space: host arrays as they are, device copies of them.
+struct Placed {
+  DeviceBuffer device;
+  TensorView view;
+};
+
+Status place(const Runner& runner, void* host_data, std::size_t bytes, DType dtype, const std::vector<std::int64_t>& shape,
+             Placed* placed) {
+  placed->view = TensorView(host_data, dtype, shape.data(), static_cast<int>(shape.size()));
+  if (!runner.cuda) return Status::success();
+  NORMKIT_RETURN_IF_ERROR(placed->device.allocate(bytes));
+  NORMKIT_RETURN_IF_ERROR(placed->device.upload(host_data, bytes));
+  placed->view.data = placed->device.get();
+  placed->view.space = MemorySpace::device;
+  return Status::success();
+}
+
+DType default_output(DType input) { return input == DType::float64 ? DType::float64 : (input == DType::float16 ? DType::float16 : DType::float32); }
+
+// out = transform(in) (or the inverse, or Lp normalization), written to `path` as .npy.
+Status transform_to_file(const Runner& runner, Normalizer* normalizer, const TransformArgs& t, io::NpyArray& in,
+                         const std::string& path) {
+  const DType out_dtype = t.dtype_given ? t.out_dtype : default_output(in.dtype);
+  std::int64_t n = 1;
+  for (auto e : in.shape) n *= e;
+  std::vector<unsigned char> result(static_cast<std::size_t>(n) * dtype_size(out_dtype));
+  Placed input, output;
+  NORMKIT_RETURN_IF_ERROR(place(runner, in.data.data(), in.data.size(), in.dtype, in.shape, &input));
+  NORMKIT_RETURN_IF_ERROR(place(runner, result.data(), result.size(), out_dtype, in.shape, &output));
+  if (t.lp) {
+    std::size_t bytes = 0;
+    NORMKIT_RETURN_IF_ERROR(normalize_lp_workspace_size(input.view, &bytes));
+    DeviceBuffer workspace;
+    if (bytes) NORMKIT_RETURN_IF_ERROR(workspace.allocate(bytes));
+    NORMKIT_RETURN_IF_ERROR(normalize_lp(input.view, t.lp_norm, output.view, workspace.get(), bytes));
+  } else if (t.inverse) {
+    NORMKIT_RETURN_IF_ERROR(normalizer->inverse_transform(input.view, output.view));
+  } else {
+    NORMKIT_RETURN_IF_ERROR(normalizer->transform(input.view, output.view));
+  }
+  if (runner.cuda) {
+    NORMKIT_RETURN_IF_ERROR(synchronize_device());
+    NORMKIT_RETURN_IF_ERROR(output.device.download(result.data(), result.size()));
+  }
+  return io::write_npy_atomic(path, out_dtype, in.shape, result.data());
+}
+
+Status adapt_files(const Runner& runner, Normalizer* normalizer, const std::vector<std::string>& paths,
+                   std::vector<io::NpyArray>* keep_first) {
+  for (std::size_t f = 0; f < paths.size(); ++f) {
+    io::NpyArray array;
+    NORMKIT_RETURN_IF_ERROR(io::read_npy(paths[f], &array));
+    Placed batch;
+    NORMKIT_RETURN_IF_ERROR(place(runner, array.data.data(), array.data.size(), array.dtype, array.shape, &batch));
+    const Status s = normalizer->adapt(batch.view);
+    if (!s.ok()) return Status(s.code(), paths[f] + ": " + s.message());
+    if (runner.cuda) NORMKIT_RETURN_IF_ERROR(synchronize_device());
+    if (keep_first && f == 0) keep_first->push_back(std::move(array));
+  }
+  if (const std::int64_t all_nan = normalizer->all_nan_features()) {
+    std::fprintf(stderr, "normkit: warning: %lld features are entirely NaN%s\n", static_cast<long long>(all_nan),
+                 normalizer->options().impute_nan || normalizer->options().method == Method::impute_mean ? " (filled with 0)" : "");
+  }
+  return Status::success();
+}
+
+int run_verb(const std::string& verb, const std::vector<std::string>& raw_args) {
+  TransformArgs t;
+  try {
+    t = parse(raw_args, verb);
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "normkit %s: %s (try 'normkit %s --help')\n", verb.c_str(), e.message.c_str(), verb.c_str());
+    return kExitUsage;
+  }
+  if (t.lp && !t.axis_given) t.options.axes = ReduceAxes::of({-1});
+  if (t.lp && t.axis_given) {
+    std::fprintf(stderr, "normkit normalize: l1/l2/linf normalize along the last axis; --axis is not used\n");
+  }
+  Status s = validate_options(t.options, verb);
+  if (!s.ok()) {  // an option value out of its domain (feature range, scale, epsilon): a usage error
+    std::fprintf(stderr, "normkit %s: %s (try 'normkit %s --help')\n", verb.c_str(), s.message().c_str(), verb.c_str());
+    return kExitUsage;
+  }
+  Runner runner;
+  s = runner.select(t.device, t.gpu, verb);
+  if (!s.ok()) return fail(verb, s);
+  Normalizer normalizer;
+  if (verb == "fit") {
+    s = normalizer.init(t.options, runner.space);
+    if (s.ok()) s = adapt_files(runner, &normalizer, t.inputs, nullptr);
+    if (s.ok()) s = normalizer.save(t.state);
+    if (!s.ok()) return fail(verb, s);
+    std::fprintf(stderr, "normkit fit: %s state of kept shape [", method_name(t.options.method));
+    const auto kept = normalizer.kept_shape();
+    for (std::size_t i = 0; i < kept.size(); ++i) std::fprintf(stderr, "%s%lld", i ? ", " : "", static_cast<long long>(kept[i]));
+    std::fprintf(stderr, "] written to %s\n", t.state.c_str());
+    return kExitOk;
+  }
+  std::vector<io::NpyArray> input;
+  if (verb == "apply") {
+    s = normalizer.load(t.state, runner.space);
+    io::NpyArray array;
+    if (s.ok()) s = io::read_npy(t.inputs[0], &array);
+    if (s.ok()) input.push_back(std::move(array));
+  } else if (t.lp) {
+    io::NpyArray array;
+    s = io::read_npy(t.inputs[0], &array);
+    if (s.ok()) input.push_back(std::move(array));
+  } else {
+    s = normalizer.init(t.options, runner.space);
+    if (s.ok()) s = adapt_files(runner, &normalizer, t.inputs, &input);
+  }
+  if (s.ok()) s = transform_to_file(runner, &normalizer, t, input[0], t.out);
+  if (!s.ok()) return fail(verb, s);
+  return kExitOk;
+}
+
+}  // namespace
+
+void print_transform_help(const std::string& verb) {
+  if (verb == "fit") {
+    std::printf("usage: normkit fit IN.npy [MORE.npy ...] --method M [options] [--axis A] --state STATE.safetensors\n\n"
+                "Adapts a normalizer over the files in order (streaming; statistics merge exactly) and saves its state.\n");
+  } else if (verb == "apply") {
+    std::printf("usage: normkit apply IN.npy --state STATE.safetensors --out OUT.npy [--dtype float32|float16|float64] [--inverse]\n\n"
+                "Transforms IN.npy with a saved state (--inverse: the inverse transform).\n");
+  } else {
+    std::printf("usage: normkit normalize IN.npy --method M|l1|l2|linf [options] [--axis A] --out OUT.npy [--dtype D]\n\n"
+                "Fits on IN.npy and transforms it in one go; l1/l2/linf divide each row (last axis) by its norm.\n");
+  }
+  std::printf("\nmethods: zscore, minmax, maxabs, rescale, decimal, impute-mean (see include/normkit/normalize.hpp)\n"
+              "options:\n"
+              "  --axis A                 reduced axes of the statistics (default 0: per feature)\n"
+              "  --with-mean/--no-with-mean, --with-std/--no-with-std   zscore centering and scaling (default on)\n"
+              "  --zero-variance sklearn|keras   constant features: scale 1 (sklearn) or max(std, epsilon) (keras)\n"
+              "  --epsilon E              keras epsilon (default 1e-7)\n"
+              "  --feature-range A,B      minmax target range (default 0,1); --clip clips to it\n"
+              "  --scale S --offset O     rescale first: x * S + O (the whole transform for --method rescale)\n"
+              "  --impute                 fill NaN with the feature mean before the method\n"
+              "  --dtype D                output dtype (default: the input's float type, float32 for uint8)\n"
+              "  --device auto|cpu|cuda, --gpu N\n"
+              "exit status: 0 success, 1 bad data, 2 usage error; outputs are written atomically\n");
+}
+
+int run_transform_verb(const std::string& verb, const std::vector<std::string>& args) {
+  for (const std::string& a : args) {
+    if (a == "-h" || a == "--help") {
+      print_transform_help(verb);
+      return kExitOk;
+    }
+  }
+  return run_verb(verb, args);
+}
+
+}  // namespace normkit::cli
