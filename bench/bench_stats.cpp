@@ -3,27 +3,13 @@
 // a copy of the same bytes in the same run (memcpy on the host, device-to-device on the GPU) and every
 // statistics benchmark reports `of_copy`: its input bytes/s over the copy's read bytes/s.
 //
-//   bench_stats [--benchmark_filter=host/...] [--benchmark_format=json]
+//   bench_normkit --benchmark_filter=host/...
 //
 // Benchmarks measure; nothing here asserts a speed.
-#include <benchmark/benchmark.h>
-
-#include <chrono>
-#include <cstdint>
-#include <cstring>
-#include <map>
-#include <memory>
-#include <random>
-#include <string>
-#include <vector>
-
-#include "normkit/stats.hpp"
-
-#if defined(NORMKIT_WITH_CUDA)
-#include <cuda_runtime_api.h>
-#endif
+#include "bench_common.hpp"
 
 using namespace normkit;
+using namespace normkit::bench;
 
 namespace {
 
@@ -43,64 +29,6 @@ std::vector<Pattern> patterns(bool large) {
       {"nhwc_c3", {16 * s, 128, 128, 3}, ReduceAxes::of({0, 1, 2})},
       {"nchw_c3", {16 * s, 3, 128, 128}, ReduceAxes::of({0, 2, 3})},
   };
-}
-
-std::int64_t numel(const std::vector<std::int64_t>& shape) {
-  std::int64_t n = 1;
-  for (auto e : shape) n *= e;
-  return n;
-}
-
-// Copy bytes/s per (space, byte size), filled by the copy benchmark that runs first in each group.
-std::map<std::string, double>& copy_rates() {
-  static std::map<std::string, double> rates;
-  return rates;
-}
-
-std::vector<unsigned char> random_bytes(std::size_t n, DType dtype) {
-  std::vector<unsigned char> bytes(n);
-  std::mt19937 rng(42);
-  if (dtype == DType::uint8) {
-    for (auto& b : bytes) b = static_cast<unsigned char>(rng());
-    return bytes;
-  }
-  // Finite values of any float dtype: fill with a float32 pattern converted per type would cost time; use
-  // small positive values whose bit patterns are finite in every float format.
-  std::uniform_real_distribution<float> dist(0.5f, 2.0f);
-  const std::size_t elem = dtype_size(dtype);
-  for (std::size_t i = 0; i + elem <= n; i += elem) {
-    const float f = dist(rng);
-    if (dtype == DType::float32) std::memcpy(&bytes[i], &f, 4);
-    else if (dtype == DType::float64) { const double d = f; std::memcpy(&bytes[i], &d, 8); }
-    else if (dtype == DType::bfloat16) { std::uint32_t u; std::memcpy(&u, &f, 4); const std::uint16_t h = u >> 16; std::memcpy(&bytes[i], &h, 2); }
-    else { const std::uint16_t h = static_cast<std::uint16_t>(0x3c00 + (rng() & 0x3ff)); std::memcpy(&bytes[i], &h, 2); }
-  }
-  return bytes;
-}
-
-void report(benchmark::State& state, std::size_t input_bytes, const std::string& copy_key) {
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(input_bytes));
-  const auto it = copy_rates().find(copy_key);
-  if (it != copy_rates().end()) {
-    state.counters["of_copy"] = benchmark::Counter(static_cast<double>(input_bytes) * state.iterations() / it->second,
-                                                   benchmark::Counter::kIsRate);
-  }
-}
-
-// ---- host ----
-
-void host_copy(benchmark::State& state, std::size_t bytes) {
-  std::vector<unsigned char> a(bytes, 1), b(bytes);
-  const auto start = std::chrono::steady_clock::now();
-  for (auto _ : state) {
-    std::memcpy(b.data(), a.data(), bytes);
-    benchmark::DoNotOptimize(b.data());
-    benchmark::ClobberMemory();
-  }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  // A copy reads and writes each byte; its read rate is what a one-read statistics pass compares with.
-  copy_rates()["host/" + std::to_string(bytes)] = static_cast<double>(bytes) * state.iterations() / seconds;
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(bytes) * 2);
 }
 
 void host_stats(benchmark::State& state, Pattern pattern, DType dtype) {
@@ -127,40 +55,7 @@ void host_stats(benchmark::State& state, Pattern pattern, DType dtype) {
   report(state, bytes, "host/" + std::to_string(bytes));
 }
 
-// ---- device ----
 #if defined(NORMKIT_WITH_CUDA)
-struct DeviceTimer {
-  cudaEvent_t start{}, stop{};
-  DeviceTimer() { cudaEventCreate(&start); cudaEventCreate(&stop); }
-  ~DeviceTimer() { cudaEventDestroy(start); cudaEventDestroy(stop); }
-};
-
-void device_copy(benchmark::State& state, std::size_t bytes) {
-  void *a = nullptr, *b = nullptr;
-  if (cudaMalloc(&a, bytes) != cudaSuccess || cudaMalloc(&b, bytes) != cudaSuccess) {
-    state.SkipWithError("cudaMalloc");
-    return;
-  }
-  cudaMemset(a, 1, bytes);
-  DeviceTimer t;
-  double total = 0;
-  for (auto _ : state) {
-    cudaEventRecord(t.start);
-    cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice);
-    cudaEventRecord(t.stop);
-    cudaEventSynchronize(t.stop);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, t.start, t.stop);
-    state.SetIterationTime(ms / 1e3);
-    total += ms / 1e3;
-  }
-  // A copy reads and writes each byte: its read rate is bytes / time.
-  copy_rates()["device/" + std::to_string(bytes)] = static_cast<double>(bytes) * state.iterations() / total;
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(bytes) * 2);
-  cudaFree(a);
-  cudaFree(b);
-}
-
 void device_stats(benchmark::State& state, Pattern pattern, DType dtype) {
   const std::size_t bytes = static_cast<std::size_t>(numel(pattern.shape)) * dtype_size(dtype);
   auto host = random_bytes(bytes, dtype);
@@ -207,33 +102,21 @@ void device_stats(benchmark::State& state, Pattern pattern, DType dtype) {
 }
 #endif
 
-void register_all() {
+}  // namespace
+
+void register_stats_benchmarks() {
   const DType dtypes[] = {DType::float32, DType::float16, DType::bfloat16, DType::uint8};
   for (bool large : {false, true}) {
     const char* size = large ? "large" : "small";
     for (DType dtype : dtypes) {
       for (const Pattern& p : patterns(large)) {
         const std::size_t bytes = static_cast<std::size_t>(numel(p.shape)) * dtype_size(dtype);
-        const std::string key = std::to_string(bytes);
-        // The host copy of the same size runs just before (registered once per size).
-        static std::map<std::string, bool> host_copy_registered;
-        if (!host_copy_registered[key]) {
-          host_copy_registered[key] = true;
-          benchmark::RegisterBenchmark(("host/copy/" + key + "B").c_str(), [bytes](benchmark::State& st) { host_copy(st, bytes); })
-              ->UseRealTime()
-              ->Unit(benchmark::kMillisecond);
-        }
+        register_copies(bytes);  // the copy of the same size runs just before
         benchmark::RegisterBenchmark((std::string("host/") + p.name + "/" + dtype_name(dtype) + "/" + size).c_str(),
                                      [p, dtype](benchmark::State& st) { host_stats(st, p, dtype); })
             ->UseRealTime()  // the host engine runs on several threads
             ->Unit(benchmark::kMillisecond);
 #if defined(NORMKIT_WITH_CUDA)
-        static std::map<std::string, bool> device_copy_registered;
-        if (cuda_available() && !device_copy_registered[key]) {
-          device_copy_registered[key] = true;
-          benchmark::RegisterBenchmark(("device/copy/" + key + "B").c_str(), [bytes](benchmark::State& st) { device_copy(st, bytes); })
-              ->UseManualTime()->Unit(benchmark::kMicrosecond);
-        }
         if (cuda_available()) {
           benchmark::RegisterBenchmark((std::string("device/") + p.name + "/" + dtype_name(dtype) + "/" + size).c_str(),
                                        [p, dtype](benchmark::State& st) { device_stats(st, p, dtype); })
@@ -245,12 +128,4 @@ void register_all() {
   }
 }
 
-}  // namespace
 
-int main(int argc, char** argv) {
-  register_all();
-  benchmark::Initialize(&argc, argv);
-  benchmark::RunSpecifiedBenchmarks();
-  benchmark::Shutdown();
-  return 0;
-}

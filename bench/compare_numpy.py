@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Host engine vs numpy: mean + var along the same axes of the same float32 shapes.
 
-Runs numpy's `x.mean(axis); x.var(axis)` on the shapes of bench_stats' host/*/float32/large cases
-(keep SHAPES in sync with patterns() in bench_stats.cpp), then bench_stats on those cases, and prints
+Runs numpy's `x.mean(axis); x.var(axis)` on the shapes of bench_normkit' host/*/float32/large cases
+(keep SHAPES in sync with patterns() in bench_stats.cpp), then bench_normkit on those cases, and prints
 each ratio (target: normkit >= 5x numpy). Installs numpy with pip when it is missing.
 
 usage: bench/compare_numpy.py [BUILD_DIR]
@@ -44,7 +44,7 @@ def numpy_seconds(shape, axes, repeats=3):
 def main():
     build = sys.argv[1] if len(sys.argv) > 1 else "build"
     ensure_numpy()
-    out = subprocess.run([os.path.join(build, "bench", "bench_stats"), "--benchmark_filter=host/(copy/.*|.*/float32/large)",
+    out = subprocess.run([os.path.join(build, "bench", "bench_normkit"), "--benchmark_filter=host/(copy/.*|.*/float32/large)",
                           "--benchmark_format=json", "--benchmark_min_time=0.5"], capture_output=True, text=True, check=True)
     results = {b["name"].split("/")[1]: b for b in json.loads(out.stdout)["benchmarks"]}
     print(f"{'case':<12} {'bytes':>12} {'numpy GB/s':>11} {'normkit GB/s':>13} {'ratio':>7} {'of copy':>8}")

@@ -83,6 +83,10 @@ struct NormalizerOptions {
   double offset = 0.0;
   // fill NaN with the feature mean before the method
   bool impute_nan = false;
+  // Fitting accumulates in float64 by default, as scikit-learn does for float32 data (statistics to ~1e-15).
+  // Accumulation::automatic (float32 for 8/16/32-bit inputs, ~1e-6 relative) fits about 1.4x faster on
+  // the host and much faster on GPUs with slow float64.
+  Accumulation accumulation = Accumulation::float64;
 };
 
 // Checks the options (feature range, scale, epsilon, ...). `operation` names the caller in messages.

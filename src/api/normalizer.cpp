@@ -165,7 +165,7 @@ Status Normalizer::adapt(const TensorView& batch, Stream stream) {
   }
   StatsOptions options;
   options.axes = st.options.axes;
-  options.accumulation = Accumulation::float64;  // the state is float64: keep its precision
+  options.accumulation = st.options.accumulation;
   if (st.space == MemorySpace::device) {
     std::size_t bytes = 0;
     NORMKIT_RETURN_IF_ERROR(stats_workspace_size(batch, options, &bytes));

@@ -1,0 +1,135 @@
+// Shared pieces of the benchmarks: copies measured in the same run, inputs, reporting.
+#pragma once
+
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "normkit/stats.hpp"
+
+#if defined(NORMKIT_WITH_CUDA)
+#include <cuda_runtime_api.h>
+#endif
+
+namespace normkit::bench {
+
+inline std::int64_t numel(const std::vector<std::int64_t>& shape) {
+  std::int64_t n = 1;
+  for (auto e : shape) n *= e;
+  return n;
+}
+
+// Copy bytes/s per (space, byte size), filled by the copy benchmark that runs first in each group.
+inline std::map<std::string, double>& copy_rates() {
+  static std::map<std::string, double> rates;
+  return rates;
+}
+
+inline std::vector<unsigned char> random_bytes(std::size_t n, DType dtype) {
+  std::vector<unsigned char> bytes(n);
+  std::mt19937 rng(42);
+  if (dtype == DType::uint8) {
+    for (auto& b : bytes) b = static_cast<unsigned char>(rng());
+    return bytes;
+  }
+  // Finite values of any float dtype: fill with a float32 pattern converted per type would cost time; use
+  // small positive values whose bit patterns are finite in every float format.
+  std::uniform_real_distribution<float> dist(0.5f, 2.0f);
+  const std::size_t elem = dtype_size(dtype);
+  for (std::size_t i = 0; i + elem <= n; i += elem) {
+    const float f = dist(rng);
+    if (dtype == DType::float32) std::memcpy(&bytes[i], &f, 4);
+    else if (dtype == DType::float64) { const double d = f; std::memcpy(&bytes[i], &d, 8); }
+    else if (dtype == DType::bfloat16) { std::uint32_t u; std::memcpy(&u, &f, 4); const std::uint16_t h = u >> 16; std::memcpy(&bytes[i], &h, 2); }
+    else { const std::uint16_t h = static_cast<std::uint16_t>(0x3c00 + (rng() & 0x3ff)); std::memcpy(&bytes[i], &h, 2); }
+  }
+  return bytes;
+}
+
+inline void report(benchmark::State& state, std::size_t input_bytes, const std::string& copy_key) {
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(input_bytes));
+  const auto it = copy_rates().find(copy_key);
+  if (it != copy_rates().end()) {
+    state.counters["of_copy"] = benchmark::Counter(static_cast<double>(input_bytes) * state.iterations() / it->second,
+                                                   benchmark::Counter::kIsRate);
+  }
+}
+
+// ---- host ----
+
+inline void host_copy(benchmark::State& state, std::size_t bytes) {
+  std::vector<unsigned char> a(bytes, 1), b(bytes);
+  const auto start = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    std::memcpy(b.data(), a.data(), bytes);
+    benchmark::DoNotOptimize(b.data());
+    benchmark::ClobberMemory();
+  }
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  // A copy reads and writes each byte; its read rate is what a one-read statistics pass compares with.
+  copy_rates()["host/" + std::to_string(bytes)] = static_cast<double>(bytes) * state.iterations() / seconds;
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(bytes) * 2);
+}
+
+// ---- device ----
+#if defined(NORMKIT_WITH_CUDA)
+struct DeviceTimer {
+  cudaEvent_t start{}, stop{};
+  DeviceTimer() { cudaEventCreate(&start); cudaEventCreate(&stop); }
+  ~DeviceTimer() { cudaEventDestroy(start); cudaEventDestroy(stop); }
+};
+
+inline void device_copy(benchmark::State& state, std::size_t bytes) {
+  void *a = nullptr, *b = nullptr;
+  if (cudaMalloc(&a, bytes) != cudaSuccess || cudaMalloc(&b, bytes) != cudaSuccess) {
+    state.SkipWithError("cudaMalloc");
+    return;
+  }
+  cudaMemset(a, 1, bytes);
+  DeviceTimer t;
+  double total = 0;
+  for (auto _ : state) {
+    cudaEventRecord(t.start);
+    cudaMemcpyAsync(b, a, bytes, cudaMemcpyDeviceToDevice);
+    cudaEventRecord(t.stop);
+    cudaEventSynchronize(t.stop);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, t.start, t.stop);
+    state.SetIterationTime(ms / 1e3);
+    total += ms / 1e3;
+  }
+  // A copy reads and writes each byte: its read rate is bytes / time.
+  copy_rates()["device/" + std::to_string(bytes)] = static_cast<double>(bytes) * state.iterations() / total;
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(bytes) * 2);
+  cudaFree(a);
+  cudaFree(b);
+}
+
+#endif
+
+// Registers the host copy (and the device copy when a GPU is present) of `bytes`, once per size, so that
+// the benchmarks registered after it can report their fraction of copy bandwidth.
+inline void register_copies(std::size_t bytes) {
+  static std::map<std::size_t, bool> registered;
+  if (registered[bytes]) return;
+  registered[bytes] = true;
+  const std::string key = std::to_string(bytes);
+  benchmark::RegisterBenchmark(("host/copy/" + key + "B").c_str(), [bytes](benchmark::State& st) { host_copy(st, bytes); })
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
+#if defined(NORMKIT_WITH_CUDA)
+  if (cuda_available()) {
+    benchmark::RegisterBenchmark(("device/copy/" + key + "B").c_str(), [bytes](benchmark::State& st) { device_copy(st, bytes); })
+        ->UseManualTime()
+        ->Unit(benchmark::kMicrosecond);
+  }
+#endif
+}
+
+}  // namespace normkit::bench

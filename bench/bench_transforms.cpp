@@ -1,0 +1,150 @@
+// Apply throughput: the fused affine apply (z-score coefficients) per-feature, per-sample, NHWC and NCHW
+// per-channel, over input x output dtype pairs, on the host and (when present) the GPU; bytes moved are
+// input read + output written, reported against a copy of the same bytes measured in the same run.
+// Also host fit + apply (adapt, then transform) for bench/compare_sklearn.py.
+#include "bench_common.hpp"
+#include "normkit/normalize.hpp"
+
+using namespace normkit;
+using namespace normkit::bench;
+
+namespace {
+
+struct ApplyCase {
+  const char* name;
+  std::vector<std::int64_t> shape;
+  ReduceAxes axes;
+};
+
+std::vector<ApplyCase> apply_cases(bool large) {
+  const std::int64_t s = large ? 64 : 1;
+  return {
+      {"per_feature", {4096 * s, 256}, ReduceAxes::of({0})},
+      {"per_sample", {256 * s, 4096}, ReduceAxes::of({1})},
+      {"nhwc_c3", {16 * s, 128, 128, 3}, ReduceAxes::of({0, 1, 2})},
+      {"nchw_c3", {16 * s, 3, 128, 128}, ReduceAxes::of({0, 2, 3})},
+  };
+}
+
+// Fits a normalizer on the data once (not timed), then times transform().
+void apply_bench(benchmark::State& state, ApplyCase c, DType in, DType out, MemorySpace space) {
+  const std::int64_t n = numel(c.shape);
+  const std::size_t in_bytes = static_cast<std::size_t>(n) * dtype_size(in), out_bytes = static_cast<std::size_t>(n) * dtype_size(out);
+  auto host_in = random_bytes(in_bytes, in);
+  std::vector<unsigned char> host_out(space == MemorySpace::host ? out_bytes : 0);
+  void* in_ptr = host_in.data();
+  void* out_ptr = host_out.data();
+#if defined(NORMKIT_WITH_CUDA)
+  if (space == MemorySpace::device) {
+    if (cudaMalloc(&in_ptr, in_bytes) != cudaSuccess || cudaMalloc(&out_ptr, out_bytes) != cudaSuccess) {
+      state.SkipWithError("cudaMalloc");
+      return;
+    }
+    cudaMemcpy(in_ptr, host_in.data(), in_bytes, cudaMemcpyHostToDevice);
+  }
+#endif
+  const int nd = static_cast<int>(c.shape.size());
+  TensorView input(in_ptr, in, c.shape.data(), nd, space), output(out_ptr, out, c.shape.data(), nd, space);
+  NormalizerOptions o;
+  o.axes = c.axes;
+  Normalizer normalizer;
+  Status s = normalizer.init(o, space);
+  if (s.ok()) s = normalizer.adapt(input);
+  if (s.ok()) s = normalizer.transform(input, output);  // warm-up: computes the coefficients
+  if (!s.ok()) {
+    state.SkipWithError(s.message().c_str());
+    return;
+  }
+#if defined(NORMKIT_WITH_CUDA)
+  cudaEvent_t start{}, stop{};
+  if (space == MemorySpace::device) {
+    cudaEventCreate(&start);
+    cudaEventCreate(&stop);
+  }
+#endif
+  for (auto _ : state) {
+#if defined(NORMKIT_WITH_CUDA)
+    if (space == MemorySpace::device) {
+      cudaEventRecord(start);
+      s = normalizer.transform(input, output);
+      cudaEventRecord(stop);
+      cudaEventSynchronize(stop);
+      float ms = 0;
+      cudaEventElapsedTime(&ms, start, stop);
+      state.SetIterationTime(ms / 1e3);
+      continue;
+    }
+#endif
+    s = normalizer.transform(input, output);
+    benchmark::DoNotOptimize(out_ptr);
+  }
+  if (!s.ok()) state.SkipWithError(s.message().c_str());
+  // Read + write, against a copy's read + write of the input size (the copy rates store read bytes/s).
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(in_bytes + out_bytes));
+  const std::string key = (space == MemorySpace::host ? "host/" : "device/") + std::to_string(in_bytes);
+  const auto it = copy_rates().find(key);
+  if (it != copy_rates().end()) {
+    state.counters["of_copy"] = benchmark::Counter(static_cast<double>(in_bytes + out_bytes) * state.iterations() / (2 * it->second),
+                                                   benchmark::Counter::kIsRate);
+  }
+#if defined(NORMKIT_WITH_CUDA)
+  if (space == MemorySpace::device) {
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    cudaFree(in_ptr);
+    cudaFree(out_ptr);
+  }
+#endif
+}
+
+// Host adapt + transform of float32 [rows, features] (what StandardScaler().fit_transform does).
+void fit_apply_bench(benchmark::State& state, std::int64_t rows, std::int64_t features) {
+  const std::vector<std::int64_t> shape = {rows, features};
+  const std::size_t bytes = static_cast<std::size_t>(rows * features) * 4;
+  auto data = random_bytes(bytes, DType::float32);
+  std::vector<float> out(static_cast<std::size_t>(rows * features));
+  TensorView input(data.data(), DType::float32, shape.data(), 2), output(out.data(), DType::float32, shape.data(), 2);
+  for (auto _ : state) {
+    Normalizer n;
+    Status s = n.init({}, MemorySpace::host);
+    if (s.ok()) s = n.adapt(input);
+    if (s.ok()) s = n.transform(input, output);
+    if (!s.ok()) state.SkipWithError(s.message().c_str());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(bytes));
+}
+
+}  // namespace
+
+void register_transform_benchmarks() {
+  const std::pair<DType, DType> pairs[] = {{DType::float32, DType::float32}, {DType::float16, DType::float16},
+                                           {DType::bfloat16, DType::bfloat16}, {DType::uint8, DType::float32},
+                                           {DType::uint8, DType::float16}, {DType::float32, DType::float16}};
+  for (bool large : {false, true}) {
+    const char* size = large ? "large" : "small";
+    for (auto [in, out] : pairs) {
+      for (const ApplyCase& c : apply_cases(large)) {
+        register_copies(static_cast<std::size_t>(numel(c.shape)) * dtype_size(in));
+        const std::string name = std::string("apply/") + c.name + "/" + dtype_name(in) + "_to_" + dtype_name(out) + "/" + size;
+        benchmark::RegisterBenchmark(("host/" + name).c_str(), [c, in = in, out = out](benchmark::State& st) {
+          apply_bench(st, c, in, out, MemorySpace::host);
+        })->UseRealTime()->Unit(benchmark::kMillisecond);
+#if defined(NORMKIT_WITH_CUDA)
+        if (cuda_available()) {
+          benchmark::RegisterBenchmark(("device/" + name).c_str(), [c, in = in, out = out](benchmark::State& st) {
+            apply_bench(st, c, in, out, MemorySpace::device);
+          })->UseManualTime()->Unit(benchmark::kMicrosecond);
+        }
+#endif
+      }
+    }
+  }
+  // The shapes of bench/compare_sklearn.py.
+  for (auto [rows, features] : {std::pair<std::int64_t, std::int64_t>{1 << 20, 64}, {1 << 16, 1024}}) {
+    benchmark::RegisterBenchmark(("host/fit_apply/f32/" + std::to_string(rows) + "x" + std::to_string(features)).c_str(),
+                                 [rows = rows, features = features](benchmark::State& st) { fit_apply_bench(st, rows, features); })
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+  }
+}
