@@ -209,12 +209,7 @@ __global__ void coefficients_kernel(const StatsSummary* summaries, std::int64_t 
                                     AffineCoefficients out) {
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t k = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < n; k += stride) {
-    math::Affine a = math::fit_affine(summaries[k], options);
-    if (inverse) a = math::invert_affine(a);
-    out.center[k] = a.center;
-    out.scale[k] = a.scale;
-    out.offset[k] = a.offset;
-    if (out.fill) out.fill[k] = a.fill;
+    math::write_coefficients(summaries[k], options, inverse, out, k);
   }
 }
 

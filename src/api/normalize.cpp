@@ -121,14 +121,7 @@ Status compute_coefficients(const StatsSummary* summaries, std::int64_t n, const
     if (!cuda_available()) return Status(StatusCode::cuda_unavailable, "normkit::" + op + ": no CUDA device is available");
     return kernels::launch_coefficients(summaries, n, options, inverse, c, stream);
   }
-  for (std::int64_t k = 0; k < n; ++k) {
-    math::Affine a = math::fit_affine(summaries[k], options);
-    if (inverse) a = math::invert_affine(a);
-    c.center[k] = a.center;
-    c.scale[k] = a.scale;
-    c.offset[k] = a.offset;
-    if (c.fill) c.fill[k] = a.fill;
-  }
+  for (std::int64_t k = 0; k < n; ++k) math::write_coefficients(summaries[k], options, inverse, c, k);
   return Status::success();
 }
 

@@ -94,6 +94,17 @@ NORMKIT_HD Affine fit_affine(const StatsSummary& s, const NormalizerOptions& o) 
 // The inverse of an affine map: x = (y - offset) / scale + center. No fill: NaN stays NaN.
 NORMKIT_HD Affine invert_affine(const Affine& a) { return Affine{a.offset, 1.0 / a.scale, a.center, NAN}; }
 
+// Writes slice k's coefficients (of the method, or of its inverse) into the arrays of `out`.
+NORMKIT_HD void write_coefficients(const StatsSummary& summary, const NormalizerOptions& options, bool inverse,
+                                   const AffineCoefficients& out, std::int64_t k) {
+  Affine a = fit_affine(summary, options);
+  if (inverse) a = invert_affine(a);
+  out.center[k] = a.center;
+  out.scale[k] = a.scale;
+  out.offset[k] = a.offset;
+  if (out.fill) out.fill[k] = a.fill;
+}
+
 // y for one value. Compute is float (float32/16-bit/uint8 inputs to non-float64 outputs) or double.
 // In float, the center is subtracted as a hi/lo pair so that x - center is exact when they are close.
 // The per-slice part (AffineColumn) is apart from what every slice shares (AffineFlags), so that kernels

@@ -12,49 +12,16 @@
 #include "plan/apply_plan.hpp"
 #include "reference_transform.hpp"
 #include "stats_check.hpp"
+#include "transform_check.hpp"
 #include "test_data.hpp"
 
 using namespace normkit;
 using normkit::testing::Case;
 using normkit::testing::numel;
+using normkit::testing::decode;
+using normkit::testing::expect_close;
 
 namespace {
-
-std::vector<double> decode(const std::vector<unsigned char>& bytes, DType dtype) {
-  const std::size_t n = bytes.size() / dtype_size(dtype);
-  std::vector<double> v(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    const unsigned char* p = bytes.data() + i * dtype_size(dtype);
-    switch (dtype) {
-      case DType::float32: { float f; std::memcpy(&f, p, 4); v[i] = f; break; }
-      case DType::float64: std::memcpy(&v[i], p, 8); break;
-      case DType::float16: { std::uint16_t h; std::memcpy(&h, p, 2); v[i] = normkit::testing::decode_half(h); break; }
-      case DType::bfloat16: { std::uint16_t h; std::memcpy(&h, p, 2); v[i] = normkit::testing::decode_bfloat16(h); break; }
-      default: v[i] = NAN;
-    }
-  }
-  return v;
-}
-
-double tolerance(DType out) {
-  switch (out) {
-    case DType::float64: return 1e-10;
-    case DType::float16: return 2e-3;
-    case DType::bfloat16: return 1e-2;
-    default: return 2e-5;
-  }
-}
-
-void expect_close(const std::vector<double>& actual, const std::vector<double>& expected, DType out, const std::string& what) {
-  ASSERT_EQ(actual.size(), expected.size()) << what;
-  int failures = 0;
-  for (std::size_t i = 0; i < actual.size() && failures < 5; ++i) {
-    const double e = expected[i], a = actual[i];
-    if (std::isnan(e) ? std::isnan(a) : std::fabs(a - e) <= tolerance(out) * (1 + std::fabs(e))) continue;
-    ++failures;
-    ADD_FAILURE() << what << ": element " << i << " = " << a << ", reference " << e;
-  }
-}
 
 // Device Normalizer: adapt on `values`, transform into `out` (input offset by in_shift elements, output
 // by out_shift), compare with the reference; then inverse-transform back.
