@@ -6,6 +6,7 @@
 
 #include "kernels/common/cuda_check.hpp"
 #include "kernels/transform/apply_kernels.cuh"
+#include "kernels/transform/lp_kernels.cuh"
 #include "kernels/transform/transform_launch.hpp"
 #include "math/dtype_dispatch.hpp"
 
@@ -66,6 +67,21 @@ Status launch_apply(const void* in, DType in_dtype, void* out, DType out_dtype, 
     return math::visit_output_dtype(out_dtype, kOp, [&](auto out_tag) {
       using Out = typename decltype(out_tag)::type;
       return launch_typed(static_cast<const In*>(in), static_cast<Out*>(out), geometry, plan, coefficients, stream);
+    });
+  });
+}
+
+Status launch_lp_rows(const void* in, DType in_dtype, void* out, DType out_dtype, std::int64_t rows, std::int64_t length,
+                      LpNorm p, int sm_count, Stream stream) {
+  return math::visit_input_dtype(in_dtype, "normalize_lp", [&](auto in_tag) {
+    using In = typename decltype(in_tag)::type;
+    return math::visit_output_dtype(out_dtype, "normalize_lp", [&](auto out_tag) {
+      using Out = typename decltype(out_tag)::type;
+      constexpr int kVec = static_cast<int>(16 / (sizeof(In) > sizeof(Out) ? sizeof(In) : sizeof(Out)));
+      const std::int64_t blocks = std::min<std::int64_t>((rows + 7) / 8, std::int64_t(sm_count) * 16);
+      lp_rows_kernel<In, Out, kVec><<<grid_dim(blocks), 256, 0, stream>>>(static_cast<const In*>(in), static_cast<Out*>(out),
+                                                                          LpRowsShape{rows, length, p});
+      return cuda::check_launch("normalize_lp", "lp_rows_kernel");
     });
   });
 }

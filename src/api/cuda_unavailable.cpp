@@ -31,6 +31,9 @@ Status no_cuda(const char* operation) {
 }  // namespace
 Status launch_apply(const void*, DType, void*, DType, const plan::CanonicalGeometry&, const plan::ApplyPlan&,
                     const AffineCoefficients&, Stream) { return no_cuda("apply_affine"); }
+Status launch_lp_rows(const void*, DType, void*, DType, std::int64_t, std::int64_t, LpNorm, int, Stream) {
+  return no_cuda("normalize_lp");
+}
 Status launch_coefficients(const StatsSummary*, std::int64_t, const NormalizerOptions&, bool, const AffineCoefficients&,
                            Stream) { return no_cuda("compute_coefficients"); }
 Status launch_lp_coefficients(const StatsSummary*, std::int64_t, LpNorm, const AffineCoefficients&, Stream) {

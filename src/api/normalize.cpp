@@ -188,24 +188,22 @@ Status normalize_lp(const TensorView& in, LpNorm p, const TensorView& out, void*
   NORMKIT_RETURN_IF_ERROR(lp_scratch(in, op, &s));
   NORMKIT_RETURN_IF_ERROR(validate_output_like(in, out, op));
   if (s.rows == 0 || in.numel() == 0) return Status::success();
+  const std::int64_t length = in.shape[in.ndim - 1];
+  if (in.space == MemorySpace::host) {  // one read per row: its norm, then the row again from cache
+    return cpu::normalize_lp_rows(in.data, in.dtype, out.data, out.dtype, s.rows, length, p, host_threads());
+  }
+  // Device: rows that fit in a warp's registers, with 16-byte aligned starts, take one read.
+  const auto aligned = [length](const TensorView& t) {
+    return reinterpret_cast<std::uintptr_t>(t.data) % 16 == 0 && (length * static_cast<std::int64_t>(dtype_size(t.dtype))) % 16 == 0;
+  };
+  if (length <= kernels::lp_one_read_max_row() && aligned(in) && aligned(out)) {
+    plan::DeviceInfo info;
+    NORMKIT_RETURN_IF_ERROR(kernels::current_device_info(&info));
+    return kernels::launch_lp_rows(in.data, in.dtype, out.data, out.dtype, s.rows, length, p, info.sm_count, stream);
+  }
+  // Otherwise two reads: the row norms (statistics engine), then the apply with scale 1 / norm.
   StatsOptions o;
   o.axes = ReduceAxes::of({-1});
-  // Two reads: the row norms (statistics engine), then the apply with scale 1 / norm.
-  if (in.space == MemorySpace::host) {
-    std::vector<StatsSummary> summaries(static_cast<std::size_t>(s.rows));
-    NORMKIT_RETURN_IF_ERROR(accumulate_stats(in, o, summaries.data(), s.rows, false, nullptr, 0));
-    std::vector<double> center(summaries.size(), 0.0), scale(summaries.size()), offset(summaries.size(), 0.0);
-    for (std::size_t r = 0; r < summaries.size(); ++r) {
-      const math::StatValues v = math::finalize_summary(summaries[r], 0, false);
-      const double norm = p == LpNorm::l1 ? v.l1 : (p == LpNorm::l2 ? v.l2 : v.linf);
-      scale[r] = norm > 0.0 ? 1.0 / norm : 1.0;  // a zero norm leaves the row unchanged
-    }
-    AffineCoefficients c;
-    c.center = center.data();
-    c.scale = scale.data();
-    c.offset = offset.data();
-    return apply_affine(in, o.axes, c, out, stream);
-  }
   if (workspace_bytes < s.total || workspace == nullptr) {
     return argument_error(StatusCode::workspace_too_small, op, "workspace_bytes",
                           "at least " + std::to_string(s.total) + " (normalize_lp_workspace_size)", std::to_string(workspace_bytes));

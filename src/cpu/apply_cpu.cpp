@@ -1,6 +1,7 @@
 #include "cpu/apply_cpu.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <thread>
 #include <vector>
 
@@ -77,7 +78,41 @@ void run(const In* in, Out* out, const plan::CanonicalGeometry& g, const AffineC
   }
 }
 
+template <typename In, typename Out>
+void lp_rows(const In* in, Out* out, std::int64_t rows, std::int64_t length, LpNorm p, int threads) {
+  using Compute = math::compute_type_t<In, Out>;
+  parallel_range(rows, length, threads, [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t r = begin; r < end; ++r) {
+      const In* x = in + r * length;
+      double norm = 0.0;
+      for (std::int64_t j = 0; j < length; ++j) {
+        const double v = math::to_acc<double>(x[j]);
+        const double a = v < 0 ? -v : v;
+        if (p == LpNorm::l1) norm += a;
+        else if (p == LpNorm::l2) norm += v * v;
+        else norm = a > norm ? a : norm;
+      }
+      if (p == LpNorm::l2) norm = std::sqrt(norm);
+      const Compute scale = static_cast<Compute>(norm > 0.0 ? 1.0 / norm : 1.0);  // a zero row stays zero
+      Out* y = out + r * length;
+      for (std::int64_t j = 0; j < length; ++j) math::store_as(y + j, math::to_acc<Compute>(x[j]) * scale);
+    }
+  });
+}
+
 }  // namespace
+
+Status normalize_lp_rows(const void* in, DType in_dtype, void* out, DType out_dtype, std::int64_t rows, std::int64_t length,
+                         LpNorm p, int threads) {
+  return math::visit_input_dtype(in_dtype, "normalize_lp", [&](auto in_tag) {
+    using In = typename decltype(in_tag)::type;
+    return math::visit_output_dtype(out_dtype, "normalize_lp", [&](auto out_tag) {
+      using Out = typename decltype(out_tag)::type;
+      lp_rows(static_cast<const In*>(in), static_cast<Out*>(out), rows, length, p, threads);
+      return Status::success();
+    });
+  });
+}
 
 Status apply_affine(const void* in, DType in_dtype, void* out, DType out_dtype, const plan::CanonicalGeometry& geometry,
                     const AffineCoefficients& coefficients, int threads) {

@@ -180,26 +180,34 @@ TEST(DeviceTransformMethods, InverseSaveLoadOnDevice) {
   std::remove(path.c_str());
 }
 
+// Rows of up to 1024 aligned elements take the one-read kernel; longer or unaligned rows two passes.
 TEST(DeviceLp, RowsByTheirNorm) {
   REQUIRE_DEVICE();
-  std::vector<double> v = values_for(DType::float32, 9 * 37, 6);
-  for (int j = 0; j < 37; ++j) v[3 * 37 + j] = 0;  // a zero row stays zero
-  for (LpNorm p : {LpNorm::l1, LpNorm::l2, LpNorm::linf}) {
-    for (DType in : {DType::float32, DType::bfloat16}) {
-      auto data = normkit::testing::encode(v, in);
-      DeviceBytes d_in(data.bytes.size()), d_out(data.bytes.size());
-      CUDA_OK(cudaMemcpy(d_in.ptr, data.bytes.data(), data.bytes.size(), cudaMemcpyHostToDevice));
-      TensorView input(d_in.ptr, in, {9, 37}, MemorySpace::device);
-      TensorView output(d_out.ptr, in, {9, 37}, MemorySpace::device);
-      std::size_t bytes = 0;
-      ASSERT_TRUE(normalize_lp_workspace_size(input, &bytes).ok());
-      DeviceBytes ws(bytes);
-      const Status s = normalize_lp(input, p, output, ws.ptr, bytes);
-      ASSERT_TRUE(s.ok()) << s.message();
-      std::vector<unsigned char> y(data.bytes.size());
-      CUDA_OK(cudaDeviceSynchronize());
-      CUDA_OK(cudaMemcpy(y.data(), d_out.ptr, y.size(), cudaMemcpyDeviceToHost));
-      expect_close(decode(y, in), normkit::testing::reference_lp(data.stored, 37, p), in, "device lp");
+  for (std::int64_t length : {64, 1000, 1024, 37, 1025}) {
+    for (DType in : {DType::float32, DType::float64, DType::float16, DType::bfloat16, DType::uint8}) {
+      for (DType out : {DType::float32, DType::float64, DType::float16, DType::bfloat16}) {
+        if (length != 64 && (in != DType::float32 || out != DType::float32) && !(in == DType::bfloat16 && out == DType::bfloat16)) continue;
+        const std::int64_t rows = 5;
+        std::vector<double> v = values_for(in, rows * length, 6);
+        for (std::int64_t j = 0; j < length; ++j) v[static_cast<std::size_t>(3 * length + j)] = 0;  // a zero row stays zero
+        auto data = normkit::testing::encode(v, in);
+        DeviceBytes d_in(data.bytes.size()), d_out(static_cast<std::size_t>(rows * length) * dtype_size(out));
+        CUDA_OK(cudaMemcpy(d_in.ptr, data.bytes.data(), data.bytes.size(), cudaMemcpyHostToDevice));
+        TensorView input(d_in.ptr, in, {rows, length}, MemorySpace::device);
+        TensorView output(d_out.ptr, out, {rows, length}, MemorySpace::device);
+        for (LpNorm p : {LpNorm::l1, LpNorm::l2, LpNorm::linf}) {
+          std::size_t bytes = 0;
+          ASSERT_TRUE(normalize_lp_workspace_size(input, &bytes).ok());
+          DeviceBytes ws(bytes);
+          const Status s = normalize_lp(input, p, output, ws.ptr, bytes);
+          ASSERT_TRUE(s.ok()) << s.message();
+          std::vector<unsigned char> y(static_cast<std::size_t>(rows * length) * dtype_size(out));
+          CUDA_OK(cudaDeviceSynchronize());
+          CUDA_OK(cudaMemcpy(y.data(), d_out.ptr, y.size(), cudaMemcpyDeviceToHost));
+          expect_close(decode(y, out), normkit::testing::reference_lp(data.stored, length, p), out,
+                       "device lp length " + std::to_string(length) + " " + dtype_name(in) + "->" + dtype_name(out));
+        }
+      }
     }
   }
 }

@@ -23,6 +23,7 @@ struct TrafficCase {
   ReduceAxes axes;
   bool apply = false;               // apply_affine instead of statistics
   DType out_dtype = DType::float32;
+  bool lp = false;                  // normalize_lp (L2) instead of apply_affine
 };
 
 const std::vector<TrafficCase>& cases() {
@@ -41,6 +42,7 @@ const std::vector<TrafficCase>& cases() {
       {"apply_nhwc_u8_to_f32", DType::uint8, {32, 64, 64, 3}, ReduceAxes::of({0, 1, 2}), true, DType::float32},
       {"apply_nchw_u8_to_f16", DType::uint8, {8, 3, 64, 64}, ReduceAxes::of({0, 2, 3}), true, DType::float16},
       {"apply_global_bf16_to_f32", DType::bfloat16, {1 << 19}, ReduceAxes::every(), true, DType::float32},
+      {"lp_l2_rows_f32", DType::float32, {1024, 512}, ReduceAxes::of({1}), true, DType::float32, true},
   };
   return all;
 }
@@ -75,7 +77,8 @@ int run_apply(const TrafficCase& c, const TensorView& view, std::int64_t numel, 
   coefficients.scale = scale;
   coefficients.offset = offset;
   TensorView output(out, c.out_dtype, view.shape.data(), view.ndim, MemorySpace::device);
-  const Status s = apply_affine(view, c.axes, coefficients, output, nullptr);
+  const Status s = c.lp ? normalize_lp(view, LpNorm::l2, output, nullptr, 0, nullptr)  // one read: no workspace
+                       : apply_affine(view, c.axes, coefficients, output, nullptr);
   if (!s.ok()) return fail(c.name, s.message());
   if (cudaDeviceSynchronize() != cudaSuccess) return fail(c.name, "kernel failed");
   std::printf("%s input_bytes=%zu output_bytes=%zu\n", c.name, bytes, out_bytes);

@@ -1,0 +1,80 @@
+// Per-sample Lp normalization in one read: a warp holds a whole row (up to kLpMaxRow elements) in
+// registers, reduces its norm with shuffles in a fixed order, then writes the scaled row. Longer or
+// unaligned rows take the two-pass path (statistics, then the apply).
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/transform/apply_kernels.cuh"
+
+namespace normkit::kernels {
+
+// 32 lanes x 32 values: a row of up to 1024 elements stays in registers.
+constexpr int kLpValuesPerLane = 32;
+constexpr std::int64_t kLpMaxRow = 32 * kLpValuesPerLane;
+
+struct LpRowsShape {
+  std::int64_t rows, length;
+  LpNorm p;
+};
+
+template <typename Compute>
+__device__ __forceinline__ Compute lp_combine(LpNorm p, Compute acc, Compute v) {
+  const Compute a = v < Compute(0) ? -v : v;
+  if (p == LpNorm::l1) return acc + a;
+  if (p == LpNorm::l2) return acc + v * v;
+  return a > acc ? a : acc;
+}
+
+// Rows start 16-byte aligned for input and output (the plan checks it); each lane owns packs
+// lane, lane + 32, ... of VEC elements; packs past the row's end are masked element by element.
+template <typename In, typename Out, int VEC>
+__global__ void __launch_bounds__(256, 2) lp_rows_kernel(const In* __restrict__ in, Out* __restrict__ out, LpRowsShape s) {
+  using Compute = math::compute_type_t<In, Out>;
+  constexpr int K = kLpValuesPerLane / VEC;  // packs per lane
+  const int lane = static_cast<int>(threadIdx.x % 32);
+  const std::int64_t warps = static_cast<std::int64_t>(gridDim.x) * (blockDim.x / 32);
+  for (std::int64_t r = static_cast<std::int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32; r < s.rows; r += warps) {
+    const In* x = in + r * s.length;
+    Out* y = out + r * s.length;
+    Compute v[K][VEC];
+    Compute acc = Compute(0);
+    NORMKIT_UNROLL
+    for (int j = 0; j < K; ++j) {
+      const std::int64_t base = static_cast<std::int64_t>(lane + 32 * j) * VEC;
+      if (base + VEC <= s.length) {
+        load_pack<Compute, In, VEC>(x + base, v[j]);
+      } else {
+        NORMKIT_UNROLL
+        for (int i = 0; i < VEC; ++i) v[j][i] = base + i < s.length ? load_one<Compute>(x + base + i) : Compute(0);
+      }
+      NORMKIT_UNROLL
+      for (int i = 0; i < VEC; ++i) acc = lp_combine(s.p, acc, v[j][i]);
+    }
+    // Butterfly over the warp: every lane ends with the same norm, in a fixed order.
+    NORMKIT_UNROLL
+    for (int offset = 16; offset > 0; offset /= 2) {
+      const Compute other = __shfl_xor_sync(0xffffffffu, acc, offset);
+      acc = s.p == LpNorm::linf ? (other > acc ? other : acc) : acc + other;
+    }
+    const Compute norm = s.p == LpNorm::l2 ? sqrt(acc) : acc;
+    const Compute scale = norm > Compute(0) ? Compute(1) / norm : Compute(1);  // a zero row stays zero
+    NORMKIT_UNROLL
+    for (int j = 0; j < K; ++j) {
+      const std::int64_t base = static_cast<std::int64_t>(lane + 32 * j) * VEC;
+      if (base + VEC <= s.length) {
+        Pack<Out, VEC> pack;
+        NORMKIT_UNROLL
+        for (int i = 0; i < VEC; ++i) math::store_as(&pack.v[i], v[j][i] * scale);
+        store_pack(y + base, pack);
+      } else {
+        NORMKIT_UNROLL
+        for (int i = 0; i < VEC; ++i) {
+          if (base + i < s.length) math::store_as(y + base + i, v[j][i] * scale);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace normkit::kernels
