@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job: installs what is missing, builds normkit, and runs `normkit stats` on a generated example
-# (per-channel statistics of an NCHW batch) and on every .npy file given as an argument.
+# (per-channel statistics of an NCHW batch, then a per-channel z-score and its statistics) and on every
+# .npy file given as an argument.
 #   scripts/run-example.sh [FILE.npy ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +18,9 @@ echo "== normkit stats $example --axis 0,2,3 --stats count,mean,std,min,max   (p
 "$BUILD_DIR/normkit" stats "$example" --axis 0,2,3 --stats count,mean,std,min,max --out "$BUILD_DIR/example_stats.safetensors"
 echo "== normkit stats $example   (all statistics over the whole tensor)"
 "$BUILD_DIR/normkit" stats "$example"
+echo "== normkit normalize $example --method zscore --axis 0,2,3   (per-channel z-score), then its statistics"
+"$BUILD_DIR/normkit" normalize "$example" --method zscore --axis 0,2,3 --out "$BUILD_DIR/example_normalized.npy"
+"$BUILD_DIR/normkit" stats "$BUILD_DIR/example_normalized.npy" --axis 0,2,3 --stats mean,std
 for f in "$@"; do
   echo "== normkit stats $f"
   "$BUILD_DIR/normkit" stats "$f"
