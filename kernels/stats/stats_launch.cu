@@ -169,6 +169,19 @@ Status check_device_pointer(const void* p, const char* operation, const char* ar
   return Status::success();
 }
 
+bool is_device_only_memory(const void* p) noexcept {
+  cudaPointerAttributes attributes{};
+  if (cudaPointerGetAttributes(&attributes, p) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return attributes.type == cudaMemoryTypeDevice;
+}
+
+Status synchronize_stream(Stream stream) {
+  return cuda::cuda_status(cudaStreamSynchronize(stream), "Normalizer", "cudaStreamSynchronize");
+}
+
 bool device_present() noexcept {
   int count = 0;
   if (cudaGetDeviceCount(&count) != cudaSuccess) {

@@ -18,12 +18,13 @@ struct LpRowsShape {
   LpNorm p;
 };
 
-template <typename Compute>
-__device__ __forceinline__ Compute lp_combine(LpNorm p, Compute acc, Compute v) {
-  const Compute a = v < Compute(0) ? -v : v;
+// The norm accumulates in float64 (no overflow of Σx² for float32 data); NaN propagates into every norm,
+// so a row holding NaN becomes NaN, as x / norm(x) does in numpy.
+__device__ __forceinline__ double lp_combine(LpNorm p, double acc, double v) {
+  const double a = v < 0.0 ? -v : v;
   if (p == LpNorm::l1) return acc + a;
   if (p == LpNorm::l2) return acc + v * v;
-  return a > acc ? a : acc;
+  return (a > acc || a != a) ? a : acc;
 }
 
 // Rows start 16-byte aligned for input and output (the plan checks it); each lane owns packs
@@ -38,7 +39,7 @@ __global__ void __launch_bounds__(256, 2) lp_rows_kernel(const In* __restrict__ 
     const In* x = in + r * s.length;
     Out* y = out + r * s.length;
     Compute v[K][VEC];
-    Compute acc = Compute(0);
+    double acc = 0.0;
     NORMKIT_UNROLL
     for (int j = 0; j < K; ++j) {
       const std::int64_t base = static_cast<std::int64_t>(lane + 32 * j) * VEC;
@@ -49,16 +50,17 @@ __global__ void __launch_bounds__(256, 2) lp_rows_kernel(const In* __restrict__ 
         for (int i = 0; i < VEC; ++i) v[j][i] = base + i < s.length ? load_one<Compute>(x + base + i) : Compute(0);
       }
       NORMKIT_UNROLL
-      for (int i = 0; i < VEC; ++i) acc = lp_combine(s.p, acc, v[j][i]);
+      for (int i = 0; i < VEC; ++i) acc = lp_combine(s.p, acc, static_cast<double>(v[j][i]));
     }
     // Butterfly over the warp: every lane ends with the same norm, in a fixed order.
     NORMKIT_UNROLL
     for (int offset = 16; offset > 0; offset /= 2) {
-      const Compute other = __shfl_xor_sync(0xffffffffu, acc, offset);
-      acc = s.p == LpNorm::linf ? (other > acc ? other : acc) : acc + other;
+      const double other = __shfl_xor_sync(0xffffffffu, acc, offset);
+      acc = s.p == LpNorm::linf ? ((other > acc || other != other) ? other : acc) : acc + other;
     }
-    const Compute norm = s.p == LpNorm::l2 ? sqrt(acc) : acc;
-    const Compute scale = norm > Compute(0) ? Compute(1) / norm : Compute(1);  // a zero row stays zero
+    const double norm = s.p == LpNorm::l2 ? sqrt(acc) : acc;
+    // A zero row stays zero; a NaN norm makes the row NaN.
+    const Compute scale = static_cast<Compute>(norm > 0.0 ? 1.0 / norm : (norm == 0.0 ? 1.0 : norm));
     NORMKIT_UNROLL
     for (int j = 0; j < K; ++j) {
       const std::int64_t base = static_cast<std::int64_t>(lane + 32 * j) * VEC;

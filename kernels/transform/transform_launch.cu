@@ -53,7 +53,7 @@ __global__ void lp_coefficients_kernel(const StatsSummary* s, std::int64_t n, Lp
     const math::StatValues v = math::finalize_summary(s[k], 0, false);
     const double norm = p == LpNorm::l1 ? v.l1 : (p == LpNorm::l2 ? v.l2 : v.linf);
     out.center[k] = 0.0;
-    out.scale[k] = norm > 0.0 ? 1.0 / norm : 1.0;  // a zero norm leaves the row unchanged
+    out.scale[k] = norm > 0.0 ? 1.0 / norm : (norm == 0.0 ? 1.0 : norm);  // zero row unchanged, NaN norm -> NaN row
     out.offset[k] = 0.0;
   }
 }

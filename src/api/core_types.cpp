@@ -76,8 +76,8 @@ std::int64_t TensorView::numel() const noexcept {
 
 std::string TensorView::shape_string() const {
   std::string s = "[";
-  for (int i = 0; i < ndim; ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
+  for (int i = 0; i < ndim && i < kMaxDims; ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + (ndim > kMaxDims ? ", ...]" : "]");
 }
 
 bool checked_numel(const std::int64_t* shape, int ndim, std::size_t element_size, std::int64_t* numel) noexcept {

@@ -17,6 +17,8 @@ Status launch_finalize_summaries(const StatsSummary*, std::int64_t, const math::
 Status current_device_info(plan::DeviceInfo*) { return unavailable("compute_stats"); }
 Status check_device_pointer(const void*, const char* operation, const char*) { return unavailable(operation); }
 bool device_present() noexcept { return false; }
+bool is_device_only_memory(const void*) noexcept { return false; }
+Status synchronize_stream(Stream) { return Status::success(); }
 
 }  // namespace normkit::kernels
 

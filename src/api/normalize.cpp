@@ -46,20 +46,28 @@ Status validate_output_like(const TensorView& in, const TensorView& out, const s
   if (in.numel() > 0 && out.data == nullptr) {
     return argument_error(StatusCode::null_pointer, op, "out.data", "a non-null pointer", "nullptr");
   }
-  if (in.data == out.data && in.numel() > 0 && in.dtype != out.dtype) {
-    return argument_error(StatusCode::invalid_argument, op, "out", "in-place only with equal dtypes",
-                          std::string(dtype_name(in.dtype)) + " -> " + dtype_name(out.dtype));
-  }
-  if (in.space == MemorySpace::device && in.numel() > 0) {
-    NORMKIT_RETURN_IF_ERROR(kernels::check_device_pointer(out.data, op.c_str(), "out.data"));
+  if (in.numel() == 0) return Status::success();
+  NORMKIT_RETURN_IF_ERROR(api::validate_pointer(out.data, in.space, dtype_size(out.dtype), op, "out.data"));
+  // In place is allowed with equal dtypes; any other overlap would read values already overwritten.
+  const bool in_place = in.data == out.data && in.dtype == out.dtype;
+  if (!in_place && api::overlaps(in.data, static_cast<std::size_t>(in.size_bytes()), out.data,
+                                 static_cast<std::size_t>(in.numel()) * dtype_size(out.dtype))) {
+    return argument_error(StatusCode::invalid_argument, op, "out",
+                          "the input's buffer itself with the same dtype (in place), or a buffer apart from it",
+                          in.data == out.data ? std::string(dtype_name(in.dtype)) + " -> " + dtype_name(out.dtype) + " in place"
+                                              : "a partially overlapping buffer");
   }
   return Status::success();
 }
 
-Status validate_coefficients(const AffineCoefficients& c, const std::string& op) {
+Status validate_coefficients(const AffineCoefficients& c, MemorySpace space, const std::string& op) {
   if (!c.center || !c.scale || !c.offset) {
     return argument_error(StatusCode::null_pointer, op, "coefficients", "center, scale and offset arrays", "a null array");
   }
+  NORMKIT_RETURN_IF_ERROR(api::validate_pointer(c.center, space, 8, op, "coefficients.center"));
+  NORMKIT_RETURN_IF_ERROR(api::validate_pointer(c.scale, space, 8, op, "coefficients.scale"));
+  NORMKIT_RETURN_IF_ERROR(api::validate_pointer(c.offset, space, 8, op, "coefficients.offset"));
+  if (c.fill) NORMKIT_RETURN_IF_ERROR(api::validate_pointer(c.fill, space, 8, op, "coefficients.fill"));
   if (c.clip && !(c.clip_min <= c.clip_max)) {
     return argument_error(StatusCode::invalid_argument, op, "coefficients.clip_min", "clip_min <= clip_max",
                           number(c.clip_min) + " > " + number(c.clip_max));
@@ -114,13 +122,13 @@ Status compute_coefficients(const StatsSummary* summaries, std::int64_t n, const
                             const AffineCoefficients& c, MemorySpace space, Stream stream) {
   const std::string op = "compute_coefficients";
   NORMKIT_RETURN_IF_ERROR(validate_options(options, op));
-  NORMKIT_RETURN_IF_ERROR(validate_coefficients(c, op));
-  if (n < 0) return argument_error(StatusCode::invalid_argument, op, "n", "n >= 0", std::to_string(n));
-  if (n > 0 && summaries == nullptr) return argument_error(StatusCode::null_pointer, op, "summaries", "a non-null pointer", "nullptr");
-  if (space == MemorySpace::device) {
-    if (!cuda_available()) return Status(StatusCode::cuda_unavailable, "normkit::" + op + ": no CUDA device is available");
-    return kernels::launch_coefficients(summaries, n, options, inverse, c, stream);
+  if (space == MemorySpace::device && !cuda_available()) {
+    return Status(StatusCode::cuda_unavailable, "normkit::" + op + ": no CUDA device is available");
   }
+  NORMKIT_RETURN_IF_ERROR(validate_coefficients(c, space, op));
+  if (n < 0) return argument_error(StatusCode::invalid_argument, op, "n", "n >= 0", std::to_string(n));
+  if (n > 0) NORMKIT_RETURN_IF_ERROR(api::validate_pointer(summaries, space, 8, op, "summaries"));
+  if (space == MemorySpace::device) return kernels::launch_coefficients(summaries, n, options, inverse, c, stream);
   for (std::int64_t k = 0; k < n; ++k) math::write_coefficients(summaries[k], options, inverse, c, k);
   return Status::success();
 }
@@ -130,7 +138,7 @@ Status apply_affine(const TensorView& in, const ReduceAxes& axes, const AffineCo
   const std::string op = "apply_affine";
   NORMKIT_RETURN_IF_ERROR(api::validate_input(in, op));
   NORMKIT_RETURN_IF_ERROR(validate_output_like(in, out, op));
-  NORMKIT_RETURN_IF_ERROR(validate_coefficients(c, op));
+  NORMKIT_RETURN_IF_ERROR(validate_coefficients(c, in.space, op));
   bool is_reduced[kMaxDims];
   NORMKIT_RETURN_IF_ERROR(plan::resolve_axes(in.ndim, axes, is_reduced, op));
   const plan::CanonicalGeometry g = plan::canonicalize(in.shape.data(), in.ndim, is_reduced);

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "io/safetensors.hpp"
+#include "kernels/stats/stats_launch.hpp"
 #include "kernels/transform/transform_launch.hpp"
 #include "math/moments.hpp"
 #include "math/transform.hpp"
@@ -38,6 +39,14 @@ struct Normalizer::State {
   Stream last_stream = nullptr;
 
   ~State() { release(); }
+  // Device work of this normalizer is ordered on one stream at a time: switching streams waits for the
+  // previous one, so memory freed (stream-ordered) on the new stream is no longer in use on the old.
+  Status use_stream(Stream stream) {
+    if (space != MemorySpace::device || stream == last_stream) return Status::success();
+    NORMKIT_RETURN_IF_ERROR(kernels::synchronize_stream(last_stream));
+    last_stream = stream;
+    return Status::success();
+  }
   void release() {
     kernels::device_free(device_summaries, last_stream);
     kernels::device_free(device_coefficients, last_stream);
@@ -81,7 +90,7 @@ struct Normalizer::State {
       host_coefficients.assign(n * kCoefficientArrays, 0.0);
       return Status::success();
     }
-    last_stream = stream;
+    NORMKIT_RETURN_IF_ERROR(use_stream(stream));
     NORMKIT_RETURN_IF_ERROR(kernels::device_allocate(&device_summaries, n * sizeof(StatsSummary), stream));
     NORMKIT_RETURN_IF_ERROR(kernels::device_allocate(&device_coefficients, n * kCoefficientArrays * sizeof(double), stream));
     return Status::success();
@@ -167,15 +176,16 @@ Status Normalizer::adapt(const TensorView& batch, Stream stream) {
   options.axes = st.options.axes;
   options.accumulation = st.options.accumulation;
   if (st.space == MemorySpace::device) {
+    NORMKIT_RETURN_IF_ERROR(st.use_stream(stream));
     std::size_t bytes = 0;
     NORMKIT_RETURN_IF_ERROR(stats_workspace_size(batch, options, &bytes));
     if (bytes > st.workspace_bytes) {
       kernels::device_free(st.device_workspace, stream);
       st.device_workspace = nullptr;
+      st.workspace_bytes = 0;
       NORMKIT_RETURN_IF_ERROR(kernels::device_allocate(&st.device_workspace, bytes, stream));
       st.workspace_bytes = bytes;
     }
-    st.last_stream = stream;
   }
   NORMKIT_RETURN_IF_ERROR(accumulate_stats(batch, options, st.summaries(), st.kept_numel, st.adapted, st.device_workspace,
                                            st.workspace_bytes, stream));
@@ -203,9 +213,10 @@ Status Normalizer::set_mean_variance(const std::vector<std::int64_t>& kept_shape
                           method_name(st.options.method));
   }
   std::int64_t n = 1;
-  for (auto e : kept_shape) {
-    if (e < 0) return argument_error(StatusCode::invalid_argument, op, "kept_shape", "non-negative extents", shape_string(kept_shape));
-    n *= e;
+  if (kept_shape.size() > static_cast<std::size_t>(kMaxDims) ||
+      !checked_numel(kept_shape.data(), static_cast<int>(kept_shape.size()), sizeof(StatsSummary), &n)) {
+    return argument_error(StatusCode::invalid_argument, op, "kept_shape", "at most 8 non-negative extents of a size that fits",
+                          shape_string(kept_shape));
   }
   if (static_cast<std::int64_t>(mean.size()) != n || static_cast<std::int64_t>(variance.size()) != n) {
     return argument_error(StatusCode::shape_mismatch, op, "mean/variance", std::to_string(n) + " values each",
@@ -213,7 +224,10 @@ Status Normalizer::set_mean_variance(const std::vector<std::int64_t>& kept_shape
   }
   std::vector<StatsSummary> summaries(static_cast<std::size_t>(n));
   for (std::size_t k = 0; k < summaries.size(); ++k) {
-    if (!(variance[k] >= 0.0)) {
+    if (!std::isfinite(mean[k])) {
+      return argument_error(StatusCode::invalid_argument, op, "mean", "finite values", "mean[" + std::to_string(k) + "] = " + std::to_string(mean[k]));
+    }
+    if (!(variance[k] >= 0.0) || !std::isfinite(variance[k])) {
       return argument_error(StatusCode::invalid_argument, op, "variance", "values >= 0", "variance[" + std::to_string(k) + "] = " + std::to_string(variance[k]));
     }
     // One pseudo-sample with this mean and M2 = variance: the population variance of the slice is variance.
@@ -263,6 +277,7 @@ Status Normalizer::transform_impl(const TensorView& in, const TensorView& out, b
     return argument_error(StatusCode::invalid_argument, op, "in.space", st.space == MemorySpace::host ? "host" : "device",
                           in.space == MemorySpace::host ? "host" : "device");
   }
+  NORMKIT_RETURN_IF_ERROR(st.use_stream(stream));
   NORMKIT_RETURN_IF_ERROR(st.refresh_coefficients(stream));
   return apply_affine(in, st.options.axes, st.coefficients(inverse), out, stream);
 }

@@ -63,12 +63,15 @@ Status validate_output(const TensorView& input, const StatsOptions& options, con
     return argument_error(StatusCode::shape_mismatch, op, arg + ".shape", "the kept shape " + kept_view.shape_string(),
                           out.shape_string());
   }
-  if (call.geometry.kept_numel > 0 && out.data == nullptr) {
-    return argument_error(StatusCode::null_pointer, op, arg + ".data", "a non-null pointer", "nullptr");
-  }
   if (out.space != input.space) {
     return argument_error(StatusCode::invalid_argument, op, arg + ".space", std::string(api::space_name(input.space)) + " (the input's)",
                           api::space_name(out.space));
+  }
+  if (call.geometry.kept_numel == 0) return Status::success();
+  NORMKIT_RETURN_IF_ERROR(api::validate_pointer(out.data, out.space, dtype_size(out.dtype), op, arg + ".data"));
+  const std::size_t out_bytes = static_cast<std::size_t>(call.geometry.kept_numel) * dtype_size(out.dtype);
+  if (api::overlaps(out.data, out_bytes, input.data, static_cast<std::size_t>(input.size_bytes()))) {
+    return argument_error(StatusCode::invalid_argument, op, arg + ".data", "a buffer apart from the input", "a buffer overlapping it");
   }
   return Status::success();
 }
@@ -105,9 +108,8 @@ Status run(const TensorView& input, const PreparedCall& call, const math::StatsS
                           "at least " + std::to_string(device_call.plan.workspace_bytes) + " (stats_workspace_size)",
                           std::to_string(workspace_bytes));
   }
-  if (device_call.plan.workspace_bytes > 0 && workspace == nullptr) {
-    return argument_error(StatusCode::null_pointer, op, "workspace", "a device buffer of " +
-                          std::to_string(device_call.plan.workspace_bytes) + " bytes", "nullptr");
+  if (device_call.plan.workspace_bytes > 0) {
+    NORMKIT_RETURN_IF_ERROR(api::validate_pointer(workspace, MemorySpace::device, 8, op, "workspace"));
   }
   device_call.input = input.data;
   device_call.dtype = input.dtype;
@@ -149,12 +151,16 @@ ReduceAxes ReduceAxes::of(const int* reduced, int n) {
 
 ReduceAxes ReduceAxes::keeping(int ndim, std::initializer_list<int> kept) {
   bool keep[kMaxDims] = {};
-  for (int k : kept) {
-    const int a = k < 0 ? k + ndim : k;
-    if (a >= 0 && a < kMaxDims) keep[a] = true;
-  }
   ReduceAxes r;
   r.all = false;
+  for (int k : kept) {
+    const int a = k < 0 ? k + ndim : k;
+    if (a < 0 || a >= ndim || a >= kMaxDims) {
+      r.count = -1;  // rejected by every call that uses it: a kept axis out of range
+      return r;
+    }
+    keep[a] = true;
+  }
   for (int i = 0; i < ndim && i < kMaxDims; ++i) {
     if (!keep[i]) r.axes[r.count++] = i;
   }
@@ -208,9 +214,7 @@ Status accumulate_stats(const TensorView& input, const StatsOptions& options, St
   if (num_summaries > 0 && summaries == nullptr) {
     return argument_error(StatusCode::null_pointer, op, "summaries", "a non-null pointer", "nullptr");
   }
-  if (input.space == MemorySpace::device && num_summaries > 0) {
-    NORMKIT_RETURN_IF_ERROR(kernels::check_device_pointer(summaries, op.c_str(), "summaries"));
-  }
+  if (num_summaries > 0) NORMKIT_RETURN_IF_ERROR(api::validate_pointer(summaries, input.space, 8, op, "summaries"));
   math::StatsSink sink{};
   for (int i = 0; i < kNumStats; ++i) sink.outputs[i] = nullptr;
   sink.summaries = summaries;
@@ -223,6 +227,13 @@ Status merge_summaries(StatsSummary* into, const StatsSummary* from, std::int64_
   if (n < 0) return argument_error(StatusCode::invalid_argument, op, "n", "n >= 0", std::to_string(n));
   if (n > 0 && (into == nullptr || from == nullptr)) {
     return argument_error(StatusCode::null_pointer, op, into == nullptr ? "into" : "from", "a non-null pointer", "nullptr");
+  }
+  if (space == MemorySpace::device && !cuda_available()) {
+    return Status(StatusCode::cuda_unavailable, "normkit::" + op + ": no CUDA device is available");
+  }
+  if (n > 0) {
+    NORMKIT_RETURN_IF_ERROR(api::validate_pointer(into, space, 8, op, "into"));
+    NORMKIT_RETURN_IF_ERROR(api::validate_pointer(from, space, 8, op, "from"));
   }
   if (space == MemorySpace::host) {
     for (std::int64_t k = 0; k < n; ++k) math::merge_summary(into[k], from[k]);
@@ -247,6 +258,10 @@ Status finalize_stats(const StatsSummary* summaries, std::int64_t n, const Stats
   call.kept_ndim = 1;
   call.geometry.kept_numel = n;
   if (options.ddof < 0) return argument_error(StatusCode::invalid_argument, op, "ddof", "ddof >= 0", std::to_string(options.ddof));
+  if (space == MemorySpace::device && !cuda_available()) {
+    return Status(StatusCode::cuda_unavailable, "normkit::" + op + ": no CUDA device is available");
+  }
+  if (n > 0) NORMKIT_RETURN_IF_ERROR(api::validate_pointer(summaries, space, 8, op, "summaries"));
   math::StatsSink sink;
   NORMKIT_RETURN_IF_ERROR(make_sink(as_input, flat, outputs, call, op, &sink));
   if (space == MemorySpace::host) {

@@ -1,5 +1,7 @@
 #include "api/validation.hpp"
 
+#include <cstdint>
+
 #include "kernels/stats/stats_launch.hpp"
 
 namespace normkit::api {
@@ -24,6 +26,11 @@ Status validate_input(const TensorView& input, const std::string& op) {
     return argument_error(StatusCode::null_pointer, op, "input.data", "a non-null pointer for " + std::to_string(numel) + " elements",
                           "nullptr");
   }
+  if (reinterpret_cast<std::uintptr_t>(input.data) % dtype_size(input.dtype) != 0) {
+    return argument_error(StatusCode::invalid_argument, op, "input.data",
+                          "a pointer aligned to its element size (" + std::to_string(dtype_size(input.dtype)) + " bytes)",
+                          "a misaligned pointer");
+  }
   if (input.space == MemorySpace::device) {
     if (!cuda_available()) {
       return Status(StatusCode::cuda_unavailable,
@@ -33,6 +40,25 @@ Status validate_input(const TensorView& input, const std::string& op) {
     if (numel > 0) NORMKIT_RETURN_IF_ERROR(kernels::check_device_pointer(input.data, op.c_str(), "input.data"));
   }
   return Status::success();
+}
+
+Status validate_pointer(const void* p, MemorySpace space, std::size_t alignment, const std::string& op,
+                        const std::string& argument) {
+  if (p == nullptr) return argument_error(StatusCode::null_pointer, op, argument, "a non-null pointer", "nullptr");
+  if (alignment > 1 && reinterpret_cast<std::uintptr_t>(p) % alignment != 0) {
+    return argument_error(StatusCode::invalid_argument, op, argument,
+                          "a pointer aligned to " + std::to_string(alignment) + " bytes", "a misaligned pointer");
+  }
+  if (space == MemorySpace::device) return kernels::check_device_pointer(p, op.c_str(), argument.c_str());
+  if (cuda_available() && kernels::is_device_only_memory(p)) {
+    return argument_error(StatusCode::invalid_argument, op, argument, "host memory for a host call", "a device pointer");
+  }
+  return Status::success();
+}
+
+bool overlaps(const void* a, std::size_t a_bytes, const void* b, std::size_t b_bytes) {
+  const auto x = reinterpret_cast<std::uintptr_t>(a), y = reinterpret_cast<std::uintptr_t>(b);
+  return a_bytes > 0 && b_bytes > 0 && x < y + b_bytes && y < x + a_bytes;
 }
 
 }  // namespace normkit::api

@@ -90,10 +90,11 @@ void lp_rows(const In* in, Out* out, std::int64_t rows, std::int64_t length, LpN
         const double a = v < 0 ? -v : v;
         if (p == LpNorm::l1) norm += a;
         else if (p == LpNorm::l2) norm += v * v;
-        else norm = a > norm ? a : norm;
+        else norm = (a > norm || a != a) ? a : norm;
       }
       if (p == LpNorm::l2) norm = std::sqrt(norm);
-      const Compute scale = static_cast<Compute>(norm > 0.0 ? 1.0 / norm : 1.0);  // a zero row stays zero
+      // A zero row stays zero; a NaN norm (a NaN in the row) makes the row NaN, as x / norm(x) does.
+      const Compute scale = static_cast<Compute>(norm > 0.0 ? 1.0 / norm : (norm == 0.0 ? 1.0 : norm));
       Out* y = out + r * length;
       for (std::int64_t j = 0; j < length; ++j) math::store_as(y + j, math::to_acc<Compute>(x[j]) * scale);
     }

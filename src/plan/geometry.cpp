@@ -16,11 +16,16 @@ const char* pattern_name(Pattern pattern) noexcept {
 }
 
 Status resolve_axes(int ndim, const ReduceAxes& axes, bool is_reduced[kMaxDims], const std::string& operation) {
+  if (ndim < 0 || ndim > kMaxDims) {
+    return argument_error(StatusCode::invalid_argument, operation, "input.ndim", "0.." + std::to_string(kMaxDims),
+                          std::to_string(ndim));
+  }
   for (int i = 0; i < kMaxDims; ++i) is_reduced[i] = axes.all && i < ndim;
   if (axes.all) return Status::success();
   if (axes.count < 0 || axes.count > kMaxDims) {
-    return argument_error(StatusCode::invalid_argument, operation, "axis", "at most " + std::to_string(kMaxDims) + " axes",
-                          std::to_string(axes.count));
+    return argument_error(StatusCode::invalid_argument, operation, "axis",
+                          "at most " + std::to_string(kMaxDims) + " axes, each in range (ReduceAxes::keeping checks its kept axes too)",
+                          axes.count < 0 ? "an axis out of range" : std::to_string(axes.count) + " axes");
   }
   for (int i = 0; i < axes.count; ++i) {
     const int axis = axes.axes[i];

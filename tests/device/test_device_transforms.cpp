@@ -211,3 +211,38 @@ TEST(DeviceLp, RowsByTheirNorm) {
     }
   }
 }
+
+TEST(DeviceLp, NanRowAndHugeValuesOnBothPaths) {
+  REQUIRE_DEVICE();
+  for (std::int64_t length : {4, 5}) {  // 16-byte rows take one read, 20-byte rows two
+    std::vector<float> x(static_cast<std::size_t>(2 * length), 0.0f);
+    x[0] = NAN;
+    x[1] = 2;
+    x[static_cast<std::size_t>(length)] = 1e20f;
+    x[static_cast<std::size_t>(length + 1)] = 1e20f;
+    DeviceBytes d_x(x.size() * 4), d_y(x.size() * 4);
+    CUDA_OK(cudaMemcpy(d_x.ptr, x.data(), x.size() * 4, cudaMemcpyHostToDevice));
+    TensorView in(d_x.ptr, DType::float32, {2, length}, MemorySpace::device), out(d_y.ptr, DType::float32, {2, length}, MemorySpace::device);
+    std::size_t bytes = 0;
+    ASSERT_TRUE(normalize_lp_workspace_size(in, &bytes).ok());
+    DeviceBytes ws(bytes);
+    ASSERT_TRUE(normalize_lp(in, LpNorm::l2, out, ws.ptr, bytes).ok());
+    std::vector<float> y(x.size());
+    CUDA_OK(cudaDeviceSynchronize());
+    CUDA_OK(cudaMemcpy(y.data(), d_y.ptr, y.size() * 4, cudaMemcpyDeviceToHost));
+    EXPECT_TRUE(std::isnan(y[1])) << length;
+    EXPECT_NEAR(y[static_cast<std::size_t>(length)], 0.70710678f, 1e-6) << length;
+  }
+}
+
+TEST(DeviceTransformValidation, HostCoefficientsForDeviceInput) {
+  REQUIRE_DEVICE();
+  DeviceBytes d_x(64);
+  TensorView in(d_x.ptr, DType::float32, {16}, MemorySpace::device);
+  std::vector<double> host(1, 1.0);
+  AffineCoefficients c;
+  c.center = c.scale = c.offset = host.data();
+  const Status s = apply_affine(in, ReduceAxes::every(), c, in);
+  EXPECT_EQ(s.code(), StatusCode::invalid_argument) << s.message();
+  EXPECT_NE(s.message().find("coefficients.center"), std::string::npos) << s.message();
+}

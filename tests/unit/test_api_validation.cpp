@@ -142,3 +142,43 @@ TEST(Validation, KeepingHelperIsKerasConvention) {
   ASSERT_EQ(last.count, 2);
   EXPECT_EQ(last.axes[1], 1);
 }
+
+TEST(Validation, MoreThanEightDimsIsAnErrorEverywhere) {
+  std::vector<float> data(1, 1.0f);
+  TensorView ten_dims(data.data(), DType::float32, {1, 1, 1, 1, 1, 1, 1, 1, 1, 1});
+  std::array<std::int64_t, kMaxDims> kept;
+  int nd;
+  EXPECT_EQ(kept_shape(ten_dims, ReduceAxes::of({9}), &kept, &nd).code(), StatusCode::invalid_argument);
+  EXPECT_EQ(kept_shape(ten_dims, ReduceAxes::every(), &kept, &nd).code(), StatusCode::invalid_argument);
+  EXPECT_NE(ten_dims.shape_string().find("..."), std::string::npos);
+}
+
+TEST(Validation, MisalignedElementPointer) {
+  std::vector<float> data(8, 1.0f);
+  TensorView in(reinterpret_cast<char*>(data.data()) + 2, DType::float32, {3});
+  StatsOutputs out;
+  expect_error(compute_stats(in, StatsOptions{}, out, nullptr, 0), StatusCode::invalid_argument, {"input.data", "aligned"});
+}
+
+TEST(Validation, OutputsOverlappingTheInput) {
+  std::vector<double> data(16, 1.0);
+  TensorView in(data.data(), DType::float64, {4, 4});
+  StatsOptions o;
+  o.axes = ReduceAxes::of({0});
+  o.stats = StatSet{Stat::mean};
+  StatsOutputs out;
+  out[Stat::mean] = TensorView(data.data() + 2, DType::float64, {4});
+  expect_error(compute_stats(in, o, out, nullptr, 0), StatusCode::invalid_argument, {"outputs[mean].data", "overlapping"});
+}
+
+TEST(Validation, KeepingRejectsAxesOutOfRange) {
+  std::vector<float> data(24, 1.0f);
+  TensorView in(data.data(), DType::float32, {2, 3, 4});
+  std::array<std::int64_t, kMaxDims> kept;
+  int nd;
+  EXPECT_EQ(kept_shape(in, ReduceAxes::keeping(3, {3}), &kept, &nd).code(), StatusCode::invalid_argument);
+  EXPECT_EQ(kept_shape(in, ReduceAxes::keeping(3, {-4}), &kept, &nd).code(), StatusCode::invalid_argument);
+  ASSERT_TRUE(kept_shape(in, ReduceAxes::keeping(3, {-1}), &kept, &nd).ok());
+  EXPECT_EQ(nd, 1);
+  EXPECT_EQ(kept[0], 4);
+}

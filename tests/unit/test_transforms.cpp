@@ -403,3 +403,37 @@ TEST(LpNormalize, RowsByTheirNormZeroRowUnchanged) {
     }
   }
 }
+
+TEST(TransformEdges, ApplyRejectsPartialOverlapAndBadArguments) {
+  std::vector<float> x(10, 1.0f);
+  std::vector<double> center(1, 0.0), scale(1, 1.0), offset(1, 0.0);
+  AffineCoefficients c;
+  c.center = center.data();
+  c.scale = scale.data();
+  c.offset = offset.data();
+  TensorView in(x.data(), DType::float32, {8});
+  const Status overlap = apply_affine(in, ReduceAxes::every(), c, TensorView(x.data() + 1, DType::float32, {8}));
+  EXPECT_EQ(overlap.code(), StatusCode::invalid_argument);
+  EXPECT_NE(overlap.message().find("overlapping"), std::string::npos) << overlap.message();
+  EXPECT_TRUE(apply_affine(in, ReduceAxes::every(), c, in).ok());  // in place, same dtype
+  c.scale = nullptr;
+  EXPECT_EQ(apply_affine(in, ReduceAxes::every(), c, in).code(), StatusCode::null_pointer);
+  Normalizer n;
+  ASSERT_TRUE(n.init({}, MemorySpace::host).ok());
+  EXPECT_EQ(n.set_mean_variance({2}, {NAN, 1}, {1, 1}).code(), StatusCode::invalid_argument);
+  EXPECT_EQ(n.set_mean_variance({1, 1, 1, 1, 1, 1, 1, 1, 1}, {1}, {1}).code(), StatusCode::invalid_argument);
+  std::vector<float> big(1, 0.0f);
+  TensorView ten_dims(big.data(), DType::float32, {1, 1, 1, 1, 1, 1, 1, 1, 1, 1});
+  EXPECT_EQ(n.adapt(ten_dims).code(), StatusCode::invalid_argument);  // more than 8 dims: an error, not a crash
+}
+
+TEST(LpNormalize, NanRowBecomesNanAndHugeValuesDoNotOverflow) {
+  std::vector<float> x = {NAN, 2, 4, 1e20f, 1e20f, 0};  // rows [NaN, 2, 4] and [1e20, 1e20, 0]
+  std::vector<float> y(6);
+  for (LpNorm p : {LpNorm::l1, LpNorm::l2, LpNorm::linf}) {
+    ASSERT_TRUE(normalize_lp(TensorView(x.data(), DType::float32, {2, 3}), p, TensorView(y.data(), DType::float32, {2, 3}), nullptr, 0).ok());
+    EXPECT_TRUE(std::isnan(y[1]) && std::isnan(y[2]));
+    const float expected = p == LpNorm::l1 ? 0.5f : (p == LpNorm::l2 ? 0.70710678f : 1.0f);
+    EXPECT_NEAR(y[3], expected, 1e-6);
+  }
+}
