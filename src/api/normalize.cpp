@@ -174,6 +174,7 @@ Status lp_scratch(const TensorView& in, const std::string& op, LpScratch* s) {
   if (in.space == MemorySpace::device) {
     StatsOptions o;
     o.axes = ReduceAxes::of({-1});
+    o.accumulation = Accumulation::float64;  // as normalize_lp's two-read path
     NORMKIT_RETURN_IF_ERROR(stats_workspace_size(in, o, &s->stats));
   }
   s->total = s->summaries + s->coefficients + align256(s->stats);
@@ -209,9 +210,11 @@ Status normalize_lp(const TensorView& in, LpNorm p, const TensorView& out, void*
     NORMKIT_RETURN_IF_ERROR(kernels::current_device_info(&info));
     return kernels::launch_lp_rows(in.data, in.dtype, out.data, out.dtype, s.rows, length, p, info.sm_count, stream);
   }
-  // Otherwise two reads: the row norms (statistics engine), then the apply with scale 1 / norm.
+  // Otherwise two reads: the row norms (statistics engine, float64 so that Σx² cannot overflow), then the
+  // apply with scale 1 / norm.
   StatsOptions o;
   o.axes = ReduceAxes::of({-1});
+  o.accumulation = Accumulation::float64;
   if (workspace_bytes < s.total || workspace == nullptr) {
     return argument_error(StatusCode::workspace_too_small, op, "workspace_bytes",
                           "at least " + std::to_string(s.total) + " (normalize_lp_workspace_size)", std::to_string(workspace_bytes));
