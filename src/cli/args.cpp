@@ -1,9 +1,11 @@
 #include "cli/args.hpp"
 
 #include <cerrno>
+#include <cstdio>
 #include <cstdlib>
 
 #include "cli/cli_common.hpp"
+#include "cli/device_memory.hpp"
 
 namespace normkit::cli {
 
@@ -50,6 +52,34 @@ ReduceAxes parse_axis_option(const std::string& text) {
     axes.push_back(static_cast<int>(axis));
   }
   return ReduceAxes::of(axes.data(), static_cast<int>(axes.size()));
+}
+
+DeviceChoice parse_device_option(const std::string& text) {
+  if (text == "auto") return DeviceChoice::automatic;
+  if (text == "cpu") return DeviceChoice::cpu;
+  if (text == "cuda") return DeviceChoice::cuda;
+  throw UsageError{"--device expects auto, cpu or cuda, got '" + text + "'"};
+}
+
+int parse_gpu_option(const std::string& text) {
+  std::int64_t gpu = 0;
+  if (!parse_int64(text, &gpu) || gpu < 0 || gpu > 1024) throw UsageError{"--gpu expects a device index, got '" + text + "'"};
+  return static_cast<int>(gpu);
+}
+
+Status select_device(DeviceChoice choice, int gpu, bool* use_cuda) {
+  *use_cuda = choice == DeviceChoice::cuda || (choice == DeviceChoice::automatic && cuda_available());
+  if (!*use_cuda) {
+    std::fprintf(stderr, "normkit: device: cpu (%d threads)\n", host_threads());
+    return Status::success();
+  }
+  if (!cuda_available()) {
+    return Status(StatusCode::cuda_unavailable, "--device cuda: no CUDA device is available (or normkit was built without CUDA)");
+  }
+  std::string name;
+  NORMKIT_RETURN_IF_ERROR(select_gpu(gpu, &name));
+  std::fprintf(stderr, "normkit: device: cuda:%d (%s)\n", gpu, name.c_str());
+  return Status::success();
 }
 
 std::string option_value(const std::vector<std::string>& args, std::size_t* i, const std::string& arg,

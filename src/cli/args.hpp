@@ -17,6 +17,16 @@ std::vector<std::string> split_commas(const std::string& text);
 // UsageError on anything else.
 ReduceAxes parse_axis_option(const std::string& text);
 
+enum class DeviceChoice { automatic, cpu, cuda };
+
+// --device values: auto, cpu, cuda (UsageError otherwise); --gpu values: a device index.
+DeviceChoice parse_device_option(const std::string& text);
+int parse_gpu_option(const std::string& text);
+
+// Resolves the choice (auto: CUDA when available), selects GPU `gpu` when CUDA is used, and reports the
+// device on stderr. `*use_cuda` tells the caller where to run.
+Status select_device(DeviceChoice choice, int gpu, bool* use_cuda);
+
 // Takes the value of option `arg` (the part after '=' when given inline, else the next argument, taken
 // verbatim so that negative numbers work). Throws UsageError when there is none.
 std::string option_value(const std::vector<std::string>& args, std::size_t* i, const std::string& arg,

@@ -23,8 +23,6 @@
 namespace normkit::cli {
 namespace {
 
-enum class DeviceChoice { automatic, cpu, cuda };
-
 struct StatsArgs {
   std::string input;
   bool all_axes = true;
@@ -86,16 +84,9 @@ StatsArgs parse_args(const std::vector<std::string>& args) {
     } else if (arg == "--ignore-nan") {
       parsed.ignore_nan = true;
     } else if (arg == "--device") {
-      const std::string v = take_value();
-      if (v == "auto") parsed.device = DeviceChoice::automatic;
-      else if (v == "cpu") parsed.device = DeviceChoice::cpu;
-      else if (v == "cuda") parsed.device = DeviceChoice::cuda;
-      else throw UsageError{"--device expects auto, cpu or cuda, got '" + v + "'"};
+      parsed.device = parse_device_option(take_value());
     } else if (arg == "--gpu") {
-      const std::string v = take_value();
-      std::int64_t gpu = 0;
-      if (!parse_int64(v, &gpu) || gpu < 0 || gpu > 1024) throw UsageError{"--gpu expects a device index, got '" + v + "'"};
-      parsed.gpu = static_cast<int>(gpu);
+      parsed.gpu = parse_gpu_option(take_value());
     } else if (arg == "--out" || arg == "-o") {
       parsed.out = take_value();
     } else if (!arg.empty() && arg[0] == '-' && arg != "-") {
@@ -274,18 +265,9 @@ int run_stats(const std::vector<std::string>& raw_args) {
   Status status = io::read_npy(args.input, &array);
   if (!status.ok()) return fail(status);
 
-  bool use_cuda = args.device == DeviceChoice::cuda || (args.device == DeviceChoice::automatic && cuda_available());
-  if (use_cuda) {
-    if (!cuda_available()) {
-      return fail(Status(StatusCode::cuda_unavailable, "--device cuda: no CUDA device is available (or normkit was built without CUDA)"));
-    }
-    std::string name;
-    status = select_gpu(args.gpu, &name);
-    if (!status.ok()) return fail(status);
-    std::fprintf(stderr, "normkit: device: cuda:%d (%s)\n", args.gpu, name.c_str());
-  } else {
-    std::fprintf(stderr, "normkit: device: cpu (%d threads)\n", host_threads());
-  }
+  bool use_cuda = false;
+  status = select_device(args.device, args.gpu, &use_cuda);
+  if (!status.ok()) return fail(status);
 
   Results results;
   status = compute(args, array, use_cuda, &results);

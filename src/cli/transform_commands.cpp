@@ -16,8 +16,6 @@
 namespace normkit::cli {
 namespace {
 
-enum class Device { automatic, cpu, cuda };
-
 struct TransformArgs {
   std::vector<std::string> inputs;
   std::string state, out;
@@ -29,7 +27,7 @@ struct TransformArgs {
   bool inverse = false;
   bool dtype_given = false;
   DType out_dtype = DType::float32;
-  Device device = Device::automatic;
+  DeviceChoice device = DeviceChoice::automatic;
   int gpu = 0;
 };
 
@@ -102,16 +100,9 @@ TransformArgs parse(const std::vector<std::string>& args, const std::string& ver
     } else if (arg == "--inverse" && verb == "apply") {
       t.inverse = true;
     } else if (arg == "--device") {
-      const std::string v = value();
-      if (v == "auto") t.device = Device::automatic;
-      else if (v == "cpu") t.device = Device::cpu;
-      else if (v == "cuda") t.device = Device::cuda;
-      else throw UsageError{"--device expects auto, cpu or cuda, got '" + v + "'"};
+      t.device = parse_device_option(value());
     } else if (arg == "--gpu") {
-      std::int64_t gpu = 0;
-      const std::string v = value();
-      if (!parse_int64(v, &gpu) || gpu < 0 || gpu > 1024) throw UsageError{"--gpu expects a device index, got '" + v + "'"};
-      t.gpu = static_cast<int>(gpu);
+      t.gpu = parse_gpu_option(value());
     } else if (!arg.empty() && arg[0] == '-' && arg != "-") {
       throw UsageError{"unknown option '" + arg + "' for " + verb};
     } else {
@@ -136,20 +127,9 @@ struct Runner {
   bool cuda = false;
   MemorySpace space = MemorySpace::host;
 
-  Status select(Device device, int gpu, const std::string& verb) {
-    cuda = device == Device::cuda || (device == Device::automatic && cuda_available());
-    if (!cuda) {
-      std::fprintf(stderr, "normkit: device: cpu (%d threads)\n", host_threads());
-      return Status::success();
-    }
-    if (!cuda_available()) {
-      return Status(StatusCode::cuda_unavailable, "--device cuda: no CUDA device is available (or normkit was built without CUDA)");
-    }
-    std::string name;
-    NORMKIT_RETURN_IF_ERROR(select_gpu(gpu, &name));
-    std::fprintf(stderr, "normkit: device: cuda:%d (%s)\n", gpu, name.c_str());
-    (void)verb;
-    space = MemorySpace::device;
+  Status select(DeviceChoice device, int gpu) {
+    NORMKIT_RETURN_IF_ERROR(select_device(device, gpu, &cuda));
+    space = cuda ? MemorySpace::device : MemorySpace::host;
     return Status::success();
   }
 };
@@ -238,7 +218,7 @@ int run_verb(const std::string& verb, const std::vector<std::string>& raw_args) 
     return kExitUsage;
   }
   Runner runner;
-  s = runner.select(t.device, t.gpu, verb);
+  s = runner.select(t.device, t.gpu);
   if (!s.ok()) return fail(verb, s);
   Normalizer normalizer;
   if (verb == "fit") {
