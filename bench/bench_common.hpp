@@ -25,6 +25,25 @@ inline std::int64_t numel(const std::vector<std::int64_t>& shape) {
   return n;
 }
 
+// The benchmark shapes (shared by statistics and apply), one axis pattern each.
+struct Pattern {
+  const char* name;
+  std::vector<std::int64_t> shape;
+  ReduceAxes axes;
+};
+
+// Small: ~4 MB of float32; large: 256 MB of float32 (>= 4x the 50 MB L2 of H100/H200).
+inline std::vector<Pattern> patterns(bool large) {
+  const std::int64_t s = large ? 64 : 1;
+  return {
+      {"per_feature", {4096 * s, 256}, ReduceAxes::of({0})},
+      {"per_sample", {256 * s, 4096}, ReduceAxes::of({1})},
+      {"global", {1 << 20, s}, ReduceAxes::every()},
+      {"nhwc_c3", {16 * s, 128, 128, 3}, ReduceAxes::of({0, 1, 2})},
+      {"nchw_c3", {16 * s, 3, 128, 128}, ReduceAxes::of({0, 2, 3})},
+  };
+}
+
 // Copy bytes/s per (space, byte size), filled by the copy benchmark that runs first in each group.
 inline std::map<std::string, double>& copy_rates() {
   static std::map<std::string, double> rates;

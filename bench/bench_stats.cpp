@@ -13,24 +13,6 @@ using namespace normkit::bench;
 
 namespace {
 
-struct Pattern {
-  const char* name;
-  std::vector<std::int64_t> shape;
-  ReduceAxes axes;
-};
-
-// Small: ~4 MB of float32; large: 256 MB of float32 (>= 4x the 50 MB L2 of H100/H200).
-std::vector<Pattern> patterns(bool large) {
-  const std::int64_t s = large ? 64 : 1;
-  return {
-      {"per_feature", {4096 * s, 256}, ReduceAxes::of({0})},
-      {"per_sample", {256 * s, 4096}, ReduceAxes::of({1})},
-      {"global", {1 << 20, s}, ReduceAxes::every()},
-      {"nhwc_c3", {16 * s, 128, 128, 3}, ReduceAxes::of({0, 1, 2})},
-      {"nchw_c3", {16 * s, 3, 128, 128}, ReduceAxes::of({0, 2, 3})},
-  };
-}
-
 void host_stats(benchmark::State& state, Pattern pattern, DType dtype) {
   const std::size_t bytes = static_cast<std::size_t>(numel(pattern.shape)) * dtype_size(dtype);
   auto data = random_bytes(bytes, dtype);

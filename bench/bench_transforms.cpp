@@ -10,24 +10,8 @@ using namespace normkit::bench;
 
 namespace {
 
-struct ApplyCase {
-  const char* name;
-  std::vector<std::int64_t> shape;
-  ReduceAxes axes;
-};
-
-std::vector<ApplyCase> apply_cases(bool large) {
-  const std::int64_t s = large ? 64 : 1;
-  return {
-      {"per_feature", {4096 * s, 256}, ReduceAxes::of({0})},
-      {"per_sample", {256 * s, 4096}, ReduceAxes::of({1})},
-      {"nhwc_c3", {16 * s, 128, 128, 3}, ReduceAxes::of({0, 1, 2})},
-      {"nchw_c3", {16 * s, 3, 128, 128}, ReduceAxes::of({0, 2, 3})},
-  };
-}
-
 // Fits a normalizer on the data once (not timed), then times transform().
-void apply_bench(benchmark::State& state, ApplyCase c, DType in, DType out, MemorySpace space) {
+void apply_bench(benchmark::State& state, Pattern c, DType in, DType out, MemorySpace space) {
   const std::int64_t n = numel(c.shape);
   const std::size_t in_bytes = static_cast<std::size_t>(n) * dtype_size(in), out_bytes = static_cast<std::size_t>(n) * dtype_size(out);
   auto host_in = random_bytes(in_bytes, in);
@@ -124,7 +108,8 @@ void register_transform_benchmarks() {
   for (bool large : {false, true}) {
     const char* size = large ? "large" : "small";
     for (auto [in, out] : pairs) {
-      for (const ApplyCase& c : apply_cases(large)) {
+      for (const Pattern& c : patterns(large)) {
+        if (c.axes.all) continue;  // a global apply is the per-sample walk on one row
         register_copies(static_cast<std::size_t>(numel(c.shape)) * dtype_size(in));
         const std::string name = std::string("apply/") + c.name + "/" + dtype_name(in) + "_to_" + dtype_name(out) + "/" + size;
         benchmark::RegisterBenchmark(("host/" + name).c_str(), [c, in = in, out = out](benchmark::State& st) {
