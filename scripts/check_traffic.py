@@ -39,6 +39,9 @@ def main():
     markdown = sys.argv[sys.argv.index("--markdown") + 1] if "--markdown" in sys.argv else None
     names = subprocess.run([os.path.join(ptxemu, "run.sh"), os.path.join(build, "tests", "traffic_case"), "--list"],
                            capture_output=True, text=True, check=True).stdout.split()
+    if not names:
+        print("traffic check FAILED: traffic_case --list named no case")
+        return 1
     rows, failures = [], []
     with tempfile.TemporaryDirectory() as workdir:
         for name in names:

@@ -48,6 +48,9 @@ def main():
             launch = json.loads(line)
             launches[launch["mangled"]] += 1
             shapes[launch["mangled"]].add(f"{tuple(launch['grid'])}x{tuple(launch['block'])}")
+    if not entries:
+        print("kernel coverage FAILED: the dumped PTX holds no normkit kernel")
+        return 1
     names = demangle(sorted(entries))
     lines = ["| kernel instantiation | launches in the device tests | distinct grid x block shapes |", "|---|---|---|"]
     missing = []

@@ -8,9 +8,8 @@ cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
 scripts/install-deps.sh
 [ -x /usr/local/cuda/bin/nvcc ] && export PATH="$PATH:/usr/local/cuda/bin"
-if [ ! -f "$BUILD_DIR/build.ninja" ]; then
-  cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DNORMKIT_BUILD_TESTS=OFF -DNORMKIT_BUILD_BENCH=OFF
-fi
+# The same configuration as scripts/test.sh (tests stay on): whichever command runs second reuses the build.
+scripts/configure.sh > /dev/null
 cmake --build "$BUILD_DIR" --target normkit_cli -j "$(nproc)"
 example="$BUILD_DIR/example.npy"
 python3 scripts/make_example_npy.py "$example"

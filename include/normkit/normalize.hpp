@@ -49,61 +49,18 @@
 // allocation in the free functions.
 #pragma once
 
-#include <array>
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 #include <string>
-#include <vector>
 
+#include "normkit/normalize_types.hpp"
+#include "normkit/normalizer.hpp"
 #include "normkit/stats.hpp"
 
 namespace normkit {
 
-enum class Method : std::uint8_t { zscore, minmax, maxabs, rescale, decimal, impute_mean };
-enum class ZeroVariance : std::uint8_t { sklearn, keras };
-enum class LpNorm : std::uint8_t { l1, l2, linf };
-
-// "zscore", "minmax", "maxabs", "rescale", "decimal", "impute-mean".
-const char* method_name(Method method) noexcept;
-bool parse_method(const std::string& name, Method* method) noexcept;
-
-struct NormalizerOptions {
-  Method method = Method::zscore;
-  ReduceAxes axes = ReduceAxes::of({0});  // reduced axes: per feature by default
-  // zscore
-  bool with_mean = true;
-  bool with_std = true;
-  ZeroVariance zero_variance = ZeroVariance::sklearn;
-  double epsilon = 1e-7;  // ZeroVariance::keras
-  // minmax
-  double range_min = 0.0;
-  double range_max = 1.0;
-  bool clip = false;
-  // rescale first (every method); scale must be finite and non-zero
-  double scale = 1.0;
-  double offset = 0.0;
-  // fill NaN with the feature mean before the method
-  bool impute_nan = false;
-  // Fitting accumulates in float64 by default, as scikit-learn does for float32 data (statistics to ~1e-15).
-  // Accumulation::automatic (float32 for 8/16/32-bit inputs, ~1e-6 relative) fits about 1.4x faster on
-  // the host and much faster on GPUs with slow float64.
-  Accumulation accumulation = Accumulation::float64;
-};
-
 // Checks the options (feature range, scale, epsilon, ...). `operation` names the caller in messages.
 Status validate_options(const NormalizerOptions& options, const std::string& operation);
-
-// Per kept index coefficients of the apply (float64 arrays of n elements, in `space`).
-struct AffineCoefficients {
-  double* center = nullptr;
-  double* scale = nullptr;
-  double* offset = nullptr;
-  double* fill = nullptr;  // NaN fill values; null: NaN stays NaN
-  bool clip = false;       // clip y to [clip_min, clip_max]
-  double clip_min = 0.0;
-  double clip_max = 0.0;
-};
 
 // Computes the coefficients of `options.method` (or of its inverse) from n summaries (accumulated with
 // accumulate_stats over options.axes). Summaries and coefficient arrays live in `space`.
@@ -120,57 +77,5 @@ Status apply_affine(const TensorView& in, const ReduceAxes& axes, const AffineCo
 Status normalize_lp_workspace_size(const TensorView& in, std::size_t* bytes);
 Status normalize_lp(const TensorView& in, LpNorm p, const TensorView& out, void* workspace, std::size_t workspace_bytes,
                     Stream stream = nullptr);
-
-// A fitted scaler with its state: adapt over batches, transform, inverse-transform, save, load.
-//
-// The state lives in `space`: per kept index the raw statistics (StatsSummary) and the derived
-// coefficients. adapt() accumulates across calls like scikit-learn's partial_fit. Keras' adapt() restarts
-// on every call; call reset() first for that behaviour. Unlike the free functions, a Normalizer owns
-// memory. On the device it allocates its state and scratch with cudaMallocAsync on the call's stream at
-// the first adapt() (and again when a larger scratch is needed). save() and adapt()'s all-NaN check copy
-// to the host and synchronize the stream.
-class Normalizer {
- public:
-  Normalizer();
-  ~Normalizer();
-  Normalizer(Normalizer&&) noexcept;
-  Normalizer& operator=(Normalizer&&) noexcept;
-  Normalizer(const Normalizer&) = delete;
-  Normalizer& operator=(const Normalizer&) = delete;
-
-  // Configures a new, empty normalizer (drops any previous state).
-  Status init(const NormalizerOptions& options, MemorySpace space);
-
-  // Merges `batch` into the statistics. The first batch fixes the kept shape; later ones must match it.
-  Status adapt(const TensorView& batch, Stream stream = nullptr);
-  // Forgets the statistics (keeps options and space).
-  void reset();
-  // Sets the statistics directly (Keras Normalization(mean=..., variance=...)): host float64 arrays of
-  // the kept shape, as if adapted on data with that mean and population variance.
-  Status set_mean_variance(const std::vector<std::int64_t>& kept_shape, const std::vector<double>& mean,
-                           const std::vector<double>& variance);
-
-  // out = transform(in) / inverse_transform(in); in has the adapted kept shape on the kept axes.
-  Status transform(const TensorView& in, const TensorView& out, Stream stream = nullptr);
-  Status inverse_transform(const TensorView& in, const TensorView& out, Stream stream = nullptr);
-
-  // Saves as safetensors (temporary file + rename): tensors count (int64), mean, m2, min, max, maxabs,
-  // nan_count (int64) and the derived center, scale, offset (float64, kept shape); string metadata
-  // with the method, axes, parameters and normkit version. Loadable with safetensors.numpy.load_file.
-  Status save(const std::string& path, Stream stream = nullptr) const;
-  // Loads a saved normalizer into `space`, validating the whole file.
-  Status load(const std::string& path, MemorySpace space);
-
-  const NormalizerOptions& options() const;
-  bool adapted() const;
-  std::vector<std::int64_t> kept_shape() const;
-  // Number of kept slices whose fitted values were all NaN (filled with 0 by impute).
-  std::int64_t all_nan_features() const;
-
- private:
-  struct State;
-  Status transform_impl(const TensorView& in, const TensorView& out, bool inverse, Stream stream, const char* op);
-  std::unique_ptr<State> state_;
-};
 
 }  // namespace normkit

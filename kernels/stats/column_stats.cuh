@@ -32,7 +32,9 @@ struct ColumnShape {
 // blockDim.y must be a power of two; dynamic shared memory holds (blockDim.y / 2) * blockDim.x * VEC
 // states. Partial state of (split, o, column) at index split * outer * inner + o * inner + column.
 template <typename T, typename Acc, int VEC>
-__global__ void __launch_bounds__(256) column_stats_kernel(const T* __restrict__ input, ColumnShape shape,
+// (256, 1): without a minimum-blocks hint ptxas for sm_90 caps the float64-accumulation instantiations at
+// 64 registers and spills; with it they take 66-76 registers and no local memory.
+__global__ void __launch_bounds__(256, 1) column_stats_kernel(const T* __restrict__ input, ColumnShape shape,
                                                            math::StatsSink sink, PartialStates<Acc> partials) {
   extern __shared__ unsigned char shared_raw[];
   const int tx = threadIdx.x, ty = threadIdx.y;

@@ -5,7 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "normkit/normalize.hpp"
+#include "normkit/normalize_types.hpp"
 #include "plan/apply_plan.hpp"
 
 namespace normkit::kernels {

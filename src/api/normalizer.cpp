@@ -1,16 +1,19 @@
 // Normalizer: statistics that accumulate over batches, derived coefficients, transform, save and load.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "io/normalizer_file.hpp"
 #include "io/safetensors.hpp"
 #include "kernels/stats/stats_launch.hpp"
 #include "kernels/transform/transform_launch.hpp"
 #include "math/moments.hpp"
 #include "math/transform.hpp"
 #include "normkit/normalize.hpp"
+#include "normkit/normalizer.hpp"
 
 #ifndef NORMKIT_VERSION
 #define NORMKIT_VERSION "0.1.0"
@@ -108,11 +111,13 @@ struct Normalizer::State {
     c.fill = coefficient_array(inverse ? 7 : 3);
     return c;
   }
-  std::vector<StatsSummary> summaries_on_host(Stream stream) {
-    if (space == MemorySpace::host) return host_summaries;
-    std::vector<StatsSummary> copy(static_cast<std::size_t>(kept_numel));
-    kernels::copy_to_host_sync(copy.data(), device_summaries, copy.size() * sizeof(StatsSummary), stream).ignore();
-    return copy;
+  Status summaries_on_host(Stream stream, std::vector<StatsSummary>* out) {
+    if (space == MemorySpace::host) {
+      *out = host_summaries;
+      return Status::success();
+    }
+    out->resize(static_cast<std::size_t>(kept_numel));
+    return kernels::copy_to_host_sync(out->data(), device_summaries, out->size() * sizeof(StatsSummary), stream);
   }
 };
 
@@ -282,221 +287,45 @@ Status Normalizer::transform_impl(const TensorView& in, const TensorView& out, b
   return apply_affine(in, st.options.axes, st.coefficients(inverse), out, stream);
 }
 
-namespace {
-
-// ---- save / load ----
-
-std::string json_list(const std::vector<std::int64_t>& v) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
-  return s + "]";
-}
-
-std::string number(double v) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof(buffer), "%.17g", v);
-  return buffer;
-}
-
-template <typename T>
-io::SafetensorsTensor make_tensor(const std::string& name, DType dtype, const std::vector<std::int64_t>& shape,
-                                  const std::vector<T>& values) {
-  io::SafetensorsTensor t;
-  t.name = name;
-  t.dtype = dtype;
-  t.shape = shape;
-  t.data.resize(values.size() * sizeof(T));
-  if (!values.empty()) std::memcpy(t.data.data(), values.data(), t.data.size());
-  return t;
-}
-
-const char* const kCountFields[] = {"count", "nan_count", "posinf_count", "neginf_count", "nonzero_count"};
-const char* const kValueFields[] = {"mean", "m2", "min", "max", "abs_sum"};
-
-}  // namespace
-
 Status Normalizer::save(const std::string& path, Stream stream) const {
   const std::string op = "Normalizer::save";
   State& st = *state_;
   if (!st.configured || !st.adapted) return Status(StatusCode::invalid_argument, "normkit::" + op + ": nothing to save: the normalizer is not adapted");
   NORMKIT_RETURN_IF_ERROR(st.refresh_coefficients(stream));
-  const std::vector<StatsSummary> s = st.summaries_on_host(stream);
-  std::vector<double> coefficients(static_cast<std::size_t>(st.kept_numel) * kCoefficientArrays);
+  io::NormalizerFileContents contents;
+  contents.options = st.options;
+  contents.kept_shape = st.kept;
+  NORMKIT_RETURN_IF_ERROR(st.summaries_on_host(stream, &contents.summaries));
+  // The forward coefficients (center, scale, offset, fill): the first four arrays.
+  const std::size_t n = static_cast<std::size_t>(st.kept_numel);
+  contents.coefficients.resize(4 * n);
   if (st.space == MemorySpace::host) {
-    coefficients = st.host_coefficients;
+    std::copy(st.host_coefficients.begin(), st.host_coefficients.begin() + static_cast<std::ptrdiff_t>(4 * n), contents.coefficients.begin());
   } else {
-    NORMKIT_RETURN_IF_ERROR(kernels::copy_to_host_sync(coefficients.data(), st.device_coefficients,
-                                                       coefficients.size() * sizeof(double), stream));
+    NORMKIT_RETURN_IF_ERROR(kernels::copy_to_host_sync(contents.coefficients.data(), st.device_coefficients,
+                                                       contents.coefficients.size() * sizeof(double), stream));
   }
   io::SafetensorsFile file;
-  std::vector<std::int64_t> counts[5];
-  std::vector<double> values[5], maxabs;
-  for (const StatsSummary& x : s) {
-    const std::int64_t c[5] = {x.count, x.nan_count, x.posinf_count, x.neginf_count, x.nonzero_count};
-    const double v[5] = {x.mean, x.m2, x.min, x.max, x.abs_sum};
-    for (int i = 0; i < 5; ++i) {
-      counts[i].push_back(c[i]);
-      values[i].push_back(v[i]);
-    }
-    maxabs.push_back(std::fmax(std::fabs(x.min), std::fabs(x.max)));
-  }
-  for (int i = 0; i < 5; ++i) file.tensors.push_back(make_tensor(kCountFields[i], DType::int64, st.kept, counts[i]));
-  for (int i = 0; i < 5; ++i) file.tensors.push_back(make_tensor(kValueFields[i], DType::float64, st.kept, values[i]));
-  file.tensors.push_back(make_tensor("maxabs", DType::float64, st.kept, maxabs));
-  const char* const derived[] = {"center", "scale", "offset", "fill"};
-  const std::size_t n = static_cast<std::size_t>(st.kept_numel);
-  for (int i = 0; i < 4; ++i) {
-    std::vector<double> v(coefficients.begin() + static_cast<std::ptrdiff_t>(i * n), coefficients.begin() + static_cast<std::ptrdiff_t>((i + 1) * n));
-    file.tensors.push_back(make_tensor(derived[i], DType::float64, st.kept, v));
-  }
-  const NormalizerOptions& o = st.options;
-  std::vector<std::int64_t> axes;
-  for (int i = 0; i < o.axes.count; ++i) axes.push_back(o.axes.axes[i]);
-  file.metadata = {{"format", "normkit-normalizer"},
-                   {"normkit_version", NORMKIT_VERSION},
-                   {"method", method_name(o.method)},
-                   {"axes", o.axes.all ? "\"all\"" : json_list(axes)},
-                   {"kept_shape", json_list(st.kept)},
-                   {"with_mean", o.with_mean ? "true" : "false"},
-                   {"with_std", o.with_std ? "true" : "false"},
-                   {"zero_variance", o.zero_variance == ZeroVariance::keras ? "keras" : "sklearn"},
-                   {"epsilon", number(o.epsilon)},
-                   {"feature_range", "[" + number(o.range_min) + ", " + number(o.range_max) + "]"},
-                   {"clip", o.clip ? "true" : "false"},
-                   {"scale", number(o.scale)},
-                   {"offset", number(o.offset)},
-                   {"impute_nan", o.impute_nan ? "true" : "false"}};
+  NORMKIT_RETURN_IF_ERROR(io::encode_normalizer_file(contents, NORMKIT_VERSION, &file));
   return io::write_safetensors_atomic(path, file);
 }
-
-namespace {
-
-// Minimal parsers for the metadata values save() writes.
-bool parse_bool(const std::string& s, bool* v) {
-  if (s == "true") *v = true;
-  else if (s == "false") *v = false;
-  else return false;
-  return true;
-}
-
-bool parse_double(const std::string& s, double* v) {
-  char* end = nullptr;
-  *v = std::strtod(s.c_str(), &end);
-  return !s.empty() && end && *end == '\0';
-}
-
-bool parse_int_list(const std::string& s, std::vector<std::int64_t>* out) {
-  out->clear();
-  if (s.size() < 2 || s.front() != '[' || s.back() != ']') return false;
-  std::string body = s.substr(1, s.size() - 2);
-  std::size_t pos = 0;
-  while (pos < body.size()) {
-    while (pos < body.size() && (body[pos] == ' ' || body[pos] == ',')) ++pos;
-    if (pos >= body.size()) break;
-    char* end = nullptr;
-    const long long v = std::strtoll(body.c_str() + pos, &end, 10);
-    if (end == body.c_str() + pos) return false;
-    out->push_back(v);
-    pos = static_cast<std::size_t>(end - body.c_str());
-  }
-  return true;
-}
-
-}  // namespace
 
 Status Normalizer::load(const std::string& path, MemorySpace space) {
   const std::string op = "Normalizer::load";
   io::SafetensorsFile file;
   NORMKIT_RETURN_IF_ERROR(io::read_safetensors(path, &file));
-  auto bad = [&](const std::string& what) {
-    return Status(StatusCode::bad_file, "normkit: " + op + " '" + path + "': " + what);
-  };
-  auto meta = [&](const std::string& key, std::string* value) {
-    for (const auto& kv : file.metadata) {
-      if (kv.first == key) {
-        *value = kv.second;
-        return true;
-      }
-    }
-    return false;
-  };
-  std::string v;
-  if (!meta("format", &v) || v != "normkit-normalizer") return bad("metadata 'format' is not \"normkit-normalizer\"");
-  NormalizerOptions o;
-  if (!meta("method", &v) || !parse_method(v, &o.method)) return bad("metadata 'method' missing or unknown");
-  std::vector<std::int64_t> list;
-  if (!meta("axes", &v)) return bad("metadata 'axes' missing");
-  if (v == "\"all\"") {
-    o.axes = ReduceAxes::every();
-  } else {
-    if (!parse_int_list(v, &list) || list.size() > static_cast<std::size_t>(kMaxDims)) return bad("metadata 'axes' is not a list of axes");
-    std::vector<int> axes(list.begin(), list.end());
-    o.axes = ReduceAxes::of(axes.data(), static_cast<int>(axes.size()));
-  }
-  std::vector<std::int64_t> kept;
-  if (!meta("kept_shape", &v) || !parse_int_list(v, &kept) || kept.size() > static_cast<std::size_t>(kMaxDims)) {
-    return bad("metadata 'kept_shape' missing or malformed");
-  }
-  std::int64_t n = 1;
-  for (auto e : kept) {
-    if (e < 0 || (e > 0 && n > (std::int64_t(1) << 40) / e)) return bad("metadata 'kept_shape' has a negative or huge extent");
-    n *= e;
-  }
-  bool ok = meta("with_mean", &v) && parse_bool(v, &o.with_mean) && meta("with_std", &v) && parse_bool(v, &o.with_std) &&
-            meta("clip", &v) && parse_bool(v, &o.clip) && meta("impute_nan", &v) && parse_bool(v, &o.impute_nan) &&
-            meta("epsilon", &v) && parse_double(v, &o.epsilon) && meta("scale", &v) && parse_double(v, &o.scale) &&
-            meta("offset", &v) && parse_double(v, &o.offset) && meta("zero_variance", &v) && (v == "sklearn" || v == "keras");
-  if (!ok) return bad("metadata with_mean/with_std/clip/impute_nan/epsilon/scale/offset/zero_variance missing or malformed");
-  o.zero_variance = v == "keras" ? ZeroVariance::keras : ZeroVariance::sklearn;
-  if (!meta("feature_range", &v)) return bad("metadata 'feature_range' missing");
-  {
-    double a = 0, b = 0;
-    if (std::sscanf(v.c_str(), "[%lf, %lf]", &a, &b) != 2) return bad("metadata 'feature_range' malformed");
-    o.range_min = a;
-    o.range_max = b;
-  }
-  Status valid = validate_options(o, op);
-  if (!valid.ok()) return bad(valid.message());
-  // Tensors: each present, of the kept shape and its dtype.
-  auto tensor = [&](const char* name, DType dtype, const io::SafetensorsTensor** t) -> Status {
-    *t = file.find(name);
-    if (!*t) return bad(std::string("tensor '") + name + "' missing");
-    if ((*t)->dtype != dtype) return bad(std::string("tensor '") + name + "' has dtype " + dtype_name((*t)->dtype) + ", expected " + dtype_name(dtype));
-    if ((*t)->shape != kept) return bad(std::string("tensor '") + name + "' has shape " + shape_string((*t)->shape) + ", expected " + shape_string(kept));
-    return Status::success();
-  };
-  std::vector<StatsSummary> summaries(static_cast<std::size_t>(n));
-  for (int i = 0; i < 5; ++i) {
-    const io::SafetensorsTensor* t = nullptr;
-    NORMKIT_RETURN_IF_ERROR(tensor(kCountFields[i], DType::int64, &t));
-    for (std::size_t k = 0; k < summaries.size(); ++k) {
-      std::int64_t c;
-      std::memcpy(&c, t->data.data() + k * 8, 8);
-      if (c < 0) return bad(std::string("tensor '") + kCountFields[i] + "' has a negative count");
-      std::int64_t* fields[5] = {&summaries[k].count, &summaries[k].nan_count, &summaries[k].posinf_count,
-                                 &summaries[k].neginf_count, &summaries[k].nonzero_count};
-      *fields[i] = c;
-    }
-  }
-  for (int i = 0; i < 5; ++i) {
-    const io::SafetensorsTensor* t = nullptr;
-    NORMKIT_RETURN_IF_ERROR(tensor(kValueFields[i], DType::float64, &t));
-    for (std::size_t k = 0; k < summaries.size(); ++k) {
-      double* fields[5] = {&summaries[k].mean, &summaries[k].m2, &summaries[k].min, &summaries[k].max, &summaries[k].abs_sum};
-      std::memcpy(fields[i], t->data.data() + k * 8, 8);
-    }
-  }
-  for (const char* derived : {"maxabs", "center", "scale", "offset", "fill"}) {  // recomputed, but checked
-    const io::SafetensorsTensor* t = nullptr;
-    NORMKIT_RETURN_IF_ERROR(tensor(derived, DType::float64, &t));
-  }
-  NORMKIT_RETURN_IF_ERROR(init(o, space));
+  io::NormalizerFileContents contents;
+  NORMKIT_RETURN_IF_ERROR(io::decode_normalizer_file(file, op, path, &contents));
+  const Status valid = validate_options(contents.options, op);
+  if (!valid.ok()) return Status(StatusCode::bad_file, "normkit: " + op + " '" + path + "': " + valid.message());
+  NORMKIT_RETURN_IF_ERROR(init(contents.options, space));
   State& st = *state_;
-  NORMKIT_RETURN_IF_ERROR(st.allocate(kept, nullptr));
+  NORMKIT_RETURN_IF_ERROR(st.allocate(contents.kept_shape, nullptr));
   if (space == MemorySpace::host) {
-    st.host_summaries = summaries;
+    st.host_summaries = std::move(contents.summaries);
   } else {
-    NORMKIT_RETURN_IF_ERROR(kernels::copy_to_device(st.device_summaries, summaries.data(), summaries.size() * sizeof(StatsSummary), nullptr));
+    NORMKIT_RETURN_IF_ERROR(kernels::copy_to_device(st.device_summaries, contents.summaries.data(),
+                                                    contents.summaries.size() * sizeof(StatsSummary), nullptr));
   }
   st.adapted = true;
   return Status::success();
@@ -508,8 +337,10 @@ std::vector<std::int64_t> Normalizer::kept_shape() const { return state_->kept; 
 
 std::int64_t Normalizer::all_nan_features() const {
   if (!state_->adapted) return 0;
+  std::vector<StatsSummary> summaries;
+  if (!state_->summaries_on_host(state_->last_stream, &summaries).ok()) return -1;
   std::int64_t all_nan = 0;
-  for (const StatsSummary& s : state_->summaries_on_host(state_->last_stream)) {
+  for (const StatsSummary& s : summaries) {
     all_nan += s.count + s.posinf_count + s.neginf_count == 0 && s.nan_count > 0;
   }
   return all_nan;

@@ -1,7 +1,7 @@
 // The host engine of the elementwise apply (transforms), sharing the kernels' math and plan geometry.
 #pragma once
 
-#include "normkit/normalize.hpp"
+#include "normkit/normalize_types.hpp"
 #include "plan/geometry.hpp"
 
 namespace normkit::cpu {

@@ -259,13 +259,20 @@ Status read_npy(const std::string& path, NpyArray* out) {
   UniqueFile file;
   std::int64_t file_size = 0;
   NORMKIT_RETURN_IF_ERROR(open_for_reading(path, kRead, &file, &file_size));
+  return read_npy(file.get(), file_size, path, out);
+}
+
+Status read_npy(std::FILE* file, std::int64_t file_size, const std::string& path, NpyArray* out) {
+  if (out == nullptr || file == nullptr) {
+    return argument_error(StatusCode::null_pointer, kRead, out == nullptr ? "out" : "file", "a non-null pointer", "nullptr");
+  }
 
   unsigned char prefix[12];
   if (file_size < 10) {
     return file_error(StatusCode::bad_file, kRead, path,
                       "file is too short (" + std::to_string(file_size) + " bytes) to be a .npy file");
   }
-  NORMKIT_RETURN_IF_ERROR(read_exact(file.get(), prefix, 8, kRead, path));
+  NORMKIT_RETURN_IF_ERROR(read_exact(file, prefix, 8, kRead, path));
   if (std::memcmp(prefix, kMagic, sizeof kMagic) != 0) {
     return file_error(StatusCode::bad_file, kRead, path, "not a .npy file (bad magic bytes)");
   }
@@ -279,7 +286,7 @@ Status read_npy(const std::string& path, NpyArray* out) {
   if (file_size < 8 + length_bytes) {
     return file_error(StatusCode::bad_file, kRead, path, "file is truncated: header length is incomplete");
   }
-  NORMKIT_RETURN_IF_ERROR(read_exact(file.get(), prefix + 8, static_cast<std::size_t>(length_bytes), kRead, path));
+  NORMKIT_RETURN_IF_ERROR(read_exact(file, prefix + 8, static_cast<std::size_t>(length_bytes), kRead, path));
   std::int64_t header_length = 0;
   for (std::int64_t i = length_bytes - 1; i >= 0; --i) header_length = header_length * 256 + prefix[8 + i];
 
@@ -291,7 +298,7 @@ Status read_npy(const std::string& path, NpyArray* out) {
                           std::to_string(file_size - header_start) + " remain");
   }
   std::string header(static_cast<std::size_t>(header_length), '\0');
-  NORMKIT_RETURN_IF_ERROR(read_exact(file.get(), &header[0], header.size(), kRead, path));
+  NORMKIT_RETURN_IF_ERROR(read_exact(file, &header[0], header.size(), kRead, path));
 
   PyDict dict;
   HeaderParser parser(header);
@@ -318,7 +325,7 @@ Status read_npy(const std::string& path, NpyArray* out) {
                           std::to_string(data_bytes) + " data bytes of shape " + shape_text(array.shape));
   }
   array.data.resize(static_cast<std::size_t>(data_bytes));
-  NORMKIT_RETURN_IF_ERROR(read_exact(file.get(), array.data.data(), array.data.size(), kRead, path));
+  NORMKIT_RETURN_IF_ERROR(read_exact(file, array.data.data(), array.data.size(), kRead, path));
   *out = std::move(array);
   return Status();
 }

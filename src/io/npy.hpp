@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -22,6 +23,9 @@ struct NpyArray {
 // file cannot be read, unsupported_dtype for other dtypes (big-endian included), bad_file for a
 // corrupt, truncated or Fortran-order file. `*out` is changed only on success.
 Status read_npy(const std::string& path, NpyArray* out);
+// The same from an open stream positioned at the file's first byte, holding `size` bytes; `path` only
+// names the source in messages (the fuzz target reads memory through fmemopen).
+Status read_npy(std::FILE* file, std::int64_t size, const std::string& path, NpyArray* out);
 
 // Writes `data` (numel * dtype_size bytes, C order) as a .npy file whose data starts at a multiple
 // of 64 bytes. Atomic: a temporary file is renamed over `path`, so `path` is either the complete new

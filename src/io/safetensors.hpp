@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstdio>
 #include <string>
 #include <utility>
 #include <vector>
@@ -38,5 +39,8 @@ Status write_safetensors_atomic(const std::string& path, const SafetensorsFile& 
 // safetensors dtypes normkit does not handle (e.g. I32), io_error when the file cannot be read.
 // `*out` is changed only on success.
 Status read_safetensors(const std::string& path, SafetensorsFile* out);
+// The same from an open stream positioned at the file's first byte, holding `size` bytes; `path` only
+// names the source in messages (the fuzz target reads memory through fmemopen).
+Status read_safetensors(std::FILE* file, std::int64_t size, const std::string& path, SafetensorsFile* out);
 
 }  // namespace normkit::io

@@ -6,7 +6,7 @@
 #include <cstdint>
 
 #include "math/host_device.hpp"
-#include "normkit/stats.hpp"
+#include "normkit/stats_types.hpp"
 
 namespace normkit::math {
 

@@ -6,7 +6,7 @@
 
 #include "math/moments.hpp"
 #include "normkit/dtype.hpp"
-#include "normkit/stats.hpp"
+#include "normkit/stats_types.hpp"
 
 namespace normkit::math {
 

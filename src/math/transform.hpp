@@ -7,7 +7,7 @@
 
 #include "math/element_types.hpp"
 #include "math/host_device.hpp"
-#include "normkit/normalize.hpp"
+#include "normkit/normalize_types.hpp"
 
 namespace normkit::math {
 

@@ -6,7 +6,8 @@
 #include <string>
 
 #include "math/host_device.hpp"
-#include "normkit/stats.hpp"
+#include "normkit/stats_types.hpp"
+#include "normkit/status.hpp"
 
 namespace normkit::plan {
 
