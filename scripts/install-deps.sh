@@ -3,7 +3,8 @@
 # The CUDA toolkit (nvcc) is optional: without it normkit builds host-only.
 set -euo pipefail
 
-packages=(cmake ninja-build g++ make libgtest-dev libbenchmark-dev python3 libzstd1 git)
+# clang + libclang-rt-14-dev: the libFuzzer targets and the sanitized host build of .ci/run.
+packages=(cmake ninja-build g++ make libgtest-dev libbenchmark-dev python3 libzstd1 git clang libclang-rt-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

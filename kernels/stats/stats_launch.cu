@@ -3,7 +3,6 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
-#include <mutex>
 
 #include "kernels/common/cuda_check.hpp"
 #include "kernels/stats/column_stats.cuh"
@@ -133,62 +132,6 @@ Status launch_finalize_summaries(const StatsSummary* summaries, std::int64_t n, 
   if (n == 0) return Status::success();
   finalize_summaries_kernel<<<grid_dim((n + 255) / 256), 256, 0, stream>>>(summaries, n, sink);
   return cuda::check_launch("finalize_stats", "finalize_summaries_kernel");
-}
-
-Status current_device_info(plan::DeviceInfo* info) {
-  constexpr int kMaxDevices = 64;
-  static std::mutex mutex;
-  static int sm_counts[kMaxDevices] = {};
-  int device = 0;
-  NORMKIT_RETURN_IF_ERROR(cuda::cuda_status(cudaGetDevice(&device), kOp, "cudaGetDevice"));
-  std::lock_guard<std::mutex> lock(mutex);
-  if (device < 0 || device >= kMaxDevices || sm_counts[device] == 0) {
-    int sms = 0;
-    NORMKIT_RETURN_IF_ERROR(cuda::cuda_status(
-        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), kOp, "cudaDeviceGetAttribute"));
-    if (device >= 0 && device < kMaxDevices) sm_counts[device] = sms;
-    info->sm_count = sms;
-    return Status::success();
-  }
-  info->sm_count = sm_counts[device];
-  return Status::success();
-}
-
-Status check_device_pointer(const void* p, const char* operation, const char* argument) {
-  cudaPointerAttributes attributes{};
-  const cudaError_t error = cudaPointerGetAttributes(&attributes, p);
-  if (error != cudaSuccess) {
-    (void)cudaGetLastError();  // not sticky: clear it
-    return cuda::cuda_status(error, operation, std::string("cudaPointerGetAttributes of ") + argument);
-  }
-  if (attributes.type != cudaMemoryTypeDevice && attributes.type != cudaMemoryTypeManaged) {
-    return argument_error(StatusCode::invalid_argument, operation, argument,
-                          "a device (or managed) pointer since its space is MemorySpace::device",
-                          "a host pointer");
-  }
-  return Status::success();
-}
-
-bool is_device_only_memory(const void* p) noexcept {
-  cudaPointerAttributes attributes{};
-  if (cudaPointerGetAttributes(&attributes, p) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return false;
-  }
-  return attributes.type == cudaMemoryTypeDevice;
-}
-
-Status synchronize_stream(Stream stream) {
-  return cuda::cuda_status(cudaStreamSynchronize(stream), "Normalizer", "cudaStreamSynchronize");
-}
-
-bool device_present() noexcept {
-  int count = 0;
-  if (cudaGetDeviceCount(&count) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return false;
-  }
-  return count > 0;
 }
 
 }  // namespace normkit::kernels

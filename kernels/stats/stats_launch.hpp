@@ -26,14 +26,4 @@ Status launch_merge_summaries(StatsSummary* into, const StatsSummary* from, std:
 Status launch_finalize_summaries(const StatsSummary* summaries, std::int64_t n, const math::StatsSink& sink,
                                  Stream stream);
 
-// SM count of the current device (cached per device).
-Status current_device_info(plan::DeviceInfo* info);
-// Fails unless p is device-accessible memory (device or managed allocation).
-Status check_device_pointer(const void* p, const char* operation, const char* argument);
-bool device_present() noexcept;
-// True when p is device-only memory (cudaMalloc), which host code must not touch.
-bool is_device_only_memory(const void* p) noexcept;
-// Waits for the work queued on a stream (Normalizer, before freeing memory another stream used).
-Status synchronize_stream(Stream stream);
-
 }  // namespace normkit::kernels

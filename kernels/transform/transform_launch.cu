@@ -100,25 +100,4 @@ Status launch_lp_coefficients(const StatsSummary* summaries, std::int64_t n, LpN
   return cuda::check_launch("normalize_lp", "lp_coefficients_kernel");
 }
 
-Status device_allocate(void** ptr, std::size_t bytes, Stream stream) {
-  return cuda::cuda_status(cudaMallocAsync(ptr, bytes == 0 ? 1 : bytes, stream), "Normalizer", "cudaMallocAsync");
-}
-void device_free(void* ptr, Stream stream) noexcept {
-  if (ptr) (void)cudaFreeAsync(ptr, stream);
-}
-Status copy_to_device(void* dst, const void* src, std::size_t bytes, Stream stream) {
-  if (bytes == 0) return Status::success();
-  return cuda::cuda_status(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream), "Normalizer", "cudaMemcpyAsync");
-}
-Status copy_to_host_sync(void* dst, const void* src, std::size_t bytes, Stream stream) {
-  if (bytes == 0) return Status::success();
-  NORMKIT_RETURN_IF_ERROR(
-      cuda::cuda_status(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream), "Normalizer", "cudaMemcpyAsync"));
-  return cuda::cuda_status(cudaStreamSynchronize(stream), "Normalizer", "cudaStreamSynchronize");
-}
-Status device_memset_zero(void* dst, std::size_t bytes, Stream stream) {
-  if (bytes == 0) return Status::success();
-  return cuda::cuda_status(cudaMemsetAsync(dst, 0, bytes, stream), "Normalizer", "cudaMemsetAsync");
-}
-
 }  // namespace normkit::kernels

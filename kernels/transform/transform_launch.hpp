@@ -1,5 +1,5 @@
-// Host-side entry points of the transform kernels and the device memory helpers the Normalizer uses
-// (plain C++: included by the API layer; a build without CUDA links stubs that fail cleanly).
+// Host-side entry points of the transform kernels (plain C++: included by the API layer; a build without
+// CUDA links stubs that fail cleanly).
 #pragma once
 
 #include <cstddef>
@@ -24,13 +24,5 @@ constexpr std::int64_t lp_one_read_max_row() { return 1024; }
 // scale 1/norm (1 for a zero norm), offset 0.
 Status launch_lp_coefficients(const StatsSummary* summaries, std::int64_t n, LpNorm p, const AffineCoefficients& out,
                               Stream stream);
-
-// Stream-ordered device memory (cudaMallocAsync / cudaFreeAsync) and copies.
-Status device_allocate(void** ptr, std::size_t bytes, Stream stream);
-void device_free(void* ptr, Stream stream) noexcept;
-Status copy_to_device(void* dst, const void* src, std::size_t bytes, Stream stream);
-// Copies and waits for the stream (the data is needed on the host).
-Status copy_to_host_sync(void* dst, const void* src, std::size_t bytes, Stream stream);
-Status device_memset_zero(void* dst, std::size_t bytes, Stream stream);
 
 }  // namespace normkit::kernels

@@ -1,5 +1,8 @@
-// Device entry points of a build without CUDA: every device call reports that CUDA is unavailable.
+// Device entry points of a build without CUDA: every device call reports that CUDA is unavailable, and
+// the queries answer "no device".
+#include "kernels/common/device_runtime.hpp"
 #include "kernels/stats/stats_launch.hpp"
+#include "kernels/transform/transform_launch.hpp"
 
 namespace normkit::kernels {
 namespace {
@@ -9,41 +12,34 @@ Status unavailable(const char* operation) {
 }
 }  // namespace
 
+// Statistics and transform launchers.
 Status launch_stats(const DeviceStatsCall&, Stream) { return unavailable("compute_stats"); }
 Status launch_merge_summaries(StatsSummary*, const StatsSummary*, std::int64_t, Stream) { return unavailable("merge_summaries"); }
 Status launch_finalize_summaries(const StatsSummary*, std::int64_t, const math::StatsSink&, Stream) {
   return unavailable("finalize_stats");
 }
-Status current_device_info(plan::DeviceInfo*) { return unavailable("compute_stats"); }
-Status check_device_pointer(const void*, const char* operation, const char*) { return unavailable(operation); }
-bool device_present() noexcept { return false; }
-bool is_device_only_memory(const void*) noexcept { return false; }
-Status synchronize_stream(Stream) { return Status::success(); }
-
-}  // namespace normkit::kernels
-
-#include "kernels/transform/transform_launch.hpp"
-
-namespace normkit::kernels {
-namespace {
-Status no_cuda(const char* operation) {
-  return Status(StatusCode::cuda_unavailable,
-                std::string("normkit::") + operation + ": normkit was built without CUDA (NORMKIT_ENABLE_CUDA=OFF)");
-}
-}  // namespace
 Status launch_apply(const void*, DType, void*, DType, const plan::CanonicalGeometry&, const plan::ApplyPlan&,
-                    const AffineCoefficients&, Stream) { return no_cuda("apply_affine"); }
+                    const AffineCoefficients&, Stream) { return unavailable("apply_affine"); }
 Status launch_lp_rows(const void*, DType, void*, DType, std::int64_t, std::int64_t, LpNorm, int, Stream) {
-  return no_cuda("normalize_lp");
+  return unavailable("normalize_lp");
 }
 Status launch_coefficients(const StatsSummary*, std::int64_t, const NormalizerOptions&, bool, const AffineCoefficients&,
-                           Stream) { return no_cuda("compute_coefficients"); }
+                           Stream) { return unavailable("compute_coefficients"); }
 Status launch_lp_coefficients(const StatsSummary*, std::int64_t, LpNorm, const AffineCoefficients&, Stream) {
-  return no_cuda("normalize_lp");
+  return unavailable("normalize_lp");
 }
-Status device_allocate(void**, std::size_t, Stream) { return no_cuda("Normalizer"); }
+
+// Device runtime.
+bool device_present() noexcept { return false; }
+Status current_device_info(plan::DeviceInfo*) { return unavailable("compute_stats"); }
+Status check_device_pointer(const void*, const char* operation, const char*) { return unavailable(operation); }
+bool is_device_only_memory(const void*) noexcept { return false; }
+Status device_allocate(void**, std::size_t, Stream, const char* operation) { return unavailable(operation); }
 void device_free(void*, Stream) noexcept {}
-Status copy_to_device(void*, const void*, std::size_t, Stream) { return no_cuda("Normalizer"); }
-Status copy_to_host_sync(void*, const void*, std::size_t, Stream) { return no_cuda("Normalizer"); }
-Status device_memset_zero(void*, std::size_t, Stream) { return no_cuda("Normalizer"); }
+Status copy_to_device(void*, const void*, std::size_t, Stream, const char* operation) { return unavailable(operation); }
+Status copy_to_host_sync(void*, const void*, std::size_t, Stream, const char* operation) { return unavailable(operation); }
+Status synchronize_stream(Stream, const char*) { return Status::success(); }
+Status select_device(int, const char* operation, std::string*) { return unavailable(operation); }
+Status synchronize_device(const char* operation) { return unavailable(operation); }
+
 }  // namespace normkit::kernels

@@ -7,6 +7,7 @@
 
 #include "api/validation.hpp"
 #include "cpu/apply_cpu.hpp"
+#include "kernels/common/device_runtime.hpp"
 #include "kernels/stats/stats_launch.hpp"
 #include "kernels/transform/transform_launch.hpp"
 #include "math/moments.hpp"

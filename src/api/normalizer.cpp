@@ -8,6 +8,7 @@
 
 #include "io/normalizer_file.hpp"
 #include "io/safetensors.hpp"
+#include "kernels/common/device_runtime.hpp"
 #include "kernels/stats/stats_launch.hpp"
 #include "kernels/transform/transform_launch.hpp"
 #include "math/moments.hpp"

@@ -8,6 +8,7 @@
 
 #include "api/validation.hpp"
 #include "cpu/stats_cpu.hpp"
+#include "kernels/common/device_runtime.hpp"
 #include "kernels/stats/stats_launch.hpp"
 #include "math/moments.hpp"
 #include "plan/geometry.hpp"

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 
+#include "kernels/common/device_runtime.hpp"
 #include "kernels/stats/stats_launch.hpp"
 
 namespace normkit::api {

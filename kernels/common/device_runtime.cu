@@ -1,0 +1,106 @@
+// Device runtime services (see device_runtime.hpp).
+#include <cuda_runtime.h>
+
+#include <mutex>
+
+#include "kernels/common/cuda_check.hpp"
+#include "kernels/common/device_runtime.hpp"
+
+namespace normkit::kernels {
+
+bool device_present() noexcept {
+  int count = 0;
+  if (cudaGetDeviceCount(&count) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return count > 0;
+}
+
+Status current_device_info(plan::DeviceInfo* info) {
+  constexpr const char* kOp = "compute_stats";
+  constexpr int kMaxDevices = 64;
+  static std::mutex mutex;
+  static int sm_counts[kMaxDevices] = {};
+  int device = 0;
+  NORMKIT_RETURN_IF_ERROR(cuda::cuda_status(cudaGetDevice(&device), kOp, "cudaGetDevice"));
+  std::lock_guard<std::mutex> lock(mutex);
+  if (device < 0 || device >= kMaxDevices || sm_counts[device] == 0) {
+    int sms = 0;
+    NORMKIT_RETURN_IF_ERROR(cuda::cuda_status(
+        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), kOp, "cudaDeviceGetAttribute"));
+    if (device >= 0 && device < kMaxDevices) sm_counts[device] = sms;
+    info->sm_count = sms;
+    return Status::success();
+  }
+  info->sm_count = sm_counts[device];
+  return Status::success();
+}
+
+Status check_device_pointer(const void* p, const char* operation, const char* argument) {
+  cudaPointerAttributes attributes{};
+  const cudaError_t error = cudaPointerGetAttributes(&attributes, p);
+  if (error != cudaSuccess) {
+    (void)cudaGetLastError();  // not sticky: clear it
+    return cuda::cuda_status(error, operation, std::string("cudaPointerGetAttributes of ") + argument);
+  }
+  if (attributes.type != cudaMemoryTypeDevice && attributes.type != cudaMemoryTypeManaged) {
+    return argument_error(StatusCode::invalid_argument, operation, argument,
+                          "a device (or managed) pointer since its space is MemorySpace::device",
+                          "a host pointer");
+  }
+  return Status::success();
+}
+
+bool is_device_only_memory(const void* p) noexcept {
+  cudaPointerAttributes attributes{};
+  if (cudaPointerGetAttributes(&attributes, p) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return false;
+  }
+  return attributes.type == cudaMemoryTypeDevice;
+}
+
+Status device_allocate(void** ptr, std::size_t bytes, Stream stream, const char* operation) {
+  return cuda::cuda_status(cudaMallocAsync(ptr, bytes == 0 ? 1 : bytes, stream), operation, "cudaMallocAsync");
+}
+
+void device_free(void* ptr, Stream stream) noexcept {
+  if (ptr) (void)cudaFreeAsync(ptr, stream);
+}
+
+Status copy_to_device(void* dst, const void* src, std::size_t bytes, Stream stream, const char* operation) {
+  if (bytes == 0) return Status::success();
+  return cuda::cuda_status(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream), operation, "cudaMemcpyAsync");
+}
+
+Status copy_to_host_sync(void* dst, const void* src, std::size_t bytes, Stream stream, const char* operation) {
+  if (bytes == 0) return Status::success();
+  NORMKIT_RETURN_IF_ERROR(
+      cuda::cuda_status(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream), operation, "cudaMemcpyAsync"));
+  return synchronize_stream(stream, operation);
+}
+
+Status synchronize_stream(Stream stream, const char* operation) {
+  return cuda::cuda_status(cudaStreamSynchronize(stream), operation, "cudaStreamSynchronize");
+}
+
+Status select_device(int index, const char* operation, std::string* name) {
+  int count = 0;
+  NORMKIT_RETURN_IF_ERROR(cuda::cuda_status(cudaGetDeviceCount(&count), operation, "cudaGetDeviceCount"));
+  if (index < 0 || index >= count) {
+    return argument_error(StatusCode::invalid_argument, operation, "--gpu", "an index in [0, " + std::to_string(count) + ")",
+                          std::to_string(index));
+  }
+  NORMKIT_RETURN_IF_ERROR(cuda::cuda_status(cudaSetDevice(index), operation, "cudaSetDevice"));
+  cudaDeviceProp prop{};
+  NORMKIT_RETURN_IF_ERROR(cuda::cuda_status(cudaGetDeviceProperties(&prop, index), operation, "cudaGetDeviceProperties"));
+  *name = prop.name;
+  return Status::success();
+}
+
+Status synchronize_device(const char* operation) {
+  return cuda::cuda_status(cudaDeviceSynchronize(), operation, "cudaDeviceSynchronize");
+}
+
+}  // namespace normkit::kernels
