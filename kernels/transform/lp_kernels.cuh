@@ -6,26 +6,20 @@
 #include <cstdint>
 
 #include "kernels/transform/apply_kernels.cuh"
+#include "math/lp.hpp"
+#include "plan/apply_plan.hpp"
 
 namespace normkit::kernels {
 
 // 32 lanes x 32 values: a row of up to 1024 elements stays in registers.
 constexpr int kLpValuesPerLane = 32;
 constexpr std::int64_t kLpMaxRow = 32 * kLpValuesPerLane;
+static_assert(kLpMaxRow == plan::kLpOneReadMaxRow, "the plan sends longer rows to the two-read path");
 
 struct LpRowsShape {
   std::int64_t rows, length;
   LpNorm p;
 };
-
-// The norm accumulates in float64 (no overflow of Σx² for float32 data); NaN propagates into every norm,
-// so a row holding NaN becomes NaN, as x / norm(x) does in numpy.
-__device__ __forceinline__ double lp_combine(LpNorm p, double acc, double v) {
-  const double a = v < 0.0 ? -v : v;
-  if (p == LpNorm::l1) return acc + a;
-  if (p == LpNorm::l2) return acc + v * v;
-  return (a > acc || a != a) ? a : acc;
-}
 
 // Rows start 16-byte aligned for input and output (the plan checks it); each lane owns packs
 // lane, lane + 32, ... of VEC elements; packs past the row's end are masked element by element.
@@ -50,17 +44,15 @@ __global__ void __launch_bounds__(256, 2) lp_rows_kernel(const In* __restrict__ 
         for (int i = 0; i < VEC; ++i) v[j][i] = base + i < s.length ? load_one<Compute>(x + base + i) : Compute(0);
       }
       NORMKIT_UNROLL
-      for (int i = 0; i < VEC; ++i) acc = lp_combine(s.p, acc, static_cast<double>(v[j][i]));
+      for (int i = 0; i < VEC; ++i) acc = math::lp_accumulate(s.p, acc, static_cast<double>(v[j][i]));
     }
     // Butterfly over the warp: every lane ends with the same norm, in a fixed order.
     NORMKIT_UNROLL
     for (int offset = 16; offset > 0; offset /= 2) {
       const double other = __shfl_xor_sync(0xffffffffu, acc, offset);
-      acc = s.p == LpNorm::linf ? ((other > acc || other != other) ? other : acc) : acc + other;
+      acc = math::lp_combine(s.p, acc, other);
     }
-    const double norm = s.p == LpNorm::l2 ? sqrt(acc) : acc;
-    // A zero row stays zero; a NaN norm makes the row NaN.
-    const Compute scale = static_cast<Compute>(norm > 0.0 ? 1.0 / norm : (norm == 0.0 ? 1.0 : norm));
+    const Compute scale = static_cast<Compute>(math::lp_scale(math::lp_norm(s.p, acc)));
     NORMKIT_UNROLL
     for (int j = 0; j < K; ++j) {
       const std::int64_t base = static_cast<std::int64_t>(lane + 32 * j) * VEC;

@@ -9,6 +9,7 @@
 #include "kernels/transform/lp_kernels.cuh"
 #include "kernels/transform/transform_launch.hpp"
 #include "math/dtype_dispatch.hpp"
+#include "math/lp.hpp"
 
 namespace normkit::kernels {
 namespace {
@@ -50,10 +51,8 @@ Status launch_typed(const In* in, Out* out, const plan::CanonicalGeometry& g, co
 __global__ void lp_coefficients_kernel(const StatsSummary* s, std::int64_t n, LpNorm p, AffineCoefficients out) {
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t k = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < n; k += stride) {
-    const math::StatValues v = math::finalize_summary(s[k], 0, false);
-    const double norm = p == LpNorm::l1 ? v.l1 : (p == LpNorm::l2 ? v.l2 : v.linf);
     out.center[k] = 0.0;
-    out.scale[k] = norm > 0.0 ? 1.0 / norm : (norm == 0.0 ? 1.0 : norm);  // zero row unchanged, NaN norm -> NaN row
+    out.scale[k] = math::lp_scale(math::lp_norm(p, math::finalize_summary(s[k], 0, false)));
     out.offset[k] = 0.0;
   }
 }

@@ -14,11 +14,9 @@ Status launch_apply(const void* in, DType in_dtype, void* out, DType out_dtype, 
                     const plan::ApplyPlan& plan, const AffineCoefficients& coefficients, Stream stream);
 Status launch_coefficients(const StatsSummary* summaries, std::int64_t n, const NormalizerOptions& options, bool inverse,
                            const AffineCoefficients& coefficients, Stream stream);
-// One-read Lp normalization of rows of at most lp_one_read_max_row() elements whose starts are 16-byte
-// aligned for input and output (see lp_one_read_applies).
+// One-read Lp normalization of rows for which plan::lp_one_read_applies() holds.
 Status launch_lp_rows(const void* in, DType in_dtype, void* out, DType out_dtype, std::int64_t rows, std::int64_t length,
                       LpNorm p, int sm_count, Stream stream);
-constexpr std::int64_t lp_one_read_max_row() { return 1024; }
 
 // Row norms for normalize_lp: rows' L1/L2/Linf (from the summaries of accumulate_stats) -> center 0,
 // scale 1/norm (1 for a zero norm), offset 0.

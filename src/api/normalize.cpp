@@ -203,10 +203,8 @@ Status normalize_lp(const TensorView& in, LpNorm p, const TensorView& out, void*
     return cpu::normalize_lp_rows(in.data, in.dtype, out.data, out.dtype, s.rows, length, p, host_threads());
   }
   // Device: rows that fit in a warp's registers, with 16-byte aligned starts, take one read.
-  const auto aligned = [length](const TensorView& t) {
-    return reinterpret_cast<std::uintptr_t>(t.data) % 16 == 0 && (length * static_cast<std::int64_t>(dtype_size(t.dtype))) % 16 == 0;
-  };
-  if (length <= kernels::lp_one_read_max_row() && aligned(in) && aligned(out)) {
+  if (plan::lp_one_read_applies(length, reinterpret_cast<std::uintptr_t>(in.data), dtype_size(in.dtype),
+                                reinterpret_cast<std::uintptr_t>(out.data), dtype_size(out.dtype))) {
     plan::DeviceInfo info;
     NORMKIT_RETURN_IF_ERROR(kernels::current_device_info(&info));
     return kernels::launch_lp_rows(in.data, in.dtype, out.data, out.dtype, s.rows, length, p, info.sm_count, stream);

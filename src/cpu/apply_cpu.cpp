@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "math/dtype_dispatch.hpp"
+#include "math/lp.hpp"
 #include "math/transform.hpp"
 #include "plan/apply_plan.hpp"
 
@@ -84,17 +85,9 @@ void lp_rows(const In* in, Out* out, std::int64_t rows, std::int64_t length, LpN
   parallel_range(rows, length, threads, [&](std::int64_t begin, std::int64_t end) {
     for (std::int64_t r = begin; r < end; ++r) {
       const In* x = in + r * length;
-      double norm = 0.0;
-      for (std::int64_t j = 0; j < length; ++j) {
-        const double v = math::to_acc<double>(x[j]);
-        const double a = v < 0 ? -v : v;
-        if (p == LpNorm::l1) norm += a;
-        else if (p == LpNorm::l2) norm += v * v;
-        else norm = (a > norm || a != a) ? a : norm;
-      }
-      if (p == LpNorm::l2) norm = std::sqrt(norm);
-      // A zero row stays zero; a NaN norm (a NaN in the row) makes the row NaN, as x / norm(x) does.
-      const Compute scale = static_cast<Compute>(norm > 0.0 ? 1.0 / norm : (norm == 0.0 ? 1.0 : norm));
+      double acc = 0.0;
+      for (std::int64_t j = 0; j < length; ++j) acc = math::lp_accumulate(p, acc, math::to_acc<double>(x[j]));
+      const Compute scale = static_cast<Compute>(math::lp_scale(math::lp_norm(p, acc)));
       Out* y = out + r * length;
       for (std::int64_t j = 0; j < length; ++j) math::store_as(y + j, math::to_acc<Compute>(x[j]) * scale);
     }

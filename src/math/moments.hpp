@@ -15,22 +15,77 @@ NORMKIT_HD bool is_nan(double x) { return x != x; }
 template <typename Acc> NORMKIT_HD Acc pos_inf() { return static_cast<Acc>(HUGE_VAL); }
 template <typename Acc> NORMKIT_HD Acc quiet_nan() { return static_cast<Acc>(NAN); }
 
-// One thread's (or one partition's) running summary of its values.
+// Welford's running moments of a set of values: their count, mean and M2 = Σ (x - mean)². The one
+// definition of the update and of Chan's merge, for every kernel, the host engine and every later family
+// (layers, images). Values are given relative to an origin the caller keeps (MomentState's shift).
+template <typename Acc>
+struct Welford {
+  std::int64_t count;  // an integer: a float count is exact only up to 2^24
+  Acc mean;
+  Acc m2;
+
+  // Welford's update with one value.
+  NORMKIT_HD void push(Acc x) {
+    ++count;
+    const Acc delta = x - mean;
+    mean += delta / static_cast<Acc>(count);
+    m2 += delta * (x - mean);
+  }
+
+  // Chan's merge of (count_b, mean_b, m2_b), relative to the same origin. Merging an empty side leaves
+  // this one unchanged.
+  NORMKIT_HD void merge(std::int64_t count_b, Acc mean_b, Acc m2_b) {
+    if (count_b == 0) return;
+    const std::int64_t total = count + count_b;
+    const Acc delta = mean_b - mean;
+    const Acc weight_b = static_cast<Acc>(count_b) / static_cast<Acc>(total);
+    mean += delta * weight_b;
+    m2 += m2_b + delta * delta * static_cast<Acc>(count) * weight_b;
+    count = total;
+  }
+  NORMKIT_HD void merge(const Welford& b) { merge(b.count, b.mean, b.m2); }
+
+  // Folds N finite values v[i] - origin at once: the pack's own mean and M2 (two passes over registers)
+  // merged with one division instead of N.
+  template <int N>
+  NORMKIT_HD void push_pack(const Acc (&v)[N], Acc origin) {
+    Acc sum = Acc(0);
+NORMKIT_UNROLL
+    for (int i = 0; i < N; ++i) sum += v[i] - origin;
+    const Acc pack_mean = sum * (Acc(1) / Acc(N));
+    Acc pack_m2 = Acc(0);
+NORMKIT_UNROLL
+    for (int i = 0; i < N; ++i) {
+      const Acc d = (v[i] - origin) - pack_mean;
+      pack_m2 += d * d;
+    }
+    merge(static_cast<std::int64_t>(N), pack_mean, pack_m2);
+  }
+};
+
+template <typename Acc>
+NORMKIT_HD Welford<Acc> empty_welford() {
+  Welford<Acc> w;
+  w.count = 0;
+  w.mean = w.m2 = Acc(0);
+  return w;
+}
+
+// One thread's (or one partition's) running summary of its values: Welford's moments of the finite
+// values plus what numpy's rules need besides (NaN and ±Inf counts, extremes, Σ|x|, non-zeros).
 //
 // Mean and M2 are kept for the finite values only, relative to `shift`, the partition's first finite
 // value: accumulating x - shift instead of x keeps float32 accurate when |mean| >> std (Chan, Golub and
 // LeVeque's shifted algorithm). NaN and ±Inf are counted apart so that one of them does not poison the
-// moments of the others; finalize_summary() applies numpy's rules.
+// moments of the others; finalize_summary() applies numpy's rules. (A MomentState is a Welford, so
+// s.count, s.mean and s.m2 are its moments.)
 template <typename Acc>
-struct MomentState {
-  std::int64_t count;      // finite values in mean/m2
+struct MomentState : Welford<Acc> {
   std::int64_t nan_count;
   std::int64_t posinf_count;
   std::int64_t neginf_count;
   std::int64_t nonzero_count;  // non-NaN values != 0
   Acc shift;
-  Acc mean;  // mean of (x - shift)
-  Acc m2;    // Σ (x - shift - mean)²
   Acc min;   // over non-NaN values
   Acc max;
   Acc abs_sum;  // Σ |x| over non-NaN values
@@ -44,18 +99,6 @@ NORMKIT_HD MomentState<Acc> empty_state() {
   s.min = pos_inf<Acc>();
   s.max = -pos_inf<Acc>();
   return s;
-}
-
-// Chan's merge of (count_b, mean_b, m2_b) into (count, mean, m2), both relative to the same shift.
-template <typename Acc>
-NORMKIT_HD void merge_moments(std::int64_t& count, Acc& mean, Acc& m2, std::int64_t count_b, Acc mean_b, Acc m2_b) {
-  if (count_b == 0) return;
-  const std::int64_t total = count + count_b;
-  const Acc delta = mean_b - mean;
-  const Acc weight_b = static_cast<Acc>(count_b) / static_cast<Acc>(total);
-  mean += delta * weight_b;
-  m2 += m2_b + delta * delta * static_cast<Acc>(count) * weight_b;
-  count = total;
 }
 
 // Bookkeeping every non-NaN value gets (extremes, |x|, non-zeros).
@@ -80,15 +123,10 @@ NORMKIT_HD void push(MomentState<Acc>& s, Acc x) {
     return;
   }
   if (s.count == 0) s.shift = x;
-  const Acc shifted = x - s.shift;
-  ++s.count;
-  const Acc delta = shifted - s.mean;
-  s.mean += delta / static_cast<Acc>(s.count);
-  s.m2 += delta * (shifted - s.mean);
+  s.Welford<Acc>::push(x - s.shift);
 }
 
-// Folds N values at once: the pack's own mean and M2 (two passes over registers) are merged with one
-// division instead of N. Packs holding NaN or Inf take the per-value path.
+// Folds N values at once (Welford::push_pack). Packs holding NaN or Inf take the per-value path.
 template <typename Acc, int N>
 NORMKIT_HD void push_pack(MomentState<Acc>& s, const Acc (&v)[N]) {
   Acc probe = Acc(0);
@@ -100,20 +138,9 @@ NORMKIT_UNROLL
     return;
   }
   if (s.count == 0) s.shift = v[0];
-  Acc sum = Acc(0);
 NORMKIT_UNROLL
-  for (int i = 0; i < N; ++i) {
-    push_extremes(s, v[i]);
-    sum += v[i] - s.shift;
-  }
-  const Acc pack_mean = sum * (Acc(1) / Acc(N));
-  Acc pack_m2 = Acc(0);
-NORMKIT_UNROLL
-  for (int i = 0; i < N; ++i) {
-    const Acc d = (v[i] - s.shift) - pack_mean;
-    pack_m2 += d * d;
-  }
-  merge_moments(s.count, s.mean, s.m2, static_cast<std::int64_t>(N), pack_mean, pack_m2);
+  for (int i = 0; i < N; ++i) push_extremes(s, v[i]);
+  s.push_pack(v, s.shift);
 }
 
 // a = merge(a, b). States may have different shifts: b's mean is re-expressed relative to a's shift
@@ -135,7 +162,7 @@ NORMKIT_HD void merge(MomentState<Acc>& a, const MomentState<Acc>& b) {
     a.m2 = b.m2;
     return;
   }
-  merge_moments(a.count, a.mean, a.m2, b.count, b.mean + (b.shift - a.shift), b.m2);
+  a.merge(b.count, b.mean + (b.shift - a.shift), b.m2);
 }
 
 // The public, shift-free float64 form of a state.

@@ -85,4 +85,12 @@ ApplyPlan choose_apply_plan(const CanonicalGeometry& g, DType in, DType out, std
   return p;
 }
 
+bool lp_one_read_applies(std::int64_t length, std::uintptr_t in_address, std::size_t in_element_bytes,
+                         std::uintptr_t out_address, std::size_t out_element_bytes) noexcept {
+  const auto aligned = [length](std::uintptr_t address, std::size_t element_bytes) {
+    return address % 16 == 0 && (length * static_cast<std::int64_t>(element_bytes)) % 16 == 0;
+  };
+  return length <= kLpOneReadMaxRow && aligned(in_address, in_element_bytes) && aligned(out_address, out_element_bytes);
+}
+
 }  // namespace normkit::plan

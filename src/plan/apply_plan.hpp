@@ -56,4 +56,11 @@ NORMKIT_HD std::int64_t kept_index_of(const StridedDims& kept, std::int64_t inde
   return k;
 }
 
+// Per-sample Lp normalization on the device: rows of at most kLpOneReadMaxRow elements take one read (a
+// warp holds the row in registers, 32 lanes x 32 values) when every row starts 16-byte aligned in input
+// and output; other rows take two (norms from the statistics engine, then the apply).
+constexpr std::int64_t kLpOneReadMaxRow = 1024;
+bool lp_one_read_applies(std::int64_t length, std::uintptr_t in_address, std::size_t in_element_bytes,
+                         std::uintptr_t out_address, std::size_t out_element_bytes) noexcept;
+
 }  // namespace normkit::plan

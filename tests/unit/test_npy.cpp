@@ -10,11 +10,13 @@
 
 #include "io/npy.hpp"
 #include "normkit/dtype.hpp"
+#include "file_test_support.hpp"
 #include "normkit/status.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
+using normkit::testing::fails_with;
 using normkit::DType;
 using normkit::Status;
 using normkit::StatusCode;
@@ -22,15 +24,8 @@ using normkit::io::NpyArray;
 using normkit::io::read_npy;
 using normkit::io::write_npy_atomic;
 
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
+constexpr auto read_bytes = normkit::testing::read_file_bytes;
+constexpr auto write_bytes = normkit::testing::write_file_bytes;
 
 // A .npy file with the given version, header text (used verbatim) and data bytes.
 std::string npy_bytes(int major, const std::string& header, const std::string& data) {
@@ -48,37 +43,14 @@ std::vector<unsigned char> pattern(std::size_t n) {
   return v;
 }
 
-::testing::AssertionResult fails_with(const Status& s, StatusCode code, const std::string& word) {
-  if (s.ok()) return ::testing::AssertionFailure() << "expected an error, got ok";
-  if (s.code() != code) {
-    return ::testing::AssertionFailure() << "code " << normkit::status_code_name(s.code()) << ", expected "
-                                         << normkit::status_code_name(code) << ": " << s.message();
-  }
-  if (s.message().find(word) == std::string::npos) {
-    return ::testing::AssertionFailure() << "message lacks '" << word << "': " << s.message();
-  }
-  return ::testing::AssertionSuccess();
-}
-
-class NpyTest : public ::testing::Test {
+class NpyTest : public normkit::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    std::string tmpl = ::testing::TempDir() + "/normkit_npy_XXXXXX";
-    ASSERT_NE(mkdtemp(&tmpl[0]), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& name) const { return dir_ + "/" + name; }
-  std::size_t entries() const { return static_cast<std::size_t>(std::distance(fs::directory_iterator(dir_), fs::directory_iterator())); }
-
   // Writes `bytes` to a file and reads it back with read_npy.
   Status read_raw(const std::string& bytes, NpyArray* out = nullptr) {
     NpyArray local;
     write_bytes(path("raw.npy"), bytes);
     return read_npy(path("raw.npy"), out ? out : &local);
   }
-
-  std::string dir_;
 };
 
 TEST_F(NpyTest, RoundTripsEveryDtypeAndShape) {

@@ -10,11 +10,13 @@
 
 #include "io/safetensors.hpp"
 #include "normkit/dtype.hpp"
+#include "file_test_support.hpp"
 #include "normkit/status.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
+using normkit::testing::fails_with;
 using normkit::DType;
 using normkit::Status;
 using normkit::StatusCode;
@@ -23,10 +25,7 @@ using normkit::io::SafetensorsFile;
 using normkit::io::SafetensorsTensor;
 using normkit::io::write_safetensors_atomic;
 
-std::string file_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
+constexpr auto file_bytes = normkit::testing::read_file_bytes;
 
 std::string u64_le(std::uint64_t v) {
   std::string s;
@@ -48,39 +47,13 @@ SafetensorsTensor make_tensor(const std::string& name, DType dtype, std::vector<
   return t;
 }
 
-::testing::AssertionResult fails_with(const Status& s, StatusCode code, const std::string& word) {
-  if (s.ok()) return ::testing::AssertionFailure() << "expected an error, got ok";
-  if (s.code() != code) {
-    return ::testing::AssertionFailure() << "code " << normkit::status_code_name(s.code()) << ", expected "
-                                         << normkit::status_code_name(code) << ": " << s.message();
-  }
-  if (s.message().find(word) == std::string::npos) {
-    return ::testing::AssertionFailure() << "message lacks '" << word << "': " << s.message();
-  }
-  return ::testing::AssertionSuccess();
-}
-
-class SafetensorsTest : public ::testing::Test {
+class SafetensorsTest : public normkit::testing::TempDirTest {
  protected:
-  void SetUp() override {
-    std::string tmpl = ::testing::TempDir() + "/normkit_st_XXXXXX";
-    ASSERT_NE(mkdtemp(&tmpl[0]), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string path(const std::string& name) const { return dir_ + "/" + name; }
-  std::size_t entries() const { return static_cast<std::size_t>(std::distance(fs::directory_iterator(dir_), fs::directory_iterator())); }
-
   Status read_raw(const std::string& bytes, SafetensorsFile* out = nullptr) {
-    {
-      std::ofstream f(path("raw.safetensors"), std::ios::binary);
-      f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    }
+    normkit::testing::write_file_bytes(path("raw.safetensors"), bytes);
     SafetensorsFile local;
     return read_safetensors(path("raw.safetensors"), out ? out : &local);
   }
-
-  std::string dir_;
 };
 
 TEST_F(SafetensorsTest, RoundTripsEveryDtypeWithMetadata) {
