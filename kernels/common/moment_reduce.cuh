@@ -6,30 +6,34 @@
 
 namespace normkit::kernels {
 
+// The state of the lane `offset` above, within segments of `width` lanes (a power of two <= 32).
 template <typename Acc>
-__device__ __forceinline__ math::MomentState<Acc> shuffle_down(const math::MomentState<Acc>& s, int offset) {
+__device__ __forceinline__ math::MomentState<Acc> shuffle_down(const math::MomentState<Acc>& s, int offset, int width = 32) {
   math::MomentState<Acc> r;
   const unsigned all = 0xffffffffu;
-  r.count = __shfl_down_sync(all, s.count, offset);
-  r.nan_count = __shfl_down_sync(all, s.nan_count, offset);
-  r.posinf_count = __shfl_down_sync(all, s.posinf_count, offset);
-  r.neginf_count = __shfl_down_sync(all, s.neginf_count, offset);
-  r.nonzero_count = __shfl_down_sync(all, s.nonzero_count, offset);
-  r.shift = __shfl_down_sync(all, s.shift, offset);
-  r.mean = __shfl_down_sync(all, s.mean, offset);
-  r.m2 = __shfl_down_sync(all, s.m2, offset);
-  r.min = __shfl_down_sync(all, s.min, offset);
-  r.max = __shfl_down_sync(all, s.max, offset);
-  r.abs_sum = __shfl_down_sync(all, s.abs_sum, offset);
+  r.count = __shfl_down_sync(all, s.count, offset, width);
+  r.nan_count = __shfl_down_sync(all, s.nan_count, offset, width);
+  r.posinf_count = __shfl_down_sync(all, s.posinf_count, offset, width);
+  r.neginf_count = __shfl_down_sync(all, s.neginf_count, offset, width);
+  r.nonzero_count = __shfl_down_sync(all, s.nonzero_count, offset, width);
+  r.shift = __shfl_down_sync(all, s.shift, offset, width);
+  r.mean = __shfl_down_sync(all, s.mean, offset, width);
+  r.m2 = __shfl_down_sync(all, s.m2, offset, width);
+  r.min = __shfl_down_sync(all, s.min, offset, width);
+  r.max = __shfl_down_sync(all, s.max, offset, width);
+  r.abs_sum = __shfl_down_sync(all, s.abs_sum, offset, width);
   return r;
 }
 
-// Tree merge over a full warp; lane 0 ends with the warp's state. All 32 lanes must call it.
+// Tree merge over each segment of `width` lanes (a power of two <= 32; 32: the whole warp); the first
+// lane of each segment ends with its segment's state. All 32 lanes must call it. (Lanes past the middle
+// of a step merge garbage that never reaches the first lane.)
 template <typename Acc>
-__device__ __forceinline__ void warp_merge(math::MomentState<Acc>& s) {
+__device__ __forceinline__ void warp_merge(math::MomentState<Acc>& s, int width = 32) {
 NORMKIT_UNROLL
   for (int offset = 16; offset > 0; offset /= 2) {
-    const math::MomentState<Acc> other = shuffle_down(s, offset);
+    if (offset >= width) continue;
+    const math::MomentState<Acc> other = shuffle_down(s, offset, width);
     math::merge(s, other);
   }
 }

@@ -1,20 +1,24 @@
-// Second pass of split or folded reductions: each thread owns one kept slice and merges its partial
-// states in a fixed order (split by split, fold by fold), then the rows a folded view left over, and
-// writes the slice. With no partials it writes empty slices. Also the kernels behind
+// Second pass of split or folded reductions: the partial states of each kept slice are merged by a
+// group of `lanes` lanes of one warp (a power of two <= 32, chosen by the plan so that each lane has a few
+// partials): lane l takes partials l, l + lanes, ... in a fixed order, loading kMergeBatch of them before
+// merging any (loads in flight), then the group merges its lanes in a fixed tree, the first lane folds in
+// the input rows a folded view left over and writes the slice. The order depends only on the plan, so the
+// result is deterministic. With no partials it writes empty slices. Also the kernels behind
 // merge_summaries() and finalize_stats().
 #pragma once
 
 #include <cstdint>
 
+#include "kernels/common/moment_reduce.cuh"
 #include "kernels/common/partial_states.cuh"
 #include "kernels/common/vector_load.cuh"
 #include "math/stats_sink.hpp"
 
 namespace normkit::kernels {
 
-// Kept slice kk = o * inner + c merges partials p * (outer * wide_inner) + o * wide_inner + j * inner + c
-// for p < splits, j < fold; then input rows [folded_rows, rows) of column c of outer slice o.
-// Segments use fold = 1, inner = wide_inner = kept slices, rows = folded_rows = 0.
+// Kept slice kk = o * inner + c merges the partials p * (outer * wide_inner) + o * wide_inner + j * inner + c
+// for p < splits, j < fold (item i = p * fold + j); then input rows [folded_rows, rows) of column c of outer
+// slice o. Segments use fold = 1, inner = wide_inner = kept slices, rows = folded_rows = 0.
 struct MergeShape {
   std::int64_t kept_numel;
   std::int64_t splits;
@@ -24,23 +28,47 @@ struct MergeShape {
   std::int64_t rows;
   std::int64_t folded_rows;
   std::int64_t outer_stride;
+  int lanes;  // lanes per kept slice: 1, 2, 4, 8, 16 or 32
 };
 
+// Partials a lane loads before it merges them: 4 states (44 loads) in flight per lane.
+constexpr int kMergeBatch = 4;
+
 template <typename T, typename Acc>
-__global__ void merge_partials_kernel(PartialStates<Acc> partials, MergeShape m, const T* __restrict__ input,
-                                      math::StatsSink sink) {
-  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+__global__ void __launch_bounds__(256) merge_partials_kernel(PartialStates<Acc> partials, MergeShape m,
+                                                             const T* __restrict__ input, math::StatsSink sink) {
+  const int lanes = m.lanes;
+  const int lane = static_cast<int>(threadIdx.x % 32) % lanes;
+  const std::int64_t groups = static_cast<std::int64_t>(gridDim.x) * blockDim.x / lanes;
+  const std::int64_t first = (static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / lanes;
   const std::int64_t outer = m.kept_numel / m.inner;
-  for (std::int64_t k = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < m.kept_numel; k += stride) {
-    const std::int64_t o = k / m.inner, c = k % m.inner;
+  const std::int64_t items = m.splits * m.fold;
+  // Every lane of a warp runs the same number of rounds (the segment merge shuffles across the warp).
+  const std::int64_t rounds = (m.kept_numel + groups - 1) / groups;
+  for (std::int64_t round = 0; round < rounds; ++round) {
+    const std::int64_t k = first + round * groups;
+    const bool active = k < m.kept_numel;
+    const std::int64_t o = active ? k / m.inner : 0, c = active ? k % m.inner : 0;
+    const std::int64_t base = o * m.wide_inner + c;
     math::MomentState<Acc> s = math::empty_state<Acc>();
-    for (std::int64_t p = 0; p < m.splits; ++p) {
-      for (std::int64_t j = 0; j < m.fold; ++j) {
-        math::merge(s, partials.load(p * outer * m.wide_inner + o * m.wide_inner + j * m.inner + c));
+    if (active) {
+      for (std::int64_t i0 = lane; i0 < items; i0 += static_cast<std::int64_t>(kMergeBatch) * lanes) {
+        math::MomentState<Acc> batch[kMergeBatch];
+        NORMKIT_UNROLL
+        for (int b = 0; b < kMergeBatch; ++b) {
+          const std::int64_t i = i0 + static_cast<std::int64_t>(b) * lanes;
+          const std::int64_t p = i / m.fold, j = i % m.fold;
+          batch[b] = i < items ? partials.load(p * outer * m.wide_inner + base + j * m.inner) : math::empty_state<Acc>();
+        }
+        NORMKIT_UNROLL
+        for (int b = 0; b < kMergeBatch; ++b) math::merge(s, batch[b]);
       }
     }
-    for (std::int64_t r = m.folded_rows; r < m.rows; ++r) math::push(s, load_one<Acc>(input + o * m.outer_stride + r * m.inner + c));
-    math::write_slice(sink, k, math::to_summary(s));
+    warp_merge(s, lanes);
+    if (active && lane == 0) {
+      for (std::int64_t r = m.folded_rows; r < m.rows; ++r) math::push(s, load_one<Acc>(input + o * m.outer_stride + r * m.inner + c));
+      math::write_slice(sink, k, math::to_summary(s));
+    }
   }
 }
 

@@ -23,7 +23,7 @@ unsigned grid_dim(std::int64_t blocks) { return static_cast<unsigned>(std::clamp
 template <typename T, typename Acc>
 Status launch_merge(const DeviceStatsCall& call, const MergeShape& shape, cudaStream_t stream) {
   const PartialStates<Acc> partials{call.workspace, shape.splits * (shape.kept_numel / shape.inner) * shape.wide_inner};
-  merge_partials_kernel<T, Acc><<<grid_dim((shape.kept_numel + 255) / 256), 256, 0, stream>>>(
+  merge_partials_kernel<T, Acc><<<grid_dim((shape.kept_numel * shape.lanes + 255) / 256), 256, 0, stream>>>(
       partials, shape, static_cast<const T*>(call.input), call.sink);
   return cuda::check_launch(kOp, "merge_partials_kernel");
 }
@@ -33,7 +33,7 @@ template <typename T, typename Acc>
 Status launch_partial_merge(const DeviceStatsCall& call, cudaStream_t stream) {
   const auto& g = call.geometry;
   const auto& p = call.plan;
-  MergeShape m{g.kept_numel, p.splits, 1, g.kept_numel, g.kept_numel, 0, 0, 0};
+  MergeShape m{g.kept_numel, p.splits, 1, g.kept_numel, g.kept_numel, 0, 0, 0, p.merge_lanes};
   if (p.kernel == plan::StatsKernel::columns) {
     m.fold = p.column_fold;
     m.inner = g.col_inner;
@@ -83,7 +83,7 @@ Status launch_main(const DeviceStatsCall& call, cudaStream_t stream) {
   constexpr int kColumnVec = std::min(kSegmentVec, plan::StatsPolicy::max_column_vector);
   switch (p.kernel) {
     case plan::StatsKernel::empty:
-      return launch_merge<T, Acc>(call, MergeShape{g.kept_numel, 0, 1, g.kept_numel, g.kept_numel, 0, 0, 0}, stream);
+      return launch_merge<T, Acc>(call, MergeShape{g.kept_numel, 0, 1, g.kept_numel, g.kept_numel, 0, 0, 0, 1}, stream);
     case plan::StatsKernel::segment_warp:
     case plan::StatsKernel::segment_block:
       if (p.vector_elems == 1) return launch_segments<T, Acc, 1>(call, stream);

@@ -144,6 +144,11 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
     p.grid_x = ceil_div(g.seg_c * p.splits, P::block_threads / 32);
   }
   if (uses_partials(p)) {
+    const std::int64_t per_slice = p.splits * p.column_fold;
+    int lanes = 1;
+    while (lanes < 32 && lanes * P::merge_partials_per_lane < per_slice) lanes *= 2;
+    p.merge_lanes = lanes;
+    if (force && force->merge_lanes > 0) p.merge_lanes = force->merge_lanes;
     // One state per (split, kept slice), or per (split, wide column) for folded columns.
     const std::size_t raw = static_cast<std::size_t>(g.kept_numel) * static_cast<std::size_t>(p.column_fold) *
                             static_cast<std::size_t>(p.splits) * partial_state_bytes(double_accumulation);

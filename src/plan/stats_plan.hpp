@@ -41,6 +41,10 @@ struct StatsPolicy {
   // A partial state (64-88 bytes) must summarise at least 2 KB of input, so that writing and merging
   // partials stays under ~4% of the input traffic (the traffic check allows 10%).
   static constexpr std::int64_t min_partial_input_bytes = 2048;
+  // The merge of partial states gives each kept slice a group of lanes (a power of two <= 32) with about
+  // this many partials per lane: one batch of loads in flight per lane (kMergeBatch in merge_partials.cuh).
+  // A thread per slice walked every split serially: 1.6 ms modelled for 64 slices x 256 splits (H200).
+  static constexpr std::int64_t merge_partials_per_lane = 4;
 };
 
 struct StatsPlan {
@@ -53,6 +57,7 @@ struct StatsPlan {
   std::int64_t grid_x = 1, grid_y = 1, grid_z = 1;
   std::size_t shared_bytes = 0;     // dynamic shared memory
   std::size_t workspace_bytes = 0;  // partial states
+  int merge_lanes = 1;              // lanes of a warp that merge one kept slice's partials (power of two <= 32)
 };
 
 // Test-only: forces a kernel, a vector width and/or a split count on every later plan of this thread.
@@ -61,6 +66,7 @@ struct PlanOverride {
   StatsKernel kernel = StatsKernel::generic;
   int vector_elems = 0;      // 0: the plan's choice; 1: scalar; otherwise the vector width if legal
   std::int64_t splits = 0;   // 0: the plan's choice
+  int merge_lanes = 0;       // 0: the plan's choice; else 1, 2, 4, 8, 16 or 32
 };
 void set_plan_override(const PlanOverride* override_or_null) noexcept;
 const PlanOverride* plan_override() noexcept;

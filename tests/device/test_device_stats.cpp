@@ -176,6 +176,20 @@ TEST_P(DeviceStats, ForcedColumnPlansMisalignedAndSplit) {
   }
 }
 
+TEST_P(DeviceStats, ForcedMergeWidths) {
+  REQUIRE_DEVICE();
+  // Every merge width on split segments and split (and folded) columns.
+  for (int lanes : {1, 2, 8, 32}) {
+    plan::PlanOverride o;
+    o.splits = 7;
+    o.merge_lanes = lanes;
+    ScopedOverride scoped(o);
+    const std::string label = "merge lanes " + std::to_string(lanes);
+    check_device(segment_cases().back(), GetParam(), data_for(GetParam(), numel(segment_cases().back().shape), 11), {}, 1, label);
+    for (const Case& c : column_cases()) check_device(c, GetParam(), data_for(GetParam(), numel(c.shape), 12), {}, 0, label);
+  }
+}
+
 TEST_P(DeviceStats, ForcedGenericPlanOnEveryPattern) {
   REQUIRE_DEVICE();
   plan::PlanOverride o;

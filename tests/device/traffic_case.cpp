@@ -1,10 +1,17 @@
-// One statistics call per run, for the traffic check: `traffic_case NAME` runs case NAME once on the
-// device and prints its input size. Under ptxemu with PTXEMU_PROFILE_JSON every kernel of the call is
-// profiled; scripts/check_traffic.py compares the loaded sectors with the input bytes.
+// One library call per run, for the traffic and model checks. `traffic_case NAME` runs the named case of
+// the traffic check once on the device; `traffic_case --spec KIND DTYPE SHAPE AXES [EXTRA]` runs any call
+// (scripts/check_model.py's bench-sized cases):
+//   KIND stats|apply|lp, DTYPE float32|float16|bfloat16|float64|uint8, SHAPE 131072x64,
+//   AXES all | comma-separated reduced axes (e.g. 0,1,2; ignored by lp), EXTRA for stats: all | moments
+//   ({count, mean, var}) | float64 (all statistics, float64 accumulation); for apply: the output dtype.
+// It prints the input, output and parameter bytes. Under ptxemu with PTXEMU_PROFILE_JSON every kernel of
+// the call is profiled; the only host<->device copies are the staging of input and coefficients.
 #include <cuda_runtime_api.h>
 
-#include <cstdio>
+#include <algorithm>
 #include <array>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -24,6 +31,8 @@ struct TrafficCase {
   bool apply = false;               // apply_affine instead of statistics
   DType out_dtype = DType::float32;
   bool lp = false;                  // normalize_lp (L2) instead of apply_affine
+  StatSet stats = StatSet::all();
+  Accumulation accumulation = Accumulation::automatic;
 };
 
 const std::vector<TrafficCase>& cases() {
@@ -81,7 +90,8 @@ int run_apply(const TrafficCase& c, const TensorView& view, std::int64_t numel, 
                        : apply_affine(view, c.axes, coefficients, output, nullptr);
   if (!s.ok()) return fail(c.name, s.message());
   if (cudaDeviceSynchronize() != cudaSuccess) return fail(c.name, "kernel failed");
-  std::printf("%s input_bytes=%zu output_bytes=%zu\n", c.name, bytes, out_bytes);
+  std::printf("%s input_bytes=%zu output_bytes=%zu parameter_bytes=%zu\n", c.name, bytes, out_bytes,
+              c.lp ? std::size_t(0) : 3 * coefficient_bytes);
   cudaFree(center);
   cudaFree(scale);
   cudaFree(offset);
@@ -89,11 +99,64 @@ int run_apply(const TrafficCase& c, const TensorView& view, std::int64_t numel, 
   return 0;
 }
 
+// "131072x64" -> {131072, 64}; "0,1,2" -> those axes. False on malformed text.
+bool parse_list(const std::string& text, char separator, std::vector<std::int64_t>* out) {
+  out->clear();
+  std::size_t pos = 0;
+  while (pos <= text.size()) {
+    const std::size_t end = std::min(text.find(separator, pos), text.size());
+    if (end == pos) return false;
+    char* stop = nullptr;
+    const long long v = std::strtoll(text.c_str() + pos, &stop, 10);
+    if (stop != text.c_str() + end) return false;
+    out->push_back(v);
+    pos = end + 1;
+  }
+  return !out->empty();
+}
+
+bool parse_spec(char** argv, int argc, TrafficCase* c) {
+  if (argc < 4) return false;
+  const std::string kind = argv[0];
+  c->apply = kind == "apply" || kind == "lp";
+  c->lp = kind == "lp";
+  if (!c->apply && kind != "stats") return false;
+  if (!parse_dtype(argv[1], &c->dtype) || !parse_list(argv[2], 'x', &c->shape)) return false;
+  const std::string axes = argv[3];
+  std::vector<std::int64_t> list;
+  if (c->lp) {
+    c->axes = ReduceAxes::of({-1});
+  } else if (axes == "all") {
+    c->axes = ReduceAxes::every();
+  } else if (parse_list(axes, ',', &list)) {
+    std::vector<int> ints(list.begin(), list.end());
+    c->axes = ReduceAxes::of(ints.data(), static_cast<int>(ints.size()));
+  } else {
+    return false;
+  }
+  const std::string extra = argc > 4 ? argv[4] : (c->apply ? "float32" : "all");
+  if (c->apply) return parse_dtype(extra, &c->out_dtype);
+  if (extra == "moments") c->stats = {Stat::count, Stat::mean, Stat::var};
+  else if (extra == "float64") c->accumulation = Accumulation::float64;
+  else if (extra != "all") return false;
+  return true;
+}
+
+int run_case(const TrafficCase& c);
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::strcmp(argv[1], "--spec") == 0) {
+    TrafficCase c{"spec", DType::float32, {}, ReduceAxes::every()};
+    if (!parse_spec(argv + 2, argc - 2, &c)) {
+      std::fprintf(stderr, "usage: traffic_case --spec stats|apply|lp DTYPE SHAPE AXES [all|moments|float64|OUT_DTYPE]\n");
+      return 2;
+    }
+    return run_case(c);
+  }
   if (argc != 2) {
-    std::fprintf(stderr, "usage: traffic_case NAME|--list\n");
+    std::fprintf(stderr, "usage: traffic_case NAME|--list|--spec ...\n");
     return 2;
   }
   if (std::strcmp(argv[1], "--list") == 0) {
@@ -101,7 +164,15 @@ int main(int argc, char** argv) {
     return 0;
   }
   for (const auto& c : cases()) {
-    if (c.name != std::string(argv[1])) continue;
+    if (c.name == std::string(argv[1])) return run_case(c);
+  }
+  return fail(argv[1], "unknown case");
+}
+
+namespace {
+
+int run_case(const TrafficCase& c) {
+  {
     if (!cuda_available()) return fail(c.name, "no CUDA device (run under ptxemu)");
     std::int64_t numel = 1;
     for (auto e : c.shape) numel *= e;
@@ -116,6 +187,8 @@ int main(int argc, char** argv) {
     if (c.apply) return run_apply(c, view, numel, bytes);
     StatsOptions options;
     options.axes = c.axes;
+    options.stats = c.stats;
+    options.accumulation = c.accumulation;
     std::array<std::int64_t, kMaxDims> kept{};
     int kept_ndim = 0;
     Status s = kept_shape(view, c.axes, &kept, &kept_ndim);
@@ -123,12 +196,15 @@ int main(int argc, char** argv) {
     for (int d = 0; d < kept_ndim; ++d) kept_numel *= kept[d];
     StatsOutputs outputs;
     std::vector<void*> buffers;
+    std::size_t output_bytes = 0;
     for (int i = 0; i < kNumStats; ++i) {
+      if (!c.stats.has(static_cast<Stat>(i))) continue;
       void* p = nullptr;
       if (cudaMalloc(&p, static_cast<std::size_t>(kept_numel) * 8) != cudaSuccess) return fail(c.name, "cudaMalloc");
       buffers.push_back(p);
       const bool count_like = i == static_cast<int>(Stat::count) || i == static_cast<int>(Stat::l0);
       outputs.views[i] = TensorView(p, count_like ? DType::int64 : DType::float32, kept.data(), kept_ndim, MemorySpace::device);
+      output_bytes += static_cast<std::size_t>(kept_numel) * (count_like ? 8 : 4);
     }
     std::size_t ws_bytes = 0;
     if (s.ok()) s = stats_workspace_size(view, options, &ws_bytes);
@@ -137,11 +213,12 @@ int main(int argc, char** argv) {
     if (s.ok()) s = compute_stats(view, options, outputs, workspace, ws_bytes, nullptr);
     if (!s.ok()) return fail(c.name, s.message());
     if (cudaDeviceSynchronize() != cudaSuccess) return fail(c.name, "kernel failed");
-    std::printf("%s input_bytes=%zu\n", c.name, bytes);
+    std::printf("%s input_bytes=%zu statistics_bytes=%zu\n", c.name, bytes, output_bytes);
     for (void* p : buffers) cudaFree(p);
     cudaFree(workspace);
     cudaFree(input);
     return 0;
   }
-  return fail(argv[1], "unknown case");
 }
+
+}  // namespace

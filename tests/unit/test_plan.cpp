@@ -188,3 +188,30 @@ TEST(ApplyPlan, WalksVectorsAndFolds) {
   g = geometry({3, 4, 5, 6}, ReduceAxes::of({0, 2}));
   EXPECT_EQ(choose_apply_plan(g, DType::float32, DType::float32, 0, 0, 132).kernel, ApplyKernel::generic);
 }
+
+TEST(Plan, MergeLanesGiveEachLaneAFewPartials) {
+  const DeviceInfo h200{132};
+  // 64 columns, 256 splits: a whole warp per column, 8 partials per lane.
+  auto p = choose_stats_plan(geometry({131072, 64}, ReduceAxes::of({0})), DType::float32, false, 0, h200);
+  ASSERT_TRUE(uses_partials(p));
+  EXPECT_EQ(p.merge_lanes, 32);
+  // A folded NHWC RGB view with no row split: 4 partials per channel, one lane each.
+  p = choose_stats_plan(geometry({64, 3}, ReduceAxes::of({0})), DType::uint8, false, 0, h200);
+  EXPECT_EQ(p.column_fold, 4);
+  EXPECT_EQ(p.splits, 1);
+  EXPECT_EQ(p.merge_lanes, 1);
+  // Global statistics split over many blocks; the override wins.
+  p = choose_stats_plan(geometry({1 << 24}, ReduceAxes::every()), DType::float32, false, 0, h200);
+  EXPECT_EQ(p.splits, 528);  // 4 blocks per SM
+  EXPECT_EQ(p.merge_lanes, 32);
+  p = choose_stats_plan(geometry({4096, 4096}, ReduceAxes::of({0})), DType::float32, false, 0, h200);
+  EXPECT_EQ(p.splits, 8);  // 32 column blocks; 512 rows per split at least
+  EXPECT_EQ(p.merge_lanes, 2);
+
+  PlanOverride force;
+  force.merge_lanes = 2;
+  set_plan_override(&force);
+  p = choose_stats_plan(geometry({131072, 64}, ReduceAxes::of({0})), DType::float32, false, 0, h200);
+  set_plan_override(nullptr);
+  EXPECT_EQ(p.merge_lanes, 2);
+}

@@ -1,0 +1,235 @@
+#!/usr/bin/env python3
+"""Modelled speed of every device call on an H200, from bench-sized runs under ../shared/ptxemu.
+
+Each case runs one library call (build/tests/traffic_case --spec ...) with PTXEMU_PROFILE_JSON,
+PTXEMU_PROFILE_COPIES=1 (copies and memsets inside the call cost time too) and the PTX dumped; roofline.py
+models it (`model_file(..., gpu="h200", latency_ns=800, launch_us=1.0)`: loads counted in program order,
+1 us per launch after the first, registers from ptxas on the sm_90 PTX). The staging copies of the
+runner (input and coefficients, host to device) are left out (host_copies=False); the call itself makes
+none. A call's modelled fraction = its minimum bytes / H200 bandwidth / the modelled time, with minimum
+bytes: statistics = input + outputs; apply and Lp (rows <= 1024) = input + output + parameters once.
+THIS IS A MODEL, NOT A MEASUREMENT.
+
+Floors (scripts/model_floors.json, committed): the check fails when a case drops below its floor, and a
+gated case that has reached the 85% target must stay there. Floors only rise (--update-floors raises
+them to this run's values, never lowers one). Fit-then-apply and Lp over rows > 1024 are reported, not
+gated.
+
+usage: check_model.py BUILD_DIR PTXEMU_DIR [--full] [--only SUBSTRING] [--markdown OUT.md]
+                      [--update-floors] [--json OUT.json]
+  default: the CI subset (one case per kernel family x dtype class, 32 MB inputs)
+  --full:  the whole matrix (64 MB inputs), run before every stop; its table goes to docs/kernels.md
+Columns of the table: registers, resident warps per SM (W), load bytes in flight per SM and issue cycles
+per element of the kernel that reads the input; the bound of the slowest kernel; the call's modelled
+fraction; every launch with its modelled time and bound.
+"""
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+TARGET = 0.85
+LATENCY_NS = 800
+LAUNCH_US = 1.0
+TOLERANCE = 0.002  # the model is deterministic; this only absorbs rounding of the committed floors
+HERE = os.path.dirname(os.path.abspath(__file__))
+FLOORS = os.path.join(HERE, "model_floors.json")
+ELEM = {"float32": 4, "float16": 2, "bfloat16": 2, "uint8": 1, "float64": 8}
+SHORT = {"float32": "f32", "float16": "f16", "bfloat16": "bf16", "uint8": "u8", "float64": "f64"}
+
+
+def stats_shape(pattern, param, elems):
+    """Shape and reduced axes of a statistics pattern with about `elems` elements."""
+    if pattern == "per_feature":
+        return [elems // param, param], "0"
+    if pattern == "per_sample":
+        return [elems // param, param], "1"
+    if pattern == "global":
+        return [elems], "all"
+    if pattern == "nchw":  # per-channel, C = param, 64 x 64 images
+        return [max(1, elems // (param * 4096)), param, 64, 64], "0,2,3"
+    if pattern == "nhwc":
+        return [max(1, elems // (param * 4096)), 64, 64, param], "0,1,2"
+    if pattern == "generic":  # axes 0 and 2 of [N, 8, 64, 256]
+        return [max(1, elems // (8 * 64 * 256)), 8, 64, 256], "0,2"
+    raise ValueError(pattern)
+
+
+def cases(full):
+    mb = 64 if full else 32
+    out = []
+
+    def add(name, kind, dtype, shape, axes, extra, gated=True):
+        out.append({"name": name, "kind": kind, "dtype": dtype, "shape": shape, "axes": axes, "extra": extra,
+                    "gated": gated})
+
+    if full:
+        patterns = [("per_feature", 64), ("per_feature", 1024), ("per_feature", 4096), ("per_sample", 16),
+                    ("per_sample", 1024), ("per_sample", 65536), ("global", 0), ("nchw", 3), ("nchw", 64),
+                    ("nhwc", 3), ("nhwc", 64), ("generic", 0)]
+        dtypes = ["float32", "float16", "bfloat16", "uint8"]
+        sets = ["all", "moments"]
+    else:
+        patterns = [("per_feature", 64), ("per_sample", 16), ("per_sample", 1024), ("global", 0), ("nchw", 64),
+                    ("nhwc", 3), ("generic", 0)]
+        dtypes = ["float32", "float16", "uint8"]
+        sets = ["all"]
+    for pattern, param in patterns:
+        for dtype in dtypes:
+            if not full and pattern == "generic" and dtype != "float32":
+                continue
+            for which in sets:
+                elems = mb * 2**20 // ELEM[dtype]
+                shape, axes = stats_shape(pattern, param, elems)
+                label = pattern + (str(param) if param else "")
+                add(f"stats/{label}/{SHORT[dtype]}/{'x'.join(map(str, shape))}/{which}", "stats", dtype, shape, axes,
+                    which)
+    # float64 accumulation for one pattern; the moments-only set on the CI subset's per-feature case.
+    elems = mb * 2**20 // 4
+    shape, axes = stats_shape("per_feature", 64, elems)
+    add(f"stats/per_feature64/f32/{'x'.join(map(str, shape))}/float64", "stats", "float32", shape, axes, "float64")
+    if not full:
+        add(f"stats/per_feature64/f32/{'x'.join(map(str, shape))}/moments", "stats", "float32", shape, axes, "moments")
+    # Every apply walk, with the 8-bit inputs that make it write-bound.
+    applies = [("rows", "float32", "float32", "per_sample", 1024), ("rows", "float16", "float16", "per_sample", 1024),
+               ("columns", "float32", "float32", "per_feature", 256), ("columns", "uint8", "float32", "nhwc", 3),
+               ("rows", "uint8", "float16", "nchw", 3), ("generic", "float32", "float32", "generic", 0)]
+    if full:
+        applies += [("columns", "uint8", "float16", "nhwc", 3), ("rows", "bfloat16", "float32", "global", 0)]
+    for walk, din, dout, pattern, param in applies:
+        elems = mb * 2**20 // ELEM[din]
+        shape, axes = stats_shape(pattern, param, elems)
+        add(f"apply/{walk}/{SHORT[din]}-{SHORT[dout]}/{'x'.join(map(str, shape))}", "apply", din, shape, axes, dout)
+    # Lp: one read for rows <= 1024 (gated), two reads beyond (reported).
+    for length in ([512, 4096] if full else [512]):
+        elems = mb * 2**20 // 4
+        shape = [elems // length, length]
+        add(f"lp/l2/f32/{'x'.join(map(str, shape))}", "lp", "float32", shape, "-1", "float32", gated=length <= 1024)
+    return out
+
+
+def run(cmd, env=None):
+    return subprocess.run(cmd, env=env, capture_output=True, text=True)
+
+
+def resources(roofline, ptx_dir, cache_path):
+    """Register counts from ptxas on the sm_90 PTX, cached by the PTX's hash (ptxas is slow)."""
+    sm90 = sorted(f for f in os.listdir(ptx_dir) if f.endswith("_sm90.ptx"))
+    if not sm90:
+        raise SystemExit("check_model: the emulator dumped no sm_90 PTX (build with CUDA architecture 90)")
+    digest = hashlib.sha256()
+    for f in sm90:
+        digest.update(open(os.path.join(ptx_dir, f), "rb").read())
+    key = digest.hexdigest()
+    if os.path.exists(cache_path):
+        cached = json.load(open(cache_path))
+        if cached.get("key") == key:
+            return {}, cached["ptxas"]
+    only90 = tempfile.mkdtemp()
+    for f in sm90:
+        os.symlink(os.path.join(ptx_dir, f), os.path.join(only90, f))
+    sass, ptxas_res = roofline.read_resources(ptx_dirs=[only90])[:2]
+    json.dump({"key": key, "ptxas": ptxas_res}, open(cache_path, "w"))
+    return sass, ptxas_res
+
+
+def main():
+    argv = sys.argv[1:]
+    if len(argv) < 2:
+        print(__doc__)
+        return 2
+    build, ptxemu = argv[0], argv[1]
+    full = "--full" in argv
+    only = argv[argv.index("--only") + 1] if "--only" in argv else None
+    markdown = argv[argv.index("--markdown") + 1] if "--markdown" in argv else None
+    json_out = argv[argv.index("--json") + 1] if "--json" in argv else None
+    update = "--update-floors" in argv
+    sys.path.insert(0, ptxemu)
+    import roofline  # noqa: E402
+
+    runner = [os.path.join(ptxemu, "run.sh"), os.path.join(build, "tests", "traffic_case")]
+    selected = [c for c in cases(full) if only is None or only in c["name"]]
+    if not selected:
+        print("check_model FAILED: no case selected")
+        return 1
+    floors = json.load(open(FLOORS)) if os.path.exists(FLOORS) else {}
+    rows, failures, results = [], [], {}
+    with tempfile.TemporaryDirectory() as work:
+        ptx_dir = os.path.join(work, "ptx")
+        os.makedirs(ptx_dir)
+        dump = run(runner + ["--spec", "stats", "float32", "64", "all"], dict(os.environ, PTXEMU_DUMP_PTX=ptx_dir))
+        if dump.returncode != 0:
+            raise SystemExit("check_model: traffic_case failed:\n" + dump.stdout + dump.stderr)
+        res = resources(roofline, ptx_dir, os.path.join(build, "model_resources.json"))
+        for c in selected:
+            jsonl = os.path.join(work, "call.jsonl")
+            if os.path.exists(jsonl):
+                os.remove(jsonl)
+            env = dict(os.environ, PTXEMU_PROFILE_JSON=jsonl, PTXEMU_PROFILE_COPIES="1")
+            spec = ["--spec", c["kind"], c["dtype"], "x".join(map(str, c["shape"])), c["axes"], c["extra"]]
+            out = run(runner + spec, env)
+            if out.returncode != 0:
+                raise SystemExit(f"check_model: {c['name']} failed:\n{out.stdout}\n{out.stderr}")
+            fields = dict(kv.split("=") for kv in out.stdout.split()[1:])
+            min_bytes = sum(int(fields.get(k, 0)) for k in ("input_bytes", "statistics_bytes", "output_bytes",
+                                                            "parameter_bytes"))
+            r = roofline.model_file(jsonl, gpu="h200", latency_ns=LATENCY_NS, launch_us=LAUNCH_US, resources=res,
+                                    min_bytes_total=min_bytes, host_copies=False)
+            fraction = r["total"]["modelled_fraction"]
+            kernels = [op for op in r["ops"] if op["kind"] == "kernel"]
+            main_op = max(kernels, key=lambda op: op["dram"]) if kernels else None  # the one reading the input
+            slowest = max(kernels, key=lambda op: op["t"]) if kernels else None
+            others = [op for op in r["ops"] if op["gpu_op"] and op.get("direction") not in ("h2d", "d2h")]
+            launches = " + ".join(f"{op['name'].split('<')[0].split('::')[-1].replace('void ', '')} "
+                                  f"{op['t'] * 1e6:.1f}us {op['bound']}" for op in others)
+            floor = floors.get(c["name"], 0.0)
+            ok = not c["gated"] or fraction + TOLERANCE >= floor
+            if c["gated"] and floor >= TARGET and fraction < TARGET:
+                ok = False
+            if not ok:
+                failures.append(c["name"])
+            results[c["name"]] = round(fraction, 4)
+            elems = 1
+            for e in c["shape"]:
+                elems *= e
+            per_sm_kb = (main_op["W"] * (main_op["ld_bytes"] / main_op["rt"]) / 1024) if main_op and main_op["rt"] else 0.0
+            rows.append((c["name"], main_op["regs"] if main_op else "-", main_op["W"] if main_op else "-", per_sm_kb,
+                         (main_op["issue_cycles"] / elems) if main_op else 0.0,
+                         f"{slowest['bound']} ({slowest['name'].split('<')[0].split('::')[-1]})" if slowest else "-",
+                         fraction, r["total"]["t"] * 1e6, floor, "gated" if c["gated"] else "reported",
+                         "ok" if ok else "FAIL", launches))
+            print(f"{c['name']}: {fraction * 100:.1f}% modelled ({r['total']['t'] * 1e6:.1f} us; floor "
+                  f"{floor * 100:.1f}%) {'ok' if ok else 'FAIL'}", flush=True)
+    lines = ["| case | regs | W | KB in flight / SM | issue cycles / elem | bound (slowest kernel) | modelled % of H200 | model us | floor % | gate | check | launches (modelled us, bound) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r[0]} | {r[1]} | {r[2]} | {r[3]:.1f} | {r[4]:.3f} | {r[5]} | {r[6] * 100:.1f} | {r[7]:.1f} | "
+                     f"{r[8] * 100:.1f} | {r[9]} | {r[10]} | {r[11]} |")
+    table = "\n".join(lines)
+    print(table)
+    if markdown:
+        with open(markdown, "w") as f:
+            f.write(table + "\n")
+    if json_out:
+        json.dump(results, open(json_out, "w"), indent=1, sort_keys=True)
+    if update:
+        for name, value in results.items():
+            floors[name] = max(floors.get(name, 0.0), int(value * 1000) / 1000)  # floors only rise
+        with open(FLOORS, "w") as f:
+            json.dump(floors, f, indent=1, sort_keys=True)
+            f.write("\n")
+        print(f"floors updated in {FLOORS}")
+    gated = [r for r in rows if r[9] == "gated"]
+    at_target = sum(1 for r in gated if r[6] >= TARGET)
+    print(f"model check: {len(rows)} cases, {at_target} of {len(gated)} gated cases at >= {TARGET * 100:.0f}% "
+          f"(modelled, H200, L = {LATENCY_NS} ns, {LAUNCH_US} us per launch)")
+    if failures:
+        print("model check FAILED (below floor, or fell back under the target): " + ", ".join(failures))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
