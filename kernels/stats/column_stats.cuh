@@ -29,6 +29,9 @@ struct ColumnShape {
   bool to_partials;           // write partial states (split or folded) instead of final statistics
 };
 
+// Rows a thread loads before folding them (8 x VEC values in registers).
+constexpr int kColumnRowBatch = 8;
+
 // blockDim.y must be a power of two; dynamic shared memory holds (blockDim.y / 2) * blockDim.x * VEC
 // states. Partial state of (split, o, column) at index split * outer * inner + o * inner + column.
 template <typename T, typename Acc, int VEC>
@@ -52,7 +55,29 @@ __global__ void __launch_bounds__(256, 1) column_stats_kernel(const T* __restric
     for (int j = 0; j < VEC; ++j) s[j] = math::empty_state<Acc>();
     if (owns_columns) {
       const T* column = input + o * shape.outer_stride + col0;
-      for (std::int64_t r = row_lo + ty; r < row_hi; r += blockDim.y) {
+      const std::int64_t step = blockDim.y;
+      std::int64_t r = row_lo + ty;
+      // Batches of kColumnRowBatch rows: their loads are all in flight before the math, and each column
+      // takes the batch as one pack (one division per batch instead of one per value).
+      for (; r + (kColumnRowBatch - 1) * step < row_hi; r += kColumnRowBatch * step) {
+        Pack<T, VEC> raw[kColumnRowBatch];  // loaded first, converted after: every load in flight at once
+        NORMKIT_UNROLL
+        for (int b = 0; b < kColumnRowBatch; ++b) raw[b] = *reinterpret_cast<const Pack<T, VEC>*>(column + (r + b * step) * shape.inner);
+        Acc v[kColumnRowBatch][VEC];
+        NORMKIT_UNROLL
+        for (int b = 0; b < kColumnRowBatch; ++b) {
+          NORMKIT_UNROLL
+          for (int j = 0; j < VEC; ++j) v[b][j] = math::to_acc<Acc>(raw[b].v[j]);
+        }
+        NORMKIT_UNROLL
+        for (int j = 0; j < VEC; ++j) {
+          Acc pack[kColumnRowBatch];
+          NORMKIT_UNROLL
+          for (int b = 0; b < kColumnRowBatch; ++b) pack[b] = v[b][j];
+          math::push_pack(s[j], pack);
+        }
+      }
+      for (; r < row_hi; r += step) {
         Acc v[VEC];
         if constexpr (VEC == 1) v[0] = load_one<Acc>(column + r * shape.inner);
         else load_pack<Acc, T, VEC>(column + r * shape.inner, v);

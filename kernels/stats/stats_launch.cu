@@ -23,7 +23,8 @@ unsigned grid_dim(std::int64_t blocks) { return static_cast<unsigned>(std::clamp
 template <typename T, typename Acc>
 Status launch_merge(const DeviceStatsCall& call, const MergeShape& shape, cudaStream_t stream) {
   const PartialStates<Acc> partials{call.workspace, shape.splits * (shape.kept_numel / shape.inner) * shape.wide_inner};
-  merge_partials_kernel<T, Acc><<<grid_dim((shape.kept_numel * shape.lanes + 255) / 256), 256, 0, stream>>>(
+  const int block = call.plan.merge_block;
+  merge_partials_kernel<T, Acc><<<grid_dim((shape.kept_numel * shape.lanes + block - 1) / block), block, 0, stream>>>(
       partials, shape, static_cast<const T*>(call.input), call.sink);
   return cuda::check_launch(kOp, "merge_partials_kernel");
 }

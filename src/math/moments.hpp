@@ -101,13 +101,14 @@ NORMKIT_HD MomentState<Acc> empty_state() {
   return s;
 }
 
-// Bookkeeping every non-NaN value gets (extremes, |x|, non-zeros).
+// Bookkeeping every non-NaN value gets (extremes, |x|); returns 1 when it counts as non-zero (the
+// caller adds it to nonzero_count: once per value, or once per pack from a 32-bit sum).
 template <typename Acc>
-NORMKIT_HD void push_extremes(MomentState<Acc>& s, Acc x) {
+NORMKIT_HD int push_extremes(MomentState<Acc>& s, Acc x) {
   s.min = x < s.min ? x : s.min;
   s.max = x > s.max ? x : s.max;
   s.abs_sum += x < Acc(0) ? -x : x;
-  s.nonzero_count += (x != Acc(0));
+  return x != Acc(0);
 }
 
 // Welford's update with one value.
@@ -117,7 +118,7 @@ NORMKIT_HD void push(MomentState<Acc>& s, Acc x) {
     ++s.nan_count;
     return;
   }
-  push_extremes(s, x);
+  s.nonzero_count += push_extremes(s, x);
   if (x - x != Acc(0)) {  // ±Inf (x - x is NaN only for infinities here)
     if (x > Acc(0)) ++s.posinf_count; else ++s.neginf_count;
     return;
@@ -138,8 +139,10 @@ NORMKIT_UNROLL
     return;
   }
   if (s.count == 0) s.shift = v[0];
+  int nonzero = 0;  // counted in 32 bits per pack: one 64-bit add per pack, not per value
 NORMKIT_UNROLL
-  for (int i = 0; i < N; ++i) push_extremes(s, v[i]);
+  for (int i = 0; i < N; ++i) nonzero += push_extremes(s, v[i]);
+  s.nonzero_count += nonzero;
   s.push_pack(v, s.shift);
 }
 

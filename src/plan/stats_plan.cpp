@@ -149,6 +149,9 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
     while (lanes < 32 && lanes * P::merge_partials_per_lane < per_slice) lanes *= 2;
     p.merge_lanes = lanes;
     if (force && force->merge_lanes > 0) p.merge_lanes = force->merge_lanes;
+    const std::int64_t merge_warps = ceil_div(g.kept_numel * p.merge_lanes, 32);
+    const std::int64_t warps_per_block = std::clamp<std::int64_t>(merge_warps / std::max(device.sm_count, 1), 1, P::merge_max_block / 32);
+    p.merge_block = static_cast<int>(32 * warps_per_block);
     // One state per (split, kept slice), or per (split, wide column) for folded columns.
     const std::size_t raw = static_cast<std::size_t>(g.kept_numel) * static_cast<std::size_t>(p.column_fold) *
                             static_cast<std::size_t>(p.splits) * partial_state_bytes(double_accumulation);

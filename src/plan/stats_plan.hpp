@@ -45,6 +45,9 @@ struct StatsPolicy {
   // this many partials per lane: one batch of loads in flight per lane (kMergeBatch in merge_partials.cuh).
   // A thread per slice walked every split serially: 1.6 ms modelled for 64 slices x 256 splits (H200).
   static constexpr std::int64_t merge_partials_per_lane = 4;
+  // The merge is issue-bound (Chan merges of 11-field states): its warps spread over as many SMs as
+  // there are warps, in blocks of 1-8 warps (64 slices x 32 lanes: 5.2 us modelled in blocks of 8 warps).
+  static constexpr int merge_max_block = 256;
 };
 
 struct StatsPlan {
@@ -58,6 +61,7 @@ struct StatsPlan {
   std::size_t shared_bytes = 0;     // dynamic shared memory
   std::size_t workspace_bytes = 0;  // partial states
   int merge_lanes = 1;              // lanes of a warp that merge one kept slice's partials (power of two <= 32)
+  int merge_block = 256;            // threads per block of the merge (fewer when its warps would not fill the SMs)
 };
 
 // Test-only: forces a kernel, a vector width and/or a split count on every later plan of this thread.

@@ -195,6 +195,7 @@ TEST(Plan, MergeLanesGiveEachLaneAFewPartials) {
   auto p = choose_stats_plan(geometry({131072, 64}, ReduceAxes::of({0})), DType::float32, false, 0, h200);
   ASSERT_TRUE(uses_partials(p));
   EXPECT_EQ(p.merge_lanes, 32);
+  EXPECT_EQ(p.merge_block, 32);  // 64 warps: one per SM
   // A folded NHWC RGB view with no row split: 4 partials per channel, one lane each.
   p = choose_stats_plan(geometry({64, 3}, ReduceAxes::of({0})), DType::uint8, false, 0, h200);
   EXPECT_EQ(p.column_fold, 4);
