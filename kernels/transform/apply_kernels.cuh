@@ -25,6 +25,8 @@ constexpr int kApplyMinBlocksPerSm = 4;
 constexpr int kApplyColumnsMinBlocksPerSm = 2;
 // Columns a block of the columns kernel owns at most: 32 threads x 8 elements.
 constexpr int kMaxApplyBlockColumns = 256;
+// Rows of its columns a thread of apply_columns_kernel loads before it stores any.
+constexpr int kApplyColumnRowBatch = 4;
 
 // Coefficient arrays in device memory (kept-numel float64 each; fill may be null).
 struct DeviceAffine {
@@ -177,7 +179,22 @@ __global__ void __launch_bounds__(256, kApplyColumnsMinBlocksPerSm) apply_column
         math::AffineColumn<Compute> a[VEC];
         NORMKIT_UNROLL
         for (int j = 0; j < VEC; ++j) a[j] = block_coefficients[threadIdx.x * VEC + j];
-        for (std::int64_t r = start + threadIdx.y; r < end; r += blockDim.y) {
+        const std::int64_t step = blockDim.y;
+        std::int64_t r = start + threadIdx.y;
+        // kApplyColumnRowBatch rows at a time: all their loads in flight before the first store.
+        for (; r + (kApplyColumnRowBatch - 1) * step < end; r += kApplyColumnRowBatch * step) {
+          Pack<In, VEC> x[kApplyColumnRowBatch];
+          NORMKIT_UNROLL
+          for (int b = 0; b < kApplyColumnRowBatch; ++b) x[b] = *reinterpret_cast<const Pack<In, VEC>*>(in + (r + b * step) * wide_inner + col0);
+          NORMKIT_UNROLL
+          for (int b = 0; b < kApplyColumnRowBatch; ++b) {
+            Pack<Out, VEC> y;
+            NORMKIT_UNROLL
+            for (int j = 0; j < VEC; ++j) math::store_as(&y.v[j], math::apply_affine_value(math::to_acc<Compute>(x[b].v[j]), a[j], flags));
+            store_pack(out + (r + b * step) * wide_inner + col0, y);
+          }
+        }
+        for (; r < end; r += step) {
           const std::int64_t offset = r * wide_inner + col0;
           const Pack<In, VEC> x = *reinterpret_cast<const Pack<In, VEC>*>(in + offset);
           Pack<Out, VEC> y;

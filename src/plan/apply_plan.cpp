@@ -75,6 +75,10 @@ ApplyPlan choose_apply_plan(const CanonicalGeometry& g, DType in, DType out, std
     const std::int64_t total_rows = g.col_outer * g.col_rows / p.fold;
     // Coefficients (32 bytes per column) stay ~3% of a block's input: more rows for narrow types.
     p.rows_per_block = ApplyPolicy::column_rows_per_block * 4 / static_cast<std::int64_t>(dtype_size(in));
+    // Fewer rows per block when that is what it takes to give every SM several blocks.
+    const std::int64_t target_row_blocks = ceil_div(std::int64_t(sm_count) * ApplyPolicy::column_blocks_per_sm, p.grid_x);
+    p.rows_per_block = std::clamp<std::int64_t>(ceil_div(total_rows, target_row_blocks), ApplyPolicy::column_min_rows_per_block,
+                                                p.rows_per_block);
     p.grid_y = std::clamp<std::int64_t>(ceil_div(total_rows, p.rows_per_block), 1, 65535);
     return p;
   }

@@ -36,6 +36,10 @@ struct ApplyPolicy {
   // Wide rows per block of the columns kernel for 4-byte inputs (scaled by 4 / input size): 512 rows of
   // 128 float32 columns (256 KB) per 4 KB of coefficients.
   static constexpr std::int64_t column_rows_per_block = 512;
+  // ... but at least this many blocks per SM where the rows allow (NHWC uint8 -> float32: 129 blocks of
+  // one 8-warp block per SM were latency-bound at 19% modelled), and no fewer rows per block than this.
+  static constexpr std::int64_t column_blocks_per_sm = 4;
+  static constexpr std::int64_t column_min_rows_per_block = 64;
 };
 
 // Test-only: forces the generic kernel or scalar accesses on later plans of this thread.

@@ -57,6 +57,8 @@ const std::vector<Case>& cases() {
       {{37, 8}, ReduceAxes::of({0}), "per-feature 8 (columns, vector)"},
       {{36, 3}, ReduceAxes::of({0}), "per-feature 3 (columns, folded by 4)"},
       {{2, 256, 3}, ReduceAxes::of({0, 1}), "NHWC 3 channels (columns, warp-wide fold)"},
+      {{200, 128}, ReduceAxes::of({0}), "per-feature 128, 200 rows (columns, row batches and remainder)"},
+      {{2, 8192, 3}, ReduceAxes::of({0, 1}), "NHWC 3 channels, 8192 pixels (folded row batches)"},
       {{2, 8, 3}, ReduceAxes::of({1}), "batched columns (outer slices)"},
       {{35, 3}, ReduceAxes::of({0}), "per-feature 3, 35 rows (no fold: generic)"},
       {{6, 70}, ReduceAxes::of({1}), "per-sample 70 (rows)"},
