@@ -68,8 +68,10 @@ __device__ __forceinline__ void accumulate_segment_part(const T* __restrict__ in
 
 // One warp per work item (BLOCK_GROUP = false) or one block per work item (true). Grid-stride over work
 // items; blockDim.x must be a multiple of 32 and at most 1024.
+// (256, 1): without a minimum-blocks hint ptxas for sm_90 caps the uint8 warp instantiation at 64 registers
+// and spills; with it, 92-140 registers and no local memory.
 template <typename T, typename Acc, int VEC, bool BLOCK_GROUP>
-__global__ void __launch_bounds__(256) segment_stats_kernel(const T* __restrict__ input, SegmentShape shape,
+__global__ void __launch_bounds__(256, 1) segment_stats_kernel(const T* __restrict__ input, SegmentShape shape,
                                                             math::StatsSink sink, PartialStates<Acc> partials) {
   __shared__ math::MomentState<Acc> scratch[32];
   const int group_size = BLOCK_GROUP ? static_cast<int>(blockDim.x) : 32;

@@ -86,12 +86,19 @@ int run_apply(const TrafficCase& c, const TensorView& view, std::int64_t numel, 
   coefficients.scale = scale;
   coefficients.offset = offset;
   TensorView output(out, c.out_dtype, view.shape.data(), view.ndim, MemorySpace::device);
-  const Status s = c.lp ? normalize_lp(view, LpNorm::l2, output, nullptr, 0, nullptr)  // one read: no workspace
+  std::size_t lp_workspace_bytes = 0;  // the one-read path needs none, the two-read path its row norms
+  void* lp_workspace = nullptr;
+  if (c.lp) {
+    if (!normalize_lp_workspace_size(view, &lp_workspace_bytes).ok()) return fail(c.name, "normalize_lp_workspace_size");
+    if (lp_workspace_bytes > 0 && cudaMalloc(&lp_workspace, lp_workspace_bytes) != cudaSuccess) return fail(c.name, "cudaMalloc");
+  }
+  const Status s = c.lp ? normalize_lp(view, LpNorm::l2, output, lp_workspace, lp_workspace_bytes, nullptr)
                        : apply_affine(view, c.axes, coefficients, output, nullptr);
   if (!s.ok()) return fail(c.name, s.message());
   if (cudaDeviceSynchronize() != cudaSuccess) return fail(c.name, "kernel failed");
   std::printf("%s input_bytes=%zu output_bytes=%zu parameter_bytes=%zu\n", c.name, bytes, out_bytes,
               c.lp ? std::size_t(0) : 3 * coefficient_bytes);
+  cudaFree(lp_workspace);
   cudaFree(center);
   cudaFree(scale);
   cudaFree(offset);
