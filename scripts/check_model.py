@@ -111,6 +111,11 @@ def cases(full):
     return out
 
 
+def short_name(name):
+    """'void normkit::kernels::merge_partials_kernel<float, float>(...)' -> 'merge_partials_kernel'."""
+    return name.replace("void ", "").split("(")[0].split("<")[0].split("::")[-1]
+
+
 def run(cmd, env=None):
     return subprocess.run(cmd, env=env, capture_output=True, text=True)
 
@@ -186,8 +191,7 @@ def main():
             main_op = max(kernels, key=lambda op: op["dram"]) if kernels else None  # the one reading the input
             slowest = max(kernels, key=lambda op: op["t"]) if kernels else None
             others = [op for op in r["ops"] if op["gpu_op"] and op.get("direction") not in ("h2d", "d2h")]
-            launches = " + ".join(f"{op['name'].split('<')[0].split('::')[-1].replace('void ', '')} "
-                                  f"{op['t'] * 1e6:.1f}us {op['bound']}" for op in others)
+            launches = " + ".join(f"{short_name(op['name'])} {op['t'] * 1e6:.1f}us {op['bound']}" for op in others)
             floor = floors.get(c["name"], 0.0)
             ok = not c["gated"] or fraction + TOLERANCE >= floor
             if c["gated"] and floor >= TARGET and fraction < TARGET:
@@ -201,7 +205,7 @@ def main():
             per_sm_kb = (main_op["W"] * (main_op["ld_bytes"] / main_op["rt"]) / 1024) if main_op and main_op["rt"] else 0.0
             rows.append((c["name"], main_op["regs"] if main_op else "-", main_op["W"] if main_op else "-", per_sm_kb,
                          (main_op["issue_cycles"] / elems) if main_op else 0.0,
-                         f"{slowest['bound']} ({slowest['name'].split('<')[0].split('::')[-1]})" if slowest else "-",
+                         f"{slowest['bound']} ({short_name(slowest['name'])})" if slowest else "-",
                          fraction, r["total"]["t"] * 1e6, floor, "gated" if c["gated"] else "reported",
                          "ok" if ok else "FAIL", launches))
             print(f"{c['name']}: {fraction * 100:.1f}% modelled ({r['total']['t'] * 1e6:.1f} us; floor "
