@@ -19,7 +19,6 @@ namespace normkit::kernels {
 struct SegmentShape {
   std::int64_t a, c, b;  // sub-rows per segment, segments, elements per sub-row
   std::int64_t splits;   // work items per segment
-  int lanes;             // lane-group kernel: lanes per work item (a power of two <= 32)
 };
 
 // Accumulates p[t], p[t + G], ... of a contiguous range of n elements into s.
@@ -30,7 +29,7 @@ __device__ __forceinline__ void accumulate_range(const T* __restrict__ p, std::i
     for (std::int64_t i = t; i < n; i += group_size) math::push(s, load_one<Acc>(p + i));
   } else {
     const std::int64_t head = min(elements_to_alignment<T, VEC>(p), n);
-    for (std::int64_t i = t; i < head; i += group_size) math::push(s, load_one<Acc>(p + i));  // head < VEC: may exceed a small group
+    if (t < head) math::push(s, load_one<Acc>(p + t));
     const T* body = p + head;
     const std::int64_t packs = (n - head) / VEC;
     std::int64_t i = t;
@@ -67,37 +66,33 @@ __device__ __forceinline__ void accumulate_segment_part(const T* __restrict__ in
   }
 }
 
-// A group of shape.lanes lanes of a warp per work item (BLOCK_GROUP = false: short rows, several per warp
-// when they are shorter than a warp's vectors) or one block per work item (true). Grid-stride over work
+// One warp per work item (BLOCK_GROUP = false) or one block per work item (true). Grid-stride over work
 // items; blockDim.x must be a multiple of 32 and at most 1024.
 // (256, 1): without a minimum-blocks hint ptxas for sm_90 caps the uint8 warp instantiation at 64 registers
 // and spills; with it, 92-140 registers and no local memory.
 template <typename T, typename Acc, int VEC, bool BLOCK_GROUP>
 __global__ void __launch_bounds__(256, 1) segment_stats_kernel(const T* __restrict__ input, SegmentShape shape,
-                                                               math::StatsSink sink, PartialStates<Acc> partials) {
+                                                            math::StatsSink sink, PartialStates<Acc> partials) {
   __shared__ math::MomentState<Acc> scratch[32];
-  const int group_size = BLOCK_GROUP ? static_cast<int>(blockDim.x) : shape.lanes;
-  const int t = static_cast<int>(threadIdx.x) % group_size;
-  const std::int64_t groups_per_block = blockDim.x / group_size;
-  const std::int64_t first = static_cast<std::int64_t>(blockIdx.x) * groups_per_block + threadIdx.x / group_size;
+  const int group_size = BLOCK_GROUP ? static_cast<int>(blockDim.x) : 32;
+  const int t = BLOCK_GROUP ? static_cast<int>(threadIdx.x) : static_cast<int>(threadIdx.x % 32);
+  const std::int64_t groups_per_block = BLOCK_GROUP ? 1 : blockDim.x / 32;
+  const std::int64_t first = static_cast<std::int64_t>(blockIdx.x) * groups_per_block + (BLOCK_GROUP ? 0 : threadIdx.x / 32);
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * groups_per_block;
   const std::int64_t work_items = shape.c * shape.splits;
   const std::int64_t total = shape.a * shape.b;
   const std::int64_t chunk = (total + shape.splits - 1) / shape.splits;
-  // The groups of a warp (and the warps of a block) run the same rounds: the merges below are collective.
-  const std::int64_t rounds = (work_items + stride - 1) / stride;
-  for (std::int64_t round = 0; round < rounds; ++round) {
-    const std::int64_t item = first + round * stride;
-    const bool active = item < work_items;
-    const std::int64_t segment = active ? item / shape.splits : 0;
-    const std::int64_t split = active ? item % shape.splits : 0;
+
+  for (std::int64_t item = first; item < work_items; item += stride) {
+    const std::int64_t segment = item / shape.splits;
+    const std::int64_t split = item % shape.splits;
     const std::int64_t lo = split * chunk;
     const std::int64_t hi = lo + chunk < total ? lo + chunk : total;
     math::MomentState<Acc> s = math::empty_state<Acc>();
-    if (active) accumulate_segment_part<Acc, VEC>(input, shape, segment, lo, hi, t, group_size, s);
+    accumulate_segment_part<Acc, VEC>(input, shape, segment, lo, hi, t, group_size, s);
     if constexpr (BLOCK_GROUP) block_merge(s, scratch);
-    else warp_merge(s, group_size);
-    if (active && t == 0) {
+    else warp_merge(s);
+    if (t == 0) {
       if (shape.splits == 1) math::write_slice(sink, segment, math::to_summary(s));
       else partials.store(split * shape.c + segment, s);  // [split][segment]: coalesced merge reads
     }

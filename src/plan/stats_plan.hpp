@@ -31,9 +31,6 @@ struct StatsPolicy {
   // Segments up to this many elements go warp-per-segment (a warp streams 4 KB in 2 iterations of
   // 16-byte loads; beyond that a whole block keeps more loads in flight).
   static constexpr std::int64_t warp_segment_max = 4096;
-  // Shorter segments share a warp: a group of lanes per segment with about this many vector loads per
-  // lane (rows of 16 float32 took a warp and a 5-step 11-field merge per 64 bytes: 1% modelled).
-  static constexpr std::int64_t segment_loads_per_lane = 2;
   // Resident blocks per SM the grid aims for when it has to split slices to fill the GPU.
   static constexpr int target_blocks_per_sm = 4;
   // A split must give each thread at least this many vector loads, or the merge costs more than it saves.
@@ -63,7 +60,6 @@ struct StatsPlan {
   std::int64_t grid_x = 1, grid_y = 1, grid_z = 1;
   std::size_t shared_bytes = 0;     // dynamic shared memory
   std::size_t workspace_bytes = 0;  // partial states
-  int segment_lanes = 32;           // segment_warp: lanes per (segment, split) (power of two <= 32)
   int merge_lanes = 1;              // lanes of a warp that merge one kept slice's partials (power of two <= 32)
   int merge_block = 256;            // threads per block of the merge (fewer when its warps would not fill the SMs)
 };
@@ -75,7 +71,6 @@ struct PlanOverride {
   int vector_elems = 0;      // 0: the plan's choice; 1: scalar; otherwise the vector width if legal
   std::int64_t splits = 0;   // 0: the plan's choice
   int merge_lanes = 0;       // 0: the plan's choice; else 1, 2, 4, 8, 16 or 32
-  int segment_lanes = 0;     // segment_warp: 0: the plan's choice; else 1, 2, 4, 8, 16 or 32
 };
 void set_plan_override(const PlanOverride* override_or_null) noexcept;
 const PlanOverride* plan_override() noexcept;

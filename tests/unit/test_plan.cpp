@@ -216,17 +216,3 @@ TEST(Plan, MergeLanesGiveEachLaneAFewPartials) {
   set_plan_override(nullptr);
   EXPECT_EQ(p.merge_lanes, 2);
 }
-
-TEST(Plan, ShortSegmentsShareAWarp) {
-  const DeviceInfo h200{132};
-  auto p = choose_stats_plan(geometry({524288, 16}, ReduceAxes::of({1})), DType::float32, false, 0, h200);
-  EXPECT_EQ(p.kernel, StatsKernel::segment_warp);
-  EXPECT_EQ(p.vector_elems, 4);
-  EXPECT_EQ(p.segment_lanes, 2);  // 4 vectors per row, 2 per lane: 16 rows per warp
-  EXPECT_EQ(p.grid_x, 524288 / 128);
-  p = choose_stats_plan(geometry({8192, 1024}, ReduceAxes::of({1})), DType::float32, false, 0, h200);
-  EXPECT_EQ(p.segment_lanes, 32);
-  p = choose_stats_plan(geometry({100, 3}, ReduceAxes::of({1})), DType::float32, false, 0, h200);
-  EXPECT_EQ(p.vector_elems, 1);
-  EXPECT_EQ(p.segment_lanes, 2);  // 3 scalar loads
-}
