@@ -55,7 +55,8 @@ Status kept_shape(const TensorView& input, const ReduceAxes& axes, std::array<st
 Status stats_workspace_size(const TensorView& input, const StatsOptions& options, std::size_t* bytes);
 
 // Computes the requested statistics of `input` over `options.axes` into `outputs`, in one read of the input.
-// `workspace` may be null when stats_workspace_size() gave 0.
+// `workspace` may be null when stats_workspace_size() gave 0; otherwise it must be 16-byte aligned (cudaMalloc
+// memory is).
 Status compute_stats(const TensorView& input, const StatsOptions& options, const StatsOutputs& outputs,
                      void* workspace, std::size_t workspace_bytes, Stream stream = nullptr);
 

@@ -1,5 +1,5 @@
-// Merging MomentState across the lanes of a warp and the warps of a block, in a fixed order, so the
-// result does not depend on timing.
+// Merging moment states (MomentState, LocalMoments) across the lanes of a warp and the warps of a block,
+// in a fixed order, so the result does not depend on timing.
 #pragma once
 
 #include "math/moments.hpp"
@@ -25,23 +25,41 @@ __device__ __forceinline__ math::MomentState<Acc> shuffle_down(const math::Momen
   return r;
 }
 
+template <typename Acc>
+__device__ __forceinline__ math::LocalMoments<Acc> shuffle_down(const math::LocalMoments<Acc>& s, int offset, int width = 32) {
+  math::LocalMoments<Acc> r;
+  const unsigned all = 0xffffffffu;
+  r.count = __shfl_down_sync(all, s.count, offset, width);
+  r.mean = __shfl_down_sync(all, s.mean, offset, width);
+  r.m2 = __shfl_down_sync(all, s.m2, offset, width);
+  r.shift = __shfl_down_sync(all, s.shift, offset, width);
+  r.min = __shfl_down_sync(all, s.min, offset, width);
+  r.max = __shfl_down_sync(all, s.max, offset, width);
+  r.abs_sum = __shfl_down_sync(all, s.abs_sum, offset, width);
+  r.nonzero = __shfl_down_sync(all, s.nonzero, offset, width);
+  r.nan_count = __shfl_down_sync(all, s.nan_count, offset, width);
+  r.posinf_count = __shfl_down_sync(all, s.posinf_count, offset, width);
+  r.neginf_count = __shfl_down_sync(all, s.neginf_count, offset, width);
+  return r;
+}
+
 // Tree merge over each segment of `width` lanes (a power of two <= 32; 32: the whole warp); the first
 // lane of each segment ends with its segment's state. All 32 lanes must call it. (Lanes past the middle
 // of a step merge garbage that never reaches the first lane.)
-template <typename Acc>
-__device__ __forceinline__ void warp_merge(math::MomentState<Acc>& s, int width = 32) {
+template <typename State>
+__device__ __forceinline__ void warp_merge(State& s, int width = 32) {
 NORMKIT_UNROLL
   for (int offset = 16; offset > 0; offset /= 2) {
     if (offset >= width) continue;
-    const math::MomentState<Acc> other = shuffle_down(s, offset, width);
+    const State other = shuffle_down(s, offset, width);
     math::merge(s, other);
   }
 }
 
 // Merge over a 1-D block of up to 32 warps; thread 0 ends with the block's state. `scratch` holds one
 // state per warp. Every thread of the block must call it (it synchronizes twice).
-template <typename Acc>
-__device__ __forceinline__ void block_merge(math::MomentState<Acc>& s, math::MomentState<Acc>* scratch) {
+template <typename State>
+__device__ __forceinline__ void block_merge(State& s, State* scratch) {
   warp_merge(s);
   const int warp = threadIdx.x / 32;
   const int warps = (blockDim.x + 31) / 32;

@@ -1,7 +1,11 @@
-// Arrays of MomentState stored field by field (structure of arrays), in the workspace or in shared
-// memory: consecutive threads touch consecutive addresses, so partial states are written and merged
-// with coalesced accesses and without shared-memory bank conflicts.
+// Arrays of LocalMoments in the workspace or in shared memory, one state per 16-byte-aligned record
+// (48 bytes for float, 80 for double: count, mean, m2, shift | min, max, abs_sum, nonzero | NaN, +Inf,
+// -Inf counts): a state moves with three (five) 16-byte accesses from one address, with no per-field
+// 64-bit address arithmetic, and an odd number of 16-byte words per record keeps consecutive threads on
+// distinct shared-memory banks.
 #pragma once
+
+#include <cuda_runtime.h>
 
 #include <cstdint>
 
@@ -11,43 +15,46 @@ namespace normkit::kernels {
 
 template <typename Acc>
 struct PartialStates {
-  void* base;      // 5 * n int64 counters, then 6 * n Acc values
+  void* base;      // n records of kStoredMomentsBytes<Acc>, 16-byte aligned
   std::int64_t n;  // number of states
 
-  static constexpr std::size_t bytes_per_state = 5 * sizeof(std::int64_t) + 6 * sizeof(Acc);
+  static constexpr std::size_t bytes_per_state = math::kStoredMomentsBytes<Acc>;
 
-  __device__ __forceinline__ std::int64_t* count_field(int f) const { return static_cast<std::int64_t*>(base) + f * n; }
-  __device__ __forceinline__ Acc* value_field(int f) const {
-    return reinterpret_cast<Acc*>(static_cast<std::int64_t*>(base) + 5 * n) + f * n;
+  __device__ __forceinline__ void store(std::int64_t i, const math::LocalMoments<Acc>& s) const {
+    char* record = static_cast<char*>(base) + i * static_cast<std::int64_t>(bytes_per_state);
+    if constexpr (sizeof(Acc) == 4) {
+      reinterpret_cast<float4*>(record)[0] = make_float4(s.count, s.mean, s.m2, s.shift);
+      reinterpret_cast<float4*>(record)[1] = make_float4(s.min, s.max, s.abs_sum, s.nonzero);
+      reinterpret_cast<int4*>(record)[2] = make_int4(s.nan_count, s.posinf_count, s.neginf_count, 0);
+    } else {
+      reinterpret_cast<double2*>(record)[0] = make_double2(s.count, s.mean);
+      reinterpret_cast<double2*>(record)[1] = make_double2(s.m2, s.shift);
+      reinterpret_cast<double2*>(record)[2] = make_double2(s.min, s.max);
+      reinterpret_cast<double2*>(record)[3] = make_double2(s.abs_sum, s.nonzero);
+      reinterpret_cast<int4*>(record)[4] = make_int4(s.nan_count, s.posinf_count, s.neginf_count, 0);
+    }
   }
 
-  __device__ __forceinline__ void store(std::int64_t i, const math::MomentState<Acc>& s) const {
-    count_field(0)[i] = s.count;
-    count_field(1)[i] = s.nan_count;
-    count_field(2)[i] = s.posinf_count;
-    count_field(3)[i] = s.neginf_count;
-    count_field(4)[i] = s.nonzero_count;
-    value_field(0)[i] = s.shift;
-    value_field(1)[i] = s.mean;
-    value_field(2)[i] = s.m2;
-    value_field(3)[i] = s.min;
-    value_field(4)[i] = s.max;
-    value_field(5)[i] = s.abs_sum;
-  }
-
-  __device__ __forceinline__ math::MomentState<Acc> load(std::int64_t i) const {
-    math::MomentState<Acc> s;
-    s.count = count_field(0)[i];
-    s.nan_count = count_field(1)[i];
-    s.posinf_count = count_field(2)[i];
-    s.neginf_count = count_field(3)[i];
-    s.nonzero_count = count_field(4)[i];
-    s.shift = value_field(0)[i];
-    s.mean = value_field(1)[i];
-    s.m2 = value_field(2)[i];
-    s.min = value_field(3)[i];
-    s.max = value_field(4)[i];
-    s.abs_sum = value_field(5)[i];
+  __device__ __forceinline__ math::LocalMoments<Acc> load(std::int64_t i) const {
+    const char* record = static_cast<const char*>(base) + i * static_cast<std::int64_t>(bytes_per_state);
+    math::LocalMoments<Acc> s;
+    int4 counts;
+    if constexpr (sizeof(Acc) == 4) {
+      const float4 a = reinterpret_cast<const float4*>(record)[0];
+      const float4 b = reinterpret_cast<const float4*>(record)[1];
+      counts = reinterpret_cast<const int4*>(record)[2];
+      s.count = a.x, s.mean = a.y, s.m2 = a.z, s.shift = a.w;
+      s.min = b.x, s.max = b.y, s.abs_sum = b.z, s.nonzero = b.w;
+    } else {
+      const double2 a = reinterpret_cast<const double2*>(record)[0];
+      const double2 b = reinterpret_cast<const double2*>(record)[1];
+      const double2 c = reinterpret_cast<const double2*>(record)[2];
+      const double2 d = reinterpret_cast<const double2*>(record)[3];
+      counts = reinterpret_cast<const int4*>(record)[4];
+      s.count = a.x, s.mean = a.y, s.m2 = b.x, s.shift = b.y;
+      s.min = c.x, s.max = c.y, s.abs_sum = d.x, s.nonzero = d.y;
+    }
+    s.nan_count = counts.x, s.posinf_count = counts.y, s.neginf_count = counts.z;
     return s;
   }
 };

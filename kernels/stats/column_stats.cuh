@@ -39,7 +39,7 @@ template <typename T, typename Acc, int VEC>
 // 64 registers and spills; with it they take 66-76 registers and no local memory.
 __global__ void __launch_bounds__(256, 1) column_stats_kernel(const T* __restrict__ input, ColumnShape shape,
                                                            math::StatsSink sink, PartialStates<Acc> partials) {
-  extern __shared__ unsigned char shared_raw[];
+  extern __shared__ __align__(16) unsigned char shared_raw[];
   const int tx = threadIdx.x, ty = threadIdx.y;
   const PartialStates<Acc> parked{shared_raw, static_cast<std::int64_t>(blockDim.y / 2) * blockDim.x * VEC};
   const std::int64_t col0 = (static_cast<std::int64_t>(blockIdx.x) * blockDim.x + tx) * VEC;
@@ -50,31 +50,25 @@ __global__ void __launch_bounds__(256, 1) column_stats_kernel(const T* __restric
   const std::int64_t row_hi = row_lo + chunk < shape.rows ? row_lo + chunk : shape.rows;
 
   for (std::int64_t o = blockIdx.z; o < shape.outer; o += gridDim.z) {
-    math::MomentState<Acc> s[VEC];
+    math::LocalMoments<Acc> local[VEC];
     NORMKIT_UNROLL
-    for (int j = 0; j < VEC; ++j) s[j] = math::empty_state<Acc>();
+    for (int j = 0; j < VEC; ++j) local[j] = math::LocalMoments<Acc>::empty();
     if (owns_columns) {
       const T* column = input + o * shape.outer_stride + col0;
       const std::int64_t step = blockDim.y;
       std::int64_t r = row_lo + ty;
       // Batches of kColumnRowBatch rows: their loads are all in flight before the math, and each column
-      // takes the batch as one pack (one division per batch instead of one per value).
+      // takes the batch as one pack (one reciprocal per batch instead of a division per value).
       for (; r + (kColumnRowBatch - 1) * step < row_hi; r += kColumnRowBatch * step) {
         Pack<T, VEC> raw[kColumnRowBatch];  // loaded first, converted after: every load in flight at once
         NORMKIT_UNROLL
         for (int b = 0; b < kColumnRowBatch; ++b) raw[b] = *reinterpret_cast<const Pack<T, VEC>*>(column + (r + b * step) * shape.inner);
-        Acc v[kColumnRowBatch][VEC];
-        NORMKIT_UNROLL
-        for (int b = 0; b < kColumnRowBatch; ++b) {
-          NORMKIT_UNROLL
-          for (int j = 0; j < VEC; ++j) v[b][j] = math::to_acc<Acc>(raw[b].v[j]);
-        }
         NORMKIT_UNROLL
         for (int j = 0; j < VEC; ++j) {
           Acc pack[kColumnRowBatch];
           NORMKIT_UNROLL
-          for (int b = 0; b < kColumnRowBatch; ++b) pack[b] = v[b][j];
-          math::push_pack(s[j], pack);
+          for (int b = 0; b < kColumnRowBatch; ++b) pack[b] = math::to_acc<Acc>(raw[b].v[j]);
+          local[j].push_pack(pack);
         }
       }
       for (; r < row_hi; r += step) {
@@ -82,19 +76,19 @@ __global__ void __launch_bounds__(256, 1) column_stats_kernel(const T* __restric
         if constexpr (VEC == 1) v[0] = load_one<Acc>(column + r * shape.inner);
         else load_pack<Acc, T, VEC>(column + r * shape.inner, v);
         NORMKIT_UNROLL
-        for (int j = 0; j < VEC; ++j) math::push(s[j], v[j]);
+        for (int j = 0; j < VEC; ++j) local[j].push(v[j]);
       }
     }
     // Tree over threadIdx.y: the upper half parks, the lower half merges, until row 0 holds the block's.
     for (int half = blockDim.y / 2; half >= 1; half /= 2) {
       if (ty >= half && ty < 2 * half) {
         NORMKIT_UNROLL
-        for (int j = 0; j < VEC; ++j) parked.store((j * half + (ty - half)) * blockDim.x + tx, s[j]);
+        for (int j = 0; j < VEC; ++j) parked.store((j * half + (ty - half)) * blockDim.x + tx, local[j]);
       }
       __syncthreads();
       if (ty < half) {
         NORMKIT_UNROLL
-        for (int j = 0; j < VEC; ++j) math::merge(s[j], parked.load((j * half + ty) * blockDim.x + tx));
+        for (int j = 0; j < VEC; ++j) local[j].merge(parked.load((j * half + ty) * blockDim.x + tx));
       }
       __syncthreads();
     }
@@ -102,8 +96,8 @@ __global__ void __launch_bounds__(256, 1) column_stats_kernel(const T* __restric
       NORMKIT_UNROLL
       for (int j = 0; j < VEC; ++j) {
         const std::int64_t column = o * shape.inner + col0 + j;
-        if (shape.to_partials) partials.store(split * shape.outer * shape.inner + column, s[j]);
-        else math::write_slice(sink, column, math::to_summary(s[j]));
+        if (shape.to_partials) partials.store(split * shape.outer * shape.inner + column, local[j]);
+        else math::write_slice(sink, column, math::to_summary(local[j].widen()));
       }
     }
   }

@@ -1,8 +1,8 @@
 // Second pass of split or folded reductions: the partial states of each kept slice are merged by a
 // group of `lanes` lanes of one warp (a power of two <= 32, chosen by the plan so that each lane has a few
-// partials): lane l takes partials l, l + lanes, ... in a fixed order, loading kMergeBatch of them before
-// merging any (loads in flight), then the group merges its lanes in a fixed tree, the first lane folds in
-// the input rows a folded view left over and writes the slice. The order depends only on the plan, so the
+// partials): lane l takes partials l, l + lanes, ... (fold column by fold column) in a fixed order, loading
+// kMergeBatch of them before merging any (loads in flight), then the group merges its lanes in a fixed
+// tree, the first lane folds in the input rows a folded view left over and writes the slice. The order depends only on the plan, so the
 // result is deterministic. With no partials it writes empty slices. Also the kernels behind
 // merge_summaries() and finalize_stats().
 #pragma once
@@ -17,7 +17,7 @@
 namespace normkit::kernels {
 
 // Kept slice kk = o * inner + c merges the partials p * (outer * wide_inner) + o * wide_inner + j * inner + c
-// for p < splits, j < fold (item i = p * fold + j); then input rows [folded_rows, rows) of column c of outer
+// for j < fold, p < splits (item j * splits + p); then input rows [folded_rows, rows) of column c of outer
 // slice o. Segments use fold = 1, inner = wide_inner = kept slices, rows = folded_rows = 0.
 struct MergeShape {
   std::int64_t kept_numel;
@@ -28,46 +28,79 @@ struct MergeShape {
   std::int64_t rows;
   std::int64_t folded_rows;
   std::int64_t outer_stride;
-  int lanes;  // lanes per kept slice: 1, 2, 4, 8, 16 or 32
+  int lanes;  // lanes per kept slice: 1, 2, 4, 8, 16 or 32 of a warp, or 64, 128 or 256 (a block)
+  bool lane_local;   // a lane's partials together fit LocalMoments' float counts
+  bool slice_local;  // a whole slice does (the tree across lanes stays local too)
 };
 
-// Partials a lane loads before it merges them: 4 states (44 loads) in flight per lane.
-constexpr int kMergeBatch = 4;
+// Partials a lane loads before it merges them: 8 states (24 16-byte loads) in flight per lane, one round
+// trip for up to 256 partials per slice.
+constexpr int kMergeBatch = 8;
 
 template <typename T, typename Acc>
 __global__ void __launch_bounds__(256) merge_partials_kernel(PartialStates<Acc> partials, MergeShape m,
                                                              const T* __restrict__ input, math::StatsSink sink) {
+  // lanes > 32: the whole block (blockDim.x == lanes) merges one slice, its warps through shared memory.
+  __shared__ math::LocalMoments<Acc> local_scratch[32];
+  __shared__ math::MomentState<Acc> wide_scratch[32];
   const int lanes = m.lanes;
-  const int lane = static_cast<int>(threadIdx.x % 32) % lanes;
-  const std::int64_t groups = static_cast<std::int64_t>(gridDim.x) * blockDim.x / lanes;
-  const std::int64_t first = (static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / lanes;
+  const bool block_group = lanes > 32;
+  const int lane = block_group ? static_cast<int>(threadIdx.x) : static_cast<int>(threadIdx.x % 32) % lanes;
+  const std::int64_t groups = block_group ? gridDim.x : static_cast<std::int64_t>(gridDim.x) * blockDim.x / lanes;
+  const std::int64_t first = block_group ? blockIdx.x : (static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) / lanes;
   const std::int64_t outer = m.kept_numel / m.inner;
-  const std::int64_t items = m.splits * m.fold;
   // Every lane of a warp runs the same number of rounds (the segment merge shuffles across the warp).
   const std::int64_t rounds = (m.kept_numel + groups - 1) / groups;
   for (std::int64_t round = 0; round < rounds; ++round) {
     const std::int64_t k = first + round * groups;
     const bool active = k < m.kept_numel;
-    const std::int64_t o = active ? k / m.inner : 0, c = active ? k % m.inner : 0;
+    const std::int64_t o = active ? k / m.inner : 0, c = active ? k - o * m.inner : 0;
     const std::int64_t base = o * m.wide_inner + c;
+    // Each lane folds its partials in LocalMoments when the plan allows (its values fit the float
+    // counts), else widens each partial first; the tree across lanes likewise.
+    math::LocalMoments<Acc> local = math::LocalMoments<Acc>::empty();
     math::MomentState<Acc> s = math::empty_state<Acc>();
-    if (active) {
+    const std::int64_t items = m.splits * m.fold;  // 0 for the empty plan
+    if (active && items > 0) {
+      // Item i = j * splits + p (fold column j, split p) sits at p * split_stride + j * inner + base; lane
+      // l takes items l, l + lanes, ..., its (p, j) advanced without division.
+      const std::int64_t split_stride = outer * m.wide_inner;
+      std::int64_t p = lane, j = 0;
+      while (p >= m.splits) p -= m.splits, ++j;
+      std::int64_t index = p * split_stride + j * m.inner + base;  // then advanced by additions only
+      const std::int64_t lane_step = lanes * split_stride, wrap = m.splits * split_stride - m.inner;
       for (std::int64_t i0 = lane; i0 < items; i0 += static_cast<std::int64_t>(kMergeBatch) * lanes) {
-        math::MomentState<Acc> batch[kMergeBatch];
+        math::LocalMoments<Acc> batch[kMergeBatch];
         NORMKIT_UNROLL
         for (int b = 0; b < kMergeBatch; ++b) {
-          const std::int64_t i = i0 + static_cast<std::int64_t>(b) * lanes;
-          const std::int64_t p = i / m.fold, j = i % m.fold;
-          batch[b] = i < items ? partials.load(p * outer * m.wide_inner + base + j * m.inner) : math::empty_state<Acc>();
+          batch[b] = i0 + static_cast<std::int64_t>(b) * lanes < items ? partials.load(index) : math::LocalMoments<Acc>::empty();
+          p += lanes;
+          index += lane_step;
+          while (p >= m.splits && j + 1 < m.fold) p -= m.splits, ++j, index -= wrap;
         }
         NORMKIT_UNROLL
-        for (int b = 0; b < kMergeBatch; ++b) math::merge(s, batch[b]);
+        for (int b = 0; b < kMergeBatch; ++b) {
+          if (m.lane_local) local.merge(batch[b]);
+          else math::merge(s, batch[b].widen());
+        }
       }
     }
-    warp_merge(s, lanes);
-    if (active && lane == 0) {
-      for (std::int64_t r = m.folded_rows; r < m.rows; ++r) math::push(s, load_one<Acc>(input + o * m.outer_stride + r * m.inner + c));
-      math::write_slice(sink, k, math::to_summary(s));
+    const T* leftover = input + o * m.outer_stride + c;  // rows a folded view left over
+    if (m.slice_local) {
+      if (block_group) block_merge(local, local_scratch);
+      else warp_merge(local, lanes);
+      if (active && lane == 0) {
+        for (std::int64_t r = m.folded_rows; r < m.rows; ++r) local.push(load_one<Acc>(leftover + r * m.inner));
+        math::write_slice(sink, k, math::to_summary(local.widen()));
+      }
+    } else {
+      if (m.lane_local) s = local.widen();
+      if (block_group) block_merge(s, wide_scratch);
+      else warp_merge(s, lanes);
+      if (active && lane == 0) {
+        for (std::int64_t r = m.folded_rows; r < m.rows; ++r) math::push(s, load_one<Acc>(leftover + r * m.inner));
+        math::write_slice(sink, k, math::to_summary(s));
+      }
     }
   }
 }

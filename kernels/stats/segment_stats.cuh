@@ -24,12 +24,12 @@ struct SegmentShape {
 // Accumulates p[t], p[t + G], ... of a contiguous range of n elements into s.
 template <typename Acc, int VEC, typename T>
 __device__ __forceinline__ void accumulate_range(const T* __restrict__ p, std::int64_t n, int t, int group_size,
-                                                 math::MomentState<Acc>& s) {
+                                                 math::LocalMoments<Acc>& s) {
   if constexpr (VEC == 1) {
-    for (std::int64_t i = t; i < n; i += group_size) math::push(s, load_one<Acc>(p + i));
+    for (std::int64_t i = t; i < n; i += group_size) s.push(load_one<Acc>(p + i));
   } else {
     const std::int64_t head = min(elements_to_alignment<T, VEC>(p), n);
-    if (t < head) math::push(s, load_one<Acc>(p + t));
+    if (t < head) s.push(load_one<Acc>(p + t));
     const T* body = p + head;
     const std::int64_t packs = (n - head) / VEC;
     std::int64_t i = t;
@@ -40,16 +40,16 @@ __device__ __forceinline__ void accumulate_range(const T* __restrict__ p, std::i
       Acc v0[VEC], v1[VEC];
       load_pack<Acc, T, VEC>(body + i * VEC, v0);
       load_pack<Acc, T, VEC>(body + (i + group_size) * VEC, v1);
-      math::push_pack(s, v0);
-      math::push_pack(s, v1);
+      s.push_pack(v0);
+      s.push_pack(v1);
       }
     }
     for (; i < packs; i += group_size) {
       Acc v0[VEC];
       load_pack<Acc, T, VEC>(body + i * VEC, v0);
-      math::push_pack(s, v0);
+      s.push_pack(v0);
     }
-    for (std::int64_t j = head + packs * VEC + t; j < n; j += group_size) math::push(s, load_one<Acc>(p + j));
+    for (std::int64_t j = head + packs * VEC + t; j < n; j += group_size) s.push(load_one<Acc>(p + j));
   }
 }
 
@@ -57,7 +57,7 @@ __device__ __forceinline__ void accumulate_range(const T* __restrict__ p, std::i
 template <typename Acc, int VEC, typename T>
 __device__ __forceinline__ void accumulate_segment_part(const T* __restrict__ input, const SegmentShape& shape,
                                                         std::int64_t segment, std::int64_t lo, std::int64_t hi, int t,
-                                                        int group_size, math::MomentState<Acc>& s) {
+                                                        int group_size, math::LocalMoments<Acc>& s) {
   for (std::int64_t a = lo / shape.b; a * shape.b < hi; ++a) {
     const std::int64_t begin = lo > a * shape.b ? lo - a * shape.b : 0;
     const std::int64_t end = hi - a * shape.b < shape.b ? hi - a * shape.b : shape.b;
@@ -73,7 +73,7 @@ __device__ __forceinline__ void accumulate_segment_part(const T* __restrict__ in
 template <typename T, typename Acc, int VEC, bool BLOCK_GROUP>
 __global__ void __launch_bounds__(256, 1) segment_stats_kernel(const T* __restrict__ input, SegmentShape shape,
                                                             math::StatsSink sink, PartialStates<Acc> partials) {
-  __shared__ math::MomentState<Acc> scratch[32];
+  __shared__ math::LocalMoments<Acc> scratch[32];
   const int group_size = BLOCK_GROUP ? static_cast<int>(blockDim.x) : 32;
   const int t = BLOCK_GROUP ? static_cast<int>(threadIdx.x) : static_cast<int>(threadIdx.x % 32);
   const std::int64_t groups_per_block = BLOCK_GROUP ? 1 : blockDim.x / 32;
@@ -88,12 +88,12 @@ __global__ void __launch_bounds__(256, 1) segment_stats_kernel(const T* __restri
     const std::int64_t split = item % shape.splits;
     const std::int64_t lo = split * chunk;
     const std::int64_t hi = lo + chunk < total ? lo + chunk : total;
-    math::MomentState<Acc> s = math::empty_state<Acc>();
+    math::LocalMoments<Acc> s = math::LocalMoments<Acc>::empty();
     accumulate_segment_part<Acc, VEC>(input, shape, segment, lo, hi, t, group_size, s);
     if constexpr (BLOCK_GROUP) block_merge(s, scratch);
     else warp_merge(s);
     if (t == 0) {
-      if (shape.splits == 1) math::write_slice(sink, segment, math::to_summary(s));
+      if (shape.splits == 1) math::write_slice(sink, segment, math::to_summary(s.widen()));
       else partials.store(split * shape.c + segment, s);  // [split][segment]: coalesced merge reads
     }
   }

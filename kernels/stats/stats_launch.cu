@@ -34,7 +34,8 @@ template <typename T, typename Acc>
 Status launch_partial_merge(const DeviceStatsCall& call, cudaStream_t stream) {
   const auto& g = call.geometry;
   const auto& p = call.plan;
-  MergeShape m{g.kept_numel, p.splits, 1, g.kept_numel, g.kept_numel, 0, 0, 0, p.merge_lanes};
+  MergeShape m{g.kept_numel, p.splits, 1, g.kept_numel, g.kept_numel, 0, 0, 0, p.merge_lanes, p.merge_lane_local,
+               p.merge_slice_local};
   if (p.kernel == plan::StatsKernel::columns) {
     m.fold = p.column_fold;
     m.inner = g.col_inner;
@@ -84,7 +85,7 @@ Status launch_main(const DeviceStatsCall& call, cudaStream_t stream) {
   constexpr int kColumnVec = std::min(kSegmentVec, plan::StatsPolicy::max_column_vector);
   switch (p.kernel) {
     case plan::StatsKernel::empty:
-      return launch_merge<T, Acc>(call, MergeShape{g.kept_numel, 0, 1, g.kept_numel, g.kept_numel, 0, 0, 0, 1}, stream);
+      return launch_merge<T, Acc>(call, MergeShape{g.kept_numel, 0, 1, g.kept_numel, g.kept_numel, 0, 0, 0, 1, true, true}, stream);
     case plan::StatsKernel::segment_warp:
     case plan::StatsKernel::segment_block:
       if (p.vector_elems == 1) return launch_segments<T, Acc, 1>(call, stream);

@@ -110,7 +110,7 @@ Status run(const TensorView& input, const PreparedCall& call, const math::StatsS
                           std::to_string(workspace_bytes));
   }
   if (device_call.plan.workspace_bytes > 0) {
-    NORMKIT_RETURN_IF_ERROR(api::validate_pointer(workspace, MemorySpace::device, 8, op, "workspace"));
+    NORMKIT_RETURN_IF_ERROR(api::validate_pointer(workspace, MemorySpace::device, 16, op, "workspace"));
   }
   device_call.input = input.data;
   device_call.dtype = input.dtype;

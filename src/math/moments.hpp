@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 
 #include "math/host_device.hpp"
@@ -14,6 +15,20 @@ NORMKIT_HD bool is_nan(float x) { return x != x; }
 NORMKIT_HD bool is_nan(double x) { return x != x; }
 template <typename Acc> NORMKIT_HD Acc pos_inf() { return static_cast<Acc>(HUGE_VAL); }
 template <typename Acc> NORMKIT_HD Acc quiet_nan() { return static_cast<Acc>(NAN); }
+
+// num / den for Welford and Chan weights (den a count): on the device in float one MUFU reciprocal
+// instead of an IEEE division (its 1-ulp error moves the mean by a fraction of an ulp of each increment);
+// on the host and in double an exact division.
+template <typename Acc> NORMKIT_HD Acc weight_ratio(Acc num, Acc den) {
+#if defined(__CUDA_ARCH__)
+  if constexpr (sizeof(Acc) == 4) {
+    float r;
+    asm("rcp.approx.ftz.f32 %0, %1;" : "=f"(r) : "f"(den));
+    return num * r;
+  }
+#endif
+  return num / den;
+}
 
 // Welford's running moments of a set of values: their count, mean and M2 = Σ (x - mean)². The one
 // definition of the update and of Chan's merge, for every kernel, the host engine and every later family
@@ -38,7 +53,7 @@ struct Welford {
     if (count_b == 0) return;
     const std::int64_t total = count + count_b;
     const Acc delta = mean_b - mean;
-    const Acc weight_b = static_cast<Acc>(count_b) / static_cast<Acc>(total);
+    const Acc weight_b = weight_ratio(static_cast<Acc>(count_b), static_cast<Acc>(total));
     mean += delta * weight_b;
     m2 += m2_b + delta * delta * static_cast<Acc>(count) * weight_b;
     count = total;
@@ -170,6 +185,164 @@ NORMKIT_HD void merge(MomentState<Acc>& a, const MomentState<Acc>& b) {
   }
   a.merge(b.count, b.mean + (b.shift - a.shift), b.m2);
 }
+
+// ---- A thread's running summary in the hot loops of the kernels ---------------------------------------
+//
+// LocalMoments is MomentState with every counter held in 32 bits or in Acc, for at most
+// kLocalMomentsMaxValues values (the plans split work so that no partial state - a thread's, a block's -
+// summarises more): a float count is exact up to 2^24, so Welford and Chan updates need no
+// integer-to-float conversion or 64-bit arithmetic, and the state takes 11 registers instead of 16. The
+// main kernels accumulate, merge across threads and store partials in this form; widen() turns it into a
+// MomentState where slices are finished.
+// Packs of finite values take the fast path (min/max/|x| without branches, one reciprocal per pack);
+// a pack holding NaN or ±Inf (or whose sum overflows) takes the per-value path.
+constexpr std::int64_t kLocalMomentsMaxValues = std::int64_t{1} << 24;
+
+// counter += (x != 0): a compare and a predicated add (a select and an add cost one more instruction).
+template <typename Acc> NORMKIT_HD void count_nonzero(Acc& counter, Acc x) {
+#if defined(__CUDA_ARCH__)
+  if constexpr (sizeof(Acc) == 4) {
+    asm("{\n .reg .pred p;\n setp.ne.f32 p, %1, 0f00000000;\n @p add.f32 %0, %0, 0f3F800000;\n}" : "+f"(counter) : "f"(x));
+    return;
+  }
+#endif
+  counter += x != Acc(0) ? Acc(1) : Acc(0);
+}
+
+template <typename Acc> NORMKIT_HD Acc min_of(Acc a, Acc b) { return fmin(a, b); }  // fast path: no NaN
+template <typename Acc> NORMKIT_HD Acc max_of(Acc a, Acc b) { return fmax(a, b); }
+template <typename Acc> NORMKIT_HD Acc abs_of(Acc a) { return fabs(a); }
+
+template <typename Acc>
+struct LocalMoments {
+  Acc count;    // finite values (exact: at most kLocalMomentsMaxValues)
+  Acc mean;     // relative to shift
+  Acc m2;
+  Acc shift;    // the first finite value
+  Acc min, max, abs_sum;  // over non-NaN values
+  Acc nonzero;  // non-NaN values != 0
+  std::int32_t nan_count, posinf_count, neginf_count;
+
+  NORMKIT_HD static LocalMoments empty() {
+    LocalMoments s;
+    s.count = s.mean = s.m2 = s.shift = s.abs_sum = s.nonzero = Acc(0);
+    s.min = pos_inf<Acc>();
+    s.max = -pos_inf<Acc>();
+    s.nan_count = s.posinf_count = s.neginf_count = 0;
+    return s;
+  }
+
+  // One value of any kind (NaN, ±Inf or finite).
+  NORMKIT_HD void push(Acc x) {
+    if (is_nan(x)) {
+      ++nan_count;
+      return;
+    }
+    min = x < min ? x : min;
+    max = x > max ? x : max;
+    abs_sum += x < Acc(0) ? -x : x;
+    nonzero += x != Acc(0) ? Acc(1) : Acc(0);
+    if (x - x != Acc(0)) {  // ±Inf
+      if (x > Acc(0)) ++posinf_count; else ++neginf_count;
+      return;
+    }
+    if (count == Acc(0)) shift = x;
+    const Acc d = x - shift;
+    count += Acc(1);
+    const Acc delta = d - mean;
+    mean += delta / count;
+    m2 += delta * (d - mean);
+  }
+
+  // N values at once: the pack's own mean and M2 merged with Chan's formula (one reciprocal).
+  template <int N>
+  NORMKIT_HD void push_pack(const Acc (&v)[N]) {
+    static_assert(N <= 64, "a pack's non-zero count is kept exactly");
+    shift = count == Acc(0) ? v[0] : shift;
+    Acc d[N];
+    Acc sum = Acc(0);
+NORMKIT_UNROLL
+    for (int i = 0; i < N; ++i) {
+      d[i] = v[i] - shift;
+      sum += d[i];
+    }
+    if (sum - sum != Acc(0)) {  // NaN or ±Inf in the pack (or a sum past the float range)
+NORMKIT_UNROLL
+      for (int i = 0; i < N; ++i) push(v[i]);
+      return;
+    }
+NORMKIT_UNROLL
+    for (int i = 0; i < N; ++i) {
+      min = min_of(min, v[i]);
+      max = max_of(max, v[i]);
+      abs_sum += abs_of(v[i]);
+      count_nonzero(nonzero, v[i]);
+    }
+    const Acc pack_mean = sum * (Acc(1) / Acc(N));
+    Acc pack_m2 = Acc(0);
+NORMKIT_UNROLL
+    for (int i = 0; i < N; ++i) {
+      const Acc e = d[i] - pack_mean;
+      pack_m2 += e * e;
+    }
+    const Acc total = count + Acc(N);
+    const Acc weight = weight_ratio(Acc(N), total);
+    const Acc delta = pack_mean - mean;
+    mean += delta * weight;
+    m2 += pack_m2 + delta * delta * count * weight;
+    count = total;
+  }
+
+  // Chan's merge of another local state (any shifts); empty sides leave the other unchanged.
+  NORMKIT_HD void merge(const LocalMoments& b) {
+    nan_count += b.nan_count;
+    posinf_count += b.posinf_count;
+    neginf_count += b.neginf_count;
+    nonzero += b.nonzero;
+    abs_sum += b.abs_sum;
+    min = b.min < min ? b.min : min;
+    max = b.max > max ? b.max : max;
+    if (b.count == Acc(0)) return;
+    if (count == Acc(0)) {
+      count = b.count;
+      shift = b.shift;
+      mean = b.mean;
+      m2 = b.m2;
+      return;
+    }
+    const Acc total = count + b.count;
+    const Acc weight_b = weight_ratio(b.count, total);
+    const Acc delta = (b.mean + (b.shift - shift)) - mean;
+    mean += delta * weight_b;
+    m2 += b.m2 + delta * delta * count * weight_b;
+    count = total;
+  }
+
+  // The MomentState of the same values (64-bit counters).
+  NORMKIT_HD MomentState<Acc> widen() const {
+    MomentState<Acc> s;
+    s.count = static_cast<std::int64_t>(count);
+    s.mean = mean;
+    s.m2 = m2;
+    s.shift = shift;
+    s.nan_count = nan_count;
+    s.posinf_count = posinf_count;
+    s.neginf_count = neginf_count;
+    s.nonzero_count = static_cast<std::int64_t>(nonzero);
+    s.min = min;
+    s.max = max;
+    s.abs_sum = abs_sum;
+    return s;
+  }
+};
+
+template <typename Acc>
+NORMKIT_HD void merge(LocalMoments<Acc>& a, const LocalMoments<Acc>& b) { a.merge(b); }
+
+// Bytes of one stored LocalMoments (partial states, kernels/common/partial_states.cuh): 16-byte records.
+template <typename Acc>
+constexpr std::size_t kStoredMomentsBytes = (sizeof(LocalMoments<Acc>) + 15) / 16 * 16;
+static_assert(kStoredMomentsBytes<float> == 48 && kStoredMomentsBytes<double> == 80, "odd 16-byte words per record");
 
 // The public, shift-free float64 form of a state.
 template <typename Acc>

@@ -33,7 +33,7 @@ void set_plan_override(const PlanOverride* override_or_null) noexcept { g_overri
 const PlanOverride* plan_override() noexcept { return g_override; }
 
 std::size_t partial_state_bytes(bool double_accumulation) noexcept {
-  return double_accumulation ? sizeof(math::MomentState<double>) : sizeof(math::MomentState<float>);
+  return double_accumulation ? math::kStoredMomentsBytes<double> : math::kStoredMomentsBytes<float>;
 }
 
 StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double_accumulation,
@@ -143,15 +143,37 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
     p.splits = force->splits;
     p.grid_x = ceil_div(g.seg_c * p.splits, P::block_threads / 32);
   }
+  // Main kernels count in Acc (LocalMoments): no partial state may summarise more than
+  // kLocalMomentsMaxValues values.
+  if (kernel == StatsKernel::columns) {
+    p.splits = std::max(p.splits, ceil_div(g.col_rows / p.column_fold, math::kLocalMomentsMaxValues));
+    p.grid_y = p.splits;
+  } else if (kernel == StatsKernel::segment_block) {
+    p.splits = std::max(p.splits, ceil_div(g.seg_a * g.seg_b, math::kLocalMomentsMaxValues));
+    p.grid_x = g.seg_c * p.splits;
+  }
   if (uses_partials(p)) {
     const std::int64_t per_slice = p.splits * p.column_fold;
     int lanes = 1;
-    while (lanes < 32 && lanes * P::merge_partials_per_lane < per_slice) lanes *= 2;
+    while (lanes < P::merge_max_block && lanes * P::merge_partials_per_lane < per_slice) lanes *= 2;
     p.merge_lanes = lanes;
     if (force && force->merge_lanes > 0) p.merge_lanes = force->merge_lanes;
-    const std::int64_t merge_warps = ceil_div(g.kept_numel * p.merge_lanes, 32);
-    const std::int64_t warps_per_block = std::clamp<std::int64_t>(merge_warps / std::max(device.sm_count, 1), 1, P::merge_max_block / 32);
-    p.merge_block = static_cast<int>(32 * warps_per_block);
+    if (p.merge_lanes > 32) {
+      p.merge_block = p.merge_lanes;  // a block per slice
+    } else {
+      const std::int64_t merge_warps = ceil_div(g.kept_numel * p.merge_lanes, 32);
+      const std::int64_t warps_per_block = std::clamp<std::int64_t>(merge_warps / std::max(device.sm_count, 1), 1, P::merge_max_block / 32);
+      p.merge_block = static_cast<int>(32 * warps_per_block);
+    }
+    // Values behind one partial, a lane's partials and a whole slice, against LocalMoments' float counts.
+    const std::int64_t slice_values = kernel == StatsKernel::columns ? g.col_rows : g.seg_a * g.seg_b;
+    const std::int64_t per_partial =
+        ceil_div(kernel == StatsKernel::columns ? g.col_rows / p.column_fold : slice_values, p.splits);
+    p.merge_lane_local = ceil_div(per_slice, p.merge_lanes) * per_partial <= math::kLocalMomentsMaxValues;
+    p.merge_slice_local = slice_values <= math::kLocalMomentsMaxValues;
+    p.merge_lane_local = p.merge_lane_local || p.merge_slice_local;
+    if (force && force->merge_counts == MergeCounts::lane_local) p.merge_slice_local = false;
+    if (force && force->merge_counts == MergeCounts::wide) p.merge_lane_local = p.merge_slice_local = false;
     // One state per (split, kept slice), or per (split, wide column) for folded columns.
     const std::size_t raw = static_cast<std::size_t>(g.kept_numel) * static_cast<std::size_t>(p.column_fold) *
                             static_cast<std::size_t>(p.splits) * partial_state_bytes(double_accumulation);

@@ -38,13 +38,15 @@ struct StatsPolicy {
   // Column kernels hold one Welford state per column a thread owns: at most 4 columns keep registers
   // below ~128 (16-byte loads for float32, 8-byte for 16-bit types, 4-byte for uint8).
   static constexpr int max_column_vector = 4;
-  // A partial state (64-88 bytes) must summarise at least 2 KB of input, so that writing and merging
+  // A partial state (48-80 bytes) must summarise at least 2 KB of input, so that writing and merging
   // partials stays under ~4% of the input traffic (the traffic check allows 10%).
   static constexpr std::int64_t min_partial_input_bytes = 2048;
-  // The merge of partial states gives each kept slice a group of lanes (a power of two <= 32) with about
-  // this many partials per lane: one batch of loads in flight per lane (kMergeBatch in merge_partials.cuh).
-  // A thread per slice walked every split serially: 1.6 ms modelled for 64 slices x 256 splits (H200).
-  static constexpr std::int64_t merge_partials_per_lane = 4;
+  // The merge of partial states gives each kept slice a group of lanes (a power of two <= 32 of one warp,
+  // or a block of up to merge_max_block threads) with about this many partials per lane: one batch of
+  // loads in flight per lane, one round trip (kMergeBatch in merge_partials.cuh). A thread per slice
+  // walked every split serially: 1.6 ms modelled for 64 slices x 256 splits (H200); NHWC RGB, 3 slices of
+  // 2112 partials, took 9 round trips (7.2 us modelled) with a warp per slice.
+  static constexpr std::int64_t merge_partials_per_lane = 8;
   // The merge is issue-bound (Chan merges of 11-field states): its warps spread over as many SMs as
   // there are warps, in blocks of 1-8 warps (64 slices x 32 lanes: 5.2 us modelled in blocks of 8 warps).
   static constexpr int merge_max_block = 256;
@@ -60,9 +62,14 @@ struct StatsPlan {
   std::int64_t grid_x = 1, grid_y = 1, grid_z = 1;
   std::size_t shared_bytes = 0;     // dynamic shared memory
   std::size_t workspace_bytes = 0;  // partial states
-  int merge_lanes = 1;              // lanes of a warp that merge one kept slice's partials (power of two <= 32)
+  int merge_lanes = 1;              // lanes that merge one kept slice's partials (power of two <= 256; > 32: a block)
   int merge_block = 256;            // threads per block of the merge (fewer when its warps would not fill the SMs)
+  bool merge_lane_local = false;    // the merge folds a lane's partials in LocalMoments (they fit its float counts)
+  bool merge_slice_local = false;   // ... and merges across lanes in it too (a whole slice fits)
 };
+
+// How the merge of partial states counts: the plan's choice, or (tests) a wider form than it needs.
+enum class MergeCounts { plan, lane_local, wide };
 
 // Test-only: forces a kernel, a vector width and/or a split count on every later plan of this thread.
 struct PlanOverride {
@@ -70,7 +77,8 @@ struct PlanOverride {
   StatsKernel kernel = StatsKernel::generic;
   int vector_elems = 0;      // 0: the plan's choice; 1: scalar; otherwise the vector width if legal
   std::int64_t splits = 0;   // 0: the plan's choice
-  int merge_lanes = 0;       // 0: the plan's choice; else 1, 2, 4, 8, 16 or 32
+  int merge_lanes = 0;       // 0: the plan's choice; else a power of two <= 256
+  MergeCounts merge_counts = MergeCounts::plan;  // lane_local: tree in MomentState; wide: every partial widened
 };
 void set_plan_override(const PlanOverride* override_or_null) noexcept;
 const PlanOverride* plan_override() noexcept;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <utility>
 #include <memory>
 #include <cstdlib>
 #include <cstring>
@@ -180,13 +181,18 @@ TEST_P(DeviceStats, ForcedColumnPlansMisalignedAndSplit) {
 
 TEST_P(DeviceStats, ForcedMergeWidths) {
   REQUIRE_DEVICE();
-  // Every merge width on split segments and split (and folded) columns.
-  for (int lanes : {1, 2, 8, 32}) {
+  // Every merge width (lanes of a warp, or a block) on split segments and split (and folded) columns, with the merge's counts in
+  // LocalMoments (what small slices get), in 64 bits across lanes, or widened for every partial.
+  const std::pair<int, plan::MergeCounts> widths[] = {{1, plan::MergeCounts::lane_local}, {2, plan::MergeCounts::wide},
+                                                      {8, plan::MergeCounts::plan}, {32, plan::MergeCounts::wide},
+                                                      {64, plan::MergeCounts::lane_local}, {128, plan::MergeCounts::plan}};
+  for (const auto& [lanes, counts] : widths) {
     plan::PlanOverride o;
     o.splits = 7;
     o.merge_lanes = lanes;
+    o.merge_counts = counts;
     ScopedOverride scoped(o);
-    const std::string label = "merge lanes " + std::to_string(lanes);
+    const std::string label = "merge lanes " + std::to_string(lanes) + " counts " + std::to_string(static_cast<int>(o.merge_counts));
     check_device(segment_cases().back(), GetParam(), data_for(GetParam(), numel(segment_cases().back().shape), 11), {}, 1, label);
     for (const Case& c : column_cases()) check_device(c, GetParam(), data_for(GetParam(), numel(c.shape), 12), {}, 0, label);
   }

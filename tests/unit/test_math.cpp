@@ -182,3 +182,57 @@ TEST(Conversions, Bfloat16) {
     EXPECT_EQ(static_cast<double>(nm::bfloat16_to_float(b)), normkit::testing::decode_bfloat16(b.bits));
   }
 }
+
+// LocalMoments (the kernels' per-thread and per-block form): packs, per-value pushes with NaN and ±Inf,
+// and merges of local states agree with MomentState on every field, and float32 keeps the accuracy of
+// the large-offset case.
+TEST(LocalMoments, PacksValuesAndMergesAgreeWithMomentState) {
+  std::vector<double> v = normkit::testing::normal_values(4096, 1e6, 0.1, 11);
+  for (double& x : v) x = static_cast<float>(x);
+  v[5] = std::numeric_limits<double>::quiet_NaN();
+  v[100] = std::numeric_limits<double>::infinity();
+  v[101] = -std::numeric_limits<double>::infinity();
+  v[200] = 0.0;
+  v[3000] = -0.0;
+  nm::LocalMoments<float> parts[4];
+  for (auto& p : parts) p = nm::LocalMoments<float>::empty();
+  for (std::size_t i = 0; i < v.size(); i += 8) {
+    float pack[8];
+    for (int j = 0; j < 8; ++j) pack[j] = static_cast<float>(v[i + j]);
+    if ((i / 8) % 3 == 2) {
+      for (float x : pack) parts[(i / 8) % 4].push(x);
+    } else {
+      parts[(i / 8) % 4].push_pack(pack);
+    }
+  }
+  parts[0].merge(parts[1]);
+  parts[2].merge(parts[3]);
+  parts[0].merge(parts[2]);
+  parts[0].merge(nm::LocalMoments<float>::empty());
+  const StatsSummary got = nm::to_summary(parts[0].widen());
+  const StatsSummary want = nm::to_summary(fold<double>(v));
+  EXPECT_EQ(got.count, want.count);
+  EXPECT_EQ(got.nan_count, 1);
+  EXPECT_EQ(got.posinf_count, 1);
+  EXPECT_EQ(got.neginf_count, 1);
+  EXPECT_EQ(got.nonzero_count, want.nonzero_count);
+  EXPECT_EQ(got.min, want.min);
+  EXPECT_EQ(got.max, want.max);
+  EXPECT_NEAR(got.mean, want.mean, 1e-9 * std::abs(want.mean));
+  EXPECT_NEAR(got.m2, want.m2, 1e-3 * want.m2);
+  EXPECT_EQ(got.abs_sum, want.abs_sum);  // +Inf: the infinities count in Σ|x|
+}
+
+TEST(LocalMoments, AllNaNPackLeavesMomentsEmpty) {
+  auto s = nm::LocalMoments<float>::empty();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float pack[4] = {nan, nan, nan, nan};
+  s.push_pack(pack);
+  const float finite[4] = {1, 2, 3, 4};
+  s.push_pack(finite);
+  const StatsSummary r = nm::to_summary(s.widen());
+  EXPECT_EQ(r.count, 4);
+  EXPECT_EQ(r.nan_count, 4);
+  EXPECT_DOUBLE_EQ(r.mean, 2.5);
+  EXPECT_DOUBLE_EQ(r.m2, 5.0);
+}

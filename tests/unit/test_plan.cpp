@@ -6,6 +6,7 @@
 #include "plan/geometry.hpp"
 #include "plan/apply_plan.hpp"
 #include "plan/stats_plan.hpp"
+#include "math/moments.hpp"
 
 using namespace normkit;
 using namespace normkit::plan;
@@ -204,10 +205,11 @@ TEST(Plan, MergeLanesGiveEachLaneAFewPartials) {
   // Global statistics split over many blocks; the override wins.
   p = choose_stats_plan(geometry({1 << 24}, ReduceAxes::every()), DType::float32, false, 0, h200);
   EXPECT_EQ(p.splits, 528);  // 4 blocks per SM
-  EXPECT_EQ(p.merge_lanes, 32);
+  EXPECT_EQ(p.merge_lanes, 128);  // a block of 128 threads, at most 5 partials each
+  EXPECT_EQ(p.merge_block, 128);
   p = choose_stats_plan(geometry({4096, 4096}, ReduceAxes::of({0})), DType::float32, false, 0, h200);
   EXPECT_EQ(p.splits, 8);  // 32 column blocks; 512 rows per split at least
-  EXPECT_EQ(p.merge_lanes, 2);
+  EXPECT_EQ(p.merge_lanes, 1);  // 8 partials: one lane's batch
 
   PlanOverride force;
   force.merge_lanes = 2;
@@ -215,4 +217,32 @@ TEST(Plan, MergeLanesGiveEachLaneAFewPartials) {
   p = choose_stats_plan(geometry({131072, 64}, ReduceAxes::of({0})), DType::float32, false, 0, h200);
   set_plan_override(nullptr);
   EXPECT_EQ(p.merge_lanes, 2);
+}
+
+// The main kernels count in Acc (math::LocalMoments): no partial state may summarise more than
+// kLocalMomentsMaxValues values, whatever the plan would pick or a test forces.
+TEST(StatsPlan, PartialStatesStayWithinTheLocalCountLimit) {
+  const DeviceInfo device{132};
+  const std::int64_t limit = math::kLocalMomentsMaxValues;
+  PlanOverride one_split;
+  one_split.splits = 1;
+  const PlanOverride* forces[] = {nullptr, &one_split};
+  for (const PlanOverride* force : forces) {
+    set_plan_override(force);
+    // Per-feature: 5 * 2^24 + 3 rows of 4096 columns.
+    auto g = geometry({5 * limit + 3, 4096}, ReduceAxes::of({0}));
+    StatsPlan p = choose_stats_plan(g, DType::float32, false, 0, device);
+    ASSERT_EQ(p.kernel, StatsKernel::columns);
+    EXPECT_LE((g.col_rows / p.column_fold + p.splits - 1) / p.splits, limit);
+    EXPECT_EQ(p.grid_y, p.splits);
+    // Global: 3 * 2^24 + 1 elements, and NCHW-like with sub-rows of 3 elements.
+    for (auto shape : {std::vector<std::int64_t>{3 * limit + 1}, std::vector<std::int64_t>{limit + 1, 2, 3}}) {
+      g = geometry(shape, shape.size() == 1 ? ReduceAxes::every() : ReduceAxes::of({0, 2}));
+      p = choose_stats_plan(g, DType::uint8, false, 0, device);
+      ASSERT_EQ(p.kernel, StatsKernel::segment_block);
+      EXPECT_LE((g.seg_a * g.seg_b + p.splits - 1) / p.splits, limit);
+      EXPECT_EQ(p.grid_x, g.seg_c * p.splits);
+    }
+  }
+  set_plan_override(nullptr);
 }
