@@ -19,6 +19,7 @@ namespace normkit::kernels {
 struct SegmentShape {
   std::int64_t a, c, b;  // sub-rows per segment, segments, elements per sub-row
   std::int64_t splits;   // work items per segment
+  int lanes;             // segment_warp: lanes per work item (a power of two <= 32)
 };
 
 // Accumulates p[t], p[t + G], ... of a contiguous range of n elements into s.
@@ -29,7 +30,7 @@ __device__ __forceinline__ void accumulate_range(const T* __restrict__ p, std::i
     for (std::int64_t i = t; i < n; i += group_size) s.push(load_one<Acc>(p + i));
   } else {
     const std::int64_t head = min(elements_to_alignment<T, VEC>(p), n);
-    if (t < head) s.push(load_one<Acc>(p + t));
+    for (std::int64_t i = t; i < head; i += group_size) s.push(load_one<Acc>(p + i));  // head < VEC: may exceed a small group
     const T* body = p + head;
     const std::int64_t packs = (n - head) / VEC;
     std::int64_t i = t;
@@ -66,7 +67,8 @@ __device__ __forceinline__ void accumulate_segment_part(const T* __restrict__ in
   }
 }
 
-// One warp per work item (BLOCK_GROUP = false) or one block per work item (true). Grid-stride over work
+// A group of shape.lanes lanes of a warp per work item (BLOCK_GROUP = false: rows up to 4096 elements,
+// several per warp when short) or one block per work item (true). Grid-stride over work
 // items; blockDim.x must be a multiple of 32 and at most 1024.
 // (256, 1): without a minimum-blocks hint ptxas for sm_90 caps the uint8 warp instantiation at 64 registers
 // and spills; with it, 92-140 registers and no local memory.
@@ -74,25 +76,28 @@ template <typename T, typename Acc, int VEC, bool BLOCK_GROUP>
 __global__ void __launch_bounds__(256, 1) segment_stats_kernel(const T* __restrict__ input, SegmentShape shape,
                                                             math::StatsSink sink, PartialStates<Acc> partials) {
   __shared__ math::LocalMoments<Acc> scratch[32];
-  const int group_size = BLOCK_GROUP ? static_cast<int>(blockDim.x) : 32;
-  const int t = BLOCK_GROUP ? static_cast<int>(threadIdx.x) : static_cast<int>(threadIdx.x % 32);
-  const std::int64_t groups_per_block = BLOCK_GROUP ? 1 : blockDim.x / 32;
-  const std::int64_t first = static_cast<std::int64_t>(blockIdx.x) * groups_per_block + (BLOCK_GROUP ? 0 : threadIdx.x / 32);
+  // Block groups: one work item per block at a time. Lane groups: blockDim.x / lanes items per block.
+  const int group_size = BLOCK_GROUP ? static_cast<int>(blockDim.x) : shape.lanes;
+  const int t = BLOCK_GROUP ? static_cast<int>(threadIdx.x) : static_cast<int>(threadIdx.x) % group_size;
+  const std::int64_t groups_per_block = BLOCK_GROUP ? 1 : blockDim.x / group_size;
+  const std::int64_t first = static_cast<std::int64_t>(blockIdx.x) * groups_per_block + (BLOCK_GROUP ? 0 : threadIdx.x / group_size);
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * groups_per_block;
   const std::int64_t work_items = shape.c * shape.splits;
   const std::int64_t total = shape.a * shape.b;
   const std::int64_t chunk = (total + shape.splits - 1) / shape.splits;
-
-  for (std::int64_t item = first; item < work_items; item += stride) {
-    const std::int64_t segment = item / shape.splits;
-    const std::int64_t split = item % shape.splits;
+  // The groups of a warp run the same rounds: their merges are collective (a block's item is uniform).
+  const std::int64_t rounds = BLOCK_GROUP ? 0 : (work_items + stride - 1) / stride;
+  for (std::int64_t round = 0, item = first; BLOCK_GROUP ? item < work_items : round < rounds; ++round, item += stride) {
+    const bool active = BLOCK_GROUP || item < work_items;
+    const std::int64_t segment = active ? item / shape.splits : 0;
+    const std::int64_t split = active ? item - segment * shape.splits : 0;
     const std::int64_t lo = split * chunk;
     const std::int64_t hi = lo + chunk < total ? lo + chunk : total;
     math::LocalMoments<Acc> s = math::LocalMoments<Acc>::empty();
-    accumulate_segment_part<Acc, VEC>(input, shape, segment, lo, hi, t, group_size, s);
+    if (active) accumulate_segment_part<Acc, VEC>(input, shape, segment, lo, hi, t, group_size, s);
     if constexpr (BLOCK_GROUP) block_merge(s, scratch);
-    else warp_merge(s);
-    if (t == 0) {
+    else warp_merge(s, group_size);
+    if (active && t == 0) {
       if (shape.splits == 1) math::write_slice(sink, segment, math::to_summary(s.widen()));
       else partials.store(split * shape.c + segment, s);  // [split][segment]: coalesced merge reads
     }

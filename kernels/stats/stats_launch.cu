@@ -51,7 +51,7 @@ template <typename T, typename Acc, int VEC>
 Status launch_segments(const DeviceStatsCall& call, cudaStream_t stream) {
   const auto& g = call.geometry;
   const auto& p = call.plan;
-  const SegmentShape shape{g.seg_a, g.seg_c, g.seg_b, p.splits};
+  const SegmentShape shape{g.seg_a, g.seg_c, g.seg_b, p.splits, p.segment_lanes};
   const PartialStates<Acc> partials{call.workspace, g.seg_c * p.splits};
   const T* input = static_cast<const T*>(call.input);
   if (p.kernel == plan::StatsKernel::segment_warp) {

@@ -75,7 +75,11 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
       p.block_x = P::block_threads;
       if (kernel == StatsKernel::segment_warp) {
         p.splits = 1;
-        p.grid_x = ceil_div(g.seg_c, P::block_threads / 32);
+        const std::int64_t loads = ceil_div(segment, p.vector_elems);
+        int lanes = 1;
+        while (lanes < 32 && lanes * P::segment_loads_per_lane < loads) lanes *= 2;
+        p.segment_lanes = (force && force->segment_lanes > 0) ? force->segment_lanes : lanes;
+        p.grid_x = ceil_div(g.seg_c, P::block_threads / p.segment_lanes);
       } else {
         std::int64_t splits = 1;
         if (g.seg_c < target_blocks) {
@@ -141,7 +145,7 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
   }
   if (kernel == StatsKernel::segment_warp && force && force->splits > 0) {
     p.splits = force->splits;
-    p.grid_x = ceil_div(g.seg_c * p.splits, P::block_threads / 32);
+    p.grid_x = ceil_div(g.seg_c * p.splits, P::block_threads / p.segment_lanes);
   }
   // Main kernels count in Acc (LocalMoments): no partial state may summarise more than
   // kLocalMomentsMaxValues values.

@@ -31,6 +31,10 @@ struct StatsPolicy {
   // Segments up to this many elements go warp-per-segment (a warp streams 4 KB in 2 iterations of
   // 16-byte loads; beyond that a whole block keeps more loads in flight).
   static constexpr std::int64_t warp_segment_max = 4096;
+  // Shorter segments share a warp: a group of lanes per segment with about this many vector loads per
+  // lane, so that the group's merge and the slice's finalize are paid once per several rows (rows of 1024
+  // float32 with a warp each: 60% of the issue cycles after the loads; rows of 16: 1% modelled).
+  static constexpr std::int64_t segment_loads_per_lane = 16;
   // Resident blocks per SM the grid aims for when it has to split slices to fill the GPU.
   static constexpr int target_blocks_per_sm = 4;
   // A split must give each thread at least this many vector loads, or the merge costs more than it saves.
@@ -62,6 +66,7 @@ struct StatsPlan {
   std::int64_t grid_x = 1, grid_y = 1, grid_z = 1;
   std::size_t shared_bytes = 0;     // dynamic shared memory
   std::size_t workspace_bytes = 0;  // partial states
+  int segment_lanes = 32;           // segment_warp: lanes per (segment, split) (power of two <= 32)
   int merge_lanes = 1;              // lanes that merge one kept slice's partials (power of two <= 256; > 32: a block)
   int merge_block = 256;            // threads per block of the merge (fewer when its warps would not fill the SMs)
   bool merge_lane_local = false;    // the merge folds a lane's partials in LocalMoments (they fit its float counts)
@@ -78,6 +83,7 @@ struct PlanOverride {
   int vector_elems = 0;      // 0: the plan's choice; 1: scalar; otherwise the vector width if legal
   std::int64_t splits = 0;   // 0: the plan's choice
   int merge_lanes = 0;       // 0: the plan's choice; else a power of two <= 256
+  int segment_lanes = 0;     // segment_warp: 0: the plan's choice; else 1, 2, 4, 8, 16 or 32
   MergeCounts merge_counts = MergeCounts::plan;  // lane_local: tree in MomentState; wide: every partial widened
 };
 void set_plan_override(const PlanOverride* override_or_null) noexcept;

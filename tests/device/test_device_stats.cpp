@@ -198,6 +198,23 @@ TEST_P(DeviceStats, ForcedMergeWidths) {
   }
 }
 
+TEST_P(DeviceStats, ForcedSegmentLaneGroups) {
+  REQUIRE_DEVICE();
+  // Several segments per warp (and a whole warp per segment), split and unsplit, aligned and not.
+  for (int lanes : {1, 4, 32}) {
+    for (std::int64_t splits : {0, 3}) {
+      plan::PlanOverride o;
+      o.force_kernel = true;
+      o.kernel = plan::StatsKernel::segment_warp;
+      o.segment_lanes = lanes;
+      o.splits = splits;
+      ScopedOverride scoped(o);
+      const std::string label = "segment lanes " + std::to_string(lanes) + " splits " + std::to_string(splits);
+      for (const Case& c : segment_cases()) check_device(c, GetParam(), data_for(GetParam(), numel(c.shape), 13), {}, lanes == 4, label);
+    }
+  }
+}
+
 TEST_P(DeviceStats, ForcedGenericPlanOnEveryPattern) {
   REQUIRE_DEVICE();
   plan::PlanOverride o;

@@ -246,3 +246,19 @@ TEST(StatsPlan, PartialStatesStayWithinTheLocalCountLimit) {
   }
   set_plan_override(nullptr);
 }
+
+TEST(Plan, ShortSegmentsShareAWarp) {
+  const DeviceInfo h200{132};
+  auto p = choose_stats_plan(geometry({524288, 16}, ReduceAxes::of({1})), DType::float32, false, 0, h200);
+  EXPECT_EQ(p.kernel, StatsKernel::segment_warp);
+  EXPECT_EQ(p.vector_elems, 4);
+  EXPECT_EQ(p.segment_lanes, 1);  // 4 vectors per row: a lane per row, 32 rows per warp
+  EXPECT_EQ(p.grid_x, 524288 / 256);
+  p = choose_stats_plan(geometry({8192, 1024}, ReduceAxes::of({1})), DType::float32, false, 0, h200);
+  EXPECT_EQ(p.segment_lanes, 16);  // 256 vectors, 16 per lane: 2 rows per warp
+  p = choose_stats_plan(geometry({100, 4096}, ReduceAxes::of({1})), DType::uint8, false, 0, h200);
+  EXPECT_EQ(p.segment_lanes, 16);
+  p = choose_stats_plan(geometry({100, 3}, ReduceAxes::of({1})), DType::float32, false, 0, h200);
+  EXPECT_EQ(p.vector_elems, 1);
+  EXPECT_EQ(p.segment_lanes, 1);  // 3 scalar loads
+}
