@@ -86,12 +86,19 @@ def cases(full):
                 label = pattern + (str(param) if param else "")
                 add(f"stats/{label}/{SHORT[dtype]}/{'x'.join(map(str, shape))}/{which}", "stats", dtype, shape, axes,
                     which)
-    # float64 accumulation for one pattern; the moments-only set on the CI subset's per-feature case.
+    # float64 accumulation for one pattern.
     elems = mb * 2**20 // 4
     shape, axes = stats_shape("per_feature", 64, elems)
     add(f"stats/per_feature64/f32/{'x'.join(map(str, shape))}/float64", "stats", "float32", shape, axes, "float64")
     if not full:
+        # The moments-only kernels (a request without min, max, l0, l1, linf): columns and segments, 4 dtypes.
         add(f"stats/per_feature64/f32/{'x'.join(map(str, shape))}/moments", "stats", "float32", shape, axes, "moments")
+        for pattern, param, dtype in [("per_feature", 64, "float16"), ("per_sample", 1024, "bfloat16"),
+                                      ("global", 0, "uint8")]:
+            shape_m, axes_m = stats_shape(pattern, param, mb * 2**20 // ELEM[dtype])
+            label = pattern + (str(param) if param else "")
+            add(f"stats/{label}/{SHORT[dtype]}/{'x'.join(map(str, shape_m))}/moments", "stats", dtype, shape_m, axes_m,
+                "moments")
     # Every apply walk, with the 8-bit inputs that make it write-bound.
     applies = [("rows", "float32", "float32", "per_sample", 1024), ("rows", "float16", "float16", "per_sample", 1024),
                ("columns", "float32", "float32", "per_feature", 256), ("columns", "uint8", "float32", "nhwc", 3),

@@ -34,7 +34,8 @@ constexpr int kColumnRowBatch = 8;
 
 // blockDim.y must be a power of two; dynamic shared memory holds (blockDim.y / 2) * blockDim.x * VEC
 // states. Partial state of (split, o, column) at index split * outer * inner + o * inner + column.
-template <typename T, typename Acc, int VEC>
+// EXTREMES = false: a request without min, max, l0, l1 and linf (math::LocalMoments::push_pack).
+template <typename T, typename Acc, int VEC, bool EXTREMES>
 // (256, 1): without a minimum-blocks hint ptxas for sm_90 caps the float64-accumulation instantiations at
 // 64 registers and spills; with it they take 66-76 registers and no local memory.
 __global__ void __launch_bounds__(256, 1) column_stats_kernel(const T* __restrict__ input, ColumnShape shape,
@@ -68,7 +69,7 @@ __global__ void __launch_bounds__(256, 1) column_stats_kernel(const T* __restric
           Acc pack[kColumnRowBatch];
           NORMKIT_UNROLL
           for (int b = 0; b < kColumnRowBatch; ++b) pack[b] = math::to_acc<Acc>(raw[b].v[j]);
-          local[j].push_pack(pack);
+          local[j].template push_pack<EXTREMES>(pack);
         }
       }
       for (; r < row_hi; r += step) {

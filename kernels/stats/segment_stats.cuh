@@ -23,7 +23,7 @@ struct SegmentShape {
 };
 
 // Accumulates p[t], p[t + G], ... of a contiguous range of n elements into s.
-template <typename Acc, int VEC, typename T>
+template <typename Acc, int VEC, bool EXTREMES, typename T>
 __device__ __forceinline__ void accumulate_range(const T* __restrict__ p, std::int64_t n, int t, int group_size,
                                                  math::LocalMoments<Acc>& s) {
   if constexpr (VEC == 1) {
@@ -41,21 +41,21 @@ __device__ __forceinline__ void accumulate_range(const T* __restrict__ p, std::i
       Acc v0[VEC], v1[VEC];
       load_pack<Acc, T, VEC>(body + i * VEC, v0);
       load_pack<Acc, T, VEC>(body + (i + group_size) * VEC, v1);
-      s.push_pack(v0);
-      s.push_pack(v1);
+      s.template push_pack<EXTREMES>(v0);
+      s.template push_pack<EXTREMES>(v1);
       }
     }
     for (; i < packs; i += group_size) {
       Acc v0[VEC];
       load_pack<Acc, T, VEC>(body + i * VEC, v0);
-      s.push_pack(v0);
+      s.template push_pack<EXTREMES>(v0);
     }
     for (std::int64_t j = head + packs * VEC + t; j < n; j += group_size) s.push(load_one<Acc>(p + j));
   }
 }
 
 // Accumulates the part [lo, hi) of segment `segment`'s A*B elements.
-template <typename Acc, int VEC, typename T>
+template <typename Acc, int VEC, bool EXTREMES, typename T>
 __device__ __forceinline__ void accumulate_segment_part(const T* __restrict__ input, const SegmentShape& shape,
                                                         std::int64_t segment, std::int64_t lo, std::int64_t hi, int t,
                                                         int group_size, math::LocalMoments<Acc>& s) {
@@ -63,7 +63,7 @@ __device__ __forceinline__ void accumulate_segment_part(const T* __restrict__ in
     const std::int64_t begin = lo > a * shape.b ? lo - a * shape.b : 0;
     const std::int64_t end = hi - a * shape.b < shape.b ? hi - a * shape.b : shape.b;
     const T* row = input + (a * shape.c + segment) * shape.b;
-    accumulate_range<Acc, VEC>(row + begin, end - begin, t, group_size, s);
+    accumulate_range<Acc, VEC, EXTREMES>(row + begin, end - begin, t, group_size, s);
   }
 }
 
@@ -72,7 +72,8 @@ __device__ __forceinline__ void accumulate_segment_part(const T* __restrict__ in
 // items; blockDim.x must be a multiple of 32 and at most 1024.
 // (256, 1): without a minimum-blocks hint ptxas for sm_90 caps the uint8 warp instantiation at 64 registers
 // and spills; with it, 92-140 registers and no local memory.
-template <typename T, typename Acc, int VEC, bool BLOCK_GROUP>
+// EXTREMES = false: a request without min, max, l0, l1 and linf (math::LocalMoments::push_pack).
+template <typename T, typename Acc, int VEC, bool BLOCK_GROUP, bool EXTREMES>
 __global__ void __launch_bounds__(256, 1) segment_stats_kernel(const T* __restrict__ input, SegmentShape shape,
                                                             math::StatsSink sink, PartialStates<Acc> partials) {
   __shared__ math::LocalMoments<Acc> scratch[32];
@@ -94,7 +95,7 @@ __global__ void __launch_bounds__(256, 1) segment_stats_kernel(const T* __restri
     const std::int64_t lo = split * chunk;
     const std::int64_t hi = lo + chunk < total ? lo + chunk : total;
     math::LocalMoments<Acc> s = math::LocalMoments<Acc>::empty();
-    if (active) accumulate_segment_part<Acc, VEC>(input, shape, segment, lo, hi, t, group_size, s);
+    if (active) accumulate_segment_part<Acc, VEC, EXTREMES>(input, shape, segment, lo, hi, t, group_size, s);
     if constexpr (BLOCK_GROUP) block_merge(s, scratch);
     else warp_merge(s, group_size);
     if (active && t == 0) {

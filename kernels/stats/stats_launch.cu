@@ -1,5 +1,6 @@
 // Launchers of the statistics kernels and their explicit instantiations (the only translation unit that
-// instantiates them: 5 input dtypes x {float, double} accumulation x vector widths).
+// instantiates them: 5 input dtypes x {float, double} accumulation x vector widths, and moments-only
+// vector kernels for float accumulation).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -19,6 +20,15 @@ constexpr const char* kOp = "compute_stats";
 constexpr std::int64_t kMaxGrid = 0x7fffffff;
 
 unsigned grid_dim(std::int64_t blocks) { return static_cast<unsigned>(std::clamp<std::int64_t>(blocks, 1, kMaxGrid)); }
+
+// Whether the request needs min, max, Σ|x| or the non-zero count (summaries always do).
+bool needs_extremes(const math::StatsSink& sink) {
+  if (sink.summaries != nullptr) return true;
+  for (Stat s : {Stat::min, Stat::max, Stat::l0, Stat::l1, Stat::linf}) {
+    if (sink.outputs[static_cast<int>(s)] != nullptr) return true;
+  }
+  return false;
+}
 
 template <typename T, typename Acc>
 Status launch_merge(const DeviceStatsCall& call, const MergeShape& shape, cudaStream_t stream) {
@@ -47,7 +57,7 @@ Status launch_partial_merge(const DeviceStatsCall& call, cudaStream_t stream) {
   return launch_merge<T, Acc>(call, m, stream);
 }
 
-template <typename T, typename Acc, int VEC>
+template <typename T, typename Acc, int VEC, bool EXTREMES>
 Status launch_segments(const DeviceStatsCall& call, cudaStream_t stream) {
   const auto& g = call.geometry;
   const auto& p = call.plan;
@@ -55,14 +65,14 @@ Status launch_segments(const DeviceStatsCall& call, cudaStream_t stream) {
   const PartialStates<Acc> partials{call.workspace, g.seg_c * p.splits};
   const T* input = static_cast<const T*>(call.input);
   if (p.kernel == plan::StatsKernel::segment_warp) {
-    segment_stats_kernel<T, Acc, VEC, false><<<grid_dim(p.grid_x), p.block_x, 0, stream>>>(input, shape, call.sink, partials);
+    segment_stats_kernel<T, Acc, VEC, false, EXTREMES><<<grid_dim(p.grid_x), p.block_x, 0, stream>>>(input, shape, call.sink, partials);
   } else {
-    segment_stats_kernel<T, Acc, VEC, true><<<grid_dim(p.grid_x), p.block_x, 0, stream>>>(input, shape, call.sink, partials);
+    segment_stats_kernel<T, Acc, VEC, true, EXTREMES><<<grid_dim(p.grid_x), p.block_x, 0, stream>>>(input, shape, call.sink, partials);
   }
   return cuda::check_launch(kOp, "segment_stats_kernel");
 }
 
-template <typename T, typename Acc, int VEC>
+template <typename T, typename Acc, int VEC, bool EXTREMES>
 Status launch_columns(const DeviceStatsCall& call, cudaStream_t stream) {
   const auto& g = call.geometry;
   const auto& p = call.plan;
@@ -71,7 +81,7 @@ Status launch_columns(const DeviceStatsCall& call, cudaStream_t stream) {
   const PartialStates<Acc> partials{call.workspace, p.splits * shape.outer * shape.inner};
   const dim3 grid(grid_dim(p.grid_x), static_cast<unsigned>(p.grid_y), static_cast<unsigned>(p.grid_z));
   const dim3 block(static_cast<unsigned>(p.block_x), static_cast<unsigned>(p.block_y));
-  column_stats_kernel<T, Acc, VEC><<<grid, block, p.shared_bytes, stream>>>(static_cast<const T*>(call.input), shape,
+  column_stats_kernel<T, Acc, VEC, EXTREMES><<<grid, block, p.shared_bytes, stream>>>(static_cast<const T*>(call.input), shape,
                                                                           call.sink, partials);
   return cuda::check_launch(kOp, "column_stats_kernel");
 }
@@ -86,13 +96,21 @@ Status launch_main(const DeviceStatsCall& call, cudaStream_t stream) {
   switch (p.kernel) {
     case plan::StatsKernel::empty:
       return launch_merge<T, Acc>(call, MergeShape{g.kept_numel, 0, 1, g.kept_numel, g.kept_numel, 0, 0, 0, 1, true, true}, stream);
+    // Moments-only requests get their own vector kernels with float accumulation (the paths that carry
+    // bench-sized data); scalar and float64 paths always keep the extremes (bounded instantiations).
     case plan::StatsKernel::segment_warp:
     case plan::StatsKernel::segment_block:
-      if (p.vector_elems == 1) return launch_segments<T, Acc, 1>(call, stream);
-      return launch_segments<T, Acc, kSegmentVec>(call, stream);
+      if (p.vector_elems == 1) return launch_segments<T, Acc, 1, true>(call, stream);
+      if constexpr (std::is_same_v<Acc, float>) {
+        if (!needs_extremes(call.sink)) return launch_segments<T, Acc, kSegmentVec, false>(call, stream);
+      }
+      return launch_segments<T, Acc, kSegmentVec, true>(call, stream);
     case plan::StatsKernel::columns:
-      if (p.vector_elems == 1) return launch_columns<T, Acc, 1>(call, stream);
-      return launch_columns<T, Acc, kColumnVec>(call, stream);
+      if (p.vector_elems == 1) return launch_columns<T, Acc, 1, true>(call, stream);
+      if constexpr (std::is_same_v<Acc, float>) {
+        if (!needs_extremes(call.sink)) return launch_columns<T, Acc, kColumnVec, false>(call, stream);
+      }
+      return launch_columns<T, Acc, kColumnVec, true>(call, stream);
     case plan::StatsKernel::generic:
       generic_stats_kernel<T, Acc><<<grid_dim(p.grid_x), p.block_x, 0, stream>>>(
           static_cast<const T*>(call.input), g.kept, g.reduced, g.kept_numel, g.reduce_numel, call.sink);

@@ -215,6 +215,26 @@ TEST_P(DeviceStats, ForcedSegmentLaneGroups) {
   }
 }
 
+TEST_P(DeviceStats, MomentsOnlyRequests) {
+  REQUIRE_DEVICE();
+  // A request without min, max, l0, l1 and linf takes the moments-only vector kernels (float
+  // accumulation); every ninth value NaN or ±Inf sends some packs down the per-value path.
+  StatsOptions options;
+  options.stats = StatSet{Stat::count, Stat::mean, Stat::var, Stat::std, Stat::sum, Stat::l2};
+  for (bool with_nan : {false, true}) {
+    for (const auto* group : {&segment_cases(), &column_cases()}) {
+      for (const Case& c : *group) {
+        std::vector<double> values = data_for(GetParam(), numel(c.shape), 21);
+        if (with_nan && GetParam() != DType::uint8) {
+          for (std::size_t i = 4; i < values.size(); i += 9) values[i] = (i % 2) ? std::nan("") : HUGE_VAL;
+        }
+        options.ignore_nan = with_nan;
+        check_device(c, GetParam(), values, options, 0, with_nan ? "moments only, NaN and Inf" : "moments only");
+      }
+    }
+  }
+}
+
 TEST_P(DeviceStats, ForcedGenericPlanOnEveryPattern) {
   REQUIRE_DEVICE();
   plan::PlanOverride o;
