@@ -12,15 +12,25 @@
 // the float32 path subtracts the center as a float pair, so large offsets stay exact.
 //
 // Methods, with the statistics of the fitted data (population variance, NaN ignored as scikit-learn does):
-//   zscore      y = (x - mean) / s. By default (ZeroVariance::sklearn, StandardScaler) s = std, and a
-//               constant feature (variance zero within float64 rounding) gets s = 1, so y = x - mean.
-//               ZeroVariance::keras (Normalization) uses s = max(std, epsilon), with epsilon 1e-7 by
-//               default; a constant feature then becomes (x - mean) * 1e7. with_mean = false uses mean 0;
-//               with_std = false uses s = 1.
+//   zscore      y = (x - mean) / s. By default (ZeroVariance::sklearn, StandardScaler) s = std, except for a
+//               constant feature, whose s is 1 (y = x - mean). A feature is constant by scikit-learn's rule
+//               (_is_constant_feature): its variance is within the float64 rounding error of computing it
+//               over n values, var <= n eps var + (n eps mean)^2 with eps = 2^-52, n the values fitted
+//               (non-NaN; with impute_nan all of them). The bound grows with n: at n = 10 a spread of
+//               1e-14 around 1 is scaled, at n = 10000 a spread of 1e-12 around 1 is constant; a spread
+//               of 1e-14 around 0 is always scaled. The rule holds for every input dtype (statistics are
+//               float64, as scikit-learn's). ZeroVariance::keras (Normalization) uses s = max(std,
+//               epsilon), with epsilon 1e-7 by default; a constant feature then becomes (x - mean) * 1e7.
+//               with_mean = false uses mean 0 (the rule above still uses the mean); with_std = false uses
+//               s = 1.
 //   minmax      y = (x - min) * (b - a) / (max - min) + a, with feature_range (a, b), default (0, 1)
-//               (MinMaxScaler). A constant feature's range counts as 1, so y = a + (x - min). clip
-//               clips y to [a, b]. Rejects a >= b.
-//   maxabs      y = x / max|x| (MaxAbsScaler); max|x| = 0 counts as 1.
+//               (MinMaxScaler). A range below scikit-learn's near-zero floor counts as 1, so
+//               y = a + (x - min). clip clips y to [a, b]. Rejects a >= b.
+//   maxabs      y = x / max|x| (MaxAbsScaler); a max|x| below the near-zero floor counts as 1 (y = x).
+//               The near-zero floor is scikit-learn's _handle_zeros_in_scale: 10 eps of the dtype it holds
+//               the statistic in, which follows Options::fitted_dtype: float32 data 10 * 2^-23 (1.19e-6),
+//               float16 10 * 2^-10 (9.8e-3), float64 and uint8 (converted to float64) 10 * 2^-52
+//               (2.2e-15); bfloat16, which NumPy lacks, counts as float32.
 //   rescale     y = x * scale + offset (Keras Rescaling, e.g. scale 1/255). It needs no statistics.
 //   decimal     y = x / 10^j, where j is the smallest integer (possibly negative) with max|x| / 10^j < 1.
 //               max|x| = 0 gives j = 0, and max|x| = 100 gives j = 3 (exact powers of ten are exact).
@@ -34,6 +44,14 @@
 //     scikit-learn's Pipeline([SimpleImputer, scaler]) would fit it: the filled values count, so the
 //     variance is M2 / (count + NaN count).
 //   * Without imputation, NaN stays NaN in transform, and fitting ignores NaN.
+//
+// Infinity: fitting on data that holds +-Inf is an error, as in scikit-learn ("Input contains infinity")
+// for every fitted method (all but rescale). Normalizer::transform, inverse_transform and save return
+// invalid_argument naming the first such feature and its +Inf/-Inf counts; the state file is not written.
+// compute_coefficients cannot report per-slice errors without synchronizing, so it marks such slices with
+// NaN center, scale and offset (their transform is NaN). Transforming +-Inf with fitted coefficients keeps
+// IEEE arithmetic (Inf in, +-Inf or NaN out) where scikit-learn's transform raises: a check would cost the
+// device apply a synchronization to report it. This is the one documented divergence.
 //
 // Inverse: x = (y - offset) / scale + center, for every fitted method (scikit-learn inverse_transform,
 // Keras Normalization(invert=True)). Clipping and imputation are not undone.

@@ -39,6 +39,10 @@ struct NormalizerOptions {
   // Accumulation::automatic (float32 for 8/16/32-bit inputs, ~1e-6 relative) fits about 1.4x faster on
   // the host and much faster on GPUs with slow float64.
   Accumulation accumulation = Accumulation::float64;
+  // The dtype of the fitted data. It decides scikit-learn's near-zero floor of min-max ranges and max|x|
+  // (normalize.hpp). Normalizer::adapt sets it from its batches (the widest of them); callers of
+  // compute_coefficients set it themselves.
+  DType fitted_dtype = DType::float64;
 };
 
 // Per kept index coefficients of the apply (float64 arrays of n elements, in `space`).

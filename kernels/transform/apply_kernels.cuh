@@ -230,4 +230,23 @@ __global__ void coefficients_kernel(const StatsSummary* summaries, std::int64_t 
   }
 }
 
+// One block: the first kept index whose fit holds +-Inf (math::fit_has_infinity), or -1. A block-wide
+// minimum rather than atomics: the answer is the same on every run.
+constexpr int kFirstInfiniteBlock = 256;
+__global__ void __launch_bounds__(kFirstInfiniteBlock)
+    first_infinite_fit_kernel(const StatsSummary* summaries, std::int64_t n, NormalizerOptions options, std::int64_t* first) {
+  __shared__ std::int64_t lowest[kFirstInfiniteBlock];
+  std::int64_t mine = n;
+  for (std::int64_t k = threadIdx.x; k < n && mine == n; k += kFirstInfiniteBlock) {
+    if (math::fit_has_infinity(summaries[k], options)) mine = k;
+  }
+  lowest[threadIdx.x] = mine;
+  __syncthreads();
+  for (int half = kFirstInfiniteBlock / 2; half > 0; half /= 2) {
+    if (threadIdx.x < half && lowest[threadIdx.x + half] < lowest[threadIdx.x]) lowest[threadIdx.x] = lowest[threadIdx.x + half];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) *first = lowest[0] < n ? lowest[0] : -1;
+}
+
 }  // namespace normkit::kernels

@@ -92,6 +92,12 @@ Status launch_coefficients(const StatsSummary* summaries, std::int64_t n, const 
   return cuda::check_launch("compute_coefficients", "coefficients_kernel");
 }
 
+Status launch_first_infinite_fit(const StatsSummary* summaries, std::int64_t n, const NormalizerOptions& options,
+                                 std::int64_t* first, Stream stream) {
+  first_infinite_fit_kernel<<<1, kFirstInfiniteBlock, 0, stream>>>(summaries, n, options, first);
+  return cuda::check_launch("Normalizer", "first_infinite_fit_kernel");
+}
+
 Status launch_lp_coefficients(const StatsSummary* summaries, std::int64_t n, LpNorm p, const AffineCoefficients& out,
                               Stream stream) {
   if (n == 0) return Status::success();

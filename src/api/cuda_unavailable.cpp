@@ -25,6 +25,9 @@ Status launch_lp_rows(const void*, DType, void*, DType, std::int64_t, std::int64
 }
 Status launch_coefficients(const StatsSummary*, std::int64_t, const NormalizerOptions&, bool, const AffineCoefficients&,
                            Stream) { return unavailable("compute_coefficients"); }
+Status launch_first_infinite_fit(const StatsSummary*, std::int64_t, const NormalizerOptions&, std::int64_t*, Stream) {
+  return unavailable("Normalizer");
+}
 Status launch_lp_coefficients(const StatsSummary*, std::int64_t, LpNorm, const AffineCoefficients&, Stream) {
   return unavailable("normalize_lp");
 }

@@ -22,8 +22,31 @@
 
 namespace normkit {
 
-// Coefficient arrays, each kept_numel float64: forward center/scale/offset/fill, then the inverse's.
+// Coefficient arrays, each kept_numel float64: forward center/scale/offset/fill, then the inverse's. On
+// the device one more 8-byte slot follows them: the answer of the +-Inf check of the fit.
 constexpr int kCoefficientArrays = 8;
+
+namespace {
+
+std::string shape_text(const std::vector<std::int64_t>& shape) {
+  std::string s = "[";
+  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+std::string index_in_shape(std::int64_t k, const std::vector<std::int64_t>& shape) {
+  if (shape.size() <= 1) return std::to_string(k);
+  std::vector<std::int64_t> index(shape.size());
+  for (std::size_t d = shape.size(); d-- > 0;) {
+    index[d] = shape[d] ? k % shape[d] : 0;
+    k = shape[d] ? k / shape[d] : 0;
+  }
+  std::string s = "[";
+  for (std::size_t d = 0; d < index.size(); ++d) s += (d ? ", " : "") + std::to_string(index[d]);
+  return s + "]";
+}
+
+}  // namespace
 
 struct Normalizer::State {
   NormalizerOptions options;
@@ -96,11 +119,36 @@ struct Normalizer::State {
     }
     NORMKIT_RETURN_IF_ERROR(use_stream(stream));
     NORMKIT_RETURN_IF_ERROR(kernels::device_allocate(&device_summaries, n * sizeof(StatsSummary), stream));
-    NORMKIT_RETURN_IF_ERROR(kernels::device_allocate(&device_coefficients, n * kCoefficientArrays * sizeof(double), stream));
+    NORMKIT_RETURN_IF_ERROR(kernels::device_allocate(&device_coefficients, (n * kCoefficientArrays + 1) * sizeof(double), stream));
     return Status::success();
   }
-  Status refresh_coefficients(Stream stream) {
+  // scikit-learn rejects +-Inf in fit; so does every fitted method here, when its coefficients are derived.
+  // On the device this copies one index to the host and synchronizes the stream.
+  Status check_finite_fit(Stream stream, const std::string& op) {
+    if (options.method == Method::rescale || kept_numel == 0) return Status::success();
+    std::int64_t first = -1;
+    StatsSummary s{};
+    if (space == MemorySpace::host) {
+      for (std::int64_t k = 0; k < kept_numel && first < 0; ++k) {
+        if (math::fit_has_infinity(host_summaries[static_cast<std::size_t>(k)], options)) first = k;
+      }
+      if (first >= 0) s = host_summaries[static_cast<std::size_t>(first)];
+    } else {
+      std::int64_t* answer = reinterpret_cast<std::int64_t*>(coefficient_array(kCoefficientArrays));
+      NORMKIT_RETURN_IF_ERROR(kernels::launch_first_infinite_fit(summaries(), kept_numel, options, answer, stream));
+      NORMKIT_RETURN_IF_ERROR(kernels::copy_to_host_sync(&first, answer, sizeof(first), stream));
+      if (first >= 0) NORMKIT_RETURN_IF_ERROR(kernels::copy_to_host_sync(&s, summaries() + first, sizeof(s), stream));
+    }
+    if (first < 0) return Status::success();
+    return argument_error(StatusCode::invalid_argument, op, "fitted data",
+                          std::string("finite values or NaN for method ") + method_name(options.method) +
+                              " (scikit-learn rejects infinity in fit; NaN is ignored)",
+                          "feature " + index_in_shape(first, kept) + " of kept shape " + shape_text(kept) + " holds " +
+                              std::to_string(s.posinf_count) + " +Inf and " + std::to_string(s.neginf_count) + " -Inf values");
+  }
+  Status refresh_coefficients(Stream stream, const std::string& op) {
     if (coefficients_current) return Status::success();
+    NORMKIT_RETURN_IF_ERROR(check_finite_fit(stream, op));
     NORMKIT_RETURN_IF_ERROR(compute_coefficients(summaries(), kept_numel, options, false, coefficients_with_fill(false), space, stream));
     NORMKIT_RETURN_IF_ERROR(compute_coefficients(summaries(), kept_numel, options, true, coefficients_with_fill(true), space, stream));
     coefficients_current = true;
@@ -140,11 +188,6 @@ Status Normalizer::init(const NormalizerOptions& options, MemorySpace space) {
 
 namespace {
 
-std::string shape_string(const std::vector<std::int64_t>& shape) {
-  std::string s = "[";
-  for (std::size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
-  return s + "]";
-}
 
 Status kept_of(const TensorView& t, const ReduceAxes& axes, const std::string& op, std::vector<std::int64_t>* kept) {
   std::array<std::int64_t, kMaxDims> shape{};
@@ -176,8 +219,11 @@ Status Normalizer::adapt(const TensorView& batch, Stream stream) {
     NORMKIT_RETURN_IF_ERROR(st.allocate(kept, stream));
   } else if (kept != st.kept) {
     return argument_error(StatusCode::shape_mismatch, op, "batch.shape",
-                          "kept shape " + shape_string(st.kept) + " (as adapted so far)", shape_string(kept) + " from " + batch.shape_string());
+                          "kept shape " + shape_text(st.kept) + " (as adapted so far)", shape_text(kept) + " from " + batch.shape_string());
   }
+  // As scikit-learn's partial_fit, the fitted statistic's dtype is the widest seen (its near-zero floor the smallest).
+  const DType fitted = st.adapted ? st.options.fitted_dtype : batch.dtype;
+  st.options.fitted_dtype = math::near_zero_scale(batch.dtype) < math::near_zero_scale(fitted) ? batch.dtype : fitted;
   StatsOptions options;
   options.axes = st.options.axes;
   options.accumulation = st.options.accumulation;
@@ -222,7 +268,7 @@ Status Normalizer::set_mean_variance(const std::vector<std::int64_t>& kept_shape
   if (kept_shape.size() > static_cast<std::size_t>(kMaxDims) ||
       !checked_numel(kept_shape.data(), static_cast<int>(kept_shape.size()), sizeof(StatsSummary), &n)) {
     return argument_error(StatusCode::invalid_argument, op, "kept_shape", "at most 8 non-negative extents of a size that fits",
-                          shape_string(kept_shape));
+                          shape_text(kept_shape));
   }
   if (static_cast<std::int64_t>(mean.size()) != n || static_cast<std::int64_t>(variance.size()) != n) {
     return argument_error(StatusCode::shape_mismatch, op, "mean/variance", std::to_string(n) + " values each",
@@ -276,15 +322,15 @@ Status Normalizer::transform_impl(const TensorView& in, const TensorView& out, b
     st.adapted = true;
   }
   if (kept != st.kept) {
-    return argument_error(StatusCode::shape_mismatch, op, "in.shape", "kept shape " + shape_string(st.kept) + " on the kept axes",
-                          shape_string(kept) + " from " + in.shape_string());
+    return argument_error(StatusCode::shape_mismatch, op, "in.shape", "kept shape " + shape_text(st.kept) + " on the kept axes",
+                          shape_text(kept) + " from " + in.shape_string());
   }
   if (in.space != st.space) {
     return argument_error(StatusCode::invalid_argument, op, "in.space", st.space == MemorySpace::host ? "host" : "device",
                           in.space == MemorySpace::host ? "host" : "device");
   }
   NORMKIT_RETURN_IF_ERROR(st.use_stream(stream));
-  NORMKIT_RETURN_IF_ERROR(st.refresh_coefficients(stream));
+  NORMKIT_RETURN_IF_ERROR(st.refresh_coefficients(stream, op));
   return apply_affine(in, st.options.axes, st.coefficients(inverse), out, stream);
 }
 
@@ -292,7 +338,7 @@ Status Normalizer::save(const std::string& path, Stream stream) const {
   const std::string op = "Normalizer::save";
   State& st = *state_;
   if (!st.configured || !st.adapted) return Status(StatusCode::invalid_argument, "normkit::" + op + ": nothing to save: the normalizer is not adapted");
-  NORMKIT_RETURN_IF_ERROR(st.refresh_coefficients(stream));
+  NORMKIT_RETURN_IF_ERROR(st.refresh_coefficients(stream, op));
   io::NormalizerFileContents contents;
   contents.options = st.options;
   contents.kept_shape = st.kept;

@@ -268,13 +268,20 @@ void print_transform_help(const std::string& verb) {
               "options:\n"
               "  --axis A                 reduced axes of the statistics (default 0: per feature)\n"
               "  --with-mean/--no-with-mean, --with-std/--no-with-std   zscore centering and scaling (default on)\n"
-              "  --zero-variance sklearn|keras   constant features: scale 1 (sklearn) or max(std, epsilon) (keras)\n"
+              "  --zero-variance sklearn|keras   zscore of constant features: s = 1 (sklearn) or max(std, epsilon) (keras)\n"
               "  --epsilon E              keras epsilon (default 1e-7)\n"
               "  --feature-range A,B      minmax target range (default 0,1); --clip clips to it\n"
               "  --scale S --offset O     rescale first: x * S + O (the whole transform for --method rescale)\n"
               "  --impute                 fill NaN with the feature mean before the method\n"
               "  --dtype D                output dtype (default: the input's float type, float32 for uint8)\n"
               "  --device auto|cpu|cuda, --gpu N\n"
+              "scikit-learn's rules:\n"
+              "  zscore (sklearn): a feature is constant (s = 1, y = x - mean) when var <= n*eps*var + (n*eps*mean)^2,\n"
+              "    eps = 2^-52, n = the values fitted (StandardScaler's _is_constant_feature)\n"
+              "  minmax range and maxabs max|x| below 10*eps of the input dtype count as 1 (_handle_zeros_in_scale):\n"
+              "    float32 and bfloat16 1.19e-6, float16 9.8e-3, float64 and uint8 2.2e-15\n"
+              "  fitting on +-Inf is an error naming the feature (exit 1, nothing written); NaN is ignored by fit\n"
+              "  (--impute fills it); transforming +-Inf with a saved state keeps IEEE arithmetic (scikit-learn raises)\n"
               "exit status: 0 success, 1 bad data, 2 usage error; outputs are written atomically\n");
 }
 

@@ -119,7 +119,8 @@ Status encode_normalizer_file(const NormalizerFileContents& c, const std::string
                    {"clip", o.clip ? "true" : "false"},
                    {"scale", number(o.scale)},
                    {"offset", number(o.offset)},
-                   {"impute_nan", o.impute_nan ? "true" : "false"}};
+                   {"impute_nan", o.impute_nan ? "true" : "false"},
+                   {"fitted_dtype", dtype_name(o.fitted_dtype)}};
   *out = std::move(file);
   return Status::success();
 }
@@ -168,6 +169,8 @@ Status decode_normalizer_file(const SafetensorsFile& file, const std::string& op
                   (v == "sklearn" || v == "keras");
   if (!ok) return bad("metadata with_mean/with_std/clip/impute_nan/epsilon/scale/offset/zero_variance missing or malformed");
   o.zero_variance = v == "keras" ? ZeroVariance::keras : ZeroVariance::sklearn;
+  // Files of normkit 0.1.0 have no fitted_dtype: their statistics count as float64 (the smallest floor).
+  if (meta("fitted_dtype", &v) && !parse_dtype(v, &o.fitted_dtype)) return bad("metadata 'fitted_dtype' is not a dtype name");
   if (!meta("feature_range", &v)) return bad("metadata 'feature_range' missing");
   {
     JsonValue range;

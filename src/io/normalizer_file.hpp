@@ -6,7 +6,8 @@
 // abs_sum, maxabs, center, scale, offset, fill (float64). Metadata (each value a string): format
 // "normkit-normalizer", normkit_version, method (method_name), zero_variance ("sklearn" | "keras"), and
 // JSON texts: axes ("all" or a list of ints), kept_shape (list), with_mean/with_std/clip/impute_nan
-// (true | false), epsilon/scale/offset (numbers), feature_range ([a, b]).
+// (true | false), epsilon/scale/offset (numbers), feature_range ([a, b]); fitted_dtype (a dtype name,
+// optional: absent in files of normkit 0.1.0, read as float64).
 #pragma once
 
 #include <cstdint>

@@ -26,10 +26,38 @@ NORMKIT_HD double decimal_divisor(double m) {
   return pow(10.0, j);
 }
 
+// scikit-learn's "near-zero scale" floor (_handle_zeros_in_scale): a min-max range or max|x| below 10 eps of
+// the dtype scikit-learn holds the statistic in counts as zero (scale 1). That dtype is the data's for float32
+// and float16, float64 for uint8 and float64; bfloat16 counts as float32 (NumPy has none: torch tensors reach
+// scikit-learn through .float()).
+NORMKIT_HD double near_zero_scale(DType fitted_dtype) {
+  switch (fitted_dtype) {
+    case DType::float32:
+    case DType::bfloat16: return 10.0 * 1.1920928955078125e-07;  // 10 * 2^-23
+    case DType::float16: return 10.0 * 9.765625e-04;             // 10 * 2^-10
+    default: return 10.0 * 2.220446049250313e-16;                // 10 * 2^-52
+  }
+}
+
+// scikit-learn's constant-feature test of StandardScaler (_is_constant_feature): the variance is within the
+// rounding error of its float64 computation over n values, var <= n eps var + (n eps mean)^2, eps = 2^-52.
+NORMKIT_HD bool is_constant_feature(double var, double mean, double n) {
+  const double eps = 2.220446049250313e-16;
+  const double drift = n * eps * mean;
+  return var <= n * eps * var + drift * drift;
+}
+
+// A fit over data holding +-Inf has no meaningful statistics (scikit-learn raises "Input contains
+// infinity"); only rescale, which fits nothing, accepts it.
+NORMKIT_HD bool fit_has_infinity(const StatsSummary& s, const NormalizerOptions& o) {
+  return o.method != Method::rescale && s.posinf_count + s.neginf_count > 0;
+}
+
 // Coefficients of one kept slice. `s` holds the statistics of the raw (not yet rescaled) values.
 NORMKIT_HD Affine fit_affine(const StatsSummary& s, const NormalizerOptions& o) {
   const double nan = NAN;
-  const std::int64_t n = s.count + s.posinf_count + s.neginf_count;  // non-NaN values
+  if (fit_has_infinity(s, o)) return Affine{nan, nan, nan, nan};  // y = NaN: the fit is rejected
+  const std::int64_t n = s.count;  // finite values (no +-Inf past the check above)
   const bool impute = o.impute_nan || o.method == Method::impute_mean;
   Affine a{0.0, 1.0, 0.0, nan};
   const double mean = n > 0 ? s.mean : nan;
@@ -37,12 +65,13 @@ NORMKIT_HD Affine fit_affine(const StatsSummary& s, const NormalizerOptions& o) 
   // Statistics of the rescaled values x' = x * o.scale + o.offset (imputed values count when imputing).
   const double mean_r = n > 0 ? mean * o.scale + o.offset : 0.0;
   const double count_for_var = static_cast<double>(impute ? n + s.nan_count : n);
-  const double var = count_for_var > 0 ? s.m2 / count_for_var : 0.0;
-  const double std_r = sqrt(var) * abs_value(o.scale);
+  const double var_r = count_for_var > 0 ? s.m2 / count_for_var * (o.scale * o.scale) : 0.0;
+  const double std_r = sqrt(var_r);
   const double lo = n > 0 ? s.min * o.scale + o.offset : 0.0;
   const double hi = n > 0 ? s.max * o.scale + o.offset : 0.0;
   const double min_r = lo < hi ? lo : hi, max_r = lo < hi ? hi : lo;
   const double maxabs_r = abs_value(min_r) > abs_value(max_r) ? abs_value(min_r) : abs_value(max_r);
+  const double zero_scale = near_zero_scale(o.fitted_dtype);
   // y = (x' - c) * k + off, with x' = x * scale + offset  =>  center = (c - offset) / scale, scale = scale * k.
   double c = 0.0, k = 1.0, off = 0.0;
   switch (o.method) {
@@ -53,9 +82,7 @@ NORMKIT_HD Affine fit_affine(const StatsSummary& s, const NormalizerOptions& o) 
         if (o.zero_variance == ZeroVariance::keras) {
           sd = std_r > o.epsilon ? std_r : o.epsilon;
         } else {
-          // Constant feature: variance zero up to float64 rounding of the accumulation.
-          const double tiny = 1e-13 * (abs_value(mean_r) > 1.0 ? abs_value(mean_r) : 1.0);
-          sd = std_r > tiny ? std_r : 1.0;
+          sd = is_constant_feature(var_r, mean_r, count_for_var) ? 1.0 : std_r;
         }
       }
       k = 1.0 / sd;
@@ -63,14 +90,13 @@ NORMKIT_HD Affine fit_affine(const StatsSummary& s, const NormalizerOptions& o) 
     }
     case Method::minmax: {
       const double range = max_r - min_r;
-      const double tiny = 1e-13 * (maxabs_r > 1.0 ? maxabs_r : 1.0);
       c = min_r;
-      k = (o.range_max - o.range_min) / (range > tiny ? range : 1.0);
+      k = (o.range_max - o.range_min) / (range < zero_scale ? 1.0 : range);
       off = o.range_min;
       break;
     }
     case Method::maxabs:
-      k = 1.0 / (maxabs_r > 0.0 ? maxabs_r : 1.0);
+      k = 1.0 / (maxabs_r < zero_scale ? 1.0 : maxabs_r);
       break;
     case Method::decimal:
       k = maxabs_r > 0.0 && maxabs_r - maxabs_r == 0.0 ? 1.0 / decimal_divisor(maxabs_r) : 1.0;

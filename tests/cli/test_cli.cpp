@@ -714,6 +714,33 @@ TEST_F(CliTest, TransformUsageAndDataErrors) {
   for (const auto& name : data_entries()) EXPECT_EQ(name.find(".tmp"), std::string::npos) << name;
 }
 
+// The reproducers: fitting on +-Inf fails naming the feature (exit 1, nothing written); the tiny
+// spread around 0 that an absolute floor used to leave alone is scaled as StandardScaler scales it.
+TEST_F(CliTest, FitRejectsInfinityAndScalesTinySpreads) {
+  const std::string inf = write_npy("i.npy", DType::float64, {2, 2}, {INFINITY, 5, 1, 6});
+  CliResult r = run({"normalize", inf, "--method", "zscore", "--out", data_path("y.npy")});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("feature 0 of kept shape [2] holds 1 +Inf and 0 -Inf values"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(data_path("y.npy")));
+  if (cuda_available()) {  // the device check finds the same feature
+    r = run({"normalize", inf, "--method", "zscore", "--device", "cuda", "--out", data_path("y.npy")});
+    EXPECT_EQ(r.code, 1) << r.err;
+    EXPECT_NE(r.err.find("feature 0 of kept shape [2] holds 1 +Inf and 0 -Inf values"), std::string::npos) << r.err;
+    EXPECT_FALSE(fs::exists(data_path("y.npy")));
+  }
+  r = run({"fit", inf, "--method", "minmax", "--state", data_path("s.safetensors")});
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("feature 0"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(data_path("s.safetensors")));
+  for (const auto& name : data_entries()) EXPECT_EQ(name.find(".tmp"), std::string::npos) << name;
+  const std::string tiny = write_npy("t.npy", DType::float64, {2, 1}, {1e-14, -1e-14});
+  r = run({"normalize", tiny, "--method", "zscore", "--out", data_path("z.npy")});
+  ASSERT_EQ(r.code, 0) << r.err;
+  expect_near_all(read_npy_values(data_path("z.npy")), {1, -1}, 1e-12, "StandardScaler on [[1e-14], [-1e-14]]");
+  r = run({"normalize", "--help"});
+  EXPECT_NE(r.out.find("n*eps*var + (n*eps*mean)^2"), std::string::npos) << r.out;
+}
+
 TEST_F(CliTest, TransformsOnDeviceMatchHost) {
   if (!cuda_available()) {
     const char* require = std::getenv("NORMKIT_REQUIRE_DEVICE");

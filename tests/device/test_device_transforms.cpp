@@ -3,6 +3,7 @@
 // plans, misaligned pointers, Lp normalization and the device Normalizer (adapt, inverse, save/load).
 #include <cmath>
 #include <cstring>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "normkit/normalize.hpp"
 #include "plan/apply_plan.hpp"
 #include "reference_transform.hpp"
+#include "sklearn_rules.hpp"
 #include "stats_check.hpp"
 #include "transform_check.hpp"
 #include "test_data.hpp"
@@ -28,6 +30,7 @@ namespace {
 void check_device(const Case& c, DType in, DType out, const std::vector<double>& values, NormalizerOptions o, int in_shift,
                   int out_shift, const std::string& label) {
   o.axes = c.axes;
+  o.fitted_dtype = in;  // as adapt sets it
   auto data = normkit::testing::encode(values, in);
   const std::size_t n = data.stored.size();
   DeviceBytes d_in(data.bytes.size() + 64), d_out(n * dtype_size(out) + 64), d_back(n * dtype_size(in == DType::uint8 ? DType::float32 : in) + 64);
@@ -180,6 +183,74 @@ TEST(DeviceTransformMethods, InverseSaveLoadOnDevice) {
   ASSERT_TRUE(host.transform(TensorView(data.data(), DType::float32, shape.data(), 2), TensorView(x_host.data(), DType::float32, shape.data(), 2)).ok());
   for (int i = 0; i < 90; ++i) ASSERT_NEAR(x_host[i], x_y[i], 1e-6);
   std::remove(path.c_str());
+}
+
+// scikit-learn's constant-feature and near-zero-scale rules on the device, on scikit-learn's own fixtures.
+TEST(DeviceSklearnRules, ConstantFeaturesAndNearZeroScales) {
+  REQUIRE_DEVICE();
+  const auto fixtures = normkit::testing::sklearn_rule_fixtures();
+  ASSERT_EQ(fixtures.size(), 12u);
+  for (const auto& f : fixtures) {
+    DeviceBytes d_in(f.bytes.size()), d_out(f.bytes.size());
+    CUDA_OK(cudaMemcpy(d_in.ptr, f.bytes.data(), f.bytes.size(), cudaMemcpyHostToDevice));
+    const int nd = static_cast<int>(f.shape.size());
+    TensorView in(d_in.ptr, f.dtype, f.shape.data(), nd, MemorySpace::device);
+    TensorView out(d_out.ptr, f.dtype, f.shape.data(), nd, MemorySpace::device);
+    Normalizer n;
+    ASSERT_TRUE(n.init(f.options, MemorySpace::device).ok());
+    ASSERT_TRUE(n.adapt(in).ok());
+    const Status s = n.transform(in, out);
+    ASSERT_TRUE(s.ok()) << s.message();
+    std::vector<unsigned char> result(f.bytes.size());
+    CUDA_OK(cudaDeviceSynchronize());
+    CUDA_OK(cudaMemcpy(result.data(), d_out.ptr, result.size(), cudaMemcpyDeviceToHost));
+    normkit::testing::expect_sklearn_rule(f, decode(result, f.dtype), "device");
+  }
+}
+
+// Fitting on +-Inf is an error naming the first such feature (found by the device check over 1000 kept
+// indices, past the first block-stride), no state file; compute_coefficients marks the slices with NaN.
+TEST(DeviceSklearnRules, FitRejectsInfinityNamingTheFeature) {
+  REQUIRE_DEVICE();
+  for (DType dtype : {DType::float32, DType::float64}) {
+    std::vector<double> v = values_for(dtype, 3 * 1000, 21);
+    v[2 * 1000 + 900] = INFINITY;
+    v[1 * 1000 + 700] = -INFINITY;
+    v[0 * 1000 + 701] = NAN;  // NaN alone is ignored by fit
+    auto data = normkit::testing::encode(v, dtype);
+    DeviceBytes d_in(data.bytes.size()), d_out(data.bytes.size());
+    CUDA_OK(cudaMemcpy(d_in.ptr, data.bytes.data(), data.bytes.size(), cudaMemcpyHostToDevice));
+    const std::vector<std::int64_t> shape = {3, 1000};
+    TensorView in(d_in.ptr, dtype, shape.data(), 2, MemorySpace::device);
+    TensorView out(d_out.ptr, dtype, shape.data(), 2, MemorySpace::device);
+    for (Method m : {Method::zscore, Method::minmax, Method::maxabs}) {
+      NormalizerOptions o;
+      o.method = m;
+      Normalizer n;
+      ASSERT_TRUE(n.init(o, MemorySpace::device).ok());
+      ASSERT_TRUE(n.adapt(in).ok());
+      const Status t = n.transform(in, out);
+      EXPECT_EQ(t.code(), StatusCode::invalid_argument) << t.message();
+      EXPECT_NE(t.message().find("feature 700 of kept shape [1000] holds 0 +Inf and 1 -Inf values"), std::string::npos)
+          << t.message();
+      const std::string path = ::testing::TempDir() + "/normkit_device_infinite.safetensors";
+      EXPECT_EQ(n.save(path).code(), StatusCode::invalid_argument);
+      EXPECT_FALSE(std::ifstream(path).good()) << "a state file was written for a rejected fit";
+    }
+  }
+  // The free function on device summaries: NaN coefficients for the infinite slice only.
+  StatsSummary host[2] = {{2, 0, 1, 0, 2, 1.5, 0.5, 1, INFINITY, 3}, {2, 0, 0, 0, 2, 1.5, 0.5, 1, 2, 3}};
+  DeviceBytes d_summaries(sizeof(host)), d_coefficients(4 * 2 * sizeof(double));
+  CUDA_OK(cudaMemcpy(d_summaries.ptr, host, sizeof(host), cudaMemcpyHostToDevice));
+  double* c = reinterpret_cast<double*>(d_coefficients.ptr);
+  AffineCoefficients coefficients{c, c + 2, c + 4, c + 6};
+  ASSERT_TRUE(compute_coefficients(reinterpret_cast<const StatsSummary*>(d_summaries.ptr), 2, {}, false, coefficients,
+                                   MemorySpace::device).ok());
+  double back[8];
+  CUDA_OK(cudaDeviceSynchronize());
+  CUDA_OK(cudaMemcpy(back, c, sizeof(back), cudaMemcpyDeviceToHost));
+  EXPECT_TRUE(std::isnan(back[0]) && std::isnan(back[2]) && std::isnan(back[4]));
+  EXPECT_TRUE(std::isfinite(back[1]) && std::isfinite(back[3]) && std::isfinite(back[5]));
 }
 
 // Rows of up to 1024 aligned elements take the one-read kernel; longer or unaligned rows two passes.

@@ -8,8 +8,26 @@ namespace {
 
 struct SliceFit {
   long double mean = 0, var = 0, min = 0, max = 0, maxabs = 0;
-  std::int64_t n = 0, nan = 0;
+  std::int64_t n = 0, nan = 0, infinite = 0;
 };
+
+// scikit-learn's _handle_zeros_in_scale: scales below 10 * finfo(dtype).eps count as zero, with dtype the
+// array dtype scikit-learn computes the statistic in (float32 and float16 stay, everything else is
+// float64; bfloat16 reaches it as float32).
+long double zero_scale_floor(DType fitted) {
+  switch (fitted) {
+    case DType::float32:
+    case DType::bfloat16: return 10.0L * std::numeric_limits<float>::epsilon();
+    case DType::float16: return 10.0L * std::ldexp(1.0L, -10);
+    default: return 10.0L * std::numeric_limits<double>::epsilon();
+  }
+}
+
+// scikit-learn's _is_constant_feature, with its float64 eps.
+bool constant_feature(long double var, long double mean, std::int64_t n) {
+  const long double eps = std::numeric_limits<double>::epsilon();
+  return var <= n * eps * var + (n * mean * eps) * (n * mean * eps);
+}
 
 }  // namespace
 
@@ -55,6 +73,10 @@ std::vector<double> reference_transform(const std::vector<double>& values, const
   for (std::size_t i = 0; i < x.size(); ++i) {
     if (std::isnan(x[i])) continue;
     SliceFit& f = fit[static_cast<std::size_t>(kept_of[i])];
+    if (std::isinf(x[i])) {  // scikit-learn refuses such fits; normkit marks the slice NaN
+      ++f.infinite;
+      continue;
+    }
     f.mean += x[i];
     ++f.n;
     f.min = std::fmin(f.min, x[i]);
@@ -62,7 +84,7 @@ std::vector<double> reference_transform(const std::vector<double>& values, const
   }
   for (auto& f : fit) if (f.n) f.mean /= f.n;
   for (std::size_t i = 0; i < x.size(); ++i) {
-    if (std::isnan(x[i])) continue;
+    if (std::isnan(x[i]) || std::isinf(x[i])) continue;
     SliceFit& f = fit[static_cast<std::size_t>(kept_of[i])];
     f.var += (x[i] - f.mean) * (x[i] - f.mean);
   }
@@ -75,6 +97,10 @@ std::vector<double> reference_transform(const std::vector<double>& values, const
     const SliceFit& f = fit[static_cast<std::size_t>(kept_of[i])];
     const long double v = x[i];
     long double r = v;
+    if (f.infinite && o.method != Method::rescale) {
+      y[i] = NAN;
+      continue;
+    }
     switch (o.method) {
       case Method::zscore: {
         const long double mean = o.with_mean ? f.mean : 0;
@@ -82,19 +108,19 @@ std::vector<double> reference_transform(const std::vector<double>& values, const
         const long double std_dev = std::sqrt(f.var);
         if (o.with_std) {
           if (o.zero_variance == ZeroVariance::keras) sd = std::fmax(std_dev, static_cast<long double>(o.epsilon));
-          else sd = std_dev > 1e-12L * std::fmax(1.0L, std::fabs(f.mean)) ? std_dev : 1;
+          else sd = constant_feature(f.var, f.mean, f.n) ? 1 : std_dev;
         }
         r = (v - mean) / sd;
         break;
       }
       case Method::minmax: {
-        const long double range = f.max - f.min > 1e-12L * std::fmax(1.0L, f.maxabs) ? f.max - f.min : 1;
+        const long double range = f.max - f.min < zero_scale_floor(o.fitted_dtype) ? 1 : f.max - f.min;
         r = (v - f.min) / range * (o.range_max - o.range_min) + o.range_min;
         if (o.clip && !std::isnan(r)) r = std::fmin(std::fmax(r, static_cast<long double>(o.range_min)), static_cast<long double>(o.range_max));
         break;
       }
       case Method::maxabs:
-        r = v / (f.maxabs > 0 ? f.maxabs : 1);
+        r = v / (f.maxabs < zero_scale_floor(o.fitted_dtype) ? 1 : f.maxabs);
         break;
       case Method::decimal: {
         int j = 0;

@@ -9,7 +9,10 @@
 
 namespace normkit::testing {
 
-// y for every element of `values` (row-major over `shape`), fitted on the same values.
+// y for every element of `values` (row-major over `shape`), fitted on the same values with scikit-learn's
+// rules as its documentation states them: constant features by _is_constant_feature (float64 eps), zero
+// min-max ranges and max|x| below 10 eps of options.fitted_dtype; a slice whose fit holds +-Inf gives NaN
+// (scikit-learn raises; normkit's Normalizer reports an error and its coefficients are NaN).
 std::vector<double> reference_transform(const std::vector<double>& values, const std::vector<std::int64_t>& shape,
                                         const std::vector<bool>& reduced, const NormalizerOptions& options);
 

@@ -1,5 +1,6 @@
 // normkit against scikit-learn's own output on committed fixtures (tests/fixtures/generate_fixtures.py):
-// constant columns, zero rows, NaN, negative values, a 1e6 offset.
+// constant columns, zero rows, NaN, negative values, a 1e6 offset; where scikit-learn calls a feature
+// constant or a scale zero, per dtype.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,6 +10,8 @@
 
 #include "io/npy.hpp"
 #include "normkit/normalize.hpp"
+#include "sklearn_rules.hpp"
+#include "transform_check.hpp"
 
 using namespace normkit;
 
@@ -92,5 +95,26 @@ TEST(Sklearn, NormalizerRows) {
     TensorView in(x.data(), DType::float64, shape.data(), 2), out(y.data(), DType::float64, shape.data(), 2);
     ASSERT_TRUE(normalize_lp(in, p, out, nullptr, 0).ok());
     expect_matches(y, load(std::string("expected_normalizer_") + name + ".npy"), name);
+  }
+}
+
+// scikit-learn's rules for constant features (StandardScaler) and near-zero scales (MinMaxScaler,
+// MaxAbsScaler) per input dtype, on the rule fixtures scikit-learn itself wrote.
+TEST(SklearnRules, ConstantFeaturesAndNearZeroScalesOnTheHost) {
+  const auto fixtures = normkit::testing::sklearn_rule_fixtures();
+  ASSERT_EQ(fixtures.size(), 12u);
+  for (const auto& f : fixtures) {
+    std::vector<unsigned char> input = f.bytes, result(f.bytes.size());
+    const int nd = static_cast<int>(f.shape.size());
+    TensorView in(input.data(), f.dtype, f.shape.data(), nd), out(result.data(), f.dtype, f.shape.data(), nd);
+    NormalizerOptions o = f.options;
+    o.fitted_dtype = DType::float64;  // adapt sets it from the batch
+    Normalizer n;
+    ASSERT_TRUE(n.init(o, MemorySpace::host).ok());
+    ASSERT_TRUE(n.adapt(in).ok());
+    EXPECT_EQ(n.options().fitted_dtype, f.dtype) << f.label;
+    const Status s = n.transform(in, out);
+    ASSERT_TRUE(s.ok()) << s.message();
+    normkit::testing::expect_sklearn_rule(f, normkit::testing::decode(result, f.dtype), "host");
   }
 }

@@ -27,6 +27,7 @@ namespace {
 // Fits a host Normalizer on `values` stored as `in`, transforms into `out` and compares with the reference.
 void check_method(const Case& c, DType in, DType out, const std::vector<double>& values, NormalizerOptions o) {
   o.axes = c.axes;
+  o.fitted_dtype = in;  // as adapt sets it
   auto data = normkit::testing::encode(values, in);
   TensorView input(data.data(), in, c.shape.data(), static_cast<int>(c.shape.size()));
   Normalizer n;
@@ -378,6 +379,8 @@ TEST(NormalizerState, CorruptFilesGiveClearErrors) {
   expect_load_error(with_header(replace(header, "\"with_mean\":\"true\"", "\"with_mean\":true")), StatusCode::bad_file, "string", "non-string metadata");
   expect_load_error(with_header(replace(header, "\"kept_shape\":\"[3]\"", "\"kept_shape\":\"[4]\"")), StatusCode::bad_file, "shape", "shape mismatch");
   expect_load_error(with_header(replace(header, "\"format\":\"normkit-normalizer\"", "\"format\":\"other\"")), StatusCode::bad_file, "format", "format");
+  expect_load_error(with_header(replace(header, "\"fitted_dtype\":\"float32\"", "\"fitted_dtype\":\"float17\"")), StatusCode::bad_file,
+                    "fitted_dtype", "bad fitted dtype");
   // Offsets past the end and overlapping: edit the first data_offsets pair.
   const auto at = header.find("\"data_offsets\":[");
   ASSERT_NE(at, std::string::npos);
@@ -386,6 +389,119 @@ TEST(NormalizerState, CorruptFilesGiveClearErrors) {
   expect_load_error(with_header(replace(header, first_offsets, "\"data_offsets\":[0,99999]")), StatusCode::bad_file, "", "past the end");
   expect_load_error(with_header(replace(header, first_offsets, "\"data_offsets\":[8,32]")), StatusCode::bad_file, "", "overlapping");
   std::remove(good.c_str());
+}
+
+// The fitted dtype decides scikit-learn's near-zero floor: adapt takes the widest of its batches, save and
+// load keep it, and files without it (normkit 0.1.0) count as float64.
+TEST(NormalizerState, FittedDtypeIsTheWidestBatchAndSurvivesSaveLoad) {
+  std::vector<float> x32 = {1e-7f, 2, -5e-8f, 1};  // max|x| of column 0 below 10 eps(float32), above 10 eps(float64)
+  std::vector<double> x64 = {1e-7, 2, -5e-8, 1};
+  NormalizerOptions o;
+  o.method = Method::maxabs;
+  Normalizer n;
+  ASSERT_TRUE(n.init(o, MemorySpace::host).ok());
+  ASSERT_TRUE(n.adapt(TensorView(x32.data(), DType::float32, {2, 2})).ok());
+  EXPECT_EQ(n.options().fitted_dtype, DType::float32);
+  std::vector<float> y(4);
+  ASSERT_TRUE(n.transform(TensorView(x32.data(), DType::float32, {2, 2}), TensorView(y.data(), DType::float32, {2, 2})).ok());
+  EXPECT_EQ(y[0], 1e-7f);  // unscaled, as MaxAbsScaler on float32
+  const std::string path = temp_path("fitted_dtype.safetensors");
+  ASSERT_TRUE(n.save(path).ok());
+  Normalizer loaded;
+  ASSERT_TRUE(loaded.load(path, MemorySpace::host).ok());
+  EXPECT_EQ(loaded.options().fitted_dtype, DType::float32);
+  ASSERT_TRUE(n.adapt(TensorView(x64.data(), DType::float64, {2, 2})).ok());
+  EXPECT_EQ(n.options().fitted_dtype, DType::float64);
+  ASSERT_TRUE(n.transform(TensorView(x32.data(), DType::float32, {2, 2}), TensorView(y.data(), DType::float32, {2, 2})).ok());
+  EXPECT_FLOAT_EQ(y[0], 1.0f);  // scaled: the statistic is float64 now
+  // A file without the key (written before it existed) loads as float64.
+  std::ifstream f(path, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  f.close();
+  const auto at = bytes.find("\"fitted_dtype\"");
+  ASSERT_NE(at, std::string::npos);
+  bytes.replace(at, 14, "\"unknown_key\" ");
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+  Normalizer old;
+  const Status s = old.load(path, MemorySpace::host);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(old.options().fitted_dtype, DType::float64);
+  std::remove(path.c_str());
+}
+
+// scikit-learn rejects +-Inf in fit ("Input contains infinity"); so does every fitted method here, with the
+// feature named, and no state file. NaN stays ignored. Transforming +-Inf keeps IEEE arithmetic.
+TEST(SklearnRules, FitRejectsInfinityNamingTheFeature) {
+  for (DType dtype : {DType::float64, DType::float32}) {
+    const auto data = normkit::testing::encode({INFINITY, 5, 1, 6, NAN, 7}, dtype);
+    std::vector<unsigned char> bytes = data.bytes, result(bytes.size());
+    TensorView in(bytes.data(), dtype, {3, 2}), out(result.data(), dtype, {3, 2});
+    for (Method m : {Method::zscore, Method::minmax, Method::maxabs, Method::decimal, Method::impute_mean}) {
+      NormalizerOptions o;
+      o.method = m;
+      Normalizer n;
+      ASSERT_TRUE(n.init(o, MemorySpace::host).ok());
+      ASSERT_TRUE(n.adapt(in).ok());  // partial fits accumulate; the fit is checked when it is used
+      const Status t = n.transform(in, out);
+      EXPECT_EQ(t.code(), StatusCode::invalid_argument) << method_name(m);
+      EXPECT_NE(t.message().find("feature 0 of kept shape [2] holds 1 +Inf and 0 -Inf values"), std::string::npos) << t.message();
+      EXPECT_NE(t.message().find("Normalizer::transform"), std::string::npos) << t.message();
+      const std::string path = temp_path("infinite_fit.safetensors");
+      const Status saved = n.save(path);
+      EXPECT_EQ(saved.code(), StatusCode::invalid_argument) << saved.message();
+      EXPECT_FALSE(std::ifstream(path).good()) << "a state file was written for a rejected fit";
+      EXPECT_EQ(n.inverse_transform(in, out).code(), StatusCode::invalid_argument);
+    }
+    NormalizerOptions rescale;
+    rescale.method = Method::rescale;
+    rescale.scale = 2;
+    Normalizer r;
+    ASSERT_TRUE(r.init(rescale, MemorySpace::host).ok());
+    ASSERT_TRUE(r.adapt(in).ok());
+    ASSERT_TRUE(r.transform(in, out).ok()) << "rescale fits nothing and accepts Inf";
+    EXPECT_TRUE(std::isinf(normkit::testing::decode(result, dtype)[0]));
+  }
+  // The index in a multi-dimensional kept shape, and -Inf.
+  std::vector<double> x(2 * 2 * 3, 1.0);
+  x[6 + 5] = -INFINITY;  // sample 1, kept index [1, 2]
+  x[3] = -INFINITY;      // sample 0, kept index [1, 0]: the first in kept order
+  Normalizer n;
+  ASSERT_TRUE(n.init({}, MemorySpace::host).ok());
+  ASSERT_TRUE(n.adapt(TensorView(x.data(), DType::float64, {2, 2, 3})).ok());
+  std::vector<double> y(x.size());
+  const Status t = n.transform(TensorView(x.data(), DType::float64, {2, 2, 3}), TensorView(y.data(), DType::float64, {2, 2, 3}));
+  EXPECT_NE(t.message().find("feature [1, 0] of kept shape [2, 3] holds 0 +Inf and 1 -Inf values"), std::string::npos) << t.message();
+  // Inf to transform with a fit on finite data: IEEE arithmetic (a documented divergence).
+  std::vector<double> finite = {1, 2, 3, 4};
+  Normalizer fin;
+  ASSERT_TRUE(fin.init({}, MemorySpace::host).ok());
+  ASSERT_TRUE(fin.adapt(TensorView(finite.data(), DType::float64, {4})).ok());
+  std::vector<double> inf_in = {INFINITY, -INFINITY, 2.5, 0}, inf_out(4);
+  ASSERT_TRUE(fin.transform(TensorView(inf_in.data(), DType::float64, {4}), TensorView(inf_out.data(), DType::float64, {4})).ok());
+  EXPECT_EQ(inf_out[0], INFINITY);
+  EXPECT_EQ(inf_out[1], -INFINITY);
+  EXPECT_EQ(inf_out[2], 0.0);
+}
+
+// compute_coefficients cannot report per-slice errors without synchronizing on the device: it marks the
+// slices whose fit holds +-Inf with NaN coefficients, in both directions, and leaves the others alone.
+TEST(SklearnRules, CoefficientsOfAnInfiniteFitAreNaN) {
+  StatsSummary finite{2, 0, 0, 0, 2, 1.5, 0.5, 1, 2, 3}, infinite = finite;
+  infinite.posinf_count = 1;
+  infinite.max = INFINITY;
+  const StatsSummary summaries[2] = {infinite, finite};
+  for (bool inverse : {false, true}) {
+    double center[2], scale[2], offset[2], fill[2];
+    AffineCoefficients c{center, scale, offset, fill};
+    NormalizerOptions o;
+    o.impute_nan = true;
+    ASSERT_TRUE(compute_coefficients(summaries, 2, o, inverse, c, MemorySpace::host).ok());
+    EXPECT_TRUE(std::isnan(center[0]) && std::isnan(scale[0]) && std::isnan(offset[0])) << inverse;
+    EXPECT_TRUE(std::isfinite(center[1]) && std::isfinite(scale[1]) && std::isfinite(offset[1])) << inverse;
+    o.method = Method::rescale;
+    ASSERT_TRUE(compute_coefficients(summaries, 2, o, inverse, c, MemorySpace::host).ok());
+    EXPECT_EQ(scale[0], 1.0);
+  }
 }
 
 TEST(LpNormalize, RowsByTheirNormZeroRowUnchanged) {
