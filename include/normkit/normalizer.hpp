@@ -20,8 +20,10 @@ namespace normkit {
 // coefficients. adapt() accumulates across calls like scikit-learn's partial_fit. Keras' adapt() restarts
 // on every call; call reset() first for that behaviour. Unlike the free functions, a Normalizer owns
 // memory. On the device it allocates its state and scratch with cudaMallocAsync on the call's stream at
-// the first adapt() (and again when a larger scratch is needed). save() and adapt()'s all-NaN check copy
-// to the host and synchronize the stream.
+// the first adapt() (and again when a larger scratch is needed). save() and all_nan_features() copy to the
+// host and synchronize the stream; so does the first transform(), inverse_transform() or save() after an
+// adapt(), which checks the fit for +-Inf (one index copied back; normalize.hpp: fits on +-Inf are
+// rejected, naming the feature, as scikit-learn rejects them). adapt() itself does not synchronize.
 class Normalizer {
  public:
   Normalizer();
