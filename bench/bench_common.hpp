@@ -38,6 +38,8 @@ inline std::vector<Pattern> patterns(bool large) {
   return {
       {"per_feature", {4096 * s, 256}, ReduceAxes::of({0})},
       {"per_sample", {256 * s, 4096}, ReduceAxes::of({1})},
+      {"per_sample16", {65536 * s, 16}, ReduceAxes::of({1})},  // feature vectors: short rows
+      {"per_sample64", {16384 * s, 64}, ReduceAxes::of({1})},
       {"global", {1 << 20, s}, ReduceAxes::every()},
       {"nhwc_c3", {16 * s, 128, 128, 3}, ReduceAxes::of({0, 1, 2})},
       {"nchw_c3", {16 * s, 3, 128, 128}, ReduceAxes::of({0, 2, 3})},

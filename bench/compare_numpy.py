@@ -16,6 +16,8 @@ import time
 SHAPES = {  # name: (shape, reduced axes)  -- bench_stats.cpp patterns(large=true)
     "per_feature": ((4096 * 64, 256), (0,)),
     "per_sample": ((256 * 64, 4096), (1,)),
+    "per_sample16": ((65536 * 64, 16), (1,)),
+    "per_sample64": ((16384 * 64, 64), (1,)),
     "global": ((1 << 20, 64), None),
     "nhwc_c3": ((16 * 64, 128, 128, 3), (0, 1, 2)),
     "nchw_c3": ((16 * 64, 3, 128, 128), (0, 2, 3)),

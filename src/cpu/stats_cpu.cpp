@@ -22,7 +22,11 @@ constexpr int kSpanTileRows = 512;   // rows of span lanes per span tile: in L1;
 constexpr std::int64_t kMinItemsPerThread = 1 << 16;
 constexpr std::int64_t kItemsPerThread = 4;     // work items per thread when slices must be split (balance)
 constexpr std::int64_t kNarrowColumns = 32;     // narrower column sets are folded into wide rows ...
-constexpr std::int64_t kNarrowColumnMultiple = 8;  // ... of a multiple of 8 columns (whole AVX2 vectors)  // elements below which a thread costs more than it saves
+constexpr std::int64_t kNarrowColumnMultiple = 8;  // ... of a multiple of 8 columns (whole AVX2 vectors)
+// Contiguous rows up to this length take run_short_rows: per-row SIMD two-pass, no lane states
+// (bench host/per_sample16, per_sample64: see docs/kernels.md, host section).
+constexpr std::int64_t kShortRowLength = 256;
+constexpr std::int64_t kShortRowItemValues = 16384;  // values per work item of short rows (64 KB of float32)
 
 template <typename Acc, typename T>
 void convert(const T* in, std::int64_t n, Acc* out) {
@@ -86,8 +90,41 @@ void finish_slices(const std::vector<MomentState<Acc>>& partials, std::int64_t k
   }
 }
 
+void fold_rows(const float* x, std::int64_t rows, int length, MomentState<float>* out) { tile_fold().rows_f32(x, rows, length, out); }
+void fold_rows(const double* x, std::int64_t rows, int length, MomentState<double>* out) { tile_fold().rows_f64(x, rows, length, out); }
+
+// Short contiguous rows (per-sample statistics of feature vectors): each row folded on its own, written
+// to the sink at once by the thread that folded it (rows are independent, so the bits do not depend on
+// the thread count). Items are blocks of rows of about kShortRowItemValues values.
+template <typename Acc, typename T>
+void run_short_rows(const T* input, const plan::CanonicalGeometry& g, const math::StatsSink& sink, int threads) {
+  const int length = static_cast<int>(g.seg_b);
+  const std::int64_t rows_per_item = std::max<std::int64_t>(1, kShortRowItemValues / length);
+  const std::int64_t items = (g.seg_c + rows_per_item - 1) / rows_per_item;
+  const int used = static_cast<int>(std::min<std::int64_t>(threads, std::max<std::int64_t>(1, g.numel / kMinItemsPerThread)));
+  parallel_items(items, used, [&](std::int64_t begin, std::int64_t end) {
+    std::vector<Acc> buffer;
+    std::vector<MomentState<Acc>> states(static_cast<std::size_t>(rows_per_item));
+    for (std::int64_t item = begin; item < end; ++item) {
+      const std::int64_t first = item * rows_per_item, rows = std::min(rows_per_item, g.seg_c - first);
+      const T* x = input + first * length;
+      const Acc* values;
+      if constexpr (std::is_same_v<T, Acc>) {
+        values = x;
+      } else {
+        buffer.resize(static_cast<std::size_t>(rows * length));
+        convert(x, rows * length, buffer.data());
+        values = buffer.data();
+      }
+      fold_rows(values, rows, length, states.data());
+      for (std::int64_t r = 0; r < rows; ++r) math::write_slice(sink, first + r, math::to_summary(states[static_cast<std::size_t>(r)]));
+    }
+  });
+}
+
 template <typename Acc, typename T>
 void run_segments(const T* input, const plan::CanonicalGeometry& g, const math::StatsSink& sink, int threads) {
+  if (g.seg_a == 1 && g.seg_b <= kShortRowLength) return run_short_rows<Acc>(input, g, sink, threads);
   const std::int64_t total = g.seg_a * g.seg_b;
   // Few segments (global, NCHW with 3 channels): split them so every thread gets several items.
   std::int64_t splits = 1;

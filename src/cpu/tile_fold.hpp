@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "math/moments.hpp"
 
@@ -19,6 +20,9 @@ struct TileFold {
   void (*span_f64)(const double* tile, int rows, math::MomentState<double>* lanes);
   void (*columns_f32)(const float* tile, int rows, int cols, std::ptrdiff_t stride, math::MomentState<float>* states);
   void (*columns_f64)(const double* tile, int rows, int cols, std::ptrdiff_t stride, math::MomentState<double>* states);
+  // `rows` contiguous rows of `length` values, one state each (short per-sample rows).
+  void (*rows_f32)(const float* x, std::int64_t rows, int length, math::MomentState<float>* out);
+  void (*rows_f64)(const double* x, std::int64_t rows, int length, math::MomentState<double>* out);
 };
 
 // AVX2 when the CPU has it (and the build could compile it), SSE2 otherwise. NORMKIT_HOST_ISA=sse2 forces
