@@ -23,9 +23,11 @@ constexpr std::int64_t kMinItemsPerThread = 1 << 16;
 constexpr std::int64_t kItemsPerThread = 4;     // work items per thread when slices must be split (balance)
 constexpr std::int64_t kNarrowColumns = 32;     // narrower column sets are folded into wide rows ...
 constexpr std::int64_t kNarrowColumnMultiple = 8;  // ... of a multiple of 8 columns (whole AVX2 vectors)
-// Contiguous rows up to this length take run_short_rows: per-row SIMD two-pass, no lane states
-// (bench host/per_sample16, per_sample64: see docs/kernels.md, host section).
-constexpr std::int64_t kShortRowLength = 256;
+// Contiguous rows up to this length take run_short_rows: per-row SIMD two-pass, no lane states. Measured
+// (bench_normkit host float32, 256 MB, 2 cores, AVX2; GB/s short-row path vs lane spans): rows of 16
+// 3.1 vs 0.31, 64 9.6 vs 1.2, 128 13.2 vs 2.4, 256 16.7 vs 5.2, 600 17.6 vs 9.0, 1024 17.3 vs 11.8,
+// 2048 17.3 vs 15.2, 4096 16.4 vs 17.0.
+constexpr std::int64_t kShortRowLength = 2048;
 constexpr std::int64_t kShortRowItemValues = 16384;  // values per work item of short rows (64 KB of float32)
 
 template <typename Acc, typename T>
