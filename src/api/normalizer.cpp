@@ -41,9 +41,7 @@ std::string index_in_shape(std::int64_t k, const std::vector<std::int64_t>& shap
     index[d] = shape[d] ? k % shape[d] : 0;
     k = shape[d] ? k / shape[d] : 0;
   }
-  std::string s = "[";
-  for (std::size_t d = 0; d < index.size(); ++d) s += (d ? ", " : "") + std::to_string(index[d]);
-  return s + "]";
+  return shape_text(index);
 }
 
 }  // namespace
