@@ -2,6 +2,8 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 
 #include "math/element_types.hpp"
 
@@ -17,6 +19,27 @@ struct alignas(sizeof(T) * VEC) Pack {
 template <typename Acc, typename T, int VEC>
 __device__ __forceinline__ void load_pack(const T* __restrict__ p, Acc (&out)[VEC]) {
   const Pack<T, VEC> pack = *reinterpret_cast<const Pack<T, VEC>*>(p);
+NORMKIT_UNROLL
+  for (int i = 0; i < VEC; ++i) out[i] = math::to_acc<Acc>(pack.v[i]);
+}
+
+// A pack as the words it is loaded in (uint4, uint2 or a 32-bit word), converted only after every load of
+// a batch has been issued: a struct of 8- or 16-bit members is unpacked right at its load in PTX, which
+// puts the load's first use before the next load.
+// (float32 and float64 packs load as themselves: as uint4, their conversion cost more than it saved.)
+template <typename T, int VEC>
+using RawPack = std::conditional_t<sizeof(T) < 4 && sizeof(T) * VEC == 16, uint4, Pack<T, VEC>>;
+
+template <typename T, int VEC>
+__device__ __forceinline__ RawPack<T, VEC> load_raw_pack(const T* __restrict__ p) {
+  return *reinterpret_cast<const RawPack<T, VEC>*>(p);
+}
+
+// Converts a raw pack into out[0, VEC).
+template <typename Acc, typename T, int VEC>
+__device__ __forceinline__ void convert_raw_pack(const RawPack<T, VEC>& raw, Acc* out) {
+  Pack<T, VEC> pack;
+  memcpy(&pack, &raw, sizeof(pack));
 NORMKIT_UNROLL
   for (int i = 0; i < VEC; ++i) out[i] = math::to_acc<Acc>(pack.v[i]);
 }

@@ -20,50 +20,83 @@ struct SegmentShape {
   std::int64_t a, c, b;  // sub-rows per segment, segments, elements per sub-row
   std::int64_t splits;   // work items per segment
   int lanes;             // segment_warp: lanes per work item (a power of two <= 32)
+  std::int64_t outer = 1;  // kept outer slices of A*C*B elements (generic [O, A, C, B]); segment o*C + c
+  int sub_lanes = 1 << 30;  // A > 1: lanes per sub-row (a power of two; the group's sub-groups take
+                            // every (group / sub_lanes)-th sub-row), so short sub-rows keep lanes busy
 };
 
-// Accumulates p[t], p[t + G], ... of a contiguous range of n elements into s.
+// Vector packs a thread loads and folds together: 64 bytes of input in flight per thread (4 packs), at
+// most 32 values in registers (uint8: 1 pack), at most 64 bytes of Acc values for double.
+template <typename Acc, typename T, int VEC>
+constexpr int segment_batch_packs() {
+  // (uint8: one pack of 16; two cost the moments-only global case 27.6% -> 26.3% modelled)
+  constexpr int by_registers = static_cast<int>((sizeof(Acc) == 8 ? 8 : sizeof(T) == 1 ? 16 : 32) / VEC);
+  constexpr int packs = by_registers < 4 ? by_registers : 4;
+  return packs < 1 ? 1 : packs;
+}
+
+// Accumulates p[t], p[t + G], ... of a contiguous range of n elements into s. n fits 32 bits: a work item
+// summarises at most kLocalMomentsMaxValues values (the plan splits longer ones), so the indices are
+// 32-bit (64-bit compares and adds cost twice the issue slots).
 template <typename Acc, int VEC, bool EXTREMES, typename T>
-__device__ __forceinline__ void accumulate_range(const T* __restrict__ p, std::int64_t n, int t, int group_size,
+__device__ __forceinline__ void accumulate_range(const T* __restrict__ p, std::int64_t n64, int t, int group_size,
                                                  math::LocalMoments<Acc>& s) {
+  const int n = static_cast<int>(n64);
   if constexpr (VEC == 1) {
-    for (std::int64_t i = t; i < n; i += group_size) s.push(load_one<Acc>(p + i));
+    for (int i = t; i < n; i += group_size) s.push(load_one<Acc>(p + i));
   } else {
-    const std::int64_t head = min(elements_to_alignment<T, VEC>(p), n);
-    for (std::int64_t i = t; i < head; i += group_size) s.push(load_one<Acc>(p + i));  // head < VEC: may exceed a small group
-    const T* body = p + head;
-    const std::int64_t packs = (n - head) / VEC;
-    std::int64_t i = t;
-    // float32/float64 packs (4 and 2 elements): two loads in flight per thread before the math that
-    // consumes them. 16-bit and 8-bit packs already hold 8-16 values; a second one would spill.
-    if constexpr (VEC <= 4) {
-      for (; i + group_size < packs; i += 2 * group_size) {
-      Acc v0[VEC], v1[VEC];
-      load_pack<Acc, T, VEC>(body + i * VEC, v0);
-      load_pack<Acc, T, VEC>(body + (i + group_size) * VEC, v1);
-      s.template push_pack<EXTREMES>(v0);
-      s.template push_pack<EXTREMES>(v1);
+    const int head = min(static_cast<int>(elements_to_alignment<T, VEC>(p)), n);
+    for (int i = t; i < head; i += group_size) s.push(load_one<Acc>(p + i));  // head < VEC: may exceed a small group
+    const Pack<T, VEC>* body = reinterpret_cast<const Pack<T, VEC>*>(p + head);
+    const int packs = (n - head) / VEC;
+    int i = t;
+    // segment_batch_packs packs are all in flight before the math, and fold as one pack: one Chan step
+    // (one reciprocal) per 16-32 values instead of per 4 (float32) or 8 (16-bit).
+    constexpr int kPacks = segment_batch_packs<Acc, T, VEC>();
+    if constexpr (kPacks > 1) {
+      for (; i + (kPacks - 1) * group_size < packs; i += kPacks * group_size) {
+        RawPack<T, VEC> raw[kPacks];
+        NORMKIT_UNROLL
+        for (int b = 0; b < kPacks; ++b) raw[b] = load_raw_pack<T, VEC>(body[i + b * group_size].v);
+        Acc v[kPacks * VEC];
+        NORMKIT_UNROLL
+        for (int b = 0; b < kPacks; ++b) convert_raw_pack<Acc, T, VEC>(raw[b], v + b * VEC);
+        s.template push_pack<EXTREMES>(v);
       }
     }
     for (; i < packs; i += group_size) {
       Acc v0[VEC];
-      load_pack<Acc, T, VEC>(body + i * VEC, v0);
+      load_pack<Acc, T, VEC>(p + head + i * VEC, v0);
       s.template push_pack<EXTREMES>(v0);
     }
-    for (std::int64_t j = head + packs * VEC + t; j < n; j += group_size) s.push(load_one<Acc>(p + j));
+    for (int j = head + packs * VEC + t; j < n; j += group_size) s.push(load_one<Acc>(p + j));
   }
 }
 
-// Accumulates the part [lo, hi) of segment `segment`'s A*B elements.
+// Accumulates the part [lo, hi) of segment `segment`'s A*B elements (segment = o * C + c).
 template <typename Acc, int VEC, bool EXTREMES, typename T>
 __device__ __forceinline__ void accumulate_segment_part(const T* __restrict__ input, const SegmentShape& shape,
                                                         std::int64_t segment, std::int64_t lo, std::int64_t hi, int t,
                                                         int group_size, math::LocalMoments<Acc>& s) {
-  for (std::int64_t a = lo / shape.b; a * shape.b < hi; ++a) {
+  if (shape.a == 1) {  // rows and global: one contiguous range, no division
+    accumulate_range<Acc, VEC, EXTREMES>(input + segment * shape.b + lo, hi - lo, t, group_size, s);
+    return;
+  }
+  std::int64_t c = segment;
+  if (shape.outer > 1) {
+    const std::int64_t o = segment / shape.c;
+    c = segment - o * shape.c;
+    input += o * shape.a * shape.c * shape.b;
+  }
+  // Sub-group g of `lanes` lanes takes sub-rows first + g, first + g + sub_groups, ...
+  const int lanes = shape.sub_lanes < group_size ? shape.sub_lanes : group_size;
+  const int lane_shift = __ffs(lanes) - 1;
+  const int sub_groups = group_size >> lane_shift;
+  for (std::int64_t a = lo / shape.b + (t >> lane_shift); a * shape.b < hi; a += sub_groups) {
     const std::int64_t begin = lo > a * shape.b ? lo - a * shape.b : 0;
     const std::int64_t end = hi - a * shape.b < shape.b ? hi - a * shape.b : shape.b;
-    const T* row = input + (a * shape.c + segment) * shape.b;
-    accumulate_range<Acc, VEC, EXTREMES>(row + begin, end - begin, t, group_size, s);
+    const T* row = input + (a * shape.c + c) * shape.b;
+    accumulate_range<Acc, VEC, EXTREMES>(row + begin, end - begin, t & (lanes - 1), lanes, s);
   }
 }
 
@@ -79,18 +112,21 @@ __global__ void __launch_bounds__(256, 1) segment_stats_kernel(const T* __restri
   __shared__ math::LocalMoments<Acc> scratch[32];
   // Block groups: one work item per block at a time. Lane groups: blockDim.x / lanes items per block.
   const int group_size = BLOCK_GROUP ? static_cast<int>(blockDim.x) : shape.lanes;
-  const int t = BLOCK_GROUP ? static_cast<int>(threadIdx.x) : static_cast<int>(threadIdx.x) % group_size;
-  const std::int64_t groups_per_block = BLOCK_GROUP ? 1 : blockDim.x / group_size;
-  const std::int64_t first = static_cast<std::int64_t>(blockIdx.x) * groups_per_block + (BLOCK_GROUP ? 0 : threadIdx.x / group_size);
+  const int lane_shift = __ffs(group_size) - 1;  // lanes: a power of two (shifts, not 32-bit divisions)
+  const int t = BLOCK_GROUP ? static_cast<int>(threadIdx.x) : static_cast<int>(threadIdx.x) & (group_size - 1);
+  const std::int64_t groups_per_block = BLOCK_GROUP ? 1 : blockDim.x >> lane_shift;
+  const std::int64_t first = static_cast<std::int64_t>(blockIdx.x) * groups_per_block + (BLOCK_GROUP ? 0 : threadIdx.x >> lane_shift);
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * groups_per_block;
-  const std::int64_t work_items = shape.c * shape.splits;
+  const std::int64_t segments = shape.outer * shape.c;
+  const std::int64_t work_items = segments * shape.splits;
   const std::int64_t total = shape.a * shape.b;
-  const std::int64_t chunk = (total + shape.splits - 1) / shape.splits;
+  const std::int64_t chunk = shape.splits == 1 ? total : (total + shape.splits - 1) / shape.splits;
   // The groups of a warp run the same rounds: their merges are collective (a block's item is uniform).
   const std::int64_t rounds = BLOCK_GROUP ? 0 : (work_items + stride - 1) / stride;
   for (std::int64_t round = 0, item = first; BLOCK_GROUP ? item < work_items : round < rounds; ++round, item += stride) {
     const bool active = BLOCK_GROUP || item < work_items;
-    const std::int64_t segment = active ? item / shape.splits : 0;
+    // (64-bit divisions cost ~150 issue cycles: none when the segments are not split)
+    const std::int64_t segment = !active ? 0 : shape.splits == 1 ? item : item / shape.splits;
     const std::int64_t split = active ? item - segment * shape.splits : 0;
     const std::int64_t lo = split * chunk;
     const std::int64_t hi = lo + chunk < total ? lo + chunk : total;
@@ -100,7 +136,7 @@ __global__ void __launch_bounds__(256, 1) segment_stats_kernel(const T* __restri
     else warp_merge(s, group_size);
     if (active && t == 0) {
       if (shape.splits == 1) math::write_slice(sink, segment, math::to_summary(s.widen()));
-      else partials.store(split * shape.c + segment, s);  // [split][segment]: coalesced merge reads
+      else partials.store(split * segments + segment, s);  // [split][segment]: coalesced merge reads
     }
   }
 }

@@ -98,6 +98,9 @@ CanonicalGeometry canonicalize(const std::int64_t* shape, int ndim, const bool i
     set_columns(extent[0], extent[1], extent[2]);  // outer and inner kept
   } else {
     g.pattern = Pattern::generic;
+    if (n == 4 && !reduced[0]) {
+      g.seg_outer = extent[0], g.seg_a = extent[1], g.seg_c = extent[2], g.seg_b = extent[3];
+    }
   }
   // Strided kept/reduced dims: what the generic kernel walks (any pattern may be forced onto it).
   std::int64_t stride = 1;

@@ -50,6 +50,11 @@ struct CanonicalGeometry {
   std::int64_t col_outer = 0, col_rows = 0, col_inner = 0;
   // generic
   StridedDims kept, reduced;
+  // Generic patterns of four collapsed axes kept, reduced, kept, reduced [O, A, C, B] are segments
+  // (seg_a, seg_c, seg_b) in seg_outer > 1 kept outer slices of A*C*B elements, kept index o*C + c: the
+  // segment kernels take them with one more division (the pattern stays `generic`; the host engine and
+  // the apply plans walk them as such).
+  std::int64_t seg_outer = 1;
 };
 
 // Checks the axes against the input's rank (range, duplicates) and sets is_reduced[axis].

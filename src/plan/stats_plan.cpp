@@ -50,8 +50,11 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
     p.grid_x = std::max<std::int64_t>(1, ceil_div(g.kept_numel, P::block_threads));
     return p;
   }
+  // Four-axis generic patterns run the dedicated kernels with their extra loop (geometry.hpp).
+  const bool segment_form = g.pattern == Pattern::segments || g.seg_outer > 1;
+  const std::int64_t segments = g.seg_outer * g.seg_c;  // kept slices of a segment form
   StatsKernel kernel = StatsKernel::generic;
-  if (g.pattern == Pattern::segments) {
+  if (segment_form) {
     kernel = g.seg_a * g.seg_b <= P::warp_segment_max ? StatsKernel::segment_warp : StatsKernel::segment_block;
   } else if (g.pattern == Pattern::columns) {
     kernel = StatsKernel::columns;
@@ -59,7 +62,7 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
   if (force && force->force_kernel) {
     // Segment kernels are interchangeable; any pattern may run the generic kernel.
     const bool segment_pair = (force->kernel == StatsKernel::segment_warp || force->kernel == StatsKernel::segment_block) &&
-                              g.pattern == Pattern::segments;
+                              segment_form;
     if (segment_pair || force->kernel == StatsKernel::generic) kernel = force->kernel;
   }
   p.kernel = kernel;
@@ -78,17 +81,25 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
         const std::int64_t loads = ceil_div(segment, p.vector_elems);
         int lanes = 1;
         while (lanes < 32 && lanes * P::segment_loads_per_lane < loads) lanes *= 2;
+        // ... but enough blocks to fill the GPU: fewer rows per warp when the rows are few.
+        const std::int64_t min_blocks = static_cast<std::int64_t>(std::max(device.sm_count, 1)) * P::segment_warp_blocks_per_sm;
+        while (lanes < 32 && 2 * lanes <= loads && ceil_div(segments, P::block_threads / lanes) < min_blocks) lanes *= 2;
         p.segment_lanes = (force && force->segment_lanes > 0) ? force->segment_lanes : lanes;
-        p.grid_x = ceil_div(g.seg_c, P::block_threads / p.segment_lanes);
+        p.grid_x = ceil_div(segments, P::block_threads / p.segment_lanes);
       } else {
         std::int64_t splits = 1;
-        if (g.seg_c < target_blocks) {
+        if (segments < target_blocks) {
           const std::int64_t per_block_min = P::block_threads * p.vector_elems * P::min_loads_per_thread;
-          splits = std::max<std::int64_t>(1, std::min(ceil_div(target_blocks, g.seg_c), segment / per_block_min));
+          splits = std::max<std::int64_t>(1, std::min(ceil_div(target_blocks, segments), segment / per_block_min));
         }
         p.splits = splits;
-        p.grid_x = g.seg_c * splits;
+        p.grid_x = segments * splits;
       }
+      const int group = kernel == StatsKernel::segment_warp ? p.segment_lanes : p.block_x;
+      const std::int64_t sub_row_loads = ceil_div(g.seg_b, p.vector_elems);
+      int sub_lanes = 1;
+      while (sub_lanes < group && 2 * sub_lanes * P::segment_loads_per_sub_row <= sub_row_loads) sub_lanes *= 2;
+      p.segment_sub_lanes = g.seg_a > 1 ? sub_lanes : group;
       break;
     }
     case StatsKernel::columns: {
@@ -140,12 +151,12 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
   }
   if (force && force->splits > 0 && kernel != StatsKernel::segment_warp && kernel != StatsKernel::generic) {
     p.splits = force->splits;
-    if (kernel == StatsKernel::segment_block) p.grid_x = g.seg_c * p.splits;
+    if (kernel == StatsKernel::segment_block) p.grid_x = segments * p.splits;
     if (kernel == StatsKernel::columns) p.grid_y = p.splits;
   }
   if (kernel == StatsKernel::segment_warp && force && force->splits > 0) {
     p.splits = force->splits;
-    p.grid_x = ceil_div(g.seg_c * p.splits, P::block_threads / p.segment_lanes);
+    p.grid_x = ceil_div(segments * p.splits, P::block_threads / p.segment_lanes);
   }
   // Main kernels count in Acc (LocalMoments): no partial state may summarise more than
   // kLocalMomentsMaxValues values.
@@ -154,7 +165,11 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
     p.grid_y = p.splits;
   } else if (kernel == StatsKernel::segment_block) {
     p.splits = std::max(p.splits, ceil_div(g.seg_a * g.seg_b, math::kLocalMomentsMaxValues));
-    p.grid_x = g.seg_c * p.splits;
+    p.grid_x = segments * p.splits;
+  } else if (kernel == StatsKernel::segment_warp && g.seg_a * g.seg_b > math::kLocalMomentsMaxValues) {
+    // (only when forced onto long segments; its 32-bit indices rely on this bound too)
+    p.splits = std::max(p.splits, ceil_div(g.seg_a * g.seg_b, math::kLocalMomentsMaxValues));
+    p.grid_x = ceil_div(segments * p.splits, P::block_threads / p.segment_lanes);
   }
   if (uses_partials(p)) {
     const std::int64_t per_slice = p.splits * p.column_fold;

@@ -34,7 +34,17 @@ struct StatsPolicy {
   // Shorter segments share a warp: a group of lanes per segment with about this many vector loads per
   // lane, so that the group's merge and the slice's finalize are paid once per several rows (rows of 1024
   // float32 with a warp each: 60% of the issue cycles after the loads; rows of 16: 1% modelled).
-  static constexpr std::int64_t segment_loads_per_lane = 16;
+  // 64, not 16: each round of a group pays its Chan tree across lanes and the slice's finalize (rows of
+  // 1024 float32 at 16 loads per lane: 1.61 issue cycles per element, of which the loads' own math 0.26).
+  static constexpr std::int64_t segment_loads_per_lane = 64;
+  // ... unless the grid would then leave SMs idle: lanes double until the grid has this many blocks per
+  // SM (or a lane per vector).
+  static constexpr std::int64_t segment_warp_blocks_per_sm = 1;
+  // Segments of several sub-rows (NCHW per-channel: N sub-rows of H*W) give each sub-row a sub-group of
+  // lanes with at least this many vector loads per lane: a whole block on a 64x64 float32 image had one
+  // 4-load batch per thread and paid the sub-row loop's overhead per 16 values (1.9 issue cycles per
+  // element modelled); on sub-rows of 256, 7.1.
+  static constexpr std::int64_t segment_loads_per_sub_row = 16;
   // Resident blocks per SM the grid aims for when it has to split slices to fill the GPU.
   static constexpr int target_blocks_per_sm = 4;
   // A split must give each thread at least this many vector loads, or the merge costs more than it saves.
@@ -67,6 +77,7 @@ struct StatsPlan {
   std::size_t shared_bytes = 0;     // dynamic shared memory
   std::size_t workspace_bytes = 0;  // partial states
   int segment_lanes = 32;           // segment_warp: lanes per (segment, split) (power of two <= 32)
+  int segment_sub_lanes = 256;      // segments of several sub-rows: lanes per sub-row (power of two)
   int merge_lanes = 1;              // lanes that merge one kept slice's partials (power of two <= 256; > 32: a block)
   int merge_block = 256;            // threads per block of the merge (fewer when its warps would not fill the SMs)
   bool merge_lane_local = false;    // the merge folds a lane's partials in LocalMoments (they fit its float counts)

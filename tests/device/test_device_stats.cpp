@@ -82,6 +82,9 @@ const std::vector<Case>& segment_cases() {
       {{1021}, ReduceAxes::every(), "global 1021"},
       {{3, 4, 5, 7}, ReduceAxes::of({0, 2, 3}), "NCHW per-channel"},
       {{2, 3, 33, 1}, ReduceAxes::of({0, 2}), "NCHW per-channel odd"},
+      {{3, 2, 40, 64}, ReduceAxes::of({0, 2, 3}), "NCHW per-channel, sub-rows of 2560 (sub-groups of lanes)"},
+      {{3, 5, 2, 64}, ReduceAxes::of({1, 3}), "kept, reduced, kept, reduced (segments in outer slices)"},
+      {{2, 4, 3, 1001}, ReduceAxes::of({1, 3}), "segments in outer slices, odd sub-rows of 1001"},
   };
   return cases;
 }

@@ -58,6 +58,18 @@ TEST(Geometry, Patterns) {
   EXPECT_EQ(g.kept.stride[1], 1);   // W
   EXPECT_EQ(g.reduced.stride[0], 90);  // N
   EXPECT_EQ(g.reduced.stride[1], 6);   // H
+  EXPECT_EQ(g.seg_outer, 1);  // reduced, kept, reduced, kept: no segment form
+
+  g = geometry({4, 3, 5, 6}, ReduceAxes::of({1, 3}));  // kept, reduced, kept, reduced: outer segments
+  EXPECT_EQ(g.pattern, Pattern::generic);
+  EXPECT_EQ(g.seg_outer, 4);
+  EXPECT_EQ(g.seg_a, 3);
+  EXPECT_EQ(g.seg_c, 5);
+  EXPECT_EQ(g.seg_b, 6);
+
+  g = geometry({2, 3, 4, 5, 6}, ReduceAxes::of({0, 2, 4}));  // five alternating axes: generic only
+  EXPECT_EQ(g.pattern, Pattern::generic);
+  EXPECT_EQ(g.seg_outer, 1);
 
   g = geometry({2, 3, 4}, ReduceAxes::of({1}));  // outer and inner kept: batched columns
   EXPECT_EQ(g.pattern, Pattern::columns);
@@ -247,6 +259,24 @@ TEST(StatsPlan, PartialStatesStayWithinTheLocalCountLimit) {
   set_plan_override(nullptr);
 }
 
+TEST(Plan, SubRowsGetSubGroupsAndFourAxisGenericPatternsTheDedicatedKernels) {
+  const DeviceInfo h200{132};
+  // NCHW per-channel, 64x64 images: 1024 vectors per sub-row, 16 per lane -> 64 lanes per image.
+  auto p = choose_stats_plan(geometry({32, 64, 64, 64}, ReduceAxes::of({0, 2, 3})), DType::float32, false, 0, h200);
+  EXPECT_EQ(p.kernel, StatsKernel::segment_block);
+  EXPECT_EQ(p.segment_sub_lanes, 64);
+  // kept, reduced, kept, reduced [8, 64, 8, 256]: segments in 8 outer slices, sub-rows of 64 vectors.
+  p = choose_stats_plan(geometry({8, 64, 8, 256}, ReduceAxes::of({1, 3})), DType::float32, false, 0, h200);
+  EXPECT_EQ(p.kernel, StatsKernel::segment_block);
+  EXPECT_EQ(p.segment_sub_lanes, 4);
+  EXPECT_EQ(p.grid_x, 64 * p.splits);  // 64 kept slices
+  // reduced, kept, reduced, kept and five alternating axes keep the generic kernel.
+  p = choose_stats_plan(geometry({128, 8, 64, 256}, ReduceAxes::of({0, 2})), DType::float32, false, 0, h200);
+  EXPECT_EQ(p.kernel, StatsKernel::generic);
+  p = choose_stats_plan(geometry({2, 3, 4, 5, 6}, ReduceAxes::of({0, 2, 4})), DType::float32, false, 0, h200);
+  EXPECT_EQ(p.kernel, StatsKernel::generic);
+}
+
 TEST(Plan, ShortSegmentsShareAWarp) {
   const DeviceInfo h200{132};
   auto p = choose_stats_plan(geometry({524288, 16}, ReduceAxes::of({1})), DType::float32, false, 0, h200);
@@ -254,11 +284,14 @@ TEST(Plan, ShortSegmentsShareAWarp) {
   EXPECT_EQ(p.vector_elems, 4);
   EXPECT_EQ(p.segment_lanes, 1);  // 4 vectors per row: a lane per row, 32 rows per warp
   EXPECT_EQ(p.grid_x, 524288 / 256);
+  p = choose_stats_plan(geometry({32768, 1024}, ReduceAxes::of({1})), DType::float32, false, 0, h200);
+  EXPECT_EQ(p.segment_lanes, 4);  // 256 vectors, 64 per lane: 8 rows per warp, 512 blocks
   p = choose_stats_plan(geometry({8192, 1024}, ReduceAxes::of({1})), DType::float32, false, 0, h200);
-  EXPECT_EQ(p.segment_lanes, 16);  // 256 vectors, 16 per lane: 2 rows per warp
+  EXPECT_EQ(p.segment_lanes, 8);  // 4 lanes would leave 128 blocks for 132 SMs
+  EXPECT_EQ(p.grid_x, 256);
   p = choose_stats_plan(geometry({100, 4096}, ReduceAxes::of({1})), DType::uint8, false, 0, h200);
-  EXPECT_EQ(p.segment_lanes, 16);
+  EXPECT_EQ(p.segment_lanes, 32);  // 100 rows: a warp each (8 loads per lane) rather than 2 blocks
   p = choose_stats_plan(geometry({100, 3}, ReduceAxes::of({1})), DType::float32, false, 0, h200);
   EXPECT_EQ(p.vector_elems, 1);
-  EXPECT_EQ(p.segment_lanes, 1);  // 3 scalar loads
+  EXPECT_EQ(p.segment_lanes, 2);  // 3 scalar loads: more lanes would idle
 }
