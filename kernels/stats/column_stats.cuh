@@ -98,7 +98,7 @@ __global__ void __launch_bounds__(256, 1) column_stats_kernel(const T* __restric
       for (int j = 0; j < VEC; ++j) {
         const std::int64_t column = o * shape.inner + col0 + j;
         if (shape.to_partials) partials.store(split * shape.outer * shape.inner + column, local[j]);
-        else math::write_slice(sink, column, math::to_summary(local[j].widen()));
+        else math::write_local_slice(sink, column, local[j]);
       }
     }
   }

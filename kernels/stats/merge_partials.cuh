@@ -91,7 +91,7 @@ __global__ void __launch_bounds__(256) merge_partials_kernel(PartialStates<Acc> 
       else warp_merge(local, lanes);
       if (active && lane == 0) {
         for (std::int64_t r = m.folded_rows; r < m.rows; ++r) local.push(load_one<Acc>(leftover + r * m.inner));
-        math::write_slice(sink, k, math::to_summary(local.widen()));
+        math::write_local_slice(sink, k, local);
       }
     } else {
       if (m.lane_local) s = local.widen();

@@ -90,6 +90,7 @@ Status make_sink(const TensorView& input, const StatsOptions& options, const Sta
     sink->outputs[i] = outputs.views[i].data;
     sink->output_dtype[i] = outputs.views[i].dtype;
   }
+  sink->float32_outputs = math::all_outputs_float32(*sink);
   return Status::success();
 }
 

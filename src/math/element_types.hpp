@@ -92,14 +92,16 @@ NORMKIT_HD bfloat16_bits float_to_bfloat16(float f) {
 // Converts one stored element to the accumulation type Acc (float or double).
 template <typename Acc> NORMKIT_HD Acc to_acc(float v) { return static_cast<Acc>(v); }
 template <typename Acc> NORMKIT_HD Acc to_acc(double v) { return static_cast<Acc>(v); }
-// uint8 -> float on the device as (2^23 + v) - 2^23 from the bit pattern 0x4B0000vv: an OR and a
-// subtraction, exact, instead of an integer-to-float conversion (a quarter of the issue rate).
-template <typename Acc> NORMKIT_HD Acc to_acc(std::uint8_t v) {
+// An unsigned integer below 2^23 -> float on the device as (2^23 + v) - 2^23 from the bit pattern
+// 0x4B000000 | v: an OR and a subtraction, exact, instead of an integer-to-float conversion (a quarter of
+// the issue rate).
+template <typename Acc> NORMKIT_HD Acc small_uint_to_acc(std::uint32_t v) {
 #if defined(__CUDA_ARCH__)
   if constexpr (sizeof(Acc) == 4) return __uint_as_float(0x4B000000u | v) - 8388608.0f;
 #endif
   return static_cast<Acc>(v);
 }
+template <typename Acc> NORMKIT_HD Acc to_acc(std::uint8_t v) { return small_uint_to_acc<Acc>(v); }
 template <typename Acc> NORMKIT_HD Acc to_acc(float16_bits v) { return static_cast<Acc>(half_to_float(v)); }
 template <typename Acc> NORMKIT_HD Acc to_acc(bfloat16_bits v) { return static_cast<Acc>(bfloat16_to_float(v)); }
 

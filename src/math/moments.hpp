@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "math/byte_sums.hpp"
+#include "math/element_types.hpp"
 #include "math/host_device.hpp"
 #include "normkit/stats_types.hpp"
 
@@ -289,12 +291,27 @@ NORMKIT_UNROLL
       const Acc e = d[i] - pack_mean;
       pack_m2 += e * e;
     }
-    const Acc total = count + Acc(N);
-    const Acc weight = weight_ratio(Acc(N), total);
-    const Acc delta = pack_mean - mean;
-    mean += delta * weight;
-    m2 += pack_m2 + delta * delta * count * weight;
-    count = total;
+    chan_step(Acc(N), pack_mean, pack_m2);
+  }
+
+  // N uint8 values summed exactly by ByteSums (the kernels' uint8 fast path): the batch's mean is Σx / N
+  // and its M2 = (N·Σx² - (Σx)²) / N, exact in 32-bit integers for N <= 64 (one rounding, to Acc), then
+  // one Chan step. uint8 has no NaN or ±Inf, and Σ|x| = Σx.
+  template <bool kExtremes = true, int N>
+  NORMKIT_HD void push_bytes(const ByteSums& b) {
+    static_assert(N >= 1 && N <= 64, "N * Σx² - (Σx)² must fit 32 bits");
+    constexpr Acc kInvN = Acc(1) / Acc(N);
+    shift = count == Acc(0) ? Acc(0) : shift;
+    const Acc sum = small_uint_to_acc<Acc>(b.sum);  // exact: < 2^14
+    const Acc pack_m2 = static_cast<Acc>(static_cast<std::uint32_t>(N) * b.sum_sq - b.sum * b.sum) * kInvN;
+    const Acc pack_mean = sum * kInvN - shift;
+    if constexpr (kExtremes) {
+      min = min_of(min, small_uint_to_acc<Acc>(b.min_value()));
+      max = max_of(max, small_uint_to_acc<Acc>(b.max_value()));
+      abs_sum += sum;
+      nonzero += small_uint_to_acc<Acc>(b.nonzero());
+    }
+    chan_step(Acc(N), pack_mean, pack_m2);
   }
 
   // Chan's merge of another local state (any shifts); empty sides leave the other unchanged.
@@ -314,11 +331,16 @@ NORMKIT_UNROLL
       m2 = b.m2;
       return;
     }
-    const Acc total = count + b.count;
-    const Acc weight_b = weight_ratio(b.count, total);
-    const Acc delta = (b.mean + (b.shift - shift)) - mean;
-    mean += delta * weight_b;
-    m2 += b.m2 + delta * delta * count * weight_b;
+    chan_step(b.count, b.mean + (b.shift - shift), b.m2);
+  }
+
+  // Chan's step with n > 0 other values of mean other_mean (relative to this shift) and M2 other_m2.
+  NORMKIT_HD void chan_step(Acc n, Acc other_mean, Acc other_m2) {
+    const Acc total = count + n;
+    const Acc weight = weight_ratio(n, total);
+    const Acc delta = other_mean - mean;
+    mean += delta * weight;
+    m2 += other_m2 + delta * delta * count * weight;
     count = total;
   }
 
@@ -387,40 +409,61 @@ NORMKIT_HD void merge_summary(StatsSummary& into, const StatsSummary& from) {
   into = to_summary(a);
 }
 
-// The statistics of one summary, with numpy's rules for NaN, ±Inf, empty slices and ddof.
-struct StatValues {
+// The statistics of one slice, with numpy's rules for NaN, ±Inf, empty slices and ddof, in Real: double
+// for summaries; float where a kernel writes float32 outputs from its float state (write_local_slice:
+// the same formulas, within an ulp or two of float32 of the double path, at a fraction of its cost:
+// no float64 division or square root, no conversions).
+template <typename Real> NORMKIT_HD Real sqrt_of(Real x) {
+  if constexpr (sizeof(Real) == 4) return sqrtf(x);
+  else return sqrt(x);
+}
+
+template <typename Real>
+struct StatValuesIn {
   std::int64_t count;
   std::int64_t l0;
-  double mean, var, std, min, max, sum, l1, l2, linf;
+  Real mean, var, std, min, max, sum, l1, l2, linf;
 };
+using StatValues = StatValuesIn<double>;
 
-NORMKIT_HD StatValues finalize_summary(const StatsSummary& s, std::int64_t ddof, bool ignore_nan) {
-  const double nan = quiet_nan<double>();
-  const double inf = pos_inf<double>();
-  const std::int64_t non_nan = s.count + s.posinf_count + s.neginf_count;
-  const bool nan_poisons = !ignore_nan && s.nan_count > 0;
-  const bool has_inf = s.posinf_count > 0 || s.neginf_count > 0;
-  const bool both_inf = s.posinf_count > 0 && s.neginf_count > 0;
-  StatValues v;
-  v.count = ignore_nan ? non_nan : non_nan + s.nan_count;
-  v.l0 = s.nonzero_count + (ignore_nan ? 0 : s.nan_count);
+// finite: the values in mean and m2 (relative to no shift); min/max/abs_sum over every non-NaN value.
+template <typename Real>
+NORMKIT_HD StatValuesIn<Real> finalize_moments(std::int64_t finite, std::int64_t nan_count, std::int64_t posinf_count,
+                                               std::int64_t neginf_count, std::int64_t nonzero_count, Real mean,
+                                               Real m2, Real min, Real max, Real abs_sum, std::int64_t ddof,
+                                               bool ignore_nan) {
+  const Real nan = quiet_nan<Real>();
+  const Real inf = pos_inf<Real>();
+  const std::int64_t non_nan = finite + posinf_count + neginf_count;
+  const bool nan_poisons = !ignore_nan && nan_count > 0;
+  const bool has_inf = posinf_count > 0 || neginf_count > 0;
+  const bool both_inf = posinf_count > 0 && neginf_count > 0;
+  StatValuesIn<Real> v;
+  v.count = ignore_nan ? non_nan : non_nan + nan_count;
+  v.l0 = nonzero_count + (ignore_nan ? 0 : nan_count);
   if (nan_poisons) {
     v.mean = v.var = v.std = v.min = v.max = v.sum = v.l1 = v.l2 = v.linf = nan;
     return v;
   }
-  const double inf_sum = both_inf ? nan : (s.posinf_count > 0 ? inf : -inf);
-  v.sum = has_inf ? inf_sum : s.mean * static_cast<double>(s.count);
-  v.mean = non_nan == 0 ? nan : (has_inf ? inf_sum : s.mean);
-  v.var = (non_nan == 0 || has_inf || non_nan - ddof <= 0) ? nan : s.m2 / static_cast<double>(non_nan - ddof);
-  v.std = sqrt(v.var);
-  v.min = non_nan == 0 ? nan : s.min;
-  v.max = non_nan == 0 ? nan : s.max;
-  v.l1 = s.abs_sum;
-  v.l2 = has_inf ? inf : sqrt(s.m2 + static_cast<double>(s.count) * s.mean * s.mean);
-  const double abs_min = s.min < 0 ? -s.min : s.min;
-  const double abs_max = s.max < 0 ? -s.max : s.max;
+  const Real inf_sum = both_inf ? nan : (posinf_count > 0 ? inf : -inf);
+  const Real n = static_cast<Real>(finite);
+  v.sum = has_inf ? inf_sum : mean * n;
+  v.mean = non_nan == 0 ? nan : (has_inf ? inf_sum : mean);
+  v.var = (non_nan == 0 || has_inf || non_nan - ddof <= 0) ? nan : m2 / static_cast<Real>(non_nan - ddof);
+  v.std = sqrt_of(v.var);
+  v.min = non_nan == 0 ? nan : min;
+  v.max = non_nan == 0 ? nan : max;
+  v.l1 = abs_sum;
+  v.l2 = has_inf ? inf : sqrt_of(m2 + n * mean * mean);
+  const Real abs_min = min < Real(0) ? -min : min;
+  const Real abs_max = max < Real(0) ? -max : max;
   v.linf = non_nan == 0 ? nan : (abs_min > abs_max ? abs_min : abs_max);
   return v;
+}
+
+NORMKIT_HD StatValues finalize_summary(const StatsSummary& s, std::int64_t ddof, bool ignore_nan) {
+  return finalize_moments<double>(s.count, s.nan_count, s.posinf_count, s.neginf_count, s.nonzero_count, s.mean, s.m2,
+                                  s.min, s.max, s.abs_sum, ddof, ignore_nan);
 }
 
 }  // namespace normkit::math

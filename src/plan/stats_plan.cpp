@@ -18,6 +18,31 @@ int floor_pow2(int v) {
 }
 }  // namespace
 
+double wave_efficiency(std::int64_t blocks, int sm_count, int residency) {
+  const std::int64_t per_sm = ceil_div(blocks, sm_count);
+  const std::int64_t waves = ceil_div(per_sm, residency);
+  return static_cast<double>(blocks) / static_cast<double>(waves * sm_count * residency);
+}
+
+std::int64_t whole_wave_grid(std::int64_t blocks, std::int64_t slots) {
+  if (blocks <= slots) return blocks;
+  return ceil_div(blocks, ceil_div(blocks, slots));
+}
+
+std::int64_t wave_filling_splits(std::int64_t segments, std::int64_t max_splits, int sm_count, int residency) {
+  const std::int64_t slots = static_cast<std::int64_t>(sm_count) * residency;
+  if (segments >= slots || max_splits <= 1) return 1;
+  // Up to two waves' worth: beyond that more splits only add partial states.
+  const std::int64_t limit = std::min(max_splits, ceil_div(2 * slots, segments));
+  std::int64_t best = 1;
+  double best_efficiency = wave_efficiency(segments, sm_count, residency);
+  for (std::int64_t s = 2; s <= limit; ++s) {
+    const double e = wave_efficiency(segments * s, sm_count, residency);
+    if (e > best_efficiency + 1e-9) best = s, best_efficiency = e;  // ties keep fewer splits
+  }
+  return best;
+}
+
 const char* stats_kernel_name(StatsKernel kernel) noexcept {
   switch (kernel) {
     case StatsKernel::empty: return "empty";
@@ -73,9 +98,14 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
     case StatsKernel::segment_warp:
     case StatsKernel::segment_block: {
       const std::int64_t segment = g.seg_a * g.seg_b;
-      // Rows shorter than two vectors spend more on realignment than they gain.
-      p.vector_elems = (full_vector > 1 && g.seg_b >= 2 * full_vector && !force_scalar) ? full_vector : 1;
+      // Rows shorter than two vectors spend more on realignment than they gain, unless every row starts
+      // aligned (rows of 16 uint8 values: one 16-byte load each instead of 16 byte loads).
+      const bool rows_aligned = g.seg_b % full_vector == 0 &&
+                                input_address % static_cast<std::uintptr_t>(full_vector * elem) == 0;
+      const bool vector_rows = g.seg_b >= 2 * full_vector || (g.seg_b >= full_vector && rows_aligned);
+      p.vector_elems = (full_vector > 1 && vector_rows && !force_scalar) ? full_vector : 1;
       p.block_x = P::block_threads;
+      const bool wide = double_accumulation || dtype == DType::float64;  // float64 input accumulates in float64
       if (kernel == StatsKernel::segment_warp) {
         p.splits = 1;
         const std::int64_t loads = ceil_div(segment, p.vector_elems);
@@ -87,13 +117,11 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
         p.segment_lanes = (force && force->segment_lanes > 0) ? force->segment_lanes : lanes;
         p.grid_x = ceil_div(segments, P::block_threads / p.segment_lanes);
       } else {
-        std::int64_t splits = 1;
-        if (segments < target_blocks) {
-          const std::int64_t per_block_min = P::block_threads * p.vector_elems * P::min_loads_per_thread;
-          splits = std::max<std::int64_t>(1, std::min(ceil_div(target_blocks, segments), segment / per_block_min));
-        }
-        p.splits = splits;
-        p.grid_x = segments * splits;
+        const int residency = P::segment_residency(true, p.vector_elems > 1, static_cast<std::size_t>(elem), wide);
+        const std::int64_t per_block_min = P::block_threads * p.vector_elems * P::min_loads_per_thread;
+        p.splits = wave_filling_splits(segments, std::max<std::int64_t>(1, segment / per_block_min),
+                                       std::max(device.sm_count, 1), residency);
+        p.grid_x = segments * p.splits;
       }
       const int group = kernel == StatsKernel::segment_warp ? p.segment_lanes : p.block_x;
       const std::int64_t sub_row_loads = ceil_div(g.seg_b, p.vector_elems);
@@ -170,6 +198,14 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
     // (only when forced onto long segments; its 32-bit indices rely on this bound too)
     p.splits = std::max(p.splits, ceil_div(g.seg_a * g.seg_b, math::kLocalMomentsMaxValues));
     p.grid_x = ceil_div(segments * p.splits, P::block_threads / p.segment_lanes);
+  }
+  // Segment kernels stride over their work items: a grid of at most one wave of resident blocks, each
+  // taking an equal number of rounds, pays the prologue once per block rather than once per 256 rows.
+  if (kernel == StatsKernel::segment_warp || kernel == StatsKernel::segment_block) {
+    const bool wide = double_accumulation || dtype == DType::float64;
+    const int residency = P::segment_residency(kernel == StatsKernel::segment_block, p.vector_elems > 1,
+                                               static_cast<std::size_t>(elem), wide);
+    p.grid_x = whole_wave_grid(p.grid_x, static_cast<std::int64_t>(std::max(device.sm_count, 1)) * residency);
   }
   if (uses_partials(p)) {
     const std::int64_t per_slice = p.splits * p.column_fold;

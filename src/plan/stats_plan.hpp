@@ -45,8 +45,22 @@ struct StatsPolicy {
   // 4-load batch per thread and paid the sub-row loop's overhead per 16 values (1.9 issue cycles per
   // element modelled); on sub-rows of 256, 7.1.
   static constexpr std::int64_t segment_loads_per_sub_row = 16;
-  // Resident blocks per SM the grid aims for when it has to split slices to fill the GPU.
+  // Resident blocks per SM the grid aims for when it has to split slices to fill the GPU (columns; the
+  // segment_block kernel uses segment_block_residency below).
   static constexpr int target_blocks_per_sm = 4;
+  // Blocks of a segment kernel resident per SM, guaranteed by its launch bounds (ptxas keeps it at
+  // <= 65536 / (256 x this) registers; sm_90 ptxas: block groups 64-80 registers for float accumulation of
+  // 32- and 8-bit vectors, lane groups 80-95; 16-bit vectors 122-128; scalar loads 64-76; float64 74-108).
+  // The plan fills whole waves of them: aiming at 4 per SM with 3 resident ran a second wave of one block
+  // per SM (global uint8 32 MB: 528 blocks, 41.6% modelled), and a block per 256 short rows paid the
+  // kernel's prologue (parameters, divisions: ~500 issue cycles) for every 32 rows of a warp.
+  static constexpr int segment_residency(bool block_group, bool vector_loads, std::size_t elem_bytes,
+                                         bool double_accumulation) {
+    if (double_accumulation) return 2;
+    if (!vector_loads) return 3;
+    if (elem_bytes == 2) return 2;
+    return block_group ? 3 : 2;
+  }
   // A split must give each thread at least this many vector loads, or the merge costs more than it saves.
   static constexpr std::int64_t min_loads_per_thread = 8;
   // Column kernels hold one Welford state per column a thread owns: at most 4 columns keep registers
@@ -65,6 +79,16 @@ struct StatsPolicy {
   // there are warps, in blocks of 1-8 warps (64 slices x 32 lanes: 5.2 us modelled in blocks of 8 warps).
   static constexpr int merge_max_block = 256;
 };
+
+// The share of a GPU's block slots (sm_count x residency per wave) that `blocks` equal blocks keep busy,
+// counting the last wave whole.
+double wave_efficiency(std::int64_t blocks, int sm_count, int residency);
+// A grid for `blocks` blocks' worth of grid-strided work that fits one wave of `slots` resident blocks,
+// each block taking the same number of rounds (blocks itself when it already fits).
+std::int64_t whole_wave_grid(std::int64_t blocks, std::int64_t slots);
+// Splits per slice (1 .. max_splits) for `segments` slices whose blocks fill whole waves best: the
+// segment_block grid. 1 when the slices alone fill the GPU.
+std::int64_t wave_filling_splits(std::int64_t segments, std::int64_t max_splits, int sm_count, int residency);
 
 struct StatsPlan {
   StatsKernel kernel = StatsKernel::empty;

@@ -77,6 +77,8 @@ const std::vector<Case>& segment_cases() {
       {{19, 1}, ReduceAxes::of({1}), "rows 1"},
       {{5, 7}, ReduceAxes::of({1}), "rows 7"},
       {{3, 33}, ReduceAxes::of({1}), "rows 33"},
+      {{37, 16}, ReduceAxes::of({1}), "rows 16 (one uint8 vector each when aligned)"},
+      {{3, 2, 5, 16}, ReduceAxes::of({0, 2, 3}), "NCHW per-channel, sub-rows of 16"},
       {{2, 4096}, ReduceAxes::of({1}), "rows 4096 (warp max)"},
       {{2, 4097}, ReduceAxes::of({1}), "rows 4097"},
       {{1021}, ReduceAxes::every(), "global 1021"},

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -221,6 +222,82 @@ TEST(LocalMoments, PacksValuesAndMergesAgreeWithMomentState) {
   EXPECT_NEAR(got.mean, want.mean, 1e-9 * std::abs(want.mean));
   EXPECT_NEAR(got.m2, want.m2, 1e-3 * want.m2);
   EXPECT_EQ(got.abs_sum, want.abs_sum);  // +Inf: the infinities count in Σ|x|
+}
+
+// ByteSums (the uint8 fast path): exact integers for every byte value, zeros, the extremes 0 and 255 in
+// every byte position; push_bytes agrees with per-value pushes of the same values.
+TEST(ByteSums, ExactSumsExtremesAndNonZerosOfEveryBytePosition) {
+  std::vector<std::uint8_t> bytes;
+  for (int v = 0; v < 256; ++v) bytes.push_back(static_cast<std::uint8_t>(v));
+  for (int v = 0; v < 64; ++v) bytes.push_back(static_cast<std::uint8_t>((v * 37) % 5 == 0 ? 0 : 128 + v));
+  for (std::size_t start = 0; start + 64 <= bytes.size(); start += 4) {
+    for (int pos = 0; pos < 4; ++pos) {  // the extremes in each byte position of a word
+      std::vector<std::uint8_t> batch(bytes.begin() + start, bytes.begin() + start + 64);
+      batch[pos] = 0;
+      batch[8 + pos] = 255;
+      nm::ByteSums sums = nm::ByteSums::empty();
+      for (int w = 0; w < 16; ++w) {
+        std::uint32_t word = 0;
+        for (int k = 0; k < 4; ++k) word |= static_cast<std::uint32_t>(batch[4 * w + k]) << (8 * k);
+        sums.add_word(word);
+      }
+      std::uint32_t sum = 0, sum_sq = 0, nonzero = 0, mn = 255, mx = 0;
+      for (std::uint8_t b : batch) {
+        sum += b;
+        sum_sq += b * b;
+        nonzero += b != 0;
+        mn = b < mn ? b : mn;
+        mx = b > mx ? b : mx;
+      }
+      ASSERT_EQ(sums.sum, sum) << start << " " << pos;
+      ASSERT_EQ(sums.sum_sq, sum_sq);
+      ASSERT_EQ(sums.nonzero(), nonzero);
+      ASSERT_EQ(sums.min_value(), mn);
+      ASSERT_EQ(sums.max_value(), mx);
+    }
+  }
+  // The non-zero flags of single bytes (0x80 and 0x7f exercise both halves of the rule).
+  for (std::uint32_t b = 0; b < 256; ++b) EXPECT_EQ(nm::nonzero_byte_flags(b << 16), b ? 0x800000u : 0u) << b;
+}
+
+TEST(ByteSums, PushBytesAgreesWithPerValuePushes) {
+  std::vector<std::uint8_t> bytes(64 * 5 + 16);
+  for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<std::uint8_t>((i * 2654435761u >> 13) % 7 == 0 ? 0 : (i * 97 + 13) % 256);
+  auto batched = nm::LocalMoments<float>::empty();
+  batched.push(3.0f);  // a per-value push first: batches continue relative to its shift
+  auto single = nm::LocalMoments<double>::empty();
+  single.push(3.0);
+  for (std::size_t start = 0; start < bytes.size();) {
+    const int n = start + 64 <= bytes.size() ? 64 : 16;
+    nm::ByteSums sums = nm::ByteSums::empty();
+    for (int w = 0; w < n / 4; ++w) {
+      std::uint32_t word;
+      std::memcpy(&word, &bytes[start + 4 * w], 4);
+      sums.add_word(word);
+    }
+    if (n == 64) batched.push_bytes<true, 64>(sums);
+    else batched.push_bytes<true, 16>(sums);
+    for (int k = 0; k < n; ++k) single.push(bytes[start + k]);
+    start += n;
+  }
+  const StatsSummary got = nm::to_summary(batched.widen());
+  const StatsSummary want = nm::to_summary(single.widen());
+  EXPECT_EQ(got.count, want.count);
+  EXPECT_EQ(got.nonzero_count, want.nonzero_count);
+  EXPECT_EQ(got.min, want.min);
+  EXPECT_EQ(got.max, want.max);
+  EXPECT_EQ(got.abs_sum, want.abs_sum);
+  EXPECT_NEAR(got.mean, want.mean, 1e-6 * want.mean);
+  EXPECT_NEAR(got.m2, want.m2, 1e-5 * want.m2);
+  // Moments only: the extremes stay empty.
+  auto moments = nm::LocalMoments<float>::empty();
+  nm::ByteSums sums = nm::ByteSums::empty();
+  sums.add_word<false>(0x01020304u);
+  moments.push_bytes<false, 4>(sums);
+  EXPECT_EQ(moments.count, 4.0f);
+  EXPECT_EQ(moments.mean, 2.5f);
+  EXPECT_EQ(moments.m2, 5.0f);
+  EXPECT_EQ(moments.nonzero, 0.0f);
 }
 
 TEST(LocalMoments, AllNaNPackLeavesMomentsEmpty) {

@@ -113,10 +113,15 @@ TEST(Plan, SegmentThresholds) {
   p = choose_stats_plan(g, DType::float16, false, 0, h100);
   EXPECT_EQ(p.kernel, StatsKernel::segment_block);
   EXPECT_EQ(p.vector_elems, 8);
-  EXPECT_EQ(p.splits, 132);
-  EXPECT_EQ(p.grid_x, 4 * 132);
+  EXPECT_EQ(p.splits, 66);  // 2 float16 blocks resident per SM: one wave of 264
+  EXPECT_EQ(p.grid_x, 2 * 132);
   EXPECT_EQ(p.workspace_bytes % 256, 0u);
-  EXPECT_GE(p.workspace_bytes, 4 * 132 * partial_state_bytes(false));
+  EXPECT_GE(p.workspace_bytes, 2 * 132 * partial_state_bytes(false));
+  g = geometry({100, 16}, ReduceAxes::of({1}));  // rows of one vector: vector loads when they start aligned
+  EXPECT_EQ(choose_stats_plan(g, DType::uint8, false, 0, h100).vector_elems, 16);
+  EXPECT_EQ(choose_stats_plan(g, DType::uint8, false, 8, h100).vector_elems, 1);
+  g = geometry({100, 24}, ReduceAxes::of({1}));
+  EXPECT_EQ(choose_stats_plan(g, DType::uint8, false, 0, h100).vector_elems, 1);  // every other row misaligned
   g = geometry({100, 7}, ReduceAxes::of({1}));  // short rows: scalar
   EXPECT_EQ(choose_stats_plan(g, DType::float32, false, 0, h100).vector_elems, 1);
 }
@@ -202,6 +207,32 @@ TEST(ApplyPlan, WalksVectorsAndFolds) {
   EXPECT_EQ(choose_apply_plan(g, DType::float32, DType::float32, 0, 0, 132).kernel, ApplyKernel::generic);
 }
 
+// Split block grids fill whole waves of the resident blocks (StatsPolicy::segment_block_residency).
+TEST(Plan, SplitSegmentsFillWholeWaves) {
+  EXPECT_DOUBLE_EQ(wave_efficiency(396, 132, 3), 1.0);
+  EXPECT_DOUBLE_EQ(wave_efficiency(528, 132, 3), 528.0 / 792);  // a second wave of one block per SM
+  EXPECT_EQ(wave_filling_splits(1, 1000, 132, 3), 396);
+  EXPECT_EQ(wave_filling_splits(3, 1000, 132, 3), 132);
+  EXPECT_EQ(wave_filling_splits(64, 1000, 132, 3), 6);   // 384 of 396 slots (12 with 7: two waves)
+  EXPECT_EQ(wave_filling_splits(64, 4, 132, 3), 4);      // the work per block bounds it
+  EXPECT_EQ(wave_filling_splits(396, 1000, 132, 3), 1);  // the slices fill the GPU
+  EXPECT_EQ(wave_filling_splits(300, 1000, 132, 3), 1);  // 600 blocks would not fill two waves better
+  for (std::int64_t segments : {1, 2, 5, 7, 33, 64, 100, 131, 133, 395}) {
+    for (int residency : {1, 2, 3, 4}) {
+      const std::int64_t s = wave_filling_splits(segments, 1 << 20, 132, residency);
+      EXPECT_GE(s, 1);
+      EXPECT_GE(wave_efficiency(segments * s, 132, residency), wave_efficiency(segments, 132, residency));
+      EXPECT_GE(wave_efficiency(segments * s, 132, residency), 0.5) << segments << " " << residency;
+    }
+  }
+  // The plan uses the residency of the instantiation it launches.
+  const DeviceInfo h200{132};
+  EXPECT_EQ(choose_stats_plan(geometry({1 << 24}, ReduceAxes::every()), DType::uint8, false, 0, h200).grid_x, 396);
+  EXPECT_EQ(choose_stats_plan(geometry({1 << 24}, ReduceAxes::every()), DType::bfloat16, false, 0, h200).grid_x, 264);
+  EXPECT_EQ(choose_stats_plan(geometry({1 << 24}, ReduceAxes::every()), DType::float32, true, 0, h200).grid_x, 264);
+  EXPECT_EQ(choose_stats_plan(geometry({1 << 24}, ReduceAxes::every()), DType::float64, false, 0, h200).grid_x, 264);
+}
+
 TEST(Plan, MergeLanesGiveEachLaneAFewPartials) {
   const DeviceInfo h200{132};
   // 64 columns, 256 splits: a whole warp per column, 8 partials per lane.
@@ -216,9 +247,9 @@ TEST(Plan, MergeLanesGiveEachLaneAFewPartials) {
   EXPECT_EQ(p.merge_lanes, 1);
   // Global statistics split over many blocks; the override wins.
   p = choose_stats_plan(geometry({1 << 24}, ReduceAxes::every()), DType::float32, false, 0, h200);
-  EXPECT_EQ(p.splits, 528);  // 4 blocks per SM
-  EXPECT_EQ(p.merge_lanes, 128);  // a block of 128 threads, at most 5 partials each
-  EXPECT_EQ(p.merge_block, 128);
+  EXPECT_EQ(p.splits, 396);  // 3 blocks per SM, one wave
+  EXPECT_EQ(p.merge_lanes, 64);  // a block of 64 threads, at most 7 partials each
+  EXPECT_EQ(p.merge_block, 64);
   p = choose_stats_plan(geometry({4096, 4096}, ReduceAxes::of({0})), DType::float32, false, 0, h200);
   EXPECT_EQ(p.splits, 8);  // 32 column blocks; 512 rows per split at least
   EXPECT_EQ(p.merge_lanes, 1);  // 8 partials: one lane's batch
@@ -283,7 +314,11 @@ TEST(Plan, ShortSegmentsShareAWarp) {
   EXPECT_EQ(p.kernel, StatsKernel::segment_warp);
   EXPECT_EQ(p.vector_elems, 4);
   EXPECT_EQ(p.segment_lanes, 1);  // 4 vectors per row: a lane per row, 32 rows per warp
-  EXPECT_EQ(p.grid_x, 524288 / 256);
+  EXPECT_EQ(p.grid_x, 256);  // 2048 blocks' worth in one wave of 2 per SM: 8 rounds per warp
+  EXPECT_EQ(whole_wave_grid(2048, 264), 256);
+  EXPECT_EQ(whole_wave_grid(264, 264), 264);
+  EXPECT_EQ(whole_wave_grid(300, 264), 150);  // 2 rounds each
+  EXPECT_EQ(whole_wave_grid(7, 264), 7);
   p = choose_stats_plan(geometry({32768, 1024}, ReduceAxes::of({1})), DType::float32, false, 0, h200);
   EXPECT_EQ(p.segment_lanes, 4);  // 256 vectors, 64 per lane: 8 rows per warp, 512 blocks
   p = choose_stats_plan(geometry({8192, 1024}, ReduceAxes::of({1})), DType::float32, false, 0, h200);

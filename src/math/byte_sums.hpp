@@ -1,0 +1,85 @@
+// Exact integer sums of uint8 values read as little-endian 32-bit words (4 values a word): the uint8 fast
+// path of the statistics kernels. One definition for the device (byte dot products, byte permutes and
+// packed half-precision min/max: about 5 issue cycles per value with extremes, 1 without) and the host
+// (the same integers computed value by value), so host tests check what the kernels compute.
+#pragma once
+
+#include <cstdint>
+
+#include "math/host_device.hpp"
+
+namespace normkit::math {
+
+// Σx, Σx², the non-zero count and the extremes of up to kByteSumsMaxValues uint8 values.
+// Extremes are kept as two 16-bit lanes 0x6400 | x: on the device these are the half-precision numbers
+// 1024 + x, so one min.f16x2 compares two values (half a cycle each; integer byte min/max expand to
+// several instructions on sm_80/sm_90); on the host the same lanes are compared as integers, which order
+// the same way.
+struct ByteSums {
+  std::uint32_t sum;           // Σx
+  std::uint32_t sum_sq;        // Σx²
+  std::uint32_t nonzero_x128;  // 128 x the non-zero values (each byte's flag is its high bit, 0x80)
+  std::uint32_t min_lanes;     // two lanes 0x6400 | min
+  std::uint32_t max_lanes;     // two lanes 0x6400 | max
+
+  NORMKIT_HD static ByteSums empty() { return ByteSums{0u, 0u, 0u, 0x64ff64ffu, 0x64006400u}; }
+
+  // Adds the 4 bytes of w. kExtremes = false leaves the non-zero count and the extremes out.
+  template <bool kExtremes = true>
+  NORMKIT_HD void add_word(std::uint32_t w);
+
+  NORMKIT_HD std::uint32_t min_value() const { return lane_min(min_lanes) & 0xffu; }
+  NORMKIT_HD std::uint32_t max_value() const { return lane_max(max_lanes) & 0xffu; }
+  NORMKIT_HD std::uint32_t nonzero() const { return nonzero_x128 >> 7; }
+
+ private:
+  NORMKIT_HD static std::uint32_t lane_min(std::uint32_t l) { return (l & 0xffffu) < (l >> 16) ? (l & 0xffffu) : (l >> 16); }
+  NORMKIT_HD static std::uint32_t lane_max(std::uint32_t l) { return (l & 0xffffu) > (l >> 16) ? (l & 0xffffu) : (l >> 16); }
+};
+
+// Σx² < 2^32 for up to 66051 values; the kernels fold far fewer (LocalMoments::push_bytes: at most 64).
+constexpr int kByteSumsMaxValues = 66051;
+
+// 0x80 in each byte of w that is not zero: (b & 0x7f) + 0x7f sets bit 7 for b & 0x7f != 0 without a carry
+// into the next byte, and b's own bit 7 covers the rest.
+NORMKIT_HD std::uint32_t nonzero_byte_flags(std::uint32_t w) {
+  return (((w & 0x7f7f7f7fu) + 0x7f7f7f7fu) | w) & 0x80808080u;
+}
+
+template <bool kExtremes>
+NORMKIT_HD void ByteSums::add_word(std::uint32_t w) {
+#if defined(__CUDA_ARCH__)
+  sum = __dp4a(w, 0x01010101u, sum);
+  sum_sq = __dp4a(w, w, sum_sq);
+  if constexpr (kExtremes) {
+    nonzero_x128 = __dp4a(nonzero_byte_flags(w), 0x01010101u, nonzero_x128);
+    // Bytes 0 and 2, and 1 and 3, as the halves 1024 + x (0x64 from the second operand, byte 4).
+    const std::uint32_t even = __byte_perm(w, 0x64u, 0x4240u);
+    const std::uint32_t odd = __byte_perm(w, 0x64u, 0x4341u);
+    std::uint32_t lo, hi;
+    asm("min.f16x2 %0, %1, %2;" : "=r"(lo) : "r"(even), "r"(odd));
+    asm("max.f16x2 %0, %1, %2;" : "=r"(hi) : "r"(even), "r"(odd));
+    asm("min.f16x2 %0, %0, %1;" : "+r"(min_lanes) : "r"(lo));
+    asm("max.f16x2 %0, %0, %1;" : "+r"(max_lanes) : "r"(hi));
+  }
+#else
+  const std::uint32_t flags = nonzero_byte_flags(w);
+  for (int i = 0; i < 4; ++i) {
+    const std::uint32_t b = (w >> (8 * i)) & 0xffu;
+    sum += b;
+    sum_sq += b * b;
+    if constexpr (kExtremes) {
+      nonzero_x128 += (flags >> (8 * i)) & 0x80u;
+      // The low lane takes bytes 0 and 1, the high lane bytes 2 and 3, as min.f16x2 of the device's
+      // permutes (bytes 0 and 2 against 1 and 3) does.
+      const int shift = 16 * (i >> 1);
+      const std::uint32_t lane = 0x6400u | b;
+      const std::uint32_t mn = (min_lanes >> shift) & 0xffffu, mx = (max_lanes >> shift) & 0xffffu;
+      min_lanes = (min_lanes & ~(0xffffu << shift)) | ((lane < mn ? lane : mn) << shift);
+      max_lanes = (max_lanes & ~(0xffffu << shift)) | ((lane > mx ? lane : mx) << shift);
+    }
+  }
+#endif
+}
+
+}  // namespace normkit::math
