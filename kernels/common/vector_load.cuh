@@ -28,7 +28,8 @@ NORMKIT_UNROLL
 // puts the load's first use before the next load.
 // (float32 and float64 packs load as themselves: as uint4, their conversion cost more than it saved.)
 template <typename T, int VEC>
-using RawPack = std::conditional_t<sizeof(T) < 4 && sizeof(T) * VEC == 16, uint4, Pack<T, VEC>>;
+using RawPack = std::conditional_t<sizeof(T) < 4 && sizeof(T) * VEC == 16, uint4,
+                                   std::conditional_t<sizeof(T) < 4 && sizeof(T) * VEC == 8, uint2, Pack<T, VEC>>>;
 
 template <typename T, int VEC>
 __device__ __forceinline__ RawPack<T, VEC> load_raw_pack(const T* __restrict__ p) {

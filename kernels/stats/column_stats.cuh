@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <type_traits>
 
+#include "kernels/common/packed_extremes.cuh"
 #include "kernels/common/partial_states.cuh"
 #include "kernels/common/vector_load.cuh"
 #include "math/stats_sink.hpp"
@@ -101,17 +102,45 @@ __global__ void __launch_bounds__(256, 1) column_stats_kernel(const T* __restric
       }
       // Batches of kColumnRowBatch rows: their loads are all in flight before the math, and each column
       // takes the batch as one pack (one reciprocal per batch instead of a division per value).
+      // 16-bit inputs keep min and max as packed pairs of adjacent columns (the pack's two words).
+      constexpr bool kPairs = EXTREMES && sizeof(T) == 2 && VEC == 4;
+      std::conditional_t<kPairs, PairExtremes<T>, NoPairExtremes> pairs[2];
       for (; r + (kColumnRowBatch - 1) * step < row_hi; r += kColumnRowBatch * step) {
-        Pack<T, VEC> raw[kColumnRowBatch];  // loaded first, converted after: every load in flight at once
+        // Loaded first, converted after: every load in flight at once. With packed extremes, 16-bit packs
+        // load as words (as Pack structs, nvcc unpacked each at its load, before the next load; without
+        // the pairs, as words they cost the moments-only kernel 2% modelled in conversions).
+        using Raw = std::conditional_t<kPairs, RawPack<T, VEC>, Pack<T, VEC>>;
+        Raw raw[kColumnRowBatch];
         NORMKIT_UNROLL
-        for (int b = 0; b < kColumnRowBatch; ++b) raw[b] = *reinterpret_cast<const Pack<T, VEC>*>(column + (r + b * step) * shape.inner);
+        for (int b = 0; b < kColumnRowBatch; ++b) raw[b] = *reinterpret_cast<const Raw*>(column + (r + b * step) * shape.inner);
+        if constexpr (kPairs) {
+          NORMKIT_UNROLL
+          for (int b = 0; b < kColumnRowBatch; ++b) {
+            pairs[0].add(raw[b].x);
+            pairs[1].add(raw[b].y);
+          }
+        }
+        Acc values[kColumnRowBatch][VEC];
+        NORMKIT_UNROLL
+        for (int b = 0; b < kColumnRowBatch; ++b) {
+          if constexpr (kPairs) {
+            convert_raw_pack<Acc, T, VEC>(raw[b], values[b]);
+          } else {
+            NORMKIT_UNROLL
+            for (int j = 0; j < VEC; ++j) values[b][j] = math::to_acc<Acc>(raw[b].v[j]);
+          }
+        }
         NORMKIT_UNROLL
         for (int j = 0; j < VEC; ++j) {
           Acc pack[kColumnRowBatch];
           NORMKIT_UNROLL
-          for (int b = 0; b < kColumnRowBatch; ++b) pack[b] = math::to_acc<Acc>(raw[b].v[j]);
-          local[j].template push_pack<EXTREMES>(pack);
+          for (int b = 0; b < kColumnRowBatch; ++b) pack[b] = values[b][j];
+          local[j].template push_pack<EXTREMES, !kPairs>(pack);
         }
+      }
+      if constexpr (kPairs) {
+        NORMKIT_UNROLL
+        for (int j = 0; j < VEC; ++j) pairs[j / 2].fold_lane(local[j], j % 2);
       }
       for (; r < row_hi; r += step) {
         Acc v[VEC];

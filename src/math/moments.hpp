@@ -258,9 +258,11 @@ struct LocalMoments {
 
   // N values at once: the pack's own mean and M2 merged with Chan's formula (one reciprocal). kExtremes
   // = false (requests of count, mean, var, std, sum and l2 only) leaves min, max, Σ|x| and the non-zero
-  // count of finite packs out: 9 of the ~19 issue cycles per value.
-  template <bool kExtremes = true, int N>
-  NORMKIT_HD void push_pack(const Acc (&v)[N]) {
+  // count of finite packs out: 9 of the ~19 issue cycles per value. kMinMax = false leaves min and max of
+  // finite packs to the caller (16-bit inputs keep them as packed pairs: kernels/common/packed_extremes).
+  // Returns whether the pack took the fast path (all values finite).
+  template <bool kExtremes = true, bool kMinMax = kExtremes, int N>
+  NORMKIT_HD bool push_pack(const Acc (&v)[N]) {
     static_assert(N <= 64, "a pack's non-zero count is kept exactly");
     shift = count == Acc(0) ? v[0] : shift;
     Acc d[N];
@@ -273,13 +275,15 @@ NORMKIT_UNROLL
     if (sum - sum != Acc(0)) {  // NaN or ±Inf in the pack (or a sum past the float range)
 NORMKIT_UNROLL
       for (int i = 0; i < N; ++i) push(v[i]);
-      return;
+      return false;
     }
     if constexpr (kExtremes) {
 NORMKIT_UNROLL
       for (int i = 0; i < N; ++i) {
-        min = min_of(min, v[i]);
-        max = max_of(max, v[i]);
+        if constexpr (kMinMax) {
+          min = min_of(min, v[i]);
+          max = max_of(max, v[i]);
+        }
         abs_sum += abs_of(v[i]);
         count_nonzero(nonzero, v[i]);
       }
@@ -292,6 +296,7 @@ NORMKIT_UNROLL
       pack_m2 += e * e;
     }
     chan_step(Acc(N), pack_mean, pack_m2);
+    return true;
   }
 
   // N uint8 values summed exactly by ByteSums (the kernels' uint8 fast path): the batch's mean is Σx / N
