@@ -100,6 +100,8 @@ CanonicalGeometry canonicalize(const std::int64_t* shape, int ndim, const bool i
     g.pattern = Pattern::generic;
     if (n == 4 && !reduced[0]) {
       g.seg_outer = extent[0], g.seg_a = extent[1], g.seg_c = extent[2], g.seg_b = extent[3];
+    } else if (n == 4) {
+      g.col_row_blocks = extent[0], g.col_outer = extent[1], g.col_rows = extent[2], g.col_inner = extent[3];
     }
   }
   // Strided kept/reduced dims: what the generic kernel walks (any pattern may be forced onto it).

@@ -55,6 +55,10 @@ struct CanonicalGeometry {
   // segment kernels take them with one more division (the pattern stays `generic`; the host engine and
   // the apply plans walk them as such).
   std::int64_t seg_outer = 1;
+  // Generic patterns reduced, kept, reduced, kept [R, O, S, I] are columns (col_outer O, col_rows S,
+  // col_inner I) in col_row_blocks = R > 1 blocks of O*S*I elements whose rows all belong to every kept
+  // slice (NCHW statistics over axes 0 and 2): the column kernel takes them with a split per row block.
+  std::int64_t col_row_blocks = 1;
 };
 
 // Checks the axes against the input's rank (range, duplicates) and sets is_reduced[axis].

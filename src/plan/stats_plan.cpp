@@ -11,6 +11,8 @@ thread_local const PlanOverride* g_override = nullptr;
 
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 
+constexpr std::int64_t kMaxGridY = 65535;
+
 int floor_pow2(int v) {
   int p = 1;
   while (p * 2 <= v) p *= 2;
@@ -81,7 +83,7 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
   StatsKernel kernel = StatsKernel::generic;
   if (segment_form) {
     kernel = g.seg_a * g.seg_b <= P::warp_segment_max ? StatsKernel::segment_warp : StatsKernel::segment_block;
-  } else if (g.pattern == Pattern::columns) {
+  } else if (g.pattern == Pattern::columns || g.col_row_blocks > 1) {
     kernel = StatsKernel::columns;
   }
   if (force && force->force_kernel) {
@@ -141,7 +143,8 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
           // Fold k rows into one wide row of k * inner columns, a multiple of the vector width; every
           // outer slice must start aligned too.
           const std::int64_t k = vec / std::gcd<std::int64_t>(g.col_inner, vec);
-          if (g.col_rows >= k && (g.col_outer == 1 || (g.col_rows * g.col_inner) % vec == 0)) {
+          // (Not in row blocks: the rows a fold leaves over are read by the merge from one block only.)
+          if (g.col_rows >= k && (g.col_outer == 1 || (g.col_rows * g.col_inner) % vec == 0) && g.col_row_blocks == 1) {
             p.vector_elems = vec;
             p.column_fold = k;
           }
@@ -153,15 +156,16 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
       p.block_x = static_cast<int>(std::min<std::int64_t>(32, threads_x));
       p.block_y = floor_pow2(P::block_threads / p.block_x);
       p.grid_x = ceil_div(threads_x, p.block_x);
-      p.grid_z = std::min<std::int64_t>(g.col_outer, 65535);
-      const std::int64_t blocks = p.grid_x * g.col_outer;
+      p.grid_z = std::min<std::int64_t>(g.col_outer * g.col_row_blocks, 65535);
+      // Row blocks (geometry.hpp) are more outer slices to the kernel; the merge adds up their partials.
+      const std::int64_t blocks = p.grid_x * g.col_outer * g.col_row_blocks;
       std::int64_t splits = 1;
       if (blocks < target_blocks) {
         const std::int64_t min_rows = std::max<std::int64_t>(p.block_y * P::min_loads_per_thread,
                                                             ceil_div(P::min_partial_input_bytes, elem));
         splits = std::max<std::int64_t>(1, std::min(ceil_div(target_blocks, blocks), wide_rows / min_rows));
       }
-      p.splits = std::min<std::int64_t>(splits, 65535);
+      p.splits = std::min<std::int64_t>(splits, kMaxGridY);
       p.grid_y = p.splits;
       // Tree merge over block_y: the upper half of the rows parks its states while the lower half merges.
       p.shared_bytes = static_cast<std::size_t>(std::max(p.block_y / 2, 1)) * p.block_x * p.vector_elems *
@@ -199,6 +203,11 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
     p.splits = std::max(p.splits, ceil_div(g.seg_a * g.seg_b, math::kLocalMomentsMaxValues));
     p.grid_x = ceil_div(segments * p.splits, P::block_threads / p.segment_lanes);
   }
+  // The column kernel's splits (grid y); the merge sees those of every row block.
+  if (kernel == StatsKernel::columns) {
+    p.column_block_splits = p.splits;
+    p.splits *= g.col_row_blocks;
+  }
   // Segment kernels stride over their work items: a grid of at most one wave of resident blocks, each
   // taking an equal number of rounds, pays the prologue once per block rather than once per 256 rows.
   if (kernel == StatsKernel::segment_warp || kernel == StatsKernel::segment_block) {
@@ -221,9 +230,12 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
       p.merge_block = static_cast<int>(32 * warps_per_block);
     }
     // Values behind one partial, a lane's partials and a whole slice, against LocalMoments' float counts.
-    const std::int64_t slice_values = kernel == StatsKernel::columns ? g.col_rows : g.seg_a * g.seg_b;
-    const std::int64_t per_partial =
-        ceil_div(kernel == StatsKernel::columns ? g.col_rows / p.column_fold : slice_values, p.splits);
+    const std::int64_t slice_values = kernel == StatsKernel::columns ? g.col_rows * g.col_row_blocks : g.seg_a * g.seg_b;
+    const std::int64_t rows_per_partial = ceil_div(g.col_rows / p.column_fold, p.column_block_splits);
+    std::int64_t per_partial = kernel == StatsKernel::columns ? rows_per_partial : ceil_div(slice_values, p.splits);
+    if (kernel == StatsKernel::columns && dtype == DType::uint8 && p.vector_elems == 4) {
+      per_partial = ceil_div(per_partial, 16 * p.block_y) * 16 * p.block_y;  // the kernel's 16-row batches
+    }
     p.merge_lane_local = ceil_div(per_slice, p.merge_lanes) * per_partial <= math::kLocalMomentsMaxValues;
     p.merge_slice_local = slice_values <= math::kLocalMomentsMaxValues;
     p.merge_lane_local = p.merge_lane_local || p.merge_slice_local;

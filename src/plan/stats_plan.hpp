@@ -97,6 +97,9 @@ struct StatsPlan {
   int block_y = 1;           // columns: threads per block along rows (a power of two)
   std::int64_t splits = 1;   // partitions per kept slice; > 1 writes partials merged by a second kernel
   std::int64_t column_fold = 1;  // columns: k rows read as one wide row of k * inner columns (narrow NHWC)
+  // columns: the kernel's splits of each outer slice's rows (grid y); splits = this x row blocks
+  // (geometry.hpp), == splits without row blocks
+  std::int64_t column_block_splits = 1;
   std::int64_t grid_x = 1, grid_y = 1, grid_z = 1;
   std::size_t shared_bytes = 0;     // dynamic shared memory
   std::size_t workspace_bytes = 0;  // partial states

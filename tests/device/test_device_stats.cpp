@@ -103,6 +103,9 @@ const std::vector<Case>& column_cases() {
       {{2, 8, 3}, ReduceAxes::of({1}), "batched narrow columns (folded)"},
       {{3, 7, 3}, ReduceAxes::of({1}), "batched narrow columns (unaligned outer: not folded)"},
       {{2, 3, 8}, ReduceAxes::of({}), "nothing reduced"},
+      {{3, 2, 70, 8}, ReduceAxes::of({0, 2}), "reduced, kept, reduced, kept (columns in row blocks)"},
+      {{5, 3, 9, 3}, ReduceAxes::of({0, 2}), "row blocks of narrow columns"},
+      {{2, 4, 600, 4}, ReduceAxes::of({0, 2}), "row blocks with 16-row uint8 batches"},
   };
   return cases;
 }

@@ -70,6 +70,15 @@ TEST(Geometry, Patterns) {
   g = geometry({2, 3, 4, 5, 6}, ReduceAxes::of({0, 2, 4}));  // five alternating axes: generic only
   EXPECT_EQ(g.pattern, Pattern::generic);
   EXPECT_EQ(g.seg_outer, 1);
+  EXPECT_EQ(g.col_row_blocks, 1);
+
+  g = geometry({7, 3, 5, 6}, ReduceAxes::of({0, 2}));  // reduced, kept, reduced, kept: columns in row blocks
+  EXPECT_EQ(g.pattern, Pattern::generic);
+  EXPECT_EQ(g.col_row_blocks, 7);
+  EXPECT_EQ(g.col_outer, 3);
+  EXPECT_EQ(g.col_rows, 5);
+  EXPECT_EQ(g.col_inner, 6);
+  EXPECT_EQ(g.seg_outer, 1);
 
   g = geometry({2, 3, 4}, ReduceAxes::of({1}));  // outer and inner kept: batched columns
   EXPECT_EQ(g.pattern, Pattern::columns);
@@ -301,9 +310,26 @@ TEST(Plan, SubRowsGetSubGroupsAndFourAxisGenericPatternsTheDedicatedKernels) {
   EXPECT_EQ(p.kernel, StatsKernel::segment_block);
   EXPECT_EQ(p.segment_sub_lanes, 4);
   EXPECT_EQ(p.grid_x, 64 * p.splits);  // 64 kept slices
-  // reduced, kept, reduced, kept and five alternating axes keep the generic kernel.
+  // reduced, kept, reduced, kept: the column kernel with a split per row block (and more per block when
+  // the blocks are few); five alternating axes keep the generic kernel.
   p = choose_stats_plan(geometry({128, 8, 64, 256}, ReduceAxes::of({0, 2})), DType::float32, false, 0, h200);
-  EXPECT_EQ(p.kernel, StatsKernel::generic);
+  EXPECT_EQ(p.kernel, StatsKernel::columns);
+  EXPECT_EQ(p.vector_elems, 4);
+  EXPECT_EQ(p.column_block_splits, 1);  // the row blocks fill the GPU as outer slices
+  EXPECT_EQ(p.splits, 128);              // the merge adds up a partial per row block
+  EXPECT_EQ(p.grid_y, 1);
+  EXPECT_EQ(p.grid_z, 128 * 8);
+  p = choose_stats_plan(geometry({2, 8, 4096, 256}, ReduceAxes::of({0, 2})), DType::float32, false, 0, h200);
+  EXPECT_EQ(p.kernel, StatsKernel::columns);
+  EXPECT_EQ(p.column_block_splits, 8);  // few long blocks: each block's rows split 8 ways
+  EXPECT_EQ(p.splits, 16);
+  EXPECT_EQ(p.grid_y, 8);
+  p = choose_stats_plan(geometry({70000, 2, 3, 4}, ReduceAxes::of({0, 2})), DType::float32, false, 0, h200);
+  EXPECT_EQ(p.kernel, StatsKernel::columns);  // many row blocks: the outer loop of the kernel walks them
+  EXPECT_EQ(p.grid_z, 65535);
+  EXPECT_EQ(p.splits, 70000);
+  p = choose_stats_plan(geometry({4, 2, 5, 3}, ReduceAxes::of({0, 2})), DType::float32, false, 0, h200);
+  EXPECT_EQ(p.column_fold, 1);  // narrow columns in row blocks are not folded
   p = choose_stats_plan(geometry({2, 3, 4, 5, 6}, ReduceAxes::of({0, 2, 4})), DType::float32, false, 0, h200);
   EXPECT_EQ(p.kernel, StatsKernel::generic);
 }
