@@ -46,7 +46,7 @@ struct StatsPolicy {
   // element modelled); on sub-rows of 256, 7.1.
   static constexpr std::int64_t segment_loads_per_sub_row = 16;
   // Resident blocks per SM the grid aims for when it has to split slices to fill the GPU (columns; the
-  // segment_block kernel uses segment_block_residency below).
+  // segment kernels use segment_residency below).
   static constexpr int target_blocks_per_sm = 4;
   // Blocks of a segment kernel resident per SM, guaranteed by its launch bounds (ptxas keeps it at
   // <= 65536 / (256 x this) registers; sm_90 ptxas: block groups 64-80 registers for float accumulation of
