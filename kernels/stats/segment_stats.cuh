@@ -27,11 +27,11 @@ struct SegmentShape {
                             // every (group / sub_lanes)-th sub-row), so short sub-rows keep lanes busy
 };
 
-// Vector packs a thread loads and folds together: 64 bytes of input in flight per thread (4 packs), at
-// most 32 values in registers (uint8: 1 pack), at most 64 bytes of Acc values for double.
+// Vector packs a thread loads and folds together in float: 64 bytes of input in flight per thread (4
+// packs), at most 32 values in registers, at most 64 bytes of Acc values for double. (uint8 vectors take
+// the integer batches of accumulate_range instead.)
 template <typename Acc, typename T, int VEC>
 constexpr int segment_batch_packs() {
-  // (uint8: one pack of 16; two cost the moments-only global case 27.6% -> 26.3% modelled)
   constexpr int by_registers = static_cast<int>((sizeof(Acc) == 8 ? 8 : sizeof(T) == 1 ? 16 : 32) / VEC);
   constexpr int packs = by_registers < 4 ? by_registers : 4;
   return packs < 1 ? 1 : packs;
