@@ -24,8 +24,15 @@
 // Accuracy: mean and variance come from Welford's update per thread and Chan's pairwise merge between
 // threads, blocks and batches, never from Σx and Σx². Each thread's partition is shifted by its first value
 // (the shifted-data algorithm), so float32 accumulation keeps the variance of 1e6 + N(0, 0.1²) to ~1e-5.
-// Accumulation is float32 for 8/16/32-bit inputs (float64 on request) and float64 for float64 inputs.
+// Accumulation is float32 for 16/32-bit inputs (float64 on request) and float64 for float64 inputs.
 // Counts are 64-bit integers.
+//
+// uint8 input is summed exactly in integers instead (IntegerSummary: count, Σx, Σx², non-zeros, min, max
+// in 64 bits, for every call and engine; `accumulation` does not apply): count, sum (in the summary), min,
+// max and l0 equal the exact integers, and mean, var and std are within 1 ulp of the exact fractions
+// Σx / n and (n Σx² - (Σx)²) / (n (n - ddof)) (float64 outputs; float32 outputs within 1 ulp of float32).
+// sum, l1 and l2 are the exact Σx and sqrt(Σx²) rounded once to the output type. uint8 results are the same
+// bits on the host and on every GPU, whatever the plan.
 //
 // Determinism: no floating-point atomics. The merge order is fixed by the launch plan, so the same input
 // on the same GPU model gives bitwise identical statistics on every run; the host engine gives bitwise
@@ -77,6 +84,30 @@ Status merge_summaries(StatsSummary* into, const StatsSummary* from, std::int64_
 // options.stats, ddof and ignore_nan. Summaries and outputs in `space`.
 Status finalize_stats(const StatsSummary* summaries, std::int64_t n, const StatsOptions& options,
                       const StatsOutputs& outputs, MemorySpace space, Stream stream = nullptr);
+
+// ---- Exact statistics of uint8 input (see IntegerSummary in stats_types.hpp) -------------------------
+// The integer form of the streaming calls above, for data-set statistics that must not depend on how the
+// data was chunked, ordered or spread over processes: summaries are merged by integer addition.
+
+// Summarises uint8 `input` over options.axes into `summaries` (kept_numel entries, same memory space as the
+// input); merge == true adds the batch to the summaries already there, merge == false overwrites them. The
+// workspace is the one stats_workspace_size() gives for this input and options. A merge that passes
+// kMaxIntegerSummaryCount values of a slice sets its `overflow` flag (finalize_integer_stats then fails on
+// the host; on the device it writes NaN statistics for that slice).
+Status accumulate_integer_stats(const TensorView& input, const StatsOptions& options, IntegerSummary* summaries,
+                                std::int64_t num_summaries, bool merge, void* workspace, std::size_t workspace_bytes,
+                                Stream stream = nullptr);
+
+// into[k] += from[k] for k < n (integer addition: exact, order-free). Both arrays in `space`.
+Status merge_integer_summaries(IntegerSummary* into, const IntegerSummary* from, std::int64_t n, MemorySpace space,
+                               Stream stream = nullptr);
+
+// Writes the statistics of `n` integer summaries into `outputs` (as compute_stats would for the same
+// values), applying options.stats and ddof. Host summaries: fails with StatusCode::overflow naming the
+// first overflowed slice, writing nothing. Device summaries: the check is not possible without a
+// synchronization, so an overflowed slice gets NaN float statistics (its count as stored).
+Status finalize_integer_stats(const IntegerSummary* summaries, std::int64_t n, const StatsOptions& options,
+                              const StatsOutputs& outputs, MemorySpace space, Stream stream = nullptr);
 
 // Threads the host engine uses: NORMKIT_NUM_THREADS when set, else std::thread::hardware_concurrency().
 // set_host_threads(0) restores that default.

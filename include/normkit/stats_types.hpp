@@ -93,4 +93,24 @@ struct StatsSummary {
 };
 static_assert(sizeof(StatsSummary) == 80, "StatsSummary layout is part of the API");
 
+// Exact summary of integer input (uint8), merged by integer addition: the same bits whatever the order,
+// chunking, thread, block or process count. 56 bytes, trivially copyable, identical on host and device.
+//   count, sum (Σx), sum_squares (Σx²), nonzero_count: exact 64-bit integers;
+//   min, max: the extremes (INT64_MAX and INT64_MIN when count == 0);
+//   overflow: 1 once a merge passed kMaxIntegerSummaryCount values (Σx² of 255s past 2^63), then sticky;
+//   the sums of an overflowed summary are meaningless and finalize refuses it.
+struct IntegerSummary {
+  std::int64_t count;
+  std::int64_t sum;
+  std::int64_t sum_squares;
+  std::int64_t nonzero_count;
+  std::int64_t min;
+  std::int64_t max;
+  std::int64_t overflow;
+};
+static_assert(sizeof(IntegerSummary) == 56, "IntegerSummary layout is part of the API");
+
+// Values one IntegerSummary holds exactly: floor((2^63 - 1) / 255²), about 1.4e14 (140 TB of uint8).
+constexpr std::int64_t kMaxIntegerSummaryCount = 0x7fffffffffffffffLL / (255 * 255);
+
 }  // namespace normkit

@@ -1,7 +1,8 @@
-// Merging moment states (MomentState, LocalMoments) across the lanes of a warp and the warps of a block,
+// Merging moment states (MomentState, LocalMoments, IntegerMoments) across the lanes of a warp and the warps of a block,
 // in a fixed order, so the result does not depend on timing.
 #pragma once
 
+#include "math/integer_moments.hpp"
 #include "math/moments.hpp"
 
 namespace normkit::kernels {
@@ -41,6 +42,14 @@ __device__ __forceinline__ math::LocalMoments<Acc> shuffle_down(const math::Loca
   r.posinf_count = __shfl_down_sync(all, s.posinf_count, offset, width);
   r.neginf_count = __shfl_down_sync(all, s.neginf_count, offset, width);
   return r;
+}
+
+__device__ __forceinline__ math::IntegerMoments shuffle_down(const math::IntegerMoments& s, int offset, int width = 32) {
+  const unsigned all = 0xffffffffu;
+  return math::IntegerMoments{__shfl_down_sync(all, s.count, offset, width), __shfl_down_sync(all, s.sum, offset, width),
+                              __shfl_down_sync(all, s.sum_sq, offset, width), __shfl_down_sync(all, s.nonzero, offset, width),
+                              __shfl_down_sync(all, s.min_lanes, offset, width),
+                              __shfl_down_sync(all, s.max_lanes, offset, width)};
 }
 
 // Tree merge over each segment of `width` lanes (a power of two <= 32; 32: the whole warp); the first

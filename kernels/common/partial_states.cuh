@@ -9,17 +9,20 @@
 
 #include <cstdint>
 
+#include "math/integer_moments.hpp"
 #include "math/moments.hpp"
 
 namespace normkit::kernels {
 
+template <typename State>
+struct PartialStates;
+
 template <typename Acc>
-struct PartialStates {
+struct PartialStates<math::LocalMoments<Acc>> {
   void* base;      // n records of kStoredMomentsBytes<Acc>, 16-byte aligned
   std::int64_t n;  // number of states
 
   static constexpr std::size_t bytes_per_state = math::kStoredMomentsBytes<Acc>;
-
   __device__ __forceinline__ void store(std::int64_t i, const math::LocalMoments<Acc>& s) const {
     char* record = static_cast<char*>(base) + i * static_cast<std::int64_t>(bytes_per_state);
     if constexpr (sizeof(Acc) == 4) {
@@ -58,5 +61,32 @@ struct PartialStates {
     return s;
   }
 };
+
+
+// Exact uint8 states: 48-byte records (count, Σx | Σx², non-zeros | min lanes, max lanes), the size of the
+// float records, so plans size workspace and shared memory alike.
+template <>
+struct PartialStates<math::IntegerMoments> {
+  void* base;
+  std::int64_t n;
+
+  static constexpr std::size_t bytes_per_state = 48;
+
+  __device__ __forceinline__ void store(std::int64_t i, const math::IntegerMoments& s) const {
+    char* record = static_cast<char*>(base) + i * static_cast<std::int64_t>(bytes_per_state);
+    reinterpret_cast<ulonglong2*>(record)[0] = make_ulonglong2(s.count, s.sum);
+    reinterpret_cast<ulonglong2*>(record)[1] = make_ulonglong2(s.sum_sq, s.nonzero);
+    reinterpret_cast<uint4*>(record)[2] = make_uint4(s.min_lanes, s.max_lanes, 0u, 0u);
+  }
+
+  __device__ __forceinline__ math::IntegerMoments load(std::int64_t i) const {
+    const char* record = static_cast<const char*>(base) + i * static_cast<std::int64_t>(bytes_per_state);
+    const ulonglong2 a = reinterpret_cast<const ulonglong2*>(record)[0];
+    const ulonglong2 b = reinterpret_cast<const ulonglong2*>(record)[1];
+    const uint4 c = reinterpret_cast<const uint4*>(record)[2];
+    return math::IntegerMoments{a.x, a.y, b.x, b.y, c.x, c.y};
+  }
+};
+static_assert(sizeof(math::IntegerMoments) <= 48, "an integer state fits its record");
 
 }  // namespace normkit::kernels

@@ -53,10 +53,12 @@ template <typename T, typename Acc, int VEC, bool EXTREMES>
 // (256, 1): without a minimum-blocks hint ptxas for sm_90 caps the float64-accumulation instantiations at
 // 64 registers and spills; with it they take 66-76 registers and no local memory.
 __global__ void __launch_bounds__(256, 1) column_stats_kernel(const T* __restrict__ input, ColumnShape shape,
-                                                           math::StatsSink sink, PartialStates<Acc> partials) {
+                                                           math::StatsSink sink,
+                                                           PartialStates<typename math::KernelState<T, Acc>::local> partials) {
+  using State = typename math::KernelState<T, Acc>::local;
   extern __shared__ __align__(16) unsigned char shared_raw[];
   const int tx = threadIdx.x, ty = threadIdx.y;
-  const PartialStates<Acc> parked{shared_raw, static_cast<std::int64_t>(blockDim.y / 2) * blockDim.x * VEC};
+  const PartialStates<State> parked{shared_raw, static_cast<std::int64_t>(blockDim.y / 2) * blockDim.x * VEC};
   const std::int64_t col0 = (static_cast<std::int64_t>(blockIdx.x) * blockDim.x + tx) * VEC;
   const bool owns_columns = col0 < shape.inner;  // with VEC > 1, inner % VEC == 0: all VEC columns exist
   const std::int64_t split = blockIdx.y;
@@ -71,9 +73,9 @@ __global__ void __launch_bounds__(256, 1) column_stats_kernel(const T* __restric
   const std::int64_t row_hi = row_lo + chunk < shape.rows ? row_lo + chunk : shape.rows;
 
   for (std::int64_t o = blockIdx.z; o < shape.outer; o += gridDim.z) {
-    math::LocalMoments<Acc> local[VEC];
+    State local[VEC];
     NORMKIT_UNROLL
-    for (int j = 0; j < VEC; ++j) local[j] = math::LocalMoments<Acc>::empty();
+    for (int j = 0; j < VEC; ++j) local[j] = State::empty();
     if (owns_columns) {
       const T* column = input + o * shape.outer_stride + col0;
       const std::int64_t step = blockDim.y;

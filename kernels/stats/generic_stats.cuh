@@ -18,15 +18,17 @@ template <typename T, typename Acc>
 __global__ void __launch_bounds__(256, 1) generic_stats_kernel(const T* __restrict__ input, plan::StridedDims kept,
                                                             plan::StridedDims reduced, std::int64_t kept_numel,
                                                             std::int64_t reduce_numel, math::StatsSink sink) {
-  __shared__ math::MomentState<Acc> scratch[32];
+  using Kernel = math::KernelState<T, Acc>;
+  using State = typename Kernel::wide;
+  __shared__ State scratch[32];
   for (std::int64_t k = blockIdx.x; k < kept_numel; k += gridDim.x) {
     const T* slice = input + plan::strided_offset(kept, k);
-    math::MomentState<Acc> s = math::empty_state<Acc>();
+    State s = Kernel::empty_wide();
     for (std::int64_t j = threadIdx.x; j < reduce_numel; j += blockDim.x) {
       math::push(s, load_one<Acc>(slice + plan::strided_offset(reduced, j)));
     }
     block_merge(s, scratch);
-    if (threadIdx.x == 0) math::write_slice(sink, k, math::to_summary(s));
+    if (threadIdx.x == 0) math::write_wide_slice(sink, k, s);
   }
 }
 

@@ -4,10 +4,11 @@
 // kMergeBatch of them before merging any (loads in flight), then the group merges its lanes in a fixed
 // tree, the first lane folds in the input rows a folded view left over and writes the slice. The order depends only on the plan, so the
 // result is deterministic. With no partials it writes empty slices. Also the kernels behind
-// merge_summaries() and finalize_stats().
+// merge_summaries(), finalize_stats() and their integer forms.
 #pragma once
 
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/common/moment_reduce.cuh"
 #include "kernels/common/partial_states.cuh"
@@ -38,11 +39,16 @@ struct MergeShape {
 constexpr int kMergeBatch = 8;
 
 template <typename T, typename Acc>
-__global__ void __launch_bounds__(256) merge_partials_kernel(PartialStates<Acc> partials, MergeShape m,
-                                                             const T* __restrict__ input, math::StatsSink sink) {
+__global__ void __launch_bounds__(256) merge_partials_kernel(PartialStates<typename math::KernelState<T, Acc>::local> partials,
+                                                             MergeShape m, const T* __restrict__ input, math::StatsSink sink) {
+  using Kernel = math::KernelState<T, Acc>;
+  using Local = typename Kernel::local;
+  using Wide = typename Kernel::wide;
+  // Exact integer states are their own wide form: always the local path.
+  constexpr bool kIntegerStates = std::is_same_v<Local, Wide>;
   // lanes > 32: the whole block (blockDim.x == lanes) merges one slice, its warps through shared memory.
-  __shared__ math::LocalMoments<Acc> local_scratch[32];
-  __shared__ math::MomentState<Acc> wide_scratch[32];
+  __shared__ Local local_scratch[32];
+  __shared__ Wide wide_scratch[kIntegerStates ? 1 : 32];
   const int lanes = m.lanes;
   const bool block_group = lanes > 32;
   const int lane = block_group ? static_cast<int>(threadIdx.x) : static_cast<int>(threadIdx.x % 32) % lanes;
@@ -58,8 +64,9 @@ __global__ void __launch_bounds__(256) merge_partials_kernel(PartialStates<Acc> 
     const std::int64_t base = o * m.wide_inner + c;
     // Each lane folds its partials in LocalMoments when the plan allows (its values fit the float
     // counts), else widens each partial first; the tree across lanes likewise.
-    math::LocalMoments<Acc> local = math::LocalMoments<Acc>::empty();
-    math::MomentState<Acc> s = math::empty_state<Acc>();
+    Local local = Local::empty();
+    Wide s = Kernel::empty_wide();
+    const bool lane_local = kIntegerStates || m.lane_local;
     const std::int64_t items = m.splits * m.fold;  // 0 for the empty plan
     if (active && items > 0) {
       // Item i = j * splits + p (fold column j, split p) sits at p * split_stride + j * inner + base; lane
@@ -70,52 +77,58 @@ __global__ void __launch_bounds__(256) merge_partials_kernel(PartialStates<Acc> 
       std::int64_t index = p * split_stride + j * m.inner + base;  // then advanced by additions only
       const std::int64_t lane_step = lanes * split_stride, wrap = m.splits * split_stride - m.inner;
       for (std::int64_t i0 = lane; i0 < items; i0 += static_cast<std::int64_t>(kMergeBatch) * lanes) {
-        math::LocalMoments<Acc> batch[kMergeBatch];
+        Local batch[kMergeBatch];
         NORMKIT_UNROLL
         for (int b = 0; b < kMergeBatch; ++b) {
-          batch[b] = i0 + static_cast<std::int64_t>(b) * lanes < items ? partials.load(index) : math::LocalMoments<Acc>::empty();
+          batch[b] = i0 + static_cast<std::int64_t>(b) * lanes < items ? partials.load(index) : Local::empty();
           p += lanes;
           index += lane_step;
           while (p >= m.splits && j + 1 < m.fold) p -= m.splits, ++j, index -= wrap;
         }
         NORMKIT_UNROLL
         for (int b = 0; b < kMergeBatch; ++b) {
-          if (m.lane_local) local.merge(batch[b]);
+          if (lane_local) local.merge(batch[b]);
           else math::merge(s, batch[b].widen());
         }
       }
     }
     const T* leftover = input + o * m.outer_stride + c;  // rows a folded view left over
-    if (m.slice_local) {
+    if (kIntegerStates || m.slice_local) {
       if (block_group) block_merge(local, local_scratch);
       else warp_merge(local, lanes);
       if (active && lane == 0) {
         for (std::int64_t r = m.folded_rows; r < m.rows; ++r) local.push(load_one<Acc>(leftover + r * m.inner));
         math::write_local_slice(sink, k, local);
       }
-    } else {
+    } else if constexpr (!kIntegerStates) {
       if (m.lane_local) s = local.widen();
       if (block_group) block_merge(s, wide_scratch);
       else warp_merge(s, lanes);
       if (active && lane == 0) {
         for (std::int64_t r = m.folded_rows; r < m.rows; ++r) math::push(s, load_one<Acc>(leftover + r * m.inner));
-        math::write_slice(sink, k, math::to_summary(s));
+        math::write_wide_slice(sink, k, s);
       }
     }
   }
 }
 
-__global__ void merge_summaries_kernel(StatsSummary* into, const StatsSummary* from, std::int64_t n) {
+// merge_summaries / merge_integer_summaries: into[k] = merge(into[k], from[k]).
+template <typename Summary>
+__global__ void merge_summaries_kernel(Summary* into, const Summary* from, std::int64_t n) {
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t k = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < n; k += stride) {
-    math::merge_summary(into[k], from[k]);
+    if constexpr (std::is_same_v<Summary, IntegerSummary>) math::merge_integer_summary(into[k], from[k]);
+    else math::merge_summary(into[k], from[k]);
   }
 }
 
-__global__ void finalize_summaries_kernel(const StatsSummary* summaries, std::int64_t n, math::StatsSink sink) {
+// finalize_stats / finalize_integer_stats.
+template <typename Summary>
+__global__ void finalize_summaries_kernel(const Summary* summaries, std::int64_t n, math::StatsSink sink) {
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t k = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < n; k += stride) {
-    math::write_slice(sink, k, summaries[k]);
+    if constexpr (std::is_same_v<Summary, IntegerSummary>) math::write_integer_slice(sink, k, summaries[k]);
+    else math::write_slice(sink, k, summaries[k]);
   }
 }
 

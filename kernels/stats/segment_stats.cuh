@@ -49,9 +49,9 @@ __device__ __forceinline__ void add_words(math::ByteSums& sums, const uint4& w) 
 // Accumulates p[t], p[t + G], ... of a contiguous range of n elements into s. n fits 32 bits: a work item
 // summarises at most kLocalMomentsMaxValues values (the plan splits longer ones), so the indices are
 // 32-bit (64-bit compares and adds cost twice the issue slots).
-template <typename Acc, int VEC, bool EXTREMES, typename T>
+template <typename Acc, int VEC, bool EXTREMES, typename T, typename State>
 __device__ __forceinline__ void accumulate_range(const T* __restrict__ p, std::int64_t n64, int t, int group_size,
-                                                 math::LocalMoments<Acc>& s) {
+                                                 State& s) {
   const int n = static_cast<int>(n64);
   if constexpr (VEC == 1) {
     for (int i = t; i < n; i += group_size) s.push(load_one<Acc>(p + i));
@@ -117,10 +117,10 @@ __device__ __forceinline__ void accumulate_range(const T* __restrict__ p, std::i
 }
 
 // Accumulates the part [lo, hi) of segment `segment`'s A*B elements (segment = o * C + c).
-template <typename Acc, int VEC, bool EXTREMES, typename T>
+template <typename Acc, int VEC, bool EXTREMES, typename T, typename State>
 __device__ __forceinline__ void accumulate_segment_part(const T* __restrict__ input, const SegmentShape& shape,
                                                         std::int64_t segment, std::int64_t lo, std::int64_t hi, int t,
-                                                        int group_size, math::LocalMoments<Acc>& s) {
+                                                        int group_size, State& s) {
   if (shape.a == 1) {  // rows and global: one contiguous range, no division
     accumulate_range<Acc, VEC, EXTREMES>(input + segment * shape.b + lo, hi - lo, t, group_size, s);
     return;
@@ -151,9 +151,10 @@ __device__ __forceinline__ void accumulate_segment_part(const T* __restrict__ in
 // EXTREMES = false: a request without min, max, l0, l1 and linf (math::LocalMoments::push_pack).
 template <typename T, typename Acc, int VEC, bool BLOCK_GROUP, bool EXTREMES>
 __global__ void __launch_bounds__(256, plan::StatsPolicy::segment_residency(BLOCK_GROUP, VEC > 1, sizeof(T), sizeof(Acc) == 8))
-segment_stats_kernel(const T* __restrict__ input, SegmentShape shape,
-                                                            math::StatsSink sink, PartialStates<Acc> partials) {
-  __shared__ math::LocalMoments<Acc> scratch[32];
+segment_stats_kernel(const T* __restrict__ input, SegmentShape shape, math::StatsSink sink,
+                     PartialStates<typename math::KernelState<T, Acc>::local> partials) {
+  using State = typename math::KernelState<T, Acc>::local;
+  __shared__ State scratch[32];
   // Block groups: one work item per block at a time. Lane groups: blockDim.x / lanes items per block.
   const int group_size = BLOCK_GROUP ? static_cast<int>(blockDim.x) : shape.lanes;
   const int lane_shift = __ffs(group_size) - 1;  // lanes: a power of two (shifts, not 32-bit divisions)
@@ -174,7 +175,7 @@ segment_stats_kernel(const T* __restrict__ input, SegmentShape shape,
     const std::int64_t split = active ? item - segment * shape.splits : 0;
     const std::int64_t lo = split * chunk;
     const std::int64_t hi = lo + chunk < total ? lo + chunk : total;
-    math::LocalMoments<Acc> s = math::LocalMoments<Acc>::empty();
+    State s = State::empty();
     if (active) accumulate_segment_part<Acc, VEC, EXTREMES>(input, shape, segment, lo, hi, t, group_size, s);
     if constexpr (BLOCK_GROUP) block_merge(s, scratch);
     else warp_merge(s, group_size);

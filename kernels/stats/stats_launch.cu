@@ -1,6 +1,6 @@
 // Launchers of the statistics kernels and their explicit instantiations (the only translation unit that
-// instantiates them: 5 input dtypes x {float, double} accumulation x vector widths, and moments-only
-// vector kernels for float accumulation).
+// instantiates them: 4 float input dtypes x {float, double} accumulation x vector widths, uint8 in exact
+// integers once, and moments-only vector kernels for float accumulation).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -23,7 +23,7 @@ unsigned grid_dim(std::int64_t blocks) { return static_cast<unsigned>(std::clamp
 
 // Whether the request needs min, max, Σ|x| or the non-zero count (summaries always do).
 bool needs_extremes(const math::StatsSink& sink) {
-  if (sink.summaries != nullptr) return true;
+  if (sink.summaries != nullptr || sink.integer_summaries != nullptr) return true;
   for (Stat s : {Stat::min, Stat::max, Stat::l0, Stat::l1, Stat::linf}) {
     if (sink.outputs[static_cast<int>(s)] != nullptr) return true;
   }
@@ -32,7 +32,7 @@ bool needs_extremes(const math::StatsSink& sink) {
 
 template <typename T, typename Acc>
 Status launch_merge(const DeviceStatsCall& call, const MergeShape& shape, cudaStream_t stream) {
-  const PartialStates<Acc> partials{call.workspace, shape.splits * (shape.kept_numel / shape.inner) * shape.wide_inner};
+  const PartialStates<typename math::KernelState<T, Acc>::local> partials{call.workspace, shape.splits * (shape.kept_numel / shape.inner) * shape.wide_inner};
   const int block = call.plan.merge_block;
   merge_partials_kernel<T, Acc><<<grid_dim((shape.kept_numel * shape.lanes + block - 1) / block), block, 0, stream>>>(
       partials, shape, static_cast<const T*>(call.input), call.sink);
@@ -62,7 +62,7 @@ Status launch_segments(const DeviceStatsCall& call, cudaStream_t stream) {
   const auto& g = call.geometry;
   const auto& p = call.plan;
   const SegmentShape shape{g.seg_a, g.seg_c, g.seg_b, p.splits, p.segment_lanes, g.seg_outer, p.segment_sub_lanes};
-  const PartialStates<Acc> partials{call.workspace, g.seg_outer * g.seg_c * p.splits};
+  const PartialStates<typename math::KernelState<T, Acc>::local> partials{call.workspace, g.seg_outer * g.seg_c * p.splits};
   const T* input = static_cast<const T*>(call.input);
   if (p.kernel == plan::StatsKernel::segment_warp) {
     segment_stats_kernel<T, Acc, VEC, false, EXTREMES><<<grid_dim(p.grid_x), p.block_x, 0, stream>>>(input, shape, call.sink, partials);
@@ -80,7 +80,7 @@ Status launch_columns(const DeviceStatsCall& call, cudaStream_t stream) {
   // where the merge expects (split * row_blocks + row block, o, column).
   const ColumnShape shape{g.col_outer * g.col_row_blocks, g.col_rows / p.column_fold, g.col_inner * p.column_fold,
                           g.col_rows * g.col_inner, p.column_block_splits, plan::uses_partials(p)};
-  const PartialStates<Acc> partials{call.workspace, p.splits * g.col_outer * shape.inner};
+  const PartialStates<typename math::KernelState<T, Acc>::local> partials{call.workspace, p.splits * g.col_outer * shape.inner};
   const dim3 grid(grid_dim(p.grid_x), static_cast<unsigned>(p.grid_y), static_cast<unsigned>(p.grid_z));
   const dim3 block(static_cast<unsigned>(p.block_x), static_cast<unsigned>(p.block_y));
   column_stats_kernel<T, Acc, VEC, EXTREMES><<<grid, block, p.shared_bytes, stream>>>(static_cast<const T*>(call.input), shape,
@@ -136,6 +136,8 @@ Status launch_stats(const DeviceStatsCall& call, Stream stream) {
     using T = typename decltype(tag)::type;
     if constexpr (std::is_same_v<T, double>) {
       return launch_typed<T, double>(call, stream);
+    } else if constexpr (std::is_same_v<T, std::uint8_t>) {
+      return launch_typed<T, float>(call, stream);  // exact integer states: no accumulation type to choose
     } else {
       if (call.double_accumulation) return launch_typed<T, double>(call, stream);
       return launch_typed<T, float>(call, stream);
@@ -143,17 +145,41 @@ Status launch_stats(const DeviceStatsCall& call, Stream stream) {
   });
 }
 
-Status launch_merge_summaries(StatsSummary* into, const StatsSummary* from, std::int64_t n, Stream stream) {
+namespace {
+
+template <typename Summary>
+Status launch_summary_merge(Summary* into, const Summary* from, std::int64_t n, Stream stream, const char* op) {
   if (n == 0) return Status::success();
-  merge_summaries_kernel<<<grid_dim((n + 255) / 256), 256, 0, stream>>>(into, from, n);
-  return cuda::check_launch("merge_summaries", "merge_summaries_kernel");
+  merge_summaries_kernel<Summary><<<grid_dim((n + 255) / 256), 256, 0, stream>>>(into, from, n);
+  return cuda::check_launch(op, "merge_summaries_kernel");
+}
+
+template <typename Summary>
+Status launch_summary_finalize(const Summary* summaries, std::int64_t n, const math::StatsSink& sink, Stream stream,
+                               const char* op) {
+  if (n == 0) return Status::success();
+  finalize_summaries_kernel<Summary><<<grid_dim((n + 255) / 256), 256, 0, stream>>>(summaries, n, sink);
+  return cuda::check_launch(op, "finalize_summaries_kernel");
+}
+
+}  // namespace
+
+Status launch_merge_summaries(StatsSummary* into, const StatsSummary* from, std::int64_t n, Stream stream) {
+  return launch_summary_merge(into, from, n, stream, "merge_summaries");
 }
 
 Status launch_finalize_summaries(const StatsSummary* summaries, std::int64_t n, const math::StatsSink& sink,
                                  Stream stream) {
-  if (n == 0) return Status::success();
-  finalize_summaries_kernel<<<grid_dim((n + 255) / 256), 256, 0, stream>>>(summaries, n, sink);
-  return cuda::check_launch("finalize_stats", "finalize_summaries_kernel");
+  return launch_summary_finalize(summaries, n, sink, stream, "finalize_stats");
+}
+
+Status launch_merge_integer_summaries(IntegerSummary* into, const IntegerSummary* from, std::int64_t n, Stream stream) {
+  return launch_summary_merge(into, from, n, stream, "merge_integer_summaries");
+}
+
+Status launch_finalize_integer_summaries(const IntegerSummary* summaries, std::int64_t n, const math::StatsSink& sink,
+                                         Stream stream) {
+  return launch_summary_finalize(summaries, n, sink, stream, "finalize_integer_stats");
 }
 
 }  // namespace normkit::kernels

@@ -25,5 +25,8 @@ Status launch_stats(const DeviceStatsCall& call, Stream stream);
 Status launch_merge_summaries(StatsSummary* into, const StatsSummary* from, std::int64_t n, Stream stream);
 Status launch_finalize_summaries(const StatsSummary* summaries, std::int64_t n, const math::StatsSink& sink,
                                  Stream stream);
+Status launch_merge_integer_summaries(IntegerSummary* into, const IntegerSummary* from, std::int64_t n, Stream stream);
+Status launch_finalize_integer_summaries(const IntegerSummary* summaries, std::int64_t n, const math::StatsSink& sink,
+                                         Stream stream);
 
 }  // namespace normkit::kernels

@@ -18,6 +18,12 @@ Status launch_merge_summaries(StatsSummary*, const StatsSummary*, std::int64_t, 
 Status launch_finalize_summaries(const StatsSummary*, std::int64_t, const math::StatsSink&, Stream) {
   return unavailable("finalize_stats");
 }
+Status launch_merge_integer_summaries(IntegerSummary*, const IntegerSummary*, std::int64_t, Stream) {
+  return unavailable("merge_integer_summaries");
+}
+Status launch_finalize_integer_summaries(const IntegerSummary*, std::int64_t, const math::StatsSink&, Stream) {
+  return unavailable("finalize_integer_stats");
+}
 Status launch_apply(const void*, DType, void*, DType, const plan::CanonicalGeometry&, const plan::ApplyPlan&,
                     const AffineCoefficients&, Stream) { return unavailable("apply_affine"); }
 Status launch_lp_rows(const void*, DType, void*, DType, std::int64_t, std::int64_t, LpNorm, int, Stream) {

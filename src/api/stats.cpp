@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <string>
 #include <thread>
+#include <type_traits>
 
 #include "api/validation.hpp"
 #include "cpu/stats_cpu.hpp"
@@ -36,7 +37,9 @@ Status prepare(const TensorView& input, const StatsOptions& options, const std::
     if (!is_reduced[i]) call->kept[call->kept_ndim++] = input.shape[i];
   }
   call->geometry = plan::canonicalize(input.shape.data(), input.ndim, is_reduced);
-  call->double_accumulation = input.dtype == DType::float64 || options.accumulation == Accumulation::float64;
+  // uint8 sums exact integers whatever the option (IntegerMoments).
+  call->double_accumulation = input.dtype == DType::float64 ||
+                              (options.accumulation == Accumulation::float64 && input.dtype != DType::uint8);
   return Status::success();
 }
 
@@ -203,12 +206,20 @@ Status compute_stats(const TensorView& input, const StatsOptions& options, const
   return run(input, call, sink, workspace, workspace_bytes, stream, op);
 }
 
-Status accumulate_stats(const TensorView& input, const StatsOptions& options, StatsSummary* summaries,
-                        std::int64_t num_summaries, bool merge, void* workspace, std::size_t workspace_bytes,
-                        Stream stream) {
-  const std::string op = "accumulate_stats";
+namespace {
+
+// accumulate_stats and accumulate_integer_stats: the summaries' checks, then the same engines with the
+// summaries as the sink.
+template <typename Summary>
+Status accumulate_into(const TensorView& input, const StatsOptions& options, Summary* summaries, std::int64_t num_summaries,
+                       bool merge, void* workspace, std::size_t workspace_bytes, Stream stream, const std::string& op) {
   PreparedCall call;
   NORMKIT_RETURN_IF_ERROR(prepare(input, options, op, &call));
+  constexpr bool kInteger = std::is_same_v<Summary, IntegerSummary>;
+  if (kInteger && input.dtype != DType::uint8) {
+    return argument_error(StatusCode::unsupported_dtype, op, "input.dtype", "uint8 (exact integer statistics)",
+                          dtype_name(input.dtype));
+  }
   if (num_summaries != call.geometry.kept_numel) {
     return argument_error(StatusCode::shape_mismatch, op, "num_summaries",
                           std::to_string(call.geometry.kept_numel) + " (the number of kept slices)", std::to_string(num_summaries));
@@ -219,13 +230,14 @@ Status accumulate_stats(const TensorView& input, const StatsOptions& options, St
   if (num_summaries > 0) NORMKIT_RETURN_IF_ERROR(api::validate_pointer(summaries, input.space, 8, op, "summaries"));
   math::StatsSink sink{};
   for (int i = 0; i < kNumStats; ++i) sink.outputs[i] = nullptr;
-  sink.summaries = summaries;
+  if constexpr (kInteger) sink.integer_summaries = summaries;
+  else sink.summaries = summaries;
   sink.merge_into_summaries = merge;
   return run(input, call, sink, workspace, workspace_bytes, stream, op);
 }
 
-Status merge_summaries(StatsSummary* into, const StatsSummary* from, std::int64_t n, MemorySpace space, Stream stream) {
-  const std::string op = "merge_summaries";
+// Checks of merge_summaries and merge_integer_summaries.
+Status validate_merge(const void* into, const void* from, std::int64_t n, MemorySpace space, const std::string& op) {
   if (n < 0) return argument_error(StatusCode::invalid_argument, op, "n", "n >= 0", std::to_string(n));
   if (n > 0 && (into == nullptr || from == nullptr)) {
     return argument_error(StatusCode::null_pointer, op, into == nullptr ? "into" : "from", "a non-null pointer", "nullptr");
@@ -237,22 +249,17 @@ Status merge_summaries(StatsSummary* into, const StatsSummary* from, std::int64_
     NORMKIT_RETURN_IF_ERROR(api::validate_pointer(into, space, 8, op, "into"));
     NORMKIT_RETURN_IF_ERROR(api::validate_pointer(from, space, 8, op, "from"));
   }
-  if (space == MemorySpace::host) {
-    for (std::int64_t k = 0; k < n; ++k) math::merge_summary(into[k], from[k]);
-    return Status::success();
-  }
-  if (!cuda_available()) return Status(StatusCode::cuda_unavailable, "normkit::" + op + ": no CUDA device is available");
-  return kernels::launch_merge_summaries(into, from, n, stream);
+  return Status::success();
 }
 
-Status finalize_stats(const StatsSummary* summaries, std::int64_t n, const StatsOptions& options, const StatsOutputs& outputs,
-                      MemorySpace space, Stream stream) {
-  const std::string op = "finalize_stats";
+// Checks of finalize_stats and finalize_integer_stats; makes the sink of their outputs.
+Status prepare_finalize(const void* summaries, std::int64_t n, const StatsOptions& options, const StatsOutputs& outputs,
+                        MemorySpace space, const std::string& op, math::StatsSink* sink) {
   if (n < 0) return argument_error(StatusCode::invalid_argument, op, "n", "n >= 0", std::to_string(n));
   if (n > 0 && summaries == nullptr) return argument_error(StatusCode::null_pointer, op, "summaries", "a non-null pointer", "nullptr");
   // The outputs are checked as those of a 1-D input of n elements with nothing reduced.
   std::int64_t extent = n;
-  const TensorView as_input(const_cast<StatsSummary*>(summaries), DType::float32, &extent, 1, space);
+  const TensorView as_input(const_cast<void*>(summaries), DType::float32, &extent, 1, space);
   StatsOptions flat = options;
   flat.axes = ReduceAxes::of({});
   PreparedCall call;
@@ -264,14 +271,71 @@ Status finalize_stats(const StatsSummary* summaries, std::int64_t n, const Stats
     return Status(StatusCode::cuda_unavailable, "normkit::" + op + ": no CUDA device is available");
   }
   if (n > 0) NORMKIT_RETURN_IF_ERROR(api::validate_pointer(summaries, space, 8, op, "summaries"));
+  return make_sink(as_input, flat, outputs, call, op, sink);
+}
+
+}  // namespace
+
+Status accumulate_stats(const TensorView& input, const StatsOptions& options, StatsSummary* summaries,
+                        std::int64_t num_summaries, bool merge, void* workspace, std::size_t workspace_bytes,
+                        Stream stream) {
+  return accumulate_into(input, options, summaries, num_summaries, merge, workspace, workspace_bytes, stream, "accumulate_stats");
+}
+
+Status accumulate_integer_stats(const TensorView& input, const StatsOptions& options, IntegerSummary* summaries,
+                                std::int64_t num_summaries, bool merge, void* workspace, std::size_t workspace_bytes,
+                                Stream stream) {
+  return accumulate_into(input, options, summaries, num_summaries, merge, workspace, workspace_bytes, stream,
+                         "accumulate_integer_stats");
+}
+
+Status merge_summaries(StatsSummary* into, const StatsSummary* from, std::int64_t n, MemorySpace space, Stream stream) {
+  NORMKIT_RETURN_IF_ERROR(validate_merge(into, from, n, space, "merge_summaries"));
+  if (space == MemorySpace::host) {
+    for (std::int64_t k = 0; k < n; ++k) math::merge_summary(into[k], from[k]);
+    return Status::success();
+  }
+  return kernels::launch_merge_summaries(into, from, n, stream);
+}
+
+Status merge_integer_summaries(IntegerSummary* into, const IntegerSummary* from, std::int64_t n, MemorySpace space,
+                               Stream stream) {
+  NORMKIT_RETURN_IF_ERROR(validate_merge(into, from, n, space, "merge_integer_summaries"));
+  if (space == MemorySpace::host) {
+    for (std::int64_t k = 0; k < n; ++k) math::merge_integer_summary(into[k], from[k]);
+    return Status::success();
+  }
+  return kernels::launch_merge_integer_summaries(into, from, n, stream);
+}
+
+Status finalize_stats(const StatsSummary* summaries, std::int64_t n, const StatsOptions& options, const StatsOutputs& outputs,
+                      MemorySpace space, Stream stream) {
   math::StatsSink sink;
-  NORMKIT_RETURN_IF_ERROR(make_sink(as_input, flat, outputs, call, op, &sink));
+  NORMKIT_RETURN_IF_ERROR(prepare_finalize(summaries, n, options, outputs, space, "finalize_stats", &sink));
   if (space == MemorySpace::host) {
     for (std::int64_t k = 0; k < n; ++k) math::write_slice(sink, k, summaries[k]);
     return Status::success();
   }
-  if (!cuda_available()) return Status(StatusCode::cuda_unavailable, "normkit::" + op + ": no CUDA device is available");
   return kernels::launch_finalize_summaries(summaries, n, sink, stream);
+}
+
+Status finalize_integer_stats(const IntegerSummary* summaries, std::int64_t n, const StatsOptions& options,
+                              const StatsOutputs& outputs, MemorySpace space, Stream stream) {
+  const std::string op = "finalize_integer_stats";
+  math::StatsSink sink;
+  NORMKIT_RETURN_IF_ERROR(prepare_finalize(summaries, n, options, outputs, space, op, &sink));
+  if (space == MemorySpace::host) {
+    for (std::int64_t k = 0; k < n; ++k) {  // before any output is written
+      if (summaries[k].overflow != 0) {
+        return argument_error(StatusCode::overflow, op, "summaries[" + std::to_string(k) + "]",
+                              "at most " + std::to_string(kMaxIntegerSummaryCount) + " values (Σx² within int64)",
+                              "a summary whose merges passed that (overflow flag set)");
+      }
+    }
+    for (std::int64_t k = 0; k < n; ++k) math::write_integer_slice(sink, k, summaries[k]);
+    return Status::success();
+  }
+  return kernels::launch_finalize_integer_summaries(summaries, n, sink, stream);
 }
 
 namespace {

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <thread>
 #include <vector>
 
+#include "cpu/parallel_items.hpp"
 #include "math/dtype_dispatch.hpp"
 #include "math/lp.hpp"
 #include "math/transform.hpp"
@@ -20,13 +20,7 @@ template <typename F>
 void parallel_range(std::int64_t count, std::int64_t cost_per_item, int threads, F&& work) {
   const std::int64_t useful = std::max<std::int64_t>(1, count * cost_per_item / kMinElementsPerThread);
   const int n = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>({threads, count, useful})));
-  if (n == 1) {
-    work(std::int64_t{0}, count);
-    return;
-  }
-  std::vector<std::thread> pool;
-  for (int t = 0; t < n; ++t) pool.emplace_back([&work, count, t, n] { work(count * t / n, count * (t + 1) / n); });
-  for (auto& th : pool) th.join();
+  parallel_items(count, n, work);
 }
 
 template <typename Compute>

@@ -4,10 +4,10 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
-#include <thread>
 #include <type_traits>
 #include <vector>
 
+#include "cpu/parallel_items.hpp"
 #include "math/dtype_dispatch.hpp"
 #include "cpu/tile_fold.hpp"
 #include "math/moments.hpp"
@@ -64,22 +64,6 @@ void fold_span(const T* x, std::int64_t n, MomentState<Acc>* lane_states, std::v
     fold_span_tile(values, static_cast<int>(m / lanes), lane_states);
   }
   for (std::int64_t j = body; j < n; ++j) math::push(lane_states[j - body], math::to_acc<Acc>(x[j]));
-}
-
-// Runs items [0, count) over `threads` threads, each taking a contiguous range of items.
-template <typename F>
-void parallel_items(std::int64_t count, int threads, F&& work) {
-  threads = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, count)));
-  if (threads == 1) {
-    work(std::int64_t{0}, count);
-    return;
-  }
-  std::vector<std::thread> pool;
-  for (int t = 0; t < threads; ++t) {
-    const std::int64_t begin = count * t / threads, end = count * (t + 1) / threads;
-    pool.emplace_back([&work, begin, end] { work(begin, end); });
-  }
-  for (auto& th : pool) th.join();
 }
 
 template <typename Acc>
@@ -251,6 +235,8 @@ Status compute_stats(const void* input, DType dtype, bool double_accumulation, c
     const T* typed = static_cast<const T*>(input);
     if constexpr (std::is_same_v<T, double>) {
       return run<double>(typed, geometry, sink, threads);
+    } else if constexpr (std::is_same_v<T, std::uint8_t>) {
+      return compute_integer_stats(typed, geometry, sink, threads);
     } else {
       return double_accumulation ? run<double>(typed, geometry, sink, threads) : run<float>(typed, geometry, sink, threads);
     }

@@ -32,10 +32,37 @@ struct ByteSums {
   NORMKIT_HD std::uint32_t max_value() const { return lane_max(max_lanes) & 0xffu; }
   NORMKIT_HD std::uint32_t nonzero() const { return nonzero_x128 >> 7; }
 
- private:
+  // Lane-wise min / max of two words of lanes (one min/max.f16x2 on the device).
+  NORMKIT_HD static std::uint32_t min_lanes_of(std::uint32_t a, std::uint32_t b);
+  NORMKIT_HD static std::uint32_t max_lanes_of(std::uint32_t a, std::uint32_t b);
+  // The smaller / larger of a word's two lanes.
   NORMKIT_HD static std::uint32_t lane_min(std::uint32_t l) { return (l & 0xffffu) < (l >> 16) ? (l & 0xffffu) : (l >> 16); }
   NORMKIT_HD static std::uint32_t lane_max(std::uint32_t l) { return (l & 0xffffu) > (l >> 16) ? (l & 0xffffu) : (l >> 16); }
 };
+
+NORMKIT_HD std::uint32_t ByteSums::min_lanes_of(std::uint32_t a, std::uint32_t b) {
+#if defined(__CUDA_ARCH__)
+  std::uint32_t r;
+  asm("min.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+#else
+  const std::uint32_t lo = (a & 0xffffu) < (b & 0xffffu) ? (a & 0xffffu) : (b & 0xffffu);
+  const std::uint32_t hi = (a >> 16) < (b >> 16) ? (a >> 16) : (b >> 16);
+  return lo | (hi << 16);
+#endif
+}
+
+NORMKIT_HD std::uint32_t ByteSums::max_lanes_of(std::uint32_t a, std::uint32_t b) {
+#if defined(__CUDA_ARCH__)
+  std::uint32_t r;
+  asm("max.f16x2 %0, %1, %2;" : "=r"(r) : "r"(a), "r"(b));
+  return r;
+#else
+  const std::uint32_t lo = (a & 0xffffu) > (b & 0xffffu) ? (a & 0xffffu) : (b & 0xffffu);
+  const std::uint32_t hi = (a >> 16) > (b >> 16) ? (a >> 16) : (b >> 16);
+  return lo | (hi << 16);
+#endif
+}
 
 // Σx² < 2^32 for up to 66051 values; the kernels fold far fewer (LocalMoments::push_bytes: at most 64).
 constexpr int kByteSumsMaxValues = 66051;

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "math/integer_moments.hpp"
 #include "math/moments.hpp"
 #include "normkit/dtype.hpp"
 #include "normkit/stats_types.hpp"
@@ -14,10 +15,11 @@ struct StatsSink {
   void* outputs[kNumStats];     // null for statistics not requested
   DType output_dtype[kNumStats];  // float32 / float64, int64 for count and l0
   StatsSummary* summaries;      // non-null: write (or merge into) summaries instead of outputs
-  bool merge_into_summaries;
+  bool merge_into_summaries;    // (also for integer_summaries)
   std::int64_t ddof;
   bool ignore_nan;
   bool float32_outputs = false;  // all_outputs_float32(*this), set where the sink is made
+  IntegerSummary* integer_summaries = nullptr;  // uint8 input only: write (or merge into) these instead
 };
 
 NORMKIT_HD void store_value(void* base, DType dtype, std::int64_t k, double value) {
@@ -34,6 +36,21 @@ NORMKIT_HD void store_count(void* base, DType dtype, std::int64_t k, std::int64_
   else store_value(base, dtype, k, static_cast<double>(value));
 }
 
+// Writes the requested statistics of kept index k. Real = float only when every output is float32 or a
+// count (sink.float32_outputs).
+template <typename Real>
+NORMKIT_HD void store_stat_values(const StatsSink& sink, std::int64_t k, const StatValuesIn<Real>& v) {
+  const Real values[kNumStats] = {Real(0), v.mean, v.var, v.std, v.min, v.max, v.sum, Real(0), v.l1, v.l2, v.linf};
+  NORMKIT_UNROLL
+  for (int i = 0; i < kNumStats; ++i) {
+    if (sink.outputs[i] == nullptr) continue;
+    if (i == static_cast<int>(Stat::count)) store_count(sink.outputs[i], sink.output_dtype[i], k, v.count);
+    else if (i == static_cast<int>(Stat::l0)) store_count(sink.outputs[i], sink.output_dtype[i], k, v.l0);
+    else if constexpr (sizeof(Real) == 4) static_cast<float*>(sink.outputs[i])[k] = values[i];
+    else store_value(sink.outputs[i], sink.output_dtype[i], k, values[i]);
+  }
+}
+
 // Writes everything the sink asks for about kept index k.
 NORMKIT_HD void write_slice(const StatsSink& sink, std::int64_t k, const StatsSummary& summary) {
   if (sink.summaries != nullptr) {
@@ -41,20 +58,31 @@ NORMKIT_HD void write_slice(const StatsSink& sink, std::int64_t k, const StatsSu
     else sink.summaries[k] = summary;
     return;
   }
-  const StatValues v = finalize_summary(summary, sink.ddof, sink.ignore_nan);
-  const double values[kNumStats] = {0.0, v.mean, v.var, v.std, v.min, v.max, v.sum, 0.0, v.l1, v.l2, v.linf};
-  for (int i = 0; i < kNumStats; ++i) {
-    if (sink.outputs[i] == nullptr) continue;
-    if (i == static_cast<int>(Stat::count)) store_count(sink.outputs[i], sink.output_dtype[i], k, v.count);
-    else if (i == static_cast<int>(Stat::l0)) store_count(sink.outputs[i], sink.output_dtype[i], k, v.l0);
-    else store_value(sink.outputs[i], sink.output_dtype[i], k, values[i]);
+  store_stat_values(sink, k, finalize_summary(summary, sink.ddof, sink.ignore_nan));
+}
+
+// The same for the exact summary of uint8 input: into integer summaries, float summaries (converted,
+// then merged with Chan's formula) or the outputs. `small`: the summary holds at most
+// kLocalMomentsMaxValues values (float32 outputs may take finalize_integer_float).
+NORMKIT_HD void write_integer_slice(const StatsSink& sink, std::int64_t k, const IntegerSummary& summary,
+                                    bool small = false) {
+  if (sink.integer_summaries != nullptr) {
+    if (sink.merge_into_summaries) merge_integer_summary(sink.integer_summaries[k], summary);
+    else sink.integer_summaries[k] = summary;
+    return;
   }
+  if (sink.summaries != nullptr) {
+    write_slice(sink, k, to_stats_summary(summary));
+    return;
+  }
+  if (small && sink.float32_outputs) store_stat_values(sink, k, finalize_integer_float(summary, sink.ddof));
+  else store_stat_values(sink, k, finalize_integer(summary, sink.ddof));
 }
 
 // Whether every requested statistic is float32 or an integer count (no summaries): then the kernels
 // finalize their float states in float (write_local_slice).
 NORMKIT_HD bool all_outputs_float32(const StatsSink& sink) {
-  if (sink.summaries != nullptr) return false;
+  if (sink.summaries != nullptr || sink.integer_summaries != nullptr) return false;
   bool narrow = true;
   for (int i = 0; i < kNumStats; ++i) {
     const bool counted = i == static_cast<int>(Stat::count) || i == static_cast<int>(Stat::l0);
@@ -75,18 +103,24 @@ NORMKIT_HD void write_local_slice(const StatsSink& sink, std::int64_t k, const L
       const auto v = finalize_moments<Acc>(finite, s.nan_count, s.posinf_count, s.neginf_count,
                                            static_cast<std::int64_t>(s.nonzero), finite > 0 ? s.shift + s.mean : Acc(0),
                                            s.m2, s.min, s.max, s.abs_sum, sink.ddof, sink.ignore_nan);
-      const Acc values[kNumStats] = {Acc(0), v.mean, v.var, v.std, v.min, v.max, v.sum, Acc(0), v.l1, v.l2, v.linf};
-      NORMKIT_UNROLL
-      for (int i = 0; i < kNumStats; ++i) {
-        if (sink.outputs[i] == nullptr) continue;
-        if (i == static_cast<int>(Stat::count)) store_count(sink.outputs[i], sink.output_dtype[i], k, v.count);
-        else if (i == static_cast<int>(Stat::l0)) store_count(sink.outputs[i], sink.output_dtype[i], k, v.l0);
-        else static_cast<float*>(sink.outputs[i])[k] = values[i];
-      }
+      store_stat_values(sink, k, v);
       return;
     }
   }
   write_slice(sink, k, to_summary(s.widen()));
 }
+
+// A kernel's exact uint8 state (a work item's values: at most kLocalMomentsMaxValues when it finishes a
+// slice alone; merged slices of any size come through here too, `small` says which).
+NORMKIT_HD void write_local_slice(const StatsSink& sink, std::int64_t k, const IntegerMoments& s) {
+  write_integer_slice(sink, k, s.summary(), s.count <= static_cast<std::uint64_t>(kLocalMomentsMaxValues));
+}
+
+// A slice finished in a kernel's wide state (any number of values).
+template <typename Acc>
+NORMKIT_HD void write_wide_slice(const StatsSink& sink, std::int64_t k, const MomentState<Acc>& s) {
+  write_slice(sink, k, to_summary(s));
+}
+NORMKIT_HD void write_wide_slice(const StatsSink& sink, std::int64_t k, const IntegerMoments& s) { write_local_slice(sink, k, s); }
 
 }  // namespace normkit::math

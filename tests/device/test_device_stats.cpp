@@ -4,6 +4,7 @@
 #include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <utility>
 #include <memory>
@@ -15,6 +16,7 @@
 #include "device_support.hpp"
 #include "normkit/stats.hpp"
 #include "plan/stats_plan.hpp"
+#include "reference_integer.hpp"
 #include "stats_check.hpp"
 #include "test_data.hpp"
 
@@ -64,6 +66,19 @@ void check_device(const Case& c, DType dtype, const std::vector<double>& values,
   const bool double_acc = dtype == DType::float64 || options.accumulation == Accumulation::float64;
   normkit::testing::expect_matches_reference(data.stored, c.shape, options, double_acc, buffers,
                                              c.name + " " + dtype_name(dtype) + " " + label);
+  if (dtype == DType::uint8) {
+    // Exact: the exact integers and fractions, and the host engine's bits whatever the plan.
+    const std::vector<std::uint8_t> bytes(data.bytes.begin(), data.bytes.end());
+    normkit::testing::expect_exact_integer_stats(bytes, c.shape, options, buffers, c.name + " uint8 exact " + label);
+    const TensorView host_input(data.data(), dtype, c.shape.data(), static_cast<int>(c.shape.size()));
+    StatsBuffers host;
+    ASSERT_TRUE(compute_stats(host_input, options, host.make_host_outputs(host_input, options.axes), nullptr, 0).ok());
+    for (int i = 0; i < kNumStats; ++i) {
+      if (!options.stats.has(static_cast<Stat>(i))) continue;
+      EXPECT_EQ(std::memcmp(host.bytes[i].data(), buffers.bytes[i].data(), static_cast<std::size_t>(host.kept_numel) * 8), 0)
+          << c.name << " uint8 " << label << ": device and host bits differ in " << stat_name(static_cast<Stat>(i));
+    }
+  }
 }
 
 std::vector<double> data_for(DType dtype, std::int64_t n, unsigned seed) {
@@ -420,4 +435,87 @@ TEST(DeviceStatsValidation, HostPointerLabelledDevice) {
   const Status s = compute_stats(view, StatsOptions{}, out, nullptr, 0);
   EXPECT_EQ(s.code(), StatusCode::invalid_argument) << s.message();
   EXPECT_NE(s.message().find("host pointer"), std::string::npos) << s.message();
+}
+
+TEST(DeviceIntegerStats, SummariesMergeAndFinalizeMatchTheHostBitwise) {
+  REQUIRE_DEVICE();
+  // NHWC RGB (folded columns: partials merged per channel) and a global reduction split over blocks.
+  const std::vector<Case> cases = {{{1003, 3}, ReduceAxes::of({0}), "NHWC RGB"},
+                                   {{5, 4001}, ReduceAxes::of({1}), "rows"},
+                                   {{20011}, ReduceAxes::every(), "global"}};
+  for (const Case& c : cases) {
+    const auto values = data_for(DType::uint8, numel(c.shape), 21);
+    auto data = normkit::testing::encode(values, DType::uint8);
+    StatsOptions o;
+    o.axes = c.axes;
+    const TensorView host_view(data.data(), DType::uint8, c.shape.data(), static_cast<int>(c.shape.size()));
+    std::array<std::int64_t, kMaxDims> kept{};
+    int kept_ndim = 0;
+    ASSERT_TRUE(kept_shape(host_view, o.axes, &kept, &kept_ndim).ok());
+    std::int64_t n = 1;
+    for (int d = 0; d < kept_ndim; ++d) n *= kept[d];
+    std::vector<IntegerSummary> expected(static_cast<std::size_t>(n)), twice(static_cast<std::size_t>(n));
+    ASSERT_TRUE(accumulate_integer_stats(host_view, o, expected.data(), n, false, nullptr, 0).ok());
+    twice = expected;
+    ASSERT_TRUE(merge_integer_summaries(twice.data(), expected.data(), n, MemorySpace::host).ok());
+
+    DeviceBytes input(data.bytes.size()), summaries(sizeof(IntegerSummary) * n), other(sizeof(IntegerSummary) * n);
+    CUDA_OK(cudaMemcpy(input.ptr, data.bytes.data(), data.bytes.size(), cudaMemcpyHostToDevice));
+    const TensorView view(input.ptr, DType::uint8, c.shape.data(), static_cast<int>(c.shape.size()), MemorySpace::device);
+    for (std::int64_t splits : {0, 3}) {
+      plan::PlanOverride force;
+      force.splits = splits;
+      ScopedOverride scoped(force);
+      std::size_t ws_bytes = 0;
+      ASSERT_TRUE(stats_workspace_size(view, o, &ws_bytes).ok());
+      DeviceBytes workspace(ws_bytes);
+      // accumulate twice (overwrite, then merge), and once more into `other`, merged on the device.
+      const Status first = accumulate_integer_stats(view, o, summaries.as<IntegerSummary>(), n, false, workspace.ptr, ws_bytes);
+      ASSERT_TRUE(first.ok()) << first.message();
+      std::vector<IntegerSummary> got(static_cast<std::size_t>(n));
+      CUDA_OK(cudaMemcpy(got.data(), summaries.ptr, sizeof(IntegerSummary) * n, cudaMemcpyDeviceToHost));
+      EXPECT_EQ(std::memcmp(got.data(), expected.data(), sizeof(IntegerSummary) * n), 0) << c.name << " splits " << splits;
+      for (std::int64_t k = 0; k < n; ++k) {
+        const IntegerSummary& g = got[static_cast<std::size_t>(k)];
+        const IntegerSummary& e = expected[static_cast<std::size_t>(k)];
+        EXPECT_TRUE(g.count == e.count && g.sum == e.sum && g.sum_squares == e.sum_squares && g.nonzero_count == e.nonzero_count &&
+                    g.min == e.min && g.max == e.max && g.overflow == e.overflow)
+            << c.name << " slice " << k << ": device " << g.count << " " << g.sum << " " << g.sum_squares << " " << g.nonzero_count
+            << " " << g.min << " " << g.max << " " << g.overflow << ", host " << e.count << " " << e.sum << " " << e.sum_squares << " "
+            << e.nonzero_count << " " << e.min << " " << e.max << " " << e.overflow;
+      }
+      ASSERT_TRUE(accumulate_integer_stats(view, o, summaries.as<IntegerSummary>(), n, true, workspace.ptr, ws_bytes).ok());
+      CUDA_OK(cudaMemcpy(got.data(), summaries.ptr, sizeof(IntegerSummary) * n, cudaMemcpyDeviceToHost));
+      EXPECT_EQ(std::memcmp(got.data(), twice.data(), sizeof(IntegerSummary) * n), 0) << c.name << " merged, splits " << splits;
+    }
+    CUDA_OK(cudaMemcpy(other.ptr, expected.data(), sizeof(IntegerSummary) * n, cudaMemcpyHostToDevice));
+    ASSERT_TRUE(merge_integer_summaries(summaries.as<IntegerSummary>(), other.as<IntegerSummary>(), n, MemorySpace::device).ok());
+    // Finalize on the device (one slice flagged as overflowed: NaN there) against the host's bits.
+    std::vector<IntegerSummary> thrice = twice;
+    ASSERT_TRUE(merge_integer_summaries(thrice.data(), expected.data(), n, MemorySpace::host).ok());
+    StatsBuffers host, device;
+    const StatsOutputs host_outputs = host.make_host_outputs(TensorView(nullptr, DType::uint8, &n, 1), ReduceAxes::of({}));
+    ASSERT_TRUE(finalize_integer_stats(thrice.data(), n, o, host_outputs, MemorySpace::host).ok());
+    device.make_host_outputs(TensorView(nullptr, DType::uint8, &n, 1), ReduceAxes::of({}));
+    StatsOutputs device_outputs = host_outputs;
+    std::vector<std::unique_ptr<DeviceBytes>> buffers;
+    for (auto& v : device_outputs.views) {
+      buffers.push_back(std::make_unique<DeviceBytes>(static_cast<std::size_t>(n) * 8));
+      v.data = buffers.back()->ptr;
+      v.space = MemorySpace::device;
+    }
+    IntegerSummary flagged;
+    CUDA_OK(cudaMemcpy(&flagged, summaries.as<IntegerSummary>(), sizeof flagged, cudaMemcpyDeviceToHost));
+    flagged.overflow = 1;
+    CUDA_OK(cudaMemcpy(summaries.as<IntegerSummary>() + (n - 1), &flagged, sizeof flagged, cudaMemcpyHostToDevice));
+    ASSERT_TRUE(finalize_integer_stats(summaries.as<IntegerSummary>(), n, o, device_outputs, MemorySpace::device).ok());
+    CUDA_OK(cudaDeviceSynchronize());
+    for (int i = 0; i < kNumStats; ++i) {
+      CUDA_OK(cudaMemcpy(device.bytes[i].data(), buffers[static_cast<std::size_t>(i)]->ptr, static_cast<std::size_t>(n) * 8,
+                         cudaMemcpyDeviceToHost));
+      EXPECT_EQ(std::memcmp(device.bytes[i].data(), host.bytes[i].data(), static_cast<std::size_t>(n - 1) * 8), 0)
+          << c.name << " " << stat_name(static_cast<Stat>(i));
+    }
+    EXPECT_TRUE(std::isnan(device.value(Stat::mean, n - 1))) << c.name;
+  }
 }

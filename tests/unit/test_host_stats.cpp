@@ -2,12 +2,15 @@
 // thresholds, NaN/Inf, streaming, determinism, accuracy.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <random>
 #include <string>
 #include <vector>
 
 #include "normkit/stats.hpp"
+#include "reference_integer.hpp"
 #include "stats_check.hpp"
 #include "test_data.hpp"
 
@@ -249,4 +252,128 @@ TEST(HostStatsOutputs, Float32OutputsAndSubset) {
   EXPECT_EQ(mean[0], 2.5f);
   EXPECT_EQ(mean[2], 4.5f);
   EXPECT_EQ(count[1], 2);
+}
+
+// ---- Exact uint8 statistics ----------------------------------------------------------------------------
+
+namespace {
+
+std::vector<std::uint8_t> random_bytes(std::size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::vector<std::uint8_t> v(n);
+  for (auto& b : v) b = static_cast<std::uint8_t>(rng() % 5 == 0 ? 0 : rng() % 256);  // zeros for l0
+  return v;
+}
+
+TensorView bytes_view(std::vector<std::uint8_t>& v, const std::vector<std::int64_t>& shape) {
+  return TensorView(v.data(), DType::uint8, shape.data(), static_cast<int>(shape.size()));
+}
+
+bool same_summary(const IntegerSummary& a, const IntegerSummary& b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+
+}  // namespace
+
+TEST(HostIntegerStats, EveryPatternIsExact) {
+  unsigned seed = 40;
+  for (const Case& c : cases()) {
+    auto bytes = random_bytes(static_cast<std::size_t>(numel(c.shape)), seed++);
+    for (std::int64_t ddof : {0, 1}) {
+      StatsOptions o;
+      o.axes = c.axes;
+      o.ddof = ddof;
+      const TensorView input = bytes_view(bytes, c.shape);
+      StatsBuffers buffers;
+      const StatsOutputs outputs = buffers.make_host_outputs(input, o.axes);
+      ASSERT_TRUE(compute_stats(input, o, outputs, nullptr, 0).ok());
+      normkit::testing::expect_exact_integer_stats(bytes, c.shape, o, buffers, c.name);
+    }
+  }
+}
+
+TEST(HostIntegerStats, SummariesAreTheExactIntegersWhateverTheChunkingOrderAndThreads) {
+  const std::vector<std::int64_t> shape = {997, 3};  // NHWC RGB pixels, per-channel
+  auto bytes = random_bytes(997 * 3, 8);
+  const auto reference = normkit::testing::reference_integer_stats(bytes, shape, {true, false});
+  StatsOptions o;
+  o.axes = ReduceAxes::of({0});
+  std::vector<IntegerSummary> whole(3);
+  ASSERT_TRUE(accumulate_integer_stats(bytes_view(bytes, shape), o, whole.data(), 3, false, nullptr, 0).ok());
+  for (int k = 0; k < 3; ++k) {
+    EXPECT_EQ(whole[k].count, reference[k].count);
+    EXPECT_EQ(whole[k].sum, reference[k].sum);
+    EXPECT_EQ(whole[k].sum_squares, reference[k].sum_squares);
+    EXPECT_EQ(whole[k].nonzero_count, reference[k].nonzero);
+    EXPECT_EQ(whole[k].min, reference[k].min);
+    EXPECT_EQ(whole[k].max, reference[k].max);
+    EXPECT_EQ(whole[k].overflow, 0);
+  }
+  // Chunks of rows in reverse order, on 1 and 3 threads, and merged pairwise: the same bits.
+  for (int threads : {1, 3}) {
+    set_host_threads(threads);
+    for (std::int64_t chunk : {1, 7, 100, 996}) {
+      std::vector<IntegerSummary> streamed(3);
+      bool first = true;
+      for (std::int64_t end = 997; end > 0; end -= chunk) {
+        const std::int64_t begin = std::max<std::int64_t>(0, end - chunk);
+        const std::int64_t rows[2] = {end - begin, 3};
+        const TensorView part(bytes.data() + begin * 3, DType::uint8, rows, 2);
+        ASSERT_TRUE(accumulate_integer_stats(part, o, streamed.data(), 3, !first, nullptr, 0).ok());
+        first = false;
+      }
+      for (int k = 0; k < 3; ++k) EXPECT_TRUE(same_summary(streamed[k], whole[k])) << "chunk " << chunk;
+    }
+  }
+  set_host_threads(0);
+  std::vector<IntegerSummary> halves(3), second(3);
+  const std::int64_t top[2] = {500, 3}, bottom[2] = {497, 3};
+  ASSERT_TRUE(accumulate_integer_stats(TensorView(bytes.data(), DType::uint8, top, 2), o, halves.data(), 3, false, nullptr, 0).ok());
+  ASSERT_TRUE(accumulate_integer_stats(TensorView(bytes.data() + 1500, DType::uint8, bottom, 2), o, second.data(), 3, false, nullptr, 0).ok());
+  ASSERT_TRUE(merge_integer_summaries(halves.data(), second.data(), 3, MemorySpace::host).ok());
+  for (int k = 0; k < 3; ++k) EXPECT_TRUE(same_summary(halves[k], whole[k]));
+  // finalize_integer_stats gives compute_stats' bits.
+  const TensorView input = bytes_view(bytes, shape);
+  StatsBuffers direct, finalized;
+  ASSERT_TRUE(compute_stats(input, o, direct.make_host_outputs(input, o.axes), nullptr, 0).ok());
+  ASSERT_TRUE(finalize_integer_stats(whole.data(), 3, o, finalized.make_host_outputs(input, o.axes), MemorySpace::host).ok());
+  for (int i = 0; i < kNumStats; ++i) EXPECT_EQ(direct.bytes[i], finalized.bytes[i]) << stat_name(static_cast<Stat>(i));
+}
+
+TEST(HostIntegerStats, FloatSummariesOfUint8AreTheExactMoments) {
+  auto bytes = random_bytes(4099, 12);
+  const std::vector<std::int64_t> shape = {4099};
+  StatsSummary s{};
+  ASSERT_TRUE(accumulate_stats(bytes_view(bytes, shape), StatsOptions{}, &s, 1, false, nullptr, 0).ok());
+  const auto r = normkit::testing::reference_integer_stats(bytes, shape, {true})[0];
+  EXPECT_EQ(s.count, r.count);
+  EXPECT_EQ(s.nonzero_count, r.nonzero);
+  EXPECT_EQ(s.abs_sum, static_cast<double>(r.sum));
+  EXPECT_TRUE(normkit::testing::within_ulps(s.mean, normkit::testing::exact_mean(r.count, r.sum)));
+  EXPECT_TRUE(normkit::testing::within_ulps(s.m2 / r.count, normkit::testing::exact_var(r.count, r.sum, r.sum_squares, 0), 2.0));
+}
+
+TEST(HostIntegerStats, BadArgumentsAreRefusedAndOverflowWritesNothing) {
+  std::vector<float> floats(6, 1.0f);
+  const std::int64_t shape[2] = {2, 3};
+  IntegerSummary summaries[3];
+  StatsOptions o;
+  o.axes = ReduceAxes::of({0});
+  Status s = accumulate_integer_stats(TensorView(floats.data(), DType::float32, shape, 2), o, summaries, 3, false, nullptr, 0);
+  EXPECT_EQ(s.code(), StatusCode::unsupported_dtype);
+  EXPECT_NE(s.message().find("accumulate_integer_stats"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("uint8"), std::string::npos) << s.message();
+  std::vector<std::uint8_t> bytes(6, 3);
+  s = accumulate_integer_stats(TensorView(bytes.data(), DType::uint8, shape, 2), o, summaries, 2, false, nullptr, 0);
+  EXPECT_EQ(s.code(), StatusCode::shape_mismatch);
+  ASSERT_TRUE(accumulate_integer_stats(TensorView(bytes.data(), DType::uint8, shape, 2), o, summaries, 3, false, nullptr, 0).ok());
+  summaries[2].overflow = 1;
+  std::vector<double> mean(3, -7.0);
+  const std::int64_t three = 3;
+  StatsOutputs outputs;
+  outputs[Stat::mean] = TensorView(mean.data(), DType::float64, &three, 1);
+  StatsOptions only_mean;
+  only_mean.stats = {Stat::mean};
+  s = finalize_integer_stats(summaries, 3, only_mean, outputs, MemorySpace::host);
+  EXPECT_EQ(s.code(), StatusCode::overflow);
+  EXPECT_NE(s.message().find("summaries[2]"), std::string::npos) << s.message();
+  EXPECT_EQ(mean, std::vector<double>(3, -7.0));  // nothing half-written
 }

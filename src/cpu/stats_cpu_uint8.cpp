@@ -1,0 +1,184 @@
+// The host engine's uint8 statistics: exact integer sums per slice (math/integer_moments.hpp), so the
+// host gives the same bits as the kernels whatever the thread count. Loops over runs of bytes with 32-bit
+// accumulators (flushed to 64 bits before Σx² can overflow) that the compiler vectorizes.
+#include <algorithm>
+#include <cstdint>
+#include <vector>
+
+#include "cpu/stats_cpu.hpp"
+#include "cpu/parallel_items.hpp"
+#include "math/integer_moments.hpp"
+
+namespace normkit::cpu {
+namespace {
+
+using math::merge_integer_summary;
+
+// Values per flush of the 32-bit accumulators: 65536 x 255² < 2^32.
+constexpr std::int64_t kFlushValues = 65536;
+constexpr std::int64_t kMinValuesPerThread = 1 << 18;
+constexpr std::int64_t kItemsPerThread = 4;
+// Wide rows of narrow columns (NHWC with 3 channels): at least this many columns per row of the loop.
+constexpr std::int64_t kMinWideColumns = 64;
+constexpr std::int64_t kColumnTile = 1024;  // columns per work item (their accumulators stay in L1)
+
+// s += the n bytes p[0], p[1], ...
+void add_run(const std::uint8_t* p, std::int64_t n, IntegerSummary& s) {
+  for (std::int64_t begin = 0; begin < n; begin += kFlushValues) {
+    const std::int64_t end = std::min(n, begin + kFlushValues);
+    std::uint32_t sum = 0, sum_sq = 0, nonzero = 0;
+    std::uint8_t lo = 255, hi = 0;
+    for (std::int64_t i = begin; i < end; ++i) {
+      const std::uint32_t x = p[i];
+      sum += x;
+      sum_sq += x * x;
+      nonzero += x != 0u;
+      lo = std::min<std::uint8_t>(lo, p[i]);
+      hi = std::max<std::uint8_t>(hi, p[i]);
+    }
+    merge_integer_summary(s, IntegerSummary{end - begin, sum, sum_sq, nonzero, lo, hi, 0});
+  }
+}
+
+// Column accumulators of one work item: 32-bit sums of up to kFlushValues rows, then flushed.
+struct ColumnTotals {
+  std::vector<std::uint32_t> sum, sum_sq, nonzero;
+  std::vector<std::uint8_t> lo, hi;
+  std::int64_t rows = 0;
+
+  explicit ColumnTotals(std::int64_t columns)
+      : sum(columns), sum_sq(columns), nonzero(columns), lo(columns, 255), hi(columns, 0) {}
+
+  void add_row(const std::uint8_t* row, std::int64_t columns) {
+    std::uint32_t* __restrict__ s = sum.data();
+    std::uint32_t* __restrict__ q = sum_sq.data();
+    std::uint32_t* __restrict__ z = nonzero.data();
+    std::uint8_t* __restrict__ l = lo.data();
+    std::uint8_t* __restrict__ h = hi.data();
+    for (std::int64_t c = 0; c < columns; ++c) {
+      const std::uint32_t x = row[c];
+      s[c] += x;
+      q[c] += x * x;
+      z[c] += x != 0u;
+      l[c] = std::min(l[c], row[c]);
+      h[c] = std::max(h[c], row[c]);
+    }
+    ++rows;
+  }
+
+  // Adds column c's totals to `into` and clears them.
+  void flush(std::int64_t c, IntegerSummary& into) {
+    if (rows == 0) return;
+    merge_integer_summary(into, IntegerSummary{rows, sum[c], sum_sq[c], nonzero[c], lo[c], hi[c], 0});
+    sum[c] = sum_sq[c] = nonzero[c] = 0;
+    lo[c] = 255;
+    hi[c] = 0;
+  }
+};
+
+int threads_for(std::int64_t numel, int threads) {
+  return static_cast<int>(std::min<std::int64_t>(threads, std::max<std::int64_t>(1, numel / kMinValuesPerThread)));
+}
+
+// Splits per slice so that few slices still give every thread several items.
+std::int64_t splits_for(std::int64_t slices, std::int64_t values_per_slice, int threads) {
+  if (slices >= kItemsPerThread * threads) return 1;
+  const std::int64_t wanted = (kItemsPerThread * threads + slices - 1) / slices;
+  return std::max<std::int64_t>(1, std::min(wanted, values_per_slice / kMinValuesPerThread));
+}
+
+// items x splits partial summaries, slice-major, summed into each slice.
+void finish(const std::vector<IntegerSummary>& partials, std::int64_t kept, std::int64_t splits, const math::StatsSink& sink) {
+  for (std::int64_t k = 0; k < kept; ++k) {
+    IntegerSummary s = math::empty_integer_summary();
+    for (std::int64_t p = 0; p < splits; ++p) merge_integer_summary(s, partials[static_cast<std::size_t>(k * splits + p)]);
+    math::write_integer_slice(sink, k, s);
+  }
+}
+
+// Segments: kept index c owns A sub-rows of B contiguous bytes at (a*C + c)*B.
+void run_segments(const std::uint8_t* input, const plan::CanonicalGeometry& g, const math::StatsSink& sink, int threads) {
+  const std::int64_t total = g.seg_a * g.seg_b;
+  const std::int64_t splits = splits_for(g.seg_c, total, threads);
+  const std::int64_t chunk = (total + splits - 1) / splits;
+  std::vector<IntegerSummary> partials(static_cast<std::size_t>(g.seg_c * splits), math::empty_integer_summary());
+  parallel_items(g.seg_c * splits, threads_for(g.numel, threads), [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t item = begin; item < end; ++item) {
+      const std::int64_t segment = item / splits, split = item % splits;
+      const std::int64_t lo = split * chunk, hi = std::min(total, lo + chunk);
+      IntegerSummary& s = partials[static_cast<std::size_t>(item)];
+      for (std::int64_t a = lo / g.seg_b; a * g.seg_b < hi; ++a) {
+        const std::int64_t b0 = std::max<std::int64_t>(lo - a * g.seg_b, 0), b1 = std::min(hi - a * g.seg_b, g.seg_b);
+        add_run(input + (a * g.seg_c + segment) * g.seg_b + b0, b1 - b0, s);
+      }
+    }
+  });
+  finish(partials, g.seg_c, splits, sink);
+}
+
+// Columns [O, R, I]: narrow ones read as wide rows of `fold` rows (wide column j is channel j % I), the
+// rows left over pushed one by one.
+void run_columns(const std::uint8_t* input, const plan::CanonicalGeometry& g, const math::StatsSink& sink, int threads) {
+  std::int64_t fold = 1;
+  while (fold * g.col_inner < kMinWideColumns && 2 * fold <= g.col_rows) fold *= 2;
+  const std::int64_t wide_inner = g.col_inner * fold, wide_rows = g.col_rows / fold;
+  const std::int64_t tiles = (wide_inner + kColumnTile - 1) / kColumnTile;
+  const std::int64_t splits = splits_for(g.col_outer * tiles, wide_rows * std::min(wide_inner, kColumnTile), threads);
+  const std::int64_t chunk = (wide_rows + splits - 1) / splits;
+  // partials[(o * I + channel) * splits + split]; a tile of a folded view holds every channel.
+  std::vector<IntegerSummary> partials(static_cast<std::size_t>(g.kept_numel * splits), math::empty_integer_summary());
+  parallel_items(g.col_outer * tiles * splits, threads_for(g.numel, threads), [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t item = begin; item < end; ++item) {
+      const std::int64_t split = item % splits, tile = (item / splits) % tiles, o = item / splits / tiles;
+      const std::int64_t c0 = tile * kColumnTile, cols = std::min(kColumnTile, wide_inner - c0);
+      const std::int64_t r_lo = split * chunk, r_hi = std::min(wide_rows, r_lo + chunk);
+      const std::uint8_t* outer_slice = input + o * g.col_rows * g.col_inner;
+      ColumnTotals totals(cols);
+      const auto partial = [&](std::int64_t wide_column) -> IntegerSummary& {
+        return partials[static_cast<std::size_t>((o * g.col_inner + (c0 + wide_column) % g.col_inner) * splits + split)];
+      };
+      for (std::int64_t r = r_lo; r < r_hi; ++r) {
+        totals.add_row(outer_slice + r * wide_inner + c0, cols);
+        if (totals.rows == kFlushValues) {
+          for (std::int64_t c = 0; c < cols; ++c) totals.flush(c, partial(c));
+          totals.rows = 0;
+        }
+      }
+      for (std::int64_t c = 0; c < cols; ++c) totals.flush(c, partial(c));
+      if (split == splits - 1 && tile == 0) {
+        for (std::int64_t r = wide_rows * fold; r < g.col_rows; ++r) {
+          for (std::int64_t c = 0; c < g.col_inner; ++c) add_run(outer_slice + r * g.col_inner + c, 1, partial(c));
+        }
+      }
+    }
+  });
+  finish(partials, g.kept_numel, splits, sink);
+}
+
+void run_generic(const std::uint8_t* input, const plan::CanonicalGeometry& g, const math::StatsSink& sink, int threads) {
+  std::vector<IntegerSummary> partials(static_cast<std::size_t>(g.kept_numel), math::empty_integer_summary());
+  parallel_items(g.kept_numel, threads_for(g.numel, threads), [&](std::int64_t begin, std::int64_t end) {
+    for (std::int64_t k = begin; k < end; ++k) {
+      const std::uint8_t* slice = input + plan::strided_offset(g.kept, k);
+      math::IntegerMoments s = math::IntegerMoments::empty();
+      for (std::int64_t j = 0; j < g.reduce_numel; ++j) s.push(slice[plan::strided_offset(g.reduced, j)]);
+      partials[static_cast<std::size_t>(k)] = s.summary();
+    }
+  });
+  finish(partials, g.kept_numel, 1, sink);
+}
+
+}  // namespace
+
+Status compute_integer_stats(const std::uint8_t* input, const plan::CanonicalGeometry& geometry, const math::StatsSink& sink,
+                             int threads) {
+  switch (geometry.pattern) {
+    case plan::Pattern::empty: finish({}, geometry.kept_numel, 0, sink); break;
+    case plan::Pattern::segments: run_segments(input, geometry, sink, threads); break;
+    case plan::Pattern::columns: run_columns(input, geometry, sink, threads); break;
+    case plan::Pattern::generic: run_generic(input, geometry, sink, threads); break;
+  }
+  return Status::success();
+}
+
+}  // namespace normkit::cpu

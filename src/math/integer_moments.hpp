@@ -1,0 +1,233 @@
+// Exact statistics of uint8 input: integer sums in the kernels' and the host engine's hot loops, merged
+// by integer addition (so any order, chunking or plan gives the same bits), and one rounding of each
+// exact fraction at the end. The one definition of those formulas for both backends.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "math/byte_sums.hpp"
+#include "math/double_double.hpp"
+#include "math/host_device.hpp"
+#include "math/moments.hpp"
+#include "normkit/stats_types.hpp"
+
+namespace normkit::math {
+
+// ---- The public summary -------------------------------------------------------------------------------
+
+NORMKIT_HD IntegerSummary empty_integer_summary() {
+  return IntegerSummary{0, 0, 0, 0, INT64_MAX, INT64_MIN, 0};
+}
+
+// into += from. The sums add modulo 2^64 (no undefined behaviour past the limit); `overflow` is set once
+// the count passes kMaxIntegerSummaryCount, below which Σx² of uint8 values fits int64.
+NORMKIT_HD void merge_integer_summary(IntegerSummary& into, const IntegerSummary& from) {
+  const bool overflow = into.overflow != 0 || from.overflow != 0 || from.count > kMaxIntegerSummaryCount - into.count;
+  const auto add = [](std::int64_t a, std::int64_t b) {
+    return static_cast<std::int64_t>(static_cast<std::uint64_t>(a) + static_cast<std::uint64_t>(b));
+  };
+  into.count = add(into.count, from.count);
+  into.sum = add(into.sum, from.sum);
+  into.sum_squares = add(into.sum_squares, from.sum_squares);
+  into.nonzero_count = add(into.nonzero_count, from.nonzero_count);
+  into.min = from.min < into.min ? from.min : into.min;
+  into.max = from.max > into.max ? from.max : into.max;
+  into.overflow = overflow ? 1 : 0;
+}
+
+// ---- A thread's state in the kernels and the host engine ----------------------------------------------
+
+// Integer counterpart of LocalMoments (same interface, so the statistics kernels run it unchanged): sums in
+// 64 bits, extremes as ByteSums' two half-precision lanes. Batches of uint8 come as ByteSums (exact
+// 32-bit sums of at most 64 values), widened here once per batch.
+struct IntegerMoments {
+  std::uint64_t count;
+  std::uint64_t sum;
+  std::uint64_t sum_sq;
+  std::uint64_t nonzero;
+  std::uint32_t min_lanes;  // two lanes 0x6400 | x (ByteSums)
+  std::uint32_t max_lanes;
+
+  NORMKIT_HD static IntegerMoments empty() { return IntegerMoments{0u, 0u, 0u, 0u, 0x64ff64ffu, 0x64006400u}; }
+
+  // One value (the scalar head and tail paths of the kernels hand it over in their float type).
+  template <typename Acc>
+  NORMKIT_HD void push(Acc x) {
+    const std::uint32_t v = static_cast<std::uint32_t>(x);
+    ++count;
+    sum += v;
+    sum_sq += v * v;
+    nonzero += v != 0u ? 1u : 0u;
+    const std::uint32_t lanes = 0x64006400u | v | (v << 16);
+    min_lanes = ByteSums::min_lanes_of(min_lanes, lanes);
+    max_lanes = ByteSums::max_lanes_of(max_lanes, lanes);
+  }
+
+  template <bool kExtremes = true, bool kMinMax = kExtremes, typename Acc, int N>
+  NORMKIT_HD bool push_pack(const Acc (&v)[N]) {
+NORMKIT_UNROLL
+    for (int i = 0; i < N; ++i) push(v[i]);
+    return true;
+  }
+
+  // N values summed by ByteSums. kExtremes = false leaves the non-zero count and the extremes out.
+  template <bool kExtremes = true, int N>
+  NORMKIT_HD void push_bytes(const ByteSums& b) {
+    count += static_cast<std::uint32_t>(N);
+    sum += b.sum;
+    sum_sq += b.sum_sq;
+    if constexpr (kExtremes) {
+      nonzero += b.nonzero();
+      min_lanes = ByteSums::min_lanes_of(min_lanes, b.min_lanes);
+      max_lanes = ByteSums::max_lanes_of(max_lanes, b.max_lanes);
+    }
+  }
+
+  NORMKIT_HD void merge(const IntegerMoments& b) {
+    count += b.count;
+    sum += b.sum;
+    sum_sq += b.sum_sq;
+    nonzero += b.nonzero;
+    min_lanes = ByteSums::min_lanes_of(min_lanes, b.min_lanes);
+    max_lanes = ByteSums::max_lanes_of(max_lanes, b.max_lanes);
+  }
+
+  NORMKIT_HD IntegerMoments widen() const { return *this; }
+
+  NORMKIT_HD IntegerSummary summary() const {
+    IntegerSummary r = empty_integer_summary();
+    r.count = static_cast<std::int64_t>(count);
+    r.sum = static_cast<std::int64_t>(sum);
+    r.sum_squares = static_cast<std::int64_t>(sum_sq);
+    r.nonzero_count = static_cast<std::int64_t>(nonzero);
+    if (count > 0) {
+      r.min = ByteSums::lane_min(min_lanes) & 0xffu;
+      r.max = ByteSums::lane_max(max_lanes) & 0xffu;
+    }
+    return r;
+  }
+};
+
+NORMKIT_HD void merge(IntegerMoments& a, const IntegerMoments& b) { a.merge(b); }
+template <typename Acc>
+NORMKIT_HD void push(IntegerMoments& s, Acc x) { s.push(x); }
+
+// The state a statistics kernel keeps for input T accumulated in Acc: `local` in the hot loops, `wide`
+// where slices of any size are merged. uint8 is exact integers in both.
+template <typename T, typename Acc>
+struct KernelState {
+  using local = LocalMoments<Acc>;
+  using wide = MomentState<Acc>;
+  NORMKIT_HD static wide empty_wide() { return empty_state<Acc>(); }
+};
+template <typename Acc>
+struct KernelState<std::uint8_t, Acc> {
+  using local = IntegerMoments;
+  using wide = IntegerMoments;
+  NORMKIT_HD static wide empty_wide() { return IntegerMoments::empty(); }
+};
+
+// ---- From exact integers to statistics ----------------------------------------------------------------
+
+struct ExactMoments {
+  double mean;      // Σx / n rounded once (within 1 ulp)
+  DoubleDouble m2;  // n Σx² - (Σx)², divided by n, to ~2^-104 relative
+};
+
+// The mean and M2 of n > 0 values from their exact Σx and Σx² (< 2^63). With q the integer nearest the
+// mean and r = Σx - q n (|r| <= n/2): mean = q + r/n and M2 = (Σx² - q (Σx + r)) - r²/n, an identity for
+// any integer q. The first term is an integer, exact in 64-bit arithmetic modulo 2^64 and in [0, 2^64)
+// since it equals M2 + r²/n. Every integer lies at least |r|/n from the mean, so r²/n <= M2: the
+// subtraction cancels at most one bit, and M2 keeps double-double accuracy.
+NORMKIT_HD ExactMoments exact_moments(std::uint64_t n, std::uint64_t sum, std::uint64_t sum_sq) {
+  const double nd = static_cast<double>(n);  // exact: n < 2^53
+  const std::uint64_t q = static_cast<std::uint64_t>(rint(static_cast<double>(sum) / nd));
+  const std::int64_t r = static_cast<std::int64_t>(sum - q * n);  // |r| <= n/2 + 1: exact as a double
+  const double rd = static_cast<double>(r);
+  ExactMoments m;
+  const DoubleDouble frac = dd_div(DoubleDouble{rd, 0.0}, nd);
+  const DoubleDouble mean = two_sum(static_cast<double>(q), frac.hi);
+  m.mean = mean.hi + (mean.lo + frac.lo);
+  const std::uint64_t integer_part = sum_sq - q * (sum + static_cast<std::uint64_t>(r));
+  m.m2 = dd_sub(dd_from_u64(integer_part), dd_div(two_prod(rd, rd), nd));
+  if (m.m2.hi < 0.0) m.m2 = DoubleDouble{0.0, 0.0};
+  return m;
+}
+
+// The statistics of an integer summary (stats.hpp's rules for empty slices and ddof; no NaN or Inf in
+// integers). An overflowed summary gives NaN for every float statistic.
+NORMKIT_HD StatValues finalize_integer(const IntegerSummary& s, std::int64_t ddof) {
+  const double nan = quiet_nan<double>();
+  StatValues v;
+  v.count = s.count;
+  v.l0 = s.nonzero_count;
+  v.mean = v.var = v.std = v.min = v.max = v.linf = nan;
+  if (s.overflow != 0) {
+    v.sum = v.l1 = v.l2 = nan;
+    return v;
+  }
+  v.sum = v.l1 = static_cast<double>(static_cast<std::uint64_t>(s.sum));
+  v.l2 = dd_sqrt(dd_from_u64(static_cast<std::uint64_t>(s.sum_squares)));
+  if (s.count == 0) return v;
+  const std::uint64_t n = static_cast<std::uint64_t>(s.count);
+  const ExactMoments m = exact_moments(n, static_cast<std::uint64_t>(s.sum), static_cast<std::uint64_t>(s.sum_squares));
+  v.mean = m.mean;
+  if (s.count - ddof > 0) {
+    const DoubleDouble var = dd_div(m.m2, static_cast<double>(s.count - ddof));
+    v.var = var.hi + var.lo;
+    v.std = dd_sqrt(var);
+  }
+  v.min = static_cast<double>(s.min);
+  v.max = v.linf = static_cast<double>(s.max);
+  return v;
+}
+
+// The same statistics as float32, for summaries of at most kLocalMomentsMaxValues values (a kernel's
+// slice that one work item finished): then n Σx² - (Σx)² = n M2 < 2^62 is exact in 64-bit integers, so
+// each fraction is one double division of exact or once-rounded operands, rounded again to float (within
+// 1 ulp of float32) - a quarter of the double-double path's cost.
+NORMKIT_HD StatValuesIn<float> finalize_integer_float(const IntegerSummary& s, std::int64_t ddof) {
+  const float nan = quiet_nan<float>();
+  StatValuesIn<float> v;
+  v.count = s.count;
+  v.l0 = s.nonzero_count;
+  v.mean = v.var = v.std = v.min = v.max = v.linf = nan;
+  const std::uint64_t n = static_cast<std::uint64_t>(s.count);
+  const std::uint64_t sum = static_cast<std::uint64_t>(s.sum), sum_sq = static_cast<std::uint64_t>(s.sum_squares);
+  v.sum = v.l1 = static_cast<float>(sum);
+  v.l2 = sqrtf(static_cast<float>(sum_sq));
+  if (n == 0) return v;
+  v.mean = static_cast<float>(static_cast<double>(sum) / static_cast<double>(n));
+  if (s.count - ddof > 0) {
+    const std::uint64_t n_m2 = n * sum_sq - sum * sum;
+    v.var = static_cast<float>(static_cast<double>(n_m2) / (static_cast<double>(n) * static_cast<double>(s.count - ddof)));
+    v.std = sqrtf(v.var);
+  }
+  v.min = static_cast<float>(s.min);
+  v.max = v.linf = static_cast<float>(s.max);
+  return v;
+}
+
+// The float summary of the same values (accumulate_stats on uint8 input): mean and M2 rounded once.
+NORMKIT_HD StatsSummary to_stats_summary(const IntegerSummary& s) {
+  StatsSummary r;
+  r.count = s.count;
+  r.nan_count = r.posinf_count = r.neginf_count = 0;
+  r.nonzero_count = s.nonzero_count;
+  r.mean = r.m2 = 0.0;
+  r.min = pos_inf<double>();
+  r.max = -pos_inf<double>();
+  r.abs_sum = static_cast<double>(static_cast<std::uint64_t>(s.sum));
+  if (s.count > 0) {
+    const ExactMoments m = exact_moments(static_cast<std::uint64_t>(s.count), static_cast<std::uint64_t>(s.sum),
+                                         static_cast<std::uint64_t>(s.sum_squares));
+    r.mean = m.mean;
+    r.m2 = m.m2.hi + m.m2.lo;
+    r.min = static_cast<double>(s.min);
+    r.max = static_cast<double>(s.max);
+  }
+  return r;
+}
+
+}  // namespace normkit::math
