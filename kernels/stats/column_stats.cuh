@@ -19,6 +19,7 @@
 #include "kernels/common/partial_states.cuh"
 #include "kernels/common/vector_load.cuh"
 #include "math/stats_sink.hpp"
+#include "plan/stats_plan.hpp"
 
 namespace normkit::kernels {
 
@@ -66,7 +67,7 @@ __global__ void __launch_bounds__(256, 1) column_stats_kernel(const T* __restric
   // its tail rows take the float path, 3-4x the cost per value. (Rounding float ranges to 8-row batches
   // cost float16 per-feature statistics 1% modelled: fewer busy blocks.)
   constexpr bool kByteBatches = std::is_same_v<T, std::uint8_t> && VEC == 4;
-  constexpr std::int64_t kBatchRows = kByteBatches ? 16 : kColumnRowBatch;
+  constexpr std::int64_t kBatchRows = kByteBatches ? plan::StatsPolicy::byte_column_batch_rows : kColumnRowBatch;
   const std::int64_t batch = kByteBatches ? kBatchRows * blockDim.y : 1;
   const std::int64_t chunk = ((shape.rows + shape.splits - 1) / shape.splits + batch - 1) / batch * batch;
   const std::int64_t row_lo = split * chunk;

@@ -25,6 +25,8 @@ struct SegmentShape {
   std::int64_t outer = 1;  // kept outer slices of A*C*B elements (generic [O, A, C, B]); segment o*C + c
   int sub_lanes = 1 << 30;  // A > 1: lanes per sub-row (a power of two; the group's sub-groups take
                             // every (group / sub_lanes)-th sub-row), so short sub-rows keep lanes busy
+  std::int64_t chunk = 0;   // elements per work item: plan::segment_chunk(a, b, splits), computed on the
+                            // host (its 64-bit divisions cost a one-wave grid 6% of its issue cycles)
 };
 
 // Vector packs a thread loads and folds together in float: 64 bytes of input in flight per thread (4
@@ -74,10 +76,22 @@ __device__ __forceinline__ void accumulate_range(const T* __restrict__ p, std::i
         for (int b = 0; b < kBytePacks; ++b) add_words<EXTREMES>(sums, raw[b]);
         s.template push_bytes<EXTREMES, kBytePacks * 16>(sums);
       }
-      for (; i < packs; i += group_size) {
+      if (i < packs) {  // the last 1-3 packs of this lane: loaded together (one round trip, not one each)
+        uint4 raw[kBytePacks - 1];
+        NORMKIT_UNROLL
+        for (int b = 0; b < kBytePacks - 1; ++b) {
+          raw[b] = i + b * group_size < packs ? *reinterpret_cast<const uint4*>(body[i + b * group_size].v) : uint4{};
+        }
         math::ByteSums sums = math::ByteSums::empty();
-        add_words<EXTREMES>(sums, *reinterpret_cast<const uint4*>(body[i].v));
-        s.template push_bytes<EXTREMES, 16>(sums);
+        std::uint32_t values = 0;
+        NORMKIT_UNROLL
+        for (int b = 0; b < kBytePacks - 1; ++b) {
+          if (i + b * group_size < packs) {
+            add_words<EXTREMES>(sums, raw[b]);
+            values += 16;
+          }
+        }
+        s.template push_bytes<EXTREMES>(sums, values);
       }
       for (int j = head + packs * VEC + t; j < n; j += group_size) s.push(load_one<Acc>(p + j));
       return;
@@ -107,10 +121,30 @@ __device__ __forceinline__ void accumulate_range(const T* __restrict__ p, std::i
         if (i != first_batch) pairs.fold(s);  // (short rows never fill a batch: no fold to pay per row)
       }
     }
-    for (; i < packs; i += group_size) {
-      Acc v0[VEC];
-      load_pack<Acc, T, VEC>(p + head + i * VEC, v0);
-      s.template push_pack<EXTREMES>(v0);
+    if constexpr (kPacks > 1 && sizeof(T) == 2) {
+      // The last packs of this lane (fewer than a batch): loaded together, folded each (16-bit rows of 16
+      // are 2 packs: two round trips per row before). (float32 block groups spilled with 3 more packs.)
+      if (i < packs) {
+        RawPack<T, VEC> raw[kPacks - 1];
+        NORMKIT_UNROLL
+        for (int b = 0; b < kPacks - 1; ++b) {
+          if (i + b * group_size < packs) raw[b] = load_raw_pack<T, VEC>(body[i + b * group_size].v);
+        }
+        NORMKIT_UNROLL
+        for (int b = 0; b < kPacks - 1; ++b) {
+          if (i + b * group_size < packs) {
+            Acc v[VEC];
+            convert_raw_pack<Acc, T, VEC>(raw[b], v);
+            s.template push_pack<EXTREMES>(v);
+          }
+        }
+      }
+    } else {
+      for (; i < packs; i += group_size) {
+        Acc v0[VEC];
+        load_pack<Acc, T, VEC>(p + head + i * VEC, v0);
+        s.template push_pack<EXTREMES>(v0);
+      }
     }
     for (int j = head + packs * VEC + t; j < n; j += group_size) s.push(load_one<Acc>(p + j));
   }
@@ -165,7 +199,7 @@ segment_stats_kernel(const T* __restrict__ input, SegmentShape shape, math::Stat
   const std::int64_t segments = shape.outer * shape.c;
   const std::int64_t work_items = segments * shape.splits;
   const std::int64_t total = shape.a * shape.b;
-  const std::int64_t chunk = shape.splits == 1 ? total : (total + shape.splits - 1) / shape.splits;
+  const std::int64_t chunk = shape.chunk;
   // The groups of a warp run the same rounds: their merges are collective (a block's item is uniform).
   const std::int64_t rounds = BLOCK_GROUP ? 0 : (work_items + stride - 1) / stride;
   for (std::int64_t round = 0, item = first; BLOCK_GROUP ? item < work_items : round < rounds; ++round, item += stride) {
@@ -173,8 +207,11 @@ segment_stats_kernel(const T* __restrict__ input, SegmentShape shape, math::Stat
     // (64-bit divisions cost ~150 issue cycles: none when the segments are not split)
     const std::int64_t segment = !active ? 0 : shape.splits == 1 ? item : item / shape.splits;
     const std::int64_t split = active ? item - segment * shape.splits : 0;
-    const std::int64_t lo = split * chunk;
-    const std::int64_t hi = lo + chunk < total ? lo + chunk : total;
+    std::int64_t lo = 0, hi = total;
+    if (shape.splits > 1) {  // (uniform: rows of 16 paid ~1% for 64-bit minima they do not need)
+      lo = split * chunk < total ? split * chunk : total;  // trailing items may be empty
+      hi = lo + chunk < total ? lo + chunk : total;
+    }
     State s = State::empty();
     if (active) accumulate_segment_part<Acc, VEC, EXTREMES>(input, shape, segment, lo, hi, t, group_size, s);
     if constexpr (BLOCK_GROUP) block_merge(s, scratch);

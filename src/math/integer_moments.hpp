@@ -74,7 +74,11 @@ NORMKIT_UNROLL
   // N values summed by ByteSums. kExtremes = false leaves the non-zero count and the extremes out.
   template <bool kExtremes = true, int N>
   NORMKIT_HD void push_bytes(const ByteSums& b) {
-    count += static_cast<std::uint32_t>(N);
+    push_bytes<kExtremes>(b, static_cast<std::uint32_t>(N));
+  }
+  template <bool kExtremes = true>
+  NORMKIT_HD void push_bytes(const ByteSums& b, std::uint32_t values) {
+    count += values;
     sum += b.sum;
     sum_sq += b.sum_sq;
     if constexpr (kExtremes) {

@@ -232,9 +232,10 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
     // Values behind one partial, a lane's partials and a whole slice, against LocalMoments' float counts.
     const std::int64_t slice_values = kernel == StatsKernel::columns ? g.col_rows * g.col_row_blocks : g.seg_a * g.seg_b;
     const std::int64_t rows_per_partial = ceil_div(g.col_rows / p.column_fold, p.column_block_splits);
-    std::int64_t per_partial = kernel == StatsKernel::columns ? rows_per_partial : ceil_div(slice_values, p.splits);
+    std::int64_t per_partial = kernel == StatsKernel::columns ? rows_per_partial : segment_chunk(g.seg_a, g.seg_b, p.splits);
     if (kernel == StatsKernel::columns && dtype == DType::uint8 && p.vector_elems == 4) {
-      per_partial = ceil_div(per_partial, 16 * p.block_y) * 16 * p.block_y;  // the kernel's 16-row batches
+      const std::int64_t batch = P::byte_column_batch_rows * p.block_y;  // the kernel's row batches
+      per_partial = ceil_div(per_partial, batch) * batch;
     }
     p.merge_lane_local = ceil_div(per_slice, p.merge_lanes) * per_partial <= math::kLocalMomentsMaxValues;
     p.merge_slice_local = slice_values <= math::kLocalMomentsMaxValues;

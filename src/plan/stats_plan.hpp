@@ -5,6 +5,7 @@
 #include <cstdint>
 
 #include "normkit/dtype.hpp"
+#include "math/moments.hpp"
 #include "plan/geometry.hpp"
 
 namespace normkit::plan {
@@ -63,6 +64,9 @@ struct StatsPolicy {
   }
   // A split must give each thread at least this many vector loads, or the merge costs more than it saves.
   static constexpr std::int64_t min_loads_per_thread = 8;
+  // uint8 columns: rows a thread loads (one 4-byte word each) and sums exactly before adding them to its
+  // integer states; row ranges are rounded to whole batches of every thread row.
+  static constexpr int byte_column_batch_rows = 32;
   // Column kernels hold one Welford state per column a thread owns: at most 4 columns keep registers
   // below ~128 (16-byte loads for float32, 8-byte for 16-bit types, 4-byte for uint8).
   static constexpr int max_column_vector = 4;
@@ -89,6 +93,20 @@ std::int64_t whole_wave_grid(std::int64_t blocks, std::int64_t slots);
 // Splits per slice (1 .. max_splits) for `segments` slices whose blocks fill whole waves best: the
 // segment_block grid. 1 when the slices alone fill the GPU.
 std::int64_t wave_filling_splits(std::int64_t segments, std::int64_t max_splits, int sm_count, int residency);
+
+// Elements of a segment's A*B that each of its `splits` work items takes (the last ones may take fewer, or
+// none): whole sub-rows when there are at least 8 per split (NCHW per-channel: a cut sub-row cost each
+// item a realigning head and a tail of scalar loads, one round trip each), else a multiple of 64
+// elements (items of a global reduction start on aligned vectors). Never more than the plan's bound of
+// kLocalMomentsMaxValues per item.
+NORMKIT_HD std::int64_t segment_chunk(std::int64_t a, std::int64_t b, std::int64_t splits) {
+  if (splits <= 1) return a * b;
+  const std::int64_t rows = (a + splits - 1) / splits;
+  if (a >= 8 * splits && rows * b <= math::kLocalMomentsMaxValues) return rows * b;
+  const std::int64_t even = (a * b + splits - 1) / splits;
+  const std::int64_t rounded = (even + 63) / 64 * 64;
+  return rounded <= math::kLocalMomentsMaxValues ? rounded : even;
+}
 
 struct StatsPlan {
   StatsKernel kernel = StatsKernel::empty;
