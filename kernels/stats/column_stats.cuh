@@ -105,7 +105,8 @@ __global__ void __launch_bounds__(256, 1) column_stats_kernel(const T* __restric
       }
       // Batches of kColumnRowBatch rows: their loads are all in flight before the math, and each column
       // takes the batch as one pack (one reciprocal per batch instead of a division per value).
-      // 16-bit inputs keep min and max as packed pairs of adjacent columns (the pack's two words).
+      // 16-bit inputs keep min, max and non-zero counts as packed pairs of adjacent columns (the pack's two
+      // words).
       constexpr bool kPairs = EXTREMES && sizeof(T) == 2 && VEC == 4;
       std::conditional_t<kPairs, PairExtremes<T>, NoPairExtremes> pairs[2];
       for (; r + (kColumnRowBatch - 1) * step < row_hi; r += kColumnRowBatch * step) {
@@ -116,11 +117,14 @@ __global__ void __launch_bounds__(256, 1) column_stats_kernel(const T* __restric
         Raw raw[kColumnRowBatch];
         NORMKIT_UNROLL
         for (int b = 0; b < kColumnRowBatch; ++b) raw[b] = *reinterpret_cast<const Raw*>(column + (r + b * step) * shape.inner);
+        std::conditional_t<kPairs, PairNonzeros, NoPairNonzeros> nonzeros[2];
         if constexpr (kPairs) {
           NORMKIT_UNROLL
           for (int b = 0; b < kColumnRowBatch; ++b) {
             pairs[0].add(raw[b].x);
             pairs[1].add(raw[b].y);
+            nonzeros[0].add(raw[b].x);
+            nonzeros[1].add(raw[b].y);
           }
         }
         Acc values[kColumnRowBatch][VEC];
@@ -138,7 +142,10 @@ __global__ void __launch_bounds__(256, 1) column_stats_kernel(const T* __restric
           Acc pack[kColumnRowBatch];
           NORMKIT_UNROLL
           for (int b = 0; b < kColumnRowBatch; ++b) pack[b] = values[b][j];
-          local[j].template push_pack<EXTREMES, !kPairs>(pack);
+          const bool finite = local[j].template push_pack<EXTREMES, !kPairs, !kPairs>(pack);
+          if constexpr (kPairs) {
+            if (finite) local[j].nonzero += nonzeros[j / 2].lane(j % 2);
+          }
         }
       }
       if constexpr (kPairs) {

@@ -100,7 +100,7 @@ __device__ __forceinline__ void accumulate_range(const T* __restrict__ p, std::i
     // (one reciprocal) per 16-32 values instead of per 4 (float32) or 8 (16-bit).
     constexpr int kPacks = segment_batch_packs<Acc, T, VEC>();
     if constexpr (kPacks > 1) {
-      // 16-bit inputs keep min and max of the batches as packed pairs of the raw words.
+      // 16-bit inputs keep min, max and non-zero counts of the batches as packed pairs of the raw words.
       constexpr bool kPairs = EXTREMES && sizeof(T) == 2;
       std::conditional_t<kPairs, PairExtremes<T>, NoPairExtremes> pairs;
       const int first_batch = i;
@@ -108,14 +108,21 @@ __device__ __forceinline__ void accumulate_range(const T* __restrict__ p, std::i
         RawPack<T, VEC> raw[kPacks];
         NORMKIT_UNROLL
         for (int b = 0; b < kPacks; ++b) raw[b] = load_raw_pack<T, VEC>(body[i + b * group_size].v);
+        std::conditional_t<kPairs, PairNonzeros, NoPairNonzeros> nonzeros;
         if constexpr (kPairs) {  // before the conversion, so the raw words die with it (no spills)
           NORMKIT_UNROLL
-          for (int b = 0; b < kPacks; ++b) pairs.add_words(raw[b]);
+          for (int b = 0; b < kPacks; ++b) {
+            pairs.add_words(raw[b]);
+            nonzeros.add_words(raw[b]);
+          }
         }
         Acc v[kPacks * VEC];
         NORMKIT_UNROLL
         for (int b = 0; b < kPacks; ++b) convert_raw_pack<Acc, T, VEC>(raw[b], v + b * VEC);
-        s.template push_pack<EXTREMES, !kPairs>(v);
+        const bool finite = s.template push_pack<EXTREMES, !kPairs, !kPairs>(v);
+        if constexpr (kPairs) {
+          if (finite) s.nonzero += nonzeros.total();
+        }
       }
       if constexpr (kPairs) {
         if (i != first_batch) pairs.fold(s);  // (short rows never fill a batch: no fold to pay per row)

@@ -64,7 +64,7 @@ struct IntegerMoments {
     max_lanes = ByteSums::max_lanes_of(max_lanes, lanes);
   }
 
-  template <bool kExtremes = true, bool kMinMax = kExtremes, typename Acc, int N>
+  template <bool kExtremes = true, bool kMinMax = kExtremes, bool kNonzero = kExtremes, typename Acc, int N>
   NORMKIT_HD bool push_pack(const Acc (&v)[N]) {
 NORMKIT_UNROLL
     for (int i = 0; i < N; ++i) push(v[i]);

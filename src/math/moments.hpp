@@ -260,8 +260,9 @@ struct LocalMoments {
   // = false (requests of count, mean, var, std, sum and l2 only) leaves min, max, Σ|x| and the non-zero
   // count of finite packs out: 9 of the ~19 issue cycles per value. kMinMax = false leaves min and max of
   // finite packs to the caller (16-bit inputs keep them as packed pairs: kernels/common/packed_extremes).
+  // kNonzero = false leaves the non-zero count of finite packs to the caller likewise (PairNonzeros).
   // Returns whether the pack took the fast path (all values finite).
-  template <bool kExtremes = true, bool kMinMax = kExtremes, int N>
+  template <bool kExtremes = true, bool kMinMax = kExtremes, bool kNonzero = kExtremes, int N>
   NORMKIT_HD bool push_pack(const Acc (&v)[N]) {
     static_assert(N <= 64, "a pack's non-zero count is kept exactly");
     shift = count == Acc(0) ? v[0] : shift;
@@ -285,7 +286,7 @@ NORMKIT_UNROLL
           max = max_of(max, v[i]);
         }
         abs_sum += abs_of(v[i]);
-        count_nonzero(nonzero, v[i]);
+        if constexpr (kNonzero) count_nonzero(nonzero, v[i]);
       }
     }
     const Acc pack_mean = sum * (Acc(1) / Acc(N));

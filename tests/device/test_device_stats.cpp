@@ -82,8 +82,12 @@ void check_device(const Case& c, DType dtype, const std::vector<double>& values,
 }
 
 std::vector<double> data_for(DType dtype, std::int64_t n, unsigned seed) {
-  return dtype == DType::uint8 ? normkit::testing::uniform_values(static_cast<std::size_t>(n), 0, 255, seed)
-                               : normkit::testing::uniform_values(static_cast<std::size_t>(n), -3, 5, seed);
+  if (dtype == DType::uint8) return normkit::testing::uniform_values(static_cast<std::size_t>(n), 0, 255, seed);
+  auto v = normkit::testing::uniform_values(static_cast<std::size_t>(n), -3, 5, seed);
+  // Zeros of both signs among them, so l0 counts something (packed non-zero counts of 16-bit input).
+  for (std::size_t i = 3; i < v.size(); i += 11) v[i] = 0.0;
+  for (std::size_t i = 5; i < v.size(); i += 13) v[i] = -0.0;
+  return v;
 }
 
 // Shapes on and around the plan thresholds, small enough for the emulator.
