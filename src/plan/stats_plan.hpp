@@ -47,8 +47,10 @@ struct StatsPolicy {
   // element modelled); on sub-rows of 256, 7.1.
   static constexpr std::int64_t segment_loads_per_sub_row = 16;
   // Resident blocks per SM the grid aims for when it has to split slices to fill the GPU (columns; the
-  // segment kernels use segment_residency below).
-  static constexpr int target_blocks_per_sm = 4;
+  // segment kernels use segment_residency below). 2: the column kernels hold 2 blocks per SM (116-128
+  // registers); aiming at 4 ran two waves and doubled the partials to merge (NHWC RGB float32: 2112 per
+  // channel, a 3.3 us merge; 47% -> 62% modelled at 32 MB with 2).
+  static constexpr int target_blocks_per_sm = 2;
   // Blocks of a segment kernel resident per SM, guaranteed by its launch bounds (ptxas keeps it at
   // <= 65536 / (256 x this) registers; sm_90 ptxas: block groups 64-80 registers for float accumulation of
   // 32- and 8-bit vectors, lane groups 80-95; 16-bit vectors 122-128; scalar loads 64-76; float64 74-108).

@@ -144,7 +144,7 @@ TEST(Plan, Columns) {
   EXPECT_EQ(p.block_x, 32);
   EXPECT_EQ(p.block_y, 8);
   EXPECT_EQ(p.grid_x, 2);
-  EXPECT_EQ(p.splits, 264);  // 528 target blocks / 2 column blocks
+  EXPECT_EQ(p.splits, 132);  // 264 target blocks (2 per SM) / 2 column blocks
   EXPECT_EQ(p.grid_y, p.splits);
   // Misaligned base pointer or a width not multiple of the vector: scalar.
   EXPECT_EQ(choose_stats_plan(g, DType::float32, false, 4, h100).vector_elems, 1);
