@@ -39,13 +39,13 @@ constexpr int segment_batch_packs() {
   return packs < 1 ? 1 : packs;
 }
 
-// The 16 bytes of a uint8 pack into exact integer sums.
+// The 16 bytes of a uint8 pack into exact integer sums (non-zeros counted in half lanes).
 template <bool EXTREMES>
 __device__ __forceinline__ void add_words(math::ByteSums& sums, const uint4& w) {
-  sums.add_word<EXTREMES>(w.x);
-  sums.add_word<EXTREMES>(w.y);
-  sums.add_word<EXTREMES>(w.z);
-  sums.add_word<EXTREMES>(w.w);
+  sums.add_word<EXTREMES, true>(w.x);
+  sums.add_word<EXTREMES, true>(w.y);
+  sums.add_word<EXTREMES, true>(w.z);
+  sums.add_word<EXTREMES, true>(w.w);
 }
 
 // Accumulates p[t], p[t + G], ... of a contiguous range of n elements into s. n fits 32 bits: a work item
@@ -74,7 +74,7 @@ __device__ __forceinline__ void accumulate_range(const T* __restrict__ p, std::i
         math::ByteSums sums = math::ByteSums::empty();
         NORMKIT_UNROLL
         for (int b = 0; b < kBytePacks; ++b) add_words<EXTREMES>(sums, raw[b]);
-        s.template push_bytes<EXTREMES, kBytePacks * 16>(sums);
+        s.template push_bytes<EXTREMES, kBytePacks * 16, true>(sums);
       }
       if (i < packs) {  // the last 1-3 packs of this lane: loaded together (one round trip, not one each)
         uint4 raw[kBytePacks - 1];
@@ -91,7 +91,7 @@ __device__ __forceinline__ void accumulate_range(const T* __restrict__ p, std::i
             values += 16;
           }
         }
-        s.template push_bytes<EXTREMES>(sums, values);
+        s.template push_bytes<EXTREMES, true>(sums, values);
       }
       for (int j = head + packs * VEC + t; j < n; j += group_size) s.push(load_one<Acc>(p + j));
       return;

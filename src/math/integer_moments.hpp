@@ -46,10 +46,12 @@ struct IntegerMoments {
   std::uint64_t sum;
   std::uint64_t sum_sq;
   std::uint64_t nonzero;
-  std::uint32_t min_lanes;  // two lanes 0x6400 | x (ByteSums)
+  std::uint32_t min_lanes;  // two lanes holding x (ByteSums)
   std::uint32_t max_lanes;
 
-  NORMKIT_HD static IntegerMoments empty() { return IntegerMoments{0u, 0u, 0u, 0u, 0x64ff64ffu, 0x64006400u}; }
+  NORMKIT_HD static IntegerMoments empty() {
+    return IntegerMoments{0u, 0u, 0u, 0u, ByteSums::kEmptyMinLanes, ByteSums::kEmptyMaxLanes};
+  }
 
   // One value (the scalar head and tail paths of the kernels hand it over in their float type).
   template <typename Acc>
@@ -59,7 +61,7 @@ struct IntegerMoments {
     sum += v;
     sum_sq += v * v;
     nonzero += v != 0u ? 1u : 0u;
-    const std::uint32_t lanes = 0x64006400u | v | (v << 16);
+    const std::uint32_t lanes = v | (v << 16);
     min_lanes = ByteSums::min_lanes_of(min_lanes, lanes);
     max_lanes = ByteSums::max_lanes_of(max_lanes, lanes);
   }
@@ -71,18 +73,19 @@ NORMKIT_UNROLL
     return true;
   }
 
-  // N values summed by ByteSums. kExtremes = false leaves the non-zero count and the extremes out.
-  template <bool kExtremes = true, int N>
+  // N values summed by ByteSums. kExtremes = false leaves the non-zero count and the extremes out;
+  // kHalfCounts says how b counted its non-zeros (ByteSums::add_word).
+  template <bool kExtremes = true, int N, bool kHalfCounts = false>
   NORMKIT_HD void push_bytes(const ByteSums& b) {
-    push_bytes<kExtremes>(b, static_cast<std::uint32_t>(N));
+    push_bytes<kExtremes, kHalfCounts>(b, static_cast<std::uint32_t>(N));
   }
-  template <bool kExtremes = true>
+  template <bool kExtremes = true, bool kHalfCounts = false>
   NORMKIT_HD void push_bytes(const ByteSums& b, std::uint32_t values) {
     count += values;
     sum += b.sum;
     sum_sq += b.sum_sq;
     if constexpr (kExtremes) {
-      nonzero += b.nonzero();
+      nonzero += b.template nonzero<kHalfCounts>();
       min_lanes = ByteSums::min_lanes_of(min_lanes, b.min_lanes);
       max_lanes = ByteSums::max_lanes_of(max_lanes, b.max_lanes);
     }
