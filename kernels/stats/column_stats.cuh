@@ -47,6 +47,28 @@ __device__ __forceinline__ void transpose_bytes(const std::uint32_t* rows, std::
   out[3] = __byte_perm(hi01, hi23, 0x7632u);
 }
 
+// Rows r, r + step, ..., r + (ROWS - 1) * step of 4 uint8 columns at `column` (a 4-byte word each) into
+// the columns' integer states: all loads first, then a 4x4 byte transpose per quad of rows and ByteSums.
+template <int ROWS, bool EXTREMES, typename State>
+__device__ __forceinline__ void add_byte_rows(const std::uint8_t* __restrict__ column, std::int64_t r, std::int64_t step,
+                                              std::int64_t inner, State (&local)[4]) {
+  std::uint32_t words[ROWS];
+  NORMKIT_UNROLL
+  for (int b = 0; b < ROWS; ++b) words[b] = *reinterpret_cast<const std::uint32_t*>(column + (r + b * step) * inner);
+  math::ByteSums sums[4];
+  NORMKIT_UNROLL
+  for (int j = 0; j < 4; ++j) sums[j] = math::ByteSums::empty();
+  NORMKIT_UNROLL
+  for (int q = 0; q < ROWS / 4; ++q) {
+    std::uint32_t by_column[4];
+    transpose_bytes(words + 4 * q, by_column);
+    NORMKIT_UNROLL
+    for (int j = 0; j < 4; ++j) sums[j].template add_word<EXTREMES>(by_column[j]);
+  }
+  NORMKIT_UNROLL
+  for (int j = 0; j < 4; ++j) local[j].template push_bytes<EXTREMES, ROWS>(sums[j]);
+}
+
 // blockDim.y must be a power of two; dynamic shared memory holds (blockDim.y / 2) * blockDim.x * VEC
 // states. Partial state of (split, o, column) at index split * outer * inner + o * inner + column.
 // EXTREMES = false: a request without min, max, l0, l1 and linf (math::LocalMoments::push_pack).
@@ -63,7 +85,7 @@ __global__ void __launch_bounds__(256, 1) column_stats_kernel(const T* __restric
   const std::int64_t col0 = (static_cast<std::int64_t>(blockIdx.x) * blockDim.x + tx) * VEC;
   const bool owns_columns = col0 < shape.inner;  // with VEC > 1, inner % VEC == 0: all VEC columns exist
   const std::int64_t split = blockIdx.y;
-  // uint8 row ranges in whole 16-row batches of every thread row (the last splits may be short or empty):
+  // uint8 row ranges in whole row batches of every thread row (the last splits may be short or empty):
   // its tail rows take the float path, 3-4x the cost per value. (Rounding float ranges to 8-row batches
   // cost float16 per-feature statistics 1% modelled: fewer busy blocks.)
   constexpr bool kByteBatches = std::is_same_v<T, std::uint8_t> && VEC == 4;
@@ -82,26 +104,12 @@ __global__ void __launch_bounds__(256, 1) column_stats_kernel(const T* __restric
       const std::int64_t step = blockDim.y;
       std::int64_t r = row_lo + ty;
       if constexpr (kByteBatches) {
-        // uint8: 16 rows of 4 columns in flight, transposed to a word of 4 rows per column and summed
-        // exactly (math::ByteSums), one Chan step per column per 16 rows.
+        // uint8: batches of rows of 4 columns in flight, transposed to words of 4 rows per column and
+        // summed exactly (math::ByteSums) into the integer states; then quads of rows (short row blocks:
+        // NCHW over axes 0 and 2), before the per-value path for the last 1-3 rows.
         constexpr int kRows = static_cast<int>(kBatchRows);
-        for (; r + (kRows - 1) * step < row_hi; r += kRows * step) {
-          std::uint32_t words[kRows];
-          NORMKIT_UNROLL
-          for (int b = 0; b < kRows; ++b) words[b] = *reinterpret_cast<const std::uint32_t*>(column + (r + b * step) * shape.inner);
-          math::ByteSums sums[VEC];
-          NORMKIT_UNROLL
-          for (int j = 0; j < VEC; ++j) sums[j] = math::ByteSums::empty();
-          NORMKIT_UNROLL
-          for (int q = 0; q < kRows / 4; ++q) {
-            std::uint32_t by_column[4];
-            transpose_bytes(words + 4 * q, by_column);
-            NORMKIT_UNROLL
-            for (int j = 0; j < VEC; ++j) sums[j].template add_word<EXTREMES>(by_column[j]);
-          }
-          NORMKIT_UNROLL
-          for (int j = 0; j < VEC; ++j) local[j].template push_bytes<EXTREMES, kRows>(sums[j]);
-        }
+        for (; r + (kRows - 1) * step < row_hi; r += kRows * step) add_byte_rows<kRows, EXTREMES>(column, r, step, shape.inner, local);
+        for (; r + 3 * step < row_hi; r += 4 * step) add_byte_rows<4, EXTREMES>(column, r, step, shape.inner, local);
       }
       // Batches of kColumnRowBatch rows: their loads are all in flight before the math, and each column
       // takes the batch as one pack (one reciprocal per batch instead of a division per value).
