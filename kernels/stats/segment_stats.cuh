@@ -34,7 +34,7 @@ struct SegmentShape {
 // the integer batches of accumulate_range instead.)
 template <typename Acc, typename T, int VEC>
 constexpr int segment_batch_packs() {
-  constexpr int by_registers = static_cast<int>((sizeof(Acc) == 8 ? 8 : sizeof(T) == 1 ? 16 : 32) / VEC);
+  constexpr int by_registers = static_cast<int>((sizeof(Acc) == 8 ? 8 : 32) / VEC);
   constexpr int packs = by_registers < 4 ? by_registers : 4;
   return packs < 1 ? 1 : packs;
 }

@@ -6,7 +6,6 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "math/byte_sums.hpp"
 #include "math/element_types.hpp"
 #include "math/host_device.hpp"
 #include "normkit/stats_types.hpp"
@@ -298,26 +297,6 @@ NORMKIT_UNROLL
     }
     chan_step(Acc(N), pack_mean, pack_m2);
     return true;
-  }
-
-  // N uint8 values summed exactly by ByteSums (the kernels' uint8 fast path): the batch's mean is Σx / N
-  // and its M2 = (N·Σx² - (Σx)²) / N, exact in 32-bit integers for N <= 64 (one rounding, to Acc), then
-  // one Chan step. uint8 has no NaN or ±Inf, and Σ|x| = Σx.
-  template <bool kExtremes = true, int N>
-  NORMKIT_HD void push_bytes(const ByteSums& b) {
-    static_assert(N >= 1 && N <= 64, "N * Σx² - (Σx)² must fit 32 bits");
-    constexpr Acc kInvN = Acc(1) / Acc(N);
-    shift = count == Acc(0) ? Acc(0) : shift;
-    const Acc sum = small_uint_to_acc<Acc>(b.sum);  // exact: < 2^14
-    const Acc pack_m2 = static_cast<Acc>(static_cast<std::uint32_t>(N) * b.sum_sq - b.sum * b.sum) * kInvN;
-    const Acc pack_mean = sum * kInvN - shift;
-    if constexpr (kExtremes) {
-      min = min_of(min, small_uint_to_acc<Acc>(b.min_value()));
-      max = max_of(max, small_uint_to_acc<Acc>(b.max_value()));
-      abs_sum += sum;
-      nonzero += small_uint_to_acc<Acc>(b.nonzero());
-    }
-    chan_step(Acc(N), pack_mean, pack_m2);
   }
 
   // Chan's merge of another local state (any shifts); empty sides leave the other unchanged.

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "math/element_types.hpp"
+#include "math/integer_moments.hpp"
 #include "math/moments.hpp"
 #include "test_data.hpp"
 
@@ -263,10 +264,10 @@ TEST(ByteSums, ExactSumsExtremesAndNonZerosOfEveryBytePosition) {
 TEST(ByteSums, PushBytesAgreesWithPerValuePushes) {
   std::vector<std::uint8_t> bytes(64 * 5 + 16);
   for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<std::uint8_t>((i * 2654435761u >> 13) % 7 == 0 ? 0 : (i * 97 + 13) % 256);
-  auto batched = nm::LocalMoments<float>::empty();
-  batched.push(3.0f);  // a per-value push first: batches continue relative to its shift
-  auto single = nm::LocalMoments<double>::empty();
-  single.push(3.0);
+  auto batched = nm::IntegerMoments::empty();
+  batched.push(3.0f);  // a per-value push first, as the kernels' scalar heads do
+  auto single = nm::IntegerMoments::empty();
+  single.push(3.0f);
   for (std::size_t start = 0; start < bytes.size();) {
     const int n = start + 64 <= bytes.size() ? 64 : 16;
     nm::ByteSums sums = nm::ByteSums::empty();
@@ -280,24 +281,23 @@ TEST(ByteSums, PushBytesAgreesWithPerValuePushes) {
     for (int k = 0; k < n; ++k) single.push(bytes[start + k]);
     start += n;
   }
-  const StatsSummary got = nm::to_summary(batched.widen());
-  const StatsSummary want = nm::to_summary(single.widen());
+  const normkit::IntegerSummary got = batched.summary(), want = single.summary();
   EXPECT_EQ(got.count, want.count);
   EXPECT_EQ(got.nonzero_count, want.nonzero_count);
   EXPECT_EQ(got.min, want.min);
   EXPECT_EQ(got.max, want.max);
-  EXPECT_EQ(got.abs_sum, want.abs_sum);
-  EXPECT_NEAR(got.mean, want.mean, 1e-6 * want.mean);
-  EXPECT_NEAR(got.m2, want.m2, 1e-5 * want.m2);
-  // Moments only: the extremes stay empty.
-  auto moments = nm::LocalMoments<float>::empty();
+  EXPECT_EQ(got.sum, want.sum);
+  EXPECT_EQ(got.sum_squares, want.sum_squares);
+  // Moments only: the extremes and the non-zero count stay empty.
+  auto moments = nm::IntegerMoments::empty();
   nm::ByteSums sums = nm::ByteSums::empty();
   sums.add_word<false>(0x01020304u);
   moments.push_bytes<false, 4>(sums);
-  EXPECT_EQ(moments.count, 4.0f);
-  EXPECT_EQ(moments.mean, 2.5f);
-  EXPECT_EQ(moments.m2, 5.0f);
-  EXPECT_EQ(moments.nonzero, 0.0f);
+  EXPECT_EQ(moments.count, 4u);
+  EXPECT_EQ(moments.sum, 10u);
+  EXPECT_EQ(moments.sum_sq, 30u);
+  EXPECT_EQ(moments.nonzero, 0u);
+  EXPECT_EQ(moments.min_lanes, nm::ByteSums::kEmptyMinLanes);
 }
 
 TEST(LocalMoments, AllNaNPackLeavesMomentsEmpty) {
