@@ -23,13 +23,23 @@
 
 namespace normkit::kernels {
 
+// Row blocks (geometry.hpp: reduced, kept, reduced, kept, e.g. NCHW over axes 0 and 2) repeat the
+// [outer, rows, inner] view every row_block_stride elements; each column reduces the rows of every block.
+// Split y = g * row_splits + s takes row blocks [g * block_span, (g + 1) * block_span) and, in each, the
+// s-th of row_splits row ranges: a thread carries its states across the blocks of its split, so that a
+// block of 64 rows costs no tree merge and no partial state of its own.
 struct ColumnShape {
-  std::int64_t outer;         // kept outer extent O
-  std::int64_t rows;          // (wide) rows reduced per column
-  std::int64_t inner;         // (wide) columns
-  std::int64_t outer_stride;  // elements between outer slices of the input (R * I)
-  std::int64_t splits;        // row ranges per column (== gridDim.y)
-  bool to_partials;           // write partial states (split or folded) instead of final statistics
+  std::int64_t outer;             // kept outer extent O
+  std::int64_t rows;              // (wide) rows reduced per column in each row block
+  std::int64_t inner;             // (wide) columns
+  std::int64_t outer_stride;      // elements between outer slices of the input (R * I)
+  std::int64_t splits;            // partial states per column (== gridDim.y)
+  std::int64_t row_blocks;        // 1 without row blocks
+  std::int64_t row_block_stride;  // elements between row blocks (O * R * I)
+  std::int64_t block_span;        // row blocks per split
+  std::int64_t row_splits;        // row ranges per row block
+  std::int64_t range_rows;        // rows per row range (plan::column_range_rows)
+  bool to_partials;               // write partial states (split or folded) instead of final statistics
 };
 
 // Rows a thread loads before folding them (8 x VEC values in registers).
@@ -47,14 +57,13 @@ __device__ __forceinline__ void transpose_bytes(const std::uint32_t* rows, std::
   out[3] = __byte_perm(hi01, hi23, 0x7632u);
 }
 
-// Rows r, r + step, ..., r + (ROWS - 1) * step of 4 uint8 columns at `column` (a 4-byte word each) into
-// the columns' integer states: all loads first, then a 4x4 byte transpose per quad of rows and ByteSums.
+// ROWS rows `pitch` bytes apart from `row` of 4 uint8 columns (a 4-byte word each) into the columns'
+// integer states: all loads first, then a 4x4 byte transpose per quad of rows and ByteSums.
 template <int ROWS, bool EXTREMES, typename State>
-__device__ __forceinline__ void add_byte_rows(const std::uint8_t* __restrict__ column, std::int64_t r, std::int64_t step,
-                                              std::int64_t inner, State (&local)[4]) {
+__device__ __forceinline__ void add_byte_rows(const std::uint8_t* __restrict__ row, std::int64_t pitch, State (&local)[4]) {
   std::uint32_t words[ROWS];
   NORMKIT_UNROLL
-  for (int b = 0; b < ROWS; ++b) words[b] = *reinterpret_cast<const std::uint32_t*>(column + (r + b * step) * inner);
+  for (int b = 0; b < ROWS; ++b, row += pitch) words[b] = *reinterpret_cast<const std::uint32_t*>(row);
   math::ByteSums sums[4];
   NORMKIT_UNROLL
   for (int j = 0; j < 4; ++j) sums[j] = math::ByteSums::empty();
@@ -69,13 +78,86 @@ __device__ __forceinline__ void add_byte_rows(const std::uint8_t* __restrict__ c
   for (int j = 0; j < 4; ++j) local[j].template push_bytes<EXTREMES, ROWS>(sums[j]);
 }
 
+// 16-bit inputs with extremes keep min, max (and per batch non-zero counts) as packed pairs of adjacent
+// columns.
+template <typename T, bool EXTREMES, int VEC>
+constexpr bool kColumnPairs = EXTREMES && sizeof(T) == 2 && VEC == 4;
+template <typename T, bool EXTREMES, int VEC>
+using ColumnPairs = std::conditional_t<kColumnPairs<T, EXTREMES, VEC>, PairExtremes<T>, NoPairExtremes>;
+
+// `count` rows `pitch` elements apart from `row` (VEC columns of one row block) into the columns' states.
+// Rows advance by pointer additions (an index times the row length cost a 64-bit multiply per load) and
+// a 32-bit count (the plan bounds a row range by kLocalMomentsMaxValues rows plus one batch).
+template <typename T, typename Acc, int VEC, bool EXTREMES, typename State>
+__device__ __forceinline__ void add_column_rows(const T* __restrict__ row, int count, std::int64_t pitch, State (&local)[VEC],
+                                                ColumnPairs<T, EXTREMES, VEC> (&pairs)[2]) {
+  if constexpr (std::is_same_v<T, std::uint8_t> && VEC == 4) {
+    // uint8: batches of rows of 4 columns in flight, transposed to words of 4 rows per column and summed
+    // exactly (math::ByteSums) into the integer states; then quads of rows (short row blocks: NCHW over
+    // axes 0 and 2), before the per-value path for the last 1-3 rows.
+    constexpr int kRows = plan::StatsPolicy::byte_column_batch_rows;
+    for (; count >= kRows; count -= kRows, row += kRows * pitch) add_byte_rows<kRows, EXTREMES>(row, pitch, local);
+    for (; count >= 4; count -= 4, row += 4 * pitch) add_byte_rows<4, EXTREMES>(row, pitch, local);
+  }
+  // Batches of kColumnRowBatch rows: their loads are all in flight before the math, and each column takes
+  // the batch as one pack (one reciprocal per batch instead of a division per value).
+  constexpr bool kPairs = kColumnPairs<T, EXTREMES, VEC>;
+  for (; count >= kColumnRowBatch; count -= kColumnRowBatch) {
+    // Loaded first, converted after: every load in flight at once. With packed extremes, 16-bit packs
+    // load as words (as Pack structs, nvcc unpacked each at its load, before the next load; without the
+    // pairs, as words they cost the moments-only kernel 2% modelled in conversions).
+    using Raw = std::conditional_t<kPairs, RawPack<T, VEC>, Pack<T, VEC>>;
+    Raw raw[kColumnRowBatch];
+    NORMKIT_UNROLL
+    for (int b = 0; b < kColumnRowBatch; ++b, row += pitch) raw[b] = *reinterpret_cast<const Raw*>(row);
+    std::conditional_t<kPairs, PairNonzeros, NoPairNonzeros> nonzeros[2];
+    if constexpr (kPairs) {
+      NORMKIT_UNROLL
+      for (int b = 0; b < kColumnRowBatch; ++b) {
+        pairs[0].add(raw[b].x);
+        pairs[1].add(raw[b].y);
+        nonzeros[0].add(raw[b].x);
+        nonzeros[1].add(raw[b].y);
+      }
+    }
+    Acc values[kColumnRowBatch][VEC];
+    NORMKIT_UNROLL
+    for (int b = 0; b < kColumnRowBatch; ++b) {
+      if constexpr (kPairs) {
+        convert_raw_pack<Acc, T, VEC>(raw[b], values[b]);
+      } else {
+        NORMKIT_UNROLL
+        for (int j = 0; j < VEC; ++j) values[b][j] = math::to_acc<Acc>(raw[b].v[j]);
+      }
+    }
+    NORMKIT_UNROLL
+    for (int j = 0; j < VEC; ++j) {
+      Acc pack[kColumnRowBatch];
+      NORMKIT_UNROLL
+      for (int b = 0; b < kColumnRowBatch; ++b) pack[b] = values[b][j];
+      const bool finite = local[j].template push_pack<EXTREMES, !kPairs, !kPairs>(pack);
+      if constexpr (kPairs) {
+        if (finite) local[j].nonzero += nonzeros[j / 2].lane(j % 2);
+      }
+    }
+  }
+  for (; count > 0; --count, row += pitch) {
+    Acc v[VEC];
+    if constexpr (VEC == 1) v[0] = load_one<Acc>(row);
+    else load_pack<Acc, T, VEC>(row, v);
+    NORMKIT_UNROLL
+    for (int j = 0; j < VEC; ++j) local[j].push(v[j]);
+  }
+}
+
 // blockDim.y must be a power of two; dynamic shared memory holds (blockDim.y / 2) * blockDim.x * VEC
 // states. Partial state of (split, o, column) at index split * outer * inner + o * inner + column.
 // EXTREMES = false: a request without min, max, l0, l1 and linf (math::LocalMoments::push_pack).
 template <typename T, typename Acc, int VEC, bool EXTREMES>
-// (256, 1): without a minimum-blocks hint ptxas for sm_90 caps the float64-accumulation instantiations at
-// 64 registers and spills; with it they take 66-76 registers and no local memory.
-__global__ void __launch_bounds__(256, 1) column_stats_kernel(const T* __restrict__ input, ColumnShape shape,
+// 2 blocks per SM (<= 128 registers) with float states: left to itself ptxas took 139-164 registers for
+// the row-block loop (1 block per SM, 8 resident warps: latency-bound, modelled). float64 states: 1, or
+// ptxas for sm_90 caps them at 64 registers and spills.
+__global__ void __launch_bounds__(256, sizeof(Acc) == 8 ? 1 : plan::StatsPolicy::target_blocks_per_sm) column_stats_kernel(const T* __restrict__ input, ColumnShape shape,
                                                            math::StatsSink sink,
                                                            PartialStates<typename math::KernelState<T, Acc>::local> partials) {
   using State = typename math::KernelState<T, Acc>::local;
@@ -84,88 +166,43 @@ __global__ void __launch_bounds__(256, 1) column_stats_kernel(const T* __restric
   const PartialStates<State> parked{shared_raw, static_cast<std::int64_t>(blockDim.y / 2) * blockDim.x * VEC};
   const std::int64_t col0 = (static_cast<std::int64_t>(blockIdx.x) * blockDim.x + tx) * VEC;
   const bool owns_columns = col0 < shape.inner;  // with VEC > 1, inner % VEC == 0: all VEC columns exist
-  const std::int64_t split = blockIdx.y;
-  // uint8 row ranges in whole row batches of every thread row (the last splits may be short or empty):
-  // its tail rows take the float path, 3-4x the cost per value. (Rounding float ranges to 8-row batches
-  // cost float16 per-feature statistics 1% modelled: fewer busy blocks.)
   constexpr bool kByteBatches = std::is_same_v<T, std::uint8_t> && VEC == 4;
-  constexpr std::int64_t kBatchRows = kByteBatches ? plan::StatsPolicy::byte_column_batch_rows : kColumnRowBatch;
-  const std::int64_t batch = kByteBatches ? kBatchRows * blockDim.y : 1;
-  const std::int64_t chunk = ((shape.rows + shape.splits - 1) / shape.splits + batch - 1) / batch * batch;
-  const std::int64_t row_lo = split * chunk;
-  const std::int64_t row_hi = row_lo + chunk < shape.rows ? row_lo + chunk : shape.rows;
-
+  const std::int64_t split = blockIdx.y;  // the plan keeps splits <= 65535
+  // (no division without row blocks: a 64-bit one per block cost uint8 per-feature statistics 2% modelled)
+  const std::int64_t group = shape.row_splits == 1 ? split : split / shape.row_splits;
+  const std::int64_t block_lo = group * shape.block_span;
+  const std::int64_t block_hi = block_lo + shape.block_span < shape.row_blocks ? block_lo + shape.block_span : shape.row_blocks;
+  const std::int64_t row_lo = (split - group * shape.row_splits) * shape.range_rows;
+  const std::int64_t row_hi = row_lo + shape.range_rows < shape.rows ? row_lo + shape.range_rows : shape.rows;
   for (std::int64_t o = blockIdx.z; o < shape.outer; o += gridDim.z) {
     State local[VEC];
     NORMKIT_UNROLL
     for (int j = 0; j < VEC; ++j) local[j] = State::empty();
     if (owns_columns) {
-      const T* column = input + o * shape.outer_stride + col0;
-      const std::int64_t step = blockDim.y;
-      std::int64_t r = row_lo + ty;
-      if constexpr (kByteBatches) {
-        // uint8: batches of rows of 4 columns in flight, transposed to words of 4 rows per column and
-        // summed exactly (math::ByteSums) into the integer states; then quads of rows (short row blocks:
-        // NCHW over axes 0 and 2), before the per-value path for the last 1-3 rows.
-        constexpr int kRows = static_cast<int>(kBatchRows);
-        for (; r + (kRows - 1) * step < row_hi; r += kRows * step) add_byte_rows<kRows, EXTREMES>(column, r, step, shape.inner, local);
-        for (; r + 3 * step < row_hi; r += 4 * step) add_byte_rows<4, EXTREMES>(column, r, step, shape.inner, local);
-      }
-      // Batches of kColumnRowBatch rows: their loads are all in flight before the math, and each column
-      // takes the batch as one pack (one reciprocal per batch instead of a division per value).
       // 16-bit inputs keep min, max and non-zero counts as packed pairs of adjacent columns (the pack's two
-      // words).
-      constexpr bool kPairs = EXTREMES && sizeof(T) == 2 && VEC == 4;
-      std::conditional_t<kPairs, PairExtremes<T>, NoPairExtremes> pairs[2];
-      for (; r + (kColumnRowBatch - 1) * step < row_hi; r += kColumnRowBatch * step) {
-        // Loaded first, converted after: every load in flight at once. With packed extremes, 16-bit packs
-        // load as words (as Pack structs, nvcc unpacked each at its load, before the next load; without
-        // the pairs, as words they cost the moments-only kernel 2% modelled in conversions).
-        using Raw = std::conditional_t<kPairs, RawPack<T, VEC>, Pack<T, VEC>>;
-        Raw raw[kColumnRowBatch];
-        NORMKIT_UNROLL
-        for (int b = 0; b < kColumnRowBatch; ++b) raw[b] = *reinterpret_cast<const Raw*>(column + (r + b * step) * shape.inner);
-        std::conditional_t<kPairs, PairNonzeros, NoPairNonzeros> nonzeros[2];
-        if constexpr (kPairs) {
-          NORMKIT_UNROLL
-          for (int b = 0; b < kColumnRowBatch; ++b) {
-            pairs[0].add(raw[b].x);
-            pairs[1].add(raw[b].y);
-            nonzeros[0].add(raw[b].x);
-            nonzeros[1].add(raw[b].y);
-          }
-        }
-        Acc values[kColumnRowBatch][VEC];
-        NORMKIT_UNROLL
-        for (int b = 0; b < kColumnRowBatch; ++b) {
-          if constexpr (kPairs) {
-            convert_raw_pack<Acc, T, VEC>(raw[b], values[b]);
-          } else {
-            NORMKIT_UNROLL
-            for (int j = 0; j < VEC; ++j) values[b][j] = math::to_acc<Acc>(raw[b].v[j]);
-          }
-        }
-        NORMKIT_UNROLL
-        for (int j = 0; j < VEC; ++j) {
-          Acc pack[kColumnRowBatch];
-          NORMKIT_UNROLL
-          for (int b = 0; b < kColumnRowBatch; ++b) pack[b] = values[b][j];
-          const bool finite = local[j].template push_pack<EXTREMES, !kPairs, !kPairs>(pack);
-          if constexpr (kPairs) {
-            if (finite) local[j].nonzero += nonzeros[j / 2].lane(j % 2);
-          }
-        }
+      // words), folded into the states once after every row block of the split.
+      ColumnPairs<T, EXTREMES, VEC> pairs[2];
+      // This thread's rows of each block: ty, ty + blockDim.y, ... < row_hi - row_lo (a power-of-two step),
+      // in every block of the span (at most kLocalMomentsMaxValues blocks: an int counts them). uint8 runs
+      // the longer of the two walks inside, as one strided column of rows: short row blocks (NCHW over
+      // axes 0 and 2: 8 rows a thread) then still fill its 32-row batches (a block at a time it had 16
+      // bytes in flight per thread: 15% modelled). Float batches of 8 rows fill either way (and the
+      // choice costs 16-bit kernels the register they have left).
+      const int range = static_cast<int>(row_hi - row_lo);
+      const int rows = ty < range ? ((range - 1 - ty) >> (__ffs(blockDim.y) - 1)) + 1 : 0;
+      const int blocks = block_hi > block_lo ? static_cast<int>(block_hi - block_lo) : 0;
+      const std::int64_t row_pitch = static_cast<std::int64_t>(blockDim.y) * shape.inner;
+      const bool blocks_inside = kByteBatches && blocks > rows;
+      const int outer_count = blocks_inside ? rows : blocks, inner_count = blocks_inside ? blocks : rows;
+      const std::int64_t outer_pitch = blocks_inside ? row_pitch : shape.row_block_stride;
+      const std::int64_t inner_pitch = blocks_inside ? shape.row_block_stride : row_pitch;
+      const T* column = input + block_lo * shape.row_block_stride + o * shape.outer_stride + (row_lo + ty) * shape.inner + col0;
+      for (int i = 0; i < outer_count; ++i, column += outer_pitch) {
+        add_column_rows<T, Acc, VEC, EXTREMES>(column, inner_count, inner_pitch, local, pairs);
       }
-      if constexpr (kPairs) {
+      if constexpr (kColumnPairs<T, EXTREMES, VEC>) {
         NORMKIT_UNROLL
         for (int j = 0; j < VEC; ++j) pairs[j / 2].fold_lane(local[j], j % 2);
-      }
-      for (; r < row_hi; r += step) {
-        Acc v[VEC];
-        if constexpr (VEC == 1) v[0] = load_one<Acc>(column + r * shape.inner);
-        else load_pack<Acc, T, VEC>(column + r * shape.inner, v);
-        NORMKIT_UNROLL
-        for (int j = 0; j < VEC; ++j) local[j].push(v[j]);
       }
     }
     // Tree over threadIdx.y: the upper half parks, the lower half merges, until row 0 holds the block's.

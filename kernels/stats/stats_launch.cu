@@ -77,10 +77,17 @@ template <typename T, typename Acc, int VEC, bool EXTREMES>
 Status launch_columns(const DeviceStatsCall& call, cudaStream_t stream) {
   const auto& g = call.geometry;
   const auto& p = call.plan;
-  // Row blocks (geometry.hpp) are outer slices to the kernel: partial (split, row block, o, column) sits
-  // where the merge expects (split * row_blocks + row block, o, column).
-  const ColumnShape shape{g.col_outer * g.col_row_blocks, g.col_rows / p.column_fold, g.col_inner * p.column_fold,
-                          g.col_rows * g.col_inner, p.column_block_splits, plan::uses_partials(p)};
+  const ColumnShape shape{g.col_outer,
+                          g.col_rows / p.column_fold,
+                          g.col_inner * p.column_fold,
+                          g.col_rows * g.col_inner,
+                          p.splits,
+                          g.col_row_blocks,
+                          g.col_outer * g.col_rows * g.col_inner,
+                          p.column_block_span,
+                          p.column_block_splits,
+                          plan::column_range_rows(p, g.col_rows / p.column_fold, call.dtype),
+                          plan::uses_partials(p)};
   const PartialStates<typename math::KernelState<T, Acc>::local> partials{call.workspace, p.splits * g.col_outer * shape.inner};
   const dim3 grid(grid_dim(p.grid_x), static_cast<unsigned>(p.grid_y), static_cast<unsigned>(p.grid_z));
   const dim3 block(static_cast<unsigned>(p.block_x), static_cast<unsigned>(p.block_y));

@@ -22,6 +22,11 @@ namespace normkit::kernels {
 // these kernels into 32 registers and spills (seen with nvcc 13 for sm_80). The columns kernel keeps up
 // to 8 columns' coefficients in registers: 2 blocks (<= 128 registers).
 constexpr int kApplyMinBlocksPerSm = 4;
+// The rows kernel without float64: 6 blocks (<= 40 registers, 48 resident warps). Left at 4, nvcc 13 took
+// 46-48 registers for 16-bit outputs once the kept index had its branches (plan::rows_kept_index): 40
+// warps, NCHW uint8 -> float16 74% -> 73% modelled. float64 in or out needs the 4 (spills at 40).
+template <typename In, typename Out>
+constexpr int kApplyRowsMinBlocksPerSm = sizeof(In) == 8 || sizeof(Out) == 8 ? kApplyMinBlocksPerSm : 6;
 constexpr int kApplyColumnsMinBlocksPerSm = 2;
 // Columns a block of the columns kernel owns at most: 32 threads x 8 elements.
 constexpr int kMaxApplyBlockColumns = 256;
@@ -93,7 +98,7 @@ __device__ __forceinline__ void apply_pack(const In* __restrict__ x, Out* __rest
 }
 
 struct RowsShape {
-  std::int64_t rows, length, period;  // row r uses kept index r % period
+  std::int64_t rows, length, period, repeat;  // row r uses kept index plan::rows_kept_index(r, period, repeat)
   std::int64_t chunks;                // work items per row: a warp applies one chunk of packs
   std::int64_t packs_per_chunk;
 };
@@ -102,7 +107,7 @@ struct RowsShape {
 // NCHW) while a chunk's 4 coefficient loads stay a few percent of its traffic. Chunk 0 also does the
 // row's scalar head (until 16-byte aligned), the last chunk its scalar tail.
 template <typename In, typename Out, int VEC>
-__global__ void __launch_bounds__(256, kApplyMinBlocksPerSm) apply_rows_kernel(const In* __restrict__ in,
+__global__ void __launch_bounds__(256, kApplyRowsMinBlocksPerSm<In, Out>) apply_rows_kernel(const In* __restrict__ in,
                                                                                Out* __restrict__ out, RowsShape shape,
                                                                                DeviceAffine coefficients) {
   using Compute = math::compute_type_t<In, Out>;
@@ -112,8 +117,11 @@ __global__ void __launch_bounds__(256, kApplyMinBlocksPerSm) apply_rows_kernel(c
   const std::int64_t items = shape.rows * shape.chunks;
   for (std::int64_t item = static_cast<std::int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32; item < items;
        item += warps) {
-    const std::int64_t r = item / shape.chunks, chunk = item % shape.chunks;
-    const auto a = load_affine<Compute>(coefficients, r % shape.period);
+    // (no 64-bit division where a row is one chunk, or where kept indices do not repeat: each cost a
+    // work item of 16 packs a lane ~2% modelled)
+    const std::int64_t r = shape.chunks == 1 ? item : item / shape.chunks;
+    const std::int64_t chunk = item - r * shape.chunks;
+    const auto a = load_affine<Compute>(coefficients, plan::rows_kept_index(r, shape.period, shape.repeat));
     const In* x = in + r * shape.length;
     Out* y = out + r * shape.length;
     const std::int64_t n = shape.length;
@@ -140,6 +148,7 @@ __global__ void __launch_bounds__(256, kApplyMinBlocksPerSm) apply_rows_kernel(c
 struct ColumnsShape {
   std::int64_t outer, rows_per_outer, inner, fold;  // fold rows per wide row; rows_per_outer % fold == 0
   std::int64_t rows_per_block;                      // contiguous wide rows a block walks
+  std::int64_t kept_outer;                          // outer slice o uses the coefficients of o % kept_outer
 };
 
 // Each block owns blockDim.x * VEC (wide) columns and a contiguous range of wide rows. The block loads its
@@ -171,7 +180,7 @@ __global__ void __launch_bounds__(256, kApplyColumnsMinBlocksPerSm) apply_column
       __syncthreads();  // the previous slice's coefficients are no longer read
       for (int c = thread; c < block_columns; c += blockDim.x * blockDim.y) {
         if (block_col0 + c < wide_inner) {
-          block_coefficients[c] = load_affine<Compute>(coefficients, o * shape.inner + (block_col0 + c) % shape.inner);
+          block_coefficients[c] = load_affine<Compute>(coefficients, o % shape.kept_outer * shape.inner + (block_col0 + c) % shape.inner);
         }
       }
       __syncthreads();

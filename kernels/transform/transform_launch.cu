@@ -30,13 +30,13 @@ Status launch_typed(const In* in, Out* out, const plan::CanonicalGeometry& g, co
     case plan::ApplyKernel::rows:
       // Scalar plans run the same kernel: rows whose phases differ take its scalar loop.
       apply_rows_kernel<In, Out, kVec><<<grid_dim(p.grid_x), p.block_x, 0, stream>>>(
-          in, out, RowsShape{p.rows, p.row_length, p.period, p.chunks, p.packs_per_chunk}, device_affine(c));
+          in, out, RowsShape{p.rows, p.row_length, p.period, p.repeat, p.chunks, p.packs_per_chunk}, device_affine(c));
       return cuda::check_launch(kOp, "apply_rows_kernel");
     case plan::ApplyKernel::columns:
       if (p.vector_elems == kVec) {
         apply_columns_kernel<In, Out, kVec><<<dim3(grid_dim(p.grid_x), static_cast<unsigned>(p.grid_y)),
                                               dim3(static_cast<unsigned>(p.block_x), static_cast<unsigned>(p.block_y)), 0,
-                                              stream>>>(in, out, ColumnsShape{p.outer, p.rows_per_outer, p.inner, p.fold, p.rows_per_block},
+                                              stream>>>(in, out, ColumnsShape{p.outer, p.rows_per_outer, p.inner, p.fold, p.rows_per_block, p.kept_outer},
                                                         device_affine(c));
         return cuda::check_launch(kOp, "apply_columns_kernel");
       }

@@ -40,7 +40,7 @@ void run(const In* in, Out* out, const plan::CanonicalGeometry& g, const AffineC
     case plan::ApplyKernel::rows:
       parallel_range(p.rows, p.row_length, threads, [&](std::int64_t begin, std::int64_t end) {
         for (std::int64_t r = begin; r < end; ++r) {
-          apply(in + r * p.row_length, out + r * p.row_length, p.row_length, coefficient<Compute>(c, r % p.period));
+          apply(in + r * p.row_length, out + r * p.row_length, p.row_length, coefficient<Compute>(c, plan::rows_kept_index(r, p.period, p.repeat)));
         }
       });
       break;
@@ -51,7 +51,7 @@ void run(const In* in, Out* out, const plan::CanonicalGeometry& g, const AffineC
         for (std::int64_t r = begin; r < end; ++r) {
           const std::int64_t o = r / p.rows_per_outer;
           if (o != loaded_outer) {
-            for (std::int64_t j = 0; j < p.inner; ++j) row_coefficients[static_cast<std::size_t>(j)] = coefficient<Compute>(c, o * p.inner + j);
+            for (std::int64_t j = 0; j < p.inner; ++j) row_coefficients[static_cast<std::size_t>(j)] = coefficient<Compute>(c, o % p.kept_outer * p.inner + j);
             loaded_outer = o;
           }
           const In* x = in + r * p.inner;

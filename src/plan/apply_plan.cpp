@@ -28,11 +28,15 @@ ApplyPlan choose_apply_plan(const CanonicalGeometry& g, DType in, DType out, std
   const std::int64_t wide = static_cast<std::int64_t>(std::max(dtype_size(in), dtype_size(out)));
   const int vec = static_cast<int>(16 / wide);
   const bool scalar = force && force->force_scalar;
-  if (g.pattern == Pattern::segments && !(force && force->force_generic)) {
+  // Four-axis generic patterns are rows or columns with one more index step (geometry.hpp).
+  const bool segment_form = g.pattern == Pattern::segments || g.seg_outer > 1;
+  const bool column_form = g.pattern == Pattern::columns || g.col_row_blocks > 1;
+  if (segment_form && !(force && force->force_generic)) {
     p.kernel = ApplyKernel::rows;
-    p.rows = g.seg_a * g.seg_c;
+    p.rows = g.seg_outer * g.seg_a * g.seg_c;
     p.row_length = g.seg_b;
     p.period = g.seg_c;
+    p.repeat = g.seg_outer > 1 ? g.seg_a : 1;  // within one outer slice the kept index is r % period
     // Rows realign themselves (scalar head); the vector body needs input and output at the same phase.
     const bool same_phase = (in_address / dtype_size(in)) % vec == (out_address / dtype_size(out)) % vec;
     p.vector_elems = (!scalar && vec > 1 && same_phase && g.seg_b >= 2 * vec) ? vec : 1;
@@ -43,9 +47,10 @@ ApplyPlan choose_apply_plan(const CanonicalGeometry& g, DType in, DType out, std
     p.grid_x = std::clamp<std::int64_t>(ceil_div(p.rows * p.chunks, 8), 1, std::int64_t(sm_count) * 32);
     return p;
   }
-  if (g.pattern == Pattern::columns && !(force && force->force_generic)) {
+  if (column_form && !(force && force->force_generic)) {
     p.kernel = ApplyKernel::columns;
-    p.outer = g.col_outer;
+    p.outer = g.col_row_blocks * g.col_outer;
+    p.kept_outer = g.col_outer;
     p.rows_per_outer = g.col_rows;
     p.inner = g.col_inner;
     const bool aligned = in_address % static_cast<std::uintptr_t>(vec * dtype_size(in)) == 0 &&
@@ -72,7 +77,7 @@ ApplyPlan choose_apply_plan(const CanonicalGeometry& g, DType in, DType out, std
     p.block_x = static_cast<int>(std::min<std::int64_t>(32, threads_x));
     p.block_y = std::max(1, 256 / p.block_x);
     p.grid_x = ceil_div(threads_x, p.block_x);
-    const std::int64_t total_rows = g.col_outer * g.col_rows / p.fold;
+    const std::int64_t total_rows = p.outer * g.col_rows / p.fold;
     // Coefficients (32 bytes per column) stay ~3% of a block's input: more rows for narrow types.
     p.rows_per_block = ApplyPolicy::column_rows_per_block * 4 / static_cast<std::int64_t>(dtype_size(in));
     // Fewer rows per block when that is what it takes to give every SM several blocks.

@@ -10,8 +10,10 @@
 namespace normkit::plan {
 
 enum class ApplyKernel {
-  rows,     // contiguous rows sharing one coefficient: row r uses kept index r % period (per-sample, NCHW, global)
-  columns,  // rows of `inner` columns, coefficient per column: kept index (r / rows_per_outer) * inner + j
+  rows,     // contiguous rows sharing one coefficient: row r uses kept index (r / (period * repeat)) * period +
+            // r % period (per-sample, NCHW, global; repeat > 1: kept, reduced, kept, reduced axes)
+  columns,  // rows of `inner` columns, coefficient per column: kept index ((r / rows_per_outer) % kept_outer) *
+            // inner + j (kept_outer < outer: reduced, kept, reduced, kept axes, e.g. NCHW over axes 0 and 2)
   generic,  // kept index from the flat index, per element
 };
 
@@ -20,9 +22,9 @@ const char* apply_kernel_name(ApplyKernel kernel) noexcept;
 struct ApplyPlan {
   ApplyKernel kernel = ApplyKernel::rows;
   // rows: each row split into chunks of packs_per_chunk vectors (a warp each)
-  std::int64_t rows = 0, row_length = 0, period = 1, chunks = 1, packs_per_chunk = 1;
+  std::int64_t rows = 0, row_length = 0, period = 1, repeat = 1, chunks = 1, packs_per_chunk = 1;
   // columns: outer slices of rows_per_outer rows of inner columns; fold > 1 reads `fold` rows as one
-  std::int64_t outer = 0, rows_per_outer = 0, inner = 0, fold = 1, rows_per_block = 1;
+  std::int64_t outer = 0, rows_per_outer = 0, inner = 0, fold = 1, rows_per_block = 1, kept_outer = 0;
   int vector_elems = 1;  // elements per vector access
   int block_x = 256, block_y = 1;
   std::int64_t grid_x = 1, grid_y = 1;
@@ -52,6 +54,13 @@ void set_apply_override(const ApplyOverride* override_or_null) noexcept;
 // in_address/out_address decide vector access (their alignment must match for 16-byte paths).
 ApplyPlan choose_apply_plan(const CanonicalGeometry& geometry, DType in, DType out, std::uintptr_t in_address,
                             std::uintptr_t out_address, int sm_count);
+
+// Kept index of row r of the rows walk, and of outer slice o of the columns walk (times inner).
+NORMKIT_HD std::int64_t rows_kept_index(std::int64_t r, std::int64_t period, std::int64_t repeat) {
+  if (period == 1) return repeat == 1 ? r : r / repeat;
+  if (repeat == 1) return r % period;
+  return r / (period * repeat) * period + r % period;
+}
 
 // Kept index of flat element `index` for the generic path (row-major over the kept dims of `kept`).
 NORMKIT_HD std::int64_t kept_index_of(const StridedDims& kept, std::int64_t index) {

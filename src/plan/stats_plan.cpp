@@ -63,6 +63,13 @@ std::size_t partial_state_bytes(bool double_accumulation) noexcept {
   return double_accumulation ? math::kStoredMomentsBytes<double> : math::kStoredMomentsBytes<float>;
 }
 
+std::int64_t column_range_rows(const StatsPlan& p, std::int64_t wide_rows, DType dtype) {
+  const std::int64_t rows = ceil_div(wide_rows, p.column_block_splits);
+  if (dtype != DType::uint8 || p.vector_elems != 4) return rows;
+  const std::int64_t batch = StatsPolicy::byte_column_batch_rows * p.block_y;
+  return ceil_div(rows, batch) * batch;
+}
+
 StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double_accumulation,
                             std::uintptr_t input_address, const DeviceInfo& device) {
   using P = StatsPolicy;
@@ -156,17 +163,17 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
       p.block_x = static_cast<int>(std::min<std::int64_t>(32, threads_x));
       p.block_y = floor_pow2(P::block_threads / p.block_x);
       p.grid_x = ceil_div(threads_x, p.block_x);
-      p.grid_z = std::min<std::int64_t>(g.col_outer * g.col_row_blocks, 65535);
-      // Row blocks (geometry.hpp) are more outer slices to the kernel; the merge adds up their partials.
-      const std::int64_t blocks = p.grid_x * g.col_outer * g.col_row_blocks;
+      p.grid_z = std::min<std::int64_t>(g.col_outer, 65535);
+      // Row blocks (geometry.hpp) are walked by the threads of a split, one after the other: the rows of
+      // every block are one column to them.
+      const std::int64_t blocks = p.grid_x * g.col_outer;
       std::int64_t splits = 1;
       if (blocks < target_blocks) {
         const std::int64_t min_rows = std::max<std::int64_t>(p.block_y * P::min_loads_per_thread,
                                                             ceil_div(P::min_partial_input_bytes, elem));
-        splits = std::max<std::int64_t>(1, std::min(ceil_div(target_blocks, blocks), wide_rows / min_rows));
+        splits = std::max<std::int64_t>(1, std::min(ceil_div(target_blocks, blocks), wide_rows * g.col_row_blocks / min_rows));
       }
-      p.splits = std::min<std::int64_t>(splits, kMaxGridY);
-      p.grid_y = p.splits;
+      p.splits = splits;
       // Tree merge over block_y: the upper half of the rows parks its states while the lower half merges.
       p.shared_bytes = static_cast<std::size_t>(std::max(p.block_y / 2, 1)) * p.block_x * p.vector_elems *
                        partial_state_bytes(double_accumulation);
@@ -184,7 +191,6 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
   if (force && force->splits > 0 && kernel != StatsKernel::segment_warp && kernel != StatsKernel::generic) {
     p.splits = force->splits;
     if (kernel == StatsKernel::segment_block) p.grid_x = segments * p.splits;
-    if (kernel == StatsKernel::columns) p.grid_y = p.splits;
   }
   if (kernel == StatsKernel::segment_warp && force && force->splits > 0) {
     p.splits = force->splits;
@@ -193,7 +199,23 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
   // Main kernels count in Acc (LocalMoments): no partial state may summarise more than
   // kLocalMomentsMaxValues values.
   if (kernel == StatsKernel::columns) {
-    p.splits = std::max(p.splits, ceil_div(g.col_rows / p.column_fold, math::kLocalMomentsMaxValues));
+    // Splits over row blocks first (a span of whole blocks each), then over the rows of each block; a
+    // split's rows (span x rows per range) within the count limit.
+    const std::int64_t rows = g.col_rows / p.column_fold, row_blocks = g.col_row_blocks;
+    if (p.splits <= row_blocks) {
+      p.column_block_span = ceil_div(row_blocks, p.splits);
+      p.column_block_splits = 1;
+    } else {
+      p.column_block_span = 1;
+      p.column_block_splits = ceil_div(p.splits, row_blocks);
+    }
+    p.column_block_splits = std::max(p.column_block_splits, ceil_div(rows, math::kLocalMomentsMaxValues));
+    const std::int64_t range_rows = ceil_div(rows, p.column_block_splits);
+    p.column_block_span = std::clamp<std::int64_t>(p.column_block_span, 1, std::max<std::int64_t>(1, math::kLocalMomentsMaxValues / std::max<std::int64_t>(range_rows, 1)));
+    // A grid y of at most 65535 splits (wider spans; the count limit could only bind past 2^40 rows).
+    const std::int64_t max_groups = std::max<std::int64_t>(1, kMaxGridY / p.column_block_splits);
+    p.column_block_span = std::max(p.column_block_span, ceil_div(row_blocks, max_groups));
+    p.splits = ceil_div(row_blocks, p.column_block_span) * p.column_block_splits;
     p.grid_y = p.splits;
   } else if (kernel == StatsKernel::segment_block) {
     p.splits = std::max(p.splits, ceil_div(g.seg_a * g.seg_b, math::kLocalMomentsMaxValues));
@@ -202,11 +224,6 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
     // (only when forced onto long segments; its 32-bit indices rely on this bound too)
     p.splits = std::max(p.splits, ceil_div(g.seg_a * g.seg_b, math::kLocalMomentsMaxValues));
     p.grid_x = ceil_div(segments * p.splits, P::block_threads / p.segment_lanes);
-  }
-  // The column kernel's splits (grid y); the merge sees those of every row block.
-  if (kernel == StatsKernel::columns) {
-    p.column_block_splits = p.splits;
-    p.splits *= g.col_row_blocks;
   }
   // Segment kernels stride over their work items: a grid of at most one wave of resident blocks, each
   // taking an equal number of rounds, pays the prologue once per block rather than once per 256 rows.
@@ -231,12 +248,9 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
     }
     // Values behind one partial, a lane's partials and a whole slice, against LocalMoments' float counts.
     const std::int64_t slice_values = kernel == StatsKernel::columns ? g.col_rows * g.col_row_blocks : g.seg_a * g.seg_b;
-    const std::int64_t rows_per_partial = ceil_div(g.col_rows / p.column_fold, p.column_block_splits);
-    std::int64_t per_partial = kernel == StatsKernel::columns ? rows_per_partial : segment_chunk(g.seg_a, g.seg_b, p.splits);
-    if (kernel == StatsKernel::columns && dtype == DType::uint8 && p.vector_elems == 4) {
-      const std::int64_t batch = P::byte_column_batch_rows * p.block_y;  // the kernel's row batches
-      per_partial = ceil_div(per_partial, batch) * batch;
-    }
+    const std::int64_t per_partial = kernel == StatsKernel::columns
+                                         ? column_range_rows(p, g.col_rows / p.column_fold, dtype) * p.column_block_span
+                                         : segment_chunk(g.seg_a, g.seg_b, p.splits);
     p.merge_lane_local = ceil_div(per_slice, p.merge_lanes) * per_partial <= math::kLocalMomentsMaxValues;
     p.merge_slice_local = slice_values <= math::kLocalMomentsMaxValues;
     p.merge_lane_local = p.merge_lane_local || p.merge_slice_local;

@@ -117,9 +117,10 @@ struct StatsPlan {
   int block_y = 1;           // columns: threads per block along rows (a power of two)
   std::int64_t splits = 1;   // partitions per kept slice; > 1 writes partials merged by a second kernel
   std::int64_t column_fold = 1;  // columns: k rows read as one wide row of k * inner columns (narrow NHWC)
-  // columns: the kernel's splits of each outer slice's rows (grid y); splits = this x row blocks
-  // (geometry.hpp), == splits without row blocks
+  // columns: row ranges per row block (geometry.hpp; the only blocks without row blocks) and row blocks
+  // per split: splits = ceil(row blocks / column_block_span) x column_block_splits
   std::int64_t column_block_splits = 1;
+  std::int64_t column_block_span = 1;
   std::int64_t grid_x = 1, grid_y = 1, grid_z = 1;
   std::size_t shared_bytes = 0;     // dynamic shared memory
   std::size_t workspace_bytes = 0;  // partial states
@@ -146,6 +147,11 @@ struct PlanOverride {
 };
 void set_plan_override(const PlanOverride* override_or_null) noexcept;
 const PlanOverride* plan_override() noexcept;
+
+// Columns: the (wide) rows of each row range, ceil(rows / column_block_splits), rounded for uint8 vectors to
+// whole batches of every thread row (byte_column_batch_rows x block_y; the last ranges may be short or
+// empty). Computed once here rather than per block.
+std::int64_t column_range_rows(const StatsPlan& p, std::int64_t wide_rows, DType dtype);
 
 // True when the plan's main kernel writes partial states that merge_partials_kernel finishes.
 inline bool uses_partials(const StatsPlan& p) { return p.splits > 1 || p.column_fold > 1; }

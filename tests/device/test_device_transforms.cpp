@@ -67,7 +67,11 @@ const std::vector<Case>& cases() {
       {{6, 70}, ReduceAxes::of({1}), "per-sample 70 (rows)"},
       {{2, 1100}, ReduceAxes::of({1}), "per-sample 1100 (block rows)"},
       {{3, 4, 5, 7}, ReduceAxes::of({0, 2, 3}), "NCHW per-channel (rows)"},
-      {{3, 4, 5, 6}, ReduceAxes::of({0, 2}), "axes 0,2 (generic)"},
+      {{3, 4, 5, 6}, ReduceAxes::of({0, 2}), "axes 0,2 (columns in row blocks, scalar: the generic walk)"},
+      {{3, 5, 9, 8}, ReduceAxes::of({0, 2}), "axes 0,2 (columns in row blocks, vector)"},
+      {{2, 3, 8, 6}, ReduceAxes::of({0, 2}), "axes 0,2 (columns in row blocks, folded)"},
+      {{3, 2, 4, 40}, ReduceAxes::of({1, 3}), "axes 1,3 (rows repeating their kept index)"},
+      {{2, 3, 2, 3, 4}, ReduceAxes::of({1, 3}), "alternating 5-d (generic)"},
       {{257}, ReduceAxes::every(), "global"},
   };
   return all;

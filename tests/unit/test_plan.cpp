@@ -212,7 +212,24 @@ TEST(ApplyPlan, WalksVectorsAndFolds) {
   EXPECT_EQ(choose_apply_plan(g, DType::float32, DType::float32, 0, 0, 132).fold, 4);
   g = geometry({35, 3}, ReduceAxes::of({0}));  // no fold tiles 35 rows: scalar (the generic walk)
   EXPECT_EQ(choose_apply_plan(g, DType::float32, DType::float32, 0, 0, 132).vector_elems, 1);
-  g = geometry({3, 4, 5, 6}, ReduceAxes::of({0, 2}));
+  // Four-axis generic patterns: reduced, kept, reduced, kept walks columns whose outer slices repeat
+  // every kept_outer; kept, reduced, kept, reduced walks rows whose kept index repeats.
+  g = geometry({3, 4, 8, 6}, ReduceAxes::of({0, 2}));
+  p = choose_apply_plan(g, DType::float32, DType::float32, 0, 0, 132);
+  EXPECT_EQ(p.kernel, ApplyKernel::columns);
+  EXPECT_EQ(p.outer, 12);
+  EXPECT_EQ(p.kept_outer, 4);
+  EXPECT_EQ(p.rows_per_outer, 8);
+  EXPECT_EQ(p.fold, 2);  // 8 rows of 6 columns read as 4 rows of 12
+  g = geometry({5, 2, 3, 6}, ReduceAxes::of({1, 3}));
+  p = choose_apply_plan(g, DType::float32, DType::float32, 0, 0, 132);
+  EXPECT_EQ(p.kernel, ApplyKernel::rows);
+  EXPECT_EQ(p.rows, 30);
+  EXPECT_EQ(p.period, 3);
+  EXPECT_EQ(p.repeat, 2);
+  EXPECT_EQ(rows_kept_index(7, 3, 2), 4);   // row 7 = (o 1, a 0, c 1): kept 1 * 3 + 1
+  EXPECT_EQ(rows_kept_index(29, 3, 2), 14);
+  g = geometry({2, 3, 4, 5, 6}, ReduceAxes::of({0, 2, 4}));
   EXPECT_EQ(choose_apply_plan(g, DType::float32, DType::float32, 0, 0, 132).kernel, ApplyKernel::generic);
 }
 
@@ -287,6 +304,14 @@ TEST(StatsPlan, PartialStatesStayWithinTheLocalCountLimit) {
     ASSERT_EQ(p.kernel, StatsKernel::columns);
     EXPECT_LE((g.col_rows / p.column_fold + p.splits - 1) / p.splits, limit);
     EXPECT_EQ(p.grid_y, p.splits);
+    // Row blocks: 700 blocks of 65536 rows (spans of at most 256 blocks), and 3 blocks of 2^24 + 5 rows.
+    for (auto shape : {std::vector<std::int64_t>{700, 2, 65536, 4}, std::vector<std::int64_t>{3, 2, limit + 5, 4}}) {
+      g = geometry(shape, ReduceAxes::of({0, 2}));
+      p = choose_stats_plan(g, DType::float32, false, 0, device);
+      ASSERT_EQ(p.kernel, StatsKernel::columns);
+      EXPECT_LE(p.column_block_span * ((g.col_rows + p.column_block_splits - 1) / p.column_block_splits), limit);
+      EXPECT_EQ(p.splits, (g.col_row_blocks + p.column_block_span - 1) / p.column_block_span * p.column_block_splits);
+    }
     // Global: 3 * 2^24 + 1 elements, and NCHW-like with sub-rows of 3 elements.
     for (auto shape : {std::vector<std::int64_t>{3 * limit + 1}, std::vector<std::int64_t>{limit + 1, 2, 3}}) {
       g = geometry(shape, shape.size() == 1 ? ReduceAxes::every() : ReduceAxes::of({0, 2}));
@@ -310,24 +335,28 @@ TEST(Plan, SubRowsGetSubGroupsAndFourAxisGenericPatternsTheDedicatedKernels) {
   EXPECT_EQ(p.kernel, StatsKernel::segment_block);
   EXPECT_EQ(p.segment_sub_lanes, 4);
   EXPECT_EQ(p.grid_x, 64 * p.splits);  // 64 kept slices
-  // reduced, kept, reduced, kept: the column kernel with a split per row block (and more per block when
-  // the blocks are few); five alternating axes keep the generic kernel.
+  // reduced, kept, reduced, kept: the column kernel, whose threads walk a span of row blocks per split
+  // (and split the rows of each block when the blocks are fewer than the splits); five alternating axes
+  // keep the generic kernel.
   p = choose_stats_plan(geometry({128, 8, 64, 256}, ReduceAxes::of({0, 2})), DType::float32, false, 0, h200);
   EXPECT_EQ(p.kernel, StatsKernel::columns);
   EXPECT_EQ(p.vector_elems, 4);
-  EXPECT_EQ(p.column_block_splits, 1);  // the row blocks fill the GPU as outer slices
-  EXPECT_EQ(p.splits, 128);              // the merge adds up a partial per row block
-  EXPECT_EQ(p.grid_y, 1);
-  EXPECT_EQ(p.grid_z, 128 * 8);
+  EXPECT_EQ(p.grid_z, 8);
+  EXPECT_EQ(p.splits, 16);  // 2 x 8 blocks of columns, 16 splits of 8 row blocks each: 256 blocks
+  EXPECT_EQ(p.column_block_span, 8);
+  EXPECT_EQ(p.column_block_splits, 1);
+  EXPECT_EQ(p.grid_y, 16);
   p = choose_stats_plan(geometry({2, 8, 4096, 256}, ReduceAxes::of({0, 2})), DType::float32, false, 0, h200);
   EXPECT_EQ(p.kernel, StatsKernel::columns);
+  EXPECT_EQ(p.column_block_span, 1);
   EXPECT_EQ(p.column_block_splits, 8);  // few long blocks: each block's rows split 8 ways
   EXPECT_EQ(p.splits, 16);
-  EXPECT_EQ(p.grid_y, 8);
+  EXPECT_EQ(p.grid_y, 16);
   p = choose_stats_plan(geometry({70000, 2, 3, 4}, ReduceAxes::of({0, 2})), DType::float32, false, 0, h200);
-  EXPECT_EQ(p.kernel, StatsKernel::columns);  // many row blocks: the outer loop of the kernel walks them
-  EXPECT_EQ(p.grid_z, 65535);
-  EXPECT_EQ(p.splits, 70000);
+  EXPECT_EQ(p.kernel, StatsKernel::columns);  // many row blocks: spans of 687 blocks
+  EXPECT_EQ(p.grid_z, 2);
+  EXPECT_EQ(p.column_block_span, 687);
+  EXPECT_EQ(p.splits, 102);
   p = choose_stats_plan(geometry({4, 2, 5, 3}, ReduceAxes::of({0, 2})), DType::float32, false, 0, h200);
   EXPECT_EQ(p.column_fold, 1);  // narrow columns in row blocks are not folded
   p = choose_stats_plan(geometry({2, 3, 4, 5, 6}, ReduceAxes::of({0, 2, 4})), DType::float32, false, 0, h200);

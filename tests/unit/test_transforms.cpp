@@ -51,7 +51,9 @@ const std::vector<Case>& cases() {
       {{6, 33}, ReduceAxes::of({1}), "per-sample 33"},
       {{3, 4, 5, 7}, ReduceAxes::of({0, 2, 3}), "NCHW per-channel"},
       {{2, 5, 7, 3}, ReduceAxes::of({0, 1, 2}), "NHWC per-channel"},
-      {{3, 4, 5, 6}, ReduceAxes::of({0, 2}), "generic axes 0,2"},
+      {{3, 4, 5, 6}, ReduceAxes::of({0, 2}), "axes 0,2 (columns in row blocks)"},
+      {{3, 2, 4, 9}, ReduceAxes::of({1, 3}), "axes 1,3 (rows repeating their kept index)"},
+      {{2, 3, 2, 3, 4}, ReduceAxes::of({1, 3}), "alternating 5-d (generic)"},
       {{101}, ReduceAxes::every(), "global"},
   };
   return all;
