@@ -36,13 +36,27 @@ __device__ __forceinline__ RawPack<T, VEC> load_raw_pack(const T* __restrict__ p
   return *reinterpret_cast<const RawPack<T, VEC>*>(p);
 }
 
-// Converts a raw pack into out[0, VEC).
-template <typename Acc, typename T, int VEC>
+// Converts a raw pack into out[0, VEC). BF16_WORDS: bfloat16 words widen by one integer op per value (the
+// low half shifted up, the high half masked); through 16-bit registers nvcc spent a zero-extension, a
+// shift and a move on each - but could recompute them where registers ran short (the segment kernels'
+// 32-value batches with packed extremes spill with the word form).
+template <typename Acc, typename T, int VEC, bool BF16_WORDS = true>
 __device__ __forceinline__ void convert_raw_pack(const RawPack<T, VEC>& raw, Acc* out) {
-  Pack<T, VEC> pack;
-  memcpy(&pack, &raw, sizeof(pack));
+  if constexpr (BF16_WORDS && std::is_same_v<T, math::bfloat16_bits> && std::is_same_v<Acc, float> && VEC % 2 == 0 &&
+                !std::is_same_v<RawPack<T, VEC>, Pack<T, VEC>>) {
+    std::uint32_t words[VEC / 2];
+    memcpy(words, &raw, sizeof(words));
 NORMKIT_UNROLL
-  for (int i = 0; i < VEC; ++i) out[i] = math::to_acc<Acc>(pack.v[i]);
+    for (int i = 0; i < VEC / 2; ++i) {
+      out[2 * i] = __uint_as_float(words[i] << 16);
+      out[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);
+    }
+  } else {
+    Pack<T, VEC> pack;
+    memcpy(&pack, &raw, sizeof(pack));
+NORMKIT_UNROLL
+    for (int i = 0; i < VEC; ++i) out[i] = math::to_acc<Acc>(pack.v[i]);
+  }
 }
 
 template <typename Acc, typename T>

@@ -106,7 +106,9 @@ __device__ __forceinline__ void add_column_rows(const T* __restrict__ row, int c
     // Loaded first, converted after: every load in flight at once. With packed extremes, 16-bit packs
     // load as words (as Pack structs, nvcc unpacked each at its load, before the next load; without the
     // pairs, as words they cost the moments-only kernel 2% modelled in conversions).
-    using Raw = std::conditional_t<kPairs, RawPack<T, VEC>, Pack<T, VEC>>;
+    // bfloat16 loads as words either way (convert_raw_pack).
+    constexpr bool kWords = kPairs || std::is_same_v<T, math::bfloat16_bits>;
+    using Raw = std::conditional_t<kWords, RawPack<T, VEC>, Pack<T, VEC>>;
     Raw raw[kColumnRowBatch];
     NORMKIT_UNROLL
     for (int b = 0; b < kColumnRowBatch; ++b, row += pitch) raw[b] = *reinterpret_cast<const Raw*>(row);
@@ -123,7 +125,7 @@ __device__ __forceinline__ void add_column_rows(const T* __restrict__ row, int c
     Acc values[kColumnRowBatch][VEC];
     NORMKIT_UNROLL
     for (int b = 0; b < kColumnRowBatch; ++b) {
-      if constexpr (kPairs) {
+      if constexpr (kWords) {
         convert_raw_pack<Acc, T, VEC>(raw[b], values[b]);
       } else {
         NORMKIT_UNROLL

@@ -118,7 +118,7 @@ __device__ __forceinline__ void accumulate_range(const T* __restrict__ p, std::i
         }
         Acc v[kPacks * VEC];
         NORMKIT_UNROLL
-        for (int b = 0; b < kPacks; ++b) convert_raw_pack<Acc, T, VEC>(raw[b], v + b * VEC);
+        for (int b = 0; b < kPacks; ++b) convert_raw_pack<Acc, T, VEC, !kPairs>(raw[b], v + b * VEC);
         const bool finite = s.template push_pack<EXTREMES, !kPairs, !kPairs>(v);
         if constexpr (kPairs) {
           if (finite) s.nonzero += nonzeros.total();

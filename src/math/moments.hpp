@@ -265,12 +265,25 @@ struct LocalMoments {
   NORMKIT_HD bool push_pack(const Acc (&v)[N]) {
     static_assert(N <= 64, "a pack's non-zero count is kept exactly");
     shift = count == Acc(0) ? v[0] : shift;
+    // One pass over the values: shifted values, their sum and the pack's own extremes, |x| sum and
+    // non-zeros, all before the finite check. Kept apart, the second read of v made nvcc recompute each
+    // value's conversion (bfloat16: a shift and a move per value) rather than keep it live.
     Acc d[N];
-    Acc sum = Acc(0);
+    Acc sum = v[0] - shift, pack_min = v[0], pack_max = v[0], pack_abs = abs_of(v[0]), pack_nonzero = Acc(0);
+    d[0] = sum;
+    if constexpr (kExtremes && kNonzero) count_nonzero(pack_nonzero, v[0]);
 NORMKIT_UNROLL
-    for (int i = 0; i < N; ++i) {
+    for (int i = 1; i < N; ++i) {
       d[i] = v[i] - shift;
       sum += d[i];
+      if constexpr (kExtremes) {
+        if constexpr (kMinMax) {
+          pack_min = min_of(pack_min, v[i]);
+          pack_max = max_of(pack_max, v[i]);
+        }
+        pack_abs += abs_of(v[i]);
+        if constexpr (kNonzero) count_nonzero(pack_nonzero, v[i]);
+      }
     }
     if (sum - sum != Acc(0)) {  // NaN or ±Inf in the pack (or a sum past the float range)
 NORMKIT_UNROLL
@@ -278,20 +291,17 @@ NORMKIT_UNROLL
       return false;
     }
     if constexpr (kExtremes) {
-NORMKIT_UNROLL
-      for (int i = 0; i < N; ++i) {
-        if constexpr (kMinMax) {
-          min = min_of(min, v[i]);
-          max = max_of(max, v[i]);
-        }
-        abs_sum += abs_of(v[i]);
-        if constexpr (kNonzero) count_nonzero(nonzero, v[i]);
+      if constexpr (kMinMax) {
+        min = min_of(min, pack_min);
+        max = max_of(max, pack_max);
       }
+      abs_sum += pack_abs;
+      if constexpr (kNonzero) nonzero += pack_nonzero;
     }
     const Acc pack_mean = sum * (Acc(1) / Acc(N));
-    Acc pack_m2 = Acc(0);
+    Acc pack_m2 = (d[0] - pack_mean) * (d[0] - pack_mean);
 NORMKIT_UNROLL
-    for (int i = 0; i < N; ++i) {
+    for (int i = 1; i < N; ++i) {
       const Acc e = d[i] - pack_mean;
       pack_m2 += e * e;
     }
