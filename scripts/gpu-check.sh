@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# One command for a lent GPU machine: builds for its architecture, runs the whole test suite natively on
+# the GPU (device tests must pass without the emulator: NORMKIT_REQUIRE_DEVICE=1 makes a skip a failure),
+# runs the device bench cases (each beside a device-to-device copy of the same bytes) and records every
+# kernel's registers, spills and local memory for the real architecture. Results go to $OUT (default
+# gpu-check-out), at most 7 files, each written when its step ends so that a run cut off still returns
+# what it finished; summary.txt is rewritten after every step.
+#
+#   scripts/gpu-deps.sh                      # here, once: packs GoogleTest and Google Benchmark
+#   device run: scripts/gpu-check.sh [--quick]   carry: [".gpu-deps"]   timeout_s: 420 (--quick: 240)
+#
+# Full mode aims at <= 6 minutes on 16 cores and one H200, build included; --quick (<= 3 minutes) runs
+# the device tests only and the large bench cases with shorter timing. Exit status: 0 when every step
+# passed, 1 when one failed, 2 when there is no GPU.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+OUT=${OUT:-$ROOT/gpu-check-out}
+mkdir -p "$OUT"
+QUICK=0
+[ "${1:-}" = "--quick" ] && QUICK=1
+START=$(date +%s)
+BUILD_DIR=${BUILD_DIR:-build-gpu}
+FAILED=0
+
+summary() {  # step, status
+  printf '%-10s %-8s %4d s\n' "$1" "$2" $(( $(date +%s) - START )) >>"$OUT/summary.txt"
+  [ "$2" = ok ] || FAILED=1
+}
+run_step() {  # name, limit_s, output file, command...
+  local name=$1 limit=$2 file=$3
+  shift 3
+  echo "=== $name (limit ${limit} s, at $(( $(date +%s) - START )) s)"
+  if timeout --kill-after=10 "$limit" "$@" >"$file.tmp" 2>&1; then
+    mv "$file.tmp" "$file"
+    summary "$name" ok
+  else
+    local rc=$?
+    mv "$file.tmp" "$file"
+    summary "$name" "rc=$rc"
+    tail -n 40 "$file"
+  fi
+}
+
+: >"$OUT/summary.txt"
+echo "gpu-check $( [ $QUICK = 1 ] && echo --quick ) at $(git rev-parse --short HEAD 2>/dev/null || echo '?') $(date -u +%FT%TZ)" >>"$OUT/summary.txt"
+
+# 1. The machine.
+{
+  nvidia-smi --query-gpu=name,compute_cap,memory.total,clocks.max.sm,clocks.max.mem,driver_version --format=csv 2>&1
+  nvcc --version 2>&1 | tail -n 2
+  echo "cores: $(nproc)"
+} >"$OUT/machine.txt"
+CAP=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -n 1 | tr -d ' .')
+if [ -z "$CAP" ]; then
+  summary machine "no-gpu"
+  echo "gpu-check: no GPU (nvidia-smi found none); nothing measured" | tee -a "$OUT/summary.txt"
+  exit 2
+fi
+summary machine ok
+
+# 2. Build for this architecture only (the library's default list is 80;90; ptxas stays strict).
+export PATH="$PATH:/usr/local/cuda/bin"
+if [ -d "$ROOT/.gpu-deps" ]; then
+  export CMAKE_PREFIX_PATH="$ROOT/.gpu-deps${CMAKE_PREFIX_PATH:+:$CMAKE_PREFIX_PATH}"
+  export LD_LIBRARY_PATH="$ROOT/.gpu-deps/lib/$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+build() {
+  BUILD_DIR=$BUILD_DIR NORMKIT_ARCHS=$CAP scripts/configure.sh && cmake --build "$BUILD_DIR" -j "$(nproc)"
+}
+run_step build 240 "$OUT/build.log" build
+[ -x "$BUILD_DIR/tests/test_device_stats" ] || { echo "gpu-check: build failed"; exit 1; }
+
+# 3. Tests, natively: every test in full mode, the device tests in quick mode.
+labels=()
+[ $QUICK = 1 ] && labels=(-L device)
+run_step tests 150 "$OUT/tests.txt" env NORMKIT_REQUIRE_DEVICE=1 \
+  ctest --test-dir "$BUILD_DIR" --output-on-failure --no-tests=error -j 4 "${labels[@]}"
+
+# 4. Kernel resources on this architecture (registers, spills, local and shared memory per kernel).
+library=$(find "$BUILD_DIR" -name 'libnormkit*' -type f | head -n 1)
+run_step resources 30 "$OUT/resources.txt" cuobjdump --dump-resource-usage "$library"
+
+# 5. Device bench cases, each group after its device-to-device copy of the same bytes (of_copy counter).
+bench_args=(--benchmark_filter='^device/' --benchmark_min_time=0.1)
+[ $QUICK = 1 ] && bench_args=(--benchmark_filter='^device/(copy/|.*/large)' --benchmark_min_time=0.03)
+run_step bench 150 "$OUT/bench.txt" "$BUILD_DIR/bench/bench_normkit" "${bench_args[@]}" \
+  --benchmark_out="$OUT/bench_device.json" --benchmark_out_format=json
+
+echo "=== done in $(( $(date +%s) - START )) s"
+cat "$OUT/summary.txt"
+exit $FAILED
