@@ -43,7 +43,7 @@ struct ColumnShape {
 };
 
 // Rows a thread loads before folding them (8 x VEC values in registers).
-constexpr int kColumnRowBatch = 8;
+constexpr int kColumnRowBatch = plan::StatsPolicy::column_batch_rows;
 
 // A 4x4 byte transpose: out[j] holds byte j of rows[0..3] (8 byte permutes).
 __device__ __forceinline__ void transpose_bytes(const std::uint32_t* rows, std::uint32_t (&out)[4]) {

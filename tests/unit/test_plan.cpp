@@ -359,8 +359,26 @@ TEST(Plan, SubRowsGetSubGroupsAndFourAxisGenericPatternsTheDedicatedKernels) {
   EXPECT_EQ(p.splits, 102);
   p = choose_stats_plan(geometry({4, 2, 5, 3}, ReduceAxes::of({0, 2})), DType::float32, false, 0, h200);
   EXPECT_EQ(p.column_fold, 1);  // narrow columns in row blocks are not folded
+  EXPECT_EQ(p.vector_elems, 1);
+  EXPECT_EQ(column_range_rows(p, 5, DType::float32), 5);  // scalar plans: no row batches to round to
   p = choose_stats_plan(geometry({2, 3, 4, 5, 6}, ReduceAxes::of({0, 2, 4})), DType::float32, false, 0, h200);
   EXPECT_EQ(p.kernel, StatsKernel::generic);
+}
+
+// Row ranges of vector column plans are whole batches of every thread row (the last may be short).
+TEST(Plan, ColumnRowRangesAreWholeBatches) {
+  const DeviceInfo h200{132};
+  for (DType dtype : {DType::float32, DType::float16, DType::uint8}) {
+    const auto g = geometry({524288, 64}, ReduceAxes::of({0}));
+    const StatsPlan p = choose_stats_plan(g, dtype, false, 0, h200);
+    ASSERT_EQ(p.kernel, StatsKernel::columns);
+    ASSERT_GT(p.vector_elems, 1);
+    const std::int64_t batch = (dtype == DType::uint8 ? StatsPolicy::byte_column_batch_rows : StatsPolicy::column_batch_rows) * p.block_y;
+    const std::int64_t range = column_range_rows(p, g.col_rows, dtype);
+    EXPECT_EQ(range % batch, 0) << dtype_name(dtype);
+    EXPECT_GE(range * p.column_block_splits, g.col_rows);
+    EXPECT_LT(range - batch, (g.col_rows + p.column_block_splits - 1) / p.column_block_splits);
+  }
 }
 
 TEST(Plan, ShortSegmentsShareAWarp) {
