@@ -213,6 +213,7 @@ template <typename Acc> NORMKIT_HD void count_nonzero(Acc& counter, Acc x) {
 template <typename Acc> NORMKIT_HD Acc min_of(Acc a, Acc b) { return fmin(a, b); }  // fast path: no NaN
 template <typename Acc> NORMKIT_HD Acc max_of(Acc a, Acc b) { return fmax(a, b); }
 template <typename Acc> NORMKIT_HD Acc abs_of(Acc a) { return fabs(a); }
+template <typename Acc> NORMKIT_HD Acc fma_of(Acc a, Acc b, Acc c) { return fma(a, b, c); }
 
 template <typename Acc>
 struct LocalMoments {
@@ -261,21 +262,26 @@ struct LocalMoments {
   // finite packs to the caller (16-bit inputs keep them as packed pairs: kernels/common/packed_extremes).
   // kNonzero = false leaves the non-zero count of finite packs to the caller likewise (PairNonzeros).
   // Returns whether the pack took the fast path (all values finite).
+  //
+  // The pack's moments are taken relative to its own first value b = v[0]: with d = v - b, S = Σd and
+  // Q = Σd² (one subtraction, one addition and one fma per value, no second pass), M2 = Q - S²/N. Because
+  // b is one of the pack's values, Q = M2 + N (mean - b)² <= (N + 1) M2: the subtraction loses at most a
+  // factor N + 1 of relative precision (a two-pass pack cost a second subtraction per value).
   template <bool kExtremes = true, bool kMinMax = kExtremes, bool kNonzero = kExtremes, int N>
   NORMKIT_HD bool push_pack(const Acc (&v)[N]) {
     static_assert(N <= 64, "a pack's non-zero count is kept exactly");
     shift = count == Acc(0) ? v[0] : shift;
-    // One pass over the values: shifted values, their sum and the pack's own extremes, |x| sum and
-    // non-zeros, all before the finite check. Kept apart, the second read of v made nvcc recompute each
-    // value's conversion (bfloat16: a shift and a move per value) rather than keep it live.
-    Acc d[N];
-    Acc sum = v[0] - shift, pack_min = v[0], pack_max = v[0], pack_abs = abs_of(v[0]), pack_nonzero = Acc(0);
-    d[0] = sum;
-    if constexpr (kExtremes && kNonzero) count_nonzero(pack_nonzero, v[0]);
+    // One pass over the values, the pack's own extremes, |x| sum and non-zeros included, all before the
+    // finite check: a second read of v after it made nvcc recompute each value's conversion (bfloat16: a
+    // shift and a move per value) rather than keep it live.
+    const Acc base = v[0];
+    Acc sum = Acc(0), squares = Acc(0), pack_min = base, pack_max = base, pack_abs = abs_of(base), pack_nonzero = Acc(0);
+    if constexpr (kExtremes && kNonzero) count_nonzero(pack_nonzero, base);
 NORMKIT_UNROLL
     for (int i = 1; i < N; ++i) {
-      d[i] = v[i] - shift;
-      sum += d[i];
+      const Acc d = v[i] - base;
+      sum += d;
+      squares = fma_of(d, d, squares);
       if constexpr (kExtremes) {
         if constexpr (kMinMax) {
           pack_min = min_of(pack_min, v[i]);
@@ -285,7 +291,8 @@ NORMKIT_UNROLL
         if constexpr (kNonzero) count_nonzero(pack_nonzero, v[i]);
       }
     }
-    if (sum - sum != Acc(0)) {  // NaN or ±Inf in the pack (or a sum past the float range)
+    // NaN or ±Inf in the pack (v[i] - b is NaN or infinite, and so is the sum), or a sum past the range.
+    if (sum - sum != Acc(0) || (N == 1 && base - base != Acc(0))) {
 NORMKIT_UNROLL
       for (int i = 0; i < N; ++i) push(v[i]);
       return false;
@@ -298,14 +305,9 @@ NORMKIT_UNROLL
       abs_sum += pack_abs;
       if constexpr (kNonzero) nonzero += pack_nonzero;
     }
-    const Acc pack_mean = sum * (Acc(1) / Acc(N));
-    Acc pack_m2 = (d[0] - pack_mean) * (d[0] - pack_mean);
-NORMKIT_UNROLL
-    for (int i = 1; i < N; ++i) {
-      const Acc e = d[i] - pack_mean;
-      pack_m2 += e * e;
-    }
-    chan_step(Acc(N), pack_mean, pack_m2);
+    const Acc relative_mean = sum * (Acc(1) / Acc(N));
+    const Acc pack_m2 = max_of(squares - sum * relative_mean, Acc(0));  // (rounding may leave it at -0.x ulp)
+    chan_step(Acc(N), (base - shift) + relative_mean, pack_m2);
     return true;
   }
 
