@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # One command for a lent GPU machine: builds for its architecture, runs the whole test suite natively on
 # the GPU (device tests must pass without the emulator: NORMKIT_REQUIRE_DEVICE=1 makes a skip a failure),
-# runs the device bench cases (each beside a device-to-device copy of the same bytes) and records every
-# kernel's registers, spills and local memory for the real architecture. Results go to $OUT (default
-# gpu-check-out), at most 7 files, each written when its step ends so that a run cut off still returns
+# runs the device bench cases (each beside a device-to-device copy of the same bytes), records every
+# kernel's registers, spills and local memory for the real architecture, and runs the SASS half of the
+# emulator reproducers (tests/emulator_repro). Results go to $OUT (default
+# gpu-check-out), at most 8 files, each written when its step ends so that a run cut off still returns
 # what it finished; summary.txt is rewritten after every step.
 #
 #   scripts/gpu-deps.sh                      # here, once: packs GoogleTest and Google Benchmark
@@ -86,6 +87,15 @@ bench_args=(--benchmark_filter='^device/' --benchmark_min_time=0.1)
 [ $QUICK = 1 ] && bench_args=(--benchmark_filter='^device/(copy/|.*/large)' --benchmark_min_time=0.03)
 run_step bench 150 "$OUT/bench.txt" "$BUILD_DIR/bench/bench_normkit" "${bench_args[@]}" \
   --benchmark_out="$OUT/bench_device.json" --benchmark_out_format=json
+
+# 6. The model-versus-SASS reproducers (tests/emulator_repro/*/run.sh; their SASS half needs cuobjdump).
+repros() {
+  for repro in tests/emulator_repro/*/run.sh; do
+    echo "##### $repro"
+    "$repro" || echo "(failed: $?)"
+  done
+}
+run_step repro 60 "$OUT/repro.txt" repros
 
 echo "=== done in $(( $(date +%s) - START )) s"
 cat "$OUT/summary.txt"
