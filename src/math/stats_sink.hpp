@@ -51,6 +51,11 @@ NORMKIT_HD void store_stat_values(const StatsSink& sink, std::int64_t k, const S
   }
 }
 
+// Whether the sink stores std or l2 (the finalizes skip their square roots otherwise).
+NORMKIT_HD bool wants_roots(const StatsSink& sink) {
+  return sink.outputs[static_cast<int>(Stat::std)] != nullptr || sink.outputs[static_cast<int>(Stat::l2)] != nullptr;
+}
+
 // Writes everything the sink asks for about kept index k.
 NORMKIT_HD void write_slice(const StatsSink& sink, std::int64_t k, const StatsSummary& summary) {
   if (sink.summaries != nullptr) {
@@ -99,10 +104,11 @@ template <typename Acc>
 NORMKIT_HD void write_local_slice(const StatsSink& sink, std::int64_t k, const LocalMoments<Acc>& s) {
   if constexpr (sizeof(Acc) == 4) {
     if (sink.float32_outputs) {
-      const std::int64_t finite = static_cast<std::int64_t>(s.count);
-      const auto v = finalize_moments<Acc>(finite, s.nan_count, s.posinf_count, s.neginf_count,
-                                           static_cast<std::int64_t>(s.nonzero), finite > 0 ? s.shift + s.mean : Acc(0),
-                                           s.m2, s.min, s.max, s.abs_sum, sink.ddof, sink.ignore_nan);
+      // Counts in int: a LocalMoments holds at most kLocalMomentsMaxValues values.
+      const int finite = static_cast<int>(s.count);
+      const auto v = finalize_moments<Acc, int>(finite, s.nan_count, s.posinf_count, s.neginf_count, static_cast<int>(s.nonzero),
+                                                finite > 0 ? s.shift + s.mean : Acc(0), s.m2, s.min, s.max, s.abs_sum,
+                                                sink.ddof, sink.ignore_nan, wants_roots(sink));
       store_stat_values(sink, k, v);
       return;
     }
