@@ -87,7 +87,7 @@ using ColumnPairs = std::conditional_t<kColumnPairs<T, EXTREMES, VEC>, PairExtre
 
 // `count` rows `pitch` elements apart from `row` (VEC columns of one row block) into the columns' states.
 // Rows advance by pointer additions (an index times the row length cost a 64-bit multiply per load) and
-// a 32-bit count (the plan bounds a row range by kLocalMomentsMaxValues rows plus one batch).
+// a 32-bit count (the plan bounds a row range, and a span of row blocks, by kLocalMomentsMaxValues).
 template <typename T, typename Acc, int VEC, bool EXTREMES, typename State>
 __device__ __forceinline__ void add_column_rows(const T* __restrict__ row, int count, std::int64_t pitch, State (&local)[VEC],
                                                 ColumnPairs<T, EXTREMES, VEC> (&pairs)[2]) {

@@ -55,7 +55,7 @@ void set_apply_override(const ApplyOverride* override_or_null) noexcept;
 ApplyPlan choose_apply_plan(const CanonicalGeometry& geometry, DType in, DType out, std::uintptr_t in_address,
                             std::uintptr_t out_address, int sm_count);
 
-// Kept index of row r of the rows walk, and of outer slice o of the columns walk (times inner).
+// Kept index of row r of the rows walk (ApplyKernel::rows).
 NORMKIT_HD std::int64_t rows_kept_index(std::int64_t r, std::int64_t period, std::int64_t repeat) {
   if (period == 1) return repeat == 1 ? r : r / repeat;
   if (repeat == 1) return r % period;

@@ -209,6 +209,8 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
       p.column_block_span = 1;
       p.column_block_splits = ceil_div(p.splits, row_blocks);
     }
+    // (Ranges rounded to whole batches, column_range_rows, stay within the limit: it is a multiple of every
+    // batch. Spans are 1 whenever a block's rows are split, so a span's rows are span x rows.)
     p.column_block_splits = std::max(p.column_block_splits, ceil_div(rows, math::kLocalMomentsMaxValues));
     const std::int64_t range_rows = ceil_div(rows, p.column_block_splits);
     p.column_block_span = std::clamp<std::int64_t>(p.column_block_span, 1, std::max<std::int64_t>(1, math::kLocalMomentsMaxValues / std::max<std::int64_t>(range_rows, 1)));

@@ -303,6 +303,7 @@ TEST(StatsPlan, PartialStatesStayWithinTheLocalCountLimit) {
     StatsPlan p = choose_stats_plan(g, DType::float32, false, 0, device);
     ASSERT_EQ(p.kernel, StatsKernel::columns);
     EXPECT_LE((g.col_rows / p.column_fold + p.splits - 1) / p.splits, limit);
+    EXPECT_LE(column_range_rows(p, g.col_rows / p.column_fold, DType::float32), limit);  // rounded to whole batches
     EXPECT_EQ(p.grid_y, p.splits);
     // Row blocks: 700 blocks of 65536 rows (spans of at most 256 blocks), and 3 blocks of 2^24 + 5 rows.
     for (auto shape : {std::vector<std::int64_t>{700, 2, 65536, 4}, std::vector<std::int64_t>{3, 2, limit + 5, 4}}) {
@@ -310,6 +311,7 @@ TEST(StatsPlan, PartialStatesStayWithinTheLocalCountLimit) {
       p = choose_stats_plan(g, DType::float32, false, 0, device);
       ASSERT_EQ(p.kernel, StatsKernel::columns);
       EXPECT_LE(p.column_block_span * ((g.col_rows + p.column_block_splits - 1) / p.column_block_splits), limit);
+      EXPECT_LE(p.column_block_span * column_range_rows(p, g.col_rows, DType::float32), limit);
       EXPECT_EQ(p.splits, (g.col_row_blocks + p.column_block_span - 1) / p.column_block_span * p.column_block_splits);
     }
     // Global: 3 * 2^24 + 1 elements, and NCHW-like with sub-rows of 3 elements.
