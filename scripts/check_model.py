@@ -102,9 +102,12 @@ def cases(full):
     # Every apply walk, with the 8-bit inputs that make it write-bound.
     applies = [("rows", "float32", "float32", "per_sample", 1024), ("rows", "float16", "float16", "per_sample", 1024),
                ("columns", "float32", "float32", "per_feature", 256), ("columns", "uint8", "float32", "nhwc", 3),
-               ("rows", "uint8", "float16", "nchw", 3), ("generic", "float32", "float32", "generic", 0)]
+               ("rows", "uint8", "float16", "nchw", 3), ("generic", "float32", "float32", "generic", 0),
+               ("rows", "float32", "float32", "per_sample", 16)]
     if full:
-        applies += [("columns", "uint8", "float16", "nhwc", 3), ("rows", "bfloat16", "float32", "global", 0)]
+        applies += [("columns", "uint8", "float16", "nhwc", 3), ("rows", "bfloat16", "float32", "global", 0),
+                    ("rows", "float16", "float16", "per_sample", 64), ("rows", "uint8", "float16", "per_sample", 16),
+                    ("rows", "float32", "float32", "per_sample", 12)]
     for walk, din, dout, pattern, param in applies:
         elems = mb * 2**20 // ELEM[din]
         shape, axes = stats_shape(pattern, param, elems)

@@ -66,9 +66,9 @@ __device__ __forceinline__ Acc load_one(const T* __restrict__ p) {
 
 // Number of leading elements of p to handle one by one before p is aligned for VEC-element accesses.
 template <typename T, int VEC>
-__device__ __forceinline__ std::int64_t elements_to_alignment(const T* p) {
+__device__ __forceinline__ int elements_to_alignment(const T* p) {
   const std::uintptr_t index = reinterpret_cast<std::uintptr_t>(p) / sizeof(T);
-  return static_cast<std::int64_t>((VEC - index % VEC) % VEC);
+  return static_cast<int>((VEC - index % VEC) % VEC);
 }
 
 }  // namespace normkit::kernels

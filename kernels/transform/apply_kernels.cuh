@@ -1,7 +1,8 @@
 // The elementwise apply y = (fill(x) - center[k]) * scale[k] + offset[k] (+ clip), one read and one write,
 // converting dtypes on the way. Three walks over the tensor, chosen by plan::choose_apply_plan:
-//   apply_rows_kernel     rows sharing one coefficient (per-sample, NCHW per-channel, global): a warp or a
-//                         block per row, 16-byte accesses after a scalar head, scalar tail
+//   apply_rows_kernel     rows sharing one coefficient (per-sample, NCHW per-channel, global): a lane
+//                         group (up to a warp) per row or chunk of a row, 16-byte accesses after a scalar
+//                         head, scalar tail
 //   apply_columns_kernel  a coefficient per column (per-feature, NHWC): each thread owns VEC columns and
 //                         keeps their coefficients in registers while it walks rows; narrow rows are
 //                         folded so that loads stay 16 bytes wide
@@ -99,24 +100,41 @@ __device__ __forceinline__ void apply_pack(const In* __restrict__ x, Out* __rest
 
 struct RowsShape {
   std::int64_t rows, length, period, repeat;  // row r uses kept index plan::rows_kept_index(r, period, repeat)
-  std::int64_t chunks;                // work items per row: a warp applies one chunk of packs
+  std::int64_t chunks;                // work items per row: a lane group applies one chunk of packs
   std::int64_t packs_per_chunk;
+  int group_shift;                    // log2 of the lanes per work item: 5 (a warp), less for short rows
+  bool aligned_short_rows;            // every row 16-byte aligned in and out, at most a group of packs
 };
 
-// One warp per (row, chunk) work item, grid-stride: chunks keep every warp busy on few long rows (global,
-// NCHW) while a chunk's 4 coefficient loads stay a few percent of its traffic. Chunk 0 also does the
-// row's scalar head (until 16-byte aligned), the last chunk its scalar tail.
+// One group of lanes per (row, chunk) work item, grid-stride: chunks keep every warp busy on few long rows
+// (global, NCHW) while a chunk's 4 coefficient loads stay a few percent of its traffic; groups narrower
+// than a warp keep every lane busy on short rows (a warp reads 32 / group_lanes consecutive rows). Chunk 0
+// also does the row's scalar head (until 16-byte aligned), the last chunk its scalar tail.
 template <typename In, typename Out, int VEC>
 __global__ void __launch_bounds__(256, kApplyRowsMinBlocksPerSm<In, Out>) apply_rows_kernel(const In* __restrict__ in,
                                                                                Out* __restrict__ out, RowsShape shape,
                                                                                DeviceAffine coefficients) {
   using Compute = math::compute_type_t<In, Out>;
   const auto flags = affine_flags<Compute>(coefficients);
-  const int lane = static_cast<int>(threadIdx.x % 32);
-  const std::int64_t warps = static_cast<std::int64_t>(gridDim.x) * (blockDim.x / 32);
+  const int lanes = 1 << shape.group_shift;
+  const int lane = static_cast<int>(threadIdx.x) & (lanes - 1);
+  const std::int64_t groups = static_cast<std::int64_t>(gridDim.x) * (blockDim.x >> shape.group_shift);
+  const std::int64_t first_group = static_cast<std::int64_t>(blockIdx.x) * (blockDim.x >> shape.group_shift) +
+                                    (threadIdx.x >> shape.group_shift);
+  if (shape.aligned_short_rows) {
+    // One pack a lane, no head, tail or chunks: a row's bookkeeping was ~4x its work on rows of 16 float32.
+    const int row_packs = static_cast<int>(shape.length / VEC);
+    for (std::int64_t r = first_group; r < shape.rows; r += groups) {
+      if (lane < row_packs) {
+        const auto a = load_affine<Compute>(coefficients, plan::rows_kept_index(r, shape.period, shape.repeat));
+        const std::int64_t offset = r * shape.length + lane * VEC;
+        apply_pack<Compute, In, Out, VEC>(in + offset, out + offset, a, flags);
+      }
+    }
+    return;
+  }
   const std::int64_t items = shape.rows * shape.chunks;
-  for (std::int64_t item = static_cast<std::int64_t>(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32; item < items;
-       item += warps) {
+  for (std::int64_t item = first_group; item < items; item += groups) {
     // (no 64-bit division where a row is one chunk, or where kept indices do not repeat: each cost a
     // work item of 16 packs a lane ~2% modelled)
     const std::int64_t r = shape.chunks == 1 ? item : item / shape.chunks;
@@ -126,21 +144,29 @@ __global__ void __launch_bounds__(256, kApplyRowsMinBlocksPerSm<In, Out>) apply_
     Out* y = out + r * shape.length;
     const std::int64_t n = shape.length;
     // Vector body only when input and output reach 16-byte boundaries at the same element.
-    const std::int64_t head_in = elements_to_alignment<In, VEC>(x);
+    const int head_in = elements_to_alignment<In, VEC>(x);
     const bool vector = VEC > 1 && head_in == elements_to_alignment<Out, VEC>(y) && n >= head_in + VEC;
-    const std::int64_t head = vector ? head_in : 0;
+    const int head = vector ? head_in : 0;
     const std::int64_t packs = vector ? (n - head) / VEC : 0;
     const std::int64_t tail = head + packs * VEC;  // scalar from here (everything when !vector)
     if (chunk == 0) {
-      for (std::int64_t i = lane; i < head; i += 32) math::store_as(y + i, math::apply_affine_value(load_one<Compute>(x + i), a, flags));
+      for (int i = lane; i < head; i += lanes) math::store_as(y + i, math::apply_affine_value(load_one<Compute>(x + i), a, flags));
     }
+    // The chunk's packs from one 64-bit offset, counted in 32 bits (packs_per_chunk is small) with a
+    // power-of-two stride: no 64-bit arithmetic and no division in the loop.
     const std::int64_t first = chunk * shape.packs_per_chunk;
-    const std::int64_t last = first + shape.packs_per_chunk < packs ? first + shape.packs_per_chunk : packs;
-    for (std::int64_t i = first + lane; i < last; i += 32) {
-      apply_pack<Compute, In, Out, VEC>(x + head + i * VEC, y + head + i * VEC, a, flags);
+    const int count = static_cast<int>(first + shape.packs_per_chunk < packs ? shape.packs_per_chunk : packs - first);
+    const In* xc = x + head + first * VEC;
+    Out* yc = y + head + first * VEC;
+    const auto pack_at = [&](int i) { apply_pack<Compute, In, Out, VEC>(xc + i * VEC, yc + i * VEC, a, flags); };
+    if (lanes == 32) {  // (a constant stride unrolls better: NCHW uint8 -> float16 72% -> 76% modelled)
+      for (int i = lane; i < count; i += 32) pack_at(i);
+    } else {
+      for (int i = lane; i < count; i += lanes) pack_at(i);
     }
     if (chunk == shape.chunks - 1) {
-      for (std::int64_t i = tail + lane; i < n; i += 32) math::store_as(y + i, math::apply_affine_value(load_one<Compute>(x + i), a, flags));
+      // (the tail is shorter than a vector, or the whole row when scalar)
+      for (std::int64_t i = tail + lane; i < n; i += lanes) math::store_as(y + i, math::apply_affine_value(load_one<Compute>(x + i), a, flags));
     }
   }
 }

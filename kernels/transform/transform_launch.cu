@@ -18,6 +18,13 @@ constexpr const char* kOp = "apply_affine";
 
 unsigned grid_dim(std::int64_t blocks) { return static_cast<unsigned>(std::clamp<std::int64_t>(blocks, 1, 0x7fffffff)); }
 
+// log2 of a power of two (the rows kernel shifts by its lane groups' width rather than dividing).
+int log2_of(int power_of_two) {
+  int shift = 0;
+  while ((1 << shift) < power_of_two) ++shift;
+  return shift;
+}
+
 DeviceAffine device_affine(const AffineCoefficients& c) {
   return DeviceAffine{c.center, c.scale, c.offset, c.fill, c.clip, c.clip_min, c.clip_max};
 }
@@ -30,7 +37,8 @@ Status launch_typed(const In* in, Out* out, const plan::CanonicalGeometry& g, co
     case plan::ApplyKernel::rows:
       // Scalar plans run the same kernel: rows whose phases differ take its scalar loop.
       apply_rows_kernel<In, Out, kVec><<<grid_dim(p.grid_x), p.block_x, 0, stream>>>(
-          in, out, RowsShape{p.rows, p.row_length, p.period, p.repeat, p.chunks, p.packs_per_chunk}, device_affine(c));
+          in, out, RowsShape{p.rows, p.row_length, p.period, p.repeat, p.chunks, p.packs_per_chunk, log2_of(p.group_lanes),
+                             p.aligned_short_rows}, device_affine(c));
       return cuda::check_launch(kOp, "apply_rows_kernel");
     case plan::ApplyKernel::columns:
       if (p.vector_elems == kVec) {

@@ -7,6 +7,11 @@ namespace normkit::plan {
 namespace {
 thread_local const ApplyOverride* g_apply_override = nullptr;
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+// Whether both base addresses allow vec-element vector accesses of their types.
+bool vectors_aligned(std::uintptr_t in_address, DType in, std::uintptr_t out_address, DType out, int vec) {
+  return in_address % static_cast<std::uintptr_t>(vec * dtype_size(in)) == 0 &&
+         out_address % static_cast<std::uintptr_t>(vec * dtype_size(out)) == 0;
+}
 }  // namespace
 
 const char* apply_kernel_name(ApplyKernel kernel) noexcept {
@@ -37,14 +42,24 @@ ApplyPlan choose_apply_plan(const CanonicalGeometry& g, DType in, DType out, std
     p.row_length = g.seg_b;
     p.period = g.seg_c;
     p.repeat = g.seg_outer > 1 ? g.seg_a : 1;  // within one outer slice the kept index is r % period
+    // One reduced run per kept index (per-sample rows: seg_a = 1): the kept index is r itself, with no
+    // remainder per row (it was a 32-bit remainder a row, ~10% of rows of 16 float32, modelled).
+    if (g.seg_a == 1) p.period = p.repeat = 1;
     // Rows realign themselves (scalar head); the vector body needs input and output at the same phase.
     const bool same_phase = (in_address / dtype_size(in)) % vec == (out_address / dtype_size(out)) % vec;
     p.vector_elems = (!scalar && vec > 1 && same_phase && g.seg_b >= 2 * vec) ? vec : 1;
     p.packs_per_chunk = ApplyPolicy::packs_per_chunk;
     p.chunks = std::max<std::int64_t>(1, ceil_div(g.seg_b / vec, p.packs_per_chunk));
-    // A warp per (row, chunk); grid-stride, at most 32 blocks of 8 warps per SM.
+    // Lanes per (row, chunk): a warp, or for short rows the smallest power of two that covers the row's
+    // packs (elements when scalar), so that a warp reads several whole rows at once.
+    const std::int64_t row_units = p.vector_elems > 1 ? ceil_div(g.seg_b, p.vector_elems) : g.seg_b;
+    p.group_lanes = 32;
+    while (p.group_lanes > 1 && p.group_lanes / 2 >= row_units) p.group_lanes /= 2;
+    const bool aligned = vectors_aligned(in_address, in, out_address, out, vec);
+    p.aligned_short_rows = p.vector_elems > 1 && aligned && g.seg_b % vec == 0 && g.seg_b / vec <= 32;
+    // Grid-stride, at most 32 blocks of 256 threads per SM.
     p.block_x = 256;
-    p.grid_x = std::clamp<std::int64_t>(ceil_div(p.rows * p.chunks, 8), 1, std::int64_t(sm_count) * 32);
+    p.grid_x = std::clamp<std::int64_t>(ceil_div(p.rows * p.chunks, p.block_x / p.group_lanes), 1, std::int64_t(sm_count) * 32);
     return p;
   }
   if (column_form && !(force && force->force_generic)) {
@@ -53,8 +68,7 @@ ApplyPlan choose_apply_plan(const CanonicalGeometry& g, DType in, DType out, std
     p.kept_outer = g.col_outer;
     p.rows_per_outer = g.col_rows;
     p.inner = g.col_inner;
-    const bool aligned = in_address % static_cast<std::uintptr_t>(vec * dtype_size(in)) == 0 &&
-                         out_address % static_cast<std::uintptr_t>(vec * dtype_size(out)) == 0;
+    const bool aligned = vectors_aligned(in_address, in, out_address, out, vec);
     if (!scalar && vec > 1 && aligned) {
       if (g.col_inner % vec == 0) {
         p.vector_elems = vec;

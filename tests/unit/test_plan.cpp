@@ -1,6 +1,7 @@
 // Canonical geometry and kernel plans: pure host functions.
 #include <gtest/gtest.h>
 
+#include <tuple>
 #include <vector>
 
 #include "plan/geometry.hpp"
@@ -197,6 +198,31 @@ TEST(ApplyPlan, WalksVectorsAndFolds) {
   EXPECT_EQ(p.kernel, ApplyKernel::rows);
   EXPECT_EQ(p.vector_elems, 8);
   EXPECT_EQ(p.chunks, 1);  // 512 packs per chunk
+  EXPECT_EQ(p.group_lanes, 32);
+  EXPECT_EQ(p.period, 1);  // kept index = row: no remainder
+  EXPECT_EQ(p.repeat, 1);
+  // Short rows: a lane group per row, the smallest power of two covering its packs (or elements).
+  for (auto [length, in, lanes] : std::vector<std::tuple<int, DType, int>>{{16, DType::float32, 4}, {12, DType::float32, 4}, {17, DType::float32, 8},
+                                   {64, DType::float16, 8}, {16, DType::uint8, 2}, {2, DType::float32, 2}, {3, DType::float32, 4},
+                                   {5, DType::float32, 8}, {128, DType::float32, 32}, {124, DType::float32, 32}}) {
+    g = geometry({1000, length}, ReduceAxes::of({1}));
+    const DType out = in == DType::uint8 ? DType::float16 : in;
+    p = choose_apply_plan(g, in, out, 0, 0, 132);
+    EXPECT_EQ(p.group_lanes, lanes) << "rows of " << length << " " << dtype_name(in);
+    EXPECT_EQ(p.grid_x, (1000 + 256 / lanes - 1) / (256 / lanes)) << "rows of " << length;  // a group per row
+    // Whole aligned vectors a row, at most a group of them: one vector a lane.
+    EXPECT_EQ(p.aligned_short_rows, length % p.vector_elems == 0 && p.vector_elems > 1 && length / p.vector_elems <= 32)
+        << "rows of " << length;
+  }
+  EXPECT_TRUE(choose_apply_plan(geometry({1000, 16}, ReduceAxes::of({1})), DType::float32, DType::float32, 16, 32, 132)
+                  .aligned_short_rows);
+  p = choose_apply_plan(geometry({1000, 16}, ReduceAxes::of({1})), DType::float32, DType::float32, 4, 4, 132);
+  EXPECT_EQ(p.vector_elems, 4);  // same phase: vectors after a head of 3 ...
+  EXPECT_FALSE(p.aligned_short_rows);  // ... but not from the row's start
+  EXPECT_FALSE(choose_apply_plan(geometry({1000, 256}, ReduceAxes::of({1})), DType::float32, DType::float32, 0, 0, 132)
+                   .aligned_short_rows);  // 64 vectors: a warp walks the row
+  g = geometry({1000, 16}, ReduceAxes::of({1}));  // scalar (forced by the phases): 16 elements, 16 lanes
+  EXPECT_EQ(choose_apply_plan(g, DType::float32, DType::float32, 0, 4, 132).group_lanes, 16);
   g = geometry({1 << 22}, ReduceAxes::every());
   p = choose_apply_plan(g, DType::uint8, DType::float32, 0, 0, 132);
   EXPECT_EQ(p.vector_elems, 4);  // 16 bytes of the wider (output) type
