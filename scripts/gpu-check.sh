@@ -3,7 +3,8 @@
 # the GPU (device tests must pass without the emulator: NORMKIT_REQUIRE_DEVICE=1 makes a skip a failure),
 # runs the device bench cases (each beside a device-to-device copy of the same bytes), records every
 # kernel's registers, spills and local memory for the real architecture, and runs the SASS half of the
-# emulator reproducers (tests/emulator_repro). Results go to $OUT (default
+# emulator reproducers (tests/emulator_repro), and times the PyTorch peers of the bench cases
+# (bench/compare_torch.py). Results go to $OUT (default
 # gpu-check-out), at most 8 files, each written when its step ends so that a run cut off still returns
 # what it finished; summary.txt is rewritten after every step.
 #
@@ -83,9 +84,18 @@ labels=()
 run_step tests 150 "$OUT/tests.txt" env NORMKIT_REQUIRE_DEVICE=1 \
   ctest --test-dir "$BUILD_DIR" --output-on-failure --no-tests=error -j 4 "${labels[@]}"
 
-# 4. Kernel resources on this architecture (registers, spills, local and shared memory per kernel).
+# 4. Kernel resources on this architecture (registers, spills, local and shared memory per kernel), then
+#    the model-versus-SASS reproducers (tests/emulator_repro/*/run.sh; their SASS half needs cuobjdump).
 library=$(find "$BUILD_DIR" -name 'libnormkit*' -type f | head -n 1)
-run_step resources 30 "$OUT/resources.txt" cuobjdump --dump-resource-usage "$library"
+sass_report() {
+  cuobjdump --dump-resource-usage "$1" || return 1
+  for repro in tests/emulator_repro/*/run.sh; do
+    echo "##### $repro"
+    "$repro" || echo "(failed: $?)"
+  done
+}
+export -f sass_report
+run_step sass 90 "$OUT/sass.txt" sass_report "$library"
 
 # 5. Device bench cases, each group after its device-to-device copy of the same bytes (of_copy counter).
 bench_args=(--benchmark_filter='^device/' --benchmark_min_time=0.1)
@@ -93,15 +103,11 @@ bench_args=(--benchmark_filter='^device/' --benchmark_min_time=0.1)
 run_step bench 150 "$OUT/bench.txt" "$BUILD_DIR/bench/bench_normkit" "${bench_args[@]}" \
   --benchmark_out="$OUT/bench_device.json" --benchmark_out_format=json
 
-# 6. The model-versus-SASS reproducers (tests/emulator_repro/*/run.sh; their SASS half needs cuobjdump).
-repros() {
-  for repro in tests/emulator_repro/*/run.sh; do
-    echo "##### $repro"
-    "$repro" || echo "(failed: $?)"
-  done
-}
-export -f repros
-run_step repro 60 "$OUT/repro.txt" repros
+# 6. PyTorch peers on the same shapes (bench/compare_torch.py: var_mean and the broadcast apply, each beside
+#    a copy of its bytes timed in the same process), one JSON object per line.
+torch_args=()
+[ $QUICK = 1 ] && torch_args=(--iters 5 --only float32)
+run_step torch 120 "$OUT/torch.jsonl" python3 bench/compare_torch.py "${torch_args[@]}"
 
 echo "=== done in $(( $(date +%s) - START )) s"
 cat "$OUT/summary.txt"

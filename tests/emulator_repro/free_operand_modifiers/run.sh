@@ -12,10 +12,14 @@ if command -v cuobjdump >/dev/null 2>&1; then  # (not on the CPU-only machines h
   nvcc -O3 -arch=sm_90 -cubin -o "$work/repro.cubin" "$here/repro.cu"
   echo "== SASS instructions per kernel (sm_90, whole kernel)"
   cuobjdump -sass "$work/repro.cubin" | awk '/Function :/ {k=$3} /\/\*[0-9a-f]+\*\// && k != "" {n[k]++} END {for (k in n) printf "%-28s %4d SASS\n", k, n[k]}'
+  # (kernels by their mangled names: cuobjdump's -fun matched none of the plain names on the H100 image)
+  sass_of() { cuobjdump -sass "$work/repro.cubin" | awk -v want="$1" '/Function :/ {k=$3} k ~ want'; }
   echo "== sum_abs: FADD with an |operand| (abs folded into the add)"
-  cuobjdump -sass -fun sum_abs "$work/repro.cubin" | grep -c 'FADD.*|R' || true
+  sass_of sum_abs | grep -c 'FADD.*|R' || true
   echo "== sum_halves: HADD2.F32 reading .H0_H0 / .H1_H1 (no unpacking instruction)"
-  cuobjdump -sass -fun sum_halves "$work/repro.cubin" | grep -cE 'HADD2.F32.*\.H[01]_H[01]' || true
+  sass_of sum_halves | grep -cE 'HADD2.F32.*\.H[01]_H[01]' || true
+  echo "== sum_halves SASS"
+  sass_of sum_halves | grep -E '/\*[0-9a-f]{4}\*/' | sed 's|^ *||' || true
 else
   echo "== cuobjdump not found: SASS side skipped (run this where the CUDA toolkit has it, e.g. the GPU image)"
 fi

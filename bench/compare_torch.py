@@ -1,0 +1,114 @@
+#!/usr/bin/env python3
+"""PyTorch peers of the device bench cases, on the same large shapes (bench/bench_common.hpp patterns):
+
+  torch/stats/<pattern>/<dtype>/large   torch.var_mean(x, dim=axes, correction=0)  (uint8: of x.float())
+  torch/apply/<pattern>/<in>_to_<out>/large   (x.to(out) - mean) * rstd, mean and rstd broadcast
+
+with a device-to-device copy of the same bytes timed in the same process (`b.copy_(a)`), so that each case
+reports `of_copy` exactly as bench_normkit does: statistics = input bytes/s over the copy's read bytes/s,
+apply = (input + output bytes)/s over the copy's read + write bytes/s. CUDA events around `iters` calls
+after 3 warm-ups; random data. One JSON object per line on stdout (scripts/gpu-check.sh keeps them as
+torch.jsonl); bench/plot.py draws them beside normkit's. Needs PyTorch with a GPU; prints one line and
+exits 2 without.
+
+usage: compare_torch.py [--iters N] [--only SUBSTRING]
+"""
+import json
+import sys
+
+# (name, shape, reduced axes) of the large patterns: keep in step with bench_common.hpp's patterns(true).
+PATTERNS = [
+    ("per_feature", [4096 * 64, 256], (0,)),
+    ("per_sample", [256 * 64, 4096], (1,)),
+    ("per_sample16", [65536 * 64, 16], (1,)),
+    ("per_sample64", [16384 * 64, 64], (1,)),
+    ("global", [1 << 20, 64], (0, 1)),
+    ("nhwc_c3", [16 * 64, 128, 128, 3], (0, 1, 2)),
+    ("nchw_c3", [16 * 64, 3, 128, 128], (0, 2, 3)),
+]
+STATS_DTYPES = ["float32", "float16", "bfloat16", "uint8"]
+APPLY_PAIRS = [("float32", "float32"), ("float16", "float16"), ("bfloat16", "bfloat16"), ("uint8", "float32"),
+               ("uint8", "float16"), ("float32", "float16")]
+
+
+def main(argv):
+    iters = int(argv[argv.index("--iters") + 1]) if "--iters" in argv else 20
+    only = argv[argv.index("--only") + 1] if "--only" in argv else None
+    try:
+        import torch
+    except ImportError:
+        print(json.dumps({"error": "PyTorch is not importable"}))
+        return 2
+    if not torch.cuda.is_available():
+        print(json.dumps({"error": "no CUDA device"}))
+        return 2
+    dev = torch.device("cuda")
+    dtype_of = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "uint8": torch.uint8}
+
+    def timed(fn):
+        for _ in range(3):
+            fn()
+        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(iters):
+            fn()
+        stop.record()
+        torch.cuda.synchronize()
+        return start.elapsed_time(stop) / 1e3 / iters  # seconds per call
+
+    copy_read_rate = {}
+
+    def copy_rate(nbytes):
+        if nbytes not in copy_read_rate:
+            a = torch.randint(0, 255, (nbytes,), dtype=torch.uint8, device=dev)
+            b = torch.empty_like(a)
+            copy_read_rate[nbytes] = nbytes / timed(lambda: b.copy_(a))
+            print(json.dumps({"name": f"torch/copy/{nbytes}B", "bytes_per_second": 2 * copy_read_rate[nbytes],
+                              "torch": torch.__version__, "device": torch.cuda.get_device_name()}), flush=True)
+        return copy_read_rate[nbytes]
+
+    def random_tensor(shape, dtype):
+        if dtype == "uint8":
+            return torch.randint(0, 256, shape, dtype=torch.uint8, device=dev)
+        return (torch.rand(shape, device=dev) * 1.5 + 0.5).to(dtype_of[dtype])  # finite, as the C++ bench
+
+    def emit(name, seconds, moved, copy_bytes, of_copy_bytes):
+        print(json.dumps({"name": name, "real_time_us": seconds * 1e6, "bytes_per_second": moved / seconds,
+                          "of_copy": of_copy_bytes / seconds / copy_rate(copy_bytes)}), flush=True)
+
+    for pattern, shape, axes in PATTERNS:
+        numel = 1
+        for e in shape:
+            numel *= e
+        for dtype in STATS_DTYPES:
+            name = f"torch/stats/{pattern}/{dtype}/large"
+            if only and only not in name:
+                continue
+            x = random_tensor(shape, dtype)
+            nbytes = x.numel() * x.element_size()
+            if dtype == "uint8":
+                fn = lambda: torch.var_mean(x.float(), dim=axes, correction=0)
+            else:
+                fn = lambda: torch.var_mean(x, dim=axes, correction=0)
+            emit(name, timed(fn), nbytes, nbytes, nbytes)
+            del x
+        for din, dout in APPLY_PAIRS:
+            name = f"torch/apply/{pattern}/{din}_to_{dout}/large"
+            if only and only not in name:
+                continue
+            x = random_tensor(shape, din)
+            kept = [1 if d in axes else e for d, e in enumerate(shape)]
+            mean = torch.rand(kept, device=dev).to(dtype_of[dout])
+            rstd = (torch.rand(kept, device=dev) + 0.5).to(dtype_of[dout])
+            in_bytes = x.numel() * x.element_size()
+            out_bytes = numel * torch.empty((), dtype=dtype_of[dout]).element_size()
+            fn = lambda: (x.to(dtype_of[dout]) - mean) * rstd
+            # (input + output) over a copy of the input size, as bench_transforms.cpp reports it
+            emit(name, timed(fn), in_bytes + out_bytes, in_bytes, (in_bytes + out_bytes) / 2)
+            del x
+        torch.cuda.empty_cache()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Charts of bench_normkit's JSON (and, when given, bench/compare_torch.py's peers) as PNG files.
+
+One chart per (space, operation, size): axis patterns along x, one bar per dtype (or dtype pair), each
+bar the case's bytes/s as a fraction of the copy measured in the same run (statistics: input bytes/s over
+the copy's read + write bytes/s, i.e. of_copy / 2; apply: (input + output) bytes/s over the copy's, i.e.
+of_copy), with the 85% target drawn across. PyTorch's bars, hatched, stand beside normkit's. The title
+names the machine the JSON came from. Nothing here is typed in by hand.
+
+usage: plot.py BENCH.json OUT_DIR [--torch TORCH.jsonl] [--machine "NVIDIA H100 80GB HBM3"]
+needs matplotlib (pip install matplotlib)
+"""
+import json
+import os
+import sys
+from collections import defaultdict
+
+TARGET = 0.85
+
+
+def bench_points(path):
+    """{(space, op, size): {(pattern, dtype): fraction}} from Google Benchmark JSON."""
+    points = defaultdict(dict)
+    for b in json.load(open(path)).get("benchmarks", []):
+        if "of_copy" not in b or b.get("run_type") == "aggregate":
+            continue
+        parts = b["name"].split("/")
+        if parts[-1] == "manual_time":
+            parts = parts[:-1]
+        space = parts[0]
+        if parts[1] == "apply":
+            op, pattern, dtype, size = "apply", parts[2], parts[3], parts[4]
+            fraction = b["of_copy"]
+        else:
+            op, pattern, dtype, size = "stats", parts[1], parts[2], parts[3]
+            fraction = b["of_copy"] / 2
+        points[(space, op, size)][(pattern, dtype)] = fraction
+    return points
+
+
+def torch_points(path):
+    """{(op, size): {(pattern, dtype): fraction}} from compare_torch.py's JSON lines."""
+    points = defaultdict(dict)
+    for line in open(path):
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        r = json.loads(line)
+        if "of_copy" not in r:
+            continue
+        _, op, pattern, dtype, size = r["name"].split("/")
+        points[(op, size)][(pattern, dtype)] = r["of_copy"] / 2 if op == "stats" else r["of_copy"]
+    return points
+
+
+def chart(plt, title, normkit, peer, out_path):
+    patterns = list(dict.fromkeys(p for p, _ in normkit))
+    dtypes = list(dict.fromkeys(d for _, d in normkit))
+    per_group = len(dtypes) * (2 if peer else 1)
+    width = 0.8 / per_group
+    fig, ax = plt.subplots(figsize=(max(8, 1.6 * len(patterns)), 4.5))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for j, dtype in enumerate(dtypes):
+        xs = [i + (j * (2 if peer else 1)) * width for i in range(len(patterns))]
+        ax.bar(xs, [normkit.get((p, dtype), 0) for p in patterns], width, color=colors[j % len(colors)],
+               label=f"normkit {dtype}")
+        if peer:
+            ax.bar([x + width for x in xs], [peer.get((p, dtype), 0) for p in patterns], width,
+                   color=colors[j % len(colors)], alpha=0.45, hatch="//", label=f"PyTorch {dtype}")
+    ax.axhline(TARGET, color="black", linestyle="--", linewidth=1, label="target 85%")
+    ax.axhline(1.0, color="gray", linestyle=":", linewidth=1)
+    ax.set_xticks([i + 0.4 - width / 2 for i in range(len(patterns))])
+    ax.set_xticklabels(patterns)
+    ax.set_ylabel("bytes/s as a fraction of a copy")
+    ax.set_title(title)
+    ax.legend(fontsize=7, ncol=2 if peer else 1, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    fig.savefig(out_path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv):
+    if len(argv) < 3:
+        print(__doc__)
+        return 2
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    bench, out_dir = argv[1], argv[2]
+    peers = torch_points(argv[argv.index("--torch") + 1]) if "--torch" in argv else {}
+    machine = argv[argv.index("--machine") + 1] if "--machine" in argv else ""
+    os.makedirs(out_dir, exist_ok=True)
+    written = []
+    for (space, op, size), normkit in sorted(bench_points(bench).items()):
+        peer = peers.get((op, size)) if space == "device" else None
+        what = "statistics (mean, var)" if op == "stats" else "apply (z-score)"
+        title = f"{space} {what}, {size} inputs" + (f" - {machine}" if machine else "") + " (measured)"
+        path = os.path.join(out_dir, f"{space}_{op}_{size}.png")
+        chart(plt, title, normkit, peer, path)
+        written.append(path)
+    for path in written:
+        print(path)
+    return 0 if written else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
