@@ -7,6 +7,8 @@ the copy's read + write bytes/s, i.e. of_copy / 2; apply: (input + output) bytes
 of_copy), with the 85% target drawn across. PyTorch's bars, hatched, stand beside normkit's. The title
 names the machine the JSON came from. Nothing here is typed in by hand.
 
+Also writes OUT_DIR/fractions.md: the same fractions as a markdown table (the README's measured table).
+
 usage: plot.py BENCH.json OUT_DIR [--torch TORCH.jsonl] [--machine "NVIDIA H100 80GB HBM3"]
 needs matplotlib (pip install matplotlib)
 """
@@ -79,6 +81,24 @@ def chart(plt, title, normkit, peer, out_path):
     plt.close(fig)
 
 
+def markdown(points, peers):
+    """One row per (space, operation, size, pattern); one column per dtype: normkit (PyTorch) fractions."""
+    lines = []
+    for (space, op, size), normkit in sorted(points.items()):
+        dtypes = list(dict.fromkeys(d for _, d in normkit))
+        peer = peers.get((op, size), {}) if space == "device" else {}
+        lines += ["", f"| {space} {op} {size} | " + " | ".join(dtypes) + " |", "|---" * (len(dtypes) + 1) + "|"]
+        for pattern in dict.fromkeys(p for p, _ in normkit):
+            cells = []
+            for d in dtypes:
+                cell = f"{normkit[(pattern, d)]:.2f}" if (pattern, d) in normkit else "-"
+                if (pattern, d) in peer:
+                    cell += f" ({peer[(pattern, d)]:.2f})"
+                cells.append(cell)
+            lines.append(f"| {pattern} | " + " | ".join(cells) + " |")
+    return "\n".join(lines[1:]) + "\n"
+
+
 def main(argv):
     if len(argv) < 3:
         print(__doc__)
@@ -98,7 +118,11 @@ def main(argv):
         path = os.path.join(out_dir, f"{space}_{op}_{size}.png")
         chart(plt, title, normkit, peer, path)
         written.append(path)
-    for path in written:
+    table = os.path.join(out_dir, "fractions.md")
+    with open(table + ".tmp", "w") as f:
+        f.write(markdown(bench_points(bench), peers))
+    os.replace(table + ".tmp", table)
+    for path in written + [table]:
         print(path)
     return 0 if written else 1
 
