@@ -27,7 +27,7 @@ def bench_points(path):
         if "of_copy" not in b or b.get("run_type") == "aggregate":
             continue
         parts = b["name"].split("/")
-        if parts[-1] == "manual_time":
+        if parts[-1] in ("manual_time", "real_time"):
             parts = parts[:-1]
         space = parts[0]
         if parts[1] == "apply":
