@@ -113,7 +113,7 @@ def cases(full):
         shape, axes = stats_shape(pattern, param, elems)
         add(f"apply/{walk}/{SHORT[din]}-{SHORT[dout]}/{'x'.join(map(str, shape))}", "apply", din, shape, axes, dout)
     # Lp: one read for rows <= 1024 (gated), two reads beyond (reported).
-    for length in ([512, 4096] if full else [512]):
+    for length in ([512, 4096, 16] if full else [512]):
         elems = mb * 2**20 // 4
         shape = [elems // length, length]
         add(f"lp/l2/f32/{'x'.join(map(str, shape))}", "lp", "float32", shape, "-1", "float32", gated=length <= 1024)

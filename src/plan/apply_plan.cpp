@@ -116,4 +116,11 @@ bool lp_one_read_applies(std::int64_t length, std::uintptr_t in_address, std::si
   return length <= kLpOneReadMaxRow && aligned(in_address, in_element_bytes) && aligned(out_address, out_element_bytes);
 }
 
+int lp_group_lanes(std::int64_t length, int vector_elems) noexcept {
+  const std::int64_t packs = ceil_div(std::max<std::int64_t>(length, 1), vector_elems);
+  int lanes = 1;
+  while (lanes < 32 && lanes < packs) lanes *= 2;
+  return lanes;
+}
+
 }  // namespace normkit::plan

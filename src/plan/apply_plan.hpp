@@ -81,5 +81,8 @@ NORMKIT_HD std::int64_t kept_index_of(const StridedDims& kept, std::int64_t inde
 constexpr std::int64_t kLpOneReadMaxRow = 1024;
 bool lp_one_read_applies(std::int64_t length, std::uintptr_t in_address, std::size_t in_element_bytes,
                          std::uintptr_t out_address, std::size_t out_element_bytes) noexcept;
+// Lanes per row of the one-read Lp kernel: the smallest power of two covering the row's vectors of
+// vector_elems, at most a warp (rows of 16 float32 held a warp each with 28 lanes masked).
+int lp_group_lanes(std::int64_t length, int vector_elems) noexcept;
 
 }  // namespace normkit::plan

@@ -265,11 +265,12 @@ TEST(DeviceSklearnRules, FitRejectsInfinityNamingTheFeature) {
 // Rows of up to 1024 aligned elements take the one-read kernel; longer or unaligned rows two passes.
 TEST(DeviceLp, RowsByTheirNorm) {
   REQUIRE_DEVICE();
-  for (std::int64_t length : {64, 1000, 1024, 37, 1025}) {
+  // (4, 16, 40, 64: float32 lane groups of 1, 4, 16 and 16 lanes, several rows a warp, idle groups in the last)
+  for (std::int64_t length : {64, 1000, 1024, 37, 1025, 16, 4, 40}) {
     for (DType in : {DType::float32, DType::float64, DType::float16, DType::bfloat16, DType::uint8}) {
       for (DType out : {DType::float32, DType::float64, DType::float16, DType::bfloat16}) {
         if (length != 64 && (in != DType::float32 || out != DType::float32) && !(in == DType::bfloat16 && out == DType::bfloat16)) continue;
-        const std::int64_t rows = 5;
+        const std::int64_t rows = length <= 64 ? 37 : 5;
         std::vector<double> v = values_for(in, rows * length, 6);
         for (std::int64_t j = 0; j < length; ++j) v[static_cast<std::size_t>(3 * length + j)] = 0;  // a zero row stays zero
         auto data = normkit::testing::encode(v, in);

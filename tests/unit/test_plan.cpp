@@ -259,6 +259,17 @@ TEST(ApplyPlan, WalksVectorsAndFolds) {
   EXPECT_EQ(choose_apply_plan(g, DType::float32, DType::float32, 0, 0, 132).kernel, ApplyKernel::generic);
 }
 
+// One-read Lp: a lane group per row, the smallest power of two covering its vectors, at most a warp.
+TEST(ApplyPlan, LpGroupLanes) {
+  EXPECT_EQ(lp_group_lanes(16, 4), 4);
+  EXPECT_EQ(lp_group_lanes(17, 4), 8);
+  EXPECT_EQ(lp_group_lanes(3, 4), 1);
+  EXPECT_EQ(lp_group_lanes(64, 8), 8);
+  EXPECT_EQ(lp_group_lanes(128, 4), 32);
+  EXPECT_EQ(lp_group_lanes(1024, 4), 32);
+  EXPECT_EQ(lp_group_lanes(0, 4), 1);
+}
+
 // Split block grids fill whole waves of the resident blocks (StatsPolicy::segment_block_residency).
 TEST(Plan, SplitSegmentsFillWholeWaves) {
   EXPECT_DOUBLE_EQ(wave_efficiency(396, 132, 3), 1.0);
