@@ -225,7 +225,7 @@ __global__ void __launch_bounds__(256, sizeof(Acc) == 8 ? 1 : plan::StatsPolicy:
       for (int j = 0; j < VEC; ++j) {
         const std::int64_t column = o * shape.inner + col0 + j;
         if (shape.to_partials) partials.store(split * shape.outer * shape.inner + column, local[j]);
-        else math::write_local_slice(sink, column, local[j]);
+        else math::write_local_slice<EXTREMES>(sink, column, local[j]);
       }
     }
   }

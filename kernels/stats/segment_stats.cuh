@@ -233,7 +233,7 @@ segment_stats_kernel(const T* __restrict__ input, SegmentShape shape, math::Stat
     if constexpr (BLOCK_GROUP) block_merge(s, scratch);
     else if (group_size > 1) warp_merge(s, group_size);  // (one-lane groups: ~25 instructions a row saved)
     if (active && t == 0) {
-      if (shape.splits == 1) math::write_local_slice(sink, segment, s);
+      if (shape.splits == 1) math::write_local_slice<EXTREMES>(sink, segment, s);
       else partials.store(split * segments + segment, s);  // [split][segment]: coalesced merge reads
     }
   }

@@ -24,8 +24,8 @@ unsigned grid_dim(std::int64_t blocks) { return static_cast<unsigned>(std::clamp
 // Whether the request needs min, max, Σ|x| or the non-zero count (summaries always do).
 bool needs_extremes(const math::StatsSink& sink) {
   if (sink.summaries != nullptr || sink.integer_summaries != nullptr) return true;
-  for (Stat s : {Stat::min, Stat::max, Stat::l0, Stat::l1, Stat::linf}) {
-    if (sink.outputs[static_cast<int>(s)] != nullptr) return true;
+  for (int i = 0; i < kNumStats; ++i) {
+    if (math::needs_extremes(i) && sink.outputs[i] != nullptr) return true;
   }
   return false;
 }

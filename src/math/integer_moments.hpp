@@ -190,10 +190,19 @@ NORMKIT_HD StatValues finalize_integer(const IntegerSummary& s, std::int64_t ddo
   return v;
 }
 
+// numerator / denominator of exact integers (each below 2^53) as float. Operands below 2^24 are exact in
+// float, and one float division of exact operands is correctly rounded (half an ulp, where the double
+// division rounded again is within one): rows of 16 uint8 values take it, and skip two float64 divisions.
+NORMKIT_HD float exact_fraction_float(std::uint64_t numerator, std::uint64_t denominator) {
+  constexpr std::uint64_t kFloatExact = std::uint64_t{1} << 24;
+  if (numerator < kFloatExact && denominator < kFloatExact) return static_cast<float>(numerator) / static_cast<float>(denominator);
+  return static_cast<float>(static_cast<double>(numerator) / static_cast<double>(denominator));
+}
+
 // The same statistics as float32, for summaries of at most kLocalMomentsMaxValues values (a kernel's
 // slice that one work item finished): then n Σx² - (Σx)² = n M2 < 2^62 is exact in 64-bit integers, so
-// each fraction is one double division of exact or once-rounded operands, rounded again to float (within
-// 1 ulp of float32) - a quarter of the double-double path's cost.
+// each fraction is one division of exact operands (exact_fraction_float: within 1 ulp of float32), a
+// quarter of the double-double path's cost or less.
 NORMKIT_HD StatValuesIn<float> finalize_integer_float(const IntegerSummary& s, std::int64_t ddof) {
   const float nan = quiet_nan<float>();
   StatValuesIn<float> v;
@@ -205,10 +214,10 @@ NORMKIT_HD StatValuesIn<float> finalize_integer_float(const IntegerSummary& s, s
   v.sum = v.l1 = static_cast<float>(sum);
   v.l2 = sqrtf(static_cast<float>(sum_sq));
   if (n == 0) return v;
-  v.mean = static_cast<float>(static_cast<double>(sum) / static_cast<double>(n));
+  v.mean = exact_fraction_float(sum, n);
   if (s.count - ddof > 0) {
     const std::uint64_t n_m2 = n * sum_sq - sum * sum;
-    v.var = static_cast<float>(static_cast<double>(n_m2) / (static_cast<double>(n) * static_cast<double>(s.count - ddof)));
+    v.var = exact_fraction_float(n_m2, n * static_cast<std::uint64_t>(s.count - ddof));  // (the product < 2^48)
     v.std = sqrtf(v.var);
   }
   v.min = static_cast<float>(s.min);

@@ -36,13 +36,21 @@ NORMKIT_HD void store_count(void* base, DType dtype, std::int64_t k, std::int64_
   else store_value(base, dtype, k, static_cast<double>(value));
 }
 
+// Statistics that need the extremes a moments-only kernel does not keep (min, max, Σ|x|, non-zeros).
+NORMKIT_HD constexpr bool needs_extremes(int stat) {
+  return stat == static_cast<int>(Stat::min) || stat == static_cast<int>(Stat::max) || stat == static_cast<int>(Stat::l0) ||
+         stat == static_cast<int>(Stat::l1) || stat == static_cast<int>(Stat::linf);
+}
+
 // Writes the requested statistics of kept index k. Real = float only when every output is float32 or a
-// count (sink.float32_outputs).
-template <typename Real>
+// count (sink.float32_outputs). kExtremes = false (a moments-only kernel, whose sink requests none of
+// needs_extremes): those outputs are not even tested (rows of 16: ~15 instructions a row).
+template <bool kExtremes = true, typename Real>
 NORMKIT_HD void store_stat_values(const StatsSink& sink, std::int64_t k, const StatValuesIn<Real>& v) {
   const Real values[kNumStats] = {Real(0), v.mean, v.var, v.std, v.min, v.max, v.sum, Real(0), v.l1, v.l2, v.linf};
   NORMKIT_UNROLL
   for (int i = 0; i < kNumStats; ++i) {
+    if (!kExtremes && needs_extremes(i)) continue;  // (i is a constant once unrolled)
     if (sink.outputs[i] == nullptr) continue;
     if (i == static_cast<int>(Stat::count)) store_count(sink.outputs[i], sink.output_dtype[i], k, v.count);
     else if (i == static_cast<int>(Stat::l0)) store_count(sink.outputs[i], sink.output_dtype[i], k, v.l0);
@@ -69,6 +77,7 @@ NORMKIT_HD void write_slice(const StatsSink& sink, std::int64_t k, const StatsSu
 // The same for the exact summary of uint8 input: into integer summaries, float summaries (converted,
 // then merged with Chan's formula) or the outputs. `small`: the summary holds at most
 // kLocalMomentsMaxValues values (float32 outputs may take finalize_integer_float).
+template <bool kExtremes = true>
 NORMKIT_HD void write_integer_slice(const StatsSink& sink, std::int64_t k, const IntegerSummary& summary,
                                     bool small = false) {
   if (sink.integer_summaries != nullptr) {
@@ -80,8 +89,8 @@ NORMKIT_HD void write_integer_slice(const StatsSink& sink, std::int64_t k, const
     write_slice(sink, k, to_stats_summary(summary));
     return;
   }
-  if (small && sink.float32_outputs) store_stat_values(sink, k, finalize_integer_float(summary, sink.ddof));
-  else store_stat_values(sink, k, finalize_integer(summary, sink.ddof));
+  if (small && sink.float32_outputs) store_stat_values<kExtremes>(sink, k, finalize_integer_float(summary, sink.ddof));
+  else store_stat_values<kExtremes>(sink, k, finalize_integer(summary, sink.ddof));
 }
 
 // Whether every requested statistic is float32 or an integer count (no summaries): then the kernels
@@ -100,7 +109,8 @@ NORMKIT_HD bool all_outputs_float32(const StatsSink& sink) {
 // statistics are finalized in float (finalize_moments<float>): the double path costs ~1000 issue cycles
 // per slice (float64 division and square roots, conversions), which dominated short rows (rows of 16
 // float32: 1400 cycles per row, of which the row's own values ~160).
-template <typename Acc>
+// kExtremes = false: the caller kept no extremes, and the sink requests none (store_stat_values).
+template <bool kExtremes = true, typename Acc>
 NORMKIT_HD void write_local_slice(const StatsSink& sink, std::int64_t k, const LocalMoments<Acc>& s) {
   if constexpr (sizeof(Acc) == 4) {
     if (sink.float32_outputs) {
@@ -109,7 +119,7 @@ NORMKIT_HD void write_local_slice(const StatsSink& sink, std::int64_t k, const L
       const auto v = finalize_moments<Acc, int>(finite, s.nan_count, s.posinf_count, s.neginf_count, static_cast<int>(s.nonzero),
                                                 finite > 0 ? s.shift + s.mean : Acc(0), s.m2, s.min, s.max, s.abs_sum,
                                                 sink.ddof, sink.ignore_nan, wants_roots(sink));
-      store_stat_values(sink, k, v);
+      store_stat_values<kExtremes>(sink, k, v);
       return;
     }
   }
@@ -118,8 +128,9 @@ NORMKIT_HD void write_local_slice(const StatsSink& sink, std::int64_t k, const L
 
 // A kernel's exact uint8 state (a work item's values: at most kLocalMomentsMaxValues when it finishes a
 // slice alone; merged slices of any size come through here too, `small` says which).
+template <bool kExtremes = true>
 NORMKIT_HD void write_local_slice(const StatsSink& sink, std::int64_t k, const IntegerMoments& s) {
-  write_integer_slice(sink, k, s.summary(), s.count <= static_cast<std::uint64_t>(kLocalMomentsMaxValues));
+  write_integer_slice<kExtremes>(sink, k, s.summary(), s.count <= static_cast<std::uint64_t>(kLocalMomentsMaxValues));
 }
 
 // A slice finished in a kernel's wide state (any number of values).

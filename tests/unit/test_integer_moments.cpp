@@ -77,6 +77,22 @@ TEST(IntegerMoments, FloatFinalizeIsWithinOneFloatUlpForWorkItemSizes) {
   }
 }
 
+// Below 2^24 both operands are exact in float: the quotient is the float nearest the exact fraction (its
+// neighbours' products with the denominator are exact in long double, 48-bit).
+TEST(IntegerMoments, SmallExactFractionsAreCorrectlyRounded) {
+  std::mt19937_64 rng(12);
+  for (int trial = 0; trial < 20000; ++trial) {
+    const std::uint64_t den = 1 + rng() % ((trial % 2) ? 64 : (1u << 24) - 1);
+    const std::uint64_t num = rng() % (1u << 24);
+    const float q = nm::exact_fraction_float(num, den);
+    const auto error = [&](float f) { return std::fabs(static_cast<long double>(f) * den - static_cast<long double>(num)); };
+    ASSERT_LE(error(q), error(std::nextafter(q, 2.0f * q + 1.0f))) << num << "/" << den;
+    ASSERT_LE(error(q), error(std::nextafter(q, -1.0f))) << num << "/" << den;
+  }
+  EXPECT_EQ(nm::exact_fraction_float(1, 3), 1.0f / 3.0f);
+  EXPECT_EQ(nm::exact_fraction_float(std::uint64_t{1} << 40, 3), static_cast<float>(static_cast<double>(std::uint64_t{1} << 40) / 3.0));
+}
+
 TEST(IntegerMoments, ConstantDataHasZeroVarianceAndEmptyOrShortSlicesFollowTheRules) {
   for (std::int64_t x : {0, 1, 128, 255}) {
     const nm::StatValues v = nm::finalize_integer(two_valued(1000003, 1000003, x, 0), 0);
