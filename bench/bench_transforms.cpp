@@ -90,6 +90,55 @@ void apply_bench(benchmark::State& state, Pattern c, DType in, DType out, Memory
 #endif
 }
 
+// Lp normalization of each row (sklearn's Normalizer): input read once, output written once (rows of up
+// to 1024 aligned elements; longer rows read twice, counted once).
+void lp_bench(benchmark::State& state, Pattern c, DType dtype, MemorySpace space) {
+  const std::size_t bytes = static_cast<std::size_t>(numel(c.shape)) * dtype_size(dtype);
+  auto host_in = random_bytes(bytes, dtype);
+  std::vector<unsigned char> host_out(space == MemorySpace::host ? bytes : 0);
+  const int nd = static_cast<int>(c.shape.size());
+  const auto view = [&](void* p) { return TensorView(p, dtype, c.shape.data(), nd, space); };
+  Status s = Status::success();
+  if (space == MemorySpace::host) {
+    for (auto _ : state) {
+      s = normalize_lp(view(host_in.data()), LpNorm::l2, view(host_out.data()), nullptr, 0);
+      benchmark::DoNotOptimize(host_out.data());
+    }
+  }
+#if defined(NORMKIT_WITH_CUDA)
+  if (space == MemorySpace::device) {
+    DeviceRotation inputs(bytes, host_in.data()), outputs(bytes, nullptr);
+    std::size_t ws_bytes = 0;
+    void* workspace = nullptr;  // (the row norms of the two-read path; none for one read)
+    if (!inputs.ok() || !outputs.ok() || !normalize_lp_workspace_size(view(inputs.at(0)), &ws_bytes).ok() ||
+        (ws_bytes > 0 && cudaMalloc(&workspace, ws_bytes) != cudaSuccess)) {
+      state.SkipWithError("device buffers");
+      return;
+    }
+    DeviceTimer t;
+    std::int64_t call = 0;
+    for (auto _ : state) {
+      cudaEventRecord(t.start);
+      s = normalize_lp(view(inputs.at(call)), LpNorm::l2, view(outputs.at(call)), workspace, ws_bytes);
+      cudaEventRecord(t.stop);
+      cudaEventSynchronize(t.stop);
+      ++call;
+      float ms = 0;
+      cudaEventElapsedTime(&ms, t.start, t.stop);
+      state.SetIterationTime(ms / 1e3);
+    }
+    cudaFree(workspace);
+  }
+#endif
+  if (!s.ok()) state.SkipWithError(s.message().c_str());
+  // Read + write, against a copy's read + write of the input size, as the apply reports it.
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(2 * bytes));
+  const auto it = copy_rates().find((space == MemorySpace::host ? "host/" : "device/") + std::to_string(bytes));
+  if (it != copy_rates().end()) {
+    state.counters["of_copy"] = benchmark::Counter(static_cast<double>(bytes) * state.iterations() / it->second, benchmark::Counter::kIsRate);
+  }
+}
+
 // Host adapt + transform of float32 [rows, features] (what StandardScaler().fit_transform does).
 void fit_apply_bench(benchmark::State& state, std::int64_t rows, std::int64_t features) {
   const std::vector<std::int64_t> shape = {rows, features};
@@ -128,6 +177,26 @@ void register_transform_benchmarks() {
         if (cuda_available()) {
           benchmark::RegisterBenchmark(("device/" + name).c_str(), [c, in = in, out = out](benchmark::State& st) {
             apply_bench(st, c, in, out, MemorySpace::device);
+          })->UseManualTime()->Unit(benchmark::kMicrosecond);
+        }
+#endif
+      }
+    }
+  }
+  // Lp (L2) over the per-sample patterns: rows of 16 and 64 (lane groups), 4096 (two reads).
+  for (bool large : {false, true}) {
+    for (DType dtype : {DType::float32, DType::float16}) {
+      for (const Pattern& c : patterns(large)) {
+        if (std::string(c.name).rfind("per_sample", 0) != 0) continue;
+        register_copies(static_cast<std::size_t>(numel(c.shape)) * dtype_size(dtype));
+        const std::string name = std::string("lp/l2/") + c.name + "/" + dtype_name(dtype) + "/" + (large ? "large" : "small");
+        benchmark::RegisterBenchmark(("host/" + name).c_str(), [c, dtype](benchmark::State& st) {
+          lp_bench(st, c, dtype, MemorySpace::host);
+        })->UseRealTime()->Unit(benchmark::kMillisecond);
+#if defined(NORMKIT_WITH_CUDA)
+        if (cuda_available()) {
+          benchmark::RegisterBenchmark(("device/" + name).c_str(), [c, dtype](benchmark::State& st) {
+            lp_bench(st, c, dtype, MemorySpace::device);
           })->UseManualTime()->Unit(benchmark::kMicrosecond);
         }
 #endif

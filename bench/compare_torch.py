@@ -3,6 +3,7 @@
 
   torch/stats/<pattern>/<dtype>/large   torch.var_mean(x, dim=axes, correction=0)  (uint8: of x.float())
   torch/apply/<pattern>/<in>_to_<out>/large   (x.to(out) - mean) * rstd, mean and rstd broadcast
+  torch/lp_l2/<pattern>/<dtype>/large   torch.nn.functional.normalize(x, p=2, dim=1) (per-sample patterns)
 
 with a device-to-device copy of the same bytes timed in the same process (`b.copy_(a)`), so that each case
 reports `of_copy` exactly as bench_normkit does: statistics = input bytes/s over the copy's read bytes/s,
@@ -106,6 +107,16 @@ def main(argv):
             # (input + output) over a copy of the input size, as bench_transforms.cpp reports it
             emit(name, timed(fn), in_bytes + out_bytes, in_bytes, (in_bytes + out_bytes) / 2)
             del x
+        if pattern.startswith("per_sample"):
+            for dtype in ["float32", "float16"]:
+                name = f"torch/lp_l2/{pattern}/{dtype}/large"
+                if only and only not in name:
+                    continue
+                x = random_tensor(shape, dtype)
+                nbytes = x.numel() * x.element_size()
+                fn = lambda: torch.nn.functional.normalize(x, p=2.0, dim=1)
+                emit(name, timed(fn), 2 * nbytes, nbytes, nbytes)  # read + write, as the apply
+                del x
         torch.cuda.empty_cache()
     return 0
 

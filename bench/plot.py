@@ -33,6 +33,9 @@ def bench_points(path):
         if parts[1] == "apply":
             op, pattern, dtype, size = "apply", parts[2], parts[3], parts[4]
             fraction = b["of_copy"]
+        elif parts[1] == "lp":  # lp/<norm>/<pattern>/<dtype>/<size>: read + write, as the apply
+            op, pattern, dtype, size = "lp_" + parts[2], parts[3], parts[4], parts[5]
+            fraction = b["of_copy"]
         else:
             op, pattern, dtype, size = "stats", parts[1], parts[2], parts[3]
             fraction = b["of_copy"] / 2
@@ -113,7 +116,7 @@ def main(argv):
     written = []
     for (space, op, size), normkit in sorted(bench_points(bench).items()):
         peer = peers.get((op, size)) if space == "device" else None
-        what = "statistics (mean, var)" if op == "stats" else "apply (z-score)"
+        what = {"stats": "statistics (mean, var)", "apply": "apply (z-score)"}.get(op, op.replace("_", " "))
         title = f"{space} {what}, {size} inputs" + (f" - {machine}" if machine else "") + " (measured)"
         path = os.path.join(out_dir, f"{space}_{op}_{size}.png")
         chart(plt, title, normkit, peer, path)
