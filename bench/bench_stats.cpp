@@ -90,6 +90,21 @@ void device_stats(benchmark::State& state, Pattern pattern, DType dtype) {
 }  // namespace
 
 void register_stats_benchmarks() {
+  // A call's fixed cost (validation, plan, launches), next to a copy's: a 4 KB input, float32.
+  {
+    const Pattern tiny{"per_sample16", {64, 16}, ReduceAxes::of({1})};
+    register_copies(64 * 16 * 4);
+    benchmark::RegisterBenchmark("host/per_sample16/float32/tiny", [tiny](benchmark::State& st) { host_stats(st, tiny, DType::float32); })
+        ->UseRealTime()
+        ->Unit(benchmark::kMicrosecond);
+#if defined(NORMKIT_WITH_CUDA)
+    if (cuda_available()) {
+      benchmark::RegisterBenchmark("device/per_sample16/float32/tiny", [tiny](benchmark::State& st) { device_stats(st, tiny, DType::float32); })
+          ->UseManualTime()
+          ->Unit(benchmark::kMicrosecond);
+    }
+#endif
+  }
   const DType dtypes[] = {DType::float32, DType::float16, DType::bfloat16, DType::uint8};
   for (bool large : {false, true}) {
     const char* size = large ? "large" : "small";
