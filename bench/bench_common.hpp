@@ -83,6 +83,19 @@ inline void report(benchmark::State& state, std::size_t input_bytes, const std::
   }
 }
 
+// The same for a call that reads input_bytes and writes output_bytes, against a copy's read + write of
+// the input size (the copy rates store read bytes/s): the apply and Lp normalization.
+inline void report_read_write(benchmark::State& state, std::size_t input_bytes, std::size_t output_bytes,
+                              const std::string& copy_key) {
+  const std::size_t moved = input_bytes + output_bytes;
+  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(moved));
+  const auto it = copy_rates().find(copy_key);
+  if (it != copy_rates().end()) {
+    state.counters["of_copy"] = benchmark::Counter(static_cast<double>(moved) * state.iterations() / (2 * it->second),
+                                                   benchmark::Counter::kIsRate);
+  }
+}
+
 // ---- host ----
 
 inline void host_copy(benchmark::State& state, std::size_t bytes) {
@@ -105,6 +118,21 @@ struct DeviceTimer {
   cudaEvent_t start{}, stop{};
   DeviceTimer() { cudaEventCreate(&start); cudaEventCreate(&stop); }
   ~DeviceTimer() { cudaEventDestroy(start); cudaEventDestroy(stop); }
+  DeviceTimer(const DeviceTimer&) = delete;
+  DeviceTimer& operator=(const DeviceTimer&) = delete;
+
+  // Times one call between two events on the default stream as the iteration's time; returns seconds.
+  template <typename Call>
+  double time(benchmark::State& state, Call&& call) {
+    cudaEventRecord(start);
+    call();
+    cudaEventRecord(stop);
+    cudaEventSynchronize(stop);
+    float ms = 0;
+    cudaEventElapsedTime(&ms, start, stop);
+    state.SetIterationTime(ms / 1e3);
+    return ms / 1e3;
+  }
 };
 
 // Device buffers used in turn, so that at least kRotationBytes of other buffers pass between two uses of
@@ -147,15 +175,8 @@ inline void device_copy(benchmark::State& state, std::size_t bytes) {
   double total = 0;
   std::int64_t call = 0;
   for (auto _ : state) {
-    cudaEventRecord(t.start);
-    cudaMemcpyAsync(to.at(call), from.at(call), bytes, cudaMemcpyDeviceToDevice);
+    total += t.time(state, [&] { cudaMemcpyAsync(to.at(call), from.at(call), bytes, cudaMemcpyDeviceToDevice); });
     ++call;
-    cudaEventRecord(t.stop);
-    cudaEventSynchronize(t.stop);
-    float ms = 0;
-    cudaEventElapsedTime(&ms, t.start, t.stop);
-    state.SetIterationTime(ms / 1e3);
-    total += ms / 1e3;
   }
   // A copy reads and writes each byte: its read rate is bytes / time.
   copy_rates()["device/" + std::to_string(bytes)] = static_cast<double>(bytes) * state.iterations() / total;

@@ -69,16 +69,11 @@ void device_stats(benchmark::State& state, Pattern pattern, DType dtype) {
   if (ws_bytes) cudaMalloc(&ws, ws_bytes);
   DeviceTimer t;
   std::int64_t call = 0;
+  Status s = Status::success();
   for (auto _ : state) {
     const TensorView rotated = input_view(call++);
-    cudaEventRecord(t.start);
-    const Status s = compute_stats(rotated, options, out, ws, ws_bytes, nullptr);
-    cudaEventRecord(t.stop);
-    cudaEventSynchronize(t.stop);
+    t.time(state, [&] { s = compute_stats(rotated, options, out, ws, ws_bytes, nullptr); });
     if (!s.ok()) state.SkipWithError(s.message().c_str());
-    float ms = 0;
-    cudaEventElapsedTime(&ms, t.start, t.stop);
-    state.SetIterationTime(ms / 1e3);
   }
   report(state, bytes, "device/" + std::to_string(bytes));
   cudaFree(mean);

@@ -47,47 +47,25 @@ void apply_bench(benchmark::State& state, Pattern c, DType in, DType out, Memory
     return;
   }
 #if defined(NORMKIT_WITH_CUDA)
-  cudaEvent_t start{}, stop{};
   if (space == MemorySpace::device) {
-    cudaEventCreate(&start);
-    cudaEventCreate(&stop);
-  }
-#endif
-  std::int64_t call = 0;
-  for (auto _ : state) {
-#if defined(NORMKIT_WITH_CUDA)
-    if (space == MemorySpace::device) {
+    DeviceTimer t;
+    std::int64_t call = 0;
+    for (auto _ : state) {
       const TensorView in_view(inputs->at(call), in, c.shape.data(), nd, space);
       const TensorView out_view(outputs->at(call), out, c.shape.data(), nd, space);
       ++call;
-      cudaEventRecord(start);
-      s = normalizer.transform(in_view, out_view);
-      cudaEventRecord(stop);
-      cudaEventSynchronize(stop);
-      float ms = 0;
-      cudaEventElapsedTime(&ms, start, stop);
-      state.SetIterationTime(ms / 1e3);
-      continue;
+      t.time(state, [&] { s = normalizer.transform(in_view, out_view); });
     }
+  }
 #endif
-    s = normalizer.transform(input, output);
-    benchmark::DoNotOptimize(out_ptr);
+  if (space == MemorySpace::host) {
+    for (auto _ : state) {
+      s = normalizer.transform(input, output);
+      benchmark::DoNotOptimize(out_ptr);
+    }
   }
   if (!s.ok()) state.SkipWithError(s.message().c_str());
-  // Read + write, against a copy's read + write of the input size (the copy rates store read bytes/s).
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(in_bytes + out_bytes));
-  const std::string key = (space == MemorySpace::host ? "host/" : "device/") + std::to_string(in_bytes);
-  const auto it = copy_rates().find(key);
-  if (it != copy_rates().end()) {
-    state.counters["of_copy"] = benchmark::Counter(static_cast<double>(in_bytes + out_bytes) * state.iterations() / (2 * it->second),
-                                                   benchmark::Counter::kIsRate);
-  }
-#if defined(NORMKIT_WITH_CUDA)
-  if (space == MemorySpace::device) {
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-  }
-#endif
+  report_read_write(state, in_bytes, out_bytes, (space == MemorySpace::host ? "host/" : "device/") + std::to_string(in_bytes));
 }
 
 // Lp normalization of each row (sklearn's Normalizer): input read once, output written once (rows of up
@@ -118,25 +96,14 @@ void lp_bench(benchmark::State& state, Pattern c, DType dtype, MemorySpace space
     DeviceTimer t;
     std::int64_t call = 0;
     for (auto _ : state) {
-      cudaEventRecord(t.start);
-      s = normalize_lp(view(inputs.at(call)), LpNorm::l2, view(outputs.at(call)), workspace, ws_bytes);
-      cudaEventRecord(t.stop);
-      cudaEventSynchronize(t.stop);
+      t.time(state, [&] { s = normalize_lp(view(inputs.at(call)), LpNorm::l2, view(outputs.at(call)), workspace, ws_bytes); });
       ++call;
-      float ms = 0;
-      cudaEventElapsedTime(&ms, t.start, t.stop);
-      state.SetIterationTime(ms / 1e3);
     }
     cudaFree(workspace);
   }
 #endif
   if (!s.ok()) state.SkipWithError(s.message().c_str());
-  // Read + write, against a copy's read + write of the input size, as the apply reports it.
-  state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations()) * static_cast<std::int64_t>(2 * bytes));
-  const auto it = copy_rates().find((space == MemorySpace::host ? "host/" : "device/") + std::to_string(bytes));
-  if (it != copy_rates().end()) {
-    state.counters["of_copy"] = benchmark::Counter(static_cast<double>(bytes) * state.iterations() / it->second, benchmark::Counter::kIsRate);
-  }
+  report_read_write(state, bytes, bytes, (space == MemorySpace::host ? "host/" : "device/") + std::to_string(bytes));
 }
 
 // Host adapt + transform of float32 [rows, features] (what StandardScaler().fit_transform does).

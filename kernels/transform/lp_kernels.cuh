@@ -1,7 +1,6 @@
 // Per-sample Lp normalization in one read: a lane group (a warp, fewer lanes for short rows) holds a whole
 // row (up to kLpMaxRow elements) in registers, reduces its norm with shuffles in a fixed order, then
-// writes the scaled row. Longer or
-// unaligned rows take the two-pass path (statistics, then the apply).
+// writes the scaled row. Longer or unaligned rows take the two-pass path (statistics, then the apply).
 #pragma once
 
 #include <cstdint>
