@@ -27,6 +27,8 @@ struct SegmentShape {
                             // every (group / sub_lanes)-th sub-row), so short sub-rows keep lanes busy
   std::int64_t chunk = 0;   // elements per work item: plan::segment_chunk(a, b, splits), computed on the
                             // host (its 64-bit divisions cost a one-wave grid 6% of its issue cycles)
+  bool short_rows = false;  // plan::StatsPlan::segment_short_rows: a == 1, one lane per 16-byte aligned row of
+                            // at most short_row_vectors packs, no splits, at most 2^30 rows
 };
 
 // Vector packs a thread loads and folds together in float: 64 bytes of input in flight per thread (4
@@ -48,6 +50,111 @@ __device__ __forceinline__ void add_words(math::ByteSums& sums, const uint4& w) 
   sums.add_word<EXTREMES, true>(w.w);
 }
 
+// Packs t, t + G, ... of `packs` 16-byte packs from body into s.
+template <typename Acc, int VEC, bool EXTREMES, typename T, typename State>
+__device__ __forceinline__ void accumulate_packs(const Pack<T, VEC>* __restrict__ body, int packs, int t, int group_size,
+                                                 State& s) {
+  int i = t;
+  if constexpr (std::is_same_v<T, std::uint8_t> && VEC == 16) {
+    // uint8: exact integer sums of 4 packs (64 values) at a time, one Chan step per batch
+    // (math::ByteSums: ~5 issue cycles per value with extremes instead of ~17 in float).
+    constexpr int kBytePacks = 4;
+    for (; i + (kBytePacks - 1) * group_size < packs; i += kBytePacks * group_size) {
+      uint4 raw[kBytePacks];
+      NORMKIT_UNROLL
+      for (int b = 0; b < kBytePacks; ++b) raw[b] = *reinterpret_cast<const uint4*>(body[i + b * group_size].v);
+      math::ByteSums sums = math::ByteSums::empty();
+      NORMKIT_UNROLL
+      for (int b = 0; b < kBytePacks; ++b) add_words<EXTREMES>(sums, raw[b]);
+      s.template push_bytes<EXTREMES, kBytePacks * 16, true>(sums);
+    }
+    if (i < packs) {  // the last 1-3 packs of this lane: loaded together (one round trip, not one each)
+      uint4 raw[kBytePacks - 1];
+      NORMKIT_UNROLL
+      for (int b = 0; b < kBytePacks - 1; ++b) {
+        raw[b] = i + b * group_size < packs ? *reinterpret_cast<const uint4*>(body[i + b * group_size].v) : uint4{};
+      }
+      math::ByteSums sums = math::ByteSums::empty();
+      std::uint32_t values = 0;
+      NORMKIT_UNROLL
+      for (int b = 0; b < kBytePacks - 1; ++b) {
+        if (i + b * group_size < packs) {
+          add_words<EXTREMES>(sums, raw[b]);
+          values += 16;
+        }
+      }
+      s.template push_bytes<EXTREMES, true>(sums, values);
+    }
+    return;
+  }
+  // segment_batch_packs packs are all in flight before the math, and fold as one pack: one Chan step
+  // (one reciprocal) per 16-32 values instead of per 4 (float32) or 8 (16-bit).
+  constexpr int kPacks = segment_batch_packs<Acc, T, VEC>();
+  if constexpr (kPacks > 1) {
+    // 16-bit inputs keep min, max and non-zero counts of the batches as packed pairs of the raw words.
+    constexpr bool kPairs = EXTREMES && sizeof(T) == 2;
+    std::conditional_t<kPairs, PairExtremes<T>, NoPairExtremes> pairs;
+    const int first_batch = i;
+    for (; i + (kPacks - 1) * group_size < packs; i += kPacks * group_size) {
+      RawPack<T, VEC> raw[kPacks];
+      NORMKIT_UNROLL
+      for (int b = 0; b < kPacks; ++b) raw[b] = load_raw_pack<T, VEC>(body[i + b * group_size].v);
+      std::conditional_t<kPairs, PairNonzeros, NoPairNonzeros> nonzeros;
+      if constexpr (kPairs) {  // before the conversion, so the raw words die with it (no spills)
+        NORMKIT_UNROLL
+        for (int b = 0; b < kPacks; ++b) {
+          pairs.add_words(raw[b]);
+          nonzeros.add_words(raw[b]);
+        }
+      }
+      Acc v[kPacks * VEC];
+      NORMKIT_UNROLL
+      for (int b = 0; b < kPacks; ++b) convert_raw_pack<Acc, T, VEC, !kPairs>(raw[b], v + b * VEC);
+      const bool finite = s.template push_pack<EXTREMES, !kPairs, !kPairs>(v);
+      if constexpr (kPairs) {
+        if (finite) s.nonzero += nonzeros.total();
+      }
+    }
+    if constexpr (kPairs) {
+      if (i != first_batch) pairs.fold(s);  // (short rows never fill a batch: no fold to pay per row)
+    }
+  }
+  if constexpr (kPacks > 1 && sizeof(T) == 2) {
+    // The last packs of this lane (fewer than a batch): loaded together, folded each (16-bit rows of 16
+    // are 2 packs: two round trips per row before). (float32 block groups spilled with 3 more packs.)
+    if (i < packs) {
+      RawPack<T, VEC> raw[kPacks - 1];
+      NORMKIT_UNROLL
+      for (int b = 0; b < kPacks - 1; ++b) {
+        if (i + b * group_size < packs) raw[b] = load_raw_pack<T, VEC>(body[i + b * group_size].v);
+      }
+      // Two packs fold as one batch of 2 * VEC values (one Chan step: rows of 16 float16 are two packs).
+      int b = 0;
+      if (i + group_size < packs) {
+        Acc v[2 * VEC];
+        convert_raw_pack<Acc, T, VEC>(raw[0], v);
+        convert_raw_pack<Acc, T, VEC>(raw[1], v + VEC);
+        s.template push_pack<EXTREMES>(v);
+        b = 2;
+      }
+      NORMKIT_UNROLL
+      for (int k = 0; k < kPacks - 1; ++k) {
+        if (k >= b && i + k * group_size < packs) {
+          Acc v[VEC];
+          convert_raw_pack<Acc, T, VEC>(raw[k], v);
+          s.template push_pack<EXTREMES>(v);
+        }
+      }
+    }
+  } else {
+    for (; i < packs; i += group_size) {
+      Acc v0[VEC];
+      load_pack<Acc, T, VEC>(body[i].v, v0);
+      s.template push_pack<EXTREMES>(v0);
+    }
+  }
+}
+
 // Accumulates p[t], p[t + G], ... of a contiguous range of n elements into s. n fits 32 bits: a work item
 // summarises at most kLocalMomentsMaxValues values (the plan splits longer ones), so the indices are
 // 32-bit (64-bit compares and adds cost twice the issue slots).
@@ -60,108 +167,8 @@ __device__ __forceinline__ void accumulate_range(const T* __restrict__ p, std::i
   } else {
     const int head = min(static_cast<int>(elements_to_alignment<T, VEC>(p)), n);
     for (int i = t; i < head; i += group_size) s.push(load_one<Acc>(p + i));  // head < VEC: may exceed a small group
-    const Pack<T, VEC>* body = reinterpret_cast<const Pack<T, VEC>*>(p + head);
     const int packs = (n - head) / VEC;
-    int i = t;
-    if constexpr (std::is_same_v<T, std::uint8_t> && VEC == 16) {
-      // uint8: exact integer sums of 4 packs (64 values) at a time, one Chan step per batch
-      // (math::ByteSums: ~5 issue cycles per value with extremes instead of ~17 in float).
-      constexpr int kBytePacks = 4;
-      for (; i + (kBytePacks - 1) * group_size < packs; i += kBytePacks * group_size) {
-        uint4 raw[kBytePacks];
-        NORMKIT_UNROLL
-        for (int b = 0; b < kBytePacks; ++b) raw[b] = *reinterpret_cast<const uint4*>(body[i + b * group_size].v);
-        math::ByteSums sums = math::ByteSums::empty();
-        NORMKIT_UNROLL
-        for (int b = 0; b < kBytePacks; ++b) add_words<EXTREMES>(sums, raw[b]);
-        s.template push_bytes<EXTREMES, kBytePacks * 16, true>(sums);
-      }
-      if (i < packs) {  // the last 1-3 packs of this lane: loaded together (one round trip, not one each)
-        uint4 raw[kBytePacks - 1];
-        NORMKIT_UNROLL
-        for (int b = 0; b < kBytePacks - 1; ++b) {
-          raw[b] = i + b * group_size < packs ? *reinterpret_cast<const uint4*>(body[i + b * group_size].v) : uint4{};
-        }
-        math::ByteSums sums = math::ByteSums::empty();
-        std::uint32_t values = 0;
-        NORMKIT_UNROLL
-        for (int b = 0; b < kBytePacks - 1; ++b) {
-          if (i + b * group_size < packs) {
-            add_words<EXTREMES>(sums, raw[b]);
-            values += 16;
-          }
-        }
-        s.template push_bytes<EXTREMES, true>(sums, values);
-      }
-      for (int j = head + packs * VEC + t; j < n; j += group_size) s.push(load_one<Acc>(p + j));
-      return;
-    }
-    // segment_batch_packs packs are all in flight before the math, and fold as one pack: one Chan step
-    // (one reciprocal) per 16-32 values instead of per 4 (float32) or 8 (16-bit).
-    constexpr int kPacks = segment_batch_packs<Acc, T, VEC>();
-    if constexpr (kPacks > 1) {
-      // 16-bit inputs keep min, max and non-zero counts of the batches as packed pairs of the raw words.
-      constexpr bool kPairs = EXTREMES && sizeof(T) == 2;
-      std::conditional_t<kPairs, PairExtremes<T>, NoPairExtremes> pairs;
-      const int first_batch = i;
-      for (; i + (kPacks - 1) * group_size < packs; i += kPacks * group_size) {
-        RawPack<T, VEC> raw[kPacks];
-        NORMKIT_UNROLL
-        for (int b = 0; b < kPacks; ++b) raw[b] = load_raw_pack<T, VEC>(body[i + b * group_size].v);
-        std::conditional_t<kPairs, PairNonzeros, NoPairNonzeros> nonzeros;
-        if constexpr (kPairs) {  // before the conversion, so the raw words die with it (no spills)
-          NORMKIT_UNROLL
-          for (int b = 0; b < kPacks; ++b) {
-            pairs.add_words(raw[b]);
-            nonzeros.add_words(raw[b]);
-          }
-        }
-        Acc v[kPacks * VEC];
-        NORMKIT_UNROLL
-        for (int b = 0; b < kPacks; ++b) convert_raw_pack<Acc, T, VEC, !kPairs>(raw[b], v + b * VEC);
-        const bool finite = s.template push_pack<EXTREMES, !kPairs, !kPairs>(v);
-        if constexpr (kPairs) {
-          if (finite) s.nonzero += nonzeros.total();
-        }
-      }
-      if constexpr (kPairs) {
-        if (i != first_batch) pairs.fold(s);  // (short rows never fill a batch: no fold to pay per row)
-      }
-    }
-    if constexpr (kPacks > 1 && sizeof(T) == 2) {
-      // The last packs of this lane (fewer than a batch): loaded together, folded each (16-bit rows of 16
-      // are 2 packs: two round trips per row before). (float32 block groups spilled with 3 more packs.)
-      if (i < packs) {
-        RawPack<T, VEC> raw[kPacks - 1];
-        NORMKIT_UNROLL
-        for (int b = 0; b < kPacks - 1; ++b) {
-          if (i + b * group_size < packs) raw[b] = load_raw_pack<T, VEC>(body[i + b * group_size].v);
-        }
-        // Two packs fold as one batch of 2 * VEC values (one Chan step: rows of 16 float16 are two packs).
-        int b = 0;
-        if (i + group_size < packs) {
-          Acc v[2 * VEC];
-          convert_raw_pack<Acc, T, VEC>(raw[0], v);
-          convert_raw_pack<Acc, T, VEC>(raw[1], v + VEC);
-          s.template push_pack<EXTREMES>(v);
-          b = 2;
-        }
-        NORMKIT_UNROLL
-        for (int k = 0; k < kPacks - 1; ++k) {
-          if (k >= b && i + k * group_size < packs) {
-            Acc v[VEC];
-            convert_raw_pack<Acc, T, VEC>(raw[k], v);
-            s.template push_pack<EXTREMES>(v);
-          }
-        }
-      }
-    } else {
-      for (; i < packs; i += group_size) {
-        Acc v0[VEC];
-        load_pack<Acc, T, VEC>(p + head + i * VEC, v0);
-        s.template push_pack<EXTREMES>(v0);
-      }
-    }
+    accumulate_packs<Acc, VEC, EXTREMES>(reinterpret_cast<const Pack<T, VEC>*>(p + head), packs, t, group_size, s);
     for (int j = head + packs * VEC + t; j < n; j += group_size) s.push(load_one<Acc>(p + j));
   }
 }
@@ -216,6 +223,22 @@ segment_stats_kernel(const T* __restrict__ input, SegmentShape shape, math::Stat
   const std::int64_t work_items = segments * shape.splits;
   const std::int64_t total = shape.a * shape.b;
   const std::int64_t chunk = shape.chunk;
+  if constexpr (!BLOCK_GROUP && VEC > 1) {
+    if (shape.short_rows) {
+      // Rows counted in 32 bits (the plan bounds them by 2^30) and walked by pointer: the outputs' addresses
+      // and the row's cost no 64-bit multiplies. No collectives: lanes leave the loop independently.
+      const int row_packs = static_cast<int>(shape.b / VEC);
+      const int rows = static_cast<int>(segments), row_stride = static_cast<int>(stride);
+      const auto* row_input = reinterpret_cast<const Pack<T, VEC>*>(input + first * shape.b);
+      const std::int64_t pointer_stride = stride * row_packs;
+      for (int row = static_cast<int>(first); row < rows; row += row_stride, row_input += pointer_stride) {
+        State s = State::empty();
+        accumulate_packs<Acc, VEC, EXTREMES>(row_input, row_packs, 0, 1, s);
+        math::write_local_slice<EXTREMES>(sink, row, s);
+      }
+      return;
+    }
+  }
   // The groups of a warp run the same rounds: their merges are collective (a block's item is uniform).
   const std::int64_t rounds = BLOCK_GROUP ? 0 : (work_items + stride - 1) / stride;
   for (std::int64_t round = 0, item = first; BLOCK_GROUP ? item < work_items : round < rounds; ++round, item += stride) {

@@ -62,7 +62,7 @@ Status launch_segments(const DeviceStatsCall& call, cudaStream_t stream) {
   const auto& g = call.geometry;
   const auto& p = call.plan;
   const SegmentShape shape{g.seg_a,      g.seg_c,           g.seg_b, p.splits, p.segment_lanes, g.seg_outer, p.segment_sub_lanes,
-                           plan::segment_chunk(g.seg_a, g.seg_b, p.splits)};
+                           plan::segment_chunk(g.seg_a, g.seg_b, p.splits), p.segment_short_rows};
   const PartialStates<typename math::KernelState<T, Acc>::local> partials{call.workspace, g.seg_outer * g.seg_c * p.splits};
   const T* input = static_cast<const T*>(call.input);
   if (p.kernel == plan::StatsKernel::segment_warp) {

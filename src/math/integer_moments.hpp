@@ -193,36 +193,49 @@ NORMKIT_HD StatValues finalize_integer(const IntegerSummary& s, std::int64_t ddo
 // numerator / denominator of exact integers (each below 2^53) as float. Operands below 2^24 are exact in
 // float, and one float division of exact operands is correctly rounded (half an ulp, where the double
 // division rounded again is within one): rows of 16 uint8 values take it, and skip two float64 divisions.
-NORMKIT_HD float exact_fraction_float(std::uint64_t numerator, std::uint64_t denominator) {
-  constexpr std::uint64_t kFloatExact = std::uint64_t{1} << 24;
+template <typename U>
+NORMKIT_HD float exact_fraction_float(U numerator, U denominator) {
+  constexpr U kFloatExact = U{1} << 24;
   if (numerator < kFloatExact && denominator < kFloatExact) return static_cast<float>(numerator) / static_cast<float>(denominator);
   return static_cast<float>(static_cast<double>(numerator) / static_cast<double>(denominator));
 }
 
-// The same statistics as float32, for summaries of at most kLocalMomentsMaxValues values (a kernel's
-// slice that one work item finished): then n Σx² - (Σx)² = n M2 < 2^62 is exact in 64-bit integers, so
-// each fraction is one division of exact operands (exact_fraction_float: within 1 ulp of float32), a
-// quarter of the double-double path's cost or less.
-NORMKIT_HD StatValuesIn<float> finalize_integer_float(const IntegerSummary& s, std::int64_t ddof) {
+// finalize_integer_float's arithmetic in unsigned U, wide enough for n Σx² and (Σx)².
+template <typename U>
+NORMKIT_HD StatValuesIn<float> finalize_integer_float_in(const IntegerSummary& s, std::int64_t ddof, bool roots = true) {
   const float nan = quiet_nan<float>();
   StatValuesIn<float> v;
   v.count = s.count;
   v.l0 = s.nonzero_count;
   v.mean = v.var = v.std = v.min = v.max = v.linf = nan;
-  const std::uint64_t n = static_cast<std::uint64_t>(s.count);
-  const std::uint64_t sum = static_cast<std::uint64_t>(s.sum), sum_sq = static_cast<std::uint64_t>(s.sum_squares);
+  const U n = static_cast<U>(s.count);
+  const U sum = static_cast<U>(s.sum), sum_sq = static_cast<U>(s.sum_squares);
   v.sum = v.l1 = static_cast<float>(sum);
-  v.l2 = sqrtf(static_cast<float>(sum_sq));
+  v.l2 = roots ? sqrtf(static_cast<float>(sum_sq)) : nan;
   if (n == 0) return v;
   v.mean = exact_fraction_float(sum, n);
   if (s.count - ddof > 0) {
-    const std::uint64_t n_m2 = n * sum_sq - sum * sum;
-    v.var = exact_fraction_float(n_m2, n * static_cast<std::uint64_t>(s.count - ddof));  // (the product < 2^48)
-    v.std = sqrtf(v.var);
+    const U n_m2 = n * sum_sq - sum * sum;
+    v.var = exact_fraction_float(n_m2, n * static_cast<U>(s.count - ddof));  // (the product < 2^48)
+    v.std = roots ? sqrtf(v.var) : nan;
   }
   v.min = static_cast<float>(s.min);
   v.max = v.linf = static_cast<float>(s.max);
   return v;
+}
+
+// Summaries of at most this many values take 32-bit arithmetic: n Σx² <= n² 255² < 2^32.
+constexpr std::int64_t kIntegerFloat32Count = 256;
+
+// The same statistics as float32, for summaries of at most kLocalMomentsMaxValues values (a kernel's
+// slice that one work item finished): then n Σx² - (Σx)² = n M2 < 2^62 is exact in 64-bit integers, so
+// each fraction is one division of exact operands (exact_fraction_float: within 1 ulp of float32), a
+// quarter of the double-double path's cost or less. Up to kIntegerFloat32Count values the same exact
+// operands in 32 bits (rows of 16 uint8: 64-bit multiplies and conversions were ~1/4 of a row's issue
+// cycles, modelled). roots = false leaves std and l2 unset (finalize_moments).
+NORMKIT_HD StatValuesIn<float> finalize_integer_float(const IntegerSummary& s, std::int64_t ddof, bool roots = true) {
+  return s.count <= kIntegerFloat32Count ? finalize_integer_float_in<std::uint32_t>(s, ddof, roots)
+                                         : finalize_integer_float_in<std::uint64_t>(s, ddof, roots);
 }
 
 // The float summary of the same values (accumulate_stats on uint8 input): mean and M2 rounded once.

@@ -227,6 +227,10 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
     p.splits = std::max(p.splits, ceil_div(g.seg_a * g.seg_b, math::kLocalMomentsMaxValues));
     p.grid_x = ceil_div(segments * p.splits, P::block_threads / p.segment_lanes);
   }
+  // (after the forced splits: a split row is not a short row)
+  p.segment_short_rows = kernel == StatsKernel::segment_warp && p.vector_elems > 1 && p.segment_lanes == 1 && p.splits == 1 &&
+                         g.seg_a == 1 && g.seg_b % p.vector_elems == 0 && g.seg_b / p.vector_elems <= P::short_row_vectors &&
+                         input_address % 16 == 0 && segments <= (std::int64_t{1} << 30);
   // Segment kernels stride over their work items: a grid of at most one wave of resident blocks, each
   // taking an equal number of rounds, pays the prologue once per block rather than once per 256 rows.
   if (kernel == StatsKernel::segment_warp || kernel == StatsKernel::segment_block) {

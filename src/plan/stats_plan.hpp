@@ -38,6 +38,10 @@ struct StatsPolicy {
   // 64, not 16: each round of a group pays its Chan tree across lanes and the slice's finalize (rows of
   // 1024 float32 at 16 loads per lane: 1.61 issue cycles per element, of which the loads' own math 0.26).
   static constexpr std::int64_t segment_loads_per_lane = 64;
+  // Rows of at most this many vectors, every one 16-byte aligned, take a lane each with all of their
+  // vectors loaded at once and no alignment head, tail or merge (segment_short_rows): rows of 16 values
+  // paid ~2x their values' work in that bookkeeping (530 issue cycles a row of 16 uint8, modelled).
+  static constexpr std::int64_t short_row_vectors = 4;
   // ... unless the grid would then leave SMs idle: lanes double until the grid has this many blocks per
   // SM (or a lane per vector).
   static constexpr std::int64_t segment_warp_blocks_per_sm = 1;
@@ -130,6 +134,7 @@ struct StatsPlan {
   std::size_t workspace_bytes = 0;  // partial states
   int segment_lanes = 32;           // segment_warp: lanes per (segment, split) (power of two <= 32)
   int segment_sub_lanes = 256;      // segments of several sub-rows: lanes per sub-row (power of two)
+  bool segment_short_rows = false;  // segment_warp on <= 2^30 contiguous aligned rows of <= short_row_vectors vectors, a lane each
   int merge_lanes = 1;              // lanes that merge one kept slice's partials (power of two <= 256; > 32: a block)
   int merge_block = 256;            // threads per block of the merge (fewer when its warps would not fill the SMs)
   bool merge_lane_local = false;    // the merge folds a lane's partials in LocalMoments (they fit its float counts)

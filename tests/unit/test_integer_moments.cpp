@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <random>
 #include <vector>
@@ -62,7 +63,7 @@ TEST(IntegerMoments, FinalizeIsWithinOneUlpOfTheExactFractionsAtEverySize) {
 
 TEST(IntegerMoments, FloatFinalizeIsWithinOneFloatUlpForWorkItemSizes) {
   std::mt19937_64 rng(11);
-  for (std::int64_t n : {1LL, 2LL, 16LL, 1000LL, 65793LL, 1LL << 20, 1LL << 24}) {
+  for (std::int64_t n : {1LL, 2LL, 16LL, 255LL, 256LL, 257LL, 1000LL, 65793LL, 1LL << 20, 1LL << 24}) {
     for (int trial = 0; trial < 500; ++trial) {
       const std::int64_t k = static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(n + 1));
       const IntegerSummary s = two_valued(n, k, static_cast<std::int64_t>(rng() % 256), static_cast<std::int64_t>(rng() % 256));
@@ -85,12 +86,43 @@ TEST(IntegerMoments, SmallExactFractionsAreCorrectlyRounded) {
     const std::uint64_t den = 1 + rng() % ((trial % 2) ? 64 : (1u << 24) - 1);
     const std::uint64_t num = rng() % (1u << 24);
     const float q = nm::exact_fraction_float(num, den);
+    if (num < (1u << 24) && den < (1u << 24)) {
+      ASSERT_EQ(nm::exact_fraction_float(static_cast<std::uint32_t>(num), static_cast<std::uint32_t>(den)), q);
+    }
     const auto error = [&](float f) { return std::fabs(static_cast<long double>(f) * den - static_cast<long double>(num)); };
     ASSERT_LE(error(q), error(std::nextafter(q, 2.0f * q + 1.0f))) << num << "/" << den;
     ASSERT_LE(error(q), error(std::nextafter(q, -1.0f))) << num << "/" << den;
   }
-  EXPECT_EQ(nm::exact_fraction_float(1, 3), 1.0f / 3.0f);
-  EXPECT_EQ(nm::exact_fraction_float(std::uint64_t{1} << 40, 3), static_cast<float>(static_cast<double>(std::uint64_t{1} << 40) / 3.0));
+  EXPECT_EQ(nm::exact_fraction_float<std::uint32_t>(1, 3), 1.0f / 3.0f);
+  EXPECT_EQ(nm::exact_fraction_float<std::uint64_t>(std::uint64_t{1} << 40, 3), static_cast<float>(static_cast<double>(std::uint64_t{1} << 40) / 3.0));
+}
+
+// Up to kIntegerFloat32Count values the float finalize runs in 32 bits: the same bits as in 64, up to the
+// largest n Σx² there is (half 0, half 255; all 255).
+TEST(IntegerMoments, ThirtyTwoBitFloatFinalizeMatchesSixtyFourBitUpToItsLimit) {
+  const auto same = [](const nm::StatValuesIn<float>& a, const nm::StatValuesIn<float>& b) {
+    const auto bits = [](float f) {
+      std::uint32_t u;
+      std::memcpy(&u, &f, sizeof(u));
+      return u;
+    };
+    const float fa[] = {a.mean, a.var, a.std, a.min, a.max, a.sum, a.l1, a.l2, a.linf};
+    const float fb[] = {b.mean, b.var, b.std, b.min, b.max, b.sum, b.l1, b.l2, b.linf};
+    bool equal = a.count == b.count && a.l0 == b.l0;
+    for (int i = 0; i < 9; ++i) equal = equal && bits(fa[i]) == bits(fb[i]);
+    return equal;
+  };
+  for (std::int64_t n = 1; n <= nm::kIntegerFloat32Count; ++n) {
+    for (std::int64_t k : {std::int64_t{0}, n / 2, n - 1, n}) {
+      for (const auto& [a, b] : {std::pair<std::int64_t, std::int64_t>{0, 255}, {255, 255}, {1, 254}, {7, 200}}) {
+        const IntegerSummary s = two_valued(n, k, a, b);
+        for (std::int64_t ddof : {0, 1, 2}) {
+          ASSERT_TRUE(same(nm::finalize_integer_float_in<std::uint32_t>(s, ddof), nm::finalize_integer_float_in<std::uint64_t>(s, ddof)))
+              << n << " " << k << " " << a << " " << b << " ddof " << ddof;
+        }
+      }
+    }
+  }
 }
 
 TEST(IntegerMoments, ConstantDataHasZeroVarianceAndEmptyOrShortSlicesFollowTheRules) {

@@ -420,6 +420,33 @@ TEST(Plan, ColumnRowRangesAreWholeBatches) {
   }
 }
 
+TEST(Plan, ShortAlignedRowsTakeALaneEachWithoutHeadOrTail) {
+  const DeviceInfo h200{132};
+  const auto plan_of = [&](std::vector<std::int64_t> shape, DType dtype, std::uintptr_t address = 0) {
+    return choose_stats_plan(geometry(std::move(shape), ReduceAxes::of({1})), dtype, false, address, h200);
+  };
+  EXPECT_TRUE(plan_of({524288, 16}, DType::float32).segment_short_rows);   // 4 vectors
+  EXPECT_TRUE(plan_of({524288, 16}, DType::float16).segment_short_rows);   // 2
+  EXPECT_TRUE(plan_of({524288, 32}, DType::bfloat16).segment_short_rows);  // 4
+  EXPECT_TRUE(plan_of({524288, 64}, DType::uint8).segment_short_rows);     // 4
+  EXPECT_FALSE(plan_of({524288, 20}, DType::float32).segment_short_rows);  // 5 vectors
+  EXPECT_FALSE(plan_of({524288, 12}, DType::float16).segment_short_rows);  // rows not whole vectors
+  EXPECT_FALSE(plan_of({524288, 16}, DType::uint8, 4).segment_short_rows);  // misaligned start
+  EXPECT_FALSE(plan_of({524288, 16}, DType::float64).segment_short_rows);  // 8 vectors of 2
+  EXPECT_FALSE(choose_stats_plan(geometry({3, 4, 16}, ReduceAxes::of({0, 2})), DType::float32, false, 0, h200).segment_short_rows);
+  EXPECT_FALSE(plan_of({(std::int64_t{1} << 30) + 1, 16}, DType::uint8).segment_short_rows);  // rows counted in 32 bits
+  plan::PlanOverride o;
+  o.splits = 2;
+  o.force_kernel = true;
+  o.kernel = StatsKernel::segment_warp;
+  set_plan_override(&o);
+  EXPECT_FALSE(plan_of({524288, 16}, DType::float32).segment_short_rows);  // a split row is not a row
+  o.splits = 0;
+  o.segment_lanes = 2;
+  EXPECT_FALSE(plan_of({524288, 16}, DType::float32).segment_short_rows);
+  set_plan_override(nullptr);
+}
+
 TEST(Plan, ShortSegmentsShareAWarp) {
   const DeviceInfo h200{132};
   auto p = choose_stats_plan(geometry({524288, 16}, ReduceAxes::of({1})), DType::float32, false, 0, h200);
