@@ -66,7 +66,9 @@ struct StatsPolicy {
     if (double_accumulation) return 2;
     if (!vector_loads) return 3;
     if (elem_bytes == 2) return 2;
-    return block_group ? 3 : 2;
+    // uint8 lane groups: 3 (rows of 16 uint8 hold one 16-byte load a lane per round trip: latency-bound
+    // at 2 blocks, 8 KB in flight per SM)
+    return block_group || elem_bytes == 1 ? 3 : 2;
   }
   // A split must give each thread at least this many vector loads, or the merge costs more than it saves.
   static constexpr std::int64_t min_loads_per_thread = 8;

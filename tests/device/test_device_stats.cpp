@@ -299,6 +299,7 @@ TEST(DeviceStatsEdges, NanInfIgnoreNanDdofAndFloat64Accumulation) {
         for (std::size_t i = 7; i < v.size(); i += 31) v[i] = -INFINITY;
         check_device(c, DType::float32, v, o, 0, "nan/inf");
         check_device(c, DType::bfloat16, v, o, 1, "nan/inf");
+        check_device(c, DType::float16, v, o, 0, "nan/inf (aligned: packed extremes of short rows)");
       }
     }
   }
