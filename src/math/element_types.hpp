@@ -78,7 +78,17 @@ NORMKIT_HD float16_bits float_to_half(float f) {
 #endif
 }
 
-NORMKIT_HD float bfloat16_to_float(bfloat16_bits b) { return bits_to_float(static_cast<std::uint32_t>(b.bits) << 16); }
+// (sm_90: one cvt.f32.bf16, a single shift; from a 16-bit register the shift form cost a zero-extension and
+// a shift: bfloat16 per-sample statistics with every statistic, rows of 65536, 72.7 -> 86.8% modelled)
+NORMKIT_HD float bfloat16_to_float(bfloat16_bits b) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  float f;
+  asm("cvt.f32.bf16 %0, %1;" : "=f"(f) : "h"(b.bits));
+  return f;
+#else
+  return bits_to_float(static_cast<std::uint32_t>(b.bits) << 16);
+#endif
+}
 
 NORMKIT_HD bfloat16_bits float_to_bfloat16(float f) {
 #if defined(__CUDA_ARCH__)
