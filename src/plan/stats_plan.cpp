@@ -66,7 +66,7 @@ std::size_t partial_state_bytes(bool double_accumulation) noexcept {
 std::int64_t column_range_rows(const StatsPlan& p, std::int64_t wide_rows, DType dtype) {
   const std::int64_t rows = ceil_div(wide_rows, p.column_block_splits);
   if (p.vector_elems == 1) return rows;
-  const std::int64_t batch = (dtype == DType::uint8 ? StatsPolicy::byte_column_batch_rows : StatsPolicy::column_batch_rows) * p.block_y;
+  const std::int64_t batch = StatsPolicy::column_batch_rows_for(dtype_size(dtype)) * p.block_y;
   return ceil_div(rows, batch) * batch;
 }
 

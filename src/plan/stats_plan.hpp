@@ -79,6 +79,15 @@ struct StatsPolicy {
   // Row ranges are whole batches of every thread row too: 124 rows a thread (float16 per-feature, 64 MB)
   // took 15 batches and 4 rows of a round trip each (84.8% modelled, latency-bound).
   static constexpr int column_batch_rows = 8;
+  // 16-bit vector columns (float accumulation): 16 rows, one Chan step per 16 values of a column (its
+  // reciprocal, shift and finite test were ~5 of ~17 issue cycles per value at 8 rows); converted a column
+  // at a time, so the batch's 64 float values never live at once (16 rows converted up front spilled).
+  static constexpr int half_column_batch_rows = 16;
+  // The rows a vector column plan rounds its row ranges to, per thread row (a multiple of every batch the
+  // kernels take for that input size).
+  static constexpr int column_batch_rows_for(std::size_t elem_bytes) {
+    return elem_bytes == 1 ? byte_column_batch_rows : elem_bytes == 2 ? half_column_batch_rows : column_batch_rows;
+  }
   // Column kernels hold one Welford state per column a thread owns: at most 4 columns keep registers
   // below ~128 (16-byte loads for float32, 8-byte for 16-bit types, 4-byte for uint8).
   static constexpr int max_column_vector = 4;

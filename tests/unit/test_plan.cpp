@@ -412,7 +412,9 @@ TEST(Plan, ColumnRowRangesAreWholeBatches) {
     const StatsPlan p = choose_stats_plan(g, dtype, false, 0, h200);
     ASSERT_EQ(p.kernel, StatsKernel::columns);
     ASSERT_GT(p.vector_elems, 1);
-    const std::int64_t batch = (dtype == DType::uint8 ? StatsPolicy::byte_column_batch_rows : StatsPolicy::column_batch_rows) * p.block_y;
+    const std::int64_t batch = (dtype == DType::uint8 ? StatsPolicy::byte_column_batch_rows
+                                : dtype_size(dtype) == 2 ? StatsPolicy::half_column_batch_rows
+                                                         : StatsPolicy::column_batch_rows) * p.block_y;
     const std::int64_t range = column_range_rows(p, g.col_rows, dtype);
     EXPECT_EQ(range % batch, 0) << dtype_name(dtype);
     EXPECT_GE(range * p.column_block_splits, g.col_rows);
