@@ -42,12 +42,10 @@ struct ColumnShape {
   bool to_partials;               // write partial states (split or folded) instead of final statistics
 };
 
-// Rows a thread loads before folding them (8 x VEC values in registers; 16-bit inputs in float: 16, but
-// float16 with extremes, which spilled 4 bytes at 16).
-template <typename T, typename Acc, bool EXTREMES>
-constexpr int kColumnRowBatch = sizeof(T) == 2 && sizeof(Acc) == 4 && !(EXTREMES && std::is_same_v<T, math::float16_bits>)
-                                    ? plan::StatsPolicy::half_column_batch_rows
-                                    : plan::StatsPolicy::column_batch_rows;
+// Rows a thread loads before folding them (8 x VEC values in registers; 16-bit inputs in float: 16).
+template <typename T, typename Acc>
+constexpr int kColumnRowBatch = sizeof(T) == 2 && sizeof(Acc) == 4 ? plan::StatsPolicy::half_column_batch_rows
+                                                                   : plan::StatsPolicy::column_batch_rows;
 
 // A 4x4 byte transpose: out[j] holds byte j of rows[0..3] (8 byte permutes).
 __device__ __forceinline__ void transpose_bytes(const std::uint32_t* rows, std::uint32_t (&out)[4]) {
@@ -106,7 +104,7 @@ __device__ __forceinline__ void add_column_rows(const T* __restrict__ row, int c
   // Batches of kColumnRowBatch rows: their loads are all in flight before the math, and each column takes
   // the batch as one pack (one reciprocal per batch instead of a division per value).
   constexpr bool kPairs = kColumnPairs<T, EXTREMES, VEC>;
-  constexpr int kBatch = kColumnRowBatch<T, Acc, EXTREMES>;
+  constexpr int kBatch = kColumnRowBatch<T, Acc>;
   for (; count >= kBatch; count -= kBatch) {
     // Loaded first, converted after: every load in flight at once. With packed extremes, 16-bit packs
     // load as words (as Pack structs, nvcc unpacked each at its load, before the next load; without the
@@ -118,15 +116,6 @@ __device__ __forceinline__ void add_column_rows(const T* __restrict__ row, int c
     NORMKIT_UNROLL
     for (int b = 0; b < kBatch; ++b, row += pitch) raw[b] = *reinterpret_cast<const Raw*>(row);
     std::conditional_t<kPairs, PairNonzeros, NoPairNonzeros> nonzeros[2];
-    if constexpr (kPairs) {
-      NORMKIT_UNROLL
-      for (int b = 0; b < kBatch; ++b) {
-        pairs[0].add(raw[b].x);
-        pairs[1].add(raw[b].y);
-        nonzeros[0].add(raw[b].x);
-        nonzeros[1].add(raw[b].y);
-      }
-    }
     const auto lane_value = [&](int b, int j) {
       if constexpr (kWords) {
         Acc lanes[VEC];  // (the other lanes' conversions are dead code)
@@ -136,25 +125,24 @@ __device__ __forceinline__ void add_column_rows(const T* __restrict__ row, int c
         return math::to_acc<Acc>(raw[b].v[j]);
       }
     };
-    // 16-row batches convert each column's values where its pack folds (the whole batch converted up front
-    // spilled); 8-row batches up front (a column at a time cost float16 with extremes 2% modelled).
-    constexpr bool kUpFront = kBatch == plan::StatsPolicy::column_batch_rows;
-    Acc values[kUpFront ? kBatch : 1][VEC];
-    if constexpr (kUpFront) {
-      NORMKIT_UNROLL
-      for (int b = 0; b < kBatch; ++b) {
-        NORMKIT_UNROLL
-        for (int j = 0; j < VEC; ++j) values[b][j] = lane_value(b, j);
-      }
-    }
+    // Each column's values are converted where its pack folds, and a word's packed extremes and non-zeros
+    // counted where its columns fold: with the whole batch converted (and counted) up front, 16 rows
+    // spilled.
     NORMKIT_UNROLL
     for (int j = 0; j < VEC; ++j) {
+      if constexpr (kPairs) {
+        if (j % 2 == 0) {
+          NORMKIT_UNROLL
+          for (int b = 0; b < kBatch; ++b) {
+            const std::uint32_t word = j == 0 ? raw[b].x : raw[b].y;
+            pairs[j / 2].add(word);
+            nonzeros[j / 2].add(word);
+          }
+        }
+      }
       Acc pack[kBatch];
       NORMKIT_UNROLL
-      for (int b = 0; b < kBatch; ++b) {
-        if constexpr (kUpFront) pack[b] = values[b][j];
-        else pack[b] = lane_value(b, j);
-      }
+      for (int b = 0; b < kBatch; ++b) pack[b] = lane_value(b, j);
       const bool finite = local[j].template push_pack<EXTREMES, !kPairs, !kPairs>(pack);
       if constexpr (kPairs) {
         if (finite) local[j].nonzero += nonzeros[j / 2].lane(j % 2);
