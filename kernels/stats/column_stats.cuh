@@ -42,10 +42,14 @@ struct ColumnShape {
   bool to_partials;               // write partial states (split or folded) instead of final statistics
 };
 
-// Rows a thread loads before folding them (8 x VEC values in registers; 16-bit inputs in float: 16).
-template <typename T, typename Acc>
-constexpr int kColumnRowBatch = sizeof(T) == 2 && sizeof(Acc) == 4 ? plan::StatsPolicy::half_column_batch_rows
-                                                                   : plan::StatsPolicy::column_batch_rows;
+// Rows a thread loads before folding them (8 x VEC values in registers; 16-bit inputs in float: 16, but
+// float16 with extremes: at 16 it fit 128 registers and took per-feature calls 72.9 -> 81.6% modelled, but
+// the second batch size cost calls with 8 rows a thread per row block (reduced, kept, reduced, kept) the
+// 0.1 point that put them under their floor).
+template <typename T, typename Acc, bool EXTREMES>
+constexpr int kColumnRowBatch = sizeof(T) == 2 && sizeof(Acc) == 4 && !(EXTREMES && std::is_same_v<T, math::float16_bits>)
+                                    ? plan::StatsPolicy::half_column_batch_rows
+                                    : plan::StatsPolicy::column_batch_rows;
 
 // A 4x4 byte transpose: out[j] holds byte j of rows[0..3] (8 byte permutes).
 __device__ __forceinline__ void transpose_bytes(const std::uint32_t* rows, std::uint32_t (&out)[4]) {
@@ -87,6 +91,76 @@ constexpr bool kColumnPairs = EXTREMES && sizeof(T) == 2 && VEC == 4;
 template <typename T, bool EXTREMES, int VEC>
 using ColumnPairs = std::conditional_t<kColumnPairs<T, EXTREMES, VEC>, PairExtremes<T>, NoPairExtremes>;
 
+// A batch of kBatch rows `pitch` elements apart from `row` (advanced past them) into the columns' states:
+// their loads are all in flight before the math, and each column takes the batch as one pack (one
+// reciprocal per batch instead of a division per value).
+template <int kBatch, typename T, typename Acc, int VEC, bool EXTREMES, typename State>
+__device__ __forceinline__ void add_row_batch(const T* __restrict__& row, std::int64_t pitch, State (&local)[VEC],
+                                              ColumnPairs<T, EXTREMES, VEC> (&pairs)[2]) {
+  constexpr bool kPairs = kColumnPairs<T, EXTREMES, VEC>;
+  // Loaded first, converted after: every load in flight at once. With packed extremes, 16-bit packs
+  // load as words (as Pack structs, nvcc unpacked each at its load, before the next load; without the
+  // pairs, as words they cost the moments-only kernel 2% modelled in conversions).
+  // bfloat16 loads as words either way (convert_raw_pack).
+  constexpr bool kWords = kPairs || std::is_same_v<T, math::bfloat16_bits>;
+  using Raw = std::conditional_t<kWords, RawPack<T, VEC>, Pack<T, VEC>>;
+  Raw raw[kBatch];
+  NORMKIT_UNROLL
+  for (int b = 0; b < kBatch; ++b, row += pitch) raw[b] = *reinterpret_cast<const Raw*>(row);
+  std::conditional_t<kPairs, PairNonzeros, NoPairNonzeros> nonzeros[2];
+  const auto lane_value = [&](int b, int j) {
+    if constexpr (kWords) {
+      Acc lanes[VEC];  // (the other lanes' conversions are dead code)
+      convert_raw_pack<Acc, T, VEC>(raw[b], lanes);
+      return lanes[j];
+    } else {
+      return math::to_acc<Acc>(raw[b].v[j]);
+    }
+  };
+  // 16 rows: each column's values converted where its pack folds, and a word's packed extremes and
+  // non-zeros counted where its columns fold (the whole batch up front spilled). 8 rows: everything up
+  // front (a column at a time cost float16 with extremes 2-3% modelled).
+  constexpr bool kUpFront = kBatch <= plan::StatsPolicy::column_batch_rows;
+  const auto count_pairs = [&](int word_index) {
+    if constexpr (kPairs) {
+      NORMKIT_UNROLL
+      for (int b = 0; b < kBatch; ++b) {
+        const std::uint32_t word = word_index == 0 ? raw[b].x : raw[b].y;
+        pairs[word_index].add(word);
+        nonzeros[word_index].add(word);
+      }
+    }
+  };
+  Acc values[kUpFront ? kBatch : 1][VEC];
+  if constexpr (kUpFront) {
+    if constexpr (kPairs) {
+      count_pairs(0);
+      count_pairs(1);
+    }
+    NORMKIT_UNROLL
+    for (int b = 0; b < kBatch; ++b) {
+      NORMKIT_UNROLL
+      for (int j = 0; j < VEC; ++j) values[b][j] = lane_value(b, j);
+    }
+  }
+  NORMKIT_UNROLL
+  for (int j = 0; j < VEC; ++j) {
+    if constexpr (kPairs && !kUpFront) {
+      if (j % 2 == 0) count_pairs(j / 2);
+    }
+    Acc pack[kBatch];
+    NORMKIT_UNROLL
+    for (int b = 0; b < kBatch; ++b) {
+      if constexpr (kUpFront) pack[b] = values[b][j];
+      else pack[b] = lane_value(b, j);
+    }
+    const bool finite = local[j].template push_pack<EXTREMES, !kPairs, !kPairs>(pack);
+    if constexpr (kPairs) {
+      if (finite) local[j].nonzero += nonzeros[j / 2].lane(j % 2);
+    }
+  }
+}
+
 // `count` rows `pitch` elements apart from `row` (VEC columns of one row block) into the columns' states.
 // Rows advance by pointer additions (an index times the row length cost a 64-bit multiply per load) and
 // a 32-bit count (the plan bounds a row range, and a span of row blocks, by kLocalMomentsMaxValues).
@@ -101,53 +175,13 @@ __device__ __forceinline__ void add_column_rows(const T* __restrict__ row, int c
     for (; count >= kRows; count -= kRows, row += kRows * pitch) add_byte_rows<kRows, EXTREMES>(row, pitch, local);
     for (; count >= 4; count -= 4, row += 4 * pitch) add_byte_rows<4, EXTREMES>(row, pitch, local);
   }
-  // Batches of kColumnRowBatch rows: their loads are all in flight before the math, and each column takes
-  // the batch as one pack (one reciprocal per batch instead of a division per value).
-  constexpr bool kPairs = kColumnPairs<T, EXTREMES, VEC>;
-  constexpr int kBatch = kColumnRowBatch<T, Acc>;
-  for (; count >= kBatch; count -= kBatch) {
-    // Loaded first, converted after: every load in flight at once. With packed extremes, 16-bit packs
-    // load as words (as Pack structs, nvcc unpacked each at its load, before the next load; without the
-    // pairs, as words they cost the moments-only kernel 2% modelled in conversions).
-    // bfloat16 loads as words either way (convert_raw_pack).
-    constexpr bool kWords = kPairs || std::is_same_v<T, math::bfloat16_bits>;
-    using Raw = std::conditional_t<kWords, RawPack<T, VEC>, Pack<T, VEC>>;
-    Raw raw[kBatch];
-    NORMKIT_UNROLL
-    for (int b = 0; b < kBatch; ++b, row += pitch) raw[b] = *reinterpret_cast<const Raw*>(row);
-    std::conditional_t<kPairs, PairNonzeros, NoPairNonzeros> nonzeros[2];
-    const auto lane_value = [&](int b, int j) {
-      if constexpr (kWords) {
-        Acc lanes[VEC];  // (the other lanes' conversions are dead code)
-        convert_raw_pack<Acc, T, VEC>(raw[b], lanes);
-        return lanes[j];
-      } else {
-        return math::to_acc<Acc>(raw[b].v[j]);
-      }
-    };
-    // Each column's values are converted where its pack folds, and a word's packed extremes and non-zeros
-    // counted where its columns fold: with the whole batch converted (and counted) up front, 16 rows
-    // spilled.
-    NORMKIT_UNROLL
-    for (int j = 0; j < VEC; ++j) {
-      if constexpr (kPairs) {
-        if (j % 2 == 0) {
-          NORMKIT_UNROLL
-          for (int b = 0; b < kBatch; ++b) {
-            const std::uint32_t word = j == 0 ? raw[b].x : raw[b].y;
-            pairs[j / 2].add(word);
-            nonzeros[j / 2].add(word);
-          }
-        }
-      }
-      Acc pack[kBatch];
-      NORMKIT_UNROLL
-      for (int b = 0; b < kBatch; ++b) pack[b] = lane_value(b, j);
-      const bool finite = local[j].template push_pack<EXTREMES, !kPairs, !kPairs>(pack);
-      if constexpr (kPairs) {
-        if (finite) local[j].nonzero += nonzeros[j / 2].lane(j % 2);
-      }
-    }
+  // Batches of kColumnRowBatch rows, then (16-bit) of 8: a row block of 8 rows a thread (reduced, kept,
+  // reduced, kept with 64-row blocks) left to the per-row path below had one load in flight (15% modelled).
+  constexpr int kBatch = kColumnRowBatch<T, Acc, EXTREMES>;
+  for (; count >= kBatch; count -= kBatch) add_row_batch<kBatch, T, Acc, VEC, EXTREMES>(row, pitch, local, pairs);
+  if constexpr (kBatch > plan::StatsPolicy::column_batch_rows) {
+    constexpr int kSmall = plan::StatsPolicy::column_batch_rows;
+    for (; count >= kSmall; count -= kSmall) add_row_batch<kSmall, T, Acc, VEC, EXTREMES>(row, pitch, local, pairs);
   }
   for (; count > 0; --count, row += pitch) {
     Acc v[VEC];
