@@ -50,6 +50,35 @@ __device__ __forceinline__ void add_words(math::ByteSums& sums, const uint4& w) 
   sums.add_word<EXTREMES, true>(w.w);
 }
 
+// 16-bit inputs with extremes keep min, max and non-zero counts as packed pairs of the raw words.
+template <typename T, bool EXTREMES>
+constexpr bool kSegmentPairs = EXTREMES && sizeof(T) == 2;
+template <typename T, bool EXTREMES>
+using SegmentPairs = std::conditional_t<kSegmentPairs<T, EXTREMES>, PairExtremes<T>, NoPairExtremes>;
+
+// N raw packs into s as one pack of N * VEC values (one Chan step). With packed pairs, the extremes go to
+// `pairs` (folded by the caller) and the non-zeros are counted before the conversion, so the raw words die
+// with it (no spills), and added when the pack took the finite fast path (the per-value path counts its own).
+template <int N, typename Acc, int VEC, bool EXTREMES, typename T, typename State>
+__device__ __forceinline__ void push_raw_packs(const RawPack<T, VEC>* raw, SegmentPairs<T, EXTREMES>& pairs, State& s) {
+  constexpr bool kPairs = kSegmentPairs<T, EXTREMES>;
+  std::conditional_t<kPairs, PairNonzeros, NoPairNonzeros> nonzeros;
+  if constexpr (kPairs) {
+    NORMKIT_UNROLL
+    for (int b = 0; b < N; ++b) {
+      pairs.add_words(raw[b]);
+      nonzeros.add_words(raw[b]);
+    }
+  }
+  Acc v[N * VEC];
+  NORMKIT_UNROLL
+  for (int b = 0; b < N; ++b) convert_raw_pack<Acc, T, VEC, !kPairs>(raw[b], v + b * VEC);
+  const bool finite = s.template push_pack<EXTREMES, !kPairs, !kPairs>(v);
+  if constexpr (kPairs) {
+    if (finite) s.nonzero += nonzeros.total();
+  }
+}
+
 // Packs t, t + G, ... of `packs` 16-byte packs from body into s.
 template <typename Acc, int VEC, bool EXTREMES, typename T, typename State>
 __device__ __forceinline__ void accumulate_packs(const Pack<T, VEC>* __restrict__ body, int packs, int t, int group_size,
@@ -91,31 +120,15 @@ __device__ __forceinline__ void accumulate_packs(const Pack<T, VEC>* __restrict_
   // (one reciprocal) per 16-32 values instead of per 4 (float32) or 8 (16-bit).
   constexpr int kPacks = segment_batch_packs<Acc, T, VEC>();
   if constexpr (kPacks > 1) {
-    // 16-bit inputs keep min, max and non-zero counts of the batches as packed pairs of the raw words.
-    constexpr bool kPairs = EXTREMES && sizeof(T) == 2;
-    std::conditional_t<kPairs, PairExtremes<T>, NoPairExtremes> pairs;
+    SegmentPairs<T, EXTREMES> pairs;
     const int first_batch = i;
     for (; i + (kPacks - 1) * group_size < packs; i += kPacks * group_size) {
       RawPack<T, VEC> raw[kPacks];
       NORMKIT_UNROLL
       for (int b = 0; b < kPacks; ++b) raw[b] = load_raw_pack<T, VEC>(body[i + b * group_size].v);
-      std::conditional_t<kPairs, PairNonzeros, NoPairNonzeros> nonzeros;
-      if constexpr (kPairs) {  // before the conversion, so the raw words die with it (no spills)
-        NORMKIT_UNROLL
-        for (int b = 0; b < kPacks; ++b) {
-          pairs.add_words(raw[b]);
-          nonzeros.add_words(raw[b]);
-        }
-      }
-      Acc v[kPacks * VEC];
-      NORMKIT_UNROLL
-      for (int b = 0; b < kPacks; ++b) convert_raw_pack<Acc, T, VEC, !kPairs>(raw[b], v + b * VEC);
-      const bool finite = s.template push_pack<EXTREMES, !kPairs, !kPairs>(v);
-      if constexpr (kPairs) {
-        if (finite) s.nonzero += nonzeros.total();
-      }
+      push_raw_packs<kPacks, Acc, VEC, EXTREMES, T>(raw, pairs, s);
     }
-    if constexpr (kPairs) {
+    if constexpr (kSegmentPairs<T, EXTREMES>) {
       if (i != first_batch) pairs.fold(s);  // (short rows never fill a batch: no fold to pay per row)
     }
   }
@@ -133,23 +146,9 @@ __device__ __forceinline__ void accumulate_packs(const Pack<T, VEC>* __restrict_
       // float min/max and compares were ~1/5 of a row's issue cycles).
       int b = 0;
       if (i + group_size < packs) {
-        constexpr bool kPairs = EXTREMES && sizeof(T) == 2;
-        std::conditional_t<kPairs, PairExtremes<T>, NoPairExtremes> pairs;
-        std::conditional_t<kPairs, PairNonzeros, NoPairNonzeros> nonzeros;
-        if constexpr (kPairs) {
-          pairs.add_words(raw[0]);
-          pairs.add_words(raw[1]);
-          nonzeros.add_words(raw[0]);
-          nonzeros.add_words(raw[1]);
-        }
-        Acc v[2 * VEC];
-        convert_raw_pack<Acc, T, VEC, !kPairs>(raw[0], v);
-        convert_raw_pack<Acc, T, VEC, !kPairs>(raw[1], v + VEC);
-        const bool finite = s.template push_pack<EXTREMES, !kPairs, !kPairs>(v);
-        if constexpr (kPairs) {
-          if (finite) s.nonzero += nonzeros.total();
-          pairs.fold(s);
-        }
+        SegmentPairs<T, EXTREMES> pairs;
+        push_raw_packs<2, Acc, VEC, EXTREMES, T>(raw, pairs, s);
+        if constexpr (kSegmentPairs<T, EXTREMES>) pairs.fold(s);
         b = 2;
       }
       NORMKIT_UNROLL
