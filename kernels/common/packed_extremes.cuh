@@ -66,15 +66,23 @@ struct PairNonzeros {
   std::uint32_t counts = 0;  // two half-precision counters
 
   __device__ __forceinline__ void add(std::uint32_t pair) {
-    std::uint32_t flags;
-    asm("set.neu.f16x2.f16x2 %0, %1, %2;" : "=r"(flags) : "r"(pair), "r"(0u));
-    asm("add.f16x2 %0, %0, %1;" : "+r"(counts) : "r"(flags));
+    asm("add.f16x2 %0, %0, %1;" : "+r"(counts) : "r"(of(pair).counts));
+  }
+  // The counts of one pair (starting from them saves adding to zero).
+  static __device__ __forceinline__ PairNonzeros of(std::uint32_t pair) {
+    PairNonzeros n;
+    asm("set.neu.f16x2.f16x2 %0, %1, %2;" : "=r"(n.counts) : "r"(pair), "r"(0u));
+    return n;
   }
   __device__ __forceinline__ void add_words(const uint4& w) {
     add(w.x);
     add(w.y);
     add(w.z);
     add(w.w);
+  }
+  // Another pair's counts added (exact while each half stays <= 2048).
+  __device__ __forceinline__ void add_counts(const PairNonzeros& other) {
+    asm("add.f16x2 %0, %0, %1;" : "+r"(counts) : "r"(other.counts));
   }
   // The count of half `lane` (0: low), and of both.
   __device__ __forceinline__ float lane(int l) const {

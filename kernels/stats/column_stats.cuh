@@ -42,12 +42,11 @@ struct ColumnShape {
   bool to_partials;               // write partial states (split or folded) instead of final statistics
 };
 
-// Rows a thread loads before folding them (8 x VEC values in registers; 16-bit inputs in float: 16, but
-// float16 with extremes: at 16 it fit 128 registers and took per-feature calls 72.9 -> 81.6% modelled, but
-// the second batch size cost calls with 8 rows a thread per row block (reduced, kept, reduced, kept) the
-// 0.1 point that put them under their floor).
+// Rows a thread loads before folding them (8 x VEC values in registers; 16-bit inputs in float without
+// extremes: 16). With extremes, 16-bit batches of 8 rows take the shared path of add_row_batch (bfloat16
+// per-feature 72.6% modelled at 16 rows, where the shared path does not fit the registers, 8x.x at 8).
 template <typename T, typename Acc, bool EXTREMES>
-constexpr int kColumnRowBatch = sizeof(T) == 2 && sizeof(Acc) == 4 && !(EXTREMES && std::is_same_v<T, math::float16_bits>)
+constexpr int kColumnRowBatch = sizeof(T) == 2 && sizeof(Acc) == 4 && !EXTREMES
                                     ? plan::StatsPolicy::half_column_batch_rows
                                     : plan::StatsPolicy::column_batch_rows;
 
@@ -84,19 +83,39 @@ __device__ __forceinline__ void add_byte_rows(const std::uint8_t* __restrict__ r
   for (int j = 0; j < 4; ++j) local[j].template push_bytes<EXTREMES, ROWS>(sums[j]);
 }
 
+// 0 when a thread's column states hold equal, non-zero counts (add_row_batch shares their Chan weights),
+// else NaN.
+template <typename Acc, int VEC, typename State>
+__device__ __forceinline__ Acc columns_apart(const State (&local)[VEC]) {
+  if constexpr (VEC == 1 || std::is_same_v<State, math::IntegerMoments>) {
+    return Acc(0);
+  } else {
+    bool equal = local[0].count > 0;
+    NORMKIT_UNROLL
+    for (int j = 1; j < VEC; ++j) equal = equal && local[j].count == local[0].count;
+    return equal ? Acc(0) : math::quiet_nan<Acc>();
+  }
+}
+
 // 16-bit inputs with extremes keep min, max (and per batch non-zero counts) as packed pairs of adjacent
 // columns.
 template <typename T, bool EXTREMES, int VEC>
 constexpr bool kColumnPairs = EXTREMES && sizeof(T) == 2 && VEC == 4;
 template <typename T, bool EXTREMES, int VEC>
 using ColumnPairs = std::conditional_t<kColumnPairs<T, EXTREMES, VEC>, PairExtremes<T>, NoPairExtremes>;
+// Non-zero counts of the batches that took the shared path (add_row_batch), added to the states every
+// kPendingBatches batches (a half-precision count is exact up to 2048).
+template <typename T, bool EXTREMES, int VEC>
+using ColumnNonzeros = std::conditional_t<kColumnPairs<T, EXTREMES, VEC>, PairNonzeros, NoPairNonzeros>;
+constexpr int kPendingBatches = 2048 / plan::StatsPolicy::column_batch_rows;
 
 // A batch of kBatch rows `pitch` elements apart from `row` (advanced past them) into the columns' states:
 // their loads are all in flight before the math, and each column takes the batch as one pack (one
 // reciprocal per batch instead of a division per value).
 template <int kBatch, typename T, typename Acc, int VEC, bool EXTREMES, typename State>
 __device__ __forceinline__ void add_row_batch(const T* __restrict__& row, std::int64_t pitch, State (&local)[VEC],
-                                              ColumnPairs<T, EXTREMES, VEC> (&pairs)[2]) {
+                                              ColumnPairs<T, EXTREMES, VEC> (&pairs)[2],
+                                              ColumnNonzeros<T, EXTREMES, VEC> (&pending)[2], Acc& apart) {
   constexpr bool kPairs = kColumnPairs<T, EXTREMES, VEC>;
   // Loaded first, converted after: every load in flight at once. With packed extremes, 16-bit packs
   // load as words (as Pack structs, nvcc unpacked each at its load, before the next load; without the
@@ -117,46 +136,82 @@ __device__ __forceinline__ void add_row_batch(const T* __restrict__& row, std::i
       return math::to_acc<Acc>(raw[b].v[j]);
     }
   };
-  // 16 rows: each column's values converted where its pack folds, and a word's packed extremes and
-  // non-zeros counted where its columns fold (the whole batch up front spilled). 8 rows: everything up
-  // front (a column at a time cost float16 with extremes 2-3% modelled).
+  // 16 rows: each column's values converted where its pack folds (the whole batch up front spilled).
+  // 8 rows: everything up front (a column at a time cost float16 with extremes 2-3% modelled), packed
+  // extremes and non-zeros first.
   constexpr bool kUpFront = kBatch <= plan::StatsPolicy::column_batch_rows;
-  const auto count_pairs = [&](int word_index) {
-    if constexpr (kPairs) {
-      NORMKIT_UNROLL
-      for (int b = 0; b < kBatch; ++b) {
-        const std::uint32_t word = word_index == 0 ? raw[b].x : raw[b].y;
-        pairs[word_index].add(word);
-        nonzeros[word_index].add(word);
+  static_assert(kUpFront || !kPairs, "packed pairs come in batches of 8 rows");
+  if constexpr (kPairs) {
+    nonzeros[0] = PairNonzeros::of(raw[0].x);
+    nonzeros[1] = PairNonzeros::of(raw[0].y);
+    NORMKIT_UNROLL
+    for (int b = 0; b < kBatch; ++b) {
+      pairs[0].add(raw[b].x);
+      pairs[1].add(raw[b].y);
+      if (b > 0) {
+        nonzeros[0].add(raw[b].x);
+        nonzeros[1].add(raw[b].y);
       }
     }
-  };
+  }
   Acc values[kUpFront ? kBatch : 1][VEC];
   if constexpr (kUpFront) {
-    if constexpr (kPairs) {
-      count_pairs(0);
-      count_pairs(1);
-    }
     NORMKIT_UNROLL
     for (int b = 0; b < kBatch; ++b) {
       NORMKIT_UNROLL
       for (int j = 0; j < VEC; ++j) values[b][j] = lane_value(b, j);
     }
   }
-  NORMKIT_UNROLL
-  for (int j = 0; j < VEC; ++j) {
-    if constexpr (kPairs && !kUpFront) {
-      if (j % 2 == 0) count_pairs(j / 2);
-    }
-    Acc pack[kBatch];
+  const auto column_pack = [&](int j, Acc (&pack)[kBatch]) {
     NORMKIT_UNROLL
     for (int b = 0; b < kBatch; ++b) {
       if constexpr (kUpFront) pack[b] = values[b][j];
       else pack[b] = lane_value(b, j);
     }
-    const bool finite = local[j].template push_pack<EXTREMES, !kPairs, !kPairs>(pack);
-    if constexpr (kPairs) {
-      if (finite) local[j].nonzero += nonzeros[j / 2].lane(j % 2);
+  };
+  const auto add_pair_nonzeros = [&](int j) {
+    if constexpr (kPairs) local[j].nonzero += nonzeros[j / 2].lane(j % 2);
+  };
+  if constexpr (std::is_same_v<State, math::IntegerMoments> || VEC == 1 || !kUpFront) {
+    NORMKIT_UNROLL
+    for (int j = 0; j < VEC; ++j) {
+      Acc pack[kBatch];
+      column_pack(j, pack);
+      if (local[j].template push_pack<EXTREMES, !kPairs, !kPairs>(pack)) add_pair_nonzeros(j);
+    }
+  } else {
+    // Every column of a thread sees the same rows, so its states hold equal counts (from the second batch:
+    // the first sets the shifts) until a pack holds NaN or ±Inf: the columns' packs are tested once and
+    // share the batch's Chan weights (one reciprocal instead of VEC) and non-zero counts. `apart` is 0
+    // while the counts are equal and NaN once they are not: added to the probe, it costs one addition
+    // where a flag cost two tests.
+    typename State::PackSums sums[VEC];
+    NORMKIT_UNROLL
+    for (int j = 0; j < VEC; ++j) {
+      Acc pack[kBatch];
+      column_pack(j, pack);
+      sums[j] = State::template pack_sums<EXTREMES, !kPairs, !kPairs>(pack);
+    }
+    Acc probe = sums[0].sum + apart;  // NaN or ±Inf when any column's sum is (or the sums overflow together)
+    NORMKIT_UNROLL
+    for (int j = 1; j < VEC; ++j) probe += sums[j].sum;
+    if (probe - probe == Acc(0)) {
+      const auto weights = State::chan_weights(local[0].count, Acc(kBatch));
+      NORMKIT_UNROLL
+      for (int j = 0; j < VEC; ++j) local[j].template fold_pack<EXTREMES, !kPairs, !kPairs, kBatch>(sums[j], weights);
+      if constexpr (kPairs) {
+        pending[0].add_counts(nonzeros[0]);
+        pending[1].add_counts(nonzeros[1]);
+      }
+    } else {
+      NORMKIT_UNROLL
+      for (int j = 0; j < VEC; ++j) {
+        Acc pack[kBatch];
+        NORMKIT_UNROLL
+        for (int b = 0; b < kBatch; ++b) pack[b] = lane_value(b, j);
+        if (local[j].template push_pack_sums<EXTREMES, !kPairs, !kPairs>(sums[j], pack)) add_pair_nonzeros(j);
+      }
+      apart = columns_apart<Acc>(local);
     }
   }
 }
@@ -167,6 +222,7 @@ __device__ __forceinline__ void add_row_batch(const T* __restrict__& row, std::i
 template <typename T, typename Acc, int VEC, bool EXTREMES, typename State>
 __device__ __forceinline__ void add_column_rows(const T* __restrict__ row, int count, std::int64_t pitch, State (&local)[VEC],
                                                 ColumnPairs<T, EXTREMES, VEC> (&pairs)[2]) {
+  ColumnNonzeros<T, EXTREMES, VEC> pending[2];
   if constexpr (std::is_same_v<T, std::uint8_t> && VEC == 4) {
     // uint8: batches of rows of 4 columns in flight, transposed to words of 4 rows per column and summed
     // exactly (math::ByteSums) into the integer states; then quads of rows (short row blocks: NCHW over
@@ -178,10 +234,27 @@ __device__ __forceinline__ void add_column_rows(const T* __restrict__ row, int c
   // Batches of kColumnRowBatch rows, then (16-bit) of 8: a row block of 8 rows a thread (reduced, kept,
   // reduced, kept with 64-row blocks) left to the per-row path below had one load in flight (15% modelled).
   constexpr int kBatch = kColumnRowBatch<T, Acc, EXTREMES>;
-  for (; count >= kBatch; count -= kBatch) add_row_batch<kBatch, T, Acc, VEC, EXTREMES>(row, pitch, local, pairs);
+  Acc apart = columns_apart<Acc>(local);
+  const auto flush_pending = [&] {
+    if constexpr (kColumnPairs<T, EXTREMES, VEC>) {
+      NORMKIT_UNROLL
+      for (int j = 0; j < VEC; ++j) local[j].nonzero += pending[j / 2].lane(j % 2);
+      pending[0] = pending[1] = PairNonzeros{};
+    }
+  };
+  if constexpr (kColumnPairs<T, EXTREMES, VEC>) {
+    while (count >= kBatch) {
+      const int batches = count / kBatch < kPendingBatches ? count / kBatch : kPendingBatches;
+      for (int i = 0; i < batches; ++i) add_row_batch<kBatch, T, Acc, VEC, EXTREMES>(row, pitch, local, pairs, pending, apart);
+      count -= batches * kBatch;
+      flush_pending();
+    }
+  } else {
+    for (; count >= kBatch; count -= kBatch) add_row_batch<kBatch, T, Acc, VEC, EXTREMES>(row, pitch, local, pairs, pending, apart);
+  }
   if constexpr (kBatch > plan::StatsPolicy::column_batch_rows) {
     constexpr int kSmall = plan::StatsPolicy::column_batch_rows;
-    for (; count >= kSmall; count -= kSmall) add_row_batch<kSmall, T, Acc, VEC, EXTREMES>(row, pitch, local, pairs);
+    for (; count >= kSmall; count -= kSmall) add_row_batch<kSmall, T, Acc, VEC, EXTREMES>(row, pitch, local, pairs, pending, apart);
   }
   for (; count > 0; --count, row += pitch) {
     Acc v[VEC];

@@ -267,48 +267,97 @@ struct LocalMoments {
   // Q = Σd² (one subtraction, one addition and one fma per value, no second pass), M2 = Q - S²/N. Because
   // b is one of the pack's values, Q = M2 + N (mean - b)² <= (N + 1) M2: the subtraction loses at most a
   // factor N + 1 of relative precision (a two-pass pack cost a second subtraction per value).
+  //
+  // In three steps that kernels may also call apart (pack_sums, then fold_pack or the per-value path):
+  // states with equal counts (a thread's columns) share one ChanWeights per pack.
   template <bool kExtremes = true, bool kMinMax = kExtremes, bool kNonzero = kExtremes, int N>
   NORMKIT_HD bool push_pack(const Acc (&v)[N]) {
+    return push_pack_sums<kExtremes, kMinMax, kNonzero>(pack_sums<kExtremes, kMinMax, kNonzero>(v), v);
+  }
+
+  // A pack's one-pass sums relative to its first value.
+  struct PackSums {
+    Acc base, sum, squares, min, max, abs, nonzero;
+  };
+  template <bool kExtremes = true, bool kMinMax = kExtremes, bool kNonzero = kExtremes, int N>
+  NORMKIT_HD static PackSums pack_sums(const Acc (&v)[N]) {
     static_assert(N <= 64, "a pack's non-zero count is kept exactly");
-    shift = count == Acc(0) ? v[0] : shift;
     // One pass over the values, the pack's own extremes, |x| sum and non-zeros included, all before the
     // finite check: a second read of v after it made nvcc recompute each value's conversion (bfloat16: a
     // shift and a move per value) rather than keep it live.
-    const Acc base = v[0];
-    Acc sum = Acc(0), squares = Acc(0), pack_min = base, pack_max = base, pack_abs = abs_of(base), pack_nonzero = Acc(0);
-    if constexpr (kExtremes && kNonzero) count_nonzero(pack_nonzero, base);
+    PackSums p;
+    p.base = v[0];
+    p.sum = p.squares = p.nonzero = Acc(0);
+    p.min = p.max = p.base;
+    p.abs = abs_of(p.base);
+    if constexpr (kExtremes && kNonzero) count_nonzero(p.nonzero, p.base);
 NORMKIT_UNROLL
     for (int i = 1; i < N; ++i) {
-      const Acc d = v[i] - base;
-      sum += d;
-      squares = fma_of(d, d, squares);
+      const Acc d = v[i] - p.base;
+      p.sum = i == 1 ? d : p.sum + d;  // (0 + d is an instruction: nvcc keeps it for the sign of zero)
+      p.squares = i == 1 ? d * d : fma_of(d, d, p.squares);
       if constexpr (kExtremes) {
         if constexpr (kMinMax) {
-          pack_min = min_of(pack_min, v[i]);
-          pack_max = max_of(pack_max, v[i]);
+          p.min = min_of(p.min, v[i]);
+          p.max = max_of(p.max, v[i]);
         }
-        pack_abs += abs_of(v[i]);
-        if constexpr (kNonzero) count_nonzero(pack_nonzero, v[i]);
+        p.abs += abs_of(v[i]);
+        if constexpr (kNonzero) count_nonzero(p.nonzero, v[i]);
       }
     }
-    // NaN or ±Inf in the pack (v[i] - b is NaN or infinite, and so is the sum), or a sum past the range.
-    if (sum - sum != Acc(0) || (N == 1 && base - base != Acc(0))) {
+    return p;
+  }
+
+  // No NaN or ±Inf in the pack (v[i] - b is NaN or infinite, and so is the sum), and no sum past the range.
+  template <int N>
+  NORMKIT_HD static bool pack_finite(const PackSums& p) {
+    return p.sum - p.sum == Acc(0) && (N != 1 || p.base - p.base == Acc(0));
+  }
+
+  // The pack (its sums p) folded: the fast path when finite, else value by value. Returns whether finite.
+  template <bool kExtremes = true, bool kMinMax = kExtremes, bool kNonzero = kExtremes, int N>
+  NORMKIT_HD bool push_pack_sums(const PackSums& p, const Acc (&v)[N]) {
+    shift = count == Acc(0) ? p.base : shift;
+    if (!pack_finite<N>(p)) {
 NORMKIT_UNROLL
       for (int i = 0; i < N; ++i) push(v[i]);
       return false;
     }
+    fold_pack<kExtremes, kMinMax, kNonzero, N>(p, chan_weights(count, Acc(N)));
+    return true;
+  }
+
+  // Chan's weights for adding n values to `count` values: one reciprocal, shared by every state holding
+  // `count` values.
+  struct ChanWeights {
+    Acc total, weight, count_weight;
+  };
+  NORMKIT_HD static ChanWeights chan_weights(Acc count, Acc n) {
+    ChanWeights w;
+    w.total = count + n;
+    w.weight = weight_ratio(n, w.total);
+    w.count_weight = count * w.weight;
+    return w;
+  }
+
+  // A finite pack's sums folded with w = chan_weights(count, N); the shift already set (push_pack_sums sets
+  // an empty state's to p.base).
+  template <bool kExtremes = true, bool kMinMax = kExtremes, bool kNonzero = kExtremes, int N>
+  NORMKIT_HD void fold_pack(const PackSums& p, const ChanWeights& w) {
     if constexpr (kExtremes) {
       if constexpr (kMinMax) {
-        min = min_of(min, pack_min);
-        max = max_of(max, pack_max);
+        min = min_of(min, p.min);
+        max = max_of(max, p.max);
       }
-      abs_sum += pack_abs;
-      if constexpr (kNonzero) nonzero += pack_nonzero;
+      abs_sum += p.abs;
+      if constexpr (kNonzero) nonzero += p.nonzero;
     }
-    const Acc relative_mean = sum * (Acc(1) / Acc(N));
-    const Acc pack_m2 = max_of(squares - sum * relative_mean, Acc(0));  // (rounding may leave it at -0.x ulp)
-    chan_step(Acc(N), (base - shift) + relative_mean, pack_m2);
-    return true;
+    // The pack's mean relative to its base, negated (a negation is an instruction of its own). Its M2 may
+    // round to an ulp or so below 0: finalize_moments and to_summary clamp M2 (a clamp here cost 2 issue
+    // cycles per pack).
+    const Acc minus_mean = p.sum * (Acc(-1) / Acc(N));
+    const Acc pack_m2 = fma_of(p.sum, minus_mean, p.squares);
+    chan_step(w, (p.base - shift) - minus_mean, pack_m2);
   }
 
   // Chan's merge of another local state (any shifts); empty sides leave the other unchanged.
@@ -328,17 +377,16 @@ NORMKIT_UNROLL
       m2 = b.m2;
       return;
     }
-    chan_step(b.count, b.mean + (b.shift - shift), b.m2);
+    chan_step(chan_weights(count, b.count), b.mean + (b.shift - shift), b.m2);
   }
 
-  // Chan's step with n > 0 other values of mean other_mean (relative to this shift) and M2 other_m2.
-  NORMKIT_HD void chan_step(Acc n, Acc other_mean, Acc other_m2) {
-    const Acc total = count + n;
-    const Acc weight = weight_ratio(n, total);
+  // Chan's step with n > 0 other values of mean other_mean (relative to this shift) and M2 other_m2, with
+  // w = chan_weights(count, n).
+  NORMKIT_HD void chan_step(const ChanWeights& w, Acc other_mean, Acc other_m2) {
     const Acc delta = other_mean - mean;
-    mean += delta * weight;
-    m2 += other_m2 + delta * delta * count * weight;
-    count = total;
+    mean += delta * w.weight;
+    m2 += fma_of(delta * delta, w.count_weight, other_m2);
+    count = w.total;
   }
 
   // The MomentState of the same values (64-bit counters).
@@ -377,7 +425,7 @@ NORMKIT_HD StatsSummary to_summary(const MomentState<Acc>& s) {
   r.neginf_count = s.neginf_count;
   r.nonzero_count = s.nonzero_count;
   r.mean = s.count ? static_cast<double>(s.shift) + static_cast<double>(s.mean) : 0.0;
-  r.m2 = static_cast<double>(s.m2);
+  r.m2 = s.m2 < Acc(0) ? 0.0 : static_cast<double>(s.m2);  // (LocalMoments::fold_pack)
   r.min = static_cast<double>(s.min);
   r.max = static_cast<double>(s.max);
   r.abs_sum = static_cast<double>(s.abs_sum);
@@ -431,6 +479,7 @@ template <typename Real, typename Count = std::int64_t>
 NORMKIT_HD StatValuesIn<Real> finalize_moments(Count finite, Count nan_count, Count posinf_count, Count neginf_count,
                                                Count nonzero_count, Real mean, Real m2, Real min, Real max,
                                                Real abs_sum, std::int64_t ddof, bool ignore_nan, bool roots = true) {
+  m2 = m2 < Real(0) ? Real(0) : m2;  // rounding of packs' M2 (LocalMoments::fold_pack)
   const Real nan = quiet_nan<Real>();
   const Real inf = pos_inf<Real>();
   const Count non_nan = finite + posinf_count + neginf_count;
