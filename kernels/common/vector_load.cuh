@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 #include "math/element_types.hpp"
 
@@ -34,6 +35,25 @@ using RawPack = std::conditional_t<sizeof(T) < 4 && sizeof(T) * VEC == 16, uint4
 template <typename T, int VEC>
 __device__ __forceinline__ RawPack<T, VEC> load_raw_pack(const T* __restrict__ p) {
   return *reinterpret_cast<const RawPack<T, VEC>*>(p);
+}
+
+// Row B of a batch, B rows of pitch_bytes after `base`: one IMAD.WIDE from a 32-bit pitch (a 64-bit
+// addition is two integer operations, and nvcc turns base + B * pitch into a chain of them).
+template <int B, typename T>
+__device__ __forceinline__ const T* row_at(const T* base, int pitch_bytes) {
+  if constexpr (B == 0) {
+    return base;
+  } else {
+    std::int64_t offset;
+    asm("mul.wide.s32 %0, %1, %2;" : "=l"(offset) : "r"(pitch_bytes), "n"(B));
+    return reinterpret_cast<const T*>(reinterpret_cast<const char*>(base) + offset);
+  }
+}
+
+// Raw packs of sizeof...(B) rows pitch_bytes apart from `row`, every load issued before any use.
+template <typename Raw, typename T, int... B>
+__device__ __forceinline__ void load_rows(const T* row, int pitch_bytes, Raw* raw, std::integer_sequence<int, B...>) {
+  ((raw[B] = *reinterpret_cast<const Raw*>(row_at<B>(row, pitch_bytes))), ...);
 }
 
 // Converts a raw pack into out[0, VEC). BF16_WORDS: bfloat16 words widen by one integer op per value (the

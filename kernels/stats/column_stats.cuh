@@ -113,7 +113,7 @@ constexpr int kPendingBatches = 2048 / plan::StatsPolicy::column_batch_rows;
 // their loads are all in flight before the math, and each column takes the batch as one pack (one
 // reciprocal per batch instead of a division per value).
 template <int kBatch, typename T, typename Acc, int VEC, bool EXTREMES, typename State>
-__device__ __forceinline__ void add_row_batch(const T* __restrict__& row, std::int64_t pitch, State (&local)[VEC],
+__device__ __forceinline__ void add_row_batch(const T* __restrict__& row, int pitch_bytes, State (&local)[VEC],
                                               ColumnPairs<T, EXTREMES, VEC> (&pairs)[2],
                                               ColumnNonzeros<T, EXTREMES, VEC> (&pending)[2], Acc& apart) {
   constexpr bool kPairs = kColumnPairs<T, EXTREMES, VEC>;
@@ -124,8 +124,15 @@ __device__ __forceinline__ void add_row_batch(const T* __restrict__& row, std::i
   constexpr bool kWords = kPairs || std::is_same_v<T, math::bfloat16_bits>;
   using Raw = std::conditional_t<kWords, RawPack<T, VEC>, Pack<T, VEC>>;
   Raw raw[kBatch];
-  NORMKIT_UNROLL
-  for (int b = 0; b < kBatch; ++b, row += pitch) raw[b] = *reinterpret_cast<const Raw*>(row);
+  if constexpr (kBatch <= plan::StatsPolicy::column_batch_rows) {
+    load_rows(row, pitch_bytes, raw, std::make_integer_sequence<int, kBatch>{});
+    row = row_at<kBatch>(row, pitch_bytes);
+  } else {
+    // (16-bit moments: 16 rows addressed from the pitch spilled a register; they are not issue-bound)
+    const std::int64_t pitch = pitch_bytes / static_cast<int>(sizeof(T));
+    NORMKIT_UNROLL
+    for (int b = 0; b < kBatch; ++b, row += pitch) raw[b] = *reinterpret_cast<const Raw*>(row);
+  }
   std::conditional_t<kPairs, PairNonzeros, NoPairNonzeros> nonzeros[2];
   const auto lane_value = [&](int b, int j) {
     if constexpr (kWords) {
@@ -222,7 +229,6 @@ __device__ __forceinline__ void add_row_batch(const T* __restrict__& row, std::i
 template <typename T, typename Acc, int VEC, bool EXTREMES, typename State>
 __device__ __forceinline__ void add_column_rows(const T* __restrict__ row, int count, std::int64_t pitch, State (&local)[VEC],
                                                 ColumnPairs<T, EXTREMES, VEC> (&pairs)[2]) {
-  ColumnNonzeros<T, EXTREMES, VEC> pending[2];
   if constexpr (std::is_same_v<T, std::uint8_t> && VEC == 4) {
     // uint8: batches of rows of 4 columns in flight, transposed to words of 4 rows per column and summed
     // exactly (math::ByteSums) into the integer states; then quads of rows (short row blocks: NCHW over
@@ -230,31 +236,36 @@ __device__ __forceinline__ void add_column_rows(const T* __restrict__ row, int c
     constexpr int kRows = plan::StatsPolicy::byte_column_batch_rows;
     for (; count >= kRows; count -= kRows, row += kRows * pitch) add_byte_rows<kRows, EXTREMES>(row, pitch, local);
     for (; count >= 4; count -= 4, row += 4 * pitch) add_byte_rows<4, EXTREMES>(row, pitch, local);
-  }
-  // Batches of kColumnRowBatch rows, then (16-bit) of 8: a row block of 8 rows a thread (reduced, kept,
-  // reduced, kept with 64-row blocks) left to the per-row path below had one load in flight (15% modelled).
-  constexpr int kBatch = kColumnRowBatch<T, Acc, EXTREMES>;
-  Acc apart = columns_apart<Acc>(local);
-  const auto flush_pending = [&] {
-    if constexpr (kColumnPairs<T, EXTREMES, VEC>) {
-      NORMKIT_UNROLL
-      for (int j = 0; j < VEC; ++j) local[j].nonzero += pending[j / 2].lane(j % 2);
-      pending[0] = pending[1] = PairNonzeros{};
-    }
-  };
-  if constexpr (kColumnPairs<T, EXTREMES, VEC>) {
-    while (count >= kBatch) {
-      const int batches = count / kBatch < kPendingBatches ? count / kBatch : kPendingBatches;
-      for (int i = 0; i < batches; ++i) add_row_batch<kBatch, T, Acc, VEC, EXTREMES>(row, pitch, local, pairs, pending, apart);
-      count -= batches * kBatch;
-      flush_pending();
-    }
   } else {
-    for (; count >= kBatch; count -= kBatch) add_row_batch<kBatch, T, Acc, VEC, EXTREMES>(row, pitch, local, pairs, pending, apart);
-  }
-  if constexpr (kBatch > plan::StatsPolicy::column_batch_rows) {
-    constexpr int kSmall = plan::StatsPolicy::column_batch_rows;
-    for (; count >= kSmall; count -= kSmall) add_row_batch<kSmall, T, Acc, VEC, EXTREMES>(row, pitch, local, pairs, pending, apart);
+    // Batches of kColumnRowBatch rows, then (16-bit) of 8: a row block of 8 rows a thread (reduced, kept,
+    // reduced, kept with 64-row blocks) left to the per-row path below had one load in flight (15%
+    // modelled). Rows of a batch are addressed from a 32-bit byte pitch (row_at): the plan keeps a thread
+    // row's pitch under 2^31 bytes (StatsPolicy::column_max_pitch_bytes).
+    const int pitch_bytes = static_cast<int>(pitch) * static_cast<int>(sizeof(T));
+    constexpr int kBatch = kColumnRowBatch<T, Acc, EXTREMES>;
+    ColumnNonzeros<T, EXTREMES, VEC> pending[2];
+    Acc apart = columns_apart<Acc>(local);
+    const auto flush_pending = [&] {
+      if constexpr (kColumnPairs<T, EXTREMES, VEC>) {
+        NORMKIT_UNROLL
+        for (int j = 0; j < VEC; ++j) local[j].nonzero += pending[j / 2].lane(j % 2);
+        pending[0] = pending[1] = PairNonzeros{};
+      }
+    };
+    if constexpr (kColumnPairs<T, EXTREMES, VEC>) {
+      while (count >= kBatch) {
+        const int batches = count / kBatch < kPendingBatches ? count / kBatch : kPendingBatches;
+        for (int i = 0; i < batches; ++i) add_row_batch<kBatch, T, Acc, VEC, EXTREMES>(row, pitch_bytes, local, pairs, pending, apart);
+        count -= batches * kBatch;
+        flush_pending();
+      }
+    } else {
+      for (; count >= kBatch; count -= kBatch) add_row_batch<kBatch, T, Acc, VEC, EXTREMES>(row, pitch_bytes, local, pairs, pending, apart);
+    }
+    if constexpr (kBatch > plan::StatsPolicy::column_batch_rows) {
+      constexpr int kSmall = plan::StatsPolicy::column_batch_rows;
+      for (; count >= kSmall; count -= kSmall) add_row_batch<kSmall, T, Acc, VEC, EXTREMES>(row, pitch_bytes, local, pairs, pending, apart);
+    }
   }
   for (; count > 0; --count, row += pitch) {
     Acc v[VEC];

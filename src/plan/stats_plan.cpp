@@ -90,7 +90,10 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
   StatsKernel kernel = StatsKernel::generic;
   if (segment_form) {
     kernel = g.seg_a * g.seg_b <= P::warp_segment_max ? StatsKernel::segment_warp : StatsKernel::segment_block;
-  } else if (g.pattern == Pattern::columns || g.col_row_blocks > 1) {
+  } else if ((g.pattern == Pattern::columns || g.col_row_blocks > 1) &&
+             g.col_inner * static_cast<std::int64_t>(16) <= P::column_max_pitch_bytes) {
+    // (A wide row of the column kernels holds at most 16 bytes per column: a fold of k rows makes k * elem
+    // <= 16.)
     kernel = StatsKernel::columns;
   }
   if (force && force->force_kernel) {
@@ -162,6 +165,7 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
       const std::int64_t threads_x = ceil_div(wide_inner, p.vector_elems);
       p.block_x = static_cast<int>(std::min<std::int64_t>(32, threads_x));
       p.block_y = floor_pow2(P::block_threads / p.block_x);
+      while (p.block_y > 1 && p.block_y * wide_inner * elem > P::column_max_pitch_bytes) p.block_y /= 2;
       p.grid_x = ceil_div(threads_x, p.block_x);
       p.grid_z = std::min<std::int64_t>(g.col_outer, 65535);
       // Row blocks (geometry.hpp) are walked by the threads of a split, one after the other: the rows of

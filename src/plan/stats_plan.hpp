@@ -79,6 +79,10 @@ struct StatsPolicy {
   // Row ranges are whole batches of every thread row too: 124 rows a thread (float16 per-feature, 64 MB)
   // took 15 batches and 4 rows of a round trip each (84.8% modelled, latency-bound).
   static constexpr int column_batch_rows = 8;
+  // Column kernels address the rows of a batch from a 32-bit byte pitch (one IMAD.WIDE per row instead of
+  // a 64-bit addition: 7 of ~390 issue cycles per float16 batch of 8 rows x 4 columns): block_y rows of the
+  // (wide) input must span fewer bytes. Inputs whose rows are longer than that run the generic kernel.
+  static constexpr std::int64_t column_max_pitch_bytes = (std::int64_t{1} << 31) - 1;
   // 16-bit vector columns (float accumulation): 16 rows, one Chan step per 16 values of a column (its
   // reciprocal, shift and finite test were ~5 of ~17 issue cycles per value at 8 rows); converted a column
   // at a time, so the batch's 64 float values never live at once (16 rows converted up front spilled).

@@ -168,6 +168,33 @@ TEST(Plan, Columns) {
   EXPECT_EQ(p.splits, 4096 / 512);
 }
 
+// The column kernels address a batch's rows from a 32-bit byte pitch: block_y rows stay under 2^31 bytes,
+// and rows longer than that go to the generic kernel.
+TEST(Plan, ColumnPitchFitsInt32) {
+  const DeviceInfo h100{132};
+  const auto pitch_bytes = [](const StatsPlan& p, std::int64_t inner, std::int64_t elem) {
+    return p.block_y * inner * p.column_fold * elem;
+  };
+  // 8 rows of 2^26 float32 columns would span 2^31 bytes: 4 rows a block.
+  std::int64_t inner = std::int64_t{1} << 26;
+  auto p = choose_stats_plan(geometry({4, inner}, ReduceAxes::of({0})), DType::float32, false, 0, h100);
+  EXPECT_EQ(p.kernel, StatsKernel::columns);
+  EXPECT_EQ(p.block_y, 4);
+  EXPECT_LE(pitch_bytes(p, inner, 4), StatsPolicy::column_max_pitch_bytes);
+  // Just under the limit: 8 rows of (2^31 - 1) / 64 float32 columns.
+  inner = StatsPolicy::column_max_pitch_bytes / 64 / 4 * 4;
+  p = choose_stats_plan(geometry({4, inner}, ReduceAxes::of({0})), DType::float32, false, 0, h100);
+  EXPECT_EQ(p.block_y, 8);
+  EXPECT_LE(pitch_bytes(p, inner, 4), StatsPolicy::column_max_pitch_bytes);
+  // Rows of 2^27 columns (a wide row may hold 16 bytes a column): the generic kernel.
+  inner = std::int64_t{1} << 27;
+  p = choose_stats_plan(geometry({2, inner}, ReduceAxes::of({0})), DType::uint8, false, 0, h100);
+  EXPECT_EQ(p.kernel, StatsKernel::generic);
+  p = choose_stats_plan(geometry({2, inner - 1}, ReduceAxes::of({0})), DType::float64, false, 0, h100);
+  EXPECT_EQ(p.kernel, StatsKernel::columns);
+  EXPECT_LE(pitch_bytes(p, inner - 1, 8), StatsPolicy::column_max_pitch_bytes);
+}
+
 TEST(Plan, OverrideForcesKernelVectorAndSplits) {
   const DeviceInfo info{4};
   auto g = geometry({3, 5000}, ReduceAxes::of({1}));
