@@ -63,24 +63,18 @@ __device__ __forceinline__ void transpose_bytes(const std::uint32_t* rows, std::
 }
 
 // ROWS rows `pitch` bytes apart from `row` of 4 uint8 columns (a 4-byte word each) into the columns'
-// integer states: all loads first, then a 4x4 byte transpose per quad of rows and ByteSums.
-template <int ROWS, bool EXTREMES, typename State>
-__device__ __forceinline__ void add_byte_rows(const std::uint8_t* __restrict__ row, std::int64_t pitch, State (&local)[4]) {
+// ByteSums: all loads first, then a 4x4 byte transpose per quad of rows.
+template <int ROWS, bool EXTREMES>
+__device__ __forceinline__ void add_byte_rows(const std::uint8_t* __restrict__ row, int pitch, math::ByteSums (&sums)[4]) {
   std::uint32_t words[ROWS];
-  NORMKIT_UNROLL
-  for (int b = 0; b < ROWS; ++b, row += pitch) words[b] = *reinterpret_cast<const std::uint32_t*>(row);
-  math::ByteSums sums[4];
-  NORMKIT_UNROLL
-  for (int j = 0; j < 4; ++j) sums[j] = math::ByteSums::empty();
+  load_rows(row, pitch, words, std::make_integer_sequence<int, ROWS>{});
   NORMKIT_UNROLL
   for (int q = 0; q < ROWS / 4; ++q) {
     std::uint32_t by_column[4];
     transpose_bytes(words + 4 * q, by_column);
     NORMKIT_UNROLL
-    for (int j = 0; j < 4; ++j) sums[j].template add_word<EXTREMES>(by_column[j]);
+    for (int j = 0; j < 4; ++j) sums[j].template add_word<EXTREMES, true>(by_column[j]);
   }
-  NORMKIT_UNROLL
-  for (int j = 0; j < 4; ++j) local[j].template push_bytes<EXTREMES, ROWS>(sums[j]);
 }
 
 // 0 when a thread's column states hold equal, non-zero counts (add_row_batch shares their Chan weights),
@@ -234,8 +228,21 @@ __device__ __forceinline__ void add_column_rows(const T* __restrict__ row, int c
     // exactly (math::ByteSums) into the integer states; then quads of rows (short row blocks: NCHW over
     // axes 0 and 2), before the per-value path for the last 1-3 rows.
     constexpr int kRows = plan::StatsPolicy::byte_column_batch_rows;
-    for (; count >= kRows; count -= kRows, row += kRows * pitch) add_byte_rows<kRows, EXTREMES>(row, pitch, local);
-    for (; count >= 4; count -= 4, row += 4 * pitch) add_byte_rows<4, EXTREMES>(row, pitch, local);
+    const int pitch_bytes = static_cast<int>(pitch);  // (the kernel keeps it under 2^31)
+    while (count >= 4) {
+      // Up to kByteSumsMaxValues rows into one set of exact 32-bit ByteSums, widened into the states once
+      // (widened every batch, the 64-bit additions cost uint8 per-feature calls 2-3% modelled).
+      const int rows = (count < math::kByteSumsMaxValues ? count : math::kByteSumsMaxValues) & ~3;
+      math::ByteSums sums[4];
+      NORMKIT_UNROLL
+      for (int j = 0; j < 4; ++j) sums[j] = math::ByteSums::empty();
+      int left = rows;
+      for (; left >= kRows; left -= kRows, row = row_at<kRows>(row, pitch_bytes)) add_byte_rows<kRows, EXTREMES>(row, pitch_bytes, sums);
+      for (; left >= 4; left -= 4, row = row_at<4>(row, pitch_bytes)) add_byte_rows<4, EXTREMES>(row, pitch_bytes, sums);
+      NORMKIT_UNROLL
+      for (int j = 0; j < 4; ++j) local[j].template push_bytes<EXTREMES, true>(sums[j], static_cast<std::uint32_t>(rows));
+      count -= rows;
+    }
   } else {
     // Batches of kColumnRowBatch rows, then (16-bit) of 8: a row block of 8 rows a thread (reduced, kept,
     // reduced, kept with 64-row blocks) left to the per-row path below had one load in flight (15%
@@ -318,7 +325,8 @@ __global__ void __launch_bounds__(256, sizeof(Acc) == 8 ? 1 : plan::StatsPolicy:
       const int rows = ty < range ? ((range - 1 - ty) >> (__ffs(blockDim.y) - 1)) + 1 : 0;
       const int blocks = block_hi > block_lo ? static_cast<int>(block_hi - block_lo) : 0;
       const std::int64_t row_pitch = static_cast<std::int64_t>(blockDim.y) * shape.inner;
-      const bool blocks_inside = kByteBatches && blocks > rows;
+      // (uint8 rows are addressed from a 32-bit pitch: the plan bounds row_pitch, not the row block stride)
+      const bool blocks_inside = kByteBatches && blocks > rows && shape.row_block_stride <= plan::StatsPolicy::column_max_pitch_bytes;
       const int outer_count = blocks_inside ? rows : blocks, inner_count = blocks_inside ? blocks : rows;
       const std::int64_t outer_pitch = blocks_inside ? row_pitch : shape.row_block_stride;
       const std::int64_t inner_pitch = blocks_inside ? shape.row_block_stride : row_pitch;
