@@ -76,7 +76,7 @@ NORMKIT_HD std::uint32_t ByteSums::max_lanes_of(std::uint32_t a, std::uint32_t b
 }
 
 // The device's half-precision non-zero counts are exact up to 2048 per lane (Σx² < 2^32 up to 66051
-// values); the kernels fold at most 128 values into one ByteSums.
+// values): the kernels fold at most kByteSumsMaxValues values into one ByteSums (2048 a lane).
 constexpr int kByteSumsMaxValues = 4096;
 
 template <bool kHalfCounts>

@@ -245,6 +245,29 @@ TEST_P(DeviceStats, ForcedSegmentLaneGroups) {
   }
 }
 
+TEST_P(DeviceStats, LongUint8RunsWidenTheirByteSums) {
+  REQUIRE_DEVICE();
+  if (GetParam() != DType::uint8) GTEST_SKIP() << "uint8 only";
+  // A lane (segments) or a thread (columns) with more values than one ByteSums holds exactly
+  // (kByteSumsMaxValues): its sums are widened into the integer state in chunks, and the last chunk is short.
+  {
+    plan::PlanOverride o;
+    o.force_kernel = true;
+    o.kernel = plan::StatsKernel::segment_warp;
+    o.segment_lanes = 1;
+    ScopedOverride scoped(o);
+    const Case c{{2, 70001}, ReduceAxes::of({1}), "rows of 70001 a lane"};
+    check_device(c, DType::uint8, data_for(DType::uint8, numel(c.shape), 31), {}, 0, "long lanes");
+  }
+  {
+    plan::PlanOverride o;
+    o.splits = 1;  // 256 thread rows of one 4-column block: 4100 rows and a remainder each
+    ScopedOverride scoped(o);
+    const Case c{{256 * 4100 + 37, 4}, ReduceAxes::of({0}), "columns of 1049637 rows, one split"};
+    check_device(c, DType::uint8, data_for(DType::uint8, numel(c.shape), 32), {}, 0, "long columns");
+  }
+}
+
 TEST_P(DeviceStats, MomentsOnlyRequests) {
   REQUIRE_DEVICE();
   // A request without min, max, l0, l1 and linf takes the moments-only vector kernels (float
