@@ -39,7 +39,10 @@ struct PartialStates<math::LocalMoments<Acc>> {
   }
 
   __device__ __forceinline__ math::LocalMoments<Acc> load(std::int64_t i) const {
-    const char* record = static_cast<const char*>(base) + i * static_cast<std::int64_t>(bytes_per_state);
+    return load_record(static_cast<const char*>(base) + i * static_cast<std::int64_t>(bytes_per_state));
+  }
+  // The state at a record address (a walk over records advances a pointer instead of multiplying).
+  static __device__ __forceinline__ math::LocalMoments<Acc> load_record(const char* record) {
     math::LocalMoments<Acc> s;
     int4 counts;
     if constexpr (sizeof(Acc) == 4) {
@@ -80,7 +83,9 @@ struct PartialStates<math::IntegerMoments> {
   }
 
   __device__ __forceinline__ math::IntegerMoments load(std::int64_t i) const {
-    const char* record = static_cast<const char*>(base) + i * static_cast<std::int64_t>(bytes_per_state);
+    return load_record(static_cast<const char*>(base) + i * static_cast<std::int64_t>(bytes_per_state));
+  }
+  static __device__ __forceinline__ math::IntegerMoments load_record(const char* record) {
     const ulonglong2 a = reinterpret_cast<const ulonglong2*>(record)[0];
     const ulonglong2 b = reinterpret_cast<const ulonglong2*>(record)[1];
     const uint4 c = reinterpret_cast<const uint4*>(record)[2];

@@ -70,25 +70,35 @@ __global__ void __launch_bounds__(256) merge_partials_kernel(PartialStates<typen
     const std::int64_t items = m.splits * m.fold;  // 0 for the empty plan
     if (active && items > 0) {
       // Item i = j * splits + p (fold column j, split p) sits at p * split_stride + j * inner + base; lane
-      // l takes items l, l + lanes, ..., its (p, j) advanced without division.
+      // l takes items l, l + lanes, ..., its (p, j) and record address advanced without division or
+      // multiplication (a record index times 48 bytes cost a 64-bit multiply per item).
       const std::int64_t split_stride = outer * m.wide_inner;
-      std::int64_t p = lane, j = 0;
+      std::int64_t p = lane;
+      int j = 0;  // (fold <= 16)
       while (p >= m.splits) p -= m.splits, ++j;
-      std::int64_t index = p * split_stride + j * m.inner + base;  // then advanced by additions only
-      const std::int64_t lane_step = lanes * split_stride, wrap = m.splits * split_stride - m.inner;
+      constexpr std::int64_t kRecord = static_cast<std::int64_t>(decltype(partials)::bytes_per_state);
+      const char* record = static_cast<const char*>(partials.base) + (p * split_stride + j * m.inner + base) * kRecord;
+      const std::int64_t lane_step = lanes * split_stride * kRecord, wrap = (m.splits * split_stride - m.inner) * kRecord;
       for (std::int64_t i0 = lane; i0 < items; i0 += static_cast<std::int64_t>(kMergeBatch) * lanes) {
+        // The items of a short last batch past the slice's end load the batch's first record again and are
+        // not merged (an empty state selected field by field cost ~30 issue cycles a slot).
+        const std::int64_t left = (items - i0 + lanes - 1) >> (__ffs(lanes) - 1);  // (lanes: a power of two)
+        const int valid = left < kMergeBatch ? static_cast<int>(left) : kMergeBatch;
+        const char* first_record = record;
         Local batch[kMergeBatch];
         NORMKIT_UNROLL
         for (int b = 0; b < kMergeBatch; ++b) {
-          batch[b] = i0 + static_cast<std::int64_t>(b) * lanes < items ? partials.load(index) : Local::empty();
+          batch[b] = decltype(partials)::load_record(b < valid ? record : first_record);
           p += lanes;
-          index += lane_step;
-          while (p >= m.splits && j + 1 < m.fold) p -= m.splits, ++j, index -= wrap;
+          record += lane_step;
+          while (j + 1 < m.fold && p >= m.splits) p -= m.splits, ++j, record -= wrap;
         }
         NORMKIT_UNROLL
         for (int b = 0; b < kMergeBatch; ++b) {
-          if (lane_local) local.merge(batch[b]);
-          else math::merge(s, batch[b].widen());
+          if (b < valid) {
+            if (lane_local) local.merge(batch[b]);
+            else math::merge(s, batch[b].widen());
+          }
         }
       }
     }

@@ -83,9 +83,9 @@ struct StatsPolicy {
   // a 64-bit addition: 7 of ~390 issue cycles per float16 batch of 8 rows x 4 columns): block_y rows of the
   // (wide) input must span fewer bytes. Inputs whose rows are longer than that run the generic kernel.
   static constexpr std::int64_t column_max_pitch_bytes = (std::int64_t{1} << 31) - 1;
-  // 16-bit vector columns (float accumulation): 16 rows, one Chan step per 16 values of a column (its
-  // reciprocal, shift and finite test were ~5 of ~17 issue cycles per value at 8 rows); converted a column
-  // at a time, so the batch's 64 float values never live at once (16 rows converted up front spilled).
+  // 16-bit vector columns of moments-only requests (float accumulation): 16 rows, one Chan step per 16
+  // values of a column; converted a column at a time, so the batch's 64 float values never live at once
+  // (16 rows converted up front spilled). With extremes they take 8-row batches (kColumnRowBatch).
   static constexpr int half_column_batch_rows = 16;
   // The rows a vector column plan rounds its row ranges to, per thread row (a multiple of every batch the
   // kernels take for that input size).
