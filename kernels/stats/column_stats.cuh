@@ -270,6 +270,8 @@ __device__ __forceinline__ void add_column_rows(const T* __restrict__ row, int c
       for (; count >= kBatch; count -= kBatch) add_row_batch<kBatch, T, Acc, VEC, EXTREMES>(row, pitch_bytes, local, pairs, pending, apart);
     }
     if constexpr (kBatch > plan::StatsPolicy::column_batch_rows) {
+      // (16-row batches fold column by column: a NaN or ±Inf there may have set the counts apart)
+      apart = columns_apart<Acc>(local);
       constexpr int kSmall = plan::StatsPolicy::column_batch_rows;
       for (; count >= kSmall; count -= kSmall) add_row_batch<kSmall, T, Acc, VEC, EXTREMES>(row, pitch_bytes, local, pairs, pending, apart);
     }

@@ -32,8 +32,8 @@ struct ByteSums {
 
   // Adds the 4 bytes of w. kExtremes = false leaves the non-zero count and the extremes out.
   // kHalfCounts: the device counts non-zeros with set.neu/add.f16x2 on the extremes' lanes (4 half
-  // cycles a word) rather than byte flags and a dot product (8): the segment kernels. (The column kernel
-  // keeps the flags: with the half counts nvcc gave its 32-row batches 30 more 64-bit adds.)
+  // cycles a word) rather than byte flags and a dot product (8): the segment and column kernels. (The
+  // host counts with the flags.)
   template <bool kExtremes = true, bool kHalfCounts = false>
   NORMKIT_HD void add_word(std::uint32_t w);
 

@@ -39,8 +39,8 @@ NORMKIT_HD void merge_integer_summary(IntegerSummary& into, const IntegerSummary
 // ---- A thread's state in the kernels and the host engine ----------------------------------------------
 
 // Integer counterpart of LocalMoments (same interface, so the statistics kernels run it unchanged): sums in
-// 64 bits, extremes as ByteSums' two half-precision lanes. Batches of uint8 come as ByteSums (exact
-// 32-bit sums of at most 64 values), widened here once per batch.
+// 64 bits, extremes as ByteSums' two half-precision lanes. Runs of uint8 come as ByteSums (exact 32-bit
+// sums of at most kByteSumsMaxValues values), widened here once per run.
 struct IntegerMoments {
   std::uint64_t count;
   std::uint64_t sum;

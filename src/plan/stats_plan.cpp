@@ -248,7 +248,9 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
     int lanes = 1;
     while (lanes < P::merge_max_block && lanes * P::merge_partials_per_lane < per_slice) lanes *= 2;
     p.merge_lanes = lanes;
-    if (force && force->merge_lanes > 0) p.merge_lanes = force->merge_lanes;
+    // (a forced count must be a power of two <= merge_max_block, as the merge kernel assumes)
+    const int forced = force ? force->merge_lanes : 0;
+    if (forced > 0 && (forced & (forced - 1)) == 0 && forced <= P::merge_max_block) p.merge_lanes = forced;
     if (p.merge_lanes > 32) {
       p.merge_block = p.merge_lanes;  // a block per slice
     } else {

@@ -80,8 +80,8 @@ struct StatsPolicy {
   // took 15 batches and 4 rows of a round trip each (84.8% modelled, latency-bound).
   static constexpr int column_batch_rows = 8;
   // Column kernels address the rows of a batch from a 32-bit byte pitch (one IMAD.WIDE per row instead of
-  // a 64-bit addition: 7 of ~390 issue cycles per float16 batch of 8 rows x 4 columns): block_y rows of the
-  // (wide) input must span fewer bytes. Inputs whose rows are longer than that run the generic kernel.
+  // a 64-bit addition: 28 -> 14 of ~390 issue cycles per float16 batch of 8 rows x 4 columns): block_y rows
+  // of the (wide) input must span fewer bytes. Inputs whose rows are longer than that run the generic kernel.
   static constexpr std::int64_t column_max_pitch_bytes = (std::int64_t{1} << 31) - 1;
   // 16-bit vector columns of moments-only requests (float accumulation): 16 rows, one Chan step per 16
   // values of a column; converted a column at a time, so the batch's 64 float values never live at once

@@ -268,6 +268,23 @@ TEST_P(DeviceStats, LongUint8RunsWidenTheirByteSums) {
   }
 }
 
+TEST_P(DeviceStats, ColumnCountsSetApartByOneNaN) {
+  REQUIRE_DEVICE();
+  if (GetParam() == DType::uint8) GTEST_SKIP() << "no NaN in uint8";
+  // NCHW over axes 0 and 2: each thread walks 2 row blocks of 24 rows (16-bit moments: a 16-row batch
+  // folded column by column, then an 8-row batch on the shared path). One NaN in the second block sets
+  // one column's count apart from its thread's others; the 8-row batch after it must not share weights.
+  StatsOptions options;
+  options.stats = StatSet{Stat::count, Stat::mean, Stat::var};
+  for (bool ignore_nan : {false, true}) {
+    options.ignore_nan = ignore_nan;
+    const Case c{{2, 3, 192, 128}, ReduceAxes::of({0, 2}), "NCHW over 0 and 2, one NaN"};
+    std::vector<double> values = data_for(GetParam(), numel(c.shape), 41);
+    values[static_cast<std::size_t>(3 * 192 * 128)] = std::nan("");  // x[1, 0, 0, 0]
+    check_device(c, GetParam(), values, options, 0, ignore_nan ? "nan-ignoring" : "nan-propagating");
+  }
+}
+
 TEST_P(DeviceStats, MomentsOnlyRequests) {
   REQUIRE_DEVICE();
   // A request without min, max, l0, l1 and linf takes the moments-only vector kernels (float
