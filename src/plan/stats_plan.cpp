@@ -91,9 +91,9 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
   if (segment_form) {
     kernel = g.seg_a * g.seg_b <= P::warp_segment_max ? StatsKernel::segment_warp : StatsKernel::segment_block;
   } else if ((g.pattern == Pattern::columns || g.col_row_blocks > 1) &&
-             g.col_inner * static_cast<std::int64_t>(16) <= P::column_max_pitch_bytes) {
-    // (A wide row of the column kernels holds at most 16 bytes per column: a fold of k rows makes k * elem
-    // <= 16.)
+             g.col_inner * (g.col_inner % (16 / elem) == 0 ? elem : 16) <= P::column_max_pitch_bytes) {
+    // (A row of the column kernels holds inner * elem bytes, or with a fold of k rows - only where inner
+    // is not a multiple of the vector - k * inner * elem <= 16 * inner.)
     kernel = StatsKernel::columns;
   }
   if (force && force->force_kernel) {

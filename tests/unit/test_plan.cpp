@@ -186,13 +186,22 @@ TEST(Plan, ColumnPitchFitsInt32) {
   p = choose_stats_plan(geometry({4, inner}, ReduceAxes::of({0})), DType::float32, false, 0, h100);
   EXPECT_EQ(p.block_y, 8);
   EXPECT_LE(pitch_bytes(p, inner, 4), StatsPolicy::column_max_pitch_bytes);
-  // Rows of 2^27 columns (a wide row may hold 16 bytes a column): the generic kernel.
-  inner = std::int64_t{1} << 27;
-  p = choose_stats_plan(geometry({2, inner}, ReduceAxes::of({0})), DType::uint8, false, 0, h100);
+  // A row of 2^31 bytes: the generic kernel; one of 2^29 uint8 columns (a multiple of the vector) still
+  // fits one thread row.
+  p = choose_stats_plan(geometry({2, std::int64_t{1} << 31}, ReduceAxes::of({0})), DType::uint8, false, 0, h100);
   EXPECT_EQ(p.kernel, StatsKernel::generic);
-  p = choose_stats_plan(geometry({2, inner - 1}, ReduceAxes::of({0})), DType::float64, false, 0, h100);
+  inner = std::int64_t{1} << 29;
+  p = choose_stats_plan(geometry({2, inner}, ReduceAxes::of({0})), DType::uint8, false, 0, h100);
   EXPECT_EQ(p.kernel, StatsKernel::columns);
-  EXPECT_LE(pitch_bytes(p, inner - 1, 8), StatsPolicy::column_max_pitch_bytes);
+  EXPECT_LE(pitch_bytes(p, inner, 1), StatsPolicy::column_max_pitch_bytes);
+  // Not a multiple of the vector (a fold may make a row 16 bytes a column): 2^27 - 1 columns fit, 2^27 + 1
+  // do not.
+  inner = (std::int64_t{1} << 27) - 1;
+  p = choose_stats_plan(geometry({2, inner}, ReduceAxes::of({0})), DType::float64, false, 0, h100);
+  EXPECT_EQ(p.kernel, StatsKernel::columns);
+  EXPECT_LE(pitch_bytes(p, inner, 8), StatsPolicy::column_max_pitch_bytes);
+  p = choose_stats_plan(geometry({2, inner + 2}, ReduceAxes::of({0})), DType::uint8, false, 0, h100);
+  EXPECT_EQ(p.kernel, StatsKernel::generic);
 }
 
 TEST(Plan, OverrideForcesKernelVectorAndSplits) {
