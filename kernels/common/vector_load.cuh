@@ -1,4 +1,5 @@
-// Vectorized loads with conversion to the accumulation type: the one place kernels read input from.
+// Vectorized loads with conversion to the accumulation type, and vectorized stores with conversion to
+// the output type: the one place kernels read input from and write output to.
 #pragma once
 
 #include <cstdint>
@@ -71,11 +72,90 @@ NORMKIT_UNROLL
       out[2 * i] = __uint_as_float(words[i] << 16);
       out[2 * i + 1] = __uint_as_float(words[i] & 0xffff0000u);
     }
+  } else if constexpr (std::is_same_v<T, std::uint8_t> && std::is_same_v<Acc, float> &&
+                       !std::is_same_v<RawPack<T, VEC>, Pack<T, VEC>>) {
+    // math::small_uint_to_acc from the word: one PRMT builds 0x4B0000xx from byte i (selector bytes: i, two
+    // zero bytes of 0x4B000000, then its 0x4B), one subtraction; unpacking a byte pack first cost a shift,
+    // a mask and a zero-extension per value.
+    std::uint32_t words[VEC / 4];
+    memcpy(words, &raw, sizeof(words));
+NORMKIT_UNROLL
+    for (int i = 0; i < VEC; ++i) out[i] = __uint_as_float(__byte_perm(words[i / 4], 0x4B000000u, 0x7540u + i % 4)) - 8388608.0f;
   } else {
     Pack<T, VEC> pack;
     memcpy(&pack, &raw, sizeof(pack));
 NORMKIT_UNROLL
     for (int i = 0; i < VEC; ++i) out[i] = math::to_acc<Acc>(pack.v[i]);
+  }
+}
+
+// Loads a pack at p (aligned to sizeof(T) * VEC) as raw words and converts it into out[0, VEC).
+template <typename Acc, typename T, int VEC>
+__device__ __forceinline__ void load_converted(const T* __restrict__ p, Acc* out) {
+  convert_raw_pack<Acc, T, VEC>(load_raw_pack<T, VEC>(p), out);
+}
+
+// Stores kWords 32-bit words at y with one vector instruction (st.global.cs.v4/v2.u32: streaming, the
+// output is written once). Plain struct or uint4 assignments were split into 4-byte stores by nvcc 13
+// (seen in the traffic profile: 25% store efficiency); the __stcs intrinsics keep the vector store.
+template <int kWords, typename Out>
+__device__ __forceinline__ void store_words(Out* __restrict__ y, const std::uint32_t* w) {
+  static_assert(kWords == 1 || kWords == 2 || kWords == 4, "a store of 4, 8 or 16 bytes");
+  if constexpr (kWords == 4) {
+    __stcs(reinterpret_cast<uint4*>(y), make_uint4(w[0], w[1], w[2], w[3]));
+  } else if constexpr (kWords == 2) {
+    __stcs(reinterpret_cast<uint2*>(y), make_uint2(w[0], w[1]));
+  } else {
+    __stcs(reinterpret_cast<unsigned int*>(y), w[0]);
+  }
+}
+
+// The 32-bit words of one output element (two for float64).
+__device__ __forceinline__ void to_words(float v, std::uint32_t* w) { w[0] = __float_as_uint(v); }
+__device__ __forceinline__ void to_words(double v, std::uint32_t* w) {
+  w[0] = static_cast<std::uint32_t>(__double2loint(v));
+  w[1] = static_cast<std::uint32_t>(__double2hiint(v));
+}
+
+// Stores a pack of output elements with one vector instruction.
+template <typename Out, int VEC>
+__device__ __forceinline__ void store_pack(Out* __restrict__ y, const Pack<Out, VEC>& pack) {
+  constexpr int kWords = static_cast<int>(sizeof(Out) * VEC / 4);
+  if constexpr (kWords == 1 || kWords == 2 || kWords == 4) {
+    std::uint32_t w[kWords];
+    if constexpr (sizeof(Out) == 2) {
+NORMKIT_UNROLL
+      for (int i = 0; i < kWords; ++i) {
+        w[i] = static_cast<std::uint32_t>(pack.v[2 * i].bits) | (static_cast<std::uint32_t>(pack.v[2 * i + 1].bits) << 16);
+      }
+    } else {
+NORMKIT_UNROLL
+      for (int i = 0; i < VEC; ++i) to_words(pack.v[i], w + i * (sizeof(Out) / 4));
+    }
+    store_words<kWords>(y, w);
+  } else {
+    *reinterpret_cast<Pack<Out, VEC>*>(y) = pack;
+  }
+}
+
+// Converts VEC computed values to Out (math::store_as) and stores them as one pack. 16-bit outputs from
+// float convert two values per instruction (math::float_pair_to_half_bits: the same rounding).
+template <typename Out, int VEC, typename Compute>
+__device__ __forceinline__ void store_converted(Out* __restrict__ y, const Compute* v) {
+  constexpr int kWords = static_cast<int>(sizeof(Out) * VEC / 4);
+  if constexpr (sizeof(Out) == 2 && std::is_same_v<Compute, float> && (kWords == 1 || kWords == 2 || kWords == 4)) {
+    std::uint32_t w[kWords];
+NORMKIT_UNROLL
+    for (int i = 0; i < kWords; ++i) {
+      w[i] = std::is_same_v<Out, math::float16_bits> ? math::float_pair_to_half_bits(v[2 * i], v[2 * i + 1])
+                                                     : math::float_pair_to_bfloat16_bits(v[2 * i], v[2 * i + 1]);
+    }
+    store_words<kWords>(y, w);
+  } else {
+    Pack<Out, VEC> pack;
+NORMKIT_UNROLL
+    for (int i = 0; i < VEC; ++i) math::store_as(&pack.v[i], v[i]);
+    store_pack(y, pack);
   }
 }
 

@@ -54,48 +54,14 @@ __device__ __forceinline__ math::AffineFlags<Compute> affine_flags(const DeviceA
   return math::prepare_flags<Compute>(c.fill != nullptr, c.clip, c.clip_min, c.clip_max);
 }
 
-// The 32-bit words of one output element (two for float64, half of one for 16-bit types).
-__device__ __forceinline__ void to_words(float v, unsigned int* w) { w[0] = __float_as_uint(v); }
-__device__ __forceinline__ void to_words(double v, unsigned int* w) {
-  w[0] = static_cast<unsigned int>(__double2loint(v));
-  w[1] = static_cast<unsigned int>(__double2hiint(v));
-}
-
-// Stores a pack with one vector instruction (st.global.cs.v4/v2.u32: streaming, the output is written
-// once). Plain struct or uint4 assignments were split into 4-byte stores by nvcc 13 here (seen in the
-// traffic profile: 25% store efficiency); the __stcs intrinsics keep the vector store.
-template <typename Out, int VEC>
-__device__ __forceinline__ void store_pack(Out* __restrict__ y, const Pack<Out, VEC>& pack) {
-  constexpr int kWords = static_cast<int>(sizeof(Out) * VEC / 4);
-  unsigned int w[kWords > 0 ? kWords : 1];
-  if constexpr (sizeof(Out) == 2) {
-    NORMKIT_UNROLL
-    for (int i = 0; i < kWords; ++i) {
-      w[i] = static_cast<unsigned int>(pack.v[2 * i].bits) | (static_cast<unsigned int>(pack.v[2 * i + 1].bits) << 16);
-    }
-  } else {
-    NORMKIT_UNROLL
-    for (int i = 0; i < VEC; ++i) to_words(pack.v[i], w + i * (sizeof(Out) / 4));
-  }
-  if constexpr (kWords == 4) {
-    __stcs(reinterpret_cast<uint4*>(y), make_uint4(w[0], w[1], w[2], w[3]));
-  } else if constexpr (kWords == 2) {
-    __stcs(reinterpret_cast<uint2*>(y), make_uint2(w[0], w[1]));
-  } else if constexpr (kWords == 1) {
-    __stcs(reinterpret_cast<unsigned int*>(y), w[0]);
-  } else {
-    *reinterpret_cast<Pack<Out, VEC>*>(y) = pack;
-  }
-}
-
 template <typename Compute, typename In, typename Out, int VEC>
 __device__ __forceinline__ void apply_pack(const In* __restrict__ x, Out* __restrict__ y, const math::AffineColumn<Compute>& a,
                                            const math::AffineFlags<Compute>& f) {
-  const Pack<In, VEC> in = *reinterpret_cast<const Pack<In, VEC>*>(x);
-  Pack<Out, VEC> out;
+  Compute v[VEC];
+  load_converted<Compute, In, VEC>(x, v);
   NORMKIT_UNROLL
-  for (int i = 0; i < VEC; ++i) math::store_as(&out.v[i], math::apply_affine_value(math::to_acc<Compute>(in.v[i]), a, f));
-  store_pack(y, out);
+  for (int i = 0; i < VEC; ++i) v[i] = math::apply_affine_value(v[i], a, f);
+  store_converted<Out, VEC>(y, v);
 }
 
 struct RowsShape {
@@ -123,12 +89,32 @@ __global__ void __launch_bounds__(256, kApplyRowsMinBlocksPerSm<In, Out>) apply_
                                     (threadIdx.x >> shape.group_shift);
   if (shape.aligned_short_rows) {
     // One pack a lane, no head, tail or chunks: a row's bookkeeping was ~4x its work on rows of 16 float32.
+    // Float32 inputs: two rows a lane group per trip, every load of both issued before any
+    // use. With one row a trip too few bytes were in flight (rows of 12 float32, a lane of 4 idle: 78%
+    // modelled, latency); other inputs spill at 40 registers with two rows (16-bit and uint8 rows of 16
+    // reach 85% with one).
     const int row_packs = static_cast<int>(shape.length / VEC);
-    for (std::int64_t r = first_group; r < shape.rows; r += groups) {
-      if (lane < row_packs) {
-        const auto a = load_affine<Compute>(coefficients, plan::rows_kept_index(r, shape.period, shape.repeat));
-        const std::int64_t offset = r * shape.length + lane * VEC;
-        apply_pack<Compute, In, Out, VEC>(in + offset, out + offset, a, flags);
+    if (lane >= row_packs) return;
+    constexpr int kRows = std::is_same_v<In, float> && std::is_same_v<Compute, float> ? 2 : 1;
+    for (std::int64_t r = first_group; r < shape.rows; r += kRows * groups) {
+      std::int64_t offset[kRows];
+      math::AffineColumn<Compute> a[kRows];
+      RawPack<In, VEC> raw[kRows];
+      NORMKIT_UNROLL
+      for (int k = 0; k < kRows; ++k) {
+        const std::int64_t row = r + k * groups < shape.rows ? r + k * groups : r;  // (past the end: r again)
+        a[k] = load_affine<Compute>(coefficients, plan::rows_kept_index(row, shape.period, shape.repeat));
+        offset[k] = row * shape.length + lane * VEC;
+        raw[k] = load_raw_pack<In, VEC>(in + offset[k]);
+      }
+      NORMKIT_UNROLL
+      for (int k = 0; k < kRows; ++k) {
+        if (k > 0 && r + k * groups >= shape.rows) break;
+        Compute v[VEC];
+        convert_raw_pack<Compute, In, VEC>(raw[k], v);
+        NORMKIT_UNROLL
+        for (int i = 0; i < VEC; ++i) v[i] = math::apply_affine_value(v[i], a[k], flags);
+        store_converted<Out, VEC>(out + offset[k], v);
       }
     }
     return;
@@ -218,24 +204,25 @@ __global__ void __launch_bounds__(256, kApplyColumnsMinBlocksPerSm) apply_column
         std::int64_t r = start + threadIdx.y;
         // kApplyColumnRowBatch rows at a time: all their loads in flight before the first store.
         for (; r + (kApplyColumnRowBatch - 1) * step < end; r += kApplyColumnRowBatch * step) {
-          Pack<In, VEC> x[kApplyColumnRowBatch];
+          RawPack<In, VEC> x[kApplyColumnRowBatch];
           NORMKIT_UNROLL
-          for (int b = 0; b < kApplyColumnRowBatch; ++b) x[b] = *reinterpret_cast<const Pack<In, VEC>*>(in + (r + b * step) * wide_inner + col0);
+          for (int b = 0; b < kApplyColumnRowBatch; ++b) x[b] = load_raw_pack<In, VEC>(in + (r + b * step) * wide_inner + col0);
           NORMKIT_UNROLL
           for (int b = 0; b < kApplyColumnRowBatch; ++b) {
-            Pack<Out, VEC> y;
+            Compute v[VEC];
+            convert_raw_pack<Compute, In, VEC>(x[b], v);
             NORMKIT_UNROLL
-            for (int j = 0; j < VEC; ++j) math::store_as(&y.v[j], math::apply_affine_value(math::to_acc<Compute>(x[b].v[j]), a[j], flags));
-            store_pack(out + (r + b * step) * wide_inner + col0, y);
+            for (int j = 0; j < VEC; ++j) v[j] = math::apply_affine_value(v[j], a[j], flags);
+            store_converted<Out, VEC>(out + (r + b * step) * wide_inner + col0, v);
           }
         }
         for (; r < end; r += step) {
           const std::int64_t offset = r * wide_inner + col0;
-          const Pack<In, VEC> x = *reinterpret_cast<const Pack<In, VEC>*>(in + offset);
-          Pack<Out, VEC> y;
+          Compute v[VEC];
+          load_converted<Compute, In, VEC>(in + offset, v);
           NORMKIT_UNROLL
-          for (int j = 0; j < VEC; ++j) math::store_as(&y.v[j], math::apply_affine_value(math::to_acc<Compute>(x.v[j]), a[j], flags));
-          store_pack(out + offset, y);
+          for (int j = 0; j < VEC; ++j) v[j] = math::apply_affine_value(v[j], a[j], flags);
+          store_converted<Out, VEC>(out + offset, v);
         }
       }
       start = end;

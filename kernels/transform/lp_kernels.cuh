@@ -67,10 +67,10 @@ __global__ void __launch_bounds__(256, 2) lp_rows_kernel(const In* __restrict__ 
       const std::int64_t base = static_cast<std::int64_t>(lane + lanes * j) * VEC;
       if (!active || base >= s.length) break;
       if (base + VEC <= s.length) {
-        Pack<Out, VEC> pack;
+        Compute scaled[VEC];
         NORMKIT_UNROLL
-        for (int i = 0; i < VEC; ++i) math::store_as(&pack.v[i], v[j][i] * scale);
-        store_pack(y + base, pack);
+        for (int i = 0; i < VEC; ++i) scaled[i] = v[j][i] * scale;
+        store_converted<Out, VEC>(y + base, scaled);
       } else {
         NORMKIT_UNROLL
         for (int i = 0; i < VEC; ++i) {

@@ -170,14 +170,4 @@ NORMKIT_HD Compute apply_affine_value(Compute x, const AffineColumn<Compute>& p,
   return y;
 }
 
-// Storing a computed value in an output dtype.
-NORMKIT_HD void store_as(float* p, float v) { *p = v; }
-NORMKIT_HD void store_as(float* p, double v) { *p = static_cast<float>(v); }
-NORMKIT_HD void store_as(double* p, double v) { *p = v; }
-NORMKIT_HD void store_as(double* p, float v) { *p = v; }
-NORMKIT_HD void store_as(float16_bits* p, float v) { *p = float_to_half(v); }
-NORMKIT_HD void store_as(float16_bits* p, double v) { *p = float_to_half(static_cast<float>(v)); }
-NORMKIT_HD void store_as(bfloat16_bits* p, float v) { *p = float_to_bfloat16(v); }
-NORMKIT_HD void store_as(bfloat16_bits* p, double v) { *p = float_to_bfloat16(static_cast<float>(v)); }
-
 }  // namespace normkit::math

@@ -60,6 +60,7 @@ ApplyPlan choose_apply_plan(const CanonicalGeometry& g, DType in, DType out, std
     // Grid-stride, at most 32 blocks of 256 threads per SM.
     p.block_x = 256;
     p.grid_x = std::clamp<std::int64_t>(ceil_div(p.rows * p.chunks, p.block_x / p.group_lanes), 1, std::int64_t(sm_count) * 32);
+    if (force && force->max_blocks > 0) p.grid_x = std::min(p.grid_x, force->max_blocks);
     return p;
   }
   if (column_form && !(force && force->force_generic)) {
@@ -99,12 +100,14 @@ ApplyPlan choose_apply_plan(const CanonicalGeometry& g, DType in, DType out, std
     p.rows_per_block = std::clamp<std::int64_t>(ceil_div(total_rows, target_row_blocks), ApplyPolicy::column_min_rows_per_block,
                                                 p.rows_per_block);
     p.grid_y = std::clamp<std::int64_t>(ceil_div(total_rows, p.rows_per_block), 1, 65535);
+    if (force && force->max_blocks > 0) p.grid_y = std::min(p.grid_y, force->max_blocks);
     return p;
   }
   p.kernel = ApplyKernel::generic;
   p.vector_elems = 1;
   p.block_x = 256;
   p.grid_x = std::clamp<std::int64_t>(ceil_div(g.numel, 256 * 4), 1, std::int64_t(sm_count) * 32);
+  if (force && force->max_blocks > 0) p.grid_x = std::min(p.grid_x, force->max_blocks);
   return p;
 }
 

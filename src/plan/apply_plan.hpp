@@ -50,10 +50,12 @@ struct ApplyPolicy {
   static constexpr std::int64_t column_min_rows_per_block = 64;
 };
 
-// Test-only: forces the generic kernel or scalar accesses on later plans of this thread.
+// Test-only: forces the generic kernel, scalar accesses or a smaller grid (max_blocks > 0: at most that
+// many blocks along the grid-stride dimension, so that small tests walk it) on later plans of this thread.
 struct ApplyOverride {
   bool force_generic = false;
   bool force_scalar = false;
+  std::int64_t max_blocks = 0;
 };
 void set_apply_override(const ApplyOverride* override_or_null) noexcept;
 

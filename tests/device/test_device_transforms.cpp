@@ -126,6 +126,23 @@ TEST_P(DeviceTransforms, MisalignedForcedScalarAndGeneric) {
   }
 }
 
+// One or three blocks: every walk's grid-stride loop takes several trips (float32 short rows: two rows a
+// trip, an odd one last), which full grids on these small shapes never do.
+TEST_P(DeviceTransforms, SmallGridsWalkTheGridStride) {
+  REQUIRE_DEVICE();
+  const DType in = GetParam();
+  for (std::int64_t blocks : {1, 3}) {
+    plan::ApplyOverride o;
+    o.max_blocks = blocks;
+    ScopedApplyOverride scoped(o);
+    for (DType out : {DType::float32, DType::float16}) {
+      for (const Case& c : cases()) {
+        check_device(c, in, out, values_for(in, numel(c.shape), 11), {}, 0, 0, std::to_string(blocks) + " blocks");
+      }
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Dtypes, DeviceTransforms,
                          ::testing::Values(DType::float32, DType::float64, DType::float16, DType::bfloat16, DType::uint8),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
