@@ -85,11 +85,14 @@ Status launch_lp_rows(const void* in, DType in_dtype, void* out, DType out_dtype
     return math::visit_output_dtype(out_dtype, "normalize_lp", [&](auto out_tag) {
       using Out = typename decltype(out_tag)::type;
       constexpr int kVec = static_cast<int>(16 / (sizeof(In) > sizeof(Out) ? sizeof(In) : sizeof(Out)));
-      const int lanes = plan::lp_group_lanes(length, kVec);
-      const std::int64_t rows_per_block = 256 / lanes;
-      const std::int64_t blocks = std::min<std::int64_t>((rows + rows_per_block - 1) / rows_per_block, std::int64_t(sm_count) * 16);
-      lp_rows_kernel<In, Out, kVec><<<grid_dim(blocks), 256, 0, stream>>>(static_cast<const In*>(in), static_cast<Out*>(out),
-                                                                          LpRowsShape{rows, length, p, log2_of(lanes)});
+      const plan::LpRowsPlan lp = plan::choose_lp_rows_plan(rows, length, sizeof(In), sizeof(Out), sm_count);
+      if (lp.vector_elems != kVec) return Status(StatusCode::internal, "normalize_lp: the plan and the kernel disagree on the vector width");
+      const LpRowsShape shape{rows, length, p, log2_of(lp.group_lanes)};
+      if (lp.one_pack_per_lane) {
+        lp_short_rows_kernel<In, Out, kVec><<<grid_dim(lp.blocks), 256, 0, stream>>>(static_cast<const In*>(in), static_cast<Out*>(out), shape);
+        return cuda::check_launch("normalize_lp", "lp_short_rows_kernel");
+      }
+      lp_rows_kernel<In, Out, kVec><<<grid_dim(lp.blocks), 256, 0, stream>>>(static_cast<const In*>(in), static_cast<Out*>(out), shape);
       return cuda::check_launch("normalize_lp", "lp_rows_kernel");
     });
   });

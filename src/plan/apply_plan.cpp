@@ -126,4 +126,17 @@ int lp_group_lanes(std::int64_t length, int vector_elems) noexcept {
   return lanes;
 }
 
+LpRowsPlan choose_lp_rows_plan(std::int64_t rows, std::int64_t length, std::size_t in_element_bytes,
+                               std::size_t out_element_bytes, int sm_count) noexcept {
+  LpRowsPlan p;
+  p.vector_elems = static_cast<int>(16 / std::max(in_element_bytes, out_element_bytes));
+  p.group_lanes = lp_group_lanes(length, p.vector_elems);
+  p.one_pack_per_lane = ceil_div(std::max<std::int64_t>(length, 1), p.vector_elems) <= 32;
+  const std::int64_t rows_per_block = 256 / p.group_lanes * (p.one_pack_per_lane ? 2 : 1);  // (short rows: 2 a trip)
+  p.blocks = std::clamp<std::int64_t>(ceil_div(rows, rows_per_block), 1, std::int64_t(sm_count) * 16);
+  const ApplyOverride* force = g_apply_override;
+  if (force && force->max_blocks > 0) p.blocks = std::min(p.blocks, force->max_blocks);
+  return p;
+}
+
 }  // namespace normkit::plan

@@ -87,4 +87,17 @@ bool lp_one_read_applies(std::int64_t length, std::uintptr_t in_address, std::si
 // vector_elems, at most a warp (rows of 16 float32 held a warp each with 28 lanes masked).
 int lp_group_lanes(std::int64_t length, int vector_elems) noexcept;
 
+// Launch shape of the one-read Lp kernels: 16-byte vectors of the wider type, a lane group per row; rows
+// of at most 32 packs take the short-rows kernel (one pack a lane, two rows a group per trip: the long-row
+// kernel's registers for 32 values a lane cost them half their resident warps, rows of 16 float32 77% ->
+// 63% modelled); a grid-stride grid of at most 16 blocks per SM (ApplyOverride::max_blocks lowers it).
+struct LpRowsPlan {
+  int vector_elems = 1;
+  int group_lanes = 1;
+  bool one_pack_per_lane = false;
+  std::int64_t blocks = 1;
+};
+LpRowsPlan choose_lp_rows_plan(std::int64_t rows, std::int64_t length, std::size_t in_element_bytes,
+                               std::size_t out_element_bytes, int sm_count) noexcept;
+
 }  // namespace normkit::plan

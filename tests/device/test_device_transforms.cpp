@@ -282,30 +282,39 @@ TEST(DeviceSklearnRules, FitRejectsInfinityNamingTheFeature) {
 // Rows of up to 1024 aligned elements take the one-read kernel; longer or unaligned rows two passes.
 TEST(DeviceLp, RowsByTheirNorm) {
   REQUIRE_DEVICE();
-  // (4, 16, 40, 64: float32 lane groups of 1, 4, 16 and 16 lanes, several rows a warp, idle groups in the last)
-  for (std::int64_t length : {64, 1000, 1024, 37, 1025, 16, 4, 40}) {
-    for (DType in : {DType::float32, DType::float64, DType::float16, DType::bfloat16, DType::uint8}) {
-      for (DType out : {DType::float32, DType::float64, DType::float16, DType::bfloat16}) {
-        if (length != 64 && (in != DType::float32 || out != DType::float32) && !(in == DType::bfloat16 && out == DType::bfloat16)) continue;
-        const std::int64_t rows = length <= 64 ? 37 : 5;
-        std::vector<double> v = values_for(in, rows * length, 6);
-        for (std::int64_t j = 0; j < length; ++j) v[static_cast<std::size_t>(3 * length + j)] = 0;  // a zero row stays zero
-        auto data = normkit::testing::encode(v, in);
-        DeviceBytes d_in(data.bytes.size()), d_out(static_cast<std::size_t>(rows * length) * dtype_size(out));
-        CUDA_OK(cudaMemcpy(d_in.ptr, data.bytes.data(), data.bytes.size(), cudaMemcpyHostToDevice));
-        TensorView input(d_in.ptr, in, {rows, length}, MemorySpace::device);
-        TensorView output(d_out.ptr, out, {rows, length}, MemorySpace::device);
-        for (LpNorm p : {LpNorm::l1, LpNorm::l2, LpNorm::linf}) {
-          std::size_t bytes = 0;
-          ASSERT_TRUE(normalize_lp_workspace_size(input, &bytes).ok());
-          DeviceBytes ws(bytes);
-          const Status s = normalize_lp(input, p, output, ws.ptr, bytes);
-          ASSERT_TRUE(s.ok()) << s.message();
-          std::vector<unsigned char> y(static_cast<std::size_t>(rows * length) * dtype_size(out));
-          CUDA_OK(cudaDeviceSynchronize());
-          CUDA_OK(cudaMemcpy(y.data(), d_out.ptr, y.size(), cudaMemcpyDeviceToHost));
-          expect_close(decode(y, out), normkit::testing::reference_lp(data.stored, length, p), out,
-                       "device lp length " + std::to_string(length) + " " + dtype_name(in) + "->" + dtype_name(out));
+  // (4, 16, 40, 64: float32 lane groups of 1, 4, 16 and 16 lanes, several rows a warp, idle groups in the last;
+  // one block: every group walks several trips of two rows, the last with row b past the end)
+  for (std::int64_t max_blocks : {0, 1}) {
+    plan::ApplyOverride o;
+    o.max_blocks = max_blocks;
+    ScopedApplyOverride scoped(o);
+    // (every dtype pair on both kernels: 64 is at most 32 packs for every vector width, 512 more than 32)
+    for (std::int64_t length : {64, 512, 1000, 1024, 37, 1025, 16, 4, 40}) {
+      for (DType in : {DType::float32, DType::float64, DType::float16, DType::bfloat16, DType::uint8}) {
+        for (DType out : {DType::float32, DType::float64, DType::float16, DType::bfloat16}) {
+          const bool every_pair = length == 64 || length == 512;
+          if (!every_pair && (in != DType::float32 || out != DType::float32) && !(in == DType::bfloat16 && out == DType::bfloat16)) continue;
+          const std::int64_t rows = length <= 64 ? (max_blocks ? 301 : 37) : (max_blocks ? 7 : 5);
+          std::vector<double> v = values_for(in, rows * length, 6);
+          for (std::int64_t j = 0; j < length; ++j) v[static_cast<std::size_t>(3 * length + j)] = 0;  // a zero row stays zero
+          auto data = normkit::testing::encode(v, in);
+          DeviceBytes d_in(data.bytes.size()), d_out(static_cast<std::size_t>(rows * length) * dtype_size(out));
+          CUDA_OK(cudaMemcpy(d_in.ptr, data.bytes.data(), data.bytes.size(), cudaMemcpyHostToDevice));
+          TensorView input(d_in.ptr, in, {rows, length}, MemorySpace::device);
+          TensorView output(d_out.ptr, out, {rows, length}, MemorySpace::device);
+          for (LpNorm p : {LpNorm::l1, LpNorm::l2, LpNorm::linf}) {
+            std::size_t bytes = 0;
+            ASSERT_TRUE(normalize_lp_workspace_size(input, &bytes).ok());
+            DeviceBytes ws(bytes);
+            const Status s = normalize_lp(input, p, output, ws.ptr, bytes);
+            ASSERT_TRUE(s.ok()) << s.message();
+            std::vector<unsigned char> y(static_cast<std::size_t>(rows * length) * dtype_size(out));
+            CUDA_OK(cudaDeviceSynchronize());
+            CUDA_OK(cudaMemcpy(y.data(), d_out.ptr, y.size(), cudaMemcpyDeviceToHost));
+            expect_close(decode(y, out), normkit::testing::reference_lp(data.stored, length, p), out,
+                         "device lp length " + std::to_string(length) + " " + dtype_name(in) + "->" + dtype_name(out) +
+                             " max blocks " + std::to_string(max_blocks));
+          }
         }
       }
     }
@@ -332,6 +341,46 @@ TEST(DeviceLp, NanRowAndHugeValuesOnBothPaths) {
     CUDA_OK(cudaMemcpy(y.data(), d_y.ptr, y.size() * 4, cudaMemcpyDeviceToHost));
     EXPECT_TRUE(std::isnan(y[1])) << length;
     EXPECT_NEAR(y[static_cast<std::size_t>(length)], 0.70710678f, 1e-6) << length;
+  }
+}
+
+// The short-rows kernel's reduce-scatter: with one block, rows g and g + 64 of 16 float32 share lane group
+// g's trip; a NaN in either row (a or b, lower or upper half's partial sums) makes that row NaN and only it,
+// for every norm, and a zero row beside it stays zero.
+TEST(DeviceLp, NanInEitherRowOfAShortRowsTrip) {
+  REQUIRE_DEVICE();
+  plan::ApplyOverride o;
+  o.max_blocks = 1;
+  ScopedApplyOverride scoped(o);
+  const std::int64_t rows = 130, length = 16;
+  std::vector<double> v = values_for(DType::float32, rows * length, 9);
+  v[static_cast<std::size_t>(2 * length + 13)] = NAN;   // row 2: a of group 2, an upper lane's pack
+  v[static_cast<std::size_t>(66 * length + 1)] = NAN;   // row 66: b of group 2, a lower lane's pack
+  for (std::int64_t j = 0; j < length; ++j) v[static_cast<std::size_t>(67 * length + j)] = 0;  // b of group 3
+  auto data = normkit::testing::encode(v, DType::float32);
+  DeviceBytes d_in(data.bytes.size()), d_out(data.bytes.size());
+  CUDA_OK(cudaMemcpy(d_in.ptr, data.bytes.data(), data.bytes.size(), cudaMemcpyHostToDevice));
+  TensorView input(d_in.ptr, DType::float32, {rows, length}, MemorySpace::device);
+  TensorView output(d_out.ptr, DType::float32, {rows, length}, MemorySpace::device);
+  for (LpNorm p : {LpNorm::l1, LpNorm::l2, LpNorm::linf}) {
+    std::size_t bytes = 0;
+    ASSERT_TRUE(normalize_lp_workspace_size(input, &bytes).ok());
+    DeviceBytes ws(bytes);
+    ASSERT_TRUE(normalize_lp(input, p, output, ws.ptr, bytes).ok());
+    std::vector<float> y(static_cast<std::size_t>(rows * length));
+    CUDA_OK(cudaDeviceSynchronize());
+    CUDA_OK(cudaMemcpy(y.data(), d_out.ptr, y.size() * 4, cudaMemcpyDeviceToHost));
+    const auto expected = normkit::testing::reference_lp(data.stored, length, p);
+    for (std::int64_t r = 0; r < rows; ++r) {
+      for (std::int64_t j = 0; j < length; ++j) {
+        const std::size_t i = static_cast<std::size_t>(r * length + j);
+        if (r == 2 || r == 66) {
+          EXPECT_TRUE(std::isnan(y[i])) << "row " << r << " norm " << static_cast<int>(p);
+        } else {
+          EXPECT_NEAR(y[i], expected[i], 1e-6 * (1 + std::abs(expected[i]))) << "row " << r << " norm " << static_cast<int>(p);
+        }
+      }
+    }
   }
 }
 

@@ -306,6 +306,33 @@ TEST(ApplyPlan, LpGroupLanes) {
   EXPECT_EQ(lp_group_lanes(0, 4), 1);
 }
 
+// The one-read Lp launch: vector of the wider type, the short-rows kernel up to 32 packs a row (two rows a
+// group per trip), at most 16 blocks per SM, fewer when a test forces it.
+TEST(ApplyPlan, LpRowsPlan) {
+  LpRowsPlan p = choose_lp_rows_plan(1 << 20, 16, 4, 4, 132);
+  EXPECT_EQ(p.vector_elems, 4);
+  EXPECT_EQ(p.group_lanes, 4);
+  EXPECT_TRUE(p.one_pack_per_lane);
+  EXPECT_EQ(p.blocks, 132 * 16);
+  p = choose_lp_rows_plan(300, 16, 4, 4, 132);
+  EXPECT_EQ(p.blocks, 3);  // 64 groups of 4 lanes, 2 rows each a trip: 128 rows a block
+  p = choose_lp_rows_plan(300, 128, 4, 2, 132);  // 32 packs of 4: the last length with one pack a lane
+  EXPECT_TRUE(p.one_pack_per_lane);
+  EXPECT_EQ(p.group_lanes, 32);
+  p = choose_lp_rows_plan(300, 132, 4, 4, 132);
+  EXPECT_FALSE(p.one_pack_per_lane);
+  EXPECT_EQ(p.blocks, 38);  // 8 rows a block
+  p = choose_lp_rows_plan(300, 64, 2, 2, 132);
+  EXPECT_EQ(p.vector_elems, 8);
+  EXPECT_EQ(p.group_lanes, 8);
+  EXPECT_EQ(choose_lp_rows_plan(300, 64, 1, 8, 132).vector_elems, 2);
+  ApplyOverride o;
+  o.max_blocks = 1;
+  set_apply_override(&o);
+  EXPECT_EQ(choose_lp_rows_plan(1 << 20, 16, 4, 4, 132).blocks, 1);
+  set_apply_override(nullptr);
+}
+
 // Split block grids fill whole waves of the resident blocks (StatsPolicy::segment_block_residency).
 TEST(Plan, SplitSegmentsFillWholeWaves) {
   EXPECT_DOUBLE_EQ(wave_efficiency(396, 132, 3), 1.0);
