@@ -72,7 +72,7 @@ __device__ __forceinline__ void push_raw_packs(const RawPack<T, VEC>* raw, Segme
   }
   Acc v[N * VEC];
   NORMKIT_UNROLL
-  for (int b = 0; b < N; ++b) convert_raw_pack<Acc, T, VEC, !kPairs>(raw[b], v + b * VEC);
+  for (int b = 0; b < N; ++b) convert_raw_pack<Acc, T, VEC>(raw[b], v + b * VEC);
   const bool finite = s.template push_pack<EXTREMES, !kPairs, !kPairs>(v);
   if constexpr (kPairs) {
     if (finite) s.nonzero += nonzeros.total();
