@@ -285,6 +285,26 @@ TEST_P(DeviceStats, ColumnCountsSetApartByOneNaN) {
   }
 }
 
+TEST_P(DeviceStats, ColumnCountsSetApartInARowBlockTail) {
+  REQUIRE_DEVICE();
+  if (GetParam() == DType::uint8) GTEST_SKIP() << "no NaN in uint8";
+  // NCHW over axes 0 and 2 with row blocks of 76 rows: a thread's rows of a block end in a tail taken value
+  // by value, and a thread walks every row block of its split in one call. NaNs in the last rows of the
+  // first block (one column) set that column's count apart; the next block's batches must not share the
+  // Chan weights of its neighbours.
+  for (const StatSet stats : {StatSet::all(), StatSet{Stat::count, Stat::mean, Stat::var}}) {
+    StatsOptions options;
+    options.stats = stats;
+    for (bool ignore_nan : {false, true}) {
+      options.ignore_nan = ignore_nan;
+      const Case c{{4, 3, 76, 128}, ReduceAxes::of({0, 2}), "NCHW over 0 and 2, NaNs in a block's tail"};
+      std::vector<double> values = data_for(GetParam(), numel(c.shape), 43);
+      for (int r = 60; r < 76; ++r) values[static_cast<std::size_t>(r * 128 + 5)] = std::nan("");  // x[0, 0, r, 5]
+      check_device(c, GetParam(), values, options, 0, ignore_nan ? "nan-ignoring" : "nan-propagating");
+    }
+  }
+}
+
 TEST_P(DeviceStats, MomentsOnlyRequests) {
   REQUIRE_DEVICE();
   // A request without min, max, l0, l1 and linf takes the moments-only vector kernels (float
