@@ -2,6 +2,9 @@
 // in a fixed order, so the result does not depend on timing.
 #pragma once
 
+#include <cstdint>
+#include <type_traits>
+
 #include "math/integer_moments.hpp"
 #include "math/moments.hpp"
 
@@ -44,9 +47,13 @@ __device__ __forceinline__ math::LocalMoments<Acc> shuffle_down(const math::Loca
   return r;
 }
 
+// kSkipCount: the count is not moved (left 0): for callers that know the merged count (every value of a
+// uint8 work item counts), a 64-bit shuffle and addition per step less.
+template <bool kSkipCount = false>
 __device__ __forceinline__ math::IntegerMoments shuffle_down(const math::IntegerMoments& s, int offset, int width = 32) {
   const unsigned all = 0xffffffffu;
-  return math::IntegerMoments{__shfl_down_sync(all, s.count, offset, width), __shfl_down_sync(all, s.sum, offset, width),
+  return math::IntegerMoments{kSkipCount ? std::uint64_t{0} : __shfl_down_sync(all, s.count, offset, width),
+                              __shfl_down_sync(all, s.sum, offset, width),
                               __shfl_down_sync(all, s.sum_sq, offset, width), __shfl_down_sync(all, s.nonzero, offset, width),
                               __shfl_down_sync(all, s.min_lanes, offset, width),
                               __shfl_down_sync(all, s.max_lanes, offset, width)};
@@ -55,21 +62,27 @@ __device__ __forceinline__ math::IntegerMoments shuffle_down(const math::Integer
 // Tree merge over each segment of `width` lanes (a power of two <= 32; 32: the whole warp); the first
 // lane of each segment ends with its segment's state. All 32 lanes must call it. (Lanes past the middle
 // of a step merge garbage that never reaches the first lane.)
-template <typename State>
+// kSkipCount (IntegerMoments only): counts are left out; the caller sets the merged count.
+template <bool kSkipCount = false, typename State>
 __device__ __forceinline__ void warp_merge(State& s, int width = 32) {
 NORMKIT_UNROLL
   for (int offset = 16; offset > 0; offset /= 2) {
     if (offset >= width) continue;
-    const State other = shuffle_down(s, offset, width);
-    math::merge(s, other);
+    if constexpr (kSkipCount) {
+      static_assert(std::is_same_v<State, math::IntegerMoments>, "only integer states know their counts");
+      math::merge(s, shuffle_down<true>(s, offset, width));
+    } else {
+      const State other = shuffle_down(s, offset, width);
+      math::merge(s, other);
+    }
   }
 }
 
 // Merge over a 1-D block of up to 32 warps; thread 0 ends with the block's state. `scratch` holds one
 // state per warp. Every thread of the block must call it (it synchronizes twice).
-template <typename State>
+template <bool kSkipCount = false, typename State>
 __device__ __forceinline__ void block_merge(State& s, State* scratch) {
-  warp_merge(s);
+  warp_merge<kSkipCount>(s);
   const int warp = threadIdx.x / 32;
   const int warps = (blockDim.x + 31) / 32;
   if (threadIdx.x % 32 == 0) scratch[warp] = s;

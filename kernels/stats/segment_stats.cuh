@@ -278,8 +278,12 @@ segment_stats_kernel(const T* __restrict__ input, SegmentShape shape, math::Stat
     }
     State s = State::empty();
     if (active) accumulate_segment_part<Acc, VEC, EXTREMES>(input, shape, segment, lo, hi, t, group_size, s);
-    if constexpr (BLOCK_GROUP) block_merge(s, scratch);
-    else if (group_size > 1) warp_merge(s, group_size);  // (one-lane groups: ~25 instructions a row saved)
+    // uint8 (exact integer states): every value of the item counts, so the merges leave the counts out
+    // and the item's count is set after them (rows of 65536 uint8: 84.6% -> 87.1% modelled).
+    constexpr bool kKnownCount = std::is_same_v<State, math::IntegerMoments>;
+    if constexpr (BLOCK_GROUP) block_merge<kKnownCount>(s, scratch);
+    else if (group_size > 1) warp_merge<kKnownCount>(s, group_size);  // (one-lane groups: ~25 instructions a row saved)
+    if constexpr (kKnownCount) s.count = active ? static_cast<std::uint64_t>(hi - lo) : 0u;
     if (active && t == 0) {
       if (shape.splits == 1) math::write_local_slice<EXTREMES>(sink, segment, s);
       else partials.store(split * segments + segment, s);  // [split][segment]: coalesced merge reads
