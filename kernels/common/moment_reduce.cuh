@@ -47,8 +47,8 @@ __device__ __forceinline__ math::LocalMoments<Acc> shuffle_down(const math::Loca
   return r;
 }
 
-// kSkipCount: the count is not moved (left 0): for callers that know the merged count (every value of a
-// uint8 work item counts), a 64-bit shuffle and addition per step less.
+// kSkipCount: the count is not moved (0 in the result): for callers that know the merged count (every
+// value of a uint8 work item counts), a 64-bit shuffle and addition per step less.
 template <bool kSkipCount = false>
 __device__ __forceinline__ math::IntegerMoments shuffle_down(const math::IntegerMoments& s, int offset, int width = 32) {
   const unsigned all = 0xffffffffu;
@@ -62,7 +62,8 @@ __device__ __forceinline__ math::IntegerMoments shuffle_down(const math::Integer
 // Tree merge over each segment of `width` lanes (a power of two <= 32; 32: the whole warp); the first
 // lane of each segment ends with its segment's state. All 32 lanes must call it. (Lanes past the middle
 // of a step merge garbage that never reaches the first lane.)
-// kSkipCount (IntegerMoments only): counts are left out; the caller sets the merged count.
+// kSkipCount (IntegerMoments only): counts are left out of the shuffles, so the merged count is wrong (a
+// lane's own, or in block_merge the warp leaders' sum): the caller must overwrite it.
 template <bool kSkipCount = false, typename State>
 __device__ __forceinline__ void warp_merge(State& s, int width = 32) {
 NORMKIT_UNROLL

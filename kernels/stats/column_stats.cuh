@@ -217,8 +217,9 @@ __device__ __forceinline__ void add_row_batch(const T* __restrict__& row, int pi
   }
 }
 
-// `count` rows `pitch` elements apart from `row`, in each of `blocks` row blocks `block_pitch` elements
-// apart (VEC columns) into the columns' states. Rows advance by pointer additions (an index times the row
+// `count` rows `pitch` elements apart from `first_row`, in each of `blocks` row blocks `block_pitch` elements
+// apart (VEC columns) into the columns' states. (uint8's walk inside the row blocks passes them the
+// other way round: `blocks` of its rows, `count` row blocks each.) Rows advance by pointer additions (an index times the row
 // length cost a 64-bit multiply per load) and 32-bit counts (the plan bounds a row range, and a span of
 // row blocks, by kLocalMomentsMaxValues).
 template <typename T, typename Acc, int VEC, bool EXTREMES, typename State>

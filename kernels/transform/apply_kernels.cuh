@@ -89,13 +89,14 @@ __global__ void __launch_bounds__(256, kApplyRowsMinBlocksPerSm<In, Out>) apply_
                                     (threadIdx.x >> shape.group_shift);
   if (shape.aligned_short_rows) {
     // One pack a lane, no head, tail or chunks: a row's bookkeeping was ~4x its work on rows of 16 float32.
-    // Float32 inputs: two rows a lane group per trip, every load of both issued before any
-    // use. With one row a trip too few bytes were in flight (rows of 12 float32, a lane of 4 idle: 78%
+    // Float32 inputs: two rows a lane group per trip (plan: ApplyPlan::rows_per_trip), both rows' loads
+    // issued before either row's values are used (only the coefficients' float conversions come between).
+    // With one row a trip too few bytes were in flight (rows of 12 float32, a lane of 4 idle: 78%
     // modelled, latency); other inputs spill at 40 registers with two rows (16-bit and uint8 rows of 16
     // reach 85% with one).
     const int row_packs = static_cast<int>(shape.length / VEC);
     if (lane >= row_packs) return;
-    constexpr int kRows = std::is_same_v<In, float> && std::is_same_v<Compute, float> ? 2 : 1;
+    constexpr int kRows = plan::apply_short_rows_per_trip(std::is_same_v<In, float>, std::is_same_v<Compute, float>);
     for (std::int64_t r = first_group; r < shape.rows; r += kRows * groups) {
       std::int64_t offset[kRows];
       math::AffineColumn<Compute> a[kRows];

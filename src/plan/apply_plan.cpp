@@ -57,9 +57,11 @@ ApplyPlan choose_apply_plan(const CanonicalGeometry& g, DType in, DType out, std
     while (p.group_lanes > 1 && p.group_lanes / 2 >= row_units) p.group_lanes /= 2;
     const bool aligned = vectors_aligned(in_address, in, out_address, out, vec);
     p.aligned_short_rows = p.vector_elems > 1 && aligned && g.seg_b % vec == 0 && g.seg_b / vec <= 32;
+    p.rows_per_trip = p.aligned_short_rows ? apply_short_rows_per_trip(in == DType::float32, out != DType::float64) : 1;
     // Grid-stride, at most 32 blocks of 256 threads per SM.
     p.block_x = 256;
-    p.grid_x = std::clamp<std::int64_t>(ceil_div(p.rows * p.chunks, p.block_x / p.group_lanes), 1, std::int64_t(sm_count) * 32);
+    p.grid_x = std::clamp<std::int64_t>(ceil_div(p.rows * p.chunks, p.block_x / p.group_lanes * p.rows_per_trip), 1,
+                                        std::int64_t(sm_count) * 32);
     if (force && force->max_blocks > 0) p.grid_x = std::min(p.grid_x, force->max_blocks);
     return p;
   }

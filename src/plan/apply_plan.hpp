@@ -29,12 +29,18 @@ struct ApplyPlan {
   // Every row starts 16-byte aligned in input and output and holds at most group_lanes whole vectors: one
   // vector a lane, no head, tail or chunk bookkeeping.
   bool aligned_short_rows = false;
+  int rows_per_trip = 1;  // aligned short rows: rows a lane group takes per trip (apply_short_rows_per_trip)
   // columns: outer slices of rows_per_outer rows of inner columns; fold > 1 reads `fold` rows as one
   std::int64_t outer = 0, rows_per_outer = 0, inner = 0, fold = 1, rows_per_block = 1, kept_outer = 0;
   int vector_elems = 1;  // elements per vector access
   int block_x = 256, block_y = 1;
   std::int64_t grid_x = 1, grid_y = 1;
 };
+
+// Rows the aligned-short-rows walk gives a lane group per trip: 2 for float32 input computed in float
+// (any output but float64; more bytes in flight), else 1 (two rows spill at the kernel's 40 registers).
+// The kernel's instantiations and the plan's grid both follow it.
+constexpr int apply_short_rows_per_trip(bool float32_input, bool float_compute) { return float32_input && float_compute ? 2 : 1; }
 
 // Policies of the apply kernels (see the traffic check: coefficient loads must stay a few percent of the
 // data a warp or block moves).

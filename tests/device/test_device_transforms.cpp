@@ -135,7 +135,7 @@ TEST_P(DeviceTransforms, SmallGridsWalkTheGridStride) {
     plan::ApplyOverride o;
     o.max_blocks = blocks;
     ScopedApplyOverride scoped(o);
-    for (DType out : {DType::float32, DType::float16}) {
+    for (DType out : {DType::float32, DType::float16, DType::bfloat16}) {
       for (const Case& c : cases()) {
         check_device(c, in, out, values_for(in, numel(c.shape), 11), {}, 0, 0, std::to_string(blocks) + " blocks");
       }

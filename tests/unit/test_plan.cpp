@@ -245,11 +245,18 @@ TEST(ApplyPlan, WalksVectorsAndFolds) {
     const DType out = in == DType::uint8 ? DType::float16 : in;
     p = choose_apply_plan(g, in, out, 0, 0, 132);
     EXPECT_EQ(p.group_lanes, lanes) << "rows of " << length << " " << dtype_name(in);
-    EXPECT_EQ(p.grid_x, (1000 + 256 / lanes - 1) / (256 / lanes)) << "rows of " << length;  // a group per row
     // Whole aligned vectors a row, at most a group of them: one vector a lane.
     EXPECT_EQ(p.aligned_short_rows, length % p.vector_elems == 0 && p.vector_elems > 1 && length / p.vector_elems <= 32)
         << "rows of " << length;
+    // A group per row, or per two rows where float32 aligned short rows take two a trip.
+    const int per_trip = p.aligned_short_rows && in == DType::float32 ? 2 : 1;
+    EXPECT_EQ(p.rows_per_trip, per_trip) << "rows of " << length;
+    const int rows_per_block = 256 / lanes * per_trip;
+    EXPECT_EQ(p.grid_x, (1000 + rows_per_block - 1) / rows_per_block) << "rows of " << length;
   }
+  // Two rows a trip only where the kernel computes in float (not to float64).
+  EXPECT_EQ(choose_apply_plan(geometry({1000, 16}, ReduceAxes::of({1})), DType::float32, DType::float16, 0, 0, 132).rows_per_trip, 2);
+  EXPECT_EQ(choose_apply_plan(geometry({1000, 16}, ReduceAxes::of({1})), DType::float32, DType::float64, 0, 0, 132).rows_per_trip, 1);
   EXPECT_TRUE(choose_apply_plan(geometry({1000, 16}, ReduceAxes::of({1})), DType::float32, DType::float32, 16, 32, 132)
                   .aligned_short_rows);
   p = choose_apply_plan(geometry({1000, 16}, ReduceAxes::of({1})), DType::float32, DType::float32, 4, 4, 132);
