@@ -217,14 +217,11 @@ __device__ __forceinline__ void add_row_batch(const T* __restrict__& row, int pi
   }
 }
 
-// `count` rows `pitch` elements apart from `first_row`, in each of `blocks` row blocks `block_pitch` elements
-// apart (VEC columns) into the columns' states. (uint8's walk inside the row blocks passes them the
-// other way round: `blocks` of its rows, `count` row blocks each.) Rows advance by pointer additions (an index times the row
-// length cost a 64-bit multiply per load) and 32-bit counts (the plan bounds a row range, and a span of
-// row blocks, by kLocalMomentsMaxValues).
+// `count` rows `pitch` elements apart from `row` (VEC columns of one row block) into the columns' states.
+// Rows advance by pointer additions (an index times the row length cost a 64-bit multiply per load) and
+// a 32-bit count (the plan bounds a row range, and a span of row blocks, by kLocalMomentsMaxValues).
 template <typename T, typename Acc, int VEC, bool EXTREMES, typename State>
-__device__ __forceinline__ void add_column_rows(const T* __restrict__ first_row, int blocks, std::int64_t block_pitch, int count,
-                                                std::int64_t pitch, State (&local)[VEC],
+__device__ __forceinline__ void add_column_rows(const T* __restrict__ row, int count, std::int64_t pitch, State (&local)[VEC],
                                                 ColumnPairs<T, EXTREMES, VEC> (&pairs)[2]) {
   if constexpr (std::is_same_v<T, std::uint8_t> && VEC == 4) {
     // uint8: batches of rows of 4 columns in flight, transposed to words of 4 rows per column and summed
@@ -232,83 +229,59 @@ __device__ __forceinline__ void add_column_rows(const T* __restrict__ first_row,
     // axes 0 and 2), before the per-value path for the last 1-3 rows.
     constexpr int kRows = plan::StatsPolicy::byte_column_batch_rows;
     const int pitch_bytes = static_cast<int>(pitch);  // (the kernel keeps it under 2^31)
-    for (int block = 0; block < blocks; ++block, first_row += block_pitch) {
-      const T* row = first_row;
-      int left_in_block = count;
-      while (left_in_block >= 4) {
-        // Up to kByteSumsMaxValues rows into one set of exact 32-bit ByteSums, widened into the states once
-        // (widened every batch, the 64-bit additions cost uint8 per-feature calls 2-3% modelled).
-        const int rows = (left_in_block < math::kByteSumsMaxValues ? left_in_block : math::kByteSumsMaxValues) & ~3;
-        math::ByteSums sums[4];
-        NORMKIT_UNROLL
-        for (int j = 0; j < 4; ++j) sums[j] = math::ByteSums::empty();
-        int left = rows;
-        for (; left >= kRows; left -= kRows, row = row_at<kRows>(row, pitch_bytes)) add_byte_rows<kRows, EXTREMES>(row, pitch_bytes, sums);
-        for (; left >= 4; left -= 4, row = row_at<4>(row, pitch_bytes)) add_byte_rows<4, EXTREMES>(row, pitch_bytes, sums);
-        NORMKIT_UNROLL
-        for (int j = 0; j < 4; ++j) local[j].template push_bytes<EXTREMES, true>(sums[j], static_cast<std::uint32_t>(rows));
-        left_in_block -= rows;
-      }
-      for (; left_in_block > 0; --left_in_block, row += pitch) {
-        Acc v[4];
-        load_pack<Acc, T, 4>(row, v);
-        NORMKIT_UNROLL
-        for (int j = 0; j < 4; ++j) local[j].push(v[j]);
-      }
+    while (count >= 4) {
+      // Up to kByteSumsMaxValues rows into one set of exact 32-bit ByteSums, widened into the states once
+      // (widened every batch, the 64-bit additions cost uint8 per-feature calls 2-3% modelled).
+      const int rows = (count < math::kByteSumsMaxValues ? count : math::kByteSumsMaxValues) & ~3;
+      math::ByteSums sums[4];
+      NORMKIT_UNROLL
+      for (int j = 0; j < 4; ++j) sums[j] = math::ByteSums::empty();
+      int left = rows;
+      for (; left >= kRows; left -= kRows, row = row_at<kRows>(row, pitch_bytes)) add_byte_rows<kRows, EXTREMES>(row, pitch_bytes, sums);
+      for (; left >= 4; left -= 4, row = row_at<4>(row, pitch_bytes)) add_byte_rows<4, EXTREMES>(row, pitch_bytes, sums);
+      NORMKIT_UNROLL
+      for (int j = 0; j < 4; ++j) local[j].template push_bytes<EXTREMES, true>(sums[j], static_cast<std::uint32_t>(rows));
+      count -= rows;
     }
   } else {
     // Batches of kColumnRowBatch rows, then (16-bit) of 8: a row block of 8 rows a thread (reduced, kept,
     // reduced, kept with 64-row blocks) left to the per-row path below had one load in flight (15%
     // modelled). Rows of a batch are addressed from a 32-bit byte pitch (row_at): the plan keeps a thread
-    // row's pitch under 2^31 bytes (StatsPolicy::column_max_pitch_bytes). Every row block of the walk in
-    // one call: the pending non-zero counts and `apart` carry across blocks (set up and flushed per block,
-    // they cost reduced-kept-reduced-kept float16 statistics, one batch a block, 77% -> 80% modelled).
+    // row's pitch under 2^31 bytes (StatsPolicy::column_max_pitch_bytes).
     const int pitch_bytes = static_cast<int>(pitch) * static_cast<int>(sizeof(T));
     constexpr int kBatch = kColumnRowBatch<T, Acc, EXTREMES>;
     ColumnNonzeros<T, EXTREMES, VEC> pending[2];
-    int pending_batches = 0;
     Acc apart = columns_apart<Acc>(local);
     const auto flush_pending = [&] {
       if constexpr (kColumnPairs<T, EXTREMES, VEC>) {
         NORMKIT_UNROLL
         for (int j = 0; j < VEC; ++j) local[j].nonzero += pending[j / 2].lane(j % 2);
         pending[0] = pending[1] = PairNonzeros{};
-        pending_batches = 0;
       }
     };
-    for (int block = 0; block < blocks; ++block, first_row += block_pitch) {
-      const T* row = first_row;
-      int left = count;
-      if constexpr (kColumnPairs<T, EXTREMES, VEC>) {
-        while (left >= kBatch) {
-          const int room = kPendingBatches - pending_batches;
-          const int batches = left / kBatch < room ? left / kBatch : room;
-          for (int i = 0; i < batches; ++i) add_row_batch<kBatch, T, Acc, VEC, EXTREMES>(row, pitch_bytes, local, pairs, pending, apart);
-          left -= batches * kBatch;
-          pending_batches += batches;
-          if (pending_batches == kPendingBatches) flush_pending();
-        }
-      } else {
-        for (; left >= kBatch; left -= kBatch) add_row_batch<kBatch, T, Acc, VEC, EXTREMES>(row, pitch_bytes, local, pairs, pending, apart);
+    if constexpr (kColumnPairs<T, EXTREMES, VEC>) {
+      while (count >= kBatch) {
+        const int batches = count / kBatch < kPendingBatches ? count / kBatch : kPendingBatches;
+        for (int i = 0; i < batches; ++i) add_row_batch<kBatch, T, Acc, VEC, EXTREMES>(row, pitch_bytes, local, pairs, pending, apart);
+        count -= batches * kBatch;
+        flush_pending();
       }
-      if constexpr (kBatch > plan::StatsPolicy::column_batch_rows) {
-        // (16-row batches fold column by column: a NaN or ±Inf there may have set the counts apart)
-        apart = columns_apart<Acc>(local);
-        constexpr int kSmall = plan::StatsPolicy::column_batch_rows;
-        for (; left >= kSmall; left -= kSmall) add_row_batch<kSmall, T, Acc, VEC, EXTREMES>(row, pitch_bytes, local, pairs, pending, apart);
-      }
-      if (left > 0) {
-        for (; left > 0; --left, row += pitch) {
-          Acc v[VEC];
-          if constexpr (VEC == 1) v[0] = load_one<Acc>(row);
-          else load_pack<Acc, T, VEC>(row, v);
-          NORMKIT_UNROLL
-          for (int j = 0; j < VEC; ++j) local[j].push(v[j]);
-        }
-        apart = columns_apart<Acc>(local);  // (single values may leave the columns' counts apart)
-      }
+    } else {
+      for (; count >= kBatch; count -= kBatch) add_row_batch<kBatch, T, Acc, VEC, EXTREMES>(row, pitch_bytes, local, pairs, pending, apart);
     }
-    flush_pending();
+    if constexpr (kBatch > plan::StatsPolicy::column_batch_rows) {
+      // (16-row batches fold column by column: a NaN or ±Inf there may have set the counts apart)
+      apart = columns_apart<Acc>(local);
+      constexpr int kSmall = plan::StatsPolicy::column_batch_rows;
+      for (; count >= kSmall; count -= kSmall) add_row_batch<kSmall, T, Acc, VEC, EXTREMES>(row, pitch_bytes, local, pairs, pending, apart);
+    }
+  }
+  for (; count > 0; --count, row += pitch) {
+    Acc v[VEC];
+    if constexpr (VEC == 1) v[0] = load_one<Acc>(row);
+    else load_pack<Acc, T, VEC>(row, v);
+    NORMKIT_UNROLL
+    for (int j = 0; j < VEC; ++j) local[j].push(v[j]);
   }
 }
 
@@ -360,7 +333,9 @@ __global__ void __launch_bounds__(256, sizeof(Acc) == 8 ? 1 : plan::StatsPolicy:
       const std::int64_t outer_pitch = blocks_inside ? row_pitch : shape.row_block_stride;
       const std::int64_t inner_pitch = blocks_inside ? shape.row_block_stride : row_pitch;
       const T* column = input + block_lo * shape.row_block_stride + o * shape.outer_stride + (row_lo + ty) * shape.inner + col0;
-      add_column_rows<T, Acc, VEC, EXTREMES>(column, outer_count, outer_pitch, inner_count, inner_pitch, local, pairs);
+      for (int i = 0; i < outer_count; ++i, column += outer_pitch) {
+        add_column_rows<T, Acc, VEC, EXTREMES>(column, inner_count, inner_pitch, local, pairs);
+      }
       if constexpr (kColumnPairs<T, EXTREMES, VEC>) {
         NORMKIT_UNROLL
         for (int j = 0; j < VEC; ++j) pairs[j / 2].fold_lane(local[j], j % 2);
