@@ -45,11 +45,18 @@ __device__ __forceinline__ double lp_accumulate_pack(LpNorm p, double acc, const
   return acc;
 }
 
+// (the factor pre only for rows whose 1 / norm is outside float's range: a branch, not a multiply a value)
 template <typename Out, int VEC, typename Compute>
-__device__ __forceinline__ void lp_store_scaled(Out* y, const Compute* v, Compute scale) {
+__device__ __forceinline__ void lp_store_scaled(Out* y, const Compute* v, math::ScaleSplit<Compute> scale) {
   Compute scaled[VEC];
   NORMKIT_UNROLL
-  for (int i = 0; i < VEC; ++i) scaled[i] = v[i] * scale;
+  for (int i = 0; i < VEC; ++i) scaled[i] = v[i];
+  if (scale.pre != Compute(1)) {
+    NORMKIT_UNROLL
+    for (int i = 0; i < VEC; ++i) scaled[i] *= scale.pre;
+  }
+  NORMKIT_UNROLL
+  for (int i = 0; i < VEC; ++i) scaled[i] *= scale.rest;
   store_converted<Out, VEC>(y, scaled);
 }
 
@@ -98,7 +105,7 @@ __global__ void __launch_bounds__(256, 2) lp_rows_kernel(const In* __restrict__ 
       acc = lp_accumulate_pack<Compute, In, VEC>(s.p, acc, raw[j], v[j]);
     }
     acc = s.p == LpNorm::linf ? lp_butterfly(acc, s.group_shift, lp_max) : lp_butterfly(acc, s.group_shift, lp_sum);
-    const Compute scale = static_cast<Compute>(math::lp_scale(math::lp_norm(s.p, acc)));
+    const math::ScaleSplit<Compute> scale = math::lp_row_scale<Compute>(s.p, acc);
     NORMKIT_UNROLL
     for (int j = 0; j < K; ++j) {
       if (!active || lane + lanes * j >= packs) break;
@@ -137,10 +144,10 @@ __global__ void __launch_bounds__(256, 2) lp_short_rows_kernel(const In* __restr
     Compute a[VEC], b[VEC];
     const double acc_a = load_a ? lp_accumulate_pack<Compute, In, VEC>(s.p, 0.0, raw_a, a) : 0.0;
     const double acc_b = load_b ? lp_accumulate_pack<Compute, In, VEC>(s.p, 0.0, raw_b, b) : 0.0;
-    Compute scale_a, scale_b;
+    math::ScaleSplit<Compute> scale_a, scale_b;
     if (s.group_shift == 0) {
-      scale_a = static_cast<Compute>(math::lp_scale(math::lp_norm(s.p, acc_a)));
-      scale_b = static_cast<Compute>(math::lp_scale(math::lp_norm(s.p, acc_b)));
+      scale_a = math::lp_row_scale<Compute>(s.p, acc_a);
+      scale_b = math::lp_row_scale<Compute>(s.p, acc_b);
     } else {
       const int top = lanes >> 1;
       const double sent = __shfl_xor_sync(0xffffffffu, upper ? acc_a : acc_b, top);
@@ -148,8 +155,10 @@ __global__ void __launch_bounds__(256, 2) lp_short_rows_kernel(const In* __restr
       const bool linf = s.p == LpNorm::linf;
       double acc = linf ? lp_max(kept, sent) : lp_sum(kept, sent);
       acc = linf ? lp_butterfly(acc, s.group_shift - 1, lp_max) : lp_butterfly(acc, s.group_shift - 1, lp_sum);
-      const Compute mine = static_cast<Compute>(math::lp_scale(math::lp_norm(s.p, acc)));
-      const Compute other = __shfl_xor_sync(0xffffffffu, mine, top);
+      const math::ScaleSplit<Compute> mine = math::lp_row_scale<Compute>(s.p, acc);
+      math::ScaleSplit<Compute> other{Compute(1), __shfl_xor_sync(0xffffffffu, mine.rest, top)};
+      // (a vote, not a second shuffle a trip: pre is 1 but for rows whose 1 / norm is outside float's range)
+      if (__any_sync(0xffffffffu, mine.pre != Compute(1))) other.pre = __shfl_xor_sync(0xffffffffu, mine.pre, top);
       scale_a = upper ? other : mine;
       scale_b = upper ? mine : other;
     }

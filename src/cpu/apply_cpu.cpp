@@ -81,9 +81,9 @@ void lp_rows(const In* in, Out* out, std::int64_t rows, std::int64_t length, LpN
       const In* x = in + r * length;
       double acc = 0.0;
       for (std::int64_t j = 0; j < length; ++j) acc = math::lp_accumulate(p, acc, math::to_acc<double>(x[j]));
-      const Compute scale = static_cast<Compute>(math::lp_scale(math::lp_norm(p, acc)));
+      const math::ScaleSplit<Compute> scale = math::lp_row_scale<Compute>(p, acc);
       Out* y = out + r * length;
-      for (std::int64_t j = 0; j < length; ++j) math::store_as(y + j, math::to_acc<Compute>(x[j]) * scale);
+      for (std::int64_t j = 0; j < length; ++j) math::store_as(y + j, (math::to_acc<Compute>(x[j]) * scale.pre) * scale.rest);
     }
   });
 }

@@ -109,6 +109,33 @@ NORMKIT_HD void store_as(float16_bits* p, double v) { *p = float_to_half(static_
 NORMKIT_HD void store_as(bfloat16_bits* p, float v) { *p = float_to_bfloat16(v); }
 NORMKIT_HD void store_as(bfloat16_bits* p, double v) { *p = float_to_bfloat16(static_cast<float>(v)); }
 
+// A double factor s as Compute factors pre x rest, pre a power of two: x * pre is exact, so (x * pre) * rest
+// is x * s rounded once even where s itself is outside Compute's normal range (1 / std or 1 / norm of
+// subnormal float32 or bfloat16 data exceeds FLT_MAX; the 1 / std of data near FLT_MAX is below FLT_MIN).
+// pre is 1 whenever s fits, and for zero, infinite and NaN s.
+template <typename Compute>
+struct ScaleSplit {
+  Compute pre, rest;
+};
+
+template <typename Compute>
+NORMKIT_HD ScaleSplit<Compute> split_scale(double s) {
+  const Compute fitted = static_cast<Compute>(s);
+  if constexpr (sizeof(Compute) == 4) {
+    // (one float test on the conversion the fast path needs anyway: double tests cost short-row applies,
+    // which prepare a row's coefficients in every lane, up to 7% modelled)
+    const float a = fabsf(fitted);
+    if (!(a >= 1.17549435e-38f && a <= 3.40282347e38f)) {  // zero, subnormal, infinite or NaN as a float
+      const double d = s < 0.0 ? -s : s;
+      if (d > 0.0 && d <= 1.7976931348623157e308) {
+        const int half = ilogb(d) / 2;  // half the exponent to each factor: both are normal floats
+        return ScaleSplit<Compute>{static_cast<Compute>(ldexp(1.0, half)), static_cast<Compute>(ldexp(s, -half))};
+      }
+    }
+  }
+  return ScaleSplit<Compute>{Compute(1), fitted};
+}
+
 // Two floats -> two 16-bit floats in one word (lo in the low half), each rounded to nearest even as by
 // float_to_half / float_to_bfloat16: on the device one packed conversion (cvt.rn.f16x2.f32, one F2FP)
 // instead of one per value, a quarter of the issue rate each.

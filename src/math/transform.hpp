@@ -132,12 +132,14 @@ NORMKIT_HD void write_coefficients(const StatsSummary& summary, const Normalizer
 }
 
 // y for one value. Compute is float (float32/16-bit/uint8 inputs to non-float64 outputs) or double.
-// In float, the center is subtracted as a hi/lo pair so that x - center is exact when they are close.
+// In float, the center is subtracted as a hi/lo pair so that x - center is exact when they are close, and
+// a scale outside float's range is split (split_scale): y = (x * pre - center * pre) * rest + offset, with
+// pre = 1 and x * pre - center_hi one fused multiply-add on the device for every scale that fits.
 // The per-slice part (AffineColumn) is apart from what every slice shares (AffineFlags), so that kernels
 // holding many columns keep few registers.
 template <typename Compute>
 struct AffineColumn {
-  Compute center_hi, center_lo, scale, offset, fill;
+  Compute pre, center_hi, center_lo, scale, offset, fill;  // center_hi + center_lo = center * pre, scale = rest
 };
 
 template <typename Compute>
@@ -149,9 +151,13 @@ struct AffineFlags {
 template <typename Compute>
 NORMKIT_HD AffineColumn<Compute> prepare_column(const Affine& a) {
   AffineColumn<Compute> p;
+  const ScaleSplit<Compute> split = split_scale<Compute>(a.scale);
+  p.pre = split.pre;
   p.center_hi = static_cast<Compute>(a.center);
   p.center_lo = static_cast<Compute>(a.center - static_cast<double>(p.center_hi));
-  p.scale = static_cast<Compute>(a.scale);
+  p.center_hi *= split.pre;  // (exact: a power of two; two multiplies cost short rows less than a test)
+  p.center_lo *= split.pre;
+  p.scale = split.rest;
   p.offset = static_cast<Compute>(a.offset);
   p.fill = a.fill == a.fill ? static_cast<Compute>(a.fill) : Compute(0);
   return p;
@@ -162,10 +168,22 @@ NORMKIT_HD AffineFlags<Compute> prepare_flags(bool impute, bool clip, double cli
   return AffineFlags<Compute>{impute, clip, static_cast<Compute>(clip_min), static_cast<Compute>(clip_max)};
 }
 
+// x * pre - c for a power of two pre (an exact product): written as a fused multiply-add on the device,
+// where the PTX would otherwise hold a multiply and a subtraction (ptxas fuses them; the issue model
+// counts both), and as the multiply and subtraction on the host, where fma may be a library call.
+template <typename Compute>
+NORMKIT_HD Compute scaled_difference(Compute x, Compute pre, Compute c) {
+#if defined(__CUDA_ARCH__)
+  return fma(x, pre, -c);
+#else
+  return x * pre - c;
+#endif
+}
+
 template <typename Compute>
 NORMKIT_HD Compute apply_affine_value(Compute x, const AffineColumn<Compute>& p, const AffineFlags<Compute>& f) {
   if (f.impute && x != x) x = p.fill;
-  Compute y = ((x - p.center_hi) - p.center_lo) * p.scale + p.offset;
+  Compute y = (scaled_difference(x, p.pre, p.center_hi) - p.center_lo) * p.scale + p.offset;
   if (f.clip) y = y < f.clip_min ? f.clip_min : (y > f.clip_max ? f.clip_max : y);
   return y;
 }

@@ -384,6 +384,51 @@ TEST(DeviceLp, NanInEitherRowOfAShortRowsTrip) {
   }
 }
 
+// The host test of the same name on the device: scales beyond FLT_MAX (1 / std, 1 / norm of subnormal
+// float32 or bfloat16 data) on the column, row and global walks, and on both Lp paths (rows of 16 bytes take
+// the one-read kernel, rows of 20 bytes two reads).
+TEST(DeviceTransformEdges, ScalesBeyondFloatRangeOnSubnormalData) {
+  REQUIRE_DEVICE();
+  for (DType in : {DType::float32, DType::bfloat16}) {
+    for (std::int64_t length : {8, 10}) {
+      const std::vector<std::int64_t> shape = {37, length};
+      const std::size_t n = static_cast<std::size_t>(37 * length);
+      auto data = normkit::testing::encode(normkit::testing::subnormal_values(n, 5), in);
+      DeviceBytes d_in(data.bytes.size()), d_out(n * 4), d_c(3 * 37 * 8);
+      CUDA_OK(cudaMemcpy(d_in.ptr, data.bytes.data(), data.bytes.size(), cudaMemcpyHostToDevice));
+      TensorView input(d_in.ptr, in, shape.data(), 2, MemorySpace::device);
+      TensorView output(d_out.ptr, DType::float32, shape.data(), 2, MemorySpace::device);
+      std::vector<float> y(n);
+      const auto fetch = [&] {
+        EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
+        EXPECT_EQ(cudaMemcpy(y.data(), d_out.ptr, n * 4, cudaMemcpyDeviceToHost), cudaSuccess);
+        return std::vector<double>(y.begin(), y.end());
+      };
+      std::vector<double> coefficients(3 * 37, 0.0);
+      for (int k = 0; k < 37; ++k) {
+        coefficients[static_cast<std::size_t>(k)] = normkit::testing::kSubnormalCenter;
+        coefficients[static_cast<std::size_t>(37 + k)] = normkit::testing::kSubnormalScale;
+      }
+      CUDA_OK(cudaMemcpy(d_c.ptr, coefficients.data(), coefficients.size() * 8, cudaMemcpyHostToDevice));
+      double* c = reinterpret_cast<double*>(d_c.ptr);
+      const AffineCoefficients device_coefficients{c, c + 37, c + 2 * 37, nullptr};
+      for (const ReduceAxes& axes : {ReduceAxes::of({0}), ReduceAxes::of({1}), ReduceAxes::every()}) {
+        ASSERT_TRUE(apply_affine(input, axes, device_coefficients, output).ok());
+        expect_close(fetch(), normkit::testing::subnormal_affine_reference(data.stored), DType::float32,
+                     std::string("affine ") + dtype_name(in) + " length " + std::to_string(length));
+      }
+      for (LpNorm p : {LpNorm::l1, LpNorm::l2, LpNorm::linf}) {
+        std::size_t bytes = 0;
+        ASSERT_TRUE(normalize_lp_workspace_size(input, &bytes).ok());
+        DeviceBytes ws(bytes);
+        ASSERT_TRUE(normalize_lp(input, p, output, ws.ptr, bytes).ok());
+        expect_close(fetch(), normkit::testing::reference_lp(data.stored, length, p), DType::float32,
+                     std::string("lp ") + dtype_name(in) + " length " + std::to_string(length));
+      }
+    }
+  }
+}
+
 TEST(DeviceTransformValidation, HostCoefficientsForDeviceInput) {
   REQUIRE_DEVICE();
   DeviceBytes d_x(64);

@@ -52,4 +52,14 @@ inline void expect_close(const std::vector<double>& actual, const std::vector<do
   }
 }
 
+// Data of subnormal float32/bfloat16 magnitude, and affine coefficients whose scale is beyond FLT_MAX (as
+// 1 / std of such data is): y = (x - center) * scale lies in about [-6, 4].
+constexpr double kSubnormalCenter = 2e-40, kSubnormalScale = 5e39;
+inline std::vector<double> subnormal_values(std::size_t n, unsigned seed) { return uniform_values(n, -1e-39, 1e-39, seed); }
+inline std::vector<double> subnormal_affine_reference(const std::vector<double>& stored) {
+  std::vector<double> y(stored.size());
+  for (std::size_t i = 0; i < y.size(); ++i) y[i] = (stored[i] - kSubnormalCenter) * kSubnormalScale;
+  return y;
+}
+
 }  // namespace normkit::testing

@@ -555,3 +555,30 @@ TEST(LpNormalize, NanRowBecomesNanAndHugeValuesDoNotOverflow) {
     EXPECT_NEAR(y[3], expected, 1e-6);
   }
 }
+
+// 1 / std and 1 / norm of subnormal float32 or bfloat16 data exceed FLT_MAX: the float apply takes such a
+// scale as two factors (math::split_scale) instead of rounding it to Inf (which made y Inf or NaN).
+TEST(TransformEdges, ScalesBeyondFloatRangeOnSubnormalData) {
+  const std::vector<std::int64_t> shape = {6, 8};
+  for (DType in : {DType::float32, DType::bfloat16}) {
+    auto data = normkit::testing::encode(normkit::testing::subnormal_values(48, 3), in);
+    TensorView input(data.data(), in, shape.data(), 2);
+    std::vector<float> y(48);
+    TensorView output(y.data(), DType::float32, shape.data(), 2);
+    for (auto [axes, kept] : {std::pair{ReduceAxes::of({0}), 8}, {ReduceAxes::of({1}), 6}, {ReduceAxes::every(), 1}}) {
+      std::vector<double> center(kept, normkit::testing::kSubnormalCenter), scale(kept, normkit::testing::kSubnormalScale), offset(kept, 0.0);
+      AffineCoefficients c;
+      c.center = center.data();
+      c.scale = scale.data();
+      c.offset = offset.data();
+      ASSERT_TRUE(apply_affine(input, axes, c, output).ok());
+      expect_close(std::vector<double>(y.begin(), y.end()), normkit::testing::subnormal_affine_reference(data.stored), DType::float32,
+                   std::string("affine ") + dtype_name(in) + " kept " + std::to_string(kept));
+    }
+    for (LpNorm p : {LpNorm::l1, LpNorm::l2, LpNorm::linf}) {
+      ASSERT_TRUE(normalize_lp(input, p, output, nullptr, 0).ok());
+      expect_close(std::vector<double>(y.begin(), y.end()), normkit::testing::reference_lp(data.stored, 8, p), DType::float32,
+                   std::string("lp ") + dtype_name(in));
+    }
+  }
+}
