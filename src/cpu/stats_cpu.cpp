@@ -28,6 +28,7 @@ constexpr std::int64_t kNarrowColumnMultiple = 8;  // ... of a multiple of 8 col
 // 3.1 vs 0.31, 64 9.6 vs 1.2, 128 13.2 vs 2.4, 256 16.7 vs 5.2, 600 17.6 vs 9.0, 1024 17.3 vs 11.8,
 // 2048 17.3 vs 15.2, 4096 16.4 vs 17.0.
 constexpr std::int64_t kShortRowLength = 2048;
+static_assert(kShortRowLength <= math::kLocalMomentsMaxValues, "a short row is finalized with int counts (write_short_row)");
 constexpr std::int64_t kShortRowItemValues = 16384;  // values per work item of short rows (64 KB of float32)
 
 template <typename Acc, typename T>
@@ -103,7 +104,7 @@ void run_short_rows(const T* input, const plan::CanonicalGeometry& g, const math
         values = buffer.data();
       }
       fold_rows(values, rows, length, states.data());
-      for (std::int64_t r = 0; r < rows; ++r) math::write_slice(sink, first + r, math::to_summary(states[static_cast<std::size_t>(r)]));
+      for (std::int64_t r = 0; r < rows; ++r) math::write_short_row(sink, first + r, states[static_cast<std::size_t>(r)]);
     }
   });
 }

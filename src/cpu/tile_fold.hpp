@@ -10,6 +10,7 @@ namespace normkit::cpu {
 
 constexpr int kMaxTileColumns = 256;  // columns per column tile
 constexpr int kMaxSpanLanes = 16;     // interleaved lanes a span is folded into (8 for SSE2, 16 for AVX2)
+constexpr int kMaxTransposedRowLength = 24;  // rows_f32/f64: rows up to this length are folded transposed (tile_fold_impl.inc)
 
 // Each function folds a tile into per-column states (see tile_fold_impl.inc): spans as `span_lanes`
 // interleaved columns of a contiguous tile, column tiles as `cols` columns with a row stride.

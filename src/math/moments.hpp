@@ -509,9 +509,9 @@ NORMKIT_HD StatValuesIn<Real> finalize_moments(Count finite, Count nan_count, Co
   return v;
 }
 
-NORMKIT_HD StatValues finalize_summary(const StatsSummary& s, std::int64_t ddof, bool ignore_nan) {
+NORMKIT_HD StatValues finalize_summary(const StatsSummary& s, std::int64_t ddof, bool ignore_nan, bool roots = true) {
   return finalize_moments<double>(s.count, s.nan_count, s.posinf_count, s.neginf_count, s.nonzero_count, s.mean, s.m2,
-                                  s.min, s.max, s.abs_sum, ddof, ignore_nan);
+                                  s.min, s.max, s.abs_sum, ddof, ignore_nan, roots);
 }
 
 }  // namespace normkit::math

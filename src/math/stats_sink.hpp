@@ -76,7 +76,7 @@ NORMKIT_HD void write_slice(const StatsSink& sink, Index k, const StatsSummary& 
     else sink.summaries[k] = summary;
     return;
   }
-  store_stat_values(sink, k, finalize_summary(summary, sink.ddof, sink.ignore_nan));
+  store_stat_values(sink, k, finalize_summary(summary, sink.ddof, sink.ignore_nan, wants_roots(sink)));
 }
 
 // The same for the exact summary of uint8 input: into integer summaries, float summaries (converted,
@@ -115,20 +115,37 @@ NORMKIT_HD bool all_outputs_float32(const StatsSink& sink) {
 // per slice (float64 division and square roots, conversions), which dominated short rows (rows of 16
 // float32: 1400 cycles per row, of which the row's own values ~160).
 // kExtremes = false: the caller kept no extremes, and the sink requests none (store_stat_values).
+// (the float finalize of a state of at most kLocalMomentsMaxValues values: counts in int)
+template <bool kExtremes, typename State, typename Index>
+NORMKIT_HD void store_float_moments(const StatsSink& sink, Index k, const State& s, int finite, int nonzero) {
+  const auto v = finalize_moments<float, int>(finite, static_cast<int>(s.nan_count), static_cast<int>(s.posinf_count),
+                                              static_cast<int>(s.neginf_count), nonzero, finite > 0 ? s.shift + s.mean : 0.0f, s.m2,
+                                              s.min, s.max, s.abs_sum, sink.ddof, sink.ignore_nan, wants_roots(sink));
+  store_stat_values<kExtremes>(sink, k, v);
+}
+
 template <bool kExtremes = true, typename Acc, typename Index>
 NORMKIT_HD void write_local_slice(const StatsSink& sink, Index k, const LocalMoments<Acc>& s) {
   if constexpr (sizeof(Acc) == 4) {
     if (sink.float32_outputs) {
-      // Counts in int: a LocalMoments holds at most kLocalMomentsMaxValues values.
-      const int finite = static_cast<int>(s.count);
-      const auto v = finalize_moments<Acc, int>(finite, s.nan_count, s.posinf_count, s.neginf_count, static_cast<int>(s.nonzero),
-                                                finite > 0 ? s.shift + s.mean : Acc(0), s.m2, s.min, s.max, s.abs_sum,
-                                                sink.ddof, sink.ignore_nan, wants_roots(sink));
-      store_stat_values<kExtremes>(sink, k, v);
+      store_float_moments<kExtremes>(sink, k, s, static_cast<int>(s.count), static_cast<int>(s.nonzero));
       return;
     }
   }
   write_slice(sink, k, to_summary(s.widen()));
+}
+
+// A host short row's state (at most kLocalMomentsMaxValues values), as write_local_slice: in float where
+// every output is float32 (rows of 16 float32: the double finalize was as costly as the fold).
+template <typename Acc, typename Index>
+NORMKIT_HD void write_short_row(const StatsSink& sink, Index k, const MomentState<Acc>& s) {
+  if constexpr (sizeof(Acc) == 4) {
+    if (sink.float32_outputs) {
+      store_float_moments<true>(sink, k, s, static_cast<int>(s.count), static_cast<int>(s.nonzero_count));
+      return;
+    }
+  }
+  write_slice(sink, k, to_summary(s));
 }
 
 // A kernel's exact uint8 state (a work item's values: at most kLocalMomentsMaxValues when it finishes a
