@@ -109,10 +109,12 @@ NORMKIT_HD void store_as(float16_bits* p, double v) { *p = float_to_half(static_
 NORMKIT_HD void store_as(bfloat16_bits* p, float v) { *p = float_to_bfloat16(v); }
 NORMKIT_HD void store_as(bfloat16_bits* p, double v) { *p = float_to_bfloat16(static_cast<float>(v)); }
 
-// A double factor s as Compute factors pre x rest, pre a power of two: x * pre is exact, so (x * pre) * rest
-// is x * s rounded once even where s itself is outside Compute's normal range (1 / std or 1 / norm of
-// subnormal float32 or bfloat16 data exceeds FLT_MAX; the 1 / std of data near FLT_MAX is below FLT_MIN).
-// pre is 1 whenever s fits, and for zero, infinite and NaN s.
+// A double factor s as Compute factors pre x rest, pre a power of two: x * pre is exact (for pre >= 1;
+// below 1 it may lose bits under FLT_MIN that the result could not hold anyway), so (x * pre) * rest rounds
+// like x * float(s) where s fits, and stays finite and accurate where s itself is outside Compute's
+// normal range (1 / std or 1 / norm of subnormal float32 or bfloat16 data exceeds FLT_MAX; the 1 / std of
+// data near FLT_MAX is below FLT_MIN). pre is 1 whenever s fits, for zero, infinite and NaN s, and for
+// |s| beyond 2^+-252, which no split into two floats holds (y is then Inf or 0, as x * float(s) gives).
 template <typename Compute>
 struct ScaleSplit {
   Compute pre, rest;
@@ -127,8 +129,9 @@ NORMKIT_HD ScaleSplit<Compute> split_scale(double s) {
     const float a = fabsf(fitted);
     if (!(a >= 1.17549435e-38f && a <= 3.40282347e38f)) {  // zero, subnormal, infinite or NaN as a float
       const double d = s < 0.0 ? -s : s;
-      if (d > 0.0 && d <= 1.7976931348623157e308) {
-        const int half = ilogb(d) / 2;  // half the exponent to each factor: both are normal floats
+      const int exponent = d > 0.0 && d <= 1.7976931348623157e308 ? ilogb(d) : 0;
+      if (exponent != 0 && exponent >= -252 && exponent <= 252) {
+        const int half = exponent / 2;  // half the exponent to each factor: both are normal floats
         return ScaleSplit<Compute>{static_cast<Compute>(ldexp(1.0, half)), static_cast<Compute>(ldexp(s, -half))};
       }
     }

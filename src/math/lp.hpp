@@ -38,8 +38,9 @@ NORMKIT_HD double lp_norm(LpNorm p, const StatValues& v) { return p == LpNorm::l
 // The scale a row is multiplied by: 1 / norm, 1 for a zero norm (the row stays zero), NaN for a NaN norm.
 NORMKIT_HD double lp_scale(double norm) { return norm > 0.0 ? 1.0 / norm : (norm == 0.0 ? 1.0 : norm); }
 
-// 1 / sqrt(a) for a normal positive a: CUDA's rsqrt on the device (within 1 ulp of double, far below the
-// float scale's rounding; modelled ~40 issue cycles against 66 for sqrt.rn then rcp.rn), a division on the host.
+// 1 / sqrt(a) for a normal positive a: CUDA's rsqrt on the device (within 1 ulp of double; modelled ~40
+// issue cycles against 66 for sqrt.rn then rcp.rn), a division on the host. The float scale rounded from
+// it may differ by one ulp between the engines (and from the two-read path) in rare cases.
 NORMKIT_HD double inverse_sqrt(double a) {
 #if defined(__CUDA_ARCH__)
   return rsqrt(a);

@@ -110,11 +110,6 @@ NORMKIT_HD bool all_outputs_float32(const StatsSink& sink) {
   return narrow;
 }
 
-// Writes kept index k from a kernel's LocalMoments. With float accumulation and float32 outputs the
-// statistics are finalized in float (finalize_moments<float>): the double path costs ~1000 issue cycles
-// per slice (float64 division and square roots, conversions), which dominated short rows (rows of 16
-// float32: 1400 cycles per row, of which the row's own values ~160).
-// kExtremes = false: the caller kept no extremes, and the sink requests none (store_stat_values).
 // (the float finalize of a state of at most kLocalMomentsMaxValues values: counts in int)
 template <bool kExtremes, typename State, typename Index>
 NORMKIT_HD void store_float_moments(const StatsSink& sink, Index k, const State& s, int finite, int nonzero) {
@@ -124,6 +119,11 @@ NORMKIT_HD void store_float_moments(const StatsSink& sink, Index k, const State&
   store_stat_values<kExtremes>(sink, k, v);
 }
 
+// Writes kept index k from a kernel's LocalMoments. With float accumulation and float32 outputs the
+// statistics are finalized in float (finalize_moments<float>): the double path costs ~1000 issue cycles
+// per slice (float64 division and square roots, conversions), which dominated short rows (rows of 16
+// float32: 1400 cycles per row, of which the row's own values ~160).
+// kExtremes = false: the caller kept no extremes, and the sink requests none (store_stat_values).
 template <bool kExtremes = true, typename Acc, typename Index>
 NORMKIT_HD void write_local_slice(const StatsSink& sink, Index k, const LocalMoments<Acc>& s) {
   if constexpr (sizeof(Acc) == 4) {

@@ -155,7 +155,8 @@ NORMKIT_HD AffineColumn<Compute> prepare_column(const Affine& a) {
   p.pre = split.pre;
   p.center_hi = static_cast<Compute>(a.center);
   p.center_lo = static_cast<Compute>(a.center - static_cast<double>(p.center_hi));
-  p.center_hi *= split.pre;  // (exact: a power of two; two multiplies cost short rows less than a test)
+  p.center_hi *= split.pre;  // (a power of two: exact unless it overflows or underflows; two multiplies
+                             // cost short rows less than a test)
   p.center_lo *= split.pre;
   p.scale = split.rest;
   p.offset = static_cast<Compute>(a.offset);

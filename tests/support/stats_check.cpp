@@ -7,7 +7,7 @@
 
 namespace normkit::testing {
 
-StatsOutputs StatsBuffers::make_host_outputs(const TensorView& input, const ReduceAxes& axes) {
+StatsOutputs StatsBuffers::make_host_outputs(const TensorView& input, const ReduceAxes& axes, DType value_dtype) {
   std::array<std::int64_t, kMaxDims> kept{};
   int kept_ndim = 0;
   EXPECT_TRUE(kept_shape(input, axes, &kept, &kept_ndim).ok());
@@ -16,7 +16,8 @@ StatsOutputs StatsBuffers::make_host_outputs(const TensorView& input, const Redu
   StatsOutputs outputs;
   for (int i = 0; i < kNumStats; ++i) {
     const bool count_like = i == static_cast<int>(Stat::count) || i == static_cast<int>(Stat::l0);
-    const DType dtype = count_like ? DType::int64 : DType::float64;
+    const DType dtype = count_like ? DType::int64 : value_dtype;
+    dtypes[static_cast<std::size_t>(i)] = dtype;
     bytes[i].assign(static_cast<std::size_t>(kept_numel) * 8 + 8, 0xff);
     outputs.views[i] = TensorView(bytes[i].data(), dtype, kept.data(), kept_ndim);
   }
@@ -29,6 +30,11 @@ double StatsBuffers::value(Stat s, std::int64_t k) const {
     std::int64_t v;
     std::memcpy(&v, bytes[i].data() + k * 8, 8);
     return static_cast<double>(v);
+  }
+  if (dtypes[static_cast<std::size_t>(i)] == DType::float32) {
+    float f;
+    std::memcpy(&f, bytes[i].data() + k * 4, 4);
+    return f;
   }
   double v;
   std::memcpy(&v, bytes[i].data() + k * 8, 8);

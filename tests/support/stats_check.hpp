@@ -23,12 +23,14 @@ inline std::int64_t numel(const std::vector<std::int64_t>& shape) {
   return n;
 }
 
-// Output buffers for every statistic: float64 values, int64 count and l0.
+// Output buffers for every statistic: float64 (or float32) values, int64 count and l0.
 struct StatsBuffers {
   std::array<std::vector<unsigned char>, kNumStats> bytes;
   std::int64_t kept_numel = 0;
   // Allocates host buffers of the kept shape and returns views on them.
-  StatsOutputs make_host_outputs(const TensorView& input, const ReduceAxes& axes);
+  std::array<DType, kNumStats> dtypes{};  // of each output
+  // value_dtype: float64, or float32 (the engines' float finalizes); count and l0 are int64 either way.
+  StatsOutputs make_host_outputs(const TensorView& input, const ReduceAxes& axes, DType value_dtype = DType::float64);
   double value(Stat s, std::int64_t k) const;
 };
 

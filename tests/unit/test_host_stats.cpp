@@ -258,6 +258,29 @@ TEST(HostStatsOutputs, Float32OutputsAndSubset) {
   EXPECT_EQ(count[1], 2);
 }
 
+// Float32 outputs of short rows take the float finalize (math::write_short_row), transposed rows and the
+// ones left over alike: every statistic with ddof 1, NaN and Inf rows, and a row near 1e19 whose Σx²
+// overflows float while its l2 does not (computed in double then).
+TEST(HostStatsOutputs, ShortRowsWithFloat32Outputs) {
+  for (std::int64_t length : {16, 7, 40}) {
+    const std::int64_t rows = 37;
+    auto v = data_for(DType::float32, static_cast<std::size_t>(rows * length), 21);
+    for (std::int64_t j = 0; j < length; ++j) v[static_cast<std::size_t>(3 * length + j)] = 1e19 + 1e16 * v[static_cast<std::size_t>(3 * length + j)];
+    v[static_cast<std::size_t>(5 * length + 1)] = NAN;
+    v[static_cast<std::size_t>(6 * length + 2)] = INFINITY;
+    v[static_cast<std::size_t>(36 * length)] = -INFINITY;  // a row left over after the transposed blocks
+    auto data = normkit::testing::encode(v, DType::float32);
+    const std::vector<std::int64_t> shape = {rows, length};
+    TensorView input(data.data(), DType::float32, shape.data(), 2);
+    StatsOptions o;
+    o.axes = ReduceAxes::of({1});
+    o.ddof = 1;
+    StatsBuffers buffers;
+    ASSERT_TRUE(compute_stats(input, o, buffers.make_host_outputs(input, o.axes, DType::float32), nullptr, 0).ok());
+    normkit::testing::expect_matches_reference(data.stored, shape, o, false, buffers, "float32 outputs, rows " + std::to_string(length));
+  }
+}
+
 // ---- Exact uint8 statistics ----------------------------------------------------------------------------
 
 namespace {

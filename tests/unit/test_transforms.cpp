@@ -581,4 +581,10 @@ TEST(TransformEdges, ScalesBeyondFloatRangeOnSubnormalData) {
                    std::string("lp ") + dtype_name(in));
     }
   }
+  // The other way: L1 norms of values near FLT_MAX exceed it, and 1 / norm is below FLT_MIN.
+  auto huge = normkit::testing::encode(normkit::testing::uniform_values(48, -3e38, 3e38, 4), DType::float32);
+  std::vector<float> y(48);
+  ASSERT_TRUE(normalize_lp(TensorView(huge.data(), DType::float32, shape.data(), 2), LpNorm::l1,
+                           TensorView(y.data(), DType::float32, shape.data(), 2), nullptr, 0).ok());
+  expect_close(std::vector<double>(y.begin(), y.end()), normkit::testing::reference_lp(huge.stored, 8, LpNorm::l1), DType::float32, "lp l1 huge");
 }
