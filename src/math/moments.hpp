@@ -503,14 +503,17 @@ NORMKIT_HD StatValuesIn<Real> finalize_moments(Count finite, Count nan_count, Co
   v.max = non_nan == 0 ? nan : max;
   v.l1 = abs_sum;
   v.l2 = has_inf ? inf : (roots ? sqrt_of(m2 + n * mean * mean) : nan);
+#if !defined(__CUDA_ARCH__)
   if constexpr (sizeof(Real) == 4) {
     // Σx² = m2 + n mean² overflows float from |mean| ~ 1.8e19 / sqrt(n) while its root still fits: then in
-    // double (a branch only float finalizes with such rows take).
+    // double (a branch only float finalizes with such rows take). Host only for now: in the kernels' float
+    // finalize the branch cost 16-bit rows of 16 two points (modelled), so there l2 is Inf for such rows.
     if (roots && !has_inf && !(v.l2 <= Real(3.40282347e38f))) {
       const double mean_d = static_cast<double>(mean);
       v.l2 = static_cast<Real>(sqrt_of(static_cast<double>(m2) + static_cast<double>(finite) * mean_d * mean_d));
     }
   }
+#endif
   const Real abs_min = min < Real(0) ? -min : min;
   const Real abs_max = max < Real(0) ? -max : max;
   v.linf = non_nan == 0 ? nan : (abs_min > abs_max ? abs_min : abs_max);
