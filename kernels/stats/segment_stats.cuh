@@ -256,6 +256,34 @@ segment_stats_kernel(const T* __restrict__ input, SegmentShape shape, math::Stat
       const int rows = static_cast<int>(segments), row_stride = static_cast<int>(stride);
       const auto* row_input = reinterpret_cast<const Pack<T, VEC>*>(input + first * shape.b);
       const std::int64_t pointer_stride = stride * row_packs;
+      if constexpr (std::is_same_v<T, std::uint8_t>) {
+        // uint8 with float32 outputs (no summaries): 32-bit sums and the exact 32-bit finalize straight
+        // from them, no 64-bit IntegerMoments or IntegerSummary a row (rows of 16 with moments only:
+        // 71.8 -> see docs/kernels.md, modelled).
+        if (sink.float32_outputs) {
+          constexpr int kPacks = static_cast<int>(plan::StatsPolicy::short_row_vectors);
+          static_assert(kPacks * VEC <= math::kIntegerFloat32Count, "exact in 32-bit sums (finalize_integer_float_in)");
+          const bool roots = math::wants_roots(sink);
+          const std::uint32_t values = static_cast<std::uint32_t>(row_packs * VEC);
+          for (int row = static_cast<int>(first); row < rows; row += row_stride, row_input += pointer_stride) {
+            uint4 raw[kPacks];
+            NORMKIT_UNROLL
+            for (int b = 0; b < kPacks; ++b) {
+              if (b < row_packs) raw[b] = *reinterpret_cast<const uint4*>(row_input[b].v);
+            }
+            math::ByteSums sums = math::ByteSums::empty();
+            NORMKIT_UNROLL
+            for (int b = 0; b < kPacks; ++b) {
+              if (b < row_packs) add_words<EXTREMES>(sums, raw[b]);
+            }
+            const math::ShortIntegerSummary summary{values, sums.sum, sums.sum_sq,
+                                                    EXTREMES ? sums.template nonzero<true>() : 0u,
+                                                    EXTREMES ? sums.min_value() : 0u, EXTREMES ? sums.max_value() : 0u};
+            math::store_stat_values<EXTREMES>(sink, row, math::finalize_integer_float_in<std::uint32_t>(summary, sink.ddof, roots));
+          }
+          return;
+        }
+      }
       for (int row = static_cast<int>(first); row < rows; row += row_stride, row_input += pointer_stride) {
         State s = State::empty();
         accumulate_packs<Acc, VEC, EXTREMES>(row_input, row_packs, 0, 1, s);

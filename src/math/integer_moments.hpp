@@ -200,9 +200,17 @@ NORMKIT_HD float exact_fraction_float(U numerator, U denominator) {
   return static_cast<float>(static_cast<double>(numerator) / static_cast<double>(denominator));
 }
 
-// finalize_integer_float's arithmetic in unsigned U, wide enough for n Σx² and (Σx)².
-template <typename U>
-NORMKIT_HD StatValuesIn<float> finalize_integer_float_in(const IntegerSummary& s, std::int64_t ddof, bool roots = true) {
+// The exact summary of a short row (at most kIntegerFloat32Count values, no overflow) in 32-bit fields:
+// what finalize_integer_float_in<std::uint32_t> reads, without the 64-bit IntegerMoments and IntegerSummary
+// (the kernels' uint8 short rows with float32 outputs).
+struct ShortIntegerSummary {
+  std::uint32_t count, sum, sum_squares, nonzero_count, min, max;
+};
+
+// finalize_integer_float's arithmetic in unsigned U, wide enough for n Σx² and (Σx)². Summary: an
+// IntegerSummary, or a ShortIntegerSummary with U = std::uint32_t.
+template <typename U, typename Summary>
+NORMKIT_HD StatValuesIn<float> finalize_integer_float_in(const Summary& s, std::int64_t ddof, bool roots = true) {
   const float nan = quiet_nan<float>();
   StatValuesIn<float> v;
   v.count = s.count;
@@ -214,9 +222,10 @@ NORMKIT_HD StatValuesIn<float> finalize_integer_float_in(const IntegerSummary& s
   v.l2 = roots ? sqrtf(static_cast<float>(sum_sq)) : nan;
   if (n == 0) return v;
   v.mean = exact_fraction_float(sum, n);
-  if (s.count - ddof > 0) {
+  const std::int64_t dof = static_cast<std::int64_t>(s.count) - ddof;
+  if (dof > 0) {
     const U n_m2 = n * sum_sq - sum * sum;
-    v.var = exact_fraction_float(n_m2, n * static_cast<U>(s.count - ddof));  // (the product < 2^48)
+    v.var = exact_fraction_float(n_m2, n * static_cast<U>(dof));  // (the product < 2^48)
     v.std = roots ? sqrtf(v.var) : nan;
   }
   v.min = static_cast<float>(s.min);

@@ -31,12 +31,12 @@ namespace {
 // Runs compute_stats on the device (input offset by `misalign` elements from a 256-byte aligned
 // allocation) and copies the outputs into `buffers`.
 void run_device(const normkit::testing::TypedData& data, const Case& c, const StatsOptions& options, int misalign,
-                StatsBuffers* buffers, cudaStream_t stream = nullptr) {
+                StatsBuffers* buffers, cudaStream_t stream = nullptr, DType value_dtype = DType::float64) {
   const std::size_t elem = dtype_size(data.dtype);
   DeviceBytes input(data.bytes.size() + 64);
   ASSERT_EQ(cudaMemcpy(input.as() + misalign * elem, data.bytes.data(), data.bytes.size(), cudaMemcpyHostToDevice), cudaSuccess);
   TensorView view(input.as() + misalign * elem, data.dtype, c.shape.data(), static_cast<int>(c.shape.size()), MemorySpace::device);
-  StatsOutputs outputs = buffers->make_host_outputs(view, options.axes);
+  StatsOutputs outputs = buffers->make_host_outputs(view, options.axes, value_dtype);
   std::vector<std::unique_ptr<DeviceBytes>> device_outputs;
   for (auto& v : outputs.views) {
     const std::size_t bytes = static_cast<std::size_t>(buffers->kept_numel) * 8;
@@ -320,6 +320,43 @@ TEST_P(DeviceStats, MomentsOnlyRequests) {
         }
         options.ignore_nan = with_nan;
         check_device(c, GetParam(), values, options, 0, with_nan ? "moments only, NaN and Inf" : "moments only");
+      }
+    }
+  }
+}
+
+// Float32 outputs (no summaries): the kernels finalize in float (write_local_slice; uint8 short rows
+// straight from their 32-bit sums), with every statistic and with moments only (ddof 1), against the
+// reference; uint8 means and variances within one float ulp of the exact fractions.
+TEST_P(DeviceStats, Float32OutputsTakeTheFloatFinalize) {
+  REQUIRE_DEVICE();
+  for (bool moments : {false, true}) {
+    StatsOptions options;
+    if (moments) options.stats = StatSet{Stat::count, Stat::mean, Stat::var};
+    options.ddof = moments ? 1 : 0;
+    for (const auto* group : {&segment_cases(), &column_cases()}) {
+      for (const Case& c : *group) {
+        options.axes = c.axes;
+        auto data = normkit::testing::encode(data_for(GetParam(), numel(c.shape), 33), GetParam());
+        StatsBuffers buffers;
+        run_device(data, c, options, 0, &buffers, nullptr, DType::float32);
+        const std::string what = c.name + " " + dtype_name(GetParam()) + (moments ? " moments" : " all") + ", float32 outputs";
+        normkit::testing::expect_matches_reference(data.stored, c.shape, options, false, buffers, what);
+        if (GetParam() != DType::uint8) continue;
+        const auto reference = normkit::testing::reference_stats(
+            data.stored, c.shape, normkit::testing::reduced_mask(static_cast<int>(c.shape.size()), c.axes), options.ddof, false);
+        for (std::size_t k = 0; k < reference.size(); ++k) {
+          for (auto [stat, exact] : {std::pair{Stat::mean, reference[k].mean}, {Stat::var, reference[k].var}}) {
+            const double got = buffers.value(stat, static_cast<std::int64_t>(k));
+            if (std::isnan(exact)) {
+              EXPECT_TRUE(std::isnan(got)) << what << ": slice " << k << " " << stat_name(stat);
+              continue;
+            }
+            const float rounded = static_cast<float>(exact);
+            const double ulp = std::nextafter(std::fabs(rounded), INFINITY) - std::fabs(rounded);
+            EXPECT_LE(std::fabs(got - exact), ulp) << what << ": slice " << k << " " << stat_name(stat);
+          }
+        }
       }
     }
   }
