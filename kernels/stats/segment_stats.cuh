@@ -259,10 +259,10 @@ segment_stats_kernel(const T* __restrict__ input, SegmentShape shape, math::Stat
       if constexpr (std::is_same_v<T, std::uint8_t>) {
         // uint8 with float32 outputs (no summaries): 32-bit sums and the exact 32-bit finalize straight
         // from them, no 64-bit IntegerMoments or IntegerSummary a row (rows of 16 with moments only:
-        // 71.8 -> see docs/kernels.md, modelled).
+        // 71.8 -> 92.5%, all statistics 89.6 -> 100%, modelled). The plan bounds row_packs by kPacks.
         if (sink.float32_outputs) {
           constexpr int kPacks = static_cast<int>(plan::StatsPolicy::short_row_vectors);
-          static_assert(kPacks * VEC <= math::kIntegerFloat32Count, "exact in 32-bit sums (finalize_integer_float_in)");
+          static_assert(VEC == 16 && kPacks * VEC <= math::kIntegerFloat32Count, "whole words of bytes, exact in 32-bit sums");
           const bool roots = math::wants_roots(sink);
           const std::uint32_t values = static_cast<std::uint32_t>(row_packs * VEC);
           for (int row = static_cast<int>(first); row < rows; row += row_stride, row_input += pointer_stride) {

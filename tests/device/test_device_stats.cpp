@@ -327,20 +327,31 @@ TEST_P(DeviceStats, MomentsOnlyRequests) {
 
 // Float32 outputs (no summaries): the kernels finalize in float (write_local_slice; uint8 short rows
 // straight from their 32-bit sums), with every statistic and with moments only (ddof 1), against the
-// reference; uint8 means and variances within one float ulp of the exact fractions.
+// reference; uint8 means and variances within one float ulp of the exact fractions. The default plans,
+// then lanes of one segment each (rows of 32, 48 and 64 uint8 values take the short-row path too).
 TEST_P(DeviceStats, Float32OutputsTakeTheFloatFinalize) {
   REQUIRE_DEVICE();
-  for (bool moments : {false, true}) {
+  for (int step = 0; step < 4; ++step) {
+    const bool moments = step % 2 == 1;
+    plan::PlanOverride force;
+    if (step >= 2) {
+      force.force_kernel = true;
+      force.kernel = plan::StatsKernel::segment_warp;
+      force.segment_lanes = 1;
+    }
+    ScopedOverride scoped(force);
     StatsOptions options;
     if (moments) options.stats = StatSet{Stat::count, Stat::mean, Stat::var};
     options.ddof = moments ? 1 : 0;
     for (const auto* group : {&segment_cases(), &column_cases()}) {
+      if (step >= 2 && group != &segment_cases()) continue;
       for (const Case& c : *group) {
         options.axes = c.axes;
         auto data = normkit::testing::encode(data_for(GetParam(), numel(c.shape), 33), GetParam());
         StatsBuffers buffers;
         run_device(data, c, options, 0, &buffers, nullptr, DType::float32);
-        const std::string what = c.name + " " + dtype_name(GetParam()) + (moments ? " moments" : " all") + ", float32 outputs";
+        const std::string what = c.name + " " + dtype_name(GetParam()) + (moments ? " moments" : " all") +
+                                 (step >= 2 ? ", one lane a segment" : "") + ", float32 outputs";
         normkit::testing::expect_matches_reference(data.stored, c.shape, options, false, buffers, what);
         if (GetParam() != DType::uint8) continue;
         const auto reference = normkit::testing::reference_stats(
