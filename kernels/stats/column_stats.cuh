@@ -9,7 +9,8 @@
 // Narrow inputs (NHWC with 3 channels) are read through a *folded* view: k consecutive rows form one
 // wide row of k*I columns, so threads still load VEC-element vectors; wide column j belongs to channel
 // j % I, and merge_partials_kernel folds the k wide columns of each channel (and the R % k rows left
-// over) in a fixed order. blockIdx.y splits the rows when there are too few columns to fill the GPU.
+// over) in a fixed order - or, when the wide row fits one block, the block folds them before writing its
+// partials. blockIdx.y splits the rows when there are too few columns to fill the GPU.
 #pragma once
 
 #include <cstdint>
@@ -40,6 +41,8 @@ struct ColumnShape {
   std::int64_t row_splits;        // row ranges per row block
   std::int64_t range_rows;        // rows per row range (plan::column_range_rows)
   bool to_partials;               // write partial states (split or folded) instead of final statistics
+  std::int64_t fold_channels;     // > 0: the block merges wide columns c, c + fold_channels, ... (the fold) of
+                                  // each channel c and writes [split][outer][channel] partials (one block in x)
 };
 
 // Rows a thread loads before folding them (8 x VEC values in registers; 16-bit inputs in float without
@@ -285,6 +288,19 @@ __device__ __forceinline__ void add_column_rows(const T* __restrict__ row, int c
   }
 }
 
+// Thread c of row 0 (c, c + blockDim.x, ...) merges channel c's parked wide columns c, c + channels, ...
+// < wide in order and stores partial first + c. (Spread over the whole block, its index arithmetic cost
+// the float32 kernel with extremes a 4-byte spill at its 128 registers on sm_80.)
+template <typename State>
+__device__ __forceinline__ void fold_parked_columns(PartialStates<State> parked, PartialStates<State> partials, int channels,
+                                                 int wide, std::int64_t first) {
+  for (int c = static_cast<int>(threadIdx.x); c < channels; c += static_cast<int>(blockDim.x)) {
+    State s = parked.load(c);
+    for (int w = c + channels; w < wide; w += channels) s.merge(parked.load(w));
+    partials.store(first + c, s);
+  }
+}
+
 // blockDim.y must be a power of two; dynamic shared memory holds (blockDim.y / 2) * blockDim.x * VEC
 // states. Partial state of (split, o, column) at index split * outer * inner + o * inner + column.
 // EXTREMES = false: a request without min, max, l0, l1 and linf (math::LocalMoments::push_pack).
@@ -354,7 +370,18 @@ __global__ void __launch_bounds__(256, sizeof(Acc) == 8 ? 1 : plan::StatsPolicy:
       }
       __syncthreads();
     }
-    if (ty == 0 && owns_columns) {
+    if (shape.fold_channels > 0) {
+      // Row 0 parks the wide row (inner <= blockDim.x * VEC <= the parked slots: blockDim.y >= 2), then
+      // merges each channel's wide columns in a fixed order (deterministic).
+      if (ty == 0 && owns_columns) {
+        NORMKIT_UNROLL
+        for (int j = 0; j < VEC; ++j) parked.store(col0 + j, local[j]);
+      }
+      __syncthreads();
+      if (ty == 0) fold_parked_columns(parked, partials, static_cast<int>(shape.fold_channels), static_cast<int>(shape.inner),
+                          (split * shape.outer + o) * shape.fold_channels);
+      __syncthreads();  // (the next outer slice parks again)
+    } else if (ty == 0 && owns_columns) {
       NORMKIT_UNROLL
       for (int j = 0; j < VEC; ++j) {
         const std::int64_t column = o * shape.inner + col0 + j;

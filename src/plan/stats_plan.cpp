@@ -75,7 +75,6 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
   using P = StatsPolicy;
   const PlanOverride* force = g_override;
   const std::int64_t elem = static_cast<std::int64_t>(dtype_size(dtype));
-  const std::int64_t target_blocks = static_cast<std::int64_t>(std::max(device.sm_count, 1)) * P::target_blocks_per_sm;
   StatsPlan p;
 
   if (g.pattern == Pattern::empty) {
@@ -168,9 +167,12 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
       while (p.block_y > 1 && p.block_y * wide_inner * elem > P::column_max_pitch_bytes) p.block_y /= 2;
       p.grid_x = ceil_div(threads_x, p.block_x);
       p.grid_z = std::min<std::int64_t>(g.col_outer, 65535);
+      // (The block parks its wide row's states in the tree's shared memory: block_y / 2 rows of them.)
+      p.column_fold_in_block = p.column_fold > 1 && p.grid_x == 1 && p.block_y >= 2 && !(force && force->fold_in_merge);
       // Row blocks (geometry.hpp) are walked by the threads of a split, one after the other: the rows of
       // every block are one column to them.
       const std::int64_t blocks = p.grid_x * g.col_outer;
+      const std::int64_t target_blocks = static_cast<std::int64_t>(std::max(device.sm_count, 1)) * P::target_blocks_per_sm;
       std::int64_t splits = 1;
       if (blocks < target_blocks) {
         const std::int64_t min_rows = std::max<std::int64_t>(p.block_y * P::min_loads_per_thread,
@@ -215,9 +217,11 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
     }
     // (Ranges rounded to whole batches, column_range_rows, stay within the limit: it is a multiple of every
     // batch. Spans are 1 whenever a block's rows are split, so a span's rows are span x rows.)
-    p.column_block_splits = std::max(p.column_block_splits, ceil_div(rows, math::kLocalMomentsMaxValues));
+    // A fold merged in the block makes each partial k times a range: the limit per range is k times lower.
+    const std::int64_t max_values = math::kLocalMomentsMaxValues / (p.column_fold_in_block ? p.column_fold : 1);
+    p.column_block_splits = std::max(p.column_block_splits, ceil_div(rows, max_values));
     const std::int64_t range_rows = ceil_div(rows, p.column_block_splits);
-    p.column_block_span = std::clamp<std::int64_t>(p.column_block_span, 1, std::max<std::int64_t>(1, math::kLocalMomentsMaxValues / std::max<std::int64_t>(range_rows, 1)));
+    p.column_block_span = std::clamp<std::int64_t>(p.column_block_span, 1, std::max<std::int64_t>(1, max_values / std::max<std::int64_t>(range_rows, 1)));
     // A grid y of at most 65535 splits (wider spans; the count limit could only bind past 2^40 rows).
     const std::int64_t max_groups = std::max<std::int64_t>(1, kMaxGridY / p.column_block_splits);
     p.column_block_span = std::max(p.column_block_span, ceil_div(row_blocks, max_groups));
@@ -244,7 +248,8 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
     p.grid_x = whole_wave_grid(p.grid_x, static_cast<std::int64_t>(std::max(device.sm_count, 1)) * residency);
   }
   if (uses_partials(p)) {
-    const std::int64_t per_slice = p.splits * p.column_fold;
+    const std::int64_t stored_fold = p.column_fold_in_block ? 1 : p.column_fold;  // partials per (split, kept slice)
+    const std::int64_t per_slice = p.splits * stored_fold;
     int lanes = 1;
     while (lanes < P::merge_max_block && lanes * P::merge_partials_per_lane < per_slice) lanes *= 2;
     p.merge_lanes = lanes;
@@ -261,7 +266,8 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
     // Values behind one partial, a lane's partials and a whole slice, against LocalMoments' float counts.
     const std::int64_t slice_values = kernel == StatsKernel::columns ? g.col_rows * g.col_row_blocks : g.seg_a * g.seg_b;
     const std::int64_t per_partial = kernel == StatsKernel::columns
-                                         ? column_range_rows(p, g.col_rows / p.column_fold, dtype) * p.column_block_span
+                                         ? column_range_rows(p, g.col_rows / p.column_fold, dtype) * p.column_block_span *
+                                               (p.column_fold / stored_fold)
                                          : segment_chunk(g.seg_a, g.seg_b, p.splits);
     p.merge_lane_local = ceil_div(per_slice, p.merge_lanes) * per_partial <= math::kLocalMomentsMaxValues;
     p.merge_slice_local = slice_values <= math::kLocalMomentsMaxValues;
@@ -269,7 +275,7 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
     if (force && force->merge_counts == MergeCounts::lane_local) p.merge_slice_local = false;
     if (force && force->merge_counts == MergeCounts::wide) p.merge_lane_local = p.merge_slice_local = false;
     // One state per (split, kept slice), or per (split, wide column) for folded columns.
-    const std::size_t raw = static_cast<std::size_t>(g.kept_numel) * static_cast<std::size_t>(p.column_fold) *
+    const std::size_t raw = static_cast<std::size_t>(g.kept_numel) * static_cast<std::size_t>(stored_fold) *
                             static_cast<std::size_t>(p.splits) * partial_state_bytes(double_accumulation);
     p.workspace_bytes = (raw + 255) / 256 * 256;
   }

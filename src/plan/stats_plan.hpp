@@ -54,6 +54,10 @@ struct StatsPolicy {
   // segment kernels use segment_residency below). 2: the column kernels hold 2 blocks per SM (116-128
   // registers); aiming at 4 ran two waves and doubled the partials to merge (NHWC RGB float32: 2112 per
   // channel, a 3.3 us merge; 47% -> 62% modelled at 32 MB with 2).
+  // NHWC RGB (3 threads across a folded wide row) keeps 2 blocks of 3 x 64 threads, 12 warps an SM;
+  // blocks of 3 x 32 keep 5, 15 warps, but the 4th warp on some schedulers cost issue time: uint8 with
+  // extremes 86.7 -> 82.2%, float32 -0.7; float16 with extremes (latency-bound at 12 warps) gained only
+  // 78.2 -> 81.0% (modelled, 64 MB).
   static constexpr int target_blocks_per_sm = 2;
   // Blocks of a segment kernel resident per SM, guaranteed by its launch bounds (ptxas keeps it at
   // <= 65536 / (256 x this) registers; sm_90 ptxas: block groups 64-80 registers for float accumulation of
@@ -140,6 +144,9 @@ struct StatsPlan {
   int block_y = 1;           // columns: threads per block along rows (a power of two)
   std::int64_t splits = 1;   // partitions per kept slice; > 1 writes partials merged by a second kernel
   std::int64_t column_fold = 1;  // columns: k rows read as one wide row of k * inner columns (narrow NHWC)
+  // Folded columns whose wide row fits one block: the block merges each channel's k wide columns before
+  // writing its partial (k times fewer partials to merge; NHWC RGB's merge was 2.6 of 19 us modelled).
+  bool column_fold_in_block = false;
   // columns: row ranges per row block (geometry.hpp; the only blocks without row blocks) and row blocks
   // per split: splits = ceil(row blocks / column_block_span) x column_block_splits
   std::int64_t column_block_splits = 1;
@@ -168,6 +175,7 @@ struct PlanOverride {
   int merge_lanes = 0;       // 0: the plan's choice; else a power of two <= 256
   int segment_lanes = 0;     // segment_warp: 0: the plan's choice; else 1, 2, 4, 8, 16 or 32
   MergeCounts merge_counts = MergeCounts::plan;  // lane_local: tree in MomentState; wide: every partial widened
+  bool fold_in_merge = false;  // folded columns: leave the fold to the merge kernel (no column_fold_in_block)
 };
 void set_plan_override(const PlanOverride* override_or_null) noexcept;
 const PlanOverride* plan_override() noexcept;

@@ -228,6 +228,20 @@ TEST_P(DeviceStats, ForcedMergeWidths) {
   }
 }
 
+TEST_P(DeviceStats, FoldedColumnsMergedByTheMergeKernel) {
+  REQUIRE_DEVICE();
+  // Folded narrow columns whose fold the merge kernel does (as when the wide row spans several blocks),
+  // split and unsplit; the default plans fold in the block (column_cases).
+  for (std::int64_t splits : {0, 1, 5}) {
+    plan::PlanOverride o;
+    o.fold_in_merge = true;
+    o.splits = splits;
+    ScopedOverride scoped(o);
+    const std::string label = "fold in merge, splits " + std::to_string(splits);
+    for (const Case& c : column_cases()) check_device(c, GetParam(), data_for(GetParam(), numel(c.shape), 14), {}, 0, label);
+  }
+}
+
 TEST_P(DeviceStats, ForcedSegmentLaneGroups) {
   REQUIRE_DEVICE();
   // Several segments per warp (and a whole warp per segment), split and unsplit, aligned and not.

@@ -157,7 +157,25 @@ TEST(Plan, Columns) {
   EXPECT_EQ(p.block_y, 64);  // power of two for the tree merge
   EXPECT_EQ(p.shared_bytes, 32u * 3 * 4 * partial_state_bytes(false));
   EXPECT_TRUE(uses_partials(p));
-  EXPECT_GE(p.workspace_bytes, 3 * 4 * partial_state_bytes(false));
+  // The block folds the 4 wide columns of each channel (its wide row fits one block): one partial per
+  // (split, channel).
+  EXPECT_TRUE(p.column_fold_in_block);
+  EXPECT_GE(p.workspace_bytes, 3 * p.splits * partial_state_bytes(false));
+  {
+    PlanOverride o;
+    o.fold_in_merge = true;
+    set_plan_override(&o);
+    const StatsPlan merged = choose_stats_plan(g, DType::uint8, false, 0, h100);
+    set_plan_override(nullptr);
+    EXPECT_EQ(merged.column_fold, 4);
+    EXPECT_FALSE(merged.column_fold_in_block);
+    EXPECT_GE(merged.workspace_bytes, 3 * 4 * merged.splits * partial_state_bytes(false));
+  }
+  // 33 float32 columns fold into 132 wide ones: two blocks in x, so the merge kernel folds.
+  p = choose_stats_plan(geometry({1000, 33}, ReduceAxes::of({0})), DType::float32, false, 0, h100);
+  EXPECT_EQ(p.column_fold, 4);
+  EXPECT_EQ(p.grid_x, 2);
+  EXPECT_FALSE(p.column_fold_in_block);
   // Misaligned: no fold, scalar loads, no partials when the grid is full enough.
   p = choose_stats_plan(g, DType::uint8, false, 1, h100);
   EXPECT_EQ(p.vector_elems, 1);
@@ -373,7 +391,7 @@ TEST(Plan, MergeLanesGiveEachLaneAFewPartials) {
   ASSERT_TRUE(uses_partials(p));
   EXPECT_EQ(p.merge_lanes, 32);
   EXPECT_EQ(p.merge_block, 32);  // 64 warps: one per SM
-  // A folded NHWC RGB view with no row split: 4 partials per channel, one lane each.
+  // A folded NHWC RGB view with no row split: 1 partial per channel (folded in the block), one lane.
   p = choose_stats_plan(geometry({64, 3}, ReduceAxes::of({0})), DType::uint8, false, 0, h200);
   EXPECT_EQ(p.column_fold, 4);
   EXPECT_EQ(p.splits, 1);
@@ -412,6 +430,11 @@ TEST(StatsPlan, PartialStatesStayWithinTheLocalCountLimit) {
     EXPECT_LE((g.col_rows / p.column_fold + p.splits - 1) / p.splits, limit);
     EXPECT_LE(column_range_rows(p, g.col_rows / p.column_fold, DType::float32), limit);  // rounded to whole batches
     EXPECT_EQ(p.grid_y, p.splits);
+    // NHWC RGB folded in the block: a partial holds 4 ranges of wide rows.
+    g = geometry({4 * limit + 7, 3}, ReduceAxes::of({0}));
+    p = choose_stats_plan(g, DType::float32, false, 0, device);
+    ASSERT_TRUE(p.column_fold_in_block);
+    EXPECT_LE(column_range_rows(p, g.col_rows / p.column_fold, DType::float32) * p.column_block_span * p.column_fold, limit);
     // Row blocks: 700 blocks of 65536 rows (spans of at most 256 blocks), and 3 blocks of 2^24 + 5 rows.
     for (auto shape : {std::vector<std::int64_t>{700, 2, 65536, 4}, std::vector<std::int64_t>{3, 2, limit + 5, 4}}) {
       g = geometry(shape, ReduceAxes::of({0, 2}));
