@@ -16,9 +16,11 @@ them to this run's values, never lowers one). Fit-then-apply and Lp over rows > 
 gated.
 
 usage: check_model.py BUILD_DIR PTXEMU_DIR [--full] [--only SUBSTRING] [--skip SUBSTRING] [--markdown OUT.md]
-                      [--update-floors] [--json OUT.json]
+                      [--update-floors] [--json OUT.json] [--case KIND,DTYPE,SHAPE,AXES,EXTRA ...]
   default: the CI subset (one case per kernel family x dtype class, 32 MB inputs)
   --full:  the whole matrix (64 MB inputs), run before every stop; its table goes to docs/kernels.md
+  --case:  (repeatable) model these calls instead, e.g. stats,float16,8192x100,0,all (unseen shapes: reported
+           against the 85% target, no floors)
 Columns of the table: registers, resident warps per SM (W), load bytes in flight per SM and issue cycles
 per element of the kernel that reads the input; the bound of the slowest kernel; the call's modelled
 fraction; every launch with its modelled time and bound.
@@ -166,7 +168,17 @@ def main():
     import roofline  # noqa: E402
 
     runner = [os.path.join(ptxemu, "run.sh"), os.path.join(build, "tests", "traffic_case")]
-    selected = [c for c in cases(full) if (only is None or only in c["name"]) and (skip is None or skip not in c["name"])]
+    adhoc = [argv[i + 1] for i, a in enumerate(argv) if a == "--case"]
+    if adhoc:
+        selected = []
+        for text in adhoc:
+            kind, dtype, shape, axes, extra = text.split(",", 4)
+            selected.append({"name": f"adhoc/{kind}/{dtype}/{shape}/{axes}/{extra}", "kind": kind, "dtype": dtype,
+                             "shape": [int(e) for e in shape.split("x")], "axes": axes.replace(";", ","),
+                             "extra": extra, "gated": False})
+        update = False
+    else:
+        selected = [c for c in cases(full) if (only is None or only in c["name"]) and (skip is None or skip not in c["name"])]
     if not selected:
         print("check_model FAILED: no case selected")
         return 1

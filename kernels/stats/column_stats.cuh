@@ -370,24 +370,23 @@ __global__ void __launch_bounds__(256, sizeof(Acc) == 8 ? 1 : plan::StatsPolicy:
       }
       __syncthreads();
     }
-    if (shape.fold_channels > 0) {
-      // Row 0 parks the wide row (inner <= blockDim.x * VEC <= the parked slots: blockDim.y >= 2), then
-      // merges each channel's wide columns in a fixed order (deterministic).
-      if (ty == 0 && owns_columns) {
-        NORMKIT_UNROLL
-        for (int j = 0; j < VEC; ++j) parked.store(col0 + j, local[j]);
-      }
-      __syncthreads();
-      if (ty == 0) fold_parked_columns(parked, partials, static_cast<int>(shape.fold_channels), static_cast<int>(shape.inner),
-                          (split * shape.outer + o) * shape.fold_channels);
-      __syncthreads();  // (the next outer slice parks again)
-    } else if (ty == 0 && owns_columns) {
+    // Folded in the block: row 0 parks the wide row (inner <= blockDim.x * VEC <= the parked slots:
+    // blockDim.y >= 2), then merges each channel's wide columns in a fixed order (deterministic).
+    const bool fold = shape.fold_channels > 0;
+    if (ty == 0 && owns_columns) {
       NORMKIT_UNROLL
       for (int j = 0; j < VEC; ++j) {
         const std::int64_t column = o * shape.inner + col0 + j;
-        if (shape.to_partials) partials.store(split * shape.outer * shape.inner + column, local[j]);
+        if (fold) parked.store(col0 + j, local[j]);
+        else if (shape.to_partials) partials.store(split * shape.outer * shape.inner + column, local[j]);
         else math::write_local_slice<EXTREMES>(sink, column, local[j]);
       }
+    }
+    if (fold) {
+      __syncthreads();
+      if (ty == 0) fold_parked_columns(parked, partials, static_cast<int>(shape.fold_channels), static_cast<int>(shape.inner),
+                                       (split * shape.outer + o) * shape.fold_channels);
+      __syncthreads();  // (the next outer slice parks again)
     }
   }
 }

@@ -164,6 +164,37 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
       const std::int64_t threads_x = ceil_div(wide_inner, p.vector_elems);
       p.block_x = static_cast<int>(std::min<std::int64_t>(32, threads_x));
       p.block_y = floor_pow2(P::block_threads / p.block_x);
+      if (threads_x > 32) {
+        // Blocks 32 threads across leave the last one mostly idle when the row is a little over a multiple
+        // of 32 threads (129 float32 columns fold into 129 threads: 5 blocks across, the fifth with one
+        // busy lane a warp, whose loop costs a whole warp's issue: 72% modelled; 26 across in 5 blocks, with
+        // whole waves of splits: 84.7%). Blocks whose warps run on across rows (still contiguous) waste less.
+        const auto lane_waste = [&](std::int64_t bx) {
+          const std::int64_t by = floor_pow2(static_cast<int>(P::block_threads / bx));
+          return static_cast<double>(ceil_div(threads_x, bx) * ceil_div(bx * by, 32) * 32) / static_cast<double>(threads_x * by);
+        };
+        // (Only widths whose grid fills the GPU as well as 32 across: fewer blocks across mean fewer blocks,
+        // and the splits of a few rows stop at min_partial_input_bytes; 300 float32 columns 75 across: 109
+        // blocks of 150 threads, 5 warps an SM, 54% modelled.)
+        const auto max_blocks = [&](std::int64_t bx) {
+          const std::int64_t by = floor_pow2(static_cast<int>(P::block_threads / bx));
+          const std::int64_t max_splits = wide_rows * g.col_row_blocks /
+                                          std::max<std::int64_t>(by * P::min_loads_per_thread, ceil_div(P::min_partial_input_bytes, elem));
+          return ceil_div(threads_x, bx) * g.col_outer * std::max<std::int64_t>(max_splits, 1);
+        };
+        const std::int64_t wanted = std::min(static_cast<std::int64_t>(std::max(device.sm_count, 1)) * P::target_blocks_per_sm, max_blocks(32));
+        const auto fills = [&](std::int64_t bx) { return max_blocks(bx) >= wanted; };
+        double best = lane_waste(32);
+        if (best > P::max_column_lane_waste) {
+          for (std::int64_t across = 1; across <= ceil_div(threads_x, 32); ++across) {
+            const std::int64_t bx = ceil_div(threads_x, across);
+            if (bx > P::block_threads || !fills(bx)) continue;
+            const double waste = lane_waste(bx);
+            if (waste < best - 1e-9) best = waste, p.block_x = static_cast<int>(bx);
+          }
+          p.block_y = floor_pow2(P::block_threads / p.block_x);
+        }
+      }
       while (p.block_y > 1 && p.block_y * wide_inner * elem > P::column_max_pitch_bytes) p.block_y /= 2;
       p.grid_x = ceil_div(threads_x, p.block_x);
       p.grid_z = std::min<std::int64_t>(g.col_outer, 65535);
@@ -172,14 +203,12 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
       // Row blocks (geometry.hpp) are walked by the threads of a split, one after the other: the rows of
       // every block are one column to them.
       const std::int64_t blocks = p.grid_x * g.col_outer;
-      const std::int64_t target_blocks = static_cast<std::int64_t>(std::max(device.sm_count, 1)) * P::target_blocks_per_sm;
-      std::int64_t splits = 1;
-      if (blocks < target_blocks) {
-        const std::int64_t min_rows = std::max<std::int64_t>(p.block_y * P::min_loads_per_thread,
-                                                            ceil_div(P::min_partial_input_bytes, elem));
-        splits = std::max<std::int64_t>(1, std::min(ceil_div(target_blocks, blocks), wide_rows * g.col_row_blocks / min_rows));
-      }
-      p.splits = splits;
+      // Splits that fill whole waves (ceil(264 / 5) = 53 splits of 5 blocks across ran 265 blocks: a third
+      // block on one SM, two waves; 52 run one).
+      const std::int64_t min_rows = std::max<std::int64_t>(p.block_y * P::min_loads_per_thread,
+                                                          ceil_div(P::min_partial_input_bytes, elem));
+      p.splits = wave_filling_splits(blocks, std::max<std::int64_t>(1, wide_rows * g.col_row_blocks / min_rows),
+                                     std::max(device.sm_count, 1), P::target_blocks_per_sm);
       // Tree merge over block_y: the upper half of the rows parks its states while the lower half merges.
       p.shared_bytes = static_cast<std::size_t>(std::max(p.block_y / 2, 1)) * p.block_x * p.vector_elems *
                        partial_state_bytes(double_accumulation);

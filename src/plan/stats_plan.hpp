@@ -96,6 +96,9 @@ struct StatsPolicy {
   static constexpr int column_batch_rows_for(std::size_t elem_bytes) {
     return elem_bytes == 1 ? byte_column_batch_rows : elem_bytes == 2 ? half_column_batch_rows : column_batch_rows;
   }
+  // Column blocks span 32 threads across unless that leaves more than this share of the warps' lanes idle
+  // (idle lanes still cost their warp's issue slots); then the block width that wastes least.
+  static constexpr double max_column_lane_waste = 1.1;
   // Column kernels hold one Welford state per column a thread owns: at most 4 columns keep registers
   // below ~128 (16-byte loads for float32, 8-byte for 16-bit types, 4-byte for uint8).
   static constexpr int max_column_vector = 4;

@@ -119,6 +119,7 @@ const std::vector<Case>& column_cases() {
       {{100, 3}, ReduceAxes::of({0}), "columns 3 (NHWC RGB)"},
       {{17, 1, 64}, ReduceAxes::of({0, 1}), "columns 64"},
       {{9, 129}, ReduceAxes::of({0}), "columns 129"},
+      {{70, 37}, ReduceAxes::of({0}), "columns 37 (folded: blocks 19 threads across, warps run across rows)"},
       {{1000, 64}, ReduceAxes::of({0}), "columns 64, 1000 rows (row batches and remainder)"},
       {{4099, 3}, ReduceAxes::of({0}), "columns 3, 4099 rows (folded row batches, rows left over)"},
       {{2, 3, 8}, ReduceAxes::of({1}), "batched columns"},

@@ -171,10 +171,36 @@ TEST(Plan, Columns) {
     EXPECT_FALSE(merged.column_fold_in_block);
     EXPECT_GE(merged.workspace_bytes, 3 * 4 * merged.splits * partial_state_bytes(false));
   }
-  // 33 float32 columns fold into 132 wide ones: two blocks in x, so the merge kernel folds.
-  p = choose_stats_plan(geometry({1000, 33}, ReduceAxes::of({0})), DType::float32, false, 0, h100);
+  // 33 float32 columns fold into 132 wide ones, 33 threads: one block 33 threads across (32 across left
+  // the second block's warps one busy lane each), 4 rows of them, folding in the block.
+  p = choose_stats_plan(geometry({1 << 20, 33}, ReduceAxes::of({0})), DType::float32, false, 0, h100);
   EXPECT_EQ(p.column_fold, 4);
-  EXPECT_EQ(p.grid_x, 2);
+  EXPECT_EQ(p.block_x, 33);
+  EXPECT_EQ(p.block_y, 4);
+  EXPECT_EQ(p.grid_x, 1);
+  EXPECT_TRUE(p.column_fold_in_block);
+  // 129 columns: 129 threads, 26 across in 5 blocks of 8 rows (7 warps for 208 threads: 8.5% idle lanes,
+  // against 24% at 32 across); 1025 columns: 1025 threads, 32 across is 3% idle. Several blocks across:
+  // the merge kernel folds.
+  p = choose_stats_plan(geometry({1 << 20, 129}, ReduceAxes::of({0})), DType::float32, false, 0, h100);
+  EXPECT_EQ(p.block_x, 26);
+  EXPECT_EQ(p.block_y, 8);
+  EXPECT_EQ(p.grid_x, 5);
+  EXPECT_FALSE(p.column_fold_in_block);
+  EXPECT_EQ(p.splits, 105);  // 525 blocks: two whole waves of 2 an SM (ceil(264 / 5) = 53: 265, one block over)
+  // 300 columns, 75 threads: 75 or 38 across would leave fewer blocks than the GPU holds (the splits
+  // stop at 2 KB of input a partial); 25 across fills it with 12% idle lanes (32 across: 28%).
+  p = choose_stats_plan(geometry({55924, 300}, ReduceAxes::of({0})), DType::float32, false, 0, h100);
+  EXPECT_EQ(p.block_x, 25);
+  EXPECT_EQ(p.grid_x * p.splits, 3 * 88);
+  // (the device tests' 70 x 37 columns: 37 threads, 19 across in 2 blocks of 8 rows)
+  p = choose_stats_plan(geometry({70, 37}, ReduceAxes::of({0})), DType::float32, false, 0, h100);
+  EXPECT_EQ(p.block_x, 19);
+  EXPECT_EQ(p.block_y, 8);
+  p = choose_stats_plan(geometry({1000, 1025}, ReduceAxes::of({0})), DType::float32, false, 0, h100);
+  EXPECT_EQ(p.column_fold, 4);
+  EXPECT_EQ(p.block_x, 32);
+  EXPECT_EQ(p.grid_x, 33);
   EXPECT_FALSE(p.column_fold_in_block);
   // Misaligned: no fold, scalar loads, no partials when the grid is full enough.
   p = choose_stats_plan(g, DType::uint8, false, 1, h100);
