@@ -31,6 +31,13 @@ std::int64_t whole_wave_grid(std::int64_t blocks, std::int64_t slots) {
   return ceil_div(blocks, ceil_div(blocks, slots));
 }
 
+double segment_grid_balance(std::int64_t items, int sm_count, int residency) {
+  const std::int64_t sms = std::max(sm_count, 1);
+  const std::int64_t grid = whole_wave_grid(items, sms * residency);
+  const std::int64_t rounds = ceil_div(items, grid);
+  return static_cast<double>(items) / static_cast<double>(sms * ceil_div(grid, sms) * rounds);
+}
+
 std::int64_t wave_filling_splits(std::int64_t segments, std::int64_t max_splits, int sm_count, int residency) {
   const std::int64_t slots = static_cast<std::int64_t>(sm_count) * residency;
   if (segments >= slots || max_splits <= 1) return 1;
@@ -88,7 +95,14 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
   const std::int64_t segments = g.seg_outer * g.seg_c;  // kept slices of a segment form
   StatsKernel kernel = StatsKernel::generic;
   if (segment_form) {
-    kernel = g.seg_a * g.seg_b <= P::warp_segment_max ? StatsKernel::segment_warp : StatsKernel::segment_block;
+    // Longer rows too while a warp's lanes get at most segment_loads_per_lane vectors each and the rows
+    // give every SM a block of warps: a block per row of 8192 bfloat16 had 4 loads a thread and paid a
+    // block-wide merge per row (1.2 issue cycles an element, 34% modelled).
+    const std::int64_t row_loads = ceil_div(g.seg_a * g.seg_b, 16 / elem);
+    const bool warp_rows = g.seg_a * g.seg_b <= P::warp_segment_max ||
+                           (row_loads <= 32 * P::segment_loads_per_lane &&
+                            segments >= static_cast<std::int64_t>(std::max(device.sm_count, 1)) * (P::block_threads / 32));
+    kernel = warp_rows ? StatsKernel::segment_warp : StatsKernel::segment_block;
   } else if ((g.pattern == Pattern::columns || g.col_row_blocks > 1) &&
              g.col_inner * (g.col_inner % (16 / elem) == 0 ? elem : 16) <= P::column_max_pitch_bytes) {
     // (A row of the column kernels holds inner * elem bytes, or with a fold of k rows - only where inner
@@ -126,7 +140,21 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
         const std::int64_t min_blocks = static_cast<std::int64_t>(std::max(device.sm_count, 1)) * P::segment_warp_blocks_per_sm;
         while (lanes < 32 && 2 * lanes <= loads && ceil_div(segments, P::block_threads / lanes) < min_blocks) lanes *= 2;
         p.segment_lanes = (force && force->segment_lanes > 0) ? force->segment_lanes : lanes;
-        p.grid_x = ceil_div(segments, P::block_threads / p.segment_lanes);
+        // Smaller blocks when 256 threads' worth of rows spread unevenly over the SMs (rows of 3000 float16,
+        // 8 lanes a row: 350 blocks' worth in 175 blocks of 2 rounds, the busiest SM 4 rounds against 2.65
+        // on average, 66% modelled); the same warps resident per SM in more, smaller blocks.
+        const int residency = P::segment_residency(false, p.vector_elems > 1, static_cast<std::size_t>(elem), wide);
+        const auto balance = [&](int block) {
+          return segment_grid_balance(ceil_div(segments, block / p.segment_lanes), std::max(device.sm_count, 1),
+                                      residency * (P::block_threads / block));
+        };
+        double best = balance(P::block_threads);
+        for (int block = P::block_threads / 2; block >= P::min_segment_warp_block && best < P::min_grid_balance; block /= 2) {
+          if (block < p.segment_lanes) break;
+          const double b = balance(block);
+          if (b > best + 1e-9) best = b, p.block_x = block;
+        }
+        p.grid_x = ceil_div(segments, p.block_x / p.segment_lanes);
       } else {
         const int residency = P::segment_residency(true, p.vector_elems > 1, static_cast<std::size_t>(elem), wide);
         const std::int64_t per_block_min = P::block_threads * p.vector_elems * P::min_loads_per_thread;
@@ -229,7 +257,7 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
   }
   if (kernel == StatsKernel::segment_warp && force && force->splits > 0) {
     p.splits = force->splits;
-    p.grid_x = ceil_div(segments * p.splits, P::block_threads / p.segment_lanes);
+    p.grid_x = ceil_div(segments * p.splits, p.block_x / p.segment_lanes);
   }
   // Main kernels count in Acc (LocalMoments): no partial state may summarise more than
   // kLocalMomentsMaxValues values.
@@ -262,7 +290,7 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
   } else if (kernel == StatsKernel::segment_warp && g.seg_a * g.seg_b > math::kLocalMomentsMaxValues) {
     // (only when forced onto long segments; its 32-bit indices rely on this bound too)
     p.splits = std::max(p.splits, ceil_div(g.seg_a * g.seg_b, math::kLocalMomentsMaxValues));
-    p.grid_x = ceil_div(segments * p.splits, P::block_threads / p.segment_lanes);
+    p.grid_x = ceil_div(segments * p.splits, p.block_x / p.segment_lanes);
   }
   // (after the forced splits: a split row is not a short row)
   p.segment_short_rows = kernel == StatsKernel::segment_warp && p.vector_elems > 1 && p.segment_lanes == 1 && p.splits == 1 &&
@@ -274,7 +302,8 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
     const bool wide = double_accumulation || dtype == DType::float64;
     const int residency = P::segment_residency(kernel == StatsKernel::segment_block, p.vector_elems > 1,
                                                static_cast<std::size_t>(elem), wide);
-    p.grid_x = whole_wave_grid(p.grid_x, static_cast<std::int64_t>(std::max(device.sm_count, 1)) * residency);
+    // (smaller segment_warp blocks: as many more of them resident)
+    p.grid_x = whole_wave_grid(p.grid_x, static_cast<std::int64_t>(std::max(device.sm_count, 1)) * residency * (P::block_threads / p.block_x));
   }
   if (uses_partials(p)) {
     const std::int64_t stored_fold = p.column_fold_in_block ? 1 : p.column_fold;  // partials per (split, kept slice)

@@ -30,7 +30,9 @@ struct StatsPolicy {
   // 256 threads: 8 warps hide latency with 16-byte loads; leaves room for 4+ blocks per SM.
   static constexpr int block_threads = 256;
   // Segments up to this many elements go warp-per-segment (a warp streams 4 KB in 2 iterations of
-  // 16-byte loads; beyond that a whole block keeps more loads in flight).
+  // 16-byte loads; beyond that a whole block keeps more loads in flight) - and longer ones of at most
+  // 32 x segment_loads_per_lane vectors when there are enough of them to give each SM 8 warps' worth
+  // (choose_stats_plan).
   static constexpr std::int64_t warp_segment_max = 4096;
   // Shorter segments share a warp: a group of lanes per segment with about this many vector loads per
   // lane, so that the group's merge and the slice's finalize are paid once per several rows (rows of 1024
@@ -45,6 +47,10 @@ struct StatsPolicy {
   // ... unless the grid would then leave SMs idle: lanes double until the grid has this many blocks per
   // SM (or a lane per vector).
   static constexpr std::int64_t segment_warp_blocks_per_sm = 1;
+  // segment_warp blocks halve (down to min_segment_warp_block threads, more of them resident) while the
+  // grid's rounds spread over the SMs at less than this balance (segment_grid_balance).
+  static constexpr double min_grid_balance = 0.85;
+  static constexpr int min_segment_warp_block = 64;
   // Segments of several sub-rows (NCHW per-channel: N sub-rows of H*W) give each sub-row a sub-group of
   // lanes with at least this many vector loads per lane: a whole block on a 64x64 float32 image had one
   // 4-load batch per thread and paid the sub-row loop's overhead per 16 values (1.9 issue cycles per
@@ -122,6 +128,9 @@ double wave_efficiency(std::int64_t blocks, int sm_count, int residency);
 // A grid for `blocks` blocks' worth of grid-strided work that fits one wave of `slots` resident blocks,
 // each block taking the same number of rounds (blocks itself when it already fits).
 std::int64_t whole_wave_grid(std::int64_t blocks, std::int64_t slots);
+// Work spread of `items` blocks' worth of grid-strided work on whole_wave_grid(items, sm_count x residency)
+// blocks: the average SM's rounds over the busiest SM's (1 when every SM gets equal rounds).
+double segment_grid_balance(std::int64_t items, int sm_count, int residency);
 // Splits per slice (1 .. max_splits) for `segments` slices whose blocks fill whole waves best: the
 // segment_block grid. 1 when the slices alone fill the GPU.
 std::int64_t wave_filling_splits(std::int64_t segments, std::int64_t max_splits, int sm_count, int residency);

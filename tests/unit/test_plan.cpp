@@ -589,4 +589,25 @@ TEST(Plan, ShortSegmentsShareAWarp) {
   p = choose_stats_plan(geometry({100, 3}, ReduceAxes::of({1})), DType::float32, false, 0, h200);
   EXPECT_EQ(p.vector_elems, 1);
   EXPECT_EQ(p.segment_lanes, 2);  // 3 scalar loads: more lanes would idle
+  // Rows of 3000 float16, 8 lanes each: 256-thread blocks hold 32 rows, 350 blocks' worth for 264 slots
+  // (the busiest SM 4 rounds, the average 2.65: 0.66); blocks of 128 threads, 4 an SM: 699 blocks' worth
+  // in 350 blocks of 2 rounds, the busiest SM 6 rounds against 5.3.
+  p = choose_stats_plan(geometry({11184, 3000}, ReduceAxes::of({1})), DType::float16, false, 0, h200);
+  EXPECT_EQ(p.segment_lanes, 8);
+  EXPECT_EQ(p.block_x, 128);
+  EXPECT_EQ(p.grid_x, 350);
+  EXPECT_NEAR(segment_grid_balance(350, 132, 2), 350.0 / 528, 1e-12);
+  EXPECT_NEAR(segment_grid_balance(699, 132, 4), 699.0 / 792, 1e-12);
+  // Rows longer than warp_segment_max stay on warps while a warp's lanes get at most 64 vectors each and
+  // the rows give every SM 8 warps: 4096 rows of 8192 bfloat16 (1024 vectors, 16 lanes of 64); 100 rows
+  // (or rows of 65536) take blocks.
+  p = choose_stats_plan(geometry({4096, 8192}, ReduceAxes::of({1})), DType::bfloat16, false, 0, h200);
+  EXPECT_EQ(p.kernel, StatsKernel::segment_warp);
+  EXPECT_EQ(p.segment_lanes, 16);
+  EXPECT_EQ(choose_stats_plan(geometry({100, 8192}, ReduceAxes::of({1})), DType::bfloat16, false, 0, h200).kernel,
+            StatsKernel::segment_block);
+  EXPECT_EQ(choose_stats_plan(geometry({4096, 65536}, ReduceAxes::of({1})), DType::float32, false, 0, h200).kernel,
+            StatsKernel::segment_block);
+  // Even grids keep 256 threads (rows of 16 above: 2048 blocks' worth, 0.97).
+  EXPECT_EQ(choose_stats_plan(geometry({524288, 16}, ReduceAxes::of({1})), DType::float32, false, 0, h200).block_x, 256);
 }
