@@ -302,7 +302,8 @@ __device__ __forceinline__ void fold_parked_columns(PartialStates<State> parked,
 }
 
 // blockDim.y must be a power of two; dynamic shared memory holds (blockDim.y / 2) * blockDim.x * VEC
-// states. Partial state of (split, o, column) at index split * outer * inner + o * inner + column.
+// states. Partial state of (split, o, column) at index split * outer * inner + o * inner + column; folded
+// in the block (shape.fold_channels = I > 0), of (split, o, channel) at (split * outer + o) * I + channel.
 // EXTREMES = false: a request without min, max, l0, l1 and linf (math::LocalMoments::push_pack).
 template <typename T, typename Acc, int VEC, bool EXTREMES>
 // 2 blocks per SM (<= 128 registers) with float states: left to itself ptxas took 139-164 registers for

@@ -225,8 +225,8 @@ __device__ __forceinline__ void accumulate_segment_part(const T* __restrict__ in
   }
 }
 
-// A group of shape.lanes lanes of a warp per work item (BLOCK_GROUP = false: rows up to 4096 elements,
-// several per warp when short) or one block per work item (true). Grid-stride over work
+// A group of shape.lanes lanes of a warp per work item (BLOCK_GROUP = false: rows of up to 4096 elements,
+// or of up to 2048 vectors when there are many, several per warp when short) or one block per work item (true). Grid-stride over work
 // items; blockDim.x must be a multiple of 32 and at most 1024.
 // Launch bounds: the residency the plan fills whole waves with (StatsPolicy::segment_residency). (Without
 // a minimum-blocks hint ptxas for sm_90 capped the uint8 warp instantiation at 64 registers and spilled.)

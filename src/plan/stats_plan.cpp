@@ -98,9 +98,11 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
     // Longer rows too while a warp's lanes get at most segment_loads_per_lane vectors each and the rows
     // give every SM a block of warps: a block per row of 8192 bfloat16 had 4 loads a thread and paid a
     // block-wide merge per row (1.2 issue cycles an element, 34% modelled).
+    // (Plain rows of at least two vectors only: sub-rows and scalar loads keep the block.)
     const std::int64_t row_loads = ceil_div(g.seg_a * g.seg_b, 16 / elem);
+    const bool vector_rows = g.seg_a == 1 && g.seg_b >= 2 * (16 / elem) && !(force && force->vector_elems == 1);
     const bool warp_rows = g.seg_a * g.seg_b <= P::warp_segment_max ||
-                           (row_loads <= 32 * P::segment_loads_per_lane &&
+                           (vector_rows && row_loads <= 32 * P::segment_loads_per_lane &&
                             segments >= static_cast<std::int64_t>(std::max(device.sm_count, 1)) * (P::block_threads / 32));
     kernel = warp_rows ? StatsKernel::segment_warp : StatsKernel::segment_block;
   } else if ((g.pattern == Pattern::columns || g.col_row_blocks > 1) &&
@@ -332,7 +334,7 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
     p.merge_lane_local = p.merge_lane_local || p.merge_slice_local;
     if (force && force->merge_counts == MergeCounts::lane_local) p.merge_slice_local = false;
     if (force && force->merge_counts == MergeCounts::wide) p.merge_lane_local = p.merge_slice_local = false;
-    // One state per (split, kept slice), or per (split, wide column) for folded columns.
+    // One state per (split, kept slice), or per (split, wide column) for columns folded by the merge.
     const std::size_t raw = static_cast<std::size_t>(g.kept_numel) * static_cast<std::size_t>(stored_fold) *
                             static_cast<std::size_t>(p.splits) * partial_state_bytes(double_accumulation);
     p.workspace_bytes = (raw + 255) / 256 * 256;

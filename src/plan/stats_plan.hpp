@@ -56,7 +56,9 @@ struct StatsPolicy {
   // 4-load batch per thread and paid the sub-row loop's overhead per 16 values (1.9 issue cycles per
   // element modelled); on sub-rows of 256, 7.1.
   static constexpr std::int64_t segment_loads_per_sub_row = 16;
-  // Resident blocks per SM the grid aims for when it has to split slices to fill the GPU (columns; the
+  // Resident blocks per SM the grid aims for when it has to split slices to fill the GPU (columns, in
+  // whole waves: wave_filling_splits; blocks of 5 warps or fewer would fit 3 an SM at 128 registers, which
+  // the plan does not count on - conservative, fewer partials; the
   // segment kernels use segment_residency below). 2: the column kernels hold 2 blocks per SM (116-128
   // registers); aiming at 4 ran two waves and doubled the partials to merge (NHWC RGB float32: 2112 per
   // channel, a 3.3 us merge; 47% -> 62% modelled at 32 MB with 2).
@@ -102,8 +104,8 @@ struct StatsPolicy {
   static constexpr int column_batch_rows_for(std::size_t elem_bytes) {
     return elem_bytes == 1 ? byte_column_batch_rows : elem_bytes == 2 ? half_column_batch_rows : column_batch_rows;
   }
-  // Column blocks span 32 threads across unless that leaves more than this share of the warps' lanes idle
-  // (idle lanes still cost their warp's issue slots); then the block width that wastes least.
+  // Column blocks span 32 threads across unless their warps then issue for more than this many lanes per
+  // busy lane (idle lanes still cost their warp's issue slots); then the block width that wastes least.
   static constexpr double max_column_lane_waste = 1.1;
   // Column kernels hold one Welford state per column a thread owns: at most 4 columns keep registers
   // below ~128 (16-byte loads for float32, 8-byte for 16-bit types, 4-byte for uint8).

@@ -161,6 +161,7 @@ TEST(Plan, Columns) {
   // (split, channel).
   EXPECT_TRUE(p.column_fold_in_block);
   EXPECT_GE(p.workspace_bytes, 3 * p.splits * partial_state_bytes(false));
+  EXPECT_LT(p.workspace_bytes, 3 * p.splits * partial_state_bytes(false) + 256);  // (not sized for 4 a channel)
   {
     PlanOverride o;
     o.fold_in_merge = true;
@@ -607,6 +608,9 @@ TEST(Plan, ShortSegmentsShareAWarp) {
   EXPECT_EQ(choose_stats_plan(geometry({100, 8192}, ReduceAxes::of({1})), DType::bfloat16, false, 0, h200).kernel,
             StatsKernel::segment_block);
   EXPECT_EQ(choose_stats_plan(geometry({4096, 65536}, ReduceAxes::of({1})), DType::float32, false, 0, h200).kernel,
+            StatsKernel::segment_block);
+  // Sub-rows (NCHW-like segments of 1100 sub-rows of 3) keep the block too.
+  EXPECT_EQ(choose_stats_plan(geometry({2000, 1100, 3}, ReduceAxes::of({0, 2})), DType::float32, false, 0, h200).kernel,
             StatsKernel::segment_block);
   // Even grids keep 256 threads (rows of 16 above: 2048 blocks' worth, 0.97).
   EXPECT_EQ(choose_stats_plan(geometry({524288, 16}, ReduceAxes::of({1})), DType::float32, false, 0, h200).block_x, 256);
