@@ -160,8 +160,15 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
       } else {
         const int residency = P::segment_residency(true, p.vector_elems > 1, static_cast<std::size_t>(elem), wide);
         const std::int64_t per_block_min = P::block_threads * p.vector_elems * P::min_loads_per_thread;
-        p.splits = wave_filling_splits(segments, std::max<std::int64_t>(1, segment / per_block_min),
-                                       std::max(device.sm_count, 1), residency);
+        std::int64_t max_splits = std::max<std::int64_t>(1, segment / per_block_min);
+        // Splits of whole sub-rows (segment_chunk) where they still fill 90% of a wave: NCHW with 7
+        // channels took 113 splits a channel (2 waves), items cut across sub-rows, 79.5% modelled.
+        const std::int64_t whole = std::min(max_splits, g.seg_a / kWholeSubRowsPerSplit);
+        if (g.seg_a > 1 && whole >= 1) {
+          const std::int64_t s = wave_filling_splits(segments, whole, std::max(device.sm_count, 1), residency);
+          if (wave_efficiency(segments * s, std::max(device.sm_count, 1), residency) >= 0.9) max_splits = whole;
+        }
+        p.splits = wave_filling_splits(segments, max_splits, std::max(device.sm_count, 1), residency);
         p.grid_x = segments * p.splits;
       }
       const int group = kernel == StatsKernel::segment_warp ? p.segment_lanes : p.block_x;

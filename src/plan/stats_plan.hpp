@@ -142,10 +142,11 @@ std::int64_t wave_filling_splits(std::int64_t segments, std::int64_t max_splits,
 // item a realigning head and a tail of scalar loads, one round trip each), else a multiple of 64
 // elements (items of a global reduction start on aligned vectors). Never more than the plan's bound of
 // kLocalMomentsMaxValues per item.
+constexpr std::int64_t kWholeSubRowsPerSplit = 8;
 NORMKIT_HD std::int64_t segment_chunk(std::int64_t a, std::int64_t b, std::int64_t splits) {
   if (splits <= 1) return a * b;
   const std::int64_t rows = (a + splits - 1) / splits;
-  if (a >= 8 * splits && rows * b <= math::kLocalMomentsMaxValues) return rows * b;
+  if (a >= kWholeSubRowsPerSplit * splits && rows * b <= math::kLocalMomentsMaxValues) return rows * b;
   const std::int64_t even = (a * b + splits - 1) / splits;
   const std::int64_t rounded = (even + 63) / 64 * 64;
   return rounded <= math::kLocalMomentsMaxValues ? rounded : even;

@@ -405,6 +405,14 @@ TEST(Plan, SplitSegmentsFillWholeWaves) {
   }
   // The plan uses the residency of the instantiation it launches.
   const DeviceInfo h200{132};
+  // NCHW with 7 channels of 585 images: splits of whole sub-rows (<= 585 / 8 = 73 a channel; 56 fill 392 of
+  // 396 slots) rather than 113 cut across sub-rows in two waves; 2 images keep cut splits (a global-like fill).
+  StatsPlan nchw = choose_stats_plan(geometry({585, 7, 64, 64}, ReduceAxes::of({0, 2, 3})), DType::float32, false, 0, h200);
+  EXPECT_EQ(nchw.kernel, StatsKernel::segment_block);
+  EXPECT_EQ(nchw.splits, 56);
+  EXPECT_EQ(segment_chunk(585, 4096, 56), 11 * 4096);
+  nchw = choose_stats_plan(geometry({2, 7, 512, 512}, ReduceAxes::of({0, 2, 3})), DType::float32, false, 0, h200);
+  EXPECT_GT(nchw.splits, 2);
   EXPECT_EQ(choose_stats_plan(geometry({1 << 24}, ReduceAxes::every()), DType::uint8, false, 0, h200).grid_x, 396);
   EXPECT_EQ(choose_stats_plan(geometry({1 << 24}, ReduceAxes::every()), DType::bfloat16, false, 0, h200).grid_x, 264);
   EXPECT_EQ(choose_stats_plan(geometry({1 << 24}, ReduceAxes::every()), DType::float32, true, 0, h200).grid_x, 264);
