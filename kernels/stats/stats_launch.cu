@@ -47,10 +47,9 @@ Status launch_partial_merge(const DeviceStatsCall& call, cudaStream_t stream) {
   MergeShape m{g.kept_numel, p.splits, 1, g.kept_numel, g.kept_numel, 0, 0, 0, p.merge_lanes, p.merge_lane_local,
                p.merge_slice_local};
   if (p.kernel == plan::StatsKernel::columns) {
-    const std::int64_t stored_fold = p.column_fold_in_block ? 1 : p.column_fold;  // (the block folded the rest)
-    m.fold = stored_fold;
+    m.fold = plan::merged_fold(p);
     m.inner = g.col_inner;
-    m.wide_inner = g.col_inner * stored_fold;
+    m.wide_inner = g.col_inner * m.fold;
     m.rows = g.col_rows;
     m.folded_rows = g.col_rows / p.column_fold * p.column_fold;
     m.outer_stride = g.col_rows * g.col_inner;
@@ -90,8 +89,8 @@ Status launch_columns(const DeviceStatsCall& call, cudaStream_t stream) {
                           plan::column_range_rows(p, g.col_rows / p.column_fold, call.dtype),
                           plan::uses_partials(p),
                           p.column_fold_in_block ? g.col_inner : 0};
-  const PartialStates<typename math::KernelState<T, Acc>::local> partials{
-      call.workspace, p.splits * g.col_outer * (p.column_fold_in_block ? g.col_inner : shape.inner)};
+  const PartialStates<typename math::KernelState<T, Acc>::local> partials{call.workspace,
+                                                                          p.splits * g.col_outer * g.col_inner * plan::merged_fold(p)};
   const dim3 grid(grid_dim(p.grid_x), static_cast<unsigned>(p.grid_y), static_cast<unsigned>(p.grid_z));
   const dim3 block(static_cast<unsigned>(p.block_x), static_cast<unsigned>(p.block_y));
   column_stats_kernel<T, Acc, VEC, EXTREMES><<<grid, block, p.shared_bytes, stream>>>(static_cast<const T*>(call.input), shape,

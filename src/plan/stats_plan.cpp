@@ -82,6 +82,7 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
   using P = StatsPolicy;
   const PlanOverride* force = g_override;
   const std::int64_t elem = static_cast<std::int64_t>(dtype_size(dtype));
+  const int sms = std::max(device.sm_count, 1);
   StatsPlan p;
 
   if (g.pattern == Pattern::empty) {
@@ -103,7 +104,7 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
     const bool vector_rows = g.seg_a == 1 && g.seg_b >= 2 * (16 / elem) && !(force && force->vector_elems == 1);
     const bool warp_rows = g.seg_a * g.seg_b <= P::warp_segment_max ||
                            (vector_rows && row_loads <= 32 * P::segment_loads_per_lane &&
-                            segments >= static_cast<std::int64_t>(std::max(device.sm_count, 1)) * (P::block_threads / 32));
+                            segments >= static_cast<std::int64_t>(sms) * (P::block_threads / 32));
     kernel = warp_rows ? StatsKernel::segment_warp : StatsKernel::segment_block;
   } else if ((g.pattern == Pattern::columns || g.col_row_blocks > 1) &&
              g.col_inner * (g.col_inner % (16 / elem) == 0 ? elem : 16) <= P::column_max_pitch_bytes) {
@@ -139,7 +140,7 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
         int lanes = 1;
         while (lanes < 32 && lanes * P::segment_loads_per_lane < loads) lanes *= 2;
         // ... but enough blocks to fill the GPU: fewer rows per warp when the rows are few.
-        const std::int64_t min_blocks = static_cast<std::int64_t>(std::max(device.sm_count, 1)) * P::segment_warp_blocks_per_sm;
+        const std::int64_t min_blocks = static_cast<std::int64_t>(sms) * P::segment_warp_blocks_per_sm;
         while (lanes < 32 && 2 * lanes <= loads && ceil_div(segments, P::block_threads / lanes) < min_blocks) lanes *= 2;
         p.segment_lanes = (force && force->segment_lanes > 0) ? force->segment_lanes : lanes;
         // Smaller blocks when 256 threads' worth of rows spread unevenly over the SMs (rows of 3000 float16,
@@ -147,7 +148,7 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
         // on average, 66% modelled); the same warps resident per SM in more, smaller blocks.
         const int residency = P::segment_residency(false, p.vector_elems > 1, static_cast<std::size_t>(elem), wide);
         const auto balance = [&](int block) {
-          return segment_grid_balance(ceil_div(segments, block / p.segment_lanes), std::max(device.sm_count, 1),
+          return segment_grid_balance(ceil_div(segments, block / p.segment_lanes), sms,
                                       residency * (P::block_threads / block));
         };
         double best = balance(P::block_threads);
@@ -160,15 +161,15 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
       } else {
         const int residency = P::segment_residency(true, p.vector_elems > 1, static_cast<std::size_t>(elem), wide);
         const std::int64_t per_block_min = P::block_threads * p.vector_elems * P::min_loads_per_thread;
-        std::int64_t max_splits = std::max<std::int64_t>(1, segment / per_block_min);
-        // Splits of whole sub-rows (segment_chunk) where they still fill 90% of a wave: NCHW with 7
+        const std::int64_t max_splits = std::max<std::int64_t>(1, segment / per_block_min);
+        p.splits = wave_filling_splits(segments, max_splits, sms, residency);
+        // Splits of whole sub-rows (segment_chunk) where they still fill most of a wave: NCHW with 7
         // channels took 113 splits a channel (2 waves), items cut across sub-rows, 79.5% modelled.
         const std::int64_t whole = std::min(max_splits, g.seg_a / kWholeSubRowsPerSplit);
         if (g.seg_a > 1 && whole >= 1) {
-          const std::int64_t s = wave_filling_splits(segments, whole, std::max(device.sm_count, 1), residency);
-          if (wave_efficiency(segments * s, std::max(device.sm_count, 1), residency) >= 0.9) max_splits = whole;
+          const std::int64_t s = wave_filling_splits(segments, whole, sms, residency);
+          if (wave_efficiency(segments * s, sms, residency) >= P::min_whole_sub_row_fill) p.splits = s;
         }
-        p.splits = wave_filling_splits(segments, max_splits, std::max(device.sm_count, 1), residency);
         p.grid_x = segments * p.splits;
       }
       const int group = kernel == StatsKernel::segment_warp ? p.segment_lanes : p.block_x;
@@ -199,6 +200,10 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
       const std::int64_t wide_inner = g.col_inner * p.column_fold;
       const std::int64_t wide_rows = g.col_rows / p.column_fold;
       const std::int64_t threads_x = ceil_div(wide_inner, p.vector_elems);
+      // Rows a split takes at least: min_loads_per_thread a thread row, min_partial_input_bytes a column.
+      const auto min_split_rows = [&](std::int64_t by) {
+        return std::max<std::int64_t>(by * P::min_loads_per_thread, ceil_div(P::min_partial_input_bytes, elem));
+      };
       p.block_x = static_cast<int>(std::min<std::int64_t>(32, threads_x));
       p.block_y = floor_pow2(P::block_threads / p.block_x);
       if (threads_x > 32) {
@@ -206,20 +211,19 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
         // of 32 threads (129 float32 columns fold into 129 threads: 5 blocks across, the fifth with one
         // busy lane a warp, whose loop costs a whole warp's issue: 72% modelled; 26 across in 5 blocks, with
         // whole waves of splits: 84.7%). Blocks whose warps run on across rows (still contiguous) waste less.
+        const auto height = [&](std::int64_t bx) { return static_cast<std::int64_t>(floor_pow2(static_cast<int>(P::block_threads / bx))); };
         const auto lane_waste = [&](std::int64_t bx) {
-          const std::int64_t by = floor_pow2(static_cast<int>(P::block_threads / bx));
+          const std::int64_t by = height(bx);
           return static_cast<double>(ceil_div(threads_x, bx) * ceil_div(bx * by, 32) * 32) / static_cast<double>(threads_x * by);
         };
         // (Only widths whose grid fills the GPU as well as 32 across: fewer blocks across mean fewer blocks,
         // and the splits of a few rows stop at min_partial_input_bytes; 300 float32 columns 75 across: 109
         // blocks of 150 threads, 5 warps an SM, 54% modelled.)
         const auto max_blocks = [&](std::int64_t bx) {
-          const std::int64_t by = floor_pow2(static_cast<int>(P::block_threads / bx));
-          const std::int64_t max_splits = wide_rows * g.col_row_blocks /
-                                          std::max<std::int64_t>(by * P::min_loads_per_thread, ceil_div(P::min_partial_input_bytes, elem));
+          const std::int64_t max_splits = wide_rows * g.col_row_blocks / min_split_rows(height(bx));
           return ceil_div(threads_x, bx) * g.col_outer * std::max<std::int64_t>(max_splits, 1);
         };
-        const std::int64_t wanted = std::min(static_cast<std::int64_t>(std::max(device.sm_count, 1)) * P::target_blocks_per_sm, max_blocks(32));
+        const std::int64_t wanted = std::min(static_cast<std::int64_t>(sms) * P::target_blocks_per_sm, max_blocks(32));
         const auto fills = [&](std::int64_t bx) { return max_blocks(bx) >= wanted; };
         double best = lane_waste(32);
         if (best > P::max_column_lane_waste) {
@@ -242,10 +246,8 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
       const std::int64_t blocks = p.grid_x * g.col_outer;
       // Splits that fill whole waves (ceil(264 / 5) = 53 splits of 5 blocks across ran 265 blocks: a third
       // block on one SM, two waves; 52 run one).
-      const std::int64_t min_rows = std::max<std::int64_t>(p.block_y * P::min_loads_per_thread,
-                                                          ceil_div(P::min_partial_input_bytes, elem));
-      p.splits = wave_filling_splits(blocks, std::max<std::int64_t>(1, wide_rows * g.col_row_blocks / min_rows),
-                                     std::max(device.sm_count, 1), P::target_blocks_per_sm);
+      p.splits = wave_filling_splits(blocks, std::max<std::int64_t>(1, wide_rows * g.col_row_blocks / min_split_rows(p.block_y)),
+                                     sms, P::target_blocks_per_sm);
       // Tree merge over block_y: the upper half of the rows parks its states while the lower half merges.
       p.shared_bytes = static_cast<std::size_t>(std::max(p.block_y / 2, 1)) * p.block_x * p.vector_elems *
                        partial_state_bytes(double_accumulation);
@@ -312,10 +314,10 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
     const int residency = P::segment_residency(kernel == StatsKernel::segment_block, p.vector_elems > 1,
                                                static_cast<std::size_t>(elem), wide);
     // (smaller segment_warp blocks: as many more of them resident)
-    p.grid_x = whole_wave_grid(p.grid_x, static_cast<std::int64_t>(std::max(device.sm_count, 1)) * residency * (P::block_threads / p.block_x));
+    p.grid_x = whole_wave_grid(p.grid_x, static_cast<std::int64_t>(sms) * residency * (P::block_threads / p.block_x));
   }
   if (uses_partials(p)) {
-    const std::int64_t stored_fold = p.column_fold_in_block ? 1 : p.column_fold;  // partials per (split, kept slice)
+    const std::int64_t stored_fold = merged_fold(p);
     const std::int64_t per_slice = p.splits * stored_fold;
     int lanes = 1;
     while (lanes < P::merge_max_block && lanes * P::merge_partials_per_lane < per_slice) lanes *= 2;
@@ -327,7 +329,7 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
       p.merge_block = p.merge_lanes;  // a block per slice
     } else {
       const std::int64_t merge_warps = ceil_div(g.kept_numel * p.merge_lanes, 32);
-      const std::int64_t warps_per_block = std::clamp<std::int64_t>(merge_warps / std::max(device.sm_count, 1), 1, P::merge_max_block / 32);
+      const std::int64_t warps_per_block = std::clamp<std::int64_t>(merge_warps / sms, 1, P::merge_max_block / 32);
       p.merge_block = static_cast<int>(32 * warps_per_block);
     }
     // Values behind one partial, a lane's partials and a whole slice, against LocalMoments' float counts.

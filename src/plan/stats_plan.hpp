@@ -56,6 +56,9 @@ struct StatsPolicy {
   // 4-load batch per thread and paid the sub-row loop's overhead per 16 values (1.9 issue cycles per
   // element modelled); on sub-rows of 256, 7.1.
   static constexpr std::int64_t segment_loads_per_sub_row = 16;
+  // Split segments of sub-rows keep whole sub-rows a split (segment_chunk) when such splits still fill this
+  // share of a wave (NCHW with 7 channels of 585 images: 56 whole splits fill 392 of 396 slots).
+  static constexpr double min_whole_sub_row_fill = 0.9;
   // Resident blocks per SM the grid aims for when it has to split slices to fill the GPU (columns, in
   // whole waves: wave_filling_splits; blocks of 5 warps or fewer would fit 3 an SM at 128 registers, which
   // the plan does not count on - conservative, fewer partials; the
@@ -202,6 +205,9 @@ std::int64_t column_range_rows(const StatsPlan& p, std::int64_t wide_rows, DType
 
 // True when the plan's main kernel writes partial states that merge_partials_kernel finishes.
 inline bool uses_partials(const StatsPlan& p) { return p.splits > 1 || p.column_fold > 1; }
+// Columns: the fold left to the merge kernel (1 when the column kernel's blocks fold each channel): the
+// partial states per (split, column).
+inline std::int64_t merged_fold(const StatsPlan& p) { return p.column_fold_in_block ? 1 : p.column_fold; }
 
 // Size of the per-slice partial state kernels store in the workspace.
 std::size_t partial_state_bytes(bool double_accumulation) noexcept;
