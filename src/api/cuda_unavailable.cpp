@@ -1,6 +1,7 @@
 // Device entry points of a build without CUDA: every device call reports that CUDA is unavailable, and
 // the queries answer "no device".
 #include "kernels/common/device_runtime.hpp"
+#include "kernels/layer_norm/layer_norm_launch.hpp"
 #include "kernels/stats/stats_launch.hpp"
 #include "kernels/transform/transform_launch.hpp"
 
@@ -36,6 +37,13 @@ Status launch_first_infinite_fit(const StatsSummary*, std::int64_t, const Normal
 }
 Status launch_lp_coefficients(const StatsSummary*, std::int64_t, LpNorm, const AffineCoefficients&, Stream) {
   return unavailable("normalize_lp");
+}
+
+Status launch_row_norm_forward(const plan::RowNormForwardCall&, const plan::RowNormPlan&, Stream) {
+  return unavailable("layer_norm_forward");
+}
+Status launch_row_norm_backward(const plan::RowNormBackwardCall&, const plan::RowNormPlan&, void*, Stream) {
+  return unavailable("layer_norm_backward");
 }
 
 // Device runtime.

@@ -50,3 +50,29 @@ template <typename In, typename Out>
 using compute_type_t = std::conditional_t<std::is_same_v<In, double> || std::is_same_v<Out, double>, double, float>;
 
 }  // namespace normkit::math
+
+namespace normkit::math {
+
+// The dtypes of a layer call: f(type_tag<X>{}, type_tag<Param>{}) with X the storage type of float32,
+// float16 or bfloat16 activations and Param float or X (the parameters' dtype).
+template <typename F>
+Status visit_layer_dtypes(DType x, DType param, const std::string& operation, F&& f) {
+  auto with_x = [&](auto x_tag) -> Status {
+    using X = typename decltype(x_tag)::type;
+    if (param == DType::float32) return f(x_tag, type_tag<float>{});
+    if (param == x) return f(x_tag, type_tag<X>{});
+    return argument_error(StatusCode::unsupported_dtype, operation, "gamma.dtype",
+                          std::string("float32 or x's dtype ") + dtype_name(x), dtype_name(param));
+  };
+  switch (x) {
+    case DType::float32: return with_x(type_tag<float>{});
+    case DType::float16: return with_x(type_tag<float16_bits>{});
+    case DType::bfloat16: return with_x(type_tag<bfloat16_bits>{});
+    case DType::float64:
+    case DType::uint8:
+    case DType::int64: break;
+  }
+  return argument_error(StatusCode::unsupported_dtype, operation, "x.dtype", "one of float32, float16, bfloat16", dtype_name(x));
+}
+
+}  // namespace normkit::math

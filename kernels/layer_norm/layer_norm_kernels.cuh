@@ -1,0 +1,439 @@
+// LayerNorm / RMSNorm kernels: a group of T threads per row (plan::RowNormLayout: lanes of a warp for short
+// rows, a whole block for long ones). Thread t of a row owns packs t, t + T, ... and, the columns being the
+// same in every row, keeps gamma/beta (forward) or gamma and its dgamma/dbeta sums (backward) in registers
+// across the rows it walks.
+//   row_norm_forward_kernel      load the row -> Σx -> mean -> Σ(x - mean)² -> rstd -> y, mean, rstd
+//   row_norm_backward_kernel     per block of kLayerNormRowsPerPartial rows: for each row load x, dy ->
+//                                Σ w dy, Σ w dy x̂ -> dx; sums of dy x̂ and dy per column -> one partial
+//   row_norm_param_grad_kernel   dgamma, dbeta = the partials summed in a fixed order
+// Every sum runs in the order of plan::RowNormLayout with correctly rounded operations (math/layer_norm.hpp),
+// which the host engine reproduces bit for bit.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/common/vector_load.cuh"
+#include "math/layer_norm.hpp"
+#include "plan/layer_norm_plan.hpp"
+
+namespace normkit::kernels {
+
+struct RowNormShape {
+  std::int64_t rows, n;
+  int thread_shift;  // log2 of the threads per row
+  bool one_read;     // the row fits the threads' registers (else: read twice)
+  bool vector_access;
+  bool centered;     // LayerNorm (RMSNorm: false)
+  bool has_gamma, has_beta, gamma_offset, round_xhat;
+  float eps;
+};
+
+// One pack of a row: a vector load, or VEC scalar loads into the same registers (misaligned pointers).
+template <typename T, int VEC>
+__device__ __forceinline__ RawPack<T, VEC> load_row_pack(const T* p, bool vector) {
+  if (vector) return load_raw_pack<T, VEC>(p);
+  Pack<T, VEC> pack;
+  NORMKIT_UNROLL
+  for (int i = 0; i < VEC; ++i) pack.v[i] = p[i];
+  RawPack<T, VEC> raw;
+  memcpy(&raw, &pack, sizeof(raw));
+  return raw;
+}
+
+template <typename T, int VEC>
+__device__ __forceinline__ void load_row_values(const T* p, bool vector, float* out) {
+  convert_raw_pack<float, T, VEC>(load_row_pack<T, VEC>(p, vector), out);
+}
+
+template <typename T, int VEC>
+__device__ __forceinline__ void store_row_values(T* p, bool vector, const float* v) {
+  if (vector) {
+    store_converted<T, VEC>(p, v);
+  } else {
+    NORMKIT_UNROLL
+    for (int i = 0; i < VEC; ++i) math::store_as(p + i, v[i]);
+  }
+}
+
+// The effective weights w of pack p (gamma, + 1 with the offset, 1 without gamma).
+template <typename Param, int VEC>
+__device__ __forceinline__ void load_weights(const Param* gamma, std::int64_t p, const RowNormShape& s, float* w) {
+  if (s.has_gamma) {
+    load_row_values<Param, VEC>(gamma + p * VEC, s.vector_access, w);
+  } else {
+    NORMKIT_UNROLL
+    for (int i = 0; i < VEC; ++i) w[i] = 0.0f;
+  }
+  NORMKIT_UNROLL
+  for (int i = 0; i < VEC; ++i) w[i] = math::row_norm_weight(s.has_gamma, w[i], s.gamma_offset);
+}
+
+// The sum of v over a row's T = 2^shift threads, in math::layer_norm_lane_order: a butterfly within each
+// warp, then (T > 32) the warps' sums in warp order through `warp_sums` (every thread of the block calls
+// it). Every thread of the row gets the same bits.
+__device__ __forceinline__ float row_sum(float v, int shift, float* warp_sums) {
+  const int stages = shift < 5 ? shift : 5;
+  NORMKIT_UNROLL
+  for (int s = 4; s >= 0; --s) {
+    if (s < stages) v = math::add_rn(v, __shfl_xor_sync(0xffffffffu, v, 1 << s));
+  }
+  if (shift <= 5) return v;
+  const int warp = static_cast<int>(threadIdx.x) >> 5;
+  if ((threadIdx.x & 31) == 0) warp_sums[warp] = v;
+  __syncthreads();
+  float total = warp_sums[0];
+  for (int w = 1; w < (1 << (shift - 5)); ++w) total = math::add_rn(total, warp_sums[w]);
+  __syncthreads();  // warp_sums is reused by the next sum
+  return total;
+}
+
+// Two sums at once (the long-row path's shifted Σd and Σd²), each in row_sum's order.
+__device__ __forceinline__ void row_sum2(float& a, float& b, int shift, float* warp_sums) {
+  const int stages = shift < 5 ? shift : 5;
+  NORMKIT_UNROLL
+  for (int s = 4; s >= 0; --s) {
+    if (s < stages) {
+      a = math::add_rn(a, __shfl_xor_sync(0xffffffffu, a, 1 << s));
+      b = math::add_rn(b, __shfl_xor_sync(0xffffffffu, b, 1 << s));
+    }
+  }
+  if (shift <= 5) return;
+  const int warp = static_cast<int>(threadIdx.x) >> 5;
+  const int warps = 1 << (shift - 5);
+  if ((threadIdx.x & 31) == 0) {
+    warp_sums[warp] = a;
+    warp_sums[warps + warp] = b;
+  }
+  __syncthreads();
+  a = warp_sums[0];
+  b = warp_sums[warps];
+  for (int w = 1; w < warps; ++w) {
+    a = math::add_rn(a, warp_sums[w]);
+    b = math::add_rn(b, warp_sums[warps + w]);
+  }
+  __syncthreads();
+}
+
+// Forward. A block holds blockDim / T row groups; a group's rows are r, r + grid * groups, ... The groups of
+// a warp run the same rounds (an idle group joins the shuffles); a block-wide group (T > 32) is the block.
+// One-read rows: the thread's K packs stay in registers (as loaded) and are converted for each pass.
+// Long rows: shifted sums (shift = the row's first value) in one pass, then a second read for y.
+template <typename In, typename Param, int VEC>
+__global__ void __launch_bounds__(plan::kRowNormMaxThreads) row_norm_forward_kernel(
+    const In* __restrict__ x, const Param* __restrict__ gamma, const Param* __restrict__ beta, In* __restrict__ y,
+    float* __restrict__ mean_out, float* __restrict__ rstd_out, RowNormShape s) {
+  constexpr int K = plan::row_norm_values_per_thread(false, sizeof(In), VEC) / VEC;
+  __shared__ float warp_sums[2 * plan::kRowNormMaxThreads / 32];
+  const int T = 1 << s.thread_shift;
+  const int lane = static_cast<int>(threadIdx.x) & (T - 1);
+  const std::int64_t groups = blockDim.x >> s.thread_shift;
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * groups;
+  const std::int64_t first = static_cast<std::int64_t>(blockIdx.x) * groups + (threadIdx.x >> s.thread_shift);
+  const std::int64_t warp_first = T >= 32 ? first : first - ((threadIdx.x & 31) >> s.thread_shift);
+  const std::int64_t packs = s.n / VEC;
+  const float n = static_cast<float>(s.n);
+  // (gamma and beta of the thread's columns, loaded once: the columns are the same in every row)
+  float w[K][VEC], b[K][VEC];
+  if (s.one_read) {
+    NORMKIT_UNROLL
+    for (int j = 0; j < K; ++j) {
+      const int p = lane + T * j;  // (32-bit: one-read rows are short)
+      NORMKIT_UNROLL
+      for (int i = 0; i < VEC; ++i) w[j][i] = b[j][i] = 0.0f;
+      if (p >= packs) continue;
+      if (s.has_gamma) load_row_values<Param, VEC>(gamma + p * VEC, s.vector_access, w[j]);
+      if (s.has_beta) load_row_values<Param, VEC>(beta + p * VEC, s.vector_access, b[j]);
+      NORMKIT_UNROLL
+      for (int i = 0; i < VEC; ++i) w[j][i] = math::row_norm_weight(s.has_gamma, w[j][i], s.gamma_offset);
+    }
+  }
+  for (std::int64_t r = first, base = warp_first; base < s.rows; r += stride, base += stride) {
+    const bool active = r < s.rows;
+    const In* xr = x + r * s.n;
+    In* yr = y + r * s.n;
+    float mean = 0.0f, rstd;
+    if (s.one_read) {
+      RawPack<In, VEC> raw[K];
+      NORMKIT_UNROLL
+      for (int j = 0; j < K; ++j) {
+        const int p = lane + T * j;  // (32-bit: one-read rows are short)
+        if (active && p < packs) raw[j] = load_row_pack<In, VEC>(xr + p * VEC, s.vector_access);
+      }
+      float acc = 0.0f;
+      if (s.centered) {
+        NORMKIT_UNROLL
+        for (int j = 0; j < K; ++j) {
+          if (!active || lane + T * j >= packs) break;
+          float v[VEC];
+          convert_raw_pack<float, In, VEC>(raw[j], v);
+          NORMKIT_UNROLL
+          for (int i = 0; i < VEC; ++i) acc = math::add_rn(acc, v[i]);
+        }
+        mean = math::div_rn(row_sum(acc, s.thread_shift, warp_sums), n);
+        acc = 0.0f;
+      }
+      NORMKIT_UNROLL
+      for (int j = 0; j < K; ++j) {
+        if (!active || lane + T * j >= packs) break;
+        float v[VEC];
+        convert_raw_pack<float, In, VEC>(raw[j], v);
+        NORMKIT_UNROLL
+        for (int i = 0; i < VEC; ++i) {
+          const float d = s.centered ? math::sub_rn(v[i], mean) : v[i];
+          acc = math::add_rn(acc, math::mul_rn(d, d));
+        }
+      }
+      rstd = math::row_norm_rstd(math::div_rn(row_sum(acc, s.thread_shift, warp_sums), n), s.eps);
+      NORMKIT_UNROLL
+      for (int j = 0; j < K; ++j) {
+        const int p = lane + T * j;  // (32-bit: one-read rows are short)
+        if (!active || p >= packs) break;
+        float v[VEC];
+        convert_raw_pack<float, In, VEC>(raw[j], v);
+        NORMKIT_UNROLL
+        for (int i = 0; i < VEC; ++i) {
+          v[i] = math::row_norm_output<In>(math::row_norm_xhat(s.centered, v[i], mean, rstd), s.round_xhat, w[j][i], s.has_beta, b[j][i]);
+        }
+        store_row_values<In, VEC>(yr + p * VEC, s.vector_access, v);
+      }
+    } else {
+      // Long rows (T = kRowNormMaxThreads, the whole block: every thread is active).
+      const float shift = s.centered ? math::to_acc<float>(xr[0]) : 0.0f;
+      float s1 = 0.0f, s2 = 0.0f;
+      for (std::int64_t p = lane; p < packs; p += T) {
+        float v[VEC];
+        load_row_values<In, VEC>(xr + p * VEC, s.vector_access, v);
+        NORMKIT_UNROLL
+        for (int i = 0; i < VEC; ++i) {
+          const float d = math::sub_rn(v[i], shift);
+          s1 = math::add_rn(s1, d);
+          s2 = math::add_rn(s2, math::mul_rn(d, d));
+        }
+      }
+      row_sum2(s1, s2, s.thread_shift, warp_sums);
+      float var;
+      if (s.centered) {
+        math::row_norm_shifted_moments(shift, s1, s2, n, &mean, &var);
+      } else {
+        var = math::div_rn(s2, n);
+      }
+      rstd = math::row_norm_rstd(var, s.eps);
+      for (std::int64_t p = lane; p < packs; p += T) {
+        float v[VEC], g[VEC], bb[VEC];
+        load_row_values<In, VEC>(xr + p * VEC, s.vector_access, v);
+        if (s.has_gamma) load_row_values<Param, VEC>(gamma + p * VEC, s.vector_access, g);
+        if (s.has_beta) load_row_values<Param, VEC>(beta + p * VEC, s.vector_access, bb);
+        NORMKIT_UNROLL
+        for (int i = 0; i < VEC; ++i) {
+          const float wi = math::row_norm_weight(s.has_gamma, s.has_gamma ? g[i] : 0.0f, s.gamma_offset);
+          v[i] = math::row_norm_output<In>(math::row_norm_xhat(s.centered, v[i], mean, rstd), s.round_xhat, wi, s.has_beta,
+                                           s.has_beta ? bb[i] : 0.0f);
+        }
+        store_row_values<In, VEC>(yr + p * VEC, s.vector_access, v);
+      }
+    }
+    if (active && lane == 0) {
+      if (mean_out != nullptr) mean_out[r] = mean;
+      if (rstd_out != nullptr) rstd_out[r] = rstd;
+    }
+  }
+}
+
+// The dx of one row and its dgamma/dbeta contributions, given the thread's per-value inputs.
+struct RowNormGradSums {
+  float g, gx;  // Σ w dy, Σ w dy x̂ of the thread's values
+};
+
+// Backward. Block b takes the partial blocks c = b, b + grid, ...: kLayerNormRowsPerPartial rows each, shared
+// by the block's G row groups (group g: rows g, g + G, ...). One-read rows: a thread's columns' dgamma/dbeta
+// sums stay in registers over its group's rows, then the groups' sums are added in group order (through
+// shared memory when G > 1) into partial row c. Long rows (G = 1, the whole block a row): the thread adds
+// each row's contribution to its columns of partial row c in global memory (its own columns only: no race).
+template <typename In, typename Param, int VEC>
+__global__ void __launch_bounds__(plan::kRowNormMaxThreads) row_norm_backward_kernel(
+    const In* __restrict__ dy, const In* __restrict__ x, const float* __restrict__ mean_in, const float* __restrict__ rstd_in,
+    const Param* __restrict__ gamma, In* __restrict__ dx, float* __restrict__ partial_gamma, float* __restrict__ partial_beta,
+    RowNormShape s, std::int64_t partials) {
+  constexpr int K = plan::row_norm_values_per_thread(true, sizeof(In), VEC) / VEC;
+  constexpr int kValues = K * VEC;
+  extern __shared__ float group_sums[];  // G > 1: [G][T][2][kValues]
+  __shared__ float warp_sums[2 * plan::kRowNormMaxThreads / 32];
+  const int T = 1 << s.thread_shift;
+  const int lane = static_cast<int>(threadIdx.x) & (T - 1);
+  const int group = static_cast<int>(threadIdx.x) >> s.thread_shift;
+  const int G = static_cast<int>(blockDim.x) >> s.thread_shift;
+  const std::int64_t packs = s.n / VEC;
+  const float n = static_cast<float>(s.n);
+  const bool param_grads = partial_gamma != nullptr;
+  constexpr std::int64_t R = kLayerNormRowsPerPartial;
+  for (std::int64_t c = blockIdx.x; c < partials; c += gridDim.x) {
+    float* pg = param_grads ? partial_gamma + c * s.n : nullptr;
+    float* pb = param_grads ? partial_beta + c * s.n : nullptr;
+    float acc_g[kValues], acc_b[kValues];
+    NORMKIT_UNROLL
+    for (int k = 0; k < kValues; ++k) acc_g[k] = acc_b[k] = 0.0f;
+    if (!s.one_read && param_grads) {
+      for (std::int64_t p = lane; p < packs; p += T) {
+        NORMKIT_UNROLL
+        for (int i = 0; i < VEC; ++i) pg[p * VEC + i] = pb[p * VEC + i] = 0.0f;
+      }
+    }
+    for (std::int64_t i_row = group; i_row - group < R; i_row += G) {
+      const std::int64_t r = c * R + i_row;
+      const bool active = i_row < R && r < s.rows;  // (the groups of a warp run the same rounds)
+      const In* xr = x + r * s.n;
+      const In* dyr = dy + r * s.n;
+      In* dxr = dx == nullptr ? nullptr : dx + r * s.n;
+      const float mean = active && s.centered ? mean_in[r] : 0.0f;
+      const float rstd = active ? rstd_in[r] : 0.0f;
+      float sum_g = 0.0f, sum_gx = 0.0f;
+      if (s.one_read) {
+        RawPack<In, VEC> raw_x[K], raw_dy[K];
+        NORMKIT_UNROLL
+        for (int j = 0; j < K; ++j) {
+          const int p = lane + T * j;  // (32-bit: one-read rows are short)
+          if (!active || p >= packs) break;
+          raw_x[j] = load_row_pack<In, VEC>(xr + p * VEC, s.vector_access);
+          raw_dy[j] = load_row_pack<In, VEC>(dyr + p * VEC, s.vector_access);
+        }
+        NORMKIT_UNROLL
+        for (int j = 0; j < K; ++j) {
+          if (!active || lane + T * j >= packs) break;
+          float xv[VEC], dv[VEC], w[VEC];
+          convert_raw_pack<float, In, VEC>(raw_x[j], xv);
+          convert_raw_pack<float, In, VEC>(raw_dy[j], dv);
+          load_weights<Param, VEC>(gamma, lane + T * j, s, w);
+          NORMKIT_UNROLL
+          for (int i = 0; i < VEC; ++i) {
+            const float g = math::mul_rn(w[i], dv[i]);
+            sum_g = math::add_rn(sum_g, g);
+            sum_gx = math::add_rn(sum_gx, math::mul_rn(g, math::row_norm_xhat(s.centered, xv[i], mean, rstd)));
+          }
+        }
+        if (s.centered) {
+          row_sum2(sum_g, sum_gx, s.thread_shift, warp_sums);
+        } else {
+          sum_gx = row_sum(sum_gx, s.thread_shift, warp_sums);
+        }
+        const float mean_g = s.centered ? math::div_rn(sum_g, n) : 0.0f;
+        const float mean_gx = math::div_rn(sum_gx, n);
+        NORMKIT_UNROLL
+        for (int j = 0; j < K; ++j) {
+          const int p = lane + T * j;  // (32-bit: one-read rows are short)
+          if (!active || p >= packs) break;
+          float xv[VEC], dv[VEC], w[VEC], out[VEC];
+          convert_raw_pack<float, In, VEC>(raw_x[j], xv);
+          convert_raw_pack<float, In, VEC>(raw_dy[j], dv);
+          load_weights<Param, VEC>(gamma, p, s, w);
+          NORMKIT_UNROLL
+          for (int i = 0; i < VEC; ++i) {
+            const float xhat = math::row_norm_xhat(s.centered, xv[i], mean, rstd);
+            out[i] = math::row_norm_dx(math::mul_rn(w[i], dv[i]), xhat, mean_g, mean_gx, rstd);
+            acc_g[j * VEC + i] = math::add_rn(acc_g[j * VEC + i], math::mul_rn(dv[i], s.round_xhat ? math::round_to<In>(xhat) : xhat));
+            acc_b[j * VEC + i] = math::add_rn(acc_b[j * VEC + i], dv[i]);
+          }
+          if (dxr != nullptr) store_row_values<In, VEC>(dxr + p * VEC, s.vector_access, out);
+        }
+      } else {
+        // Long rows: the whole block is the row's group and every thread is active.
+        for (std::int64_t p = lane; p < packs; p += T) {
+          float xv[VEC], dv[VEC], w[VEC];
+          load_row_values<In, VEC>(xr + p * VEC, s.vector_access, xv);
+          load_row_values<In, VEC>(dyr + p * VEC, s.vector_access, dv);
+          load_weights<Param, VEC>(gamma, p, s, w);
+          NORMKIT_UNROLL
+          for (int i = 0; i < VEC; ++i) {
+            const float gi = math::mul_rn(w[i], dv[i]);
+            sum_g = math::add_rn(sum_g, gi);
+            sum_gx = math::add_rn(sum_gx, math::mul_rn(gi, math::row_norm_xhat(s.centered, xv[i], mean, rstd)));
+          }
+        }
+        if (s.centered) {
+          row_sum2(sum_g, sum_gx, s.thread_shift, warp_sums);
+        } else {
+          sum_gx = row_sum(sum_gx, s.thread_shift, warp_sums);
+        }
+        const float mean_g = s.centered ? math::div_rn(sum_g, n) : 0.0f;
+        const float mean_gx = math::div_rn(sum_gx, n);
+        for (std::int64_t p = lane; p < packs; p += T) {
+          float xv[VEC], dv[VEC], w[VEC], out[VEC];
+          load_row_values<In, VEC>(xr + p * VEC, s.vector_access, xv);
+          load_row_values<In, VEC>(dyr + p * VEC, s.vector_access, dv);
+          load_weights<Param, VEC>(gamma, p, s, w);
+          NORMKIT_UNROLL
+          for (int i = 0; i < VEC; ++i) {
+            const float xhat = math::row_norm_xhat(s.centered, xv[i], mean, rstd);
+            out[i] = math::row_norm_dx(math::mul_rn(w[i], dv[i]), xhat, mean_g, mean_gx, rstd);
+            if (param_grads) {
+              const std::int64_t col = p * VEC + i;
+              pg[col] = math::add_rn(pg[col], math::mul_rn(dv[i], s.round_xhat ? math::round_to<In>(xhat) : xhat));
+              pb[col] = math::add_rn(pb[col], dv[i]);
+            }
+          }
+          if (dxr != nullptr) store_row_values<In, VEC>(dxr + p * VEC, s.vector_access, out);
+        }
+      }
+    }
+    if (!s.one_read || !param_grads) continue;
+    // The groups' sums, added in group order into partial row c.
+    if (G > 1) {
+      float* mine = group_sums + (static_cast<std::int64_t>(group) * T + lane) * 2 * kValues;
+      NORMKIT_UNROLL
+      for (int k = 0; k < kValues; ++k) {
+        mine[k] = acc_g[k];
+        mine[kValues + k] = acc_b[k];
+      }
+      __syncthreads();
+      if (group == 0) {
+        for (int other = 1; other < G; ++other) {
+          const float* theirs = group_sums + (static_cast<std::int64_t>(other) * T + lane) * 2 * kValues;
+          NORMKIT_UNROLL
+          for (int k = 0; k < kValues; ++k) {
+            acc_g[k] = math::add_rn(acc_g[k], theirs[k]);
+            acc_b[k] = math::add_rn(acc_b[k], theirs[kValues + k]);
+          }
+        }
+      }
+      __syncthreads();  // group_sums is reused by the next partial block
+    }
+    if (group == 0) {
+      NORMKIT_UNROLL
+      for (int j = 0; j < K; ++j) {
+        const int p = lane + T * j;  // (32-bit: one-read rows are short)
+        if (p >= packs) break;
+        NORMKIT_UNROLL
+        for (int i = 0; i < VEC; ++i) {
+          pg[p * VEC + i] = acc_g[j * VEC + i];
+          pb[p * VEC + i] = acc_b[j * VEC + i];
+        }
+      }
+    }
+  }
+}
+
+// dgamma (blockIdx.y 0) and dbeta (1) of 32 columns a block: strand ty of 8 adds partial rows ty, ty + 8, ...
+// in order, then the strands are added in order (plan::kRowNormGradStrands; the host engine does the same).
+template <typename Param>
+__global__ void __launch_bounds__(32 * plan::kRowNormGradStrands) row_norm_param_grad_kernel(
+    const float* __restrict__ partial_gamma, const float* __restrict__ partial_beta, std::int64_t partials, std::int64_t n,
+    Param* __restrict__ dgamma, Param* __restrict__ dbeta) {
+  __shared__ float strands[plan::kRowNormGradStrands][32];
+  const float* partial = blockIdx.y == 0 ? partial_gamma : partial_beta;
+  Param* out = blockIdx.y == 0 ? dgamma : dbeta;
+  if (out == nullptr) return;  // (uniform over the block)
+  const std::int64_t col = static_cast<std::int64_t>(blockIdx.x) * 32 + threadIdx.x;
+  float acc = 0.0f;
+  if (col < n) {
+    for (std::int64_t c = threadIdx.y; c < partials; c += plan::kRowNormGradStrands) acc = math::add_rn(acc, partial[c * n + col]);
+  }
+  strands[threadIdx.y][threadIdx.x] = acc;
+  __syncthreads();
+  if (threadIdx.y == 0 && col < n) {
+    float total = strands[0][threadIdx.x];
+    for (int strand = 1; strand < plan::kRowNormGradStrands; ++strand) total = math::add_rn(total, strands[strand][threadIdx.x]);
+    math::store_as(out + col, total);
+  }
+}
+
+}  // namespace normkit::kernels

@@ -1,0 +1,100 @@
+// Launchers of the LayerNorm / RMSNorm kernels and their instantiations: 5 (x, param) dtype pairs x {16-byte,
+// scalar} packs for the forward and the backward, and the parameter-gradient sum per param dtype.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+
+#include "kernels/common/cuda_check.hpp"
+#include "kernels/layer_norm/layer_norm_kernels.cuh"
+#include "kernels/layer_norm/layer_norm_launch.hpp"
+#include "math/dtype_dispatch.hpp"
+
+namespace normkit::kernels {
+namespace {
+
+int log2_of(int power_of_two) {
+  int shift = 0;
+  while ((1 << shift) < power_of_two) ++shift;
+  return shift;
+}
+
+unsigned grid_dim(std::int64_t blocks) { return static_cast<unsigned>(std::clamp<std::int64_t>(blocks, 1, 0x7fffffff)); }
+
+RowNormShape shape_of(std::int64_t rows, std::int64_t n, const LayerNormOptions& o, const plan::RowNormPlan& p, bool has_gamma,
+                      bool has_beta) {
+  RowNormShape s{};
+  s.rows = rows;
+  s.n = n;
+  s.thread_shift = log2_of(p.layout.threads);
+  s.one_read = p.layout.one_read;
+  s.vector_access = p.vector_access;
+  s.centered = o.kind == RowNorm::layer_norm;
+  s.has_gamma = has_gamma;
+  s.has_beta = has_beta;
+  s.gamma_offset = o.gamma_offset;
+  s.round_xhat = o.cast_mode == CastMode::input_dtype;
+  s.eps = static_cast<float>(o.eps);
+  return s;
+}
+
+template <typename X>
+constexpr int full_vec() { return static_cast<int>(16 / sizeof(X)); }
+
+}  // namespace
+
+Status launch_row_norm_forward(const plan::RowNormForwardCall& c, const plan::RowNormPlan& p, Stream stream) {
+  constexpr const char* kOp = "layer_norm_forward";
+  if (c.rows == 0) return Status::success();
+  return math::visit_layer_dtypes(c.x_dtype, c.param_dtype, kOp, [&](auto x_tag, auto param_tag) {
+    using X = typename decltype(x_tag)::type;
+    using Param = typename decltype(param_tag)::type;
+    const RowNormShape s = shape_of(c.rows, c.n, c.options, p, c.gamma != nullptr, c.beta != nullptr);
+    const auto* x = static_cast<const X*>(c.x);
+    const auto* gamma = static_cast<const Param*>(c.gamma);
+    const auto* beta = static_cast<const Param*>(c.beta);
+    auto* y = static_cast<X*>(c.y);
+    if (p.layout.vec == full_vec<X>()) {
+      row_norm_forward_kernel<X, Param, full_vec<X>()><<<grid_dim(p.grid), p.block_threads, 0, stream>>>(x, gamma, beta, y, c.mean, c.rstd, s);
+    } else {
+      row_norm_forward_kernel<X, Param, 1><<<grid_dim(p.grid), p.block_threads, 0, stream>>>(x, gamma, beta, y, c.mean, c.rstd, s);
+    }
+    return cuda::check_launch(kOp, "row_norm_forward_kernel");
+  });
+}
+
+Status launch_row_norm_backward(const plan::RowNormBackwardCall& c, const plan::RowNormPlan& p, void* workspace, Stream stream) {
+  constexpr const char* kOp = "layer_norm_backward";
+  return math::visit_layer_dtypes(c.x_dtype, c.param_dtype, kOp, [&](auto x_tag, auto param_tag) {
+    using X = typename decltype(x_tag)::type;
+    using Param = typename decltype(param_tag)::type;
+    const RowNormShape s = shape_of(c.rows, c.n, c.options, p, c.gamma != nullptr, false);
+    const bool param_grads = c.dgamma != nullptr || c.dbeta != nullptr;
+    float* partial_gamma = param_grads ? static_cast<float*>(workspace) : nullptr;
+    float* partial_beta = param_grads ? partial_gamma + p.partials * c.n : nullptr;
+    const auto* dy = static_cast<const X*>(c.dy);
+    const auto* x = static_cast<const X*>(c.x);
+    const auto* gamma = static_cast<const Param*>(c.gamma);
+    auto* dx = static_cast<X*>(c.dx);
+    // (row groups narrower than the block add their dgamma/dbeta sums through shared memory)
+    const std::size_t shared = p.groups_per_block > 1 && param_grads && p.layout.one_read
+                                   ? static_cast<std::size_t>(p.block_threads) * 2 * plan::row_norm_values_per_thread(true, sizeof(X), p.layout.vec) * sizeof(float)
+                                   : 0;
+    if (c.rows == 0) {
+      // (no rows: only the parameter gradients, zeros, are written)
+    } else if (p.layout.vec == full_vec<X>()) {
+      row_norm_backward_kernel<X, Param, full_vec<X>()><<<grid_dim(p.grid), p.block_threads, shared, stream>>>(
+          dy, x, c.mean, c.rstd, gamma, dx, partial_gamma, partial_beta, s, p.partials);
+    } else {
+      row_norm_backward_kernel<X, Param, 1><<<grid_dim(p.grid), p.block_threads, shared, stream>>>(
+          dy, x, c.mean, c.rstd, gamma, dx, partial_gamma, partial_beta, s, p.partials);
+    }
+    NORMKIT_RETURN_IF_ERROR(cuda::check_launch(kOp, "row_norm_backward_kernel"));
+    if (!param_grads) return Status::success();
+    const dim3 grid(grid_dim((c.n + 31) / 32), 2);
+    row_norm_param_grad_kernel<Param><<<grid, dim3(32, plan::kRowNormGradStrands), 0, stream>>>(
+        partial_gamma, partial_beta, p.partials, c.n, static_cast<Param*>(c.dgamma), static_cast<Param*>(c.dbeta));
+    return cuda::check_launch(kOp, "row_norm_param_grad_kernel");
+  });
+}
+
+}  // namespace normkit::kernels

@@ -1,0 +1,118 @@
+// LayerNorm / RMSNorm formulas, written once for the kernels and the host engine.
+//
+// Every operation is rounded as written: the *_rn helpers are single IEEE float32 operations on both
+// sides (the device intrinsics are never contracted into FMAs; the host file is compiled with
+// -ffp-contract=off), so that the host engine reproduces the kernels' bits when it sums in their order
+// (layer_norm_lane_order).
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "math/element_types.hpp"
+#include "math/host_device.hpp"
+#include "normkit/layer_norm_types.hpp"
+
+namespace normkit::math {
+
+NORMKIT_HD float add_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+NORMKIT_HD float sub_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fsub_rn(a, b);
+#else
+  return a - b;
+#endif
+}
+NORMKIT_HD float mul_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+NORMKIT_HD float div_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fdiv_rn(a, b);
+#else
+  return a / b;
+#endif
+}
+NORMKIT_HD float sqrt_rn(float a) {
+#if defined(__CUDA_ARCH__)
+  return __fsqrt_rn(a);
+#else
+  return std::sqrt(a);
+#endif
+}
+
+// A value rounded to storage type T and widened back (CastMode::input_dtype; exact for float).
+template <typename T>
+NORMKIT_HD float round_to(float v) {
+  if constexpr (sizeof(T) == 4) {
+    return v;
+  } else {
+    T stored;
+    store_as(&stored, v);
+    return to_acc<float>(stored);
+  }
+}
+
+// The effective weight of a column: gamma (+ 1 with the Gemma offset), 1 without gamma.
+NORMKIT_HD float row_norm_weight(bool has_gamma, float gamma, bool gamma_offset) {
+  if (!has_gamma) return 1.0f;
+  return gamma_offset ? add_rn(1.0f, gamma) : gamma;
+}
+
+// 1 / sqrt(second moment + eps), correctly rounded at each step.
+NORMKIT_HD float row_norm_rstd(float second_moment, float eps) { return div_rn(1.0f, sqrt_rn(add_rn(second_moment, eps))); }
+
+// x̂ of one value.
+NORMKIT_HD float row_norm_xhat(bool centered, float x, float mean, float rstd) {
+  return mul_rn(centered ? sub_rn(x, mean) : x, rstd);
+}
+
+// y before the final rounding: x̂ (rounded to x's type T in CastMode::input_dtype) * w + beta.
+template <typename T>
+NORMKIT_HD float row_norm_output(float xhat, bool round_xhat, float weight, bool has_beta, float beta) {
+  const float scaled = mul_rn(round_xhat ? round_to<T>(xhat) : xhat, weight);
+  return has_beta ? add_rn(scaled, beta) : scaled;
+}
+
+// Mean and variance of a row from the shifted sums of the long-row path (s1 = Σ(x - shift),
+// s2 = Σ(x - shift)²; shift is the row's first value, so the cancellation is that of the data's spread).
+NORMKIT_HD void row_norm_shifted_moments(float shift, float s1, float s2, float n, float* mean, float* var) {
+  const float d = div_rn(s1, n);
+  *mean = add_rn(shift, d);
+  const float v = div_rn(sub_rn(s2, mul_rn(s1, d)), n);
+  *var = v > 0.0f ? v : (v == v ? 0.0f : v);  // (rounding may leave a tiny negative; NaN stays)
+}
+
+// dx of one value: rstd * (g - mean(g) - x̂ * mean(g x̂)), g = w * dy; mean_g = 0 for RMSNorm.
+NORMKIT_HD float row_norm_dx(float g, float xhat, float mean_g, float mean_gx, float rstd) {
+  return mul_rn(rstd, sub_rn(sub_rn(g, mean_g), mul_rn(xhat, mean_gx)));
+}
+
+// The order in which the kernels combine the per-thread sums of a row, for the host to reproduce: `threads`
+// per-thread values (a power of two) are combined by the warp butterfly (lane l adds lane l ^ s for
+// s = min(threads, 32) / 2, ..., 1; every lane ends with lane 0's bits, the addition being commutative),
+// then the warps' results in warp order. `lanes` is overwritten.
+inline float layer_norm_lane_order(float* lanes, int threads) {
+  const int width = threads < 32 ? threads : 32;
+  float total = 0.0f;
+  for (int warp = 0; warp * width < threads; ++warp) {
+    float* w = lanes + warp * width;
+    for (int s = width / 2; s > 0; s /= 2) {
+      for (int l = 0; l < s; ++l) w[l] = add_rn(w[l], w[l + s]);
+    }
+    total = warp == 0 ? w[0] : add_rn(total, w[0]);
+  }
+  return total;
+}
+
+}  // namespace normkit::math

@@ -1,0 +1,100 @@
+// How the LayerNorm / RMSNorm kernels and the host engine walk a row: pure host functions.
+//
+// The *layout* of a row (which thread of a row's group sums which elements, and in what order the groups'
+// sums meet) fixes the rounding of every result, so it depends on N and the dtype alone: never on the SM
+// count, the number of rows, the pointers' alignment or a test override. The host engine reproduces it.
+// The *launch shape* (block and grid sizes, vector or scalar loads) may change freely.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "normkit/dtype.hpp"
+#include "normkit/layer_norm_types.hpp"
+
+namespace normkit::plan {
+
+// Values a thread holds of its row (the row stays in registers: one read): 16, with gamma and beta of its
+// columns beside them in the forward. The backward keeps x, dy and two dgamma/dbeta accumulators a value:
+// 16 values of 16-bit rows in 16-byte packs, 8 otherwise (float32 or scalar 16-bit values take a register
+// each: 16 of them spilled). At most 512 threads a row (128 registers a thread): the forward reads rows of
+// up to 8192 elements once, the backward rows of up to 8192 (16-bit) or 4096. Longer rows take 512
+// threads and read the row twice. (Tried: 32 values a 16-bit thread spilled with float32 gamma and beta;
+// 1024 threads of 16 values spilled at their 64 registers.)
+constexpr int row_norm_values_per_thread(bool backward, std::size_t x_bytes, int vec) {
+  return backward && !(x_bytes == 2 && vec > 1) ? 8 : 16;
+}
+constexpr int kRowNormMaxThreads = 512;
+// Threads of a block whose row groups are narrower than a warp (rows of up to 32 x 16 values).
+constexpr int kRowNormBlockThreads = 256;
+// Strands of the final dgamma/dbeta sum over the partials: strand s adds partials s, s + 8, ..., then the
+// strands are added in order (both engines).
+constexpr int kRowNormGradStrands = 8;
+
+struct RowNormLayout {
+  int vec = 1;          // elements per pack: 16 bytes of x's dtype when N is a multiple of them, else 1
+  int threads = 1;      // threads per row, a power of two; thread t owns packs t, t + threads, ...
+  bool one_read = true; // the row fits threads x row_norm_values_per_thread(): held in registers
+  // Backward only: rows of a kLayerNormRowsPerPartial block are shared by `groups` row groups of a block,
+  // group g taking rows g, g + groups, ...; each group sums its rows' dgamma/dbeta contributions in row
+  // order, then the groups' sums are added in group order.
+  int groups = 1;
+};
+
+// The canonical layouts (functions of N and x's dtype only).
+RowNormLayout row_norm_forward_layout(std::int64_t n, DType x);
+RowNormLayout row_norm_backward_layout(std::int64_t n, DType x);
+
+struct RowNormPlan {
+  RowNormLayout layout;
+  bool vector_access = true;  // every row pointer aligned for whole packs (else the same layout, scalar loads)
+  int block_threads = kRowNormBlockThreads;
+  int groups_per_block = 1;   // rows a block works on at once (forward) / row groups (backward)
+  std::int64_t grid = 1;      // blocks; each strides over rows (forward) or partial blocks (backward)
+  std::int64_t partials = 0;  // backward: ceil(rows / kLayerNormRowsPerPartial)
+};
+
+// Test-only: forces scalar loads or a smaller grid on later plans of this thread (the layout never changes).
+struct RowNormOverride {
+  bool force_scalar = false;
+  std::int64_t max_blocks = 0;
+};
+void set_row_norm_override(const RowNormOverride* override_or_null) noexcept;
+
+// `aligned`: every pointer of the call is aligned to 16 bytes (x's pack) and 16 x sizeof(param)/sizeof(x).
+RowNormPlan choose_row_norm_forward_plan(std::int64_t rows, std::int64_t n, DType x, bool aligned, int sm_count);
+RowNormPlan choose_row_norm_backward_plan(std::int64_t rows, std::int64_t n, DType x, bool aligned, int sm_count);
+
+// One call, validated, as both engines take it: x is [rows, n]; absent tensors are null.
+struct RowNormForwardCall {
+  const void* x = nullptr;
+  const void* gamma = nullptr;
+  const void* beta = nullptr;
+  void* y = nullptr;
+  float* mean = nullptr;
+  float* rstd = nullptr;
+  DType x_dtype = DType::float32, param_dtype = DType::float32;
+  std::int64_t rows = 0, n = 0;
+  LayerNormOptions options;
+};
+
+struct RowNormBackwardCall {
+  const void* dy = nullptr;
+  const void* x = nullptr;
+  const float* mean = nullptr;  // null for RMSNorm
+  const float* rstd = nullptr;
+  const void* gamma = nullptr;
+  void* dx = nullptr;
+  void* dgamma = nullptr;
+  void* dbeta = nullptr;
+  DType x_dtype = DType::float32, param_dtype = DType::float32;
+  std::int64_t rows = 0, n = 0;
+  LayerNormOptions options;
+};
+
+// Partials of the backward (ceil(rows / kLayerNormRowsPerPartial)) and the workspace they take:
+// dgamma and dbeta partials, float32 [partials, n] each.
+std::int64_t row_norm_partials(std::int64_t rows);
+std::size_t row_norm_backward_workspace_bytes(std::int64_t rows, std::int64_t n);
+
+}  // namespace normkit::plan
