@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 
-TESTS = ["test_device_stats", "test_device_transforms"]
+TESTS = ["test_device_stats", "test_device_transforms", "test_device_layer_norm"]
 
 
 def demangle(names):

@@ -336,7 +336,8 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads) row_norm_backward_ke
           if (dxr != nullptr) store_row_values<In, VEC>(dxr + p * VEC, s.vector_access, out);
         }
       } else {
-        // Long rows: the whole block is the row's group and every thread is active.
+        // Long rows: the whole block is the row's group (`active` is uniform over it).
+        if (!active) continue;
         for (std::int64_t p = lane; p < packs; p += T) {
           float xv[VEC], dv[VEC], w[VEC];
           load_row_values<In, VEC>(xr + p * VEC, s.vector_access, xv);

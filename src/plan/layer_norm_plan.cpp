@@ -56,7 +56,8 @@ RowNormPlan choose_row_norm_forward_plan(std::int64_t rows, std::int64_t n, DTyp
   RowNormPlan p;
   p.layout = row_norm_forward_layout(n, x);
   p.vector_access = aligned;
-  p.block_threads = std::max(p.layout.threads, kRowNormBlockThreads);
+  // (a row group wider than a warp is its block: its sums meet through the block's shared memory)
+  p.block_threads = p.layout.threads > 32 ? p.layout.threads : kRowNormBlockThreads;
   p.groups_per_block = p.block_threads / p.layout.threads;
   p.grid = std::clamp<std::int64_t>((rows + p.groups_per_block - 1) / p.groups_per_block, 1, grid_cap(p.block_threads, sm_count));
   apply_override(&p);

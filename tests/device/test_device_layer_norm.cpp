@@ -1,0 +1,195 @@
+// LayerNorm / RMSNorm kernels on a GPU or under ../shared/ptxemu: the same bits as the host engine (which
+// sums in the kernels' order) on every layout, against the float64 reference, with forced scalar loads and a
+// one-block grid, deterministic across batch sizes, and captured in a CUDA graph.
+#include <cstring>
+#include <vector>
+
+#include "device_support.hpp"
+#include "layer_norm_check.hpp"
+#include "normkit/layer_norm.hpp"
+#include "plan/layer_norm_plan.hpp"
+
+using namespace normkit;
+using namespace normkit::testing;
+
+namespace {
+
+struct DeviceCopy {
+  std::unique_ptr<DeviceBytes> bytes;
+  void* ptr() const { return bytes ? bytes->ptr : nullptr; }
+};
+
+DeviceCopy to_device(const void* host, std::size_t n) {
+  DeviceCopy d;
+  if (n == 0) return d;
+  d.bytes = std::make_unique<DeviceBytes>(n);
+  EXPECT_EQ(cudaMemcpy(d.ptr(), host, n, cudaMemcpyHostToDevice), cudaSuccess);
+  return d;
+}
+
+template <typename T>
+void from_device(std::vector<T>& host, const DeviceCopy& d) {
+  if (!host.empty()) EXPECT_EQ(cudaMemcpy(host.data(), d.ptr(), host.size() * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
+}
+
+TensorView device_view(void* p, DType dtype, std::initializer_list<std::int64_t> shape) {
+  return p ? TensorView(p, dtype, shape, MemorySpace::device) : TensorView();
+}
+
+// Forward then backward on the device (optionally captured in a graph and replayed), results copied back.
+LayerNormResult run_device(const LayerNormCase& c, LayerNormData& d, bool graph = false) {
+  const bool centered = c.options.kind == RowNorm::layer_norm;
+  LayerNormResult r;
+  r.y.resize(d.x.bytes.size());
+  r.dx.resize(d.x.bytes.size());
+  r.mean.resize(centered ? c.rows : 0);
+  r.rstd.resize(c.rows);
+  if (c.gamma) r.dgamma.resize(static_cast<std::size_t>(c.n) * dtype_size(c.param));
+  if (centered) r.dbeta.resize(static_cast<std::size_t>(c.n) * dtype_size(c.param));
+  DeviceCopy x = to_device(d.x.data(), d.x.bytes.size()), dy = to_device(d.dy.data(), d.dy.bytes.size());
+  DeviceCopy gamma = to_device(d.gamma.data(), d.gamma.bytes.size()), beta = to_device(d.beta.data(), d.beta.bytes.size());
+  DeviceCopy y = to_device(r.y.data(), r.y.size()), dx = to_device(r.dx.data(), r.dx.size());
+  DeviceCopy mean = to_device(r.mean.data(), r.mean.size() * 4), rstd = to_device(r.rstd.data(), r.rstd.size() * 4);
+  DeviceCopy dgamma = to_device(r.dgamma.data(), r.dgamma.size()), dbeta = to_device(r.dbeta.data(), r.dbeta.size());
+  const TensorView xv = device_view(x.ptr(), c.x, {c.rows, c.n});
+  std::size_t workspace_bytes = 0;
+  EXPECT_TRUE(layer_norm_backward_workspace_size(xv, c.options, &workspace_bytes).ok());
+  DeviceBytes workspace(workspace_bytes);
+  cudaStream_t stream = nullptr;
+  EXPECT_EQ(cudaStreamCreate(&stream), cudaSuccess);
+  cudaGraph_t g = nullptr;
+  if (graph) EXPECT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), cudaSuccess);
+  const TensorView meanv = device_view(mean.ptr(), DType::float32, {c.rows}), rstdv = device_view(rstd.ptr(), DType::float32, {c.rows});
+  Status s = layer_norm_forward(xv, device_view(gamma.ptr(), c.param, {c.n}), device_view(beta.ptr(), c.param, {c.n}),
+                                device_view(y.ptr(), c.x, {c.rows, c.n}), meanv, rstdv, c.options, stream);
+  EXPECT_TRUE(s.ok()) << c.name() << ": " << s.message();
+  s = layer_norm_backward(device_view(dy.ptr(), c.x, {c.rows, c.n}), xv, meanv, rstdv, device_view(gamma.ptr(), c.param, {c.n}),
+                          device_view(dx.ptr(), c.x, {c.rows, c.n}), device_view(dgamma.ptr(), c.param, {c.n}),
+                          device_view(dbeta.ptr(), c.param, {c.n}), c.options, workspace.ptr, workspace_bytes, stream);
+  EXPECT_TRUE(s.ok()) << c.name() << ": " << s.message();
+  if (graph) {
+    EXPECT_EQ(cudaStreamEndCapture(stream, &g), cudaSuccess);
+    cudaGraphExec_t exec = nullptr;
+    EXPECT_EQ(cudaGraphInstantiate(&exec, g, 0), cudaSuccess);
+    for (int replay = 0; replay < 2; ++replay) EXPECT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(g);
+  }
+  EXPECT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+  cudaStreamDestroy(stream);
+  from_device(r.y, y);
+  from_device(r.dx, dx);
+  from_device(r.mean, mean);
+  from_device(r.rstd, rstd);
+  from_device(r.dgamma, dgamma);
+  from_device(r.dbeta, dbeta);
+  return r;
+}
+
+LayerNormCase make_case(std::int64_t rows, std::int64_t n, DType x, DType param, RowNorm kind) {
+  LayerNormCase c;
+  c.rows = rows;
+  c.n = n;
+  c.x = x;
+  c.param = param;
+  c.options.kind = kind;
+  c.center = 1.5;
+  return c;
+}
+
+void expect_device_equals_host(const LayerNormCase& c) {
+  LayerNormData d = make_layer_norm_data(c);
+  const LayerNormResult host = run_layer_norm_host(c, d);
+  const LayerNormResult device = run_device(c, d);
+  expect_same_bits(host, device, c.name());
+  expect_forward_near_reference(c, d, device);
+  expect_backward_near_reference(c, d, device);
+}
+
+// Every layout: lane groups (n 1..32), block-wide groups, the backward's scalar and float32 one-read limit
+// (4096/4097), the forward's (8192/8193) and odd rows; each dtype pair and both kinds.
+TEST(DeviceLayerNorm, SameBitsAsHostOnEveryLayout) {
+  REQUIRE_DEVICE();
+  for (std::int64_t n : {1, 7, 30, 32, 200, 1000, 4097, 8193}) {
+    for (DType x : {DType::float32, DType::float16, DType::bfloat16}) {
+      const DType param = n % 2 == 0 ? x : DType::float32;
+      for (RowNorm kind : {RowNorm::layer_norm, RowNorm::rms_norm}) {
+        expect_device_equals_host(make_case(n >= 4096 ? 2 : 35, n, x, param, kind));
+      }
+    }
+  }
+  expect_device_equals_host(make_case(3, 4096, DType::bfloat16, DType::bfloat16, RowNorm::layer_norm));
+  expect_device_equals_host(make_case(2, 8192, DType::float16, DType::float32, RowNorm::layer_norm));
+}
+
+TEST(DeviceLayerNorm, ConventionOptions) {
+  REQUIRE_DEVICE();
+  for (DType x : {DType::float16, DType::bfloat16}) {
+    LayerNormCase c = make_case(33, 64, x, x, RowNorm::rms_norm);
+    c.options.cast_mode = CastMode::input_dtype;
+    c.options.gamma_offset = true;
+    expect_device_equals_host(c);
+    c.options.kind = RowNorm::layer_norm;
+    c.options.gamma_offset = false;
+    c.beta = false;
+    expect_device_equals_host(c);
+    c.gamma = false;
+    expect_device_equals_host(c);
+  }
+}
+
+// Scalar loads (misaligned callers) and a one-block grid (the grid-stride loops) keep the layout: same bits.
+TEST(DeviceLayerNorm, ForcedLaunchShapesKeepTheBits) {
+  REQUIRE_DEVICE();
+  for (std::int64_t n : {24, 520, 4100}) {
+    LayerNormCase c = make_case(70, n, DType::bfloat16, DType::float32, RowNorm::layer_norm);
+    if (n > 4096) c.rows = 3;
+    LayerNormData d = make_layer_norm_data(c);
+    const LayerNormResult plain = run_device(c, d);
+    plan::RowNormOverride force;
+    force.force_scalar = true;
+    plan::set_row_norm_override(&force);
+    const LayerNormResult scalar = run_device(c, d);
+    force.force_scalar = false;
+    force.max_blocks = 1;
+    const LayerNormResult one_block = run_device(c, d);
+    plan::set_row_norm_override(nullptr);
+    expect_same_bits(plain, scalar, c.name() + " scalar");
+    expect_same_bits(plain, one_block, c.name() + " one block");
+  }
+}
+
+// dgamma/dbeta of rows [0, 64) equal those of a batch of 96 whose last 32 rows have dy = 0.
+TEST(DeviceLayerNorm, ParameterGradientsIndependentOfBatchSize) {
+  REQUIRE_DEVICE();
+  LayerNormCase c = make_case(96, 40, DType::float16, DType::float32, RowNorm::layer_norm);
+  LayerNormData d = make_layer_norm_data(c);
+  std::memset(d.dy.bytes.data() + 64 * 40 * 2, 0, 32 * 40 * 2);
+  const LayerNormResult big = run_device(c, d);
+  c.rows = 64;
+  const LayerNormResult small = run_device(c, d);
+  EXPECT_TRUE(big.dgamma == small.dgamma);
+  EXPECT_TRUE(big.dbeta == small.dbeta);
+}
+
+// A training step (forward + backward) captured in a CUDA graph and replayed gives the same bits.
+TEST(DeviceLayerNorm, CapturedInAGraph) {
+  REQUIRE_DEVICE();
+  LayerNormCase c = make_case(40, 96, DType::bfloat16, DType::bfloat16, RowNorm::layer_norm);
+  LayerNormData d = make_layer_norm_data(c);
+  expect_same_bits(run_device(c, d), run_device(c, d, true), "graph");
+}
+
+TEST(DeviceLayerNorm, WorkspaceTooSmallIsAnError) {
+  REQUIRE_DEVICE();
+  DeviceBytes x(64 * 4), dx(64 * 4), g(8 * 4), dg(8 * 4), stat(8 * 4), ws(16);
+  const TensorView xv(x.ptr, DType::float32, {8, 8}, MemorySpace::device);
+  const TensorView sv(stat.ptr, DType::float32, {8}, MemorySpace::device);
+  const Status s = layer_norm_backward(xv, xv, sv, sv, TensorView(g.ptr, DType::float32, {8}, MemorySpace::device),
+                                       TensorView(dx.ptr, DType::float32, {8, 8}, MemorySpace::device),
+                                       TensorView(dg.ptr, DType::float32, {8}, MemorySpace::device), TensorView(), LayerNormOptions{},
+                                       ws.ptr, 16);
+  EXPECT_EQ(s.code(), StatusCode::workspace_too_small);
+}
+
+}  // namespace
