@@ -245,6 +245,44 @@ struct RowNormGradSums {
   float g, gx;  // Σ w dy, Σ w dy x̂ of the thread's values
 };
 
+// The backward's row sums Σ g and Σ g x̂ (g = w dy) of one pack, in element order.
+template <int VEC>
+__device__ __forceinline__ void add_grad_sums(const float* xv, const float* dv, const float* w, float mean, float rstd,
+                                              bool centered, float& sum_g, float& sum_gx) {
+  NORMKIT_UNROLL
+  for (int i = 0; i < VEC; ++i) {
+    const float g = math::mul_rn(w[i], dv[i]);
+    sum_g = math::add_rn(sum_g, g);
+    sum_gx = math::add_rn(sum_gx, math::mul_rn(g, math::row_norm_xhat(centered, xv[i], mean, rstd)));
+  }
+}
+
+// mean(g) (0 for RMSNorm) and mean(g x̂) of a row from its threads' sums.
+__device__ __forceinline__ void grad_means(float sum_g, float sum_gx, const RowNormShape& s, float n, float* warp_sums,
+                                           float* mean_g, float* mean_gx) {
+  if (s.centered) {
+    row_sum2(sum_g, sum_gx, s.thread_shift, warp_sums);
+  } else {
+    sum_gx = row_sum(sum_gx, s.thread_shift, warp_sums);
+  }
+  *mean_g = s.centered ? math::div_rn(sum_g, n) : 0.0f;
+  *mean_gx = math::div_rn(sum_gx, n);
+}
+
+// dx of one pack, and its values' dgamma (dy x̂, x̂ rounded to In with CastMode::input_dtype) and dbeta (dy)
+// contributions added to acc_g / acc_b.
+template <typename In, int VEC>
+__device__ __forceinline__ void grad_pack(const float* xv, const float* dv, const float* w, float mean, float rstd, float mean_g,
+                                          float mean_gx, const RowNormShape& s, float* out, float* acc_g, float* acc_b) {
+  NORMKIT_UNROLL
+  for (int i = 0; i < VEC; ++i) {
+    const float xhat = math::row_norm_xhat(s.centered, xv[i], mean, rstd);
+    out[i] = math::row_norm_dx(math::mul_rn(w[i], dv[i]), xhat, mean_g, mean_gx, rstd);
+    acc_g[i] = math::add_rn(acc_g[i], math::mul_rn(dv[i], s.round_xhat ? math::round_to<In>(xhat) : xhat));
+    acc_b[i] = math::add_rn(acc_b[i], dv[i]);
+  }
+}
+
 // Backward. Block b takes the partial blocks c = b, b + grid, ...: kLayerNormRowsPerPartial rows each, shared
 // by the block's G row groups (group g: rows g, g + G, ...). One-read rows: a thread's columns' dgamma/dbeta
 // sums stay in registers over its group's rows, then the groups' sums are added in group order (through
@@ -304,20 +342,10 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads) row_norm_backward_ke
           convert_raw_pack<float, In, VEC>(raw_x[j], xv);
           convert_raw_pack<float, In, VEC>(raw_dy[j], dv);
           load_weights<Param, VEC>(gamma, lane + T * j, s, w);
-          NORMKIT_UNROLL
-          for (int i = 0; i < VEC; ++i) {
-            const float g = math::mul_rn(w[i], dv[i]);
-            sum_g = math::add_rn(sum_g, g);
-            sum_gx = math::add_rn(sum_gx, math::mul_rn(g, math::row_norm_xhat(s.centered, xv[i], mean, rstd)));
-          }
+          add_grad_sums<VEC>(xv, dv, w, mean, rstd, s.centered, sum_g, sum_gx);
         }
-        if (s.centered) {
-          row_sum2(sum_g, sum_gx, s.thread_shift, warp_sums);
-        } else {
-          sum_gx = row_sum(sum_gx, s.thread_shift, warp_sums);
-        }
-        const float mean_g = s.centered ? math::div_rn(sum_g, n) : 0.0f;
-        const float mean_gx = math::div_rn(sum_gx, n);
+        float mean_g, mean_gx;
+        grad_means(sum_g, sum_gx, s, n, warp_sums, &mean_g, &mean_gx);
         NORMKIT_UNROLL
         for (int j = 0; j < K; ++j) {
           const int p = lane + T * j;  // (32-bit: one-read rows are short)
@@ -326,13 +354,7 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads) row_norm_backward_ke
           convert_raw_pack<float, In, VEC>(raw_x[j], xv);
           convert_raw_pack<float, In, VEC>(raw_dy[j], dv);
           load_weights<Param, VEC>(gamma, p, s, w);
-          NORMKIT_UNROLL
-          for (int i = 0; i < VEC; ++i) {
-            const float xhat = math::row_norm_xhat(s.centered, xv[i], mean, rstd);
-            out[i] = math::row_norm_dx(math::mul_rn(w[i], dv[i]), xhat, mean_g, mean_gx, rstd);
-            acc_g[j * VEC + i] = math::add_rn(acc_g[j * VEC + i], math::mul_rn(dv[i], s.round_xhat ? math::round_to<In>(xhat) : xhat));
-            acc_b[j * VEC + i] = math::add_rn(acc_b[j * VEC + i], dv[i]);
-          }
+          grad_pack<In, VEC>(xv, dv, w, mean, rstd, mean_g, mean_gx, s, out, acc_g + j * VEC, acc_b + j * VEC);
           if (dxr != nullptr) store_row_values<In, VEC>(dxr + p * VEC, s.vector_access, out);
         }
       } else {
@@ -343,20 +365,10 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads) row_norm_backward_ke
           load_row_values<In, VEC>(xr + p * VEC, s.vector_access, xv);
           load_row_values<In, VEC>(dyr + p * VEC, s.vector_access, dv);
           load_weights<Param, VEC>(gamma, p, s, w);
-          NORMKIT_UNROLL
-          for (int i = 0; i < VEC; ++i) {
-            const float gi = math::mul_rn(w[i], dv[i]);
-            sum_g = math::add_rn(sum_g, gi);
-            sum_gx = math::add_rn(sum_gx, math::mul_rn(gi, math::row_norm_xhat(s.centered, xv[i], mean, rstd)));
-          }
+          add_grad_sums<VEC>(xv, dv, w, mean, rstd, s.centered, sum_g, sum_gx);
         }
-        if (s.centered) {
-          row_sum2(sum_g, sum_gx, s.thread_shift, warp_sums);
-        } else {
-          sum_gx = row_sum(sum_gx, s.thread_shift, warp_sums);
-        }
-        const float mean_g = s.centered ? math::div_rn(sum_g, n) : 0.0f;
-        const float mean_gx = math::div_rn(sum_gx, n);
+        float mean_g, mean_gx;
+        grad_means(sum_g, sum_gx, s, n, warp_sums, &mean_g, &mean_gx);
         for (std::int64_t p = lane; p < packs; p += T) {
           float xv[VEC], dv[VEC], w[VEC], out[VEC];
           load_row_values<In, VEC>(xr + p * VEC, s.vector_access, xv);
@@ -367,6 +379,7 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads) row_norm_backward_ke
             const float xhat = math::row_norm_xhat(s.centered, xv[i], mean, rstd);
             out[i] = math::row_norm_dx(math::mul_rn(w[i], dv[i]), xhat, mean_g, mean_gx, rstd);
             if (param_grads) {
+              // (this row's contributions added to the thread's own columns of the partial row)
               const std::int64_t col = p * VEC + i;
               pg[col] = math::add_rn(pg[col], math::mul_rn(dv[i], s.round_xhat ? math::round_to<In>(xhat) : xhat));
               pb[col] = math::add_rn(pb[col], dv[i]);
