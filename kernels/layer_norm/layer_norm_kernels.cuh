@@ -27,6 +27,7 @@ struct RowNormShape {
   bool centered;     // LayerNorm (RMSNorm: false)
   bool has_gamma, has_beta, gamma_offset, round_xhat;
   float eps;
+  float inv_n;       // 1 / n rounded to float (math::row_norm_inverse_count): means are sums times it
 };
 
 // One pack of a row: a vector load, or VEC scalar loads into the same registers (misaligned pointers).
@@ -70,8 +71,9 @@ __device__ __forceinline__ void load_weights(const Param* gamma, std::int64_t p,
 }
 
 // The sum of v over a row's T = 2^shift threads, in math::layer_norm_lane_order: a butterfly within each
-// warp, then (T > 32) the warps' sums in warp order through `warp_sums` (every thread of the block calls
-// it). Every thread of the row gets the same bits.
+// warp, then (T > 32) the warps' sums in warp order through `warp_sums` (one float a warp of the block; every
+// thread of the block calls it, as the block's row groups take the same rounds). Every thread of the row
+// gets the same bits.
 __device__ __forceinline__ float row_sum(float v, int shift, float* warp_sums) {
   const int stages = shift < 5 ? shift : 5;
   NORMKIT_UNROLL
@@ -80,15 +82,18 @@ __device__ __forceinline__ float row_sum(float v, int shift, float* warp_sums) {
   }
   if (shift <= 5) return v;
   const int warp = static_cast<int>(threadIdx.x) >> 5;
+  const int warps = 1 << (shift - 5);  // of the row's group, which starts at warp `first`
+  const int first = warp & ~(warps - 1);
   if ((threadIdx.x & 31) == 0) warp_sums[warp] = v;
   __syncthreads();
-  float total = warp_sums[0];
-  for (int w = 1; w < (1 << (shift - 5)); ++w) total = math::add_rn(total, warp_sums[w]);
+  float total = warp_sums[first];
+  for (int w = 1; w < warps; ++w) total = math::add_rn(total, warp_sums[first + w]);
   __syncthreads();  // warp_sums is reused by the next sum
   return total;
 }
 
-// Two sums at once (the long-row path's shifted Σd and Σd²), each in row_sum's order.
+// Two sums at once (Σ g and Σ g x̂ of the backward; the long rows' shifted Σd and Σd²), each in row_sum's
+// order; warp_sums holds two floats a warp of the block.
 __device__ __forceinline__ void row_sum2(float& a, float& b, int shift, float* warp_sums) {
   const int stages = shift < 5 ? shift : 5;
   NORMKIT_UNROLL
@@ -100,39 +105,43 @@ __device__ __forceinline__ void row_sum2(float& a, float& b, int shift, float* w
   }
   if (shift <= 5) return;
   const int warp = static_cast<int>(threadIdx.x) >> 5;
+  const int block_warps = static_cast<int>(blockDim.x) >> 5;
   const int warps = 1 << (shift - 5);
+  const int first = warp & ~(warps - 1);
   if ((threadIdx.x & 31) == 0) {
     warp_sums[warp] = a;
-    warp_sums[warps + warp] = b;
+    warp_sums[block_warps + warp] = b;
   }
   __syncthreads();
-  a = warp_sums[0];
-  b = warp_sums[warps];
+  a = warp_sums[first];
+  b = warp_sums[block_warps + first];
   for (int w = 1; w < warps; ++w) {
-    a = math::add_rn(a, warp_sums[w]);
-    b = math::add_rn(b, warp_sums[warps + w]);
+    a = math::add_rn(a, warp_sums[first + w]);
+    b = math::add_rn(b, warp_sums[block_warps + first + w]);
   }
   __syncthreads();
 }
 
 // Forward. A block holds blockDim / T row groups; a group's rows are r, r + grid * groups, ... The groups of
-// a warp run the same rounds (an idle group joins the shuffles); a block-wide group (T > 32) is the block.
+// a warp (of a block, for groups wider than a warp) run the same rounds: an idle group joins the sums.
 // One-read rows: the thread's K packs stay in registers (as loaded) and are converted for each pass.
 // Long rows: shifted sums (shift = the row's first value) in one pass, then a second read for y.
 template <typename In, typename Param, int VEC>
 __global__ void __launch_bounds__(plan::kRowNormMaxThreads) row_norm_forward_kernel(
     const In* __restrict__ x, const Param* __restrict__ gamma, const Param* __restrict__ beta, In* __restrict__ y,
     float* __restrict__ mean_out, float* __restrict__ rstd_out, RowNormShape s) {
-  constexpr int K = plan::row_norm_values_per_thread(false, sizeof(In), VEC) / VEC;
+  constexpr int K = plan::row_norm_values_per_thread(false) / VEC;
   __shared__ float warp_sums[2 * plan::kRowNormMaxThreads / 32];
   const int T = 1 << s.thread_shift;
   const int lane = static_cast<int>(threadIdx.x) & (T - 1);
   const std::int64_t groups = blockDim.x >> s.thread_shift;
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * groups;
   const std::int64_t first = static_cast<std::int64_t>(blockIdx.x) * groups + (threadIdx.x >> s.thread_shift);
-  const std::int64_t warp_first = T >= 32 ? first : first - ((threadIdx.x & 31) >> s.thread_shift);
+  // (the rounds a group takes follow the first row of its warp, or of its block where a row is wider than a
+  // warp and its sums meet at the block's barriers: every group of a warp / block takes the same rounds)
+  const std::int64_t round_first = T > 32 ? static_cast<std::int64_t>(blockIdx.x) * groups
+                                          : first - ((threadIdx.x & 31) >> s.thread_shift);
   const std::int64_t packs = s.n / VEC;
-  const float n = static_cast<float>(s.n);
   // (gamma and beta of the thread's columns, loaded once: the columns are the same in every row)
   float w[K][VEC], b[K][VEC];
   if (s.one_read) {
@@ -148,57 +157,56 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads) row_norm_forward_ker
       for (int i = 0; i < VEC; ++i) w[j][i] = math::row_norm_weight(s.has_gamma, w[j][i], s.gamma_offset);
     }
   }
-  for (std::int64_t r = first, base = warp_first; base < s.rows; r += stride, base += stride) {
+  for (std::int64_t r = first, base = round_first; base < s.rows; r += stride, base += stride) {
     const bool active = r < s.rows;
     const In* xr = x + r * s.n;
     In* yr = y + r * s.n;
     float mean = 0.0f, rstd;
     if (s.one_read) {
-      RawPack<In, VEC> raw[K];
+      // (the thread's values converted once, as floats: converting them in each of the three passes cost
+      // more issue slots than the registers)
+      float v[K][VEC];
       NORMKIT_UNROLL
       for (int j = 0; j < K; ++j) {
         const int p = lane + T * j;  // (32-bit: one-read rows are short)
-        if (active && p < packs) raw[j] = load_row_pack<In, VEC>(xr + p * VEC, s.vector_access);
+        if (active && p < packs) load_row_values<In, VEC>(xr + p * VEC, s.vector_access, v[j]);
       }
       float acc = 0.0f;
       if (s.centered) {
         NORMKIT_UNROLL
         for (int j = 0; j < K; ++j) {
           if (!active || lane + T * j >= packs) break;
-          float v[VEC];
-          convert_raw_pack<float, In, VEC>(raw[j], v);
           NORMKIT_UNROLL
-          for (int i = 0; i < VEC; ++i) acc = math::add_rn(acc, v[i]);
+          for (int i = 0; i < VEC; ++i) acc = math::add_rn(acc, v[j][i]);
         }
-        mean = math::div_rn(row_sum(acc, s.thread_shift, warp_sums), n);
+        mean = math::mul_rn(row_sum(acc, s.thread_shift, warp_sums), s.inv_n);
         acc = 0.0f;
       }
       NORMKIT_UNROLL
       for (int j = 0; j < K; ++j) {
         if (!active || lane + T * j >= packs) break;
-        float v[VEC];
-        convert_raw_pack<float, In, VEC>(raw[j], v);
         NORMKIT_UNROLL
         for (int i = 0; i < VEC; ++i) {
-          const float d = s.centered ? math::sub_rn(v[i], mean) : v[i];
+          const float d = s.centered ? math::sub_rn(v[j][i], mean) : v[j][i];
           acc = math::add_rn(acc, math::mul_rn(d, d));
         }
       }
-      rstd = math::row_norm_rstd(math::div_rn(row_sum(acc, s.thread_shift, warp_sums), n), s.eps);
+      rstd = math::row_norm_rstd(math::mul_rn(row_sum(acc, s.thread_shift, warp_sums), s.inv_n), s.eps);
       NORMKIT_UNROLL
       for (int j = 0; j < K; ++j) {
-        const int p = lane + T * j;  // (32-bit: one-read rows are short)
+        const int p = lane + T * j;
         if (!active || p >= packs) break;
-        float v[VEC];
-        convert_raw_pack<float, In, VEC>(raw[j], v);
+        float out[VEC];
         NORMKIT_UNROLL
         for (int i = 0; i < VEC; ++i) {
-          v[i] = math::row_norm_output<In>(math::row_norm_xhat(s.centered, v[i], mean, rstd), s.round_xhat, w[j][i], s.has_beta, b[j][i]);
+          out[i] = math::row_norm_output<In>(math::row_norm_xhat(s.centered, v[j][i], mean, rstd), s.round_xhat, w[j][i], s.has_beta,
+                                             b[j][i]);
         }
-        store_row_values<In, VEC>(yr + p * VEC, s.vector_access, v);
+        store_row_values<In, VEC>(yr + p * VEC, s.vector_access, out);
       }
     } else {
-      // Long rows (T = kRowNormMaxThreads, the whole block: every thread is active).
+      // Long rows (T = kRowNormMaxThreads, the whole block: `active` is uniform over it).
+      if (!active) continue;
       const float shift = s.centered ? math::to_acc<float>(xr[0]) : 0.0f;
       float s1 = 0.0f, s2 = 0.0f;
       for (std::int64_t p = lane; p < packs; p += T) {
@@ -214,9 +222,9 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads) row_norm_forward_ker
       row_sum2(s1, s2, s.thread_shift, warp_sums);
       float var;
       if (s.centered) {
-        math::row_norm_shifted_moments(shift, s1, s2, n, &mean, &var);
+        math::row_norm_shifted_moments(shift, s1, s2, s.inv_n, &mean, &var);
       } else {
-        var = math::div_rn(s2, n);
+        var = math::mul_rn(s2, s.inv_n);
       }
       rstd = math::row_norm_rstd(var, s.eps);
       for (std::int64_t p = lane; p < packs; p += T) {
@@ -258,15 +266,15 @@ __device__ __forceinline__ void add_grad_sums(const float* xv, const float* dv, 
 }
 
 // mean(g) (0 for RMSNorm) and mean(g x̂) of a row from its threads' sums.
-__device__ __forceinline__ void grad_means(float sum_g, float sum_gx, const RowNormShape& s, float n, float* warp_sums,
+__device__ __forceinline__ void grad_means(float sum_g, float sum_gx, const RowNormShape& s, float* warp_sums,
                                            float* mean_g, float* mean_gx) {
   if (s.centered) {
     row_sum2(sum_g, sum_gx, s.thread_shift, warp_sums);
   } else {
     sum_gx = row_sum(sum_gx, s.thread_shift, warp_sums);
   }
-  *mean_g = s.centered ? math::div_rn(sum_g, n) : 0.0f;
-  *mean_gx = math::div_rn(sum_gx, n);
+  *mean_g = s.centered ? math::mul_rn(sum_g, s.inv_n) : 0.0f;
+  *mean_gx = math::mul_rn(sum_gx, s.inv_n);
 }
 
 // dx of one pack, and its values' dgamma (dy x̂, x̂ rounded to In with CastMode::input_dtype) and dbeta (dy)
@@ -293,7 +301,7 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads) row_norm_backward_ke
     const In* __restrict__ dy, const In* __restrict__ x, const float* __restrict__ mean_in, const float* __restrict__ rstd_in,
     const Param* __restrict__ gamma, In* __restrict__ dx, float* __restrict__ partial_gamma, float* __restrict__ partial_beta,
     RowNormShape s, std::int64_t partials) {
-  constexpr int K = plan::row_norm_values_per_thread(true, sizeof(In), VEC) / VEC;
+  constexpr int K = plan::row_norm_values_per_thread(true) / VEC;
   constexpr int kValues = K * VEC;
   extern __shared__ float group_sums[];  // G > 1: [G][T][2][kValues]
   __shared__ float warp_sums[2 * plan::kRowNormMaxThreads / 32];
@@ -302,7 +310,6 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads) row_norm_backward_ke
   const int group = static_cast<int>(threadIdx.x) >> s.thread_shift;
   const int G = static_cast<int>(blockDim.x) >> s.thread_shift;
   const std::int64_t packs = s.n / VEC;
-  const float n = static_cast<float>(s.n);
   const bool param_grads = partial_gamma != nullptr;
   constexpr std::int64_t R = kLayerNormRowsPerPartial;
   for (std::int64_t c = blockIdx.x; c < partials; c += gridDim.x) {
@@ -345,7 +352,7 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads) row_norm_backward_ke
           add_grad_sums<VEC>(xv, dv, w, mean, rstd, s.centered, sum_g, sum_gx);
         }
         float mean_g, mean_gx;
-        grad_means(sum_g, sum_gx, s, n, warp_sums, &mean_g, &mean_gx);
+        grad_means(sum_g, sum_gx, s, warp_sums, &mean_g, &mean_gx);
         NORMKIT_UNROLL
         for (int j = 0; j < K; ++j) {
           const int p = lane + T * j;  // (32-bit: one-read rows are short)
@@ -368,7 +375,7 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads) row_norm_backward_ke
           add_grad_sums<VEC>(xv, dv, w, mean, rstd, s.centered, sum_g, sum_gx);
         }
         float mean_g, mean_gx;
-        grad_means(sum_g, sum_gx, s, n, warp_sums, &mean_g, &mean_gx);
+        grad_means(sum_g, sum_gx, s, warp_sums, &mean_g, &mean_gx);
         for (std::int64_t p = lane; p < packs; p += T) {
           float xv[VEC], dv[VEC], w[VEC], out[VEC];
           load_row_values<In, VEC>(xr + p * VEC, s.vector_access, xv);

@@ -8,6 +8,7 @@
 #include "kernels/layer_norm/layer_norm_kernels.cuh"
 #include "kernels/layer_norm/layer_norm_launch.hpp"
 #include "math/dtype_dispatch.hpp"
+#include "math/layer_norm.hpp"
 
 namespace normkit::kernels {
 namespace {
@@ -34,6 +35,7 @@ RowNormShape shape_of(std::int64_t rows, std::int64_t n, const LayerNormOptions&
   s.gamma_offset = o.gamma_offset;
   s.round_xhat = o.cast_mode == CastMode::input_dtype;
   s.eps = static_cast<float>(o.eps);
+  s.inv_n = math::row_norm_inverse_count(n);
   return s;
 }
 
@@ -77,7 +79,7 @@ Status launch_row_norm_backward(const plan::RowNormBackwardCall& c, const plan::
     auto* dx = static_cast<X*>(c.dx);
     // (row groups narrower than the block add their dgamma/dbeta sums through shared memory)
     const std::size_t shared = p.groups_per_block > 1 && param_grads && p.layout.one_read
-                                   ? static_cast<std::size_t>(p.block_threads) * 2 * plan::row_norm_values_per_thread(true, sizeof(X), p.layout.vec) * sizeof(float)
+                                   ? static_cast<std::size_t>(p.block_threads) * 2 * plan::row_norm_values_per_thread(true) * sizeof(float)
                                    : 0;
     if (c.rows == 0) {
       // (no rows: only the parameter gradients, zeros, are written)

@@ -52,7 +52,7 @@ void forward_rows(const plan::RowNormForwardCall& c, std::int64_t begin, std::in
   const bool centered = o.kind == RowNorm::layer_norm;
   const bool round_xhat = o.cast_mode == CastMode::input_dtype;
   const float eps = static_cast<float>(o.eps);
-  const float n = static_cast<float>(c.n);
+  const float inv_n = math::row_norm_inverse_count(c.n);
   const auto* gamma = static_cast<const Param*>(c.gamma);
   const auto* beta = static_cast<const Param*>(c.beta);
   LaneSums sums(layout);
@@ -63,12 +63,12 @@ void forward_rows(const plan::RowNormForwardCall& c, std::int64_t begin, std::in
     for (std::int64_t e = 0; e < c.n; ++e) v[e] = math::to_acc<float>(xr[e]);
     float mean = 0.0f, var;
     if (layout.one_read) {
-      if (centered) mean = math::div_rn(sums.sum(c.n, [&](std::int64_t e) { return v[e]; }), n);
-      var = math::div_rn(sums.sum(c.n, [&](std::int64_t e) {
+      if (centered) mean = math::mul_rn(sums.sum(c.n, [&](std::int64_t e) { return v[e]; }), inv_n);
+      var = math::mul_rn(sums.sum(c.n, [&](std::int64_t e) {
                            const float d = centered ? math::sub_rn(v[e], mean) : v[e];
                            return math::mul_rn(d, d);
                          }),
-                         n);
+                         inv_n);
     } else {
       const float shift = centered ? v[0] : 0.0f;
       float s1, s2;
@@ -79,9 +79,9 @@ void forward_rows(const plan::RowNormForwardCall& c, std::int64_t begin, std::in
                 },
                 &s1, &s2);
       if (centered) {
-        math::row_norm_shifted_moments(shift, s1, s2, n, &mean, &var);
+        math::row_norm_shifted_moments(shift, s1, s2, inv_n, &mean, &var);
       } else {
-        var = math::div_rn(s2, n);
+        var = math::mul_rn(s2, inv_n);
       }
     }
     const float rstd = math::row_norm_rstd(var, eps);
@@ -105,7 +105,7 @@ void backward_block(const plan::RowNormBackwardCall& c, const plan::RowNormLayou
   const auto& o = c.options;
   const bool centered = o.kind == RowNorm::layer_norm;
   const bool round_xhat = o.cast_mode == CastMode::input_dtype;
-  const float n = static_cast<float>(c.n);
+  const float inv_n = math::row_norm_inverse_count(c.n);
   const bool param_grads = partial_gamma != nullptr;
   constexpr std::int64_t R = kLayerNormRowsPerPartial;
   for (int g = 0; g < layout.groups; ++g) {
@@ -126,8 +126,8 @@ void backward_block(const plan::RowNormBackwardCall& c, const plan::RowNormLayou
       } else {
         sum_gx = sums.sum(c.n, [&](std::int64_t e) { return math::mul_rn(gdy(e), xhat(e)); });
       }
-      const float mean_g = centered ? math::div_rn(sum_g, n) : 0.0f;
-      const float mean_gx = math::div_rn(sum_gx, n);
+      const float mean_g = centered ? math::mul_rn(sum_g, inv_n) : 0.0f;
+      const float mean_gx = math::mul_rn(sum_gx, inv_n);
       X* dxr = c.dx ? static_cast<X*>(c.dx) + r * c.n : nullptr;
       for (std::int64_t e = 0; e < c.n; ++e) {
         const float xh = xhat(e);

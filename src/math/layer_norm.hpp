@@ -84,12 +84,15 @@ NORMKIT_HD float row_norm_output(float xhat, bool round_xhat, float weight, bool
   return has_beta ? add_rn(scaled, beta) : scaled;
 }
 
+// 1 / n rounded to float: a row's means are its sums times it (a multiplication, not a division a row).
+NORMKIT_HD float row_norm_inverse_count(std::int64_t n) { return div_rn(1.0f, static_cast<float>(n)); }
+
 // Mean and variance of a row from the shifted sums of the long-row path (s1 = Σ(x - shift),
 // s2 = Σ(x - shift)²; shift is the row's first value, so the cancellation is that of the data's spread).
-NORMKIT_HD void row_norm_shifted_moments(float shift, float s1, float s2, float n, float* mean, float* var) {
-  const float d = div_rn(s1, n);
+NORMKIT_HD void row_norm_shifted_moments(float shift, float s1, float s2, float inv_n, float* mean, float* var) {
+  const float d = mul_rn(s1, inv_n);
   *mean = add_rn(shift, d);
-  const float v = div_rn(sub_rn(s2, mul_rn(s1, d)), n);
+  const float v = mul_rn(sub_rn(s2, mul_rn(s1, d)), inv_n);
   *var = v > 0.0f ? v : (v == v ? 0.0f : v);  // (rounding may leave a tiny negative; NaN stays)
 }
 

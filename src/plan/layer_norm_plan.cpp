@@ -18,7 +18,7 @@ RowNormLayout layout_for(std::int64_t n, DType x, bool backward) {
   const int full = static_cast<int>(16 / dtype_size(x));
   l.vec = n % full == 0 ? full : 1;
   const std::int64_t packs = n / l.vec;
-  const int packs_per_thread = row_norm_values_per_thread(backward, dtype_size(x), l.vec) / l.vec;
+  const int packs_per_thread = row_norm_values_per_thread(backward) / l.vec;
   const std::int64_t needed = (packs + packs_per_thread - 1) / packs_per_thread;
   l.one_read = needed <= kRowNormMaxThreads;
   l.threads = l.one_read ? power_of_two_at_least(needed) : kRowNormMaxThreads;
@@ -48,7 +48,7 @@ RowNormLayout row_norm_forward_layout(std::int64_t n, DType x) {
 
 RowNormLayout row_norm_backward_layout(std::int64_t n, DType x) {
   RowNormLayout l = layout_for(n, x, true);
-  l.groups = l.threads <= 32 ? static_cast<int>(std::min<std::int64_t>(kRowNormBlockThreads / l.threads, kLayerNormRowsPerPartial)) : 1;
+  l.groups = static_cast<int>(std::clamp<std::int64_t>(kRowNormBlockThreads / l.threads, 1, kLayerNormRowsPerPartial));
   return l;
 }
 
@@ -56,8 +56,7 @@ RowNormPlan choose_row_norm_forward_plan(std::int64_t rows, std::int64_t n, DTyp
   RowNormPlan p;
   p.layout = row_norm_forward_layout(n, x);
   p.vector_access = aligned;
-  // (a row group wider than a warp is its block: its sums meet through the block's shared memory)
-  p.block_threads = p.layout.threads > 32 ? p.layout.threads : kRowNormBlockThreads;
+  p.block_threads = std::max(p.layout.threads, kRowNormBlockThreads);
   p.groups_per_block = p.block_threads / p.layout.threads;
   p.grid = std::clamp<std::int64_t>((rows + p.groups_per_block - 1) / p.groups_per_block, 1, grid_cap(p.block_threads, sm_count));
   apply_override(&p);

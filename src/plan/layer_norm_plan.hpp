@@ -14,18 +14,15 @@
 
 namespace normkit::plan {
 
-// Values a thread holds of its row (the row stays in registers: one read): 16, with gamma and beta of its
-// columns beside them in the forward. The backward keeps x, dy and two dgamma/dbeta accumulators a value:
-// 16 values of 16-bit rows in 16-byte packs, 8 otherwise (float32 or scalar 16-bit values take a register
-// each: 16 of them spilled). At most 512 threads a row (128 registers a thread): the forward reads rows of
-// up to 8192 elements once, the backward rows of up to 8192 (16-bit) or 4096. Longer rows take 512
-// threads and read the row twice. (Tried: 32 values a 16-bit thread spilled with float32 gamma and beta;
-// 1024 threads of 16 values spilled at their 64 registers.)
-constexpr int row_norm_values_per_thread(bool backward, std::size_t x_bytes, int vec) {
-  return backward && !(x_bytes == 2 && vec > 1) ? 8 : 16;
-}
+// Values a thread holds of its row (the row stays in registers: one read): 16 in the forward, with gamma
+// and beta of its columns beside them; 8 in the backward, which keeps x, dy and the two dgamma/dbeta
+// accumulators of each (16 values spilled in some instantiations: ptxas is at the edge of 128 registers).
+// At most 512 threads a row (128 registers a thread): the forward reads rows of up to 8192 elements once,
+// the backward rows of up to 4096. Longer rows take 512 threads and read the row twice. (Tried: 32 values a
+// 16-bit thread spilled with float32 gamma and beta; 1024 threads of 16 values spilled at their 64 registers.)
+constexpr int row_norm_values_per_thread(bool backward) { return backward ? 8 : 16; }
 constexpr int kRowNormMaxThreads = 512;
-// Threads of a block whose row groups are narrower than a warp (rows of up to 32 x 16 values).
+// Threads of a block: row groups of up to 256 threads share one (a wider group is its block).
 constexpr int kRowNormBlockThreads = 256;
 // Strands of the final dgamma/dbeta sum over the partials: strand s adds partials s, s + 8, ..., then the
 // strands are added in order (both engines).

@@ -4,6 +4,8 @@
 //   KIND stats|apply|lp, DTYPE float32|float16|bfloat16|float64|uint8, SHAPE 131072x64,
 //   AXES all | comma-separated reduced axes (e.g. 0,1,2; ignored by lp), EXTRA for stats: all | moments
 //   ({count, mean, var}) | float64 (all statistics, float64 accumulation); for apply: the output dtype.
+//   KIND layer_norm_forward|layer_norm_backward|rms_norm_forward|rms_norm_backward: SHAPE rows x n, AXES
+//   ignored, EXTRA the parameters' dtype (gamma, beta; backward: dgamma, dbeta too).
 // It prints the input, output and parameter bytes. Under ptxemu with PTXEMU_PROFILE_JSON every kernel of
 // the call is profiled; the only host<->device copies are the staging of input and coefficients.
 #include <cuda_runtime_api.h>
@@ -16,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "normkit/layer_norm.hpp"
 #include "normkit/normalize.hpp"
 #include "normkit/stats.hpp"
 
@@ -33,6 +36,9 @@ struct TrafficCase {
   bool lp = false;                  // normalize_lp (L2) instead of apply_affine
   StatSet stats = StatSet::all();
   Accumulation accumulation = Accumulation::automatic;
+  int layer = 0;                    // 1 forward, 2 backward (LayerNorm / RMSNorm by `rms`)
+  bool rms = false;
+  DType param_dtype = DType::float32;
 };
 
 const std::vector<TrafficCase>& cases() {
@@ -106,6 +112,58 @@ int run_apply(const TrafficCase& c, const TensorView& view, std::int64_t numel, 
   return 0;
 }
 
+// A LayerNorm / RMSNorm forward or backward over the last axis, with gamma (and beta) of param_dtype.
+int run_layer(const TrafficCase& c, const TensorView& x, std::int64_t numel, std::size_t bytes) {
+  const std::int64_t n = x.shape[x.ndim - 1], rows = numel / n;
+  LayerNormOptions o;
+  o.kind = c.rms ? RowNorm::rms_norm : RowNorm::layer_norm;
+  const std::size_t param_bytes = static_cast<std::size_t>(n) * dtype_size(c.param_dtype);
+  void *gamma = nullptr, *beta = nullptr, *out = nullptr, *dy = nullptr, *dgamma = nullptr, *dbeta = nullptr, *mean = nullptr,
+       *rstd = nullptr, *workspace = nullptr;
+  std::size_t workspace_bytes = 0;
+  if (!layer_norm_backward_workspace_size(x, o, &workspace_bytes).ok()) return fail(c.name, "workspace size");
+  // (staged from the host: device-side memsets and copies would count as the call's time in the model)
+  std::vector<unsigned char> staging(std::max(bytes, param_bytes), 0x3c);
+  for (void** p : {&gamma, &beta, &dgamma, &dbeta}) {
+    if (cudaMalloc(p, param_bytes) != cudaSuccess || cudaMemcpy(*p, staging.data(), param_bytes, cudaMemcpyHostToDevice) != cudaSuccess) {
+      return fail(c.name, "cudaMalloc");
+    }
+  }
+  if (cudaMalloc(&out, bytes) != cudaSuccess || cudaMalloc(&dy, bytes) != cudaSuccess || cudaMalloc(&mean, rows * 4) != cudaSuccess ||
+      cudaMalloc(&rstd, rows * 4) != cudaSuccess || (workspace_bytes && cudaMalloc(&workspace, workspace_bytes) != cudaSuccess)) {
+    return fail(c.name, "cudaMalloc");
+  }
+  std::vector<float> stats(static_cast<std::size_t>(rows), 1.0f);
+  if (cudaMemcpy(dy, staging.data(), bytes, cudaMemcpyHostToDevice) != cudaSuccess ||
+      cudaMemcpy(mean, stats.data(), rows * 4, cudaMemcpyHostToDevice) != cudaSuccess ||
+      cudaMemcpy(rstd, stats.data(), rows * 4, cudaMemcpyHostToDevice) != cudaSuccess) {
+    return fail(c.name, "staging");
+  }
+  auto view = [&](void* p) { return TensorView(p, x.dtype, x.shape.data(), x.ndim, MemorySpace::device); };
+  const TensorView g(gamma, c.param_dtype, {n}, MemorySpace::device), b = c.rms ? TensorView() : TensorView(beta, c.param_dtype, {n}, MemorySpace::device);
+  const TensorView m = c.rms ? TensorView() : TensorView(mean, DType::float32, {rows}, MemorySpace::device);
+  const TensorView r(rstd, DType::float32, {rows}, MemorySpace::device);
+  const std::size_t stat_bytes = static_cast<std::size_t>(rows) * (c.rms ? 4 : 8);
+  if (cudaDeviceSynchronize() != cudaSuccess) return fail(c.name, "staging");
+  Status s;
+  if (c.layer == 1) {
+    s = layer_norm_forward(x, g, b, view(out), m, r, o, nullptr);
+  } else {
+    const TensorView dg(dgamma, c.param_dtype, {n}, MemorySpace::device);
+    const TensorView db = c.rms ? TensorView() : TensorView(dbeta, c.param_dtype, {n}, MemorySpace::device);
+    s = layer_norm_backward(view(dy), x, m, r, g, view(out), dg, db, o, workspace, workspace_bytes, nullptr);
+  }
+  if (!s.ok()) return fail(c.name, s.message());
+  if (cudaDeviceSynchronize() != cudaSuccess) return fail(c.name, "kernel failed");
+  // Minimum bytes (the speed issue's): forward x + y + parameters once (+ the saved statistics written);
+  // backward x + dy + dx + the saved statistics.
+  const std::size_t params = c.layer == 1 ? param_bytes * (c.rms ? 1 : 2) : 0;
+  std::printf("%s input_bytes=%zu output_bytes=%zu parameter_bytes=%zu statistics_bytes=%zu\n", c.name, bytes * (c.layer == 1 ? 1 : 2),
+              bytes, params, stat_bytes);
+  for (void* p : {gamma, beta, out, dy, dgamma, dbeta, mean, rstd, workspace}) cudaFree(p);
+  return 0;
+}
+
 // "131072x64" -> {131072, 64}; "0,1,2" -> those axes. False on malformed text.
 bool parse_list(const std::string& text, char separator, std::vector<std::int64_t>* out) {
   out->clear();
@@ -127,8 +185,11 @@ bool parse_spec(char** argv, int argc, TrafficCase* c) {
   const std::string kind = argv[0];
   c->apply = kind == "apply" || kind == "lp";
   c->lp = kind == "lp";
-  if (!c->apply && kind != "stats") return false;
+  c->layer = kind == "layer_norm_forward" || kind == "rms_norm_forward" ? 1 : (kind == "layer_norm_backward" || kind == "rms_norm_backward" ? 2 : 0);
+  c->rms = kind.rfind("rms_norm", 0) == 0;
+  if (!c->apply && !c->layer && kind != "stats") return false;
   if (!parse_dtype(argv[1], &c->dtype) || !parse_list(argv[2], 'x', &c->shape)) return false;
+  if (c->layer) return argc < 5 || parse_dtype(argv[4], &c->param_dtype);
   const std::string axes = argv[3];
   std::vector<std::int64_t> list;
   if (c->lp) {
@@ -157,7 +218,7 @@ int main(int argc, char** argv) {
   if (argc >= 2 && std::strcmp(argv[1], "--spec") == 0) {
     TrafficCase c{"spec", DType::float32, {}, ReduceAxes::every()};
     if (!parse_spec(argv + 2, argc - 2, &c)) {
-      std::fprintf(stderr, "usage: traffic_case --spec stats|apply|lp DTYPE SHAPE AXES [all|moments|float64|OUT_DTYPE]\n");
+      std::fprintf(stderr, "usage: traffic_case --spec stats|apply|lp|layer_norm_forward|... DTYPE SHAPE AXES [all|moments|float64|OUT_DTYPE|PARAM_DTYPE]\n");
       return 2;
     }
     return run_case(c);
@@ -191,6 +252,7 @@ int run_case(const TrafficCase& c) {
       return fail(c.name, "cudaMalloc/cudaMemcpy failed");
     }
     TensorView view(input, c.dtype, c.shape.data(), static_cast<int>(c.shape.size()), MemorySpace::device);
+    if (c.layer) return run_layer(c, view, numel, bytes);
     if (c.apply) return run_apply(c, view, numel, bytes);
     StatsOptions options;
     options.axes = c.axes;

@@ -246,9 +246,10 @@ TEST(LayerNormPlan, LayoutsDependOnNAndDtypeOnly) {
   EXPECT_EQ(row_norm_forward_layout(8192, DType::float32).threads, 512);
   EXPECT_FALSE(row_norm_forward_layout(8193, DType::float32).one_read);
   EXPECT_EQ(row_norm_forward_layout(1, DType::float32).threads, 1);
-  EXPECT_TRUE(row_norm_backward_layout(8192, DType::float16).one_read);
-  EXPECT_FALSE(row_norm_backward_layout(4097 * 4, DType::float32).one_read);
-  EXPECT_EQ(row_norm_backward_layout(64, DType::float32).groups, 32);  // 2 threads a row: 32 groups
+  EXPECT_TRUE(row_norm_backward_layout(4096, DType::float16).one_read);
+  EXPECT_FALSE(row_norm_backward_layout(4104, DType::float16).one_read);
+  EXPECT_FALSE(row_norm_backward_layout(4100, DType::float32).one_read);
+  EXPECT_EQ(row_norm_backward_layout(64, DType::float32).groups, 32);  // 8 threads a row: 32 groups
   EXPECT_EQ(row_norm_backward_layout(4096, DType::float32).groups, 1);
   // The launch shape follows the SM count; the layout does not.
   const auto a = plan::choose_row_norm_forward_plan(100000, 768, DType::float16, true, 132);
