@@ -57,6 +57,24 @@ __device__ __forceinline__ void store_row_values(T* p, bool vector, const float*
   }
 }
 
+// VEC floats from shared memory (16-byte aligned: the cache starts aligned and packs are VEC floats).
+template <int VEC>
+__device__ __forceinline__ void load_cached(const float* p, float* out) {
+  if constexpr (VEC % 4 == 0) {
+    NORMKIT_UNROLL
+    for (int i = 0; i < VEC; i += 4) {
+      const float4 q = *reinterpret_cast<const float4*>(p + i);
+      out[i] = q.x;
+      out[i + 1] = q.y;
+      out[i + 2] = q.z;
+      out[i + 3] = q.w;
+    }
+  } else {
+    NORMKIT_UNROLL
+    for (int i = 0; i < VEC; ++i) out[i] = p[i];
+  }
+}
+
 // The effective weights w of pack p (gamma, + 1 with the offset, 1 without gamma).
 template <typename Param, int VEC>
 __device__ __forceinline__ void load_weights(const Param* gamma, std::int64_t p, const RowNormShape& s, float* w) {
@@ -68,6 +86,45 @@ __device__ __forceinline__ void load_weights(const Param* gamma, std::int64_t p,
   }
   NORMKIT_UNROLL
   for (int i = 0; i < VEC; ++i) w[i] = math::row_norm_weight(s.has_gamma, w[i], s.gamma_offset);
+}
+
+// beta of pack p (0 without beta: the output adds it unconditionally).
+template <typename Param, int VEC>
+__device__ __forceinline__ void load_beta(const Param* beta, std::int64_t p, const RowNormShape& s, float* b) {
+  if (s.has_beta) {
+    load_row_values<Param, VEC>(beta + p * VEC, s.vector_access, b);
+  } else {
+    NORMKIT_UNROLL
+    for (int i = 0; i < VEC; ++i) b[i] = 0.0f;
+  }
+}
+
+// One pack of y: x̂ (rounded to In first with kRound) * w + beta.
+template <bool kRound, typename In, int VEC>
+__device__ __forceinline__ void store_output_pack(In* y, const float* v, float mean, float rstd, const float* w, const float* b,
+                                                  bool vector) {
+  float out[VEC];
+  NORMKIT_UNROLL
+  for (int i = 0; i < VEC; ++i) {
+    out[i] = math::row_norm_output(math::row_norm_cast_xhat<In, kRound>(math::row_norm_xhat(v[i], mean, rstd)), w[i], b[i]);
+  }
+  store_row_values<In, VEC>(y, vector, out);
+}
+
+// The thread's packs of a one-read row of y (packs: the row's, 0 for an idle group), w and beta from the
+// block's parameter cache.
+template <bool kRound, typename In, int VEC, int K>
+__device__ __forceinline__ void store_row(In* yr, const float (&v)[K][VEC], float mean, float rstd, const float* w_cache,
+                                          const float* b_cache, int lane, int T, int packs, bool vector) {
+  NORMKIT_UNROLL
+  for (int j = 0; j < K; ++j) {
+    const int p = lane + T * j;
+    if (p >= packs) break;
+    float w[VEC], b[VEC];
+    load_cached<VEC>(w_cache + p * VEC, w);
+    load_cached<VEC>(b_cache + p * VEC, b);
+    store_output_pack<kRound, In, VEC>(yr + p * VEC, v[j], mean, rstd, w, b, vector);
+  }
 }
 
 // The sum of v over a row's T = 2^shift threads, in math::layer_norm_lane_order: a butterfly within each
@@ -124,13 +181,13 @@ __device__ __forceinline__ void row_sum2(float& a, float& b, int shift, float* w
 
 // Forward. A block holds blockDim / T row groups; a group's rows are r, r + grid * groups, ... The groups of
 // a warp (of a block, for groups wider than a warp) run the same rounds: an idle group joins the sums.
-// One-read rows: the thread's K packs stay in registers (as loaded) and are converted for each pass.
+// One-read rows: the thread's K packs stay in registers, w and beta in the block's shared memory.
 // Long rows: shifted sums (shift = the row's first value) in one pass, then a second read for y.
 template <typename In, typename Param, int VEC>
-__global__ void __launch_bounds__(plan::kRowNormMaxThreads) row_norm_forward_kernel(
+__global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_forward_kernel(
     const In* __restrict__ x, const Param* __restrict__ gamma, const Param* __restrict__ beta, In* __restrict__ y,
     float* __restrict__ mean_out, float* __restrict__ rstd_out, RowNormShape s) {
-  constexpr int K = plan::row_norm_values_per_thread(false) / VEC;
+  constexpr int K = plan::row_norm_values_per_thread(false, VEC) / VEC;
   __shared__ float warp_sums[2 * plan::kRowNormMaxThreads / 32];
   const int T = 1 << s.thread_shift;
   const int lane = static_cast<int>(threadIdx.x) & (T - 1);
@@ -142,20 +199,24 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads) row_norm_forward_ker
   const std::int64_t round_first = T > 32 ? static_cast<std::int64_t>(blockIdx.x) * groups
                                           : first - ((threadIdx.x & 31) >> s.thread_shift);
   const std::int64_t packs = s.n / VEC;
-  // (gamma and beta of the thread's columns, loaded once: the columns are the same in every row)
-  float w[K][VEC], b[K][VEC];
+  // One-read rows: the block's copy of the effective weights w and of beta in shared memory, loaded once
+  // (float32, n each; plan::row_norm_param_cache_bytes), read by every row the block normalizes. (In
+  // registers they cost 32 of them and a load per thread per block: more than the rows of a 2112-block grid.)
+  extern __shared__ float param_cache[];  // [w: n][beta (0 when absent): n]
+  float* w_cache = param_cache;
+  float* b_cache = param_cache + s.n;
   if (s.one_read) {
-    NORMKIT_UNROLL
-    for (int j = 0; j < K; ++j) {
-      const int p = lane + T * j;  // (32-bit: one-read rows are short)
+    for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
+      float w[VEC], b[VEC];
+      load_weights<Param, VEC>(gamma, p, s, w);
+      load_beta<Param, VEC>(beta, p, s, b);
       NORMKIT_UNROLL
-      for (int i = 0; i < VEC; ++i) w[j][i] = b[j][i] = 0.0f;
-      if (p >= packs) continue;
-      if (s.has_gamma) load_row_values<Param, VEC>(gamma + p * VEC, s.vector_access, w[j]);
-      if (s.has_beta) load_row_values<Param, VEC>(beta + p * VEC, s.vector_access, b[j]);
-      NORMKIT_UNROLL
-      for (int i = 0; i < VEC; ++i) w[j][i] = math::row_norm_weight(s.has_gamma, w[j][i], s.gamma_offset);
+      for (int i = 0; i < VEC; ++i) {
+        w_cache[p * VEC + i] = w[i];
+        b_cache[p * VEC + i] = b[i];
+      }
     }
+    __syncthreads();
   }
   for (std::int64_t r = first, base = round_first; base < s.rows; r += stride, base += stride) {
     const bool active = r < s.rows;
@@ -165,11 +226,17 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads) row_norm_forward_ker
     if (s.one_read) {
       // (the thread's values converted once, as floats: converting them in each of the three passes cost
       // more issue slots than the registers)
-      float v[K][VEC];
+      // (every load issued before the first conversion: one round trip a row)
+      RawPack<In, VEC> raw[K];
       NORMKIT_UNROLL
       for (int j = 0; j < K; ++j) {
         const int p = lane + T * j;  // (32-bit: one-read rows are short)
-        if (active && p < packs) load_row_values<In, VEC>(xr + p * VEC, s.vector_access, v[j]);
+        if (active && p < packs) raw[j] = load_row_pack<In, VEC>(xr + p * VEC, s.vector_access);
+      }
+      float v[K][VEC];
+      NORMKIT_UNROLL
+      for (int j = 0; j < K; ++j) {
+        if (active && lane + T * j < packs) convert_raw_pack<float, In, VEC>(raw[j], v[j]);
       }
       float acc = 0.0f;
       if (s.centered) {
@@ -187,22 +254,16 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads) row_norm_forward_ker
         if (!active || lane + T * j >= packs) break;
         NORMKIT_UNROLL
         for (int i = 0; i < VEC; ++i) {
-          const float d = s.centered ? math::sub_rn(v[j][i], mean) : v[j][i];
+          const float d = math::sub_rn(v[j][i], mean);  // (mean 0 for RMSNorm)
           acc = math::add_rn(acc, math::mul_rn(d, d));
         }
       }
       rstd = math::row_norm_rstd(math::mul_rn(row_sum(acc, s.thread_shift, warp_sums), s.inv_n), s.eps);
-      NORMKIT_UNROLL
-      for (int j = 0; j < K; ++j) {
-        const int p = lane + T * j;
-        if (!active || p >= packs) break;
-        float out[VEC];
-        NORMKIT_UNROLL
-        for (int i = 0; i < VEC; ++i) {
-          out[i] = math::row_norm_output<In>(math::row_norm_xhat(s.centered, v[j][i], mean, rstd), s.round_xhat, w[j][i], s.has_beta,
-                                             b[j][i]);
-        }
-        store_row_values<In, VEC>(yr + p * VEC, s.vector_access, out);
+      // (the cast mode tested once a row, not a value)
+      if (s.round_xhat) {
+        store_row<true, In, VEC, K>(yr, v, mean, rstd, w_cache, b_cache, lane, T, active ? static_cast<int>(packs) : 0, s.vector_access);
+      } else {
+        store_row<false, In, VEC, K>(yr, v, mean, rstd, w_cache, b_cache, lane, T, active ? static_cast<int>(packs) : 0, s.vector_access);
       }
     } else {
       // Long rows (T = kRowNormMaxThreads, the whole block: `active` is uniform over it).
@@ -228,17 +289,15 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads) row_norm_forward_ker
       }
       rstd = math::row_norm_rstd(var, s.eps);
       for (std::int64_t p = lane; p < packs; p += T) {
-        float v[VEC], g[VEC], bb[VEC];
+        float v[VEC], w[VEC], b[VEC];
         load_row_values<In, VEC>(xr + p * VEC, s.vector_access, v);
-        if (s.has_gamma) load_row_values<Param, VEC>(gamma + p * VEC, s.vector_access, g);
-        if (s.has_beta) load_row_values<Param, VEC>(beta + p * VEC, s.vector_access, bb);
-        NORMKIT_UNROLL
-        for (int i = 0; i < VEC; ++i) {
-          const float wi = math::row_norm_weight(s.has_gamma, s.has_gamma ? g[i] : 0.0f, s.gamma_offset);
-          v[i] = math::row_norm_output<In>(math::row_norm_xhat(s.centered, v[i], mean, rstd), s.round_xhat, wi, s.has_beta,
-                                           s.has_beta ? bb[i] : 0.0f);
+        load_weights<Param, VEC>(gamma, p, s, w);
+        load_beta<Param, VEC>(beta, p, s, b);
+        if (s.round_xhat) {
+          store_output_pack<true, In, VEC>(yr + p * VEC, v, mean, rstd, w, b, s.vector_access);
+        } else {
+          store_output_pack<false, In, VEC>(yr + p * VEC, v, mean, rstd, w, b, s.vector_access);
         }
-        store_row_values<In, VEC>(yr + p * VEC, s.vector_access, v);
       }
     }
     if (active && lane == 0) {
@@ -256,12 +315,12 @@ struct RowNormGradSums {
 // The backward's row sums Σ g and Σ g x̂ (g = w dy) of one pack, in element order.
 template <int VEC>
 __device__ __forceinline__ void add_grad_sums(const float* xv, const float* dv, const float* w, float mean, float rstd,
-                                              bool centered, float& sum_g, float& sum_gx) {
+                                              float& sum_g, float& sum_gx) {
   NORMKIT_UNROLL
   for (int i = 0; i < VEC; ++i) {
     const float g = math::mul_rn(w[i], dv[i]);
     sum_g = math::add_rn(sum_g, g);
-    sum_gx = math::add_rn(sum_gx, math::mul_rn(g, math::row_norm_xhat(centered, xv[i], mean, rstd)));
+    sum_gx = math::add_rn(sum_gx, math::mul_rn(g, math::row_norm_xhat(xv[i], mean, rstd)));
   }
 }
 
@@ -284,9 +343,10 @@ __device__ __forceinline__ void grad_pack(const float* xv, const float* dv, cons
                                           float mean_gx, const RowNormShape& s, float* out, float* acc_g, float* acc_b) {
   NORMKIT_UNROLL
   for (int i = 0; i < VEC; ++i) {
-    const float xhat = math::row_norm_xhat(s.centered, xv[i], mean, rstd);
+    const float xhat = math::row_norm_xhat(xv[i], mean, rstd);
     out[i] = math::row_norm_dx(math::mul_rn(w[i], dv[i]), xhat, mean_g, mean_gx, rstd);
-    acc_g[i] = math::add_rn(acc_g[i], math::mul_rn(dv[i], s.round_xhat ? math::round_to<In>(xhat) : xhat));
+    const float cast = s.round_xhat ? math::row_norm_cast_xhat<In, true>(xhat) : math::row_norm_cast_xhat<In, false>(xhat);
+    acc_g[i] = math::add_rn(acc_g[i], math::mul_rn(dv[i], cast));
     acc_b[i] = math::add_rn(acc_b[i], dv[i]);
   }
 }
@@ -297,11 +357,11 @@ __device__ __forceinline__ void grad_pack(const float* xv, const float* dv, cons
 // shared memory when G > 1) into partial row c. Long rows (G = 1, the whole block a row): the thread adds
 // each row's contribution to its columns of partial row c in global memory (its own columns only: no race).
 template <typename In, typename Param, int VEC>
-__global__ void __launch_bounds__(plan::kRowNormMaxThreads) row_norm_backward_kernel(
+__global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward_kernel(
     const In* __restrict__ dy, const In* __restrict__ x, const float* __restrict__ mean_in, const float* __restrict__ rstd_in,
     const Param* __restrict__ gamma, In* __restrict__ dx, float* __restrict__ partial_gamma, float* __restrict__ partial_beta,
     RowNormShape s, std::int64_t partials) {
-  constexpr int K = plan::row_norm_values_per_thread(true) / VEC;
+  constexpr int K = plan::row_norm_values_per_thread(true, VEC) / VEC;
   constexpr int kValues = K * VEC;
   extern __shared__ float group_sums[];  // G > 1: [G][T][2][kValues]
   __shared__ float warp_sums[2 * plan::kRowNormMaxThreads / 32];
@@ -349,7 +409,7 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads) row_norm_backward_ke
           convert_raw_pack<float, In, VEC>(raw_x[j], xv);
           convert_raw_pack<float, In, VEC>(raw_dy[j], dv);
           load_weights<Param, VEC>(gamma, lane + T * j, s, w);
-          add_grad_sums<VEC>(xv, dv, w, mean, rstd, s.centered, sum_g, sum_gx);
+          add_grad_sums<VEC>(xv, dv, w, mean, rstd, sum_g, sum_gx);
         }
         float mean_g, mean_gx;
         grad_means(sum_g, sum_gx, s, warp_sums, &mean_g, &mean_gx);
@@ -372,7 +432,7 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads) row_norm_backward_ke
           load_row_values<In, VEC>(xr + p * VEC, s.vector_access, xv);
           load_row_values<In, VEC>(dyr + p * VEC, s.vector_access, dv);
           load_weights<Param, VEC>(gamma, p, s, w);
-          add_grad_sums<VEC>(xv, dv, w, mean, rstd, s.centered, sum_g, sum_gx);
+          add_grad_sums<VEC>(xv, dv, w, mean, rstd, sum_g, sum_gx);
         }
         float mean_g, mean_gx;
         grad_means(sum_g, sum_gx, s, warp_sums, &mean_g, &mean_gx);
@@ -383,12 +443,13 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads) row_norm_backward_ke
           load_weights<Param, VEC>(gamma, p, s, w);
           NORMKIT_UNROLL
           for (int i = 0; i < VEC; ++i) {
-            const float xhat = math::row_norm_xhat(s.centered, xv[i], mean, rstd);
+            const float xhat = math::row_norm_xhat(xv[i], mean, rstd);
             out[i] = math::row_norm_dx(math::mul_rn(w[i], dv[i]), xhat, mean_g, mean_gx, rstd);
             if (param_grads) {
               // (this row's contributions added to the thread's own columns of the partial row)
               const std::int64_t col = p * VEC + i;
-              pg[col] = math::add_rn(pg[col], math::mul_rn(dv[i], s.round_xhat ? math::round_to<In>(xhat) : xhat));
+              const float cast = s.round_xhat ? math::row_norm_cast_xhat<In, true>(xhat) : math::row_norm_cast_xhat<In, false>(xhat);
+              pg[col] = math::add_rn(pg[col], math::mul_rn(dv[i], cast));
               pb[col] = math::add_rn(pb[col], dv[i]);
             }
           }

@@ -39,6 +39,15 @@ RowNormShape shape_of(std::int64_t rows, std::int64_t n, const LayerNormOptions&
   return s;
 }
 
+// Raises a kernel's dynamic shared memory limit above the default 48 KB when a launch needs more (a
+// per-function attribute, not a stream operation: allowed during graph capture).
+template <typename Kernel>
+Status allow_shared_bytes(Kernel kernel, std::size_t bytes, const char* op) {
+  if (bytes <= 48 * 1024) return Status::success();
+  return cuda::cuda_status(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)), op,
+                           "cudaFuncSetAttribute(MaxDynamicSharedMemorySize)");
+}
+
 template <typename X>
 constexpr int full_vec() { return static_cast<int>(16 / sizeof(X)); }
 
@@ -55,12 +64,13 @@ Status launch_row_norm_forward(const plan::RowNormForwardCall& c, const plan::Ro
     const auto* gamma = static_cast<const Param*>(c.gamma);
     const auto* beta = static_cast<const Param*>(c.beta);
     auto* y = static_cast<X*>(c.y);
-    if (p.layout.vec == full_vec<X>()) {
-      row_norm_forward_kernel<X, Param, full_vec<X>()><<<grid_dim(p.grid), p.block_threads, 0, stream>>>(x, gamma, beta, y, c.mean, c.rstd, s);
-    } else {
-      row_norm_forward_kernel<X, Param, 1><<<grid_dim(p.grid), p.block_threads, 0, stream>>>(x, gamma, beta, y, c.mean, c.rstd, s);
-    }
-    return cuda::check_launch(kOp, "row_norm_forward_kernel");
+    auto launch = [&](auto kernel) {
+      NORMKIT_RETURN_IF_ERROR(allow_shared_bytes(kernel, p.shared_bytes, kOp));
+      kernel<<<grid_dim(p.grid), p.block_threads, p.shared_bytes, stream>>>(x, gamma, beta, y, c.mean, c.rstd, s);
+      return cuda::check_launch(kOp, "row_norm_forward_kernel");
+    };
+    if (p.layout.vec == full_vec<X>()) return launch(row_norm_forward_kernel<X, Param, full_vec<X>()>);
+    return launch(row_norm_forward_kernel<X, Param, 1>);
   });
 }
 
@@ -79,7 +89,7 @@ Status launch_row_norm_backward(const plan::RowNormBackwardCall& c, const plan::
     auto* dx = static_cast<X*>(c.dx);
     // (row groups narrower than the block add their dgamma/dbeta sums through shared memory)
     const std::size_t shared = p.groups_per_block > 1 && param_grads && p.layout.one_read
-                                   ? static_cast<std::size_t>(p.block_threads) * 2 * plan::row_norm_values_per_thread(true) * sizeof(float)
+                                   ? static_cast<std::size_t>(p.block_threads) * 2 * plan::row_norm_values_per_thread(true, p.layout.vec) * sizeof(float)
                                    : 0;
     if (c.rows == 0) {
       // (no rows: only the parameter gradients, zeros, are written)

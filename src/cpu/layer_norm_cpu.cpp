@@ -65,7 +65,7 @@ void forward_rows(const plan::RowNormForwardCall& c, std::int64_t begin, std::in
     if (layout.one_read) {
       if (centered) mean = math::mul_rn(sums.sum(c.n, [&](std::int64_t e) { return v[e]; }), inv_n);
       var = math::mul_rn(sums.sum(c.n, [&](std::int64_t e) {
-                           const float d = centered ? math::sub_rn(v[e], mean) : v[e];
+                           const float d = math::sub_rn(v[e], mean);  // (mean 0 for RMSNorm)
                            return math::mul_rn(d, d);
                          }),
                          inv_n);
@@ -88,8 +88,9 @@ void forward_rows(const plan::RowNormForwardCall& c, std::int64_t begin, std::in
     for (std::int64_t e = 0; e < c.n; ++e) {
       const float w = math::row_norm_weight(gamma != nullptr, gamma ? math::to_acc<float>(gamma[e]) : 0.0f, o.gamma_offset);
       const float b = beta ? math::to_acc<float>(beta[e]) : 0.0f;
-      math::store_as(yr + e, math::row_norm_output<X>(math::row_norm_xhat(centered, v[e], mean, rstd), round_xhat, w,
-                                                      beta != nullptr, b));
+      const float xhat = math::row_norm_xhat(v[e], mean, rstd);
+      const float cast = round_xhat ? math::row_norm_cast_xhat<X, true>(xhat) : math::row_norm_cast_xhat<X, false>(xhat);
+      math::store_as(yr + e, math::row_norm_output(cast, w, b));
     }
     if (c.mean) c.mean[r] = mean;
     if (c.rstd) c.rstd[r] = rstd;
@@ -118,7 +119,7 @@ void backward_block(const plan::RowNormBackwardCall& c, const plan::RowNormLayou
       const X* dyr = static_cast<const X*>(c.dy) + r * c.n;
       const float mean = centered ? c.mean[r] : 0.0f;
       const float rstd = c.rstd[r];
-      auto xhat = [&](std::int64_t e) { return math::row_norm_xhat(centered, math::to_acc<float>(xr[e]), mean, rstd); };
+      auto xhat = [&](std::int64_t e) { return math::row_norm_xhat(math::to_acc<float>(xr[e]), mean, rstd); };
       auto gdy = [&](std::int64_t e) { return math::mul_rn(w[e], math::to_acc<float>(dyr[e])); };
       float sum_g = 0.0f, sum_gx;
       if (centered) {
@@ -134,7 +135,8 @@ void backward_block(const plan::RowNormBackwardCall& c, const plan::RowNormLayou
         if (dxr) math::store_as(dxr + e, math::row_norm_dx(gdy(e), xh, mean_g, mean_gx, rstd));
         if (param_grads) {
           const float d = math::to_acc<float>(dyr[e]);
-          group_gamma[e] = math::add_rn(group_gamma[e], math::mul_rn(d, round_xhat ? math::round_to<X>(xh) : xh));
+          const float cast = round_xhat ? math::row_norm_cast_xhat<X, true>(xh) : math::row_norm_cast_xhat<X, false>(xh);
+          group_gamma[e] = math::add_rn(group_gamma[e], math::mul_rn(d, cast));
           group_beta[e] = math::add_rn(group_beta[e], d);
         }
       }

@@ -72,17 +72,23 @@ NORMKIT_HD float row_norm_weight(bool has_gamma, float gamma, bool gamma_offset)
 // 1 / sqrt(second moment + eps), correctly rounded at each step.
 NORMKIT_HD float row_norm_rstd(float second_moment, float eps) { return div_rn(1.0f, sqrt_rn(add_rn(second_moment, eps))); }
 
-// x̂ of one value.
-NORMKIT_HD float row_norm_xhat(bool centered, float x, float mean, float rstd) {
-  return mul_rn(centered ? sub_rn(x, mean) : x, rstd);
+// x̂ of one value. RMSNorm passes mean = 0: x - 0 is x exactly (signed zeros, NaN and Inf included), so
+// both kinds share one formula without a branch a value.
+NORMKIT_HD float row_norm_xhat(float x, float mean, float rstd) { return mul_rn(sub_rn(x, mean), rstd); }
+
+// x̂ as it meets gamma: rounded to x's storage type T first with CastMode::input_dtype (kRound).
+template <typename T, bool kRound>
+NORMKIT_HD float row_norm_cast_xhat(float xhat) {
+  if constexpr (kRound) {
+    return round_to<T>(xhat);
+  } else {
+    return xhat;
+  }
 }
 
-// y before the final rounding: x̂ (rounded to x's type T in CastMode::input_dtype) * w + beta.
-template <typename T>
-NORMKIT_HD float row_norm_output(float xhat, bool round_xhat, float weight, bool has_beta, float beta) {
-  const float scaled = mul_rn(round_xhat ? round_to<T>(xhat) : xhat, weight);
-  return has_beta ? add_rn(scaled, beta) : scaled;
-}
+// y before its final rounding: x̂ * w + beta, beta = 0 when absent (adding 0 changes nothing but a -0 result,
+// which becomes +0: the price of no branch a value).
+NORMKIT_HD float row_norm_output(float xhat, float weight, float beta) { return add_rn(mul_rn(xhat, weight), beta); }
 
 // 1 / n rounded to float: a row's means are its sums times it (a multiplication, not a division a row).
 NORMKIT_HD float row_norm_inverse_count(std::int64_t n) { return div_rn(1.0f, static_cast<float>(n)); }
@@ -96,7 +102,7 @@ NORMKIT_HD void row_norm_shifted_moments(float shift, float s1, float s2, float 
   *var = v > 0.0f ? v : (v == v ? 0.0f : v);  // (rounding may leave a tiny negative; NaN stays)
 }
 
-// dx of one value: rstd * (g - mean(g) - x̂ * mean(g x̂)), g = w * dy; mean_g = 0 for RMSNorm.
+// dx of one value: rstd * (g - mean(g) - x̂ * mean(g x̂)), g = w * dy; mean_g = 0 for RMSNorm (g - 0 is g).
 NORMKIT_HD float row_norm_dx(float g, float xhat, float mean_g, float mean_gx, float rstd) {
   return mul_rn(rstd, sub_rn(sub_rn(g, mean_g), mul_rn(xhat, mean_gx)));
 }

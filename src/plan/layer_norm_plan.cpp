@@ -18,7 +18,7 @@ RowNormLayout layout_for(std::int64_t n, DType x, bool backward) {
   const int full = static_cast<int>(16 / dtype_size(x));
   l.vec = n % full == 0 ? full : 1;
   const std::int64_t packs = n / l.vec;
-  const int packs_per_thread = row_norm_values_per_thread(backward) / l.vec;
+  const int packs_per_thread = row_norm_values_per_thread(backward, l.vec) / l.vec;
   const std::int64_t needed = (packs + packs_per_thread - 1) / packs_per_thread;
   l.one_read = needed <= kRowNormMaxThreads;
   l.threads = l.one_read ? power_of_two_at_least(needed) : kRowNormMaxThreads;
@@ -58,7 +58,12 @@ RowNormPlan choose_row_norm_forward_plan(std::int64_t rows, std::int64_t n, DTyp
   p.vector_access = aligned;
   p.block_threads = std::max(p.layout.threads, kRowNormBlockThreads);
   p.groups_per_block = p.block_threads / p.layout.threads;
-  p.grid = std::clamp<std::int64_t>((rows + p.groups_per_block - 1) / p.groups_per_block, 1, grid_cap(p.block_threads, sm_count));
+  // A wave of blocks at half occupancy at most: every block fills its parameter cache once, then strides
+  // over rows (2112 blocks of 256 threads gave rows of 4096 bfloat16 4 rows a block: the fill was half the
+  // traffic).
+  p.grid = std::clamp<std::int64_t>((rows + p.groups_per_block - 1) / p.groups_per_block, 1,
+                                    static_cast<std::int64_t>(std::max(1, sm_count)) * std::max(1, 1024 / p.block_threads));
+  p.shared_bytes = row_norm_param_cache_bytes(p.layout, n);
   apply_override(&p);
   return p;
 }

@@ -14,13 +14,14 @@
 
 namespace normkit::plan {
 
-// Values a thread holds of its row (the row stays in registers: one read): 16 in the forward, with gamma
-// and beta of its columns beside them; 8 in the backward, which keeps x, dy and the two dgamma/dbeta
-// accumulators of each (16 values spilled in some instantiations: ptxas is at the edge of 128 registers).
-// At most 512 threads a row (128 registers a thread): the forward reads rows of up to 8192 elements once,
-// the backward rows of up to 4096. Longer rows take 512 threads and read the row twice. (Tried: 32 values a
-// 16-bit thread spilled with float32 gamma and beta; 1024 threads of 16 values spilled at their 64 registers.)
-constexpr int row_norm_values_per_thread(bool backward) { return backward ? 8 : 16; }
+// Values a thread holds of its row (the row stays in registers: one read): 16 in the forward of rows in
+// 16-byte packs, 8 otherwise (scalar packs: a 64-bit address and a register a value, 16 of them spilled on
+// sm_80), and 8 in the backward, which keeps x, dy and the two dgamma/dbeta accumulators of each (16 spilled
+// in some instantiations). At most 512 threads a row (128 registers a thread): the forward reads rows of up
+// to 8192 elements once (4096 in scalar packs), the backward rows of up to 4096. Longer rows take 512
+// threads and read the row twice. (Tried: 32 values a 16-bit thread spilled with float32 gamma and beta in
+// registers; 1024 threads of 16 values spilled at their 64 registers.)
+constexpr int row_norm_values_per_thread(bool backward, int vec) { return !backward && vec > 1 ? 16 : 8; }
 constexpr int kRowNormMaxThreads = 512;
 // Threads of a block: row groups of up to 256 threads share one (a wider group is its block).
 constexpr int kRowNormBlockThreads = 256;
@@ -48,6 +49,7 @@ struct RowNormPlan {
   int block_threads = kRowNormBlockThreads;
   int groups_per_block = 1;   // rows a block works on at once (forward) / row groups (backward)
   std::int64_t grid = 1;      // blocks; each strides over rows (forward) or partial blocks (backward)
+  std::size_t shared_bytes = 0;  // dynamic shared memory a block
   std::int64_t partials = 0;  // backward: ceil(rows / kLayerNormRowsPerPartial)
 };
 
@@ -61,6 +63,12 @@ void set_row_norm_override(const RowNormOverride* override_or_null) noexcept;
 // `aligned`: every pointer of the call is aligned to 16 bytes (x's pack) and 16 x sizeof(param)/sizeof(x).
 RowNormPlan choose_row_norm_forward_plan(std::int64_t rows, std::int64_t n, DType x, bool aligned, int sm_count);
 RowNormPlan choose_row_norm_backward_plan(std::int64_t rows, std::int64_t n, DType x, bool aligned, int sm_count);
+
+// Dynamic shared memory of the forward: one-read rows keep w and beta of the row in float32 (8 n bytes,
+// 64 KB at n = 8192: above the default 48 KB, so the launcher raises the kernel's limit).
+constexpr std::size_t row_norm_param_cache_bytes(const RowNormLayout& l, std::int64_t n) {
+  return l.one_read ? 2 * static_cast<std::size_t>(n) * sizeof(float) : 0;
+}
 
 // One call, validated, as both engines take it: x is [rows, n]; absent tensors are null.
 struct RowNormForwardCall {
