@@ -111,19 +111,18 @@ __device__ __forceinline__ void store_output_pack(In* y, const float* v, float m
   store_row_values<In, VEC>(y, vector, out);
 }
 
-// The thread's packs of a one-read row of y (packs: the row's, 0 for an idle group), w and beta from the
-// block's parameter cache.
+// The thread's `count` packs of a one-read row of y, `step` elements apart from y (its first), w and beta
+// from the block's parameter cache at the same offsets.
 template <bool kRound, typename In, int VEC, int K>
-__device__ __forceinline__ void store_row(In* yr, const float (&v)[K][VEC], float mean, float rstd, const float* w_cache,
-                                          const float* b_cache, int lane, int T, int packs, bool vector) {
+__device__ __forceinline__ void store_row(In* y, const float (&v)[K][VEC], float mean, float rstd, const float* w_cache,
+                                          const float* b_cache, int step, int count, bool vector) {
   NORMKIT_UNROLL
   for (int j = 0; j < K; ++j) {
-    const int p = lane + T * j;
-    if (p >= packs) break;
+    if (j >= count) break;
     float w[VEC], b[VEC];
-    load_cached<VEC>(w_cache + p * VEC, w);
-    load_cached<VEC>(b_cache + p * VEC, b);
-    store_output_pack<kRound, In, VEC>(yr + p * VEC, v[j], mean, rstd, w, b, vector);
+    load_cached<VEC>(w_cache + j * step, w);
+    load_cached<VEC>(b_cache + j * step, b);
+    store_output_pack<kRound, In, VEC>(y + j * step, v[j], mean, rstd, w, b, vector);
   }
 }
 
@@ -203,6 +202,9 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_forward_
   // (float32, n each; plan::row_norm_param_cache_bytes), read by every row the block normalizes. (In
   // registers they cost 32 of them and a load per thread per block: more than the rows of a 2112-block grid.)
   extern __shared__ float param_cache[];  // [w: n][beta (0 when absent): n]
+  // One-read rows: the thread's packs lane, lane + T, ... (at most K), `step` elements apart.
+  const int step = T * VEC;
+  const int my_packs = s.one_read && lane < packs ? min(K, static_cast<int>((packs - lane + T - 1) / T)) : 0;
   float* w_cache = param_cache;
   float* b_cache = param_cache + s.n;
   if (s.one_read) {
@@ -224,25 +226,27 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_forward_
     In* yr = y + r * s.n;
     float mean = 0.0f, rstd;
     if (s.one_read) {
-      // (the thread's values converted once, as floats: converting them in each of the three passes cost
-      // more issue slots than the registers)
-      // (every load issued before the first conversion: one round trip a row)
+      // (the thread's pack count and offsets computed once, 32-bit: a 64-bit bound test a pack cost more
+      // than the pack's arithmetic)
+      const int count = active ? my_packs : 0;
+      const In* xt = xr + lane * VEC;
+      // (every load issued before the first conversion: one round trip a row; the values converted once, as
+      // floats: converting them in each of the three passes cost more issue slots than the registers)
       RawPack<In, VEC> raw[K];
       NORMKIT_UNROLL
       for (int j = 0; j < K; ++j) {
-        const int p = lane + T * j;  // (32-bit: one-read rows are short)
-        if (active && p < packs) raw[j] = load_row_pack<In, VEC>(xr + p * VEC, s.vector_access);
+        if (j < count) raw[j] = load_row_pack<In, VEC>(xt + j * step, s.vector_access);
       }
       float v[K][VEC];
       NORMKIT_UNROLL
       for (int j = 0; j < K; ++j) {
-        if (active && lane + T * j < packs) convert_raw_pack<float, In, VEC>(raw[j], v[j]);
+        if (j < count) convert_raw_pack<float, In, VEC>(raw[j], v[j]);
       }
       float acc = 0.0f;
       if (s.centered) {
         NORMKIT_UNROLL
         for (int j = 0; j < K; ++j) {
-          if (!active || lane + T * j >= packs) break;
+          if (j >= count) break;
           NORMKIT_UNROLL
           for (int i = 0; i < VEC; ++i) acc = math::add_rn(acc, v[j][i]);
         }
@@ -251,7 +255,7 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_forward_
       }
       NORMKIT_UNROLL
       for (int j = 0; j < K; ++j) {
-        if (!active || lane + T * j >= packs) break;
+        if (j >= count) break;
         NORMKIT_UNROLL
         for (int i = 0; i < VEC; ++i) {
           const float d = math::sub_rn(v[j][i], mean);  // (mean 0 for RMSNorm)
@@ -259,11 +263,12 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_forward_
         }
       }
       rstd = math::row_norm_rstd(math::mul_rn(row_sum(acc, s.thread_shift, warp_sums), s.inv_n), s.eps);
+      In* yt = yr + lane * VEC;
       // (the cast mode tested once a row, not a value)
       if (s.round_xhat) {
-        store_row<true, In, VEC, K>(yr, v, mean, rstd, w_cache, b_cache, lane, T, active ? static_cast<int>(packs) : 0, s.vector_access);
+        store_row<true, In, VEC, K>(yt, v, mean, rstd, w_cache + lane * VEC, b_cache + lane * VEC, step, count, s.vector_access);
       } else {
-        store_row<false, In, VEC, K>(yr, v, mean, rstd, w_cache, b_cache, lane, T, active ? static_cast<int>(packs) : 0, s.vector_access);
+        store_row<false, In, VEC, K>(yt, v, mean, rstd, w_cache + lane * VEC, b_cache + lane * VEC, step, count, s.vector_access);
       }
     } else {
       // Long rows (T = kRowNormMaxThreads, the whole block: `active` is uniform over it).
