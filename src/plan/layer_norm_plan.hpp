@@ -21,7 +21,7 @@ namespace normkit::plan {
 // to 8192 elements once (4096 in scalar packs), the backward rows of up to 4096. Longer rows take 512
 // threads and read the row twice. (Tried: 32 values a 16-bit thread spilled with float32 gamma and beta in
 // registers; 1024 threads of 16 values spilled at their 64 registers.)
-constexpr int row_norm_values_per_thread(bool backward, int vec) { return !backward && vec > 1 ? 16 : 8; }
+constexpr int row_norm_values_per_thread(bool backward, int vec) { return !backward && vec > 1 ? 32 : 8; }
 constexpr int kRowNormMaxThreads = 512;
 // Threads of a block: row groups of up to 256 threads share one (a wider group is its block).
 constexpr int kRowNormBlockThreads = 256;
