@@ -126,16 +126,37 @@ __device__ __forceinline__ void store_row(In* y, const float (&v)[K][VEC], float
   }
 }
 
+// v + the v of lane ^ kMask (one shfl with immediate operands: __shfl_xor_sync spent four moves a stage).
+template <int kMask>
+__device__ __forceinline__ float add_xor_lane(float v) {
+  float other;
+  asm volatile("shfl.sync.bfly.b32 %0, %1, %2, 0x1f, 0xffffffff;" : "=f"(other) : "f"(v), "n"(kMask));
+  return math::add_rn(v, other);
+}
+
+// The warp butterfly over the lowest `stages` lane bits (xor 2^(stages-1), ..., 2, 1): all five without a
+// test a stage for groups of a warp or more.
+__device__ __forceinline__ float lane_sum(float v, int stages) {
+  if (stages >= 5) {
+    v = add_xor_lane<16>(v);
+    v = add_xor_lane<8>(v);
+    v = add_xor_lane<4>(v);
+    v = add_xor_lane<2>(v);
+    return add_xor_lane<1>(v);
+  }
+  if (stages >= 4) v = add_xor_lane<8>(v);
+  if (stages >= 3) v = add_xor_lane<4>(v);
+  if (stages >= 2) v = add_xor_lane<2>(v);
+  if (stages >= 1) v = add_xor_lane<1>(v);
+  return v;
+}
+
 // The sum of v over a row's T = 2^shift threads, in math::layer_norm_lane_order: a butterfly within each
 // warp, then (T > 32) the warps' sums in warp order through `warp_sums` (one float a warp of the block; every
 // thread of the block calls it, as the block's row groups take the same rounds). Every thread of the row
 // gets the same bits.
 __device__ __forceinline__ float row_sum(float v, int shift, float* warp_sums) {
-  const int stages = shift < 5 ? shift : 5;
-  NORMKIT_UNROLL
-  for (int s = 4; s >= 0; --s) {
-    if (s < stages) v = math::add_rn(v, __shfl_xor_sync(0xffffffffu, v, 1 << s));
-  }
+  v = lane_sum(v, shift);
   if (shift <= 5) return v;
   const int warp = static_cast<int>(threadIdx.x) >> 5;
   const int warps = 1 << (shift - 5);  // of the row's group, which starts at warp `first`
@@ -151,14 +172,8 @@ __device__ __forceinline__ float row_sum(float v, int shift, float* warp_sums) {
 // Two sums at once (Σ g and Σ g x̂ of the backward; the long rows' shifted Σd and Σd²), each in row_sum's
 // order; warp_sums holds two floats a warp of the block.
 __device__ __forceinline__ void row_sum2(float& a, float& b, int shift, float* warp_sums) {
-  const int stages = shift < 5 ? shift : 5;
-  NORMKIT_UNROLL
-  for (int s = 4; s >= 0; --s) {
-    if (s < stages) {
-      a = math::add_rn(a, __shfl_xor_sync(0xffffffffu, a, 1 << s));
-      b = math::add_rn(b, __shfl_xor_sync(0xffffffffu, b, 1 << s));
-    }
-  }
+  a = lane_sum(a, shift);
+  b = lane_sum(b, shift);
   if (shift <= 5) return;
   const int warp = static_cast<int>(threadIdx.x) >> 5;
   const int block_warps = static_cast<int>(blockDim.x) >> 5;
