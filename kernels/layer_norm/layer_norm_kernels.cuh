@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/common/vector_load.cuh"
 #include "math/layer_norm.hpp"
@@ -29,6 +30,13 @@ struct RowNormShape {
   float eps;
   float inv_n;       // 1 / n rounded to float (math::row_norm_inverse_count): means are sums times it
 };
+
+// p advanced by `bytes` (one 64-bit addition: pointer + int index arithmetic costs a conversion and a shift).
+template <typename T>
+__device__ __forceinline__ T* byte_offset(T* p, std::int64_t bytes) {
+  using Byte = std::conditional_t<std::is_const_v<T>, const char, char>;
+  return reinterpret_cast<T*>(reinterpret_cast<Byte*>(p) + bytes);
+}
 
 // One pack of a row: a vector load, or VEC scalar loads into the same registers (misaligned pointers).
 template <typename T, int VEC>
@@ -115,14 +123,14 @@ __device__ __forceinline__ void store_output_pack(In* y, const float* v, float m
 // from the block's parameter cache at the same offsets.
 template <bool kRound, typename In, int VEC, int K>
 __device__ __forceinline__ void store_row(In* y, const float (&v)[K][VEC], float mean, float rstd, const float* w_cache,
-                                          const float* b_cache, int step, int count, bool vector) {
+                                          const float* b_cache, int step, std::int64_t pack_bytes, int count, bool vector) {
   NORMKIT_UNROLL
   for (int j = 0; j < K; ++j) {
     if (j >= count) break;
     float w[VEC], b[VEC];
     load_cached<VEC>(w_cache + j * step, w);
     load_cached<VEC>(b_cache + j * step, b);
-    store_output_pack<kRound, In, VEC>(y + j * step, v[j], mean, rstd, w, b, vector);
+    store_output_pack<kRound, In, VEC>(byte_offset(y, j * pack_bytes), v[j], mean, rstd, w, b, vector);
   }
 }
 
@@ -160,11 +168,15 @@ __device__ __forceinline__ float row_sum(float v, int shift, float* warp_sums) {
   if (shift <= 5) return v;
   const int warp = static_cast<int>(threadIdx.x) >> 5;
   const int warps = 1 << (shift - 5);  // of the row's group, which starts at warp `first`
-  const int first = warp & ~(warps - 1);
+  const float* group = warp_sums + (warp & ~(warps - 1));
   if ((threadIdx.x & 31) == 0) warp_sums[warp] = v;
   __syncthreads();
-  float total = warp_sums[first];
-  for (int w = 1; w < warps; ++w) total = math::add_rn(total, warp_sums[first + w]);
+  float total = group[0];
+  NORMKIT_UNROLL
+  for (int w = 1; w < plan::kRowNormMaxThreads / 32; ++w) {
+    if (w >= warps) break;
+    total = math::add_rn(total, group[w]);
+  }
   __syncthreads();  // warp_sums is reused by the next sum
   return total;
 }
@@ -178,17 +190,20 @@ __device__ __forceinline__ void row_sum2(float& a, float& b, int shift, float* w
   const int warp = static_cast<int>(threadIdx.x) >> 5;
   const int block_warps = static_cast<int>(blockDim.x) >> 5;
   const int warps = 1 << (shift - 5);
-  const int first = warp & ~(warps - 1);
+  const float* group_a = warp_sums + (warp & ~(warps - 1));
+  const float* group_b = group_a + block_warps;
   if ((threadIdx.x & 31) == 0) {
     warp_sums[warp] = a;
     warp_sums[block_warps + warp] = b;
   }
   __syncthreads();
-  a = warp_sums[first];
-  b = warp_sums[block_warps + first];
-  for (int w = 1; w < warps; ++w) {
-    a = math::add_rn(a, warp_sums[first + w]);
-    b = math::add_rn(b, warp_sums[block_warps + first + w]);
+  a = group_a[0];
+  b = group_b[0];
+  NORMKIT_UNROLL
+  for (int w = 1; w < plan::kRowNormMaxThreads / 32; ++w) {
+    if (w >= warps) break;
+    a = math::add_rn(a, group_a[w]);
+    b = math::add_rn(b, group_b[w]);
   }
   __syncthreads();
 }
@@ -235,14 +250,16 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_forward_
     }
     __syncthreads();
   }
-  for (std::int64_t r = first, base = round_first; base < s.rows; r += stride, base += stride) {
+  // (row pointers stepped, pack offsets in bytes computed once: the per-pack index arithmetic of the
+  // first version cost more issue slots than the values' arithmetic)
+  const std::int64_t row_step = stride * s.n;
+  const std::int64_t pack_bytes = static_cast<std::int64_t>(step) * static_cast<std::int64_t>(sizeof(In));
+  const In* xr = x + first * s.n;
+  In* yr = y + first * s.n;
+  for (std::int64_t r = first, base = round_first; base < s.rows; r += stride, base += stride, xr += row_step, yr += row_step) {
     const bool active = r < s.rows;
-    const In* xr = x + r * s.n;
-    In* yr = y + r * s.n;
     float mean = 0.0f, rstd;
     if (s.one_read) {
-      // (the thread's pack count and offsets computed once, 32-bit: a 64-bit bound test a pack cost more
-      // than the pack's arithmetic)
       const int count = active ? my_packs : 0;
       const In* xt = xr + lane * VEC;
       // (every load issued before the first conversion: one round trip a row; the values converted once, as
@@ -250,7 +267,7 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_forward_
       RawPack<In, VEC> raw[K];
       NORMKIT_UNROLL
       for (int j = 0; j < K; ++j) {
-        if (j < count) raw[j] = load_row_pack<In, VEC>(xt + j * step, s.vector_access);
+        if (j < count) raw[j] = load_row_pack<In, VEC>(byte_offset(xt, j * pack_bytes), s.vector_access);
       }
       float v[K][VEC];
       NORMKIT_UNROLL
@@ -281,9 +298,9 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_forward_
       In* yt = yr + lane * VEC;
       // (the cast mode tested once a row, not a value)
       if (s.round_xhat) {
-        store_row<true, In, VEC, K>(yt, v, mean, rstd, w_cache + lane * VEC, b_cache + lane * VEC, step, count, s.vector_access);
+        store_row<true, In, VEC, K>(yt, v, mean, rstd, w_cache + lane * VEC, b_cache + lane * VEC, step, pack_bytes, count, s.vector_access);
       } else {
-        store_row<false, In, VEC, K>(yt, v, mean, rstd, w_cache + lane * VEC, b_cache + lane * VEC, step, count, s.vector_access);
+        store_row<false, In, VEC, K>(yt, v, mean, rstd, w_cache + lane * VEC, b_cache + lane * VEC, step, pack_bytes, count, s.vector_access);
       }
     } else {
       // Long rows (T = kRowNormMaxThreads, the whole block: `active` is uniform over it).

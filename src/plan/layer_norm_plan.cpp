@@ -58,11 +58,11 @@ RowNormPlan choose_row_norm_forward_plan(std::int64_t rows, std::int64_t n, DTyp
   p.vector_access = aligned;
   p.block_threads = std::max(p.layout.threads, kRowNormBlockThreads);
   p.groups_per_block = p.block_threads / p.layout.threads;
-  // A wave of blocks at half occupancy at most: every block fills its parameter cache once, then strides
-  // over rows (2112 blocks of 256 threads gave rows of 4096 bfloat16 4 rows a block: the fill was half the
-  // traffic).
+  // One wave of blocks at most, at the 16 resident warps an SM that the kernel's ~120 registers allow:
+  // every block fills its parameter cache once, then strides over rows (2112 blocks of 256 threads gave rows
+  // of 4096 bfloat16 4 rows a block: the fill was half the traffic).
   p.grid = std::clamp<std::int64_t>((rows + p.groups_per_block - 1) / p.groups_per_block, 1,
-                                    static_cast<std::int64_t>(std::max(1, sm_count)) * std::max(1, 1024 / p.block_threads));
+                                    static_cast<std::int64_t>(std::max(1, sm_count)) * std::max(1, 512 / p.block_threads));
   p.shared_bytes = row_norm_param_cache_bytes(p.layout, n);
   apply_override(&p);
   return p;
