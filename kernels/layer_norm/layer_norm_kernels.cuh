@@ -400,7 +400,12 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward
     RowNormShape s, std::int64_t partials) {
   constexpr int K = plan::row_norm_values_per_thread(true, VEC) / VEC;
   constexpr int kValues = K * VEC;
-  extern __shared__ float group_sums[];  // G > 1: [G][T][2][kValues]
+  // Dynamic shared memory (plan::row_norm_backward_shared_bytes): one-read rows keep the effective weights w
+  // (n floats, rounded up to 4), then, with G > 1 row groups and parameter gradients, the groups' dgamma /
+  // dbeta sums ([G][T][2][kValues]).
+  extern __shared__ float backward_shared[];
+  float* w_cache = backward_shared;
+  float* group_sums = backward_shared + (s.one_read ? (s.n + 3) / 4 * 4 : 0);
   __shared__ float warp_sums[2 * plan::kRowNormMaxThreads / 32];
   const int T = 1 << s.thread_shift;
   const int lane = static_cast<int>(threadIdx.x) & (T - 1);
@@ -409,6 +414,19 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward
   const std::int64_t packs = s.n / VEC;
   const bool param_grads = partial_gamma != nullptr;
   constexpr std::int64_t R = kLayerNormRowsPerPartial;
+  // One-read rows: the thread's packs lane, lane + T, ... (at most K), `step` elements apart.
+  const int step = T * VEC;
+  const std::int64_t pack_bytes = static_cast<std::int64_t>(step) * static_cast<std::int64_t>(sizeof(In));
+  const int my_packs = s.one_read && lane < packs ? min(K, static_cast<int>((packs - lane + T - 1) / T)) : 0;
+  if (s.one_read) {
+    for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
+      float w[VEC];
+      load_weights<Param, VEC>(gamma, p, s, w);
+      NORMKIT_UNROLL
+      for (int i = 0; i < VEC; ++i) w_cache[p * VEC + i] = w[i];
+    }
+    __syncthreads();
+  }
   for (std::int64_t c = blockIdx.x; c < partials; c += gridDim.x) {
     float* pg = param_grads ? partial_gamma + c * s.n : nullptr;
     float* pb = param_grads ? partial_beta + c * s.n : nullptr;
@@ -421,47 +439,77 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward
         for (int i = 0; i < VEC; ++i) pg[p * VEC + i] = pb[p * VEC + i] = 0.0f;
       }
     }
-    for (std::int64_t i_row = group; i_row - group < R; i_row += G) {
-      const std::int64_t r = c * R + i_row;
-      const bool active = i_row < R && r < s.rows;  // (the groups of a warp run the same rounds)
-      const In* xr = x + r * s.n;
-      const In* dyr = dy + r * s.n;
-      In* dxr = dx == nullptr ? nullptr : dx + r * s.n;
-      const float mean = active && s.centered ? mean_in[r] : 0.0f;
-      const float rstd = active ? rstd_in[r] : 0.0f;
-      float sum_g = 0.0f, sum_gx = 0.0f;
-      if (s.one_read) {
-        RawPack<In, VEC> raw_x[K], raw_dy[K];
-        NORMKIT_UNROLL
-        for (int j = 0; j < K; ++j) {
-          const int p = lane + T * j;  // (32-bit: one-read rows are short)
-          if (!active || p >= packs) break;
-          raw_x[j] = load_row_pack<In, VEC>(xr + p * VEC, s.vector_access);
-          raw_dy[j] = load_row_pack<In, VEC>(dyr + p * VEC, s.vector_access);
+    if (s.one_read) {
+      // Each group's rows g, g + G, ... with the next row's loads issued before this row is worked on (two
+      // rows in flight a thread, for the registers of one more pack pair: 16 values a thread spilled).
+      const std::int64_t row_bytes = s.n * static_cast<std::int64_t>(sizeof(In));
+      auto load_row = [&](std::int64_t i_row, RawPack<In, VEC> (&rx)[K], RawPack<In, VEC> (&rdy)[K], float& m, float& rs) {
+        const std::int64_t r = c * R + i_row;
+        const int count = i_row < R && r < s.rows ? my_packs : 0;
+        if (count > 0) {
+          m = s.centered ? mean_in[r] : 0.0f;
+          rs = rstd_in[r];
         }
+        const In* xt = byte_offset(x, r * row_bytes) + lane * VEC;
+        const In* dyt = byte_offset(dy, r * row_bytes) + lane * VEC;
         NORMKIT_UNROLL
         for (int j = 0; j < K; ++j) {
-          if (!active || lane + T * j >= packs) break;
+          if (j >= count) break;
+          rx[j] = load_row_pack<In, VEC>(byte_offset(xt, j * pack_bytes), s.vector_access);
+          rdy[j] = load_row_pack<In, VEC>(byte_offset(dyt, j * pack_bytes), s.vector_access);
+        }
+        return count;
+      };
+      RawPack<In, VEC> raw_x[K], raw_dy[K];
+      float mean = 0.0f, rstd = 0.0f;
+      int count = load_row(group, raw_x, raw_dy, mean, rstd);
+      for (std::int64_t i_row = group; i_row - group < R; i_row += G) {  // (every group the same rounds)
+        RawPack<In, VEC> next_x[K], next_dy[K];
+        float next_mean = 0.0f, next_rstd = 0.0f;
+        const int next_count = load_row(i_row + G, next_x, next_dy, next_mean, next_rstd);
+        float sum_g = 0.0f, sum_gx = 0.0f;
+        NORMKIT_UNROLL
+        for (int j = 0; j < K; ++j) {
+          if (j >= count) break;
           float xv[VEC], dv[VEC], w[VEC];
           convert_raw_pack<float, In, VEC>(raw_x[j], xv);
           convert_raw_pack<float, In, VEC>(raw_dy[j], dv);
-          load_weights<Param, VEC>(gamma, lane + T * j, s, w);
+          load_cached<VEC>(w_cache + lane * VEC + j * step, w);
           add_grad_sums<VEC>(xv, dv, w, mean, rstd, sum_g, sum_gx);
         }
         float mean_g, mean_gx;
         grad_means(sum_g, sum_gx, s, warp_sums, &mean_g, &mean_gx);
+        In* dxt = dx == nullptr ? nullptr : byte_offset(dx, (c * R + i_row) * row_bytes) + lane * VEC;
         NORMKIT_UNROLL
         for (int j = 0; j < K; ++j) {
-          const int p = lane + T * j;  // (32-bit: one-read rows are short)
-          if (!active || p >= packs) break;
+          if (j >= count) break;
           float xv[VEC], dv[VEC], w[VEC], out[VEC];
           convert_raw_pack<float, In, VEC>(raw_x[j], xv);
           convert_raw_pack<float, In, VEC>(raw_dy[j], dv);
-          load_weights<Param, VEC>(gamma, p, s, w);
+          load_cached<VEC>(w_cache + lane * VEC + j * step, w);
           grad_pack<In, VEC>(xv, dv, w, mean, rstd, mean_g, mean_gx, s, out, acc_g + j * VEC, acc_b + j * VEC);
-          if (dxr != nullptr) store_row_values<In, VEC>(dxr + p * VEC, s.vector_access, out);
+          if (dxt != nullptr) store_row_values<In, VEC>(byte_offset(dxt, j * pack_bytes), s.vector_access, out);
         }
-      } else {
+        NORMKIT_UNROLL
+        for (int j = 0; j < K; ++j) {
+          raw_x[j] = next_x[j];
+          raw_dy[j] = next_dy[j];
+        }
+        mean = next_mean;
+        rstd = next_rstd;
+        count = next_count;
+      }
+    } else {
+      for (std::int64_t i_row = group; i_row - group < R; i_row += G) {
+        const std::int64_t r = c * R + i_row;
+        const bool active = i_row < R && r < s.rows;
+        const In* xr = x + r * s.n;
+        const In* dyr = dy + r * s.n;
+        In* dxr = dx == nullptr ? nullptr : dx + r * s.n;
+        const float mean = active && s.centered ? mean_in[r] : 0.0f;
+        const float rstd = active ? rstd_in[r] : 0.0f;
+        float sum_g = 0.0f, sum_gx = 0.0f;
+        {
         // Long rows: the whole block is the row's group (`active` is uniform over it).
         if (!active) continue;
         for (std::int64_t p = lane; p < packs; p += T) {
@@ -491,6 +539,7 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward
             }
           }
           if (dxr != nullptr) store_row_values<In, VEC>(dxr + p * VEC, s.vector_access, out);
+        }
         }
       }
     }
@@ -531,26 +580,41 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward
   }
 }
 
-// dgamma (blockIdx.y 0) and dbeta (1) of 32 columns a block: strand ty of 8 adds partial rows ty, ty + 8, ...
-// in order, then the strands are added in order (plan::kRowNormGradStrands; the host engine does the same).
+// dgamma (blockIdx.y 0) and dbeta (1) of 32 columns a block: strand ty of plan::kRowNormGradStrands adds partial
+// rows ty, ty + S, ... in order (eight loads issued before their additions), then the strands are added in
+// order (the host engine does the same).
 template <typename Param>
 __global__ void __launch_bounds__(32 * plan::kRowNormGradStrands) row_norm_param_grad_kernel(
     const float* __restrict__ partial_gamma, const float* __restrict__ partial_beta, std::int64_t partials, std::int64_t n,
     Param* __restrict__ dgamma, Param* __restrict__ dbeta) {
-  __shared__ float strands[plan::kRowNormGradStrands][32];
+  constexpr int S = plan::kRowNormGradStrands;
+  constexpr int kBatch = 8;
+  __shared__ float strands[S][32];
   const float* partial = blockIdx.y == 0 ? partial_gamma : partial_beta;
   Param* out = blockIdx.y == 0 ? dgamma : dbeta;
   if (out == nullptr) return;  // (uniform over the block)
   const std::int64_t col = static_cast<std::int64_t>(blockIdx.x) * 32 + threadIdx.x;
   float acc = 0.0f;
   if (col < n) {
-    for (std::int64_t c = threadIdx.y; c < partials; c += plan::kRowNormGradStrands) acc = math::add_rn(acc, partial[c * n + col]);
+    const float* p = partial + static_cast<std::int64_t>(threadIdx.y) * n + col;
+    const std::int64_t stride = S * n;
+    std::int64_t c = threadIdx.y;
+    for (; c + (kBatch - 1) * S < partials; c += kBatch * S, p += kBatch * stride) {
+      float v[kBatch];
+      NORMKIT_UNROLL
+      for (int k = 0; k < kBatch; ++k) v[k] = p[k * stride];
+      asm volatile("" ::: "memory");  // (keeps the loads ahead of the additions in the PTX: one round trip)
+      NORMKIT_UNROLL
+      for (int k = 0; k < kBatch; ++k) acc = math::add_rn(acc, v[k]);
+    }
+    for (; c < partials; c += S, p += stride) acc = math::add_rn(acc, *p);
   }
   strands[threadIdx.y][threadIdx.x] = acc;
   __syncthreads();
   if (threadIdx.y == 0 && col < n) {
     float total = strands[0][threadIdx.x];
-    for (int strand = 1; strand < plan::kRowNormGradStrands; ++strand) total = math::add_rn(total, strands[strand][threadIdx.x]);
+    NORMKIT_UNROLL
+    for (int strand = 1; strand < S; ++strand) total = math::add_rn(total, strands[strand][threadIdx.x]);
     math::store_as(out + col, total);
   }
 }

@@ -87,18 +87,19 @@ Status launch_row_norm_backward(const plan::RowNormBackwardCall& c, const plan::
     const auto* x = static_cast<const X*>(c.x);
     const auto* gamma = static_cast<const Param*>(c.gamma);
     auto* dx = static_cast<X*>(c.dx);
-    // (row groups narrower than the block add their dgamma/dbeta sums through shared memory)
-    const std::size_t shared = p.groups_per_block > 1 && param_grads && p.layout.one_read
-                                   ? static_cast<std::size_t>(p.block_threads) * 2 * plan::row_norm_values_per_thread(true, p.layout.vec) * sizeof(float)
-                                   : 0;
+    const std::size_t shared = plan::row_norm_backward_shared_bytes(p.layout, c.n, p.block_threads, param_grads);
+    auto launch = [&](auto kernel) {
+      NORMKIT_RETURN_IF_ERROR(allow_shared_bytes(kernel, shared, kOp));
+      kernel<<<grid_dim(p.grid), p.block_threads, shared, stream>>>(dy, x, c.mean, c.rstd, gamma, dx, partial_gamma, partial_beta, s,
+                                                                    p.partials);
+      return Status::success();
+    };
     if (c.rows == 0) {
       // (no rows: only the parameter gradients, zeros, are written)
     } else if (p.layout.vec == full_vec<X>()) {
-      row_norm_backward_kernel<X, Param, full_vec<X>()><<<grid_dim(p.grid), p.block_threads, shared, stream>>>(
-          dy, x, c.mean, c.rstd, gamma, dx, partial_gamma, partial_beta, s, p.partials);
+      NORMKIT_RETURN_IF_ERROR(launch(row_norm_backward_kernel<X, Param, full_vec<X>()>));
     } else {
-      row_norm_backward_kernel<X, Param, 1><<<grid_dim(p.grid), p.block_threads, shared, stream>>>(
-          dy, x, c.mean, c.rstd, gamma, dx, partial_gamma, partial_beta, s, p.partials);
+      NORMKIT_RETURN_IF_ERROR(launch(row_norm_backward_kernel<X, Param, 1>));
     }
     NORMKIT_RETURN_IF_ERROR(cuda::check_launch(kOp, "row_norm_backward_kernel"));
     if (!param_grads) return Status::success();

@@ -14,20 +14,22 @@
 
 namespace normkit::plan {
 
-// Values a thread holds of its row (the row stays in registers: one read): 16 in the forward of rows in
-// 16-byte packs, 8 otherwise (scalar packs: a 64-bit address and a register a value, 16 of them spilled on
-// sm_80), and 8 in the backward, which keeps x, dy and the two dgamma/dbeta accumulators of each (16 spilled
-// in some instantiations). At most 512 threads a row (128 registers a thread): the forward reads rows of up
-// to 8192 elements once (4096 in scalar packs), the backward rows of up to 4096. Longer rows take 512
-// threads and read the row twice. (Tried: 32 values a 16-bit thread spilled with float32 gamma and beta in
-// registers; 1024 threads of 16 values spilled at their 64 registers.)
-constexpr int row_norm_values_per_thread(bool backward, int vec) { return !backward && vec > 1 ? 32 : 8; }
+// Values a thread holds of its row (the row stays in registers: one read) in 16-byte packs: 32 in the
+// forward; 8 in the backward, which keeps x and dy of this row and the next (loads in flight) and the two
+// dgamma/dbeta accumulators of each value (16 spilled); w and beta are cached per block in shared memory.
+// Rows in scalar packs (lengths not a multiple of a pack): 8 (a 64-bit address and a register a value: 16
+// spilled on sm_80). At most 512 threads a row (128 registers a thread): the forward reads rows of up to
+// 16384 elements once (4096 in scalar packs), the backward rows of up to 4096. Longer rows take 512 threads
+// and read the row twice. (Tried: gamma and beta in registers: 32
+// values a thread spilled; 1024 threads of 16 values spilled at their 64 registers.)
+constexpr int row_norm_values_per_thread(bool backward, int vec) { return vec == 1 || backward ? 8 : 32; }
 constexpr int kRowNormMaxThreads = 512;
 // Threads of a block: row groups of up to 256 threads share one (a wider group is its block).
 constexpr int kRowNormBlockThreads = 256;
-// Strands of the final dgamma/dbeta sum over the partials: strand s adds partials s, s + 8, ..., then the
-// strands are added in order (both engines).
-constexpr int kRowNormGradStrands = 8;
+// Strands of the final dgamma/dbeta sum over the partials: strand s adds partials s, s + 32, ..., then the
+// strands are added in order (both engines). 32 keeps each thread's chain short (8 strands: 512 partials
+// of rows of 768 took 51 us modelled, latency-bound).
+constexpr int kRowNormGradStrands = 32;
 
 struct RowNormLayout {
   int vec = 1;          // elements per pack: 16 bytes of x's dtype when N is a multiple of them, else 1
@@ -69,6 +71,11 @@ RowNormPlan choose_row_norm_backward_plan(std::int64_t rows, std::int64_t n, DTy
 constexpr std::size_t row_norm_param_cache_bytes(const RowNormLayout& l, std::int64_t n) {
   return l.one_read ? 2 * static_cast<std::size_t>(n) * sizeof(float) : 0;
 }
+
+// Dynamic shared memory of the backward: one-read rows keep w (n floats, rounded up to 4); with row groups
+// sharing a block and parameter gradients wanted, the groups' dgamma/dbeta sums follow
+// (threads x 2 x values a thread floats).
+std::size_t row_norm_backward_shared_bytes(const RowNormLayout& l, std::int64_t n, int block_threads, bool param_grads);
 
 // One call, validated, as both engines take it: x is [rows, n]; absent tensors are null.
 struct RowNormForwardCall {
