@@ -83,6 +83,17 @@ __device__ __forceinline__ void load_cached(const float* p, float* out) {
   }
 }
 
+template <int VEC>
+__device__ __forceinline__ void store_cached(float* p, const float* v) {
+  if constexpr (VEC % 4 == 0) {
+    NORMKIT_UNROLL
+    for (int i = 0; i < VEC; i += 4) *reinterpret_cast<float4*>(p + i) = make_float4(v[i], v[i + 1], v[i + 2], v[i + 3]);
+  } else {
+    NORMKIT_UNROLL
+    for (int i = 0; i < VEC; ++i) p[i] = v[i];
+  }
+}
+
 // The effective weights w of pack p (gamma, + 1 with the offset, 1 without gamma).
 template <typename Param, int VEC>
 __device__ __forceinline__ void load_weights(const Param* gamma, std::int64_t p, const RowNormShape& s, float* w) {
@@ -401,11 +412,14 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward
   constexpr int K = plan::row_norm_values_per_thread(true, VEC) / VEC;
   constexpr int kValues = K * VEC;
   // Dynamic shared memory (plan::row_norm_backward_shared_bytes): one-read rows keep the effective weights w
-  // (n floats, rounded up to 4), then, with G > 1 row groups and parameter gradients, the groups' dgamma /
-  // dbeta sums ([G][T][2][kValues]).
+  // (n floats, rounded up to 4), then each thread's dgamma and dbeta sums of its columns (kValues each, 4
+  // floats of padding: threads 36 floats apart meet no bank conflict in 16-byte accesses). In registers the
+  // sums cost 2 x kValues of them: 16 values a thread spilled.
+  constexpr int kAccStride = plan::row_norm_backward_accumulator_floats(VEC);
   extern __shared__ float backward_shared[];
   float* w_cache = backward_shared;
-  float* group_sums = backward_shared + (s.one_read ? (s.n + 3) / 4 * 4 : 0);
+  float* sums = backward_shared + (s.one_read ? (s.n + 3) / 4 * 4 : 0);
+  float* my_sums = sums + threadIdx.x * kAccStride;
   __shared__ float warp_sums[2 * plan::kRowNormMaxThreads / 32];
   const int T = 1 << s.thread_shift;
   const int lane = static_cast<int>(threadIdx.x) & (T - 1);
@@ -430,9 +444,10 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward
   for (std::int64_t c = blockIdx.x; c < partials; c += gridDim.x) {
     float* pg = param_grads ? partial_gamma + c * s.n : nullptr;
     float* pb = param_grads ? partial_beta + c * s.n : nullptr;
-    float acc_g[kValues], acc_b[kValues];
-    NORMKIT_UNROLL
-    for (int k = 0; k < kValues; ++k) acc_g[k] = acc_b[k] = 0.0f;
+    if (s.one_read) {
+      NORMKIT_UNROLL
+      for (int k = 0; k < 2 * kValues; k += 4) *reinterpret_cast<float4*>(my_sums + k) = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    }
     if (!s.one_read && param_grads) {
       for (std::int64_t p = lane; p < packs; p += T) {
         NORMKIT_UNROLL
@@ -440,64 +455,56 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward
       }
     }
     if (s.one_read) {
-      // Each group's rows g, g + G, ... with the next row's loads issued before this row is worked on (two
-      // rows in flight a thread, for the registers of one more pack pair: 16 values a thread spilled).
+      // Each group's rows g, g + G, ...: the row pointers step by G rows; x and dy are converted once.
       const std::int64_t row_bytes = s.n * static_cast<std::int64_t>(sizeof(In));
-      auto load_row = [&](std::int64_t i_row, RawPack<In, VEC> (&rx)[K], RawPack<In, VEC> (&rdy)[K], float& m, float& rs) {
+      const std::int64_t group_step = G * row_bytes;
+      const std::int64_t first_row = c * R + group;
+      const In* xt = byte_offset(x, first_row * row_bytes) + lane * VEC;
+      const In* dyt = byte_offset(dy, first_row * row_bytes) + lane * VEC;
+      In* dxt = dx == nullptr ? nullptr : byte_offset(dx, first_row * row_bytes) + lane * VEC;
+      for (std::int64_t i_row = group; i_row - group < R; i_row += G) {  // (every group the same rounds)
         const std::int64_t r = c * R + i_row;
         const int count = i_row < R && r < s.rows ? my_packs : 0;
+        float mean = 0.0f, rstd = 0.0f;
         if (count > 0) {
-          m = s.centered ? mean_in[r] : 0.0f;
-          rs = rstd_in[r];
+          mean = s.centered ? mean_in[r] : 0.0f;
+          rstd = rstd_in[r];
         }
-        const In* xt = byte_offset(x, r * row_bytes) + lane * VEC;
-        const In* dyt = byte_offset(dy, r * row_bytes) + lane * VEC;
+        RawPack<In, VEC> raw_x[K], raw_dy[K];
         NORMKIT_UNROLL
         for (int j = 0; j < K; ++j) {
           if (j >= count) break;
-          rx[j] = load_row_pack<In, VEC>(byte_offset(xt, j * pack_bytes), s.vector_access);
-          rdy[j] = load_row_pack<In, VEC>(byte_offset(dyt, j * pack_bytes), s.vector_access);
+          raw_x[j] = load_row_pack<In, VEC>(byte_offset(xt, j * pack_bytes), s.vector_access);
+          raw_dy[j] = load_row_pack<In, VEC>(byte_offset(dyt, j * pack_bytes), s.vector_access);
         }
-        return count;
-      };
-      RawPack<In, VEC> raw_x[K], raw_dy[K];
-      float mean = 0.0f, rstd = 0.0f;
-      int count = load_row(group, raw_x, raw_dy, mean, rstd);
-      for (std::int64_t i_row = group; i_row - group < R; i_row += G) {  // (every group the same rounds)
-        RawPack<In, VEC> next_x[K], next_dy[K];
-        float next_mean = 0.0f, next_rstd = 0.0f;
-        const int next_count = load_row(i_row + G, next_x, next_dy, next_mean, next_rstd);
+        float xv[K][VEC], dv[K][VEC];
         float sum_g = 0.0f, sum_gx = 0.0f;
         NORMKIT_UNROLL
         for (int j = 0; j < K; ++j) {
           if (j >= count) break;
-          float xv[VEC], dv[VEC], w[VEC];
-          convert_raw_pack<float, In, VEC>(raw_x[j], xv);
-          convert_raw_pack<float, In, VEC>(raw_dy[j], dv);
+          float w[VEC];
+          convert_raw_pack<float, In, VEC>(raw_x[j], xv[j]);
+          convert_raw_pack<float, In, VEC>(raw_dy[j], dv[j]);
           load_cached<VEC>(w_cache + lane * VEC + j * step, w);
-          add_grad_sums<VEC>(xv, dv, w, mean, rstd, sum_g, sum_gx);
+          add_grad_sums<VEC>(xv[j], dv[j], w, mean, rstd, sum_g, sum_gx);
         }
         float mean_g, mean_gx;
         grad_means(sum_g, sum_gx, s, warp_sums, &mean_g, &mean_gx);
-        In* dxt = dx == nullptr ? nullptr : byte_offset(dx, (c * R + i_row) * row_bytes) + lane * VEC;
         NORMKIT_UNROLL
         for (int j = 0; j < K; ++j) {
           if (j >= count) break;
-          float xv[VEC], dv[VEC], w[VEC], out[VEC];
-          convert_raw_pack<float, In, VEC>(raw_x[j], xv);
-          convert_raw_pack<float, In, VEC>(raw_dy[j], dv);
+          float w[VEC], out[VEC], acc_g[VEC], acc_b[VEC];
           load_cached<VEC>(w_cache + lane * VEC + j * step, w);
-          grad_pack<In, VEC>(xv, dv, w, mean, rstd, mean_g, mean_gx, s, out, acc_g + j * VEC, acc_b + j * VEC);
+          load_cached<VEC>(my_sums + j * VEC, acc_g);
+          load_cached<VEC>(my_sums + kValues + j * VEC, acc_b);
+          grad_pack<In, VEC>(xv[j], dv[j], w, mean, rstd, mean_g, mean_gx, s, out, acc_g, acc_b);
+          store_cached<VEC>(my_sums + j * VEC, acc_g);
+          store_cached<VEC>(my_sums + kValues + j * VEC, acc_b);
           if (dxt != nullptr) store_row_values<In, VEC>(byte_offset(dxt, j * pack_bytes), s.vector_access, out);
         }
-        NORMKIT_UNROLL
-        for (int j = 0; j < K; ++j) {
-          raw_x[j] = next_x[j];
-          raw_dy[j] = next_dy[j];
-        }
-        mean = next_mean;
-        rstd = next_rstd;
-        count = next_count;
+        xt = byte_offset(xt, group_step);
+        dyt = byte_offset(dyt, group_step);
+        if (dxt != nullptr) dxt = byte_offset(dxt, group_step);
       }
     } else {
       for (std::int64_t i_row = group; i_row - group < R; i_row += G) {
@@ -544,39 +551,36 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward
       }
     }
     if (!s.one_read || !param_grads) continue;
-    // The groups' sums, added in group order into partial row c.
-    if (G > 1) {
-      float* mine = group_sums + (static_cast<std::int64_t>(group) * T + lane) * 2 * kValues;
-      NORMKIT_UNROLL
-      for (int k = 0; k < kValues; ++k) {
-        mine[k] = acc_g[k];
-        mine[kValues + k] = acc_b[k];
-      }
-      __syncthreads();
-      if (group == 0) {
-        for (int other = 1; other < G; ++other) {
-          const float* theirs = group_sums + (static_cast<std::int64_t>(other) * T + lane) * 2 * kValues;
-          NORMKIT_UNROLL
-          for (int k = 0; k < kValues; ++k) {
-            acc_g[k] = math::add_rn(acc_g[k], theirs[k]);
-            acc_b[k] = math::add_rn(acc_b[k], theirs[kValues + k]);
-          }
-        }
-      }
-      __syncthreads();  // group_sums is reused by the next partial block
-    }
+    // The groups' sums, added in group order into partial row c by group 0; the sums are zeroed for the next
+    // partial block only after every group has read them.
+    __syncthreads();
     if (group == 0) {
       NORMKIT_UNROLL
       for (int j = 0; j < K; ++j) {
         const int p = lane + T * j;  // (32-bit: one-read rows are short)
         if (p >= packs) break;
+        float acc_g[VEC], acc_b[VEC];
+        load_cached<VEC>(my_sums + j * VEC, acc_g);
+        load_cached<VEC>(my_sums + kValues + j * VEC, acc_b);
+        for (int other = 1; other < G; ++other) {
+          const float* theirs = sums + (other * T + lane) * kAccStride;
+          float g[VEC], b[VEC];
+          load_cached<VEC>(theirs + j * VEC, g);
+          load_cached<VEC>(theirs + kValues + j * VEC, b);
+          NORMKIT_UNROLL
+          for (int i = 0; i < VEC; ++i) {
+            acc_g[i] = math::add_rn(acc_g[i], g[i]);
+            acc_b[i] = math::add_rn(acc_b[i], b[i]);
+          }
+        }
         NORMKIT_UNROLL
         for (int i = 0; i < VEC; ++i) {
-          pg[p * VEC + i] = acc_g[j * VEC + i];
-          pb[p * VEC + i] = acc_b[j * VEC + i];
+          pg[p * VEC + i] = acc_g[i];
+          pb[p * VEC + i] = acc_b[i];
         }
       }
     }
+    __syncthreads();
   }
 }
 

@@ -87,7 +87,7 @@ Status launch_row_norm_backward(const plan::RowNormBackwardCall& c, const plan::
     const auto* x = static_cast<const X*>(c.x);
     const auto* gamma = static_cast<const Param*>(c.gamma);
     auto* dx = static_cast<X*>(c.dx);
-    const std::size_t shared = plan::row_norm_backward_shared_bytes(p.layout, c.n, p.block_threads, param_grads);
+    const std::size_t shared = plan::row_norm_backward_shared_bytes(p.layout, c.n, p.block_threads);
     auto launch = [&](auto kernel) {
       NORMKIT_RETURN_IF_ERROR(allow_shared_bytes(kernel, shared, kOp));
       kernel<<<grid_dim(p.grid), p.block_threads, shared, stream>>>(dy, x, c.mean, c.rstd, gamma, dx, partial_gamma, partial_beta, s,

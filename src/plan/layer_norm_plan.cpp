@@ -68,13 +68,10 @@ RowNormPlan choose_row_norm_forward_plan(std::int64_t rows, std::int64_t n, DTyp
   return p;
 }
 
-std::size_t row_norm_backward_shared_bytes(const RowNormLayout& l, std::int64_t n, int block_threads, bool param_grads) {
+std::size_t row_norm_backward_shared_bytes(const RowNormLayout& l, std::int64_t n, int block_threads) {
   if (!l.one_read) return 0;
-  std::size_t bytes = static_cast<std::size_t>((n + 3) / 4 * 4) * sizeof(float);
-  if (l.groups > 1 && param_grads) {
-    bytes += static_cast<std::size_t>(block_threads) * 2 * row_norm_values_per_thread(true, l.vec) * sizeof(float);
-  }
-  return bytes;
+  return (static_cast<std::size_t>((n + 3) / 4 * 4) + static_cast<std::size_t>(block_threads) * row_norm_backward_accumulator_floats(l.vec)) *
+         sizeof(float);
 }
 
 std::int64_t row_norm_partials(std::int64_t rows) { return (rows + kLayerNormRowsPerPartial - 1) / kLayerNormRowsPerPartial; }

@@ -15,14 +15,16 @@
 namespace normkit::plan {
 
 // Values a thread holds of its row (the row stays in registers: one read) in 16-byte packs: 32 in the
-// forward; 8 in the backward, which keeps x and dy of this row and the next (loads in flight) and the two
-// dgamma/dbeta accumulators of each value (16 spilled); w and beta are cached per block in shared memory.
-// Rows in scalar packs (lengths not a multiple of a pack): 8 (a 64-bit address and a register a value: 16
-// spilled on sm_80). At most 512 threads a row (128 registers a thread): the forward reads rows of up to
-// 16384 elements once (4096 in scalar packs), the backward rows of up to 4096. Longer rows take 512 threads
-// and read the row twice. (Tried: gamma and beta in registers: 32
+// forward, 16 in the backward (x and dy, converted; the dgamma/dbeta sums of its columns live in shared
+// memory); w and beta are cached per block in shared memory. Rows in scalar packs (lengths not a multiple
+// of a pack): 8 (a 64-bit address and a register a value: 16 spilled on sm_80). At most 512 threads a row
+// (128 registers a thread): the forward reads rows of up to 16384 elements once (4096 in scalar packs), the
+// backward rows of up to 8192 (4096). Longer rows take 512 threads and read the row twice. (Tried: gamma and beta in registers: 32
 // values a thread spilled; 1024 threads of 16 values spilled at their 64 registers.)
-constexpr int row_norm_values_per_thread(bool backward, int vec) { return vec == 1 || backward ? 8 : 32; }
+constexpr int row_norm_values_per_thread(bool backward, int vec) { return vec == 1 ? 8 : (backward ? 16 : 32); }
+// Floats of shared memory a backward thread keeps its dgamma and dbeta sums in (one-read rows): both sums of
+// each value, 4 floats of padding (36 floats apart: no bank conflicts in 16-byte accesses).
+constexpr int row_norm_backward_accumulator_floats(int vec) { return 2 * row_norm_values_per_thread(true, vec) + 4; }
 constexpr int kRowNormMaxThreads = 512;
 // Threads of a block: row groups of up to 256 threads share one (a wider group is its block).
 constexpr int kRowNormBlockThreads = 256;
@@ -72,10 +74,9 @@ constexpr std::size_t row_norm_param_cache_bytes(const RowNormLayout& l, std::in
   return l.one_read ? 2 * static_cast<std::size_t>(n) * sizeof(float) : 0;
 }
 
-// Dynamic shared memory of the backward: one-read rows keep w (n floats, rounded up to 4); with row groups
-// sharing a block and parameter gradients wanted, the groups' dgamma/dbeta sums follow
-// (threads x 2 x values a thread floats).
-std::size_t row_norm_backward_shared_bytes(const RowNormLayout& l, std::int64_t n, int block_threads, bool param_grads);
+// Dynamic shared memory of the backward: one-read rows keep w (n floats, rounded up to 4) and every
+// thread's dgamma/dbeta sums (threads x row_norm_backward_accumulator_floats).
+std::size_t row_norm_backward_shared_bytes(const RowNormLayout& l, std::int64_t n, int block_threads);
 
 // One call, validated, as both engines take it: x is [rows, n]; absent tensors are null.
 struct RowNormForwardCall {
