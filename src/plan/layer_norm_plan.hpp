@@ -21,7 +21,7 @@ namespace normkit::plan {
 // (128 registers a thread): the forward reads rows of up to 16384 elements once (4096 in scalar packs), the
 // backward rows of up to 8192 (4096). Longer rows take 512 threads and read the row twice. (Tried: gamma and beta in registers: 32
 // values a thread spilled; 1024 threads of 16 values spilled at their 64 registers.)
-constexpr int row_norm_values_per_thread(bool backward, int vec) { return vec == 1 ? 8 : (backward ? 16 : 32); }
+constexpr int row_norm_values_per_thread(bool backward, int vec) { return backward ? (vec == 1 ? 8 : 16) : 32; }
 // Floats of shared memory a backward thread keeps its dgamma and dbeta sums in (one-read rows): both sums of
 // each value, 4 floats of padding (36 floats apart: no bank conflicts in 16-byte accesses).
 constexpr int row_norm_backward_accumulator_floats(int vec) { return 2 * row_norm_values_per_thread(true, vec) + 4; }

@@ -106,8 +106,8 @@ void expect_device_equals_host(const LayerNormCase& c) {
   expect_backward_near_reference(c, d, device);
 }
 
-// Every layout: lane groups (n 1..32), block-wide groups, the backward's scalar and float32 one-read limit
-// (4096/4097), the forward's (8192/8193) and odd rows; each dtype pair and both kinds.
+// Every layout: lane groups (n 1..32), block-wide groups, the backward's one-read limit in scalar packs
+// (4096/4097) and in 16-byte packs (8192/8200), the forward's (16384), odd rows; each dtype pair and both kinds.
 TEST(DeviceLayerNorm, SameBitsAsHostOnEveryLayout) {
   REQUIRE_DEVICE();
   for (std::int64_t n : {1, 7, 30, 32, 200, 1000, 4097, 8193}) {
@@ -120,6 +120,10 @@ TEST(DeviceLayerNorm, SameBitsAsHostOnEveryLayout) {
   }
   expect_device_equals_host(make_case(3, 4096, DType::bfloat16, DType::bfloat16, RowNorm::layer_norm));
   expect_device_equals_host(make_case(2, 8192, DType::float16, DType::float32, RowNorm::layer_norm));
+  // Rows read twice: the backward in 16-byte packs past 8192, the forward past 16384.
+  expect_device_equals_host(make_case(2, 8200, DType::bfloat16, DType::bfloat16, RowNorm::rms_norm));
+  expect_device_equals_host(make_case(1, 16392, DType::float16, DType::float16, RowNorm::layer_norm));
+  expect_device_equals_host(make_case(1, 16385, DType::float32, DType::float32, RowNorm::layer_norm));
 }
 
 TEST(DeviceLayerNorm, ConventionOptions) {

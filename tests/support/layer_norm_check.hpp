@@ -70,11 +70,11 @@ inline void expect_same_bits(const LayerNormResult& a, const LayerNormResult& b,
 inline double accumulation_tolerance(std::int64_t n) { return 4e-7 * (8.0 + std::sqrt(static_cast<double>(n))); }
 
 inline void expect_near_scaled(const std::vector<double>& got, const std::vector<double>& want, const std::vector<double>& scale,
-                               double rel, double out_rel, const std::string& what) {
+                               double rel, double out_rel, double out_abs, const std::string& what) {
   ASSERT_EQ(got.size(), want.size()) << what;
   int reported = 0;
   for (std::size_t i = 0; i < got.size(); ++i) {
-    const double tol = rel * scale[i] + out_rel * std::fabs(want[i]) + 1e-30;
+    const double tol = rel * scale[i] + out_rel * std::fabs(want[i]) + out_abs + 1e-30;
     if (!(std::fabs(got[i] - want[i]) <= tol) && reported++ < 5) {
       ADD_FAILURE() << what << "[" << i << "]: got " << got[i] << ", want " << want[i] << " (tolerance " << tol << ")";
     }
@@ -82,6 +82,8 @@ inline void expect_near_scaled(const std::vector<double>& got, const std::vector
 }
 
 inline double output_rounding(DType d) { return d == DType::float32 ? 0.0 : (d == DType::float16 ? 1.0 / 2048 : 1.0 / 256); }
+// Absolute rounding of tiny results: float16 below 2^-14 is subnormal, spaced 2^-24.
+inline double output_rounding_abs(DType d) { return d == DType::float16 ? 0x1p-24 : 0.0; }
 
 // Forward outputs against the reference.
 inline void expect_forward_near_reference(const LayerNormCase& c, const LayerNormData& d, const LayerNormResult& r) {
@@ -95,28 +97,30 @@ inline void expect_forward_near_reference(const LayerNormCase& c, const LayerNor
     const double xhat_round = c.options.cast_mode == CastMode::input_dtype ? output_rounding(c.x) : 0.0;
     y_scale[i] = (std::fabs(ref.y[i]) + w * 4) * (rel + xhat_round) + w * xhat_round;
   }
-  expect_near_scaled(decode(r.y, c.x), ref.y, y_scale, 1.0, output_rounding(c.x), c.name() + ": y");
+  expect_near_scaled(decode(r.y, c.x), ref.y, y_scale, 1.0, output_rounding(c.x), output_rounding_abs(c.x), c.name() + ": y");
   std::vector<double> mean(r.mean.begin(), r.mean.end()), rstd(r.rstd.begin(), r.rstd.end());
   if (!r.mean.empty()) {
     std::vector<double> scale(ref.mean.size(), 1.0 + std::fabs(c.center));
-    expect_near_scaled(mean, ref.mean, scale, rel, 0.0, c.name() + ": mean");
+    expect_near_scaled(mean, ref.mean, scale, rel, 0.0, 0.0, c.name() + ": mean");
   }
-  if (!r.rstd.empty()) expect_near_scaled(rstd, ref.rstd, ref.rstd, rel * (1.0 + c.center * c.center), 0.0, c.name() + ": rstd");
+  if (!r.rstd.empty()) expect_near_scaled(rstd, ref.rstd, ref.rstd, rel * (1.0 + c.center * c.center), 0.0, 0.0, c.name() + ": rstd");
 }
 
 // Backward outputs against the reference (which takes its own statistics of x).
 inline void expect_backward_near_reference(const LayerNormCase& c, const LayerNormData& d, const LayerNormResult& r) {
   const LayerNormGradReference ref = layer_norm_grad_reference(d.dy.stored, d.x.stored, c.rows, c.n, d.gamma.stored, c.options, c.x);
   const double rel = accumulation_tolerance(c.n) * (1.0 + c.center * c.center);
-  if (!r.dx.empty()) expect_near_scaled(decode(r.dx, c.x), ref.dx, ref.dx_scale, rel * 4, output_rounding(c.x), c.name() + ": dx");
+  if (!r.dx.empty()) expect_near_scaled(decode(r.dx, c.x), ref.dx, ref.dx_scale, rel * 4, output_rounding(c.x), output_rounding_abs(c.x),
+                                        c.name() + ": dx");
   const double rows_rel = accumulation_tolerance(c.rows) + rel;
   const double xhat_round = c.options.cast_mode == CastMode::input_dtype ? output_rounding(c.x) : 0.0;
   if (!r.dgamma.empty()) {
     expect_near_scaled(decode(r.dgamma, c.param), ref.dgamma, ref.dgamma_scale, rows_rel * 4 + xhat_round, output_rounding(c.param),
-                       c.name() + ": dgamma");
+                       output_rounding_abs(c.param), c.name() + ": dgamma");
   }
   if (!r.dbeta.empty()) {
-    expect_near_scaled(decode(r.dbeta, c.param), ref.dbeta, ref.dbeta_scale, rows_rel * 4, output_rounding(c.param), c.name() + ": dbeta");
+    expect_near_scaled(decode(r.dbeta, c.param), ref.dbeta, ref.dbeta_scale, rows_rel * 4, output_rounding(c.param),
+                       output_rounding_abs(c.param), c.name() + ": dbeta");
   }
 }
 

@@ -22,9 +22,9 @@ void check_case(const LayerNormCase& c) {
 }
 
 TEST(HostLayerNorm, MatchesReferenceOnEveryLayoutThreshold) {
-  // 1..32: lane groups; 768, 1000, 1024: a warp or more; 4096/4097: the scalar packs' one-read limit;
-  // 8192/8193: the backward's; 12289: odd, read twice.
-  for (std::int64_t n : {1, 7, 32, 768, 1000, 1024, 4096, 4097, 8192, 8193, 12289}) {
+  // 1..32: lane groups; 768, 1000, 1024: a warp or more; 4096/4097: the backward's one-read limit in scalar
+  // packs; 8192/8193: the backward's in 16-byte packs; 12289: odd; 16385: the forward's limit, read twice.
+  for (std::int64_t n : {1, 7, 32, 768, 1000, 1024, 4096, 4097, 8192, 8193, 12289, 16385}) {
     for (DType x : {DType::float32, DType::float16, DType::bfloat16}) {
       for (RowNorm kind : {RowNorm::layer_norm, RowNorm::rms_norm}) {
         LayerNormCase c;
@@ -238,13 +238,16 @@ TEST(LayerNormPlan, LayoutsDependOnNAndDtypeOnly) {
   using plan::row_norm_backward_layout;
   using plan::row_norm_forward_layout;
   EXPECT_EQ(row_norm_forward_layout(768, DType::float16).vec, 8);
-  EXPECT_EQ(row_norm_forward_layout(768, DType::float16).threads, 64);  // 96 packs, 2 a thread
+  EXPECT_EQ(row_norm_forward_layout(768, DType::float16).threads, 32);  // 96 packs, 4 a thread (32 values)
   EXPECT_EQ(row_norm_forward_layout(1000, DType::float32).vec, 4);
   EXPECT_EQ(row_norm_forward_layout(12289, DType::bfloat16).vec, 1);
-  EXPECT_FALSE(row_norm_forward_layout(12289, DType::bfloat16).one_read);
+  EXPECT_TRUE(row_norm_forward_layout(12289, DType::bfloat16).one_read);  // 385 threads of 32 scalar values
+  EXPECT_EQ(row_norm_forward_layout(12289, DType::bfloat16).threads, 512);
   EXPECT_TRUE(row_norm_forward_layout(8192, DType::float32).one_read);
-  EXPECT_EQ(row_norm_forward_layout(8192, DType::float32).threads, 512);
-  EXPECT_FALSE(row_norm_forward_layout(8193, DType::float32).one_read);
+  EXPECT_EQ(row_norm_forward_layout(8192, DType::float32).threads, 256);
+  EXPECT_TRUE(row_norm_forward_layout(16384, DType::float16).one_read);
+  EXPECT_FALSE(row_norm_forward_layout(16385, DType::float32).one_read);
+  EXPECT_FALSE(row_norm_forward_layout(16392, DType::float16).one_read);
   EXPECT_EQ(row_norm_forward_layout(1, DType::float32).threads, 1);
   EXPECT_TRUE(row_norm_backward_layout(8192, DType::float16).one_read);
   EXPECT_FALSE(row_norm_backward_layout(8200, DType::float16).one_read);
