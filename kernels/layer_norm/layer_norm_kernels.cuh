@@ -20,6 +20,9 @@
 
 namespace normkit::kernels {
 
+// Packs a thread of a long (read-twice) row loads before it uses the first.
+constexpr int kLongRowBatch = 4;
+
 struct RowNormShape {
   std::int64_t rows, n;
   int thread_shift;  // log2 of the threads per row
@@ -219,10 +222,10 @@ __device__ __forceinline__ void row_sum2(float& a, float& b, int shift, float* w
   __syncthreads();
 }
 
-// Forward. A block holds blockDim / T row groups; a group's rows are r, r + grid * groups, ... The groups of
-// a warp (of a block, for groups wider than a warp) run the same rounds: an idle group joins the sums.
-// One-read rows: the thread's K packs stay in registers, w and beta in the block's shared memory.
-// Long rows: shifted sums (shift = the row's first value) in one pass, then a second read for y.
+// Forward of rows read once (plan::RowNormLayout::one_read). A block holds blockDim / T row groups; a group's
+// rows are r, r + grid * groups, ... The groups of a warp (of a block, for groups wider than a warp) run the
+// same rounds: an idle group joins the sums. The thread's K packs stay in registers, w and beta in the
+// block's shared memory.
 template <typename In, typename Param, int VEC>
 __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_forward_kernel(
     const In* __restrict__ x, const Param* __restrict__ gamma, const Param* __restrict__ beta, In* __restrict__ y,
@@ -245,10 +248,10 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_forward_
   extern __shared__ float param_cache[];  // [w: n][beta (0 when absent): n]
   // One-read rows: the thread's packs lane, lane + T, ... (at most K), `step` elements apart.
   const int step = T * VEC;
-  const int my_packs = s.one_read && lane < packs ? min(K, static_cast<int>((packs - lane + T - 1) / T)) : 0;
+  const int my_packs = lane < packs ? min(K, static_cast<int>((packs - lane + T - 1) / T)) : 0;
   float* w_cache = param_cache;
   float* b_cache = param_cache + s.n;
-  if (s.one_read) {
+  {
     for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
       float w[VEC], b[VEC];
       load_weights<Param, VEC>(gamma, p, s, w);
@@ -270,7 +273,7 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_forward_
   for (std::int64_t r = first, base = round_first; base < s.rows; r += stride, base += stride, xr += row_step, yr += row_step) {
     const bool active = r < s.rows;
     float mean = 0.0f, rstd;
-    if (s.one_read) {
+    {
       const int count = active ? my_packs : 0;
       const In* xt = xr + lane * VEC;
       // (every load issued before the first conversion: one round trip a row; the values converted once, as
@@ -313,40 +316,6 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_forward_
       } else {
         store_row<false, In, VEC, K>(yt, v, mean, rstd, w_cache + lane * VEC, b_cache + lane * VEC, step, pack_bytes, count, s.vector_access);
       }
-    } else {
-      // Long rows (T = kRowNormMaxThreads, the whole block: `active` is uniform over it).
-      if (!active) continue;
-      const float shift = s.centered ? math::to_acc<float>(xr[0]) : 0.0f;
-      float s1 = 0.0f, s2 = 0.0f;
-      for (std::int64_t p = lane; p < packs; p += T) {
-        float v[VEC];
-        load_row_values<In, VEC>(xr + p * VEC, s.vector_access, v);
-        NORMKIT_UNROLL
-        for (int i = 0; i < VEC; ++i) {
-          const float d = math::sub_rn(v[i], shift);
-          s1 = math::add_rn(s1, d);
-          s2 = math::add_rn(s2, math::mul_rn(d, d));
-        }
-      }
-      row_sum2(s1, s2, s.thread_shift, warp_sums);
-      float var;
-      if (s.centered) {
-        math::row_norm_shifted_moments(shift, s1, s2, s.inv_n, &mean, &var);
-      } else {
-        var = math::mul_rn(s2, s.inv_n);
-      }
-      rstd = math::row_norm_rstd(var, s.eps);
-      for (std::int64_t p = lane; p < packs; p += T) {
-        float v[VEC], w[VEC], b[VEC];
-        load_row_values<In, VEC>(xr + p * VEC, s.vector_access, v);
-        load_weights<Param, VEC>(gamma, p, s, w);
-        load_beta<Param, VEC>(beta, p, s, b);
-        if (s.round_xhat) {
-          store_output_pack<true, In, VEC>(yr + p * VEC, v, mean, rstd, w, b, s.vector_access);
-        } else {
-          store_output_pack<false, In, VEC>(yr + p * VEC, v, mean, rstd, w, b, s.vector_access);
-        }
-      }
     }
     if (active && lane == 0) {
       if (mean_out != nullptr) mean_out[r] = mean;
@@ -355,10 +324,89 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_forward_
   }
 }
 
-// The dx of one row and its dgamma/dbeta contributions, given the thread's per-value inputs.
-struct RowNormGradSums {
-  float g, gx;  // Σ w dy, Σ w dy x̂ of the thread's values
-};
+// Forward of rows longer than one read holds (T = kRowNormMaxThreads, a block a row): shifted sums (shift =
+// the row's first value) in one pass, then a second read for y (an L2 hit for rows of a few 100 KB), w and
+// beta loaded with it. A kernel of its own: in the one-read kernel its batches of loads made ptxas spill.
+template <typename In, typename Param, int VEC>
+__global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_forward_long_kernel(
+    const In* __restrict__ x, const Param* __restrict__ gamma, const Param* __restrict__ beta, In* __restrict__ y,
+    float* __restrict__ mean_out, float* __restrict__ rstd_out, RowNormShape s) {
+  __shared__ float warp_sums[2 * plan::kRowNormMaxThreads / 32];
+  const int T = 1 << s.thread_shift;
+  const int lane = static_cast<int>(threadIdx.x) & (T - 1);
+  const std::int64_t packs = s.n / VEC;
+  for (std::int64_t r = blockIdx.x; r < s.rows; r += gridDim.x) {  // (uniform over the block)
+    const In* xr = x + r * s.n;
+    In* yr = y + r * s.n;
+    float mean = 0.0f, rstd;
+    const float shift = s.centered ? math::to_acc<float>(xr[0]) : 0.0f;
+    // (kLongRowBatch packs a thread in flight per step, visited in the same order as one at a time)
+    constexpr int kBatch = kLongRowBatch;
+    float s1 = 0.0f, s2 = 0.0f;
+    for (std::int64_t p0 = lane; p0 < packs; p0 += kBatch * T) {
+      RawPack<In, VEC> raw[kBatch];
+      NORMKIT_UNROLL
+      for (int u = 0; u < kBatch; ++u) {
+        if (p0 + u * T < packs) raw[u] = load_row_pack<In, VEC>(xr + (p0 + u * T) * VEC, s.vector_access);
+      }
+      NORMKIT_UNROLL
+      for (int u = 0; u < kBatch; ++u) {
+        if (p0 + u * T >= packs) break;
+        float v[VEC];
+        convert_raw_pack<float, In, VEC>(raw[u], v);
+        NORMKIT_UNROLL
+        for (int i = 0; i < VEC; ++i) {
+          const float d = math::sub_rn(v[i], shift);
+          s1 = math::add_rn(s1, d);
+          s2 = math::add_rn(s2, math::mul_rn(d, d));
+        }
+      }
+    }
+    row_sum2(s1, s2, s.thread_shift, warp_sums);
+    float var;
+    if (s.centered) {
+      math::row_norm_shifted_moments(shift, s1, s2, s.inv_n, &mean, &var);
+    } else {
+      var = math::mul_rn(s2, s.inv_n);
+    }
+    rstd = math::row_norm_rstd(var, s.eps);
+    for (std::int64_t p0 = lane; p0 < packs; p0 += kBatch * T) {
+      // (x, gamma and beta of the batch loaded before any is used)
+      RawPack<In, VEC> raw[kBatch];
+      RawPack<Param, VEC> raw_w[kBatch], raw_b[kBatch];
+      NORMKIT_UNROLL
+      for (int u = 0; u < kBatch; ++u) {
+        const std::int64_t p = p0 + u * T;
+        if (p >= packs) break;
+        raw[u] = load_row_pack<In, VEC>(xr + p * VEC, s.vector_access);
+        if (s.has_gamma) raw_w[u] = load_row_pack<Param, VEC>(gamma + p * VEC, s.vector_access);
+        if (s.has_beta) raw_b[u] = load_row_pack<Param, VEC>(beta + p * VEC, s.vector_access);
+      }
+      NORMKIT_UNROLL
+      for (int u = 0; u < kBatch; ++u) {
+        const std::int64_t p = p0 + u * T;
+        if (p >= packs) break;
+        float v[VEC], w[VEC], b[VEC];
+        convert_raw_pack<float, In, VEC>(raw[u], v);
+        NORMKIT_UNROLL
+        for (int i = 0; i < VEC; ++i) w[i] = b[i] = 0.0f;
+        if (s.has_gamma) convert_raw_pack<float, Param, VEC>(raw_w[u], w);
+        if (s.has_beta) convert_raw_pack<float, Param, VEC>(raw_b[u], b);
+        NORMKIT_UNROLL
+        for (int i = 0; i < VEC; ++i) w[i] = math::row_norm_weight(s.has_gamma, w[i], s.gamma_offset);
+        if (s.round_xhat) {
+          store_output_pack<true, In, VEC>(yr + p * VEC, v, mean, rstd, w, b, s.vector_access);
+        } else {
+          store_output_pack<false, In, VEC>(yr + p * VEC, v, mean, rstd, w, b, s.vector_access);
+        }
+      }
+    }
+    if (lane == 0) {
+      if (mean_out != nullptr) mean_out[r] = mean;
+      if (rstd_out != nullptr) rstd_out[r] = rstd;
+    }
+  }
+}
 
 // The backward's row sums Σ g and Σ g x̂ (g = w dy) of one pack, in element order.
 template <int VEC>

@@ -1,5 +1,6 @@
 // Launchers of the LayerNorm / RMSNorm kernels and their instantiations: 5 (x, param) dtype pairs x {16-byte,
-// scalar} packs for the forward and the backward, and the parameter-gradient sum per param dtype.
+// scalar} packs for the forward (rows read once, long rows) and the backward, and the parameter-gradient sum
+// per param dtype: 33.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -67,10 +68,14 @@ Status launch_row_norm_forward(const plan::RowNormForwardCall& c, const plan::Ro
     auto launch = [&](auto kernel) {
       NORMKIT_RETURN_IF_ERROR(allow_shared_bytes(kernel, p.shared_bytes, kOp));
       kernel<<<grid_dim(p.grid), p.block_threads, p.shared_bytes, stream>>>(x, gamma, beta, y, c.mean, c.rstd, s);
-      return cuda::check_launch(kOp, "row_norm_forward_kernel");
+      return cuda::check_launch(kOp, p.layout.one_read ? "row_norm_forward_kernel" : "row_norm_forward_long_kernel");
     };
-    if (p.layout.vec == full_vec<X>()) return launch(row_norm_forward_kernel<X, Param, full_vec<X>()>);
-    return launch(row_norm_forward_kernel<X, Param, 1>);
+    if (p.layout.one_read) {
+      if (p.layout.vec == full_vec<X>()) return launch(row_norm_forward_kernel<X, Param, full_vec<X>()>);
+      return launch(row_norm_forward_kernel<X, Param, 1>);
+    }
+    if (p.layout.vec == full_vec<X>()) return launch(row_norm_forward_long_kernel<X, Param, full_vec<X>()>);
+    return launch(row_norm_forward_long_kernel<X, Param, 1>);
   });
 }
 

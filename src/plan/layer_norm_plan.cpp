@@ -56,7 +56,8 @@ RowNormPlan choose_row_norm_forward_plan(std::int64_t rows, std::int64_t n, DTyp
   RowNormPlan p;
   p.layout = row_norm_forward_layout(n, x);
   p.vector_access = aligned;
-  p.block_threads = std::max(p.layout.threads, kRowNormBlockThreads);
+  // (long rows: a block a row, as many as two resident blocks an SM hold)
+  p.block_threads = p.layout.one_read ? std::max(p.layout.threads, kRowNormBlockThreads) : p.layout.threads;
   p.groups_per_block = p.block_threads / p.layout.threads;
   // One wave of blocks at most, at the 16 resident warps an SM that the kernel's ~120 registers allow:
   // every block fills its parameter cache once, then strides over rows (2112 blocks of 256 threads gave rows

@@ -17,11 +17,12 @@ namespace normkit::plan {
 // Values a thread holds of its row (the row stays in registers: one read) in 16-byte packs: 32 in the
 // forward, 16 in the backward (x and dy, converted; the dgamma/dbeta sums of its columns live in shared
 // memory); w and beta are cached per block in shared memory. Rows in scalar packs (lengths not a multiple
-// of a pack): 8 (a 64-bit address and a register a value: 16 spilled on sm_80). At most 512 threads a row
-// (128 registers a thread): the forward reads rows of up to 16384 elements once (4096 in scalar packs), the
-// backward rows of up to 8192 (4096). Longer rows take 512 threads and read the row twice. (Tried: gamma and beta in registers: 32
-// values a thread spilled; 1024 threads of 16 values spilled at their 64 registers.)
-constexpr int row_norm_values_per_thread(bool backward, int vec) { return backward ? (vec == 1 ? 8 : 16) : 32; }
+// of a pack: a 64-bit address and a register a value): 16 in the forward (32 spilled), 8 in the backward.
+// At most 512 threads a row (128 registers a thread): the forward reads rows of up to 16384 elements once
+// (8192 in scalar packs), the backward rows of up to 8192 (4096). Longer rows take 512 threads and read the
+// row twice. (Tried: gamma and beta in registers: 32 values a thread spilled; 1024 threads of 16 values
+// spilled at their 64 registers.)
+constexpr int row_norm_values_per_thread(bool backward, int vec) { return backward ? (vec == 1 ? 8 : 16) : (vec == 1 ? 16 : 32); }
 // Floats of shared memory a backward thread keeps its dgamma and dbeta sums in (one-read rows): both sums of
 // each value, 4 floats of padding (36 floats apart: no bank conflicts in 16-byte accesses).
 constexpr int row_norm_backward_accumulator_floats(int vec) { return 2 * row_norm_values_per_thread(true, vec) + 4; }

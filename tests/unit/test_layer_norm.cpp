@@ -23,7 +23,8 @@ void check_case(const LayerNormCase& c) {
 
 TEST(HostLayerNorm, MatchesReferenceOnEveryLayoutThreshold) {
   // 1..32: lane groups; 768, 1000, 1024: a warp or more; 4096/4097: the backward's one-read limit in scalar
-  // packs; 8192/8193: the backward's in 16-byte packs; 12289: odd; 16385: the forward's limit, read twice.
+  // packs; 8192/8193: the backward's in 16-byte packs and the forward's in scalar packs; 12289: odd, read
+  // twice; 16385: past the forward's limit.
   for (std::int64_t n : {1, 7, 32, 768, 1000, 1024, 4096, 4097, 8192, 8193, 12289, 16385}) {
     for (DType x : {DType::float32, DType::float16, DType::bfloat16}) {
       for (RowNorm kind : {RowNorm::layer_norm, RowNorm::rms_norm}) {
@@ -241,8 +242,9 @@ TEST(LayerNormPlan, LayoutsDependOnNAndDtypeOnly) {
   EXPECT_EQ(row_norm_forward_layout(768, DType::float16).threads, 32);  // 96 packs, 4 a thread (32 values)
   EXPECT_EQ(row_norm_forward_layout(1000, DType::float32).vec, 4);
   EXPECT_EQ(row_norm_forward_layout(12289, DType::bfloat16).vec, 1);
-  EXPECT_TRUE(row_norm_forward_layout(12289, DType::bfloat16).one_read);  // 385 threads of 32 scalar values
-  EXPECT_EQ(row_norm_forward_layout(12289, DType::bfloat16).threads, 512);
+  EXPECT_FALSE(row_norm_forward_layout(12289, DType::bfloat16).one_read);  // scalar packs: 16 values a thread
+  EXPECT_TRUE(row_norm_forward_layout(8191, DType::bfloat16).one_read);
+  EXPECT_EQ(row_norm_forward_layout(8191, DType::bfloat16).threads, 512);
   EXPECT_TRUE(row_norm_forward_layout(8192, DType::float32).one_read);
   EXPECT_EQ(row_norm_forward_layout(8192, DType::float32).threads, 256);
   EXPECT_TRUE(row_norm_forward_layout(16384, DType::float16).one_read);
