@@ -86,6 +86,7 @@ __device__ __forceinline__ void load_cached(const float* p, float* out) {
   }
 }
 
+// VEC floats to shared or global memory, 16-byte aligned.
 template <int VEC>
 __device__ __forceinline__ void store_cached(float* p, const float* v) {
   if constexpr (VEC % 4 == 0) {
@@ -108,6 +109,26 @@ __device__ __forceinline__ void load_weights(const Param* gamma, std::int64_t p,
   }
   NORMKIT_UNROLL
   for (int i = 0; i < VEC; ++i) w[i] = math::row_norm_weight(s.has_gamma, w[i], s.gamma_offset);
+}
+
+// A block's shared-memory copy of the effective weights w (or of beta, 0 when absent), float32, filled in
+// 16-byte loads of the parameter (a pack of x's width in float32 parameters is 32 bytes a thread: two loads
+// each touching every other sector of a warp's span, half the sectors wasted).
+template <typename Param, int VEC>
+__device__ __forceinline__ void fill_param_cache(const Param* param, const RowNormShape& s, float* cache, bool beta = false) {
+  constexpr int kFill = VEC == 1 ? 1 : static_cast<int>(16 / sizeof(Param));
+  const bool present = beta ? s.has_beta : s.has_gamma;
+  for (std::int64_t q = threadIdx.x; q < s.n / kFill; q += blockDim.x) {
+    float v[kFill];
+    if (present) {
+      load_row_values<Param, kFill>(param + q * kFill, s.vector_access, v);
+    } else {
+      NORMKIT_UNROLL
+      for (int i = 0; i < kFill; ++i) v[i] = 0.0f;
+    }
+    NORMKIT_UNROLL
+    for (int i = 0; i < kFill; ++i) cache[q * kFill + i] = beta ? v[i] : math::row_norm_weight(s.has_gamma, v[i], s.gamma_offset);
+  }
 }
 
 // beta of pack p (0 without beta: the output adds it unconditionally).
@@ -252,16 +273,8 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_forward_
   float* w_cache = param_cache;
   float* b_cache = param_cache + s.n;
   {
-    for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
-      float w[VEC], b[VEC];
-      load_weights<Param, VEC>(gamma, p, s, w);
-      load_beta<Param, VEC>(beta, p, s, b);
-      NORMKIT_UNROLL
-      for (int i = 0; i < VEC; ++i) {
-        w_cache[p * VEC + i] = w[i];
-        b_cache[p * VEC + i] = b[i];
-      }
-    }
+    fill_param_cache<Param, VEC>(gamma, s, w_cache);
+    fill_param_cache<Param, VEC>(beta, s, b_cache, /*beta=*/true);
     __syncthreads();
   }
   // (row pointers stepped, pack offsets in bytes computed once: the per-pack index arithmetic of the
@@ -481,12 +494,7 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward
   const std::int64_t pack_bytes = static_cast<std::int64_t>(step) * static_cast<std::int64_t>(sizeof(In));
   const int my_packs = s.one_read && lane < packs ? min(K, static_cast<int>((packs - lane + T - 1) / T)) : 0;
   if (s.one_read) {
-    for (std::int64_t p = threadIdx.x; p < packs; p += blockDim.x) {
-      float w[VEC];
-      load_weights<Param, VEC>(gamma, p, s, w);
-      NORMKIT_UNROLL
-      for (int i = 0; i < VEC; ++i) w_cache[p * VEC + i] = w[i];
-    }
+    fill_param_cache<Param, VEC>(gamma, s, w_cache);
     __syncthreads();
   }
   for (std::int64_t c = blockIdx.x; c < partials; c += gridDim.x) {
@@ -621,12 +629,22 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward
             acc_b[i] = math::add_rn(acc_b[i], b[i]);
           }
         }
-        NORMKIT_UNROLL
-        for (int i = 0; i < VEC; ++i) {
-          pg[p * VEC + i] = acc_g[i];
-          pb[p * VEC + i] = acc_b[i];
-        }
+        store_cached<VEC>(my_sums + j * VEC, acc_g);
+        store_cached<VEC>(my_sums + kValues + j * VEC, acc_b);
       }
+    }
+    __syncthreads();
+    // Partial row c written by the whole block from group 0's sums, consecutive threads on consecutive 16
+    // bytes (a thread's own 32-byte packs left every store instruction half its sectors).
+    constexpr int kOut = VEC % 4 == 0 ? 4 : 1;
+    for (std::int64_t q = threadIdx.x; q < s.n / kOut; q += blockDim.x) {
+      const std::int64_t e = q * kOut, p = e / VEC;
+      const float* slot = sums + (p % T) * kAccStride + (p / T) * VEC + e % VEC;
+      float g[kOut], b[kOut];
+      load_cached<kOut>(slot, g);
+      load_cached<kOut>(slot + kValues, b);
+      store_cached<kOut>(pg + e, g);  // (16-byte stores: the workspace and every partial row are aligned)
+      store_cached<kOut>(pb + e, b);
     }
     __syncthreads();
   }

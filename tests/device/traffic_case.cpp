@@ -39,7 +39,21 @@ struct TrafficCase {
   int layer = 0;                    // 1 forward, 2 backward (LayerNorm / RMSNorm by `rms`)
   bool rms = false;
   DType param_dtype = DType::float32;
+  double max_load_ratio = 1.1;      // loads over what one read of the input (and the parameters per block) take
+  double min_efficiency = 0.9;      // coalescing of loads and stores
 };
+
+// A LayerNorm / RMSNorm case of the traffic check: x [rows, n].
+TrafficCase layer_case(const char* name, DType dtype, std::int64_t rows, std::int64_t n, int layer, bool rms, DType param,
+                       double max_load_ratio = 1.1, double min_efficiency = 0.9) {
+  TrafficCase c{name, dtype, {rows, n}, ReduceAxes::of({-1})};
+  c.layer = layer;
+  c.rms = rms;
+  c.param_dtype = param;
+  c.max_load_ratio = max_load_ratio;
+  c.min_efficiency = min_efficiency;
+  return c;
+}
 
 const std::vector<TrafficCase>& cases() {
   static const std::vector<TrafficCase> all = {
@@ -58,6 +72,15 @@ const std::vector<TrafficCase>& cases() {
       {"apply_nchw_u8_to_f16", DType::uint8, {8, 3, 64, 64}, ReduceAxes::of({0, 2, 3}), true, DType::float16},
       {"apply_global_bf16_to_f32", DType::bfloat16, {1 << 19}, ReduceAxes::every(), true, DType::float32},
       {"lp_l2_rows_f32", DType::float32, {1024, 512}, ReduceAxes::of({1}), true, DType::float32, true},
+      // Layers: x read once, y written once (gamma and beta once per block); odd rows past 8192 elements are
+      // read twice (16 scalar values a thread), as are rows past 16384, and their 2-byte accesses straddle
+      // sectors (rows start at odd element offsets).
+      layer_case("layer_norm_forward_bf16_768", DType::bfloat16, 512, 768, 1, false, DType::float32),
+      layer_case("layer_norm_forward_f32_4096", DType::float32, 96, 4096, 1, false, DType::float32),
+      layer_case("layer_norm_forward_f16_12289", DType::float16, 12, 12289, 1, false, DType::float16, 2.1, 0.65),
+      layer_case("rms_norm_forward_f16_16384", DType::float16, 24, 16384, 1, true, DType::float16),
+      layer_case("layer_norm_backward_bf16_768", DType::bfloat16, 512, 768, 2, false, DType::bfloat16),
+      layer_case("rms_norm_backward_f32_1000", DType::float32, 128, 1000, 2, true, DType::float32),
   };
   return all;
 }
@@ -158,8 +181,16 @@ int run_layer(const TrafficCase& c, const TensorView& x, std::int64_t numel, std
   // Minimum bytes (the speed issue's): forward x + y + parameters once (+ the saved statistics written);
   // backward x + dy + dx + the saved statistics.
   const std::size_t params = c.layer == 1 ? param_bytes * (c.rms ? 1 : 2) : 0;
-  std::printf("%s input_bytes=%zu output_bytes=%zu parameter_bytes=%zu statistics_bytes=%zu\n", c.name, bytes * (c.layer == 1 ? 1 : 2),
-              bytes, params, stat_bytes);
+  // For the traffic check: the parameters' bytes each block loads (w, beta: its shared-memory cache), the
+  // bytes of other loads (the backward's saved statistics) and of other stores (the forward's statistics,
+  // the backward's dgamma/dbeta partials).
+  const std::size_t per_block = param_bytes * (c.layer == 1 && !c.rms ? 2 : 1);
+  const std::size_t extra_loads = c.layer == 2 ? stat_bytes + workspace_bytes : 0;  // (the partials are read back once)
+  const std::size_t extra_stores = c.layer == 1 ? stat_bytes : workspace_bytes;
+  std::printf("%s input_bytes=%zu output_bytes=%zu parameter_bytes=%zu statistics_bytes=%zu per_block_bytes=%zu extra_load_bytes=%zu "
+              "extra_store_bytes=%zu max_load_ratio=%.2f min_efficiency=%.2f\n",
+              c.name, bytes * (c.layer == 1 ? 1 : 2), bytes, params, stat_bytes, per_block, extra_loads, extra_stores, c.max_load_ratio,
+              c.min_efficiency);
   for (void* p : {gamma, beta, out, dy, dgamma, dbeta, mean, rstd, workspace}) cudaFree(p);
   return 0;
 }
