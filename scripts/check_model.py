@@ -7,7 +7,9 @@ models it (`model_file(..., gpu="h200", latency_ns=800, launch_us=1.0)`: loads c
 1 us per launch after the first, registers from ptxas on the sm_90 PTX). The staging copies of the
 runner (input and coefficients, host to device) are left out (host_copies=False); the call itself makes
 none. A call's modelled fraction = its minimum bytes / H200 bandwidth / the modelled time, with minimum
-bytes: statistics = input + outputs; apply and Lp (rows <= 1024) = input + output + parameters once.
+bytes: statistics = input + outputs; apply and Lp (rows <= 1024) = input + output + parameters once;
+LayerNorm/RMSNorm forward = x + y + parameters once + saved statistics; backward = x + dy + dx + saved
+statistics.
 THIS IS A MODEL, NOT A MEASUREMENT.
 
 Floors (scripts/model_floors.json, committed): the check fails when a case drops below its floor, and a
@@ -124,6 +126,25 @@ def cases(full):
                                    ("float32", [585, 7, 64, 64], "0,2,3"), ("float32", [819, 64, 64, 5], "0,1,2")]:
             add(f"unseen/{SHORT[dtype]}/{'x'.join(map(str, shape))}/axes{axes.replace(',', '')}/all", "stats", dtype,
                 shape, axes, "all", gated=False)
+    # Layers (LayerNorm / RMSNorm over the last axis, float32 parameters unless named): forward = x + y +
+    # parameters once + the saved statistics; backward = x + dy + dx + the saved statistics. Rows past the
+    # one-read limits (forward 16384, backward 8192) are read twice: reported, not gated.
+    if full:
+        layers = [(kind, direction, dtype, hidden, "float32")
+                  for direction, hiddens in (("forward", (768, 4096, 16384)), ("backward", (768, 4096)))
+                  for dtype in ("float32", "float16", "bfloat16") for hidden in hiddens for kind in ("layer_norm",)]
+        layers += [("rms_norm", direction, "bfloat16", hidden, "bfloat16") for direction in ("forward", "backward")
+                   for hidden in (768, 4096)]
+        layers += [("layer_norm", "forward", "bfloat16", 32768, "float32"), ("layer_norm", "backward", "bfloat16", 16384, "float32")]
+    else:
+        layers = [("layer_norm", "forward", "bfloat16", 768, "float32"), ("layer_norm", "forward", "float32", 4096, "float32"),
+                  ("rms_norm", "forward", "float16", 16384, "float16"), ("layer_norm", "backward", "bfloat16", 768, "float32"),
+                  ("rms_norm", "backward", "float32", 4096, "float32")]
+    for kind, direction, dtype, hidden, param in layers:
+        rows = mb * 2**20 // (ELEM[dtype] * hidden)
+        gated = hidden <= (16384 if direction == "forward" else 8192)
+        add(f"{kind}/{direction}/{SHORT[dtype]}-{SHORT[param]}/{rows}x{hidden}", f"{kind}_{direction}", dtype, [rows, hidden], "-1",
+            param, gated=gated)
     # Lp: one read for rows <= 1024 (gated), two reads beyond (reported).
     for length in ([512, 4096, 16] if full else [512]):
         elems = mb * 2**20 // 4

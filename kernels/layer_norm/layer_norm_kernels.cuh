@@ -421,41 +421,41 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_forward_
   }
 }
 
-// The backward's row sums Σ g and Σ g x̂ (g = w dy) of one pack, in element order.
+// The backward's row sums Σ g and Σ g x̂ (g = w dy) of one pack, in element order; xv becomes x̂ (the second
+// phase uses it rather than computing it again).
 template <int VEC>
-__device__ __forceinline__ void add_grad_sums(const float* xv, const float* dv, const float* w, float mean, float rstd,
-                                              float& sum_g, float& sum_gx) {
+__device__ __forceinline__ void add_grad_sums(float* xv, const float* dv, const float* w, float mean, float rstd, float& sum_g,
+                                              float& sum_gx) {
   NORMKIT_UNROLL
   for (int i = 0; i < VEC; ++i) {
     const float g = math::mul_rn(w[i], dv[i]);
+    xv[i] = math::row_norm_xhat(xv[i], mean, rstd);
     sum_g = math::add_rn(sum_g, g);
-    sum_gx = math::add_rn(sum_gx, math::mul_rn(g, math::row_norm_xhat(xv[i], mean, rstd)));
+    sum_gx = math::add_rn(sum_gx, math::mul_rn(g, xv[i]));
   }
 }
 
-// mean(g) (0 for RMSNorm) and mean(g x̂) of a row from its threads' sums.
-__device__ __forceinline__ void grad_means(float sum_g, float sum_gx, const RowNormShape& s, float* warp_sums,
-                                           float* mean_g, float* mean_gx) {
+// The dx coefficients of a row (math::row_norm_dx_coefficients) from its threads' sums: mean(g) (0 for
+// RMSNorm) and mean(g x̂).
+__device__ __forceinline__ math::RowNormDxCoefficients grad_coefficients(float sum_g, float sum_gx, const RowNormShape& s,
+                                                                         float rstd, float* warp_sums) {
   if (s.centered) {
     row_sum2(sum_g, sum_gx, s.thread_shift, warp_sums);
   } else {
     sum_gx = row_sum(sum_gx, s.thread_shift, warp_sums);
   }
-  *mean_g = s.centered ? math::mul_rn(sum_g, s.inv_n) : 0.0f;
-  *mean_gx = math::mul_rn(sum_gx, s.inv_n);
+  return math::row_norm_dx_coefficients(s.centered ? math::mul_rn(sum_g, s.inv_n) : 0.0f, math::mul_rn(sum_gx, s.inv_n), rstd);
 }
 
-// dx of one pack, and its values' dgamma (dy x̂, x̂ rounded to In with CastMode::input_dtype) and dbeta (dy)
+// dx of one pack from x̂ and dy, and its values' dgamma (dy x̂, x̂ rounded to In with kRound) and dbeta (dy)
 // contributions added to acc_g / acc_b.
-template <typename In, int VEC>
-__device__ __forceinline__ void grad_pack(const float* xv, const float* dv, const float* w, float mean, float rstd, float mean_g,
-                                          float mean_gx, const RowNormShape& s, float* out, float* acc_g, float* acc_b) {
+template <bool kRound, typename In, int VEC>
+__device__ __forceinline__ void grad_pack(const float* xhat, const float* dv, const float* w, math::RowNormDxCoefficients c,
+                                          float rstd, float* out, float* acc_g, float* acc_b) {
   NORMKIT_UNROLL
   for (int i = 0; i < VEC; ++i) {
-    const float xhat = math::row_norm_xhat(xv[i], mean, rstd);
-    out[i] = math::row_norm_dx(math::mul_rn(w[i], dv[i]), xhat, mean_g, mean_gx, rstd);
-    const float cast = s.round_xhat ? math::row_norm_cast_xhat<In, true>(xhat) : math::row_norm_cast_xhat<In, false>(xhat);
-    acc_g[i] = math::add_rn(acc_g[i], math::mul_rn(dv[i], cast));
+    out[i] = math::row_norm_dx(math::mul_rn(w[i], dv[i]), xhat[i], c, rstd);
+    acc_g[i] = math::add_rn(acc_g[i], math::mul_rn(dv[i], math::row_norm_cast_xhat<In, kRound>(xhat[i])));
     acc_b[i] = math::add_rn(acc_b[i], dv[i]);
   }
 }
@@ -544,19 +544,26 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward
           load_cached<VEC>(w_cache + lane * VEC + j * step, w);
           add_grad_sums<VEC>(xv[j], dv[j], w, mean, rstd, sum_g, sum_gx);
         }
-        float mean_g, mean_gx;
-        grad_means(sum_g, sum_gx, s, warp_sums, &mean_g, &mean_gx);
-        NORMKIT_UNROLL
-        for (int j = 0; j < K; ++j) {
-          if (j >= count) break;
-          float w[VEC], out[VEC], acc_g[VEC], acc_b[VEC];
-          load_cached<VEC>(w_cache + lane * VEC + j * step, w);
-          load_cached<VEC>(my_sums + j * VEC, acc_g);
-          load_cached<VEC>(my_sums + kValues + j * VEC, acc_b);
-          grad_pack<In, VEC>(xv[j], dv[j], w, mean, rstd, mean_g, mean_gx, s, out, acc_g, acc_b);
-          store_cached<VEC>(my_sums + j * VEC, acc_g);
-          store_cached<VEC>(my_sums + kValues + j * VEC, acc_b);
-          if (dxt != nullptr) store_row_values<In, VEC>(byte_offset(dxt, j * pack_bytes), s.vector_access, out);
+        const math::RowNormDxCoefficients dxc = grad_coefficients(sum_g, sum_gx, s, rstd, warp_sums);
+        // (the cast mode tested once a row, not a value)
+        auto phase2 = [&](auto round) {
+          NORMKIT_UNROLL
+          for (int j = 0; j < K; ++j) {
+            if (j >= count) break;
+            float w[VEC], out[VEC], acc_g[VEC], acc_b[VEC];
+            load_cached<VEC>(w_cache + lane * VEC + j * step, w);
+            load_cached<VEC>(my_sums + j * VEC, acc_g);
+            load_cached<VEC>(my_sums + kValues + j * VEC, acc_b);
+            grad_pack<decltype(round)::value, In, VEC>(xv[j], dv[j], w, dxc, rstd, out, acc_g, acc_b);
+            store_cached<VEC>(my_sums + j * VEC, acc_g);
+            store_cached<VEC>(my_sums + kValues + j * VEC, acc_b);
+            if (dxt != nullptr) store_row_values<In, VEC>(byte_offset(dxt, j * pack_bytes), s.vector_access, out);
+          }
+        };
+        if (s.round_xhat) {
+          phase2(std::true_type{});
+        } else {
+          phase2(std::false_type{});
         }
         xt = byte_offset(xt, group_step);
         dyt = byte_offset(dyt, group_step);
@@ -582,8 +589,7 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward
           load_weights<Param, VEC>(gamma, p, s, w);
           add_grad_sums<VEC>(xv, dv, w, mean, rstd, sum_g, sum_gx);
         }
-        float mean_g, mean_gx;
-        grad_means(sum_g, sum_gx, s, warp_sums, &mean_g, &mean_gx);
+        const math::RowNormDxCoefficients dxc = grad_coefficients(sum_g, sum_gx, s, rstd, warp_sums);
         for (std::int64_t p = lane; p < packs; p += T) {
           float xv[VEC], dv[VEC], w[VEC], out[VEC];
           load_row_values<In, VEC>(xr + p * VEC, s.vector_access, xv);
@@ -592,7 +598,7 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward
           NORMKIT_UNROLL
           for (int i = 0; i < VEC; ++i) {
             const float xhat = math::row_norm_xhat(xv[i], mean, rstd);
-            out[i] = math::row_norm_dx(math::mul_rn(w[i], dv[i]), xhat, mean_g, mean_gx, rstd);
+            out[i] = math::row_norm_dx(math::mul_rn(w[i], dv[i]), xhat, dxc, rstd);
             if (param_grads) {
               // (this row's contributions added to the thread's own columns of the partial row)
               const std::int64_t col = p * VEC + i;
@@ -668,16 +674,17 @@ __global__ void __launch_bounds__(32 * plan::kRowNormGradStrands) row_norm_param
   if (col < n) {
     const float* p = partial + static_cast<std::int64_t>(threadIdx.y) * n + col;
     const std::int64_t stride = S * n;
-    std::int64_t c = threadIdx.y;
-    for (; c + (kBatch - 1) * S < partials; c += kBatch * S, p += kBatch * stride) {
+    // (the last batch partial: its missing loads predicated off, not a loop of single round trips)
+    for (std::int64_t c = threadIdx.y; c < partials; c += kBatch * S, p += kBatch * stride) {
       float v[kBatch];
       NORMKIT_UNROLL
-      for (int k = 0; k < kBatch; ++k) v[k] = p[k * stride];
+      for (int k = 0; k < kBatch; ++k) v[k] = c + k * S < partials ? p[k * stride] : 0.0f;
       asm volatile("" ::: "memory");  // (keeps the loads ahead of the additions in the PTX: one round trip)
       NORMKIT_UNROLL
-      for (int k = 0; k < kBatch; ++k) acc = math::add_rn(acc, v[k]);
+      for (int k = 0; k < kBatch; ++k) {
+        if (c + k * S < partials) acc = math::add_rn(acc, v[k]);
+      }
     }
-    for (; c < partials; c += S, p += stride) acc = math::add_rn(acc, *p);
   }
   strands[threadIdx.y][threadIdx.x] = acc;
   __syncthreads();

@@ -128,11 +128,11 @@ void backward_block(const plan::RowNormBackwardCall& c, const plan::RowNormLayou
         sum_gx = sums.sum(c.n, [&](std::int64_t e) { return math::mul_rn(gdy(e), xhat(e)); });
       }
       const float mean_g = centered ? math::mul_rn(sum_g, inv_n) : 0.0f;
-      const float mean_gx = math::mul_rn(sum_gx, inv_n);
+      const math::RowNormDxCoefficients dxc = math::row_norm_dx_coefficients(mean_g, math::mul_rn(sum_gx, inv_n), rstd);
       X* dxr = c.dx ? static_cast<X*>(c.dx) + r * c.n : nullptr;
       for (std::int64_t e = 0; e < c.n; ++e) {
         const float xh = xhat(e);
-        if (dxr) math::store_as(dxr + e, math::row_norm_dx(gdy(e), xh, mean_g, mean_gx, rstd));
+        if (dxr) math::store_as(dxr + e, math::row_norm_dx(gdy(e), xh, dxc, rstd));
         if (param_grads) {
           const float d = math::to_acc<float>(dyr[e]);
           const float cast = round_xhat ? math::row_norm_cast_xhat<X, true>(xh) : math::row_norm_cast_xhat<X, false>(xh);

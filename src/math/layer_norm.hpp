@@ -102,9 +102,16 @@ NORMKIT_HD void row_norm_shifted_moments(float shift, float s1, float s2, float 
   *var = v > 0.0f ? v : (v == v ? 0.0f : v);  // (rounding may leave a tiny negative; NaN stays)
 }
 
-// dx of one value: rstd * (g - mean(g) - x̂ * mean(g x̂)), g = w * dy; mean_g = 0 for RMSNorm (g - 0 is g).
-NORMKIT_HD float row_norm_dx(float g, float xhat, float mean_g, float mean_gx, float rstd) {
-  return mul_rn(rstd, sub_rn(sub_rn(g, mean_g), mul_rn(xhat, mean_gx)));
+// dx of a row: rstd * (g - mean(g) - x̂ * mean(g x̂)), g = w * dy, as rstd * g - a - x̂ * b with the row's
+// a = rstd * mean(g) (0 for RMSNorm) and b = rstd * mean(g x̂): four operations a value instead of five.
+struct RowNormDxCoefficients {
+  float a, b;
+};
+NORMKIT_HD RowNormDxCoefficients row_norm_dx_coefficients(float mean_g, float mean_gx, float rstd) {
+  return RowNormDxCoefficients{mul_rn(rstd, mean_g), mul_rn(rstd, mean_gx)};
+}
+NORMKIT_HD float row_norm_dx(float g, float xhat, RowNormDxCoefficients c, float rstd) {
+  return sub_rn(sub_rn(mul_rn(rstd, g), c.a), mul_rn(xhat, c.b));
 }
 
 // The order in which the kernels combine the per-thread sums of a row, for the host to reproduce: `threads`
