@@ -460,11 +460,10 @@ __device__ __forceinline__ void grad_pack(const float* xhat, const float* dv, co
   }
 }
 
-// Backward. Block b takes the partial blocks c = b, b + grid, ...: kLayerNormRowsPerPartial rows each, shared
-// by the block's G row groups (group g: rows g, g + G, ...). One-read rows: a thread's columns' dgamma/dbeta
-// sums stay in registers over its group's rows, then the groups' sums are added in group order (through
-// shared memory when G > 1) into partial row c. Long rows (G = 1, the whole block a row): the thread adds
-// each row's contribution to its columns of partial row c in global memory (its own columns only: no race).
+// Backward of rows read once. Block b takes the partial blocks c = b, b + grid, ...: kLayerNormRowsPerPartial
+// rows each, shared by the block's G row groups (group g: rows g, g + G, ...). A thread's columns' dgamma /
+// dbeta sums stay in shared memory over its group's rows, then the groups' sums are added in group order
+// into partial row c.
 template <typename In, typename Param, int VEC>
 __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward_kernel(
     const In* __restrict__ dy, const In* __restrict__ x, const float* __restrict__ mean_in, const float* __restrict__ rstd_in,
@@ -479,7 +478,7 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward
   constexpr int kAccStride = plan::row_norm_backward_accumulator_floats(VEC);
   extern __shared__ float backward_shared[];
   float* w_cache = backward_shared;
-  float* sums = backward_shared + (s.one_read ? (s.n + 3) / 4 * 4 : 0);
+  float* sums = backward_shared + (s.n + 3) / 4 * 4;
   float* my_sums = sums + threadIdx.x * kAccStride;
   __shared__ float warp_sums[2 * plan::kRowNormMaxThreads / 32];
   const int T = 1 << s.thread_shift;
@@ -492,25 +491,15 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward
   // One-read rows: the thread's packs lane, lane + T, ... (at most K), `step` elements apart.
   const int step = T * VEC;
   const std::int64_t pack_bytes = static_cast<std::int64_t>(step) * static_cast<std::int64_t>(sizeof(In));
-  const int my_packs = s.one_read && lane < packs ? min(K, static_cast<int>((packs - lane + T - 1) / T)) : 0;
-  if (s.one_read) {
-    fill_param_cache<Param, VEC>(gamma, s, w_cache);
-    __syncthreads();
-  }
+  const int my_packs = lane < packs ? min(K, static_cast<int>((packs - lane + T - 1) / T)) : 0;
+  fill_param_cache<Param, VEC>(gamma, s, w_cache);
+  __syncthreads();
   for (std::int64_t c = blockIdx.x; c < partials; c += gridDim.x) {
     float* pg = param_grads ? partial_gamma + c * s.n : nullptr;
     float* pb = param_grads ? partial_beta + c * s.n : nullptr;
-    if (s.one_read) {
-      NORMKIT_UNROLL
-      for (int k = 0; k < 2 * kValues; k += 4) *reinterpret_cast<float4*>(my_sums + k) = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
-    }
-    if (!s.one_read && param_grads) {
-      for (std::int64_t p = lane; p < packs; p += T) {
-        NORMKIT_UNROLL
-        for (int i = 0; i < VEC; ++i) pg[p * VEC + i] = pb[p * VEC + i] = 0.0f;
-      }
-    }
-    if (s.one_read) {
+    NORMKIT_UNROLL
+    for (int k = 0; k < 2 * kValues; k += 4) *reinterpret_cast<float4*>(my_sums + k) = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+    {
       // Each group's rows g, g + G, ...: the row pointers step by G rows; x and dy are converted once.
       const std::int64_t row_bytes = s.n * static_cast<std::int64_t>(sizeof(In));
       const std::int64_t group_step = G * row_bytes;
@@ -518,14 +507,20 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward
       const In* xt = byte_offset(x, first_row * row_bytes) + lane * VEC;
       const In* dyt = byte_offset(dy, first_row * row_bytes) + lane * VEC;
       In* dxt = dx == nullptr ? nullptr : byte_offset(dx, first_row * row_bytes) + lane * VEC;
-      for (std::int64_t i_row = group; i_row - group < R; i_row += G) {  // (every group the same rounds)
-        const std::int64_t r = c * R + i_row;
-        const int count = i_row < R && r < s.rows ? my_packs : 0;
+      // (32-bit row indices within the partial block and stepped statistics pointers: 64-bit index
+      // arithmetic a row cost ~10 issue cycles a value)
+      const int rows_here = static_cast<int>(s.rows - c * R < R ? s.rows - c * R : R);
+      const float* mean_p = s.centered ? mean_in + first_row : nullptr;
+      const float* rstd_p = rstd_in + first_row;
+      for (int i_row = group; i_row - group < static_cast<int>(R); i_row += G) {  // (every group the same rounds)
+        const int count = i_row < rows_here ? my_packs : 0;
         float mean = 0.0f, rstd = 0.0f;
         if (count > 0) {
-          mean = s.centered ? mean_in[r] : 0.0f;
-          rstd = rstd_in[r];
+          mean = s.centered ? *mean_p : 0.0f;
+          rstd = *rstd_p;
         }
+        if (s.centered) mean_p += G;
+        rstd_p += G;
         RawPack<In, VEC> raw_x[K], raw_dy[K];
         NORMKIT_UNROLL
         for (int j = 0; j < K; ++j) {
@@ -569,7 +564,76 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward
         dyt = byte_offset(dyt, group_step);
         if (dxt != nullptr) dxt = byte_offset(dxt, group_step);
       }
-    } else {
+    }
+    if (!param_grads) continue;
+    // The groups' sums, added in group order into partial row c by group 0; the sums are zeroed for the next
+    // partial block only after every group has read them.
+    __syncthreads();
+    if (group == 0) {
+      NORMKIT_UNROLL
+      for (int j = 0; j < K; ++j) {
+        const int p = lane + T * j;  // (32-bit: one-read rows are short)
+        if (p >= packs) break;
+        float acc_g[VEC], acc_b[VEC];
+        load_cached<VEC>(my_sums + j * VEC, acc_g);
+        load_cached<VEC>(my_sums + kValues + j * VEC, acc_b);
+        for (int other = 1; other < G; ++other) {
+          const float* theirs = sums + (other * T + lane) * kAccStride;
+          float g[VEC], b[VEC];
+          load_cached<VEC>(theirs + j * VEC, g);
+          load_cached<VEC>(theirs + kValues + j * VEC, b);
+          NORMKIT_UNROLL
+          for (int i = 0; i < VEC; ++i) {
+            acc_g[i] = math::add_rn(acc_g[i], g[i]);
+            acc_b[i] = math::add_rn(acc_b[i], b[i]);
+          }
+        }
+        store_cached<VEC>(my_sums + j * VEC, acc_g);
+        store_cached<VEC>(my_sums + kValues + j * VEC, acc_b);
+      }
+    }
+    __syncthreads();
+    // Partial row c written by the whole block from group 0's sums, consecutive threads on consecutive 16
+    // bytes (a thread's own 32-byte packs left every store instruction half its sectors).
+    constexpr int kOut = VEC % 4 == 0 ? 4 : 1;
+    for (std::int64_t q = threadIdx.x; q < s.n / kOut; q += blockDim.x) {
+      const std::int64_t e = q * kOut, p = e / VEC;
+      const float* slot = sums + (p % T) * kAccStride + (p / T) * VEC + e % VEC;
+      float g[kOut], b[kOut];
+      load_cached<kOut>(slot, g);
+      load_cached<kOut>(slot + kValues, b);
+      store_cached<kOut>(pg + e, g);  // (16-byte stores: the workspace and every partial row are aligned)
+      store_cached<kOut>(pb + e, b);
+    }
+    __syncthreads();
+  }
+}
+
+// Backward of rows longer than one read holds (T = kRowNormMaxThreads, a block a row, G = 1): two passes
+// over x and dy a row; the thread adds each row's dgamma/dbeta contributions to its own columns of partial
+// row c in global memory (no race). A kernel of its own: beside the one-read path it made ptxas spill.
+template <typename In, typename Param, int VEC>
+__global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward_long_kernel(
+    const In* __restrict__ dy, const In* __restrict__ x, const float* __restrict__ mean_in, const float* __restrict__ rstd_in,
+    const Param* __restrict__ gamma, In* __restrict__ dx, float* __restrict__ partial_gamma, float* __restrict__ partial_beta,
+    RowNormShape s, std::int64_t partials) {
+  __shared__ float warp_sums[2 * plan::kRowNormMaxThreads / 32];
+  const int T = 1 << s.thread_shift;
+  const int lane = static_cast<int>(threadIdx.x) & (T - 1);
+  const int group = 0;
+  const int G = 1;
+  const std::int64_t packs = s.n / VEC;
+  const bool param_grads = partial_gamma != nullptr;
+  constexpr std::int64_t R = kLayerNormRowsPerPartial;
+  for (std::int64_t c = blockIdx.x; c < partials; c += gridDim.x) {
+    float* pg = param_grads ? partial_gamma + c * s.n : nullptr;
+    float* pb = param_grads ? partial_beta + c * s.n : nullptr;
+    if (param_grads) {
+      for (std::int64_t p = lane; p < packs; p += T) {
+        NORMKIT_UNROLL
+        for (int i = 0; i < VEC; ++i) pg[p * VEC + i] = pb[p * VEC + i] = 0.0f;
+      }
+    }
       for (std::int64_t i_row = group; i_row - group < R; i_row += G) {
         const std::int64_t r = c * R + i_row;
         const bool active = i_row < R && r < s.rows;
@@ -611,48 +675,6 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward
         }
         }
       }
-    }
-    if (!s.one_read || !param_grads) continue;
-    // The groups' sums, added in group order into partial row c by group 0; the sums are zeroed for the next
-    // partial block only after every group has read them.
-    __syncthreads();
-    if (group == 0) {
-      NORMKIT_UNROLL
-      for (int j = 0; j < K; ++j) {
-        const int p = lane + T * j;  // (32-bit: one-read rows are short)
-        if (p >= packs) break;
-        float acc_g[VEC], acc_b[VEC];
-        load_cached<VEC>(my_sums + j * VEC, acc_g);
-        load_cached<VEC>(my_sums + kValues + j * VEC, acc_b);
-        for (int other = 1; other < G; ++other) {
-          const float* theirs = sums + (other * T + lane) * kAccStride;
-          float g[VEC], b[VEC];
-          load_cached<VEC>(theirs + j * VEC, g);
-          load_cached<VEC>(theirs + kValues + j * VEC, b);
-          NORMKIT_UNROLL
-          for (int i = 0; i < VEC; ++i) {
-            acc_g[i] = math::add_rn(acc_g[i], g[i]);
-            acc_b[i] = math::add_rn(acc_b[i], b[i]);
-          }
-        }
-        store_cached<VEC>(my_sums + j * VEC, acc_g);
-        store_cached<VEC>(my_sums + kValues + j * VEC, acc_b);
-      }
-    }
-    __syncthreads();
-    // Partial row c written by the whole block from group 0's sums, consecutive threads on consecutive 16
-    // bytes (a thread's own 32-byte packs left every store instruction half its sectors).
-    constexpr int kOut = VEC % 4 == 0 ? 4 : 1;
-    for (std::int64_t q = threadIdx.x; q < s.n / kOut; q += blockDim.x) {
-      const std::int64_t e = q * kOut, p = e / VEC;
-      const float* slot = sums + (p % T) * kAccStride + (p / T) * VEC + e % VEC;
-      float g[kOut], b[kOut];
-      load_cached<kOut>(slot, g);
-      load_cached<kOut>(slot + kValues, b);
-      store_cached<kOut>(pg + e, g);  // (16-byte stores: the workspace and every partial row are aligned)
-      store_cached<kOut>(pb + e, b);
-    }
-    __syncthreads();
   }
 }
 

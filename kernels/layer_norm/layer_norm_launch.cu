@@ -1,6 +1,6 @@
 // Launchers of the LayerNorm / RMSNorm kernels and their instantiations: 5 (x, param) dtype pairs x {16-byte,
-// scalar} packs for the forward (rows read once, long rows) and the backward, and the parameter-gradient sum
-// per param dtype: 33.
+// scalar} packs for the forward and the backward (rows read once, long rows), and the parameter-gradient sum
+// per param dtype: 43.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -101,12 +101,14 @@ Status launch_row_norm_backward(const plan::RowNormBackwardCall& c, const plan::
     };
     if (c.rows == 0) {
       // (no rows: only the parameter gradients, zeros, are written)
-    } else if (p.layout.vec == full_vec<X>()) {
-      NORMKIT_RETURN_IF_ERROR(launch(row_norm_backward_kernel<X, Param, full_vec<X>()>));
+    } else if (p.layout.one_read) {
+      NORMKIT_RETURN_IF_ERROR(p.layout.vec == full_vec<X>() ? launch(row_norm_backward_kernel<X, Param, full_vec<X>()>)
+                                                            : launch(row_norm_backward_kernel<X, Param, 1>));
     } else {
-      NORMKIT_RETURN_IF_ERROR(launch(row_norm_backward_kernel<X, Param, 1>));
+      NORMKIT_RETURN_IF_ERROR(p.layout.vec == full_vec<X>() ? launch(row_norm_backward_long_kernel<X, Param, full_vec<X>()>)
+                                                            : launch(row_norm_backward_long_kernel<X, Param, 1>));
     }
-    NORMKIT_RETURN_IF_ERROR(cuda::check_launch(kOp, "row_norm_backward_kernel"));
+    NORMKIT_RETURN_IF_ERROR(cuda::check_launch(kOp, p.layout.one_read ? "row_norm_backward_kernel" : "row_norm_backward_long_kernel"));
     if (!param_grads) return Status::success();
     const dim3 grid(grid_dim((c.n + 31) / 32), 2);
     row_norm_param_grad_kernel<Param><<<grid, dim3(32, plan::kRowNormGradStrands), 0, stream>>>(
