@@ -21,26 +21,32 @@ class LaneSums {
   template <typename F>
   float sum(std::int64_t n, F f) {
     std::fill(a_.begin(), a_.end(), 0.0f);
-    for (std::int64_t e = 0; e < n; ++e) {
-      float& lane = a_[static_cast<std::size_t>((e / layout_.vec) % layout_.threads)];
-      lane = math::add_rn(lane, f(e));
-    }
+    for_each_lane(n, [&](std::size_t t, std::int64_t e) { a_[t] = math::add_rn(a_[t], f(e)); });
     return math::layer_norm_lane_order(a_.data(), layout_.threads);
   }
   template <typename F, typename G>
   void sum2(std::int64_t n, F f, G g, float* fa, float* gb) {
     std::fill(a_.begin(), a_.end(), 0.0f);
     std::fill(b_.begin(), b_.end(), 0.0f);
-    for (std::int64_t e = 0; e < n; ++e) {
-      const std::size_t t = static_cast<std::size_t>((e / layout_.vec) % layout_.threads);
+    for_each_lane(n, [&](std::size_t t, std::int64_t e) {
       a_[t] = math::add_rn(a_[t], f(e));
       b_[t] = math::add_rn(b_[t], g(e));
-    }
+    });
     *fa = math::layer_norm_lane_order(a_.data(), layout_.threads);
     *gb = math::layer_norm_lane_order(b_.data(), layout_.threads);
   }
 
  private:
+  // visit(t, e) for every element e in order, t = (e / vec) % threads (the thread owning its pack).
+  template <typename V>
+  void for_each_lane(std::int64_t n, V visit) const {
+    std::size_t t = 0;
+    for (std::int64_t e0 = 0; e0 < n; e0 += layout_.vec) {
+      for (int i = 0; i < layout_.vec && e0 + i < n; ++i) visit(t, e0 + i);
+      if (++t == static_cast<std::size_t>(layout_.threads)) t = 0;
+    }
+  }
+
   plan::RowNormLayout layout_;
   std::vector<float> a_, b_;
 };

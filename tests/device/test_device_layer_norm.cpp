@@ -2,6 +2,7 @@
 // sums in the kernels' order) on every layout, against the float64 reference, with forced scalar loads and a
 // one-block grid, deterministic across batch sizes, and captured in a CUDA graph.
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "device_support.hpp"
@@ -124,6 +125,18 @@ TEST(DeviceLayerNorm, SameBitsAsHostOnEveryLayout) {
   expect_device_equals_host(make_case(2, 8200, DType::bfloat16, DType::bfloat16, RowNorm::rms_norm));
   expect_device_equals_host(make_case(1, 16392, DType::float16, DType::float16, RowNorm::layer_norm));
   expect_device_equals_host(make_case(1, 16385, DType::float32, DType::float32, RowNorm::layer_norm));
+}
+
+// Rows read twice (past the one-read limits: 16392 in 16-byte packs, 8193 in scalar packs) on every dtype
+// pair, so that every instantiation of the long-row kernels runs.
+TEST(DeviceLayerNorm, LongRowsOnEveryDtypePair) {
+  REQUIRE_DEVICE();
+  const std::pair<DType, DType> pairs[] = {{DType::float32, DType::float32},  {DType::float16, DType::float32},
+                                           {DType::bfloat16, DType::float32}, {DType::float16, DType::float16},
+                                           {DType::bfloat16, DType::bfloat16}};
+  for (const auto& [x, param] : pairs) {
+    for (std::int64_t n : {16392, 8193}) expect_device_equals_host(make_case(1, n, x, param, RowNorm::layer_norm));
+  }
 }
 
 TEST(DeviceLayerNorm, ConventionOptions) {

@@ -80,11 +80,14 @@ LayerNormGradReference layer_norm_grad_reference(const std::vector<double>& dy, 
     for (std::int64_t i = 0; i < n; ++i) {
       const double xhat = (xr[i] - s.mean) * s.rstd;
       const double g = weight(gamma, i, o) * dyr[i];
+      // (x̂ carries an absolute error of about the operands' size, (|x| + |mean|) * rstd, times the float
+      // epsilon: near x = mean it is not relative to x̂)
+      const double xhat_spread = (std::fabs(xr[i]) + std::fabs(s.mean)) * s.rstd;
       ref.dx[r * n + i] = s.rstd * (g - mean_g - xhat * mean_gx);
-      ref.dx_scale[r * n + i] = s.rstd * (std::fabs(g) + std::fabs(mean_g) + std::fabs(xhat * mean_gx));
+      ref.dx_scale[r * n + i] = s.rstd * (std::fabs(g) + std::fabs(mean_g) + (std::fabs(xhat) + xhat_spread) * std::fabs(mean_gx));
       const double xhat_c = o.cast_mode == CastMode::input_dtype ? round_to_dtype(xhat, x_dtype) : xhat;
       ref.dgamma[i] += dyr[i] * xhat_c;
-      ref.dgamma_scale[i] += std::fabs(dyr[i] * xhat_c);
+      ref.dgamma_scale[i] += std::fabs(dyr[i]) * (std::fabs(xhat_c) + xhat_spread);
       ref.dbeta[i] += dyr[i];
       ref.dbeta_scale[i] += std::fabs(dyr[i]);
     }

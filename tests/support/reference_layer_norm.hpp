@@ -21,7 +21,8 @@ LayerNormReference layer_norm_reference(const std::vector<double>& x, std::int64
 
 struct LayerNormGradReference {
   std::vector<double> dx, dgamma, dbeta;
-  // Scales for tolerances: per dx element rstd * (|g| + |mean g| + |x̂ mean g x̂|), per column Σ|dy x̂|, Σ|dy|.
+  // Scales for tolerances: per dx element rstd * (|g| + |mean g| + (|x̂| + e) |mean g x̂|), per column
+  // Σ|dy| (|x̂| + e) and Σ|dy|, e = (|x| + |mean|) rstd (x̂'s absolute error is e times the epsilon).
   std::vector<double> dx_scale, dgamma_scale, dbeta_scale;
 };
 
