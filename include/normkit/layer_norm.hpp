@@ -17,23 +17,33 @@
 //    to the variance in float32, as PyTorch does.
 //  * Keras LayerNormalization(rms_scaling=True) is not RMSNorm: it divides by sqrt(var + eps), not by the
 //    root mean square; use RowNorm::layer_norm with beta absent and keep the centering in mind.
-//  * Statistics are always float32 (two passes over the row held in registers or shared memory:
-//    Σx, then Σ(x - mean)², not E[x²] - E[x]², so a row of 1e4 + N(0, 1) keeps its variance).
+//  * Statistics are always float32. Rows of up to 16384 elements (8192 in scalar packs, when N is not a
+//    multiple of 16 bytes of x) are held in registers: mean = x₀ + Σ(x - x₀)/N with x₀ the row's first
+//    value, then var = Σ(x - mean)²/N, never E[x²] - E[x]², so a row of 1e4 + N(0, 1) keeps its variance.
+//    Longer rows are read twice; their variance comes from the shifted sums Σ(x - x₀), Σ(x - x₀)²: as
+//    accurate while x₀ is within a few standard deviations of the mean, worse for rows that start far away.
 //
 // Edge cases: a row holding NaN or ±Inf gives NaN mean/var and a NaN row y (as PyTorch). A constant row has
-// var 0, rstd 1/sqrt(eps) and x̂ 0; with eps = 0 it gives rstd Inf and y NaN (PyTorch does the same).
-// N must be >= 1; R may be 0 (nothing is written).
+// its value as mean exactly, var 0, rstd 1/sqrt(eps) and x̂ 0 (y = beta); with eps = 0 it gives rstd Inf
+// and y NaN (PyTorch does the same). N must be >= 1; R may be 0 (nothing is written; the backward's dgamma
+// and dbeta are zeros).
 //
 // Dtypes: x, y, dy, dx float32, float16 or bfloat16, all the same; gamma, beta, dgamma, dbeta float32 or
-// x's dtype (gamma and beta the same); mean and rstd float32 with R elements (any shape: [R], [R, 1], ...).
+// x's dtype (gamma, beta, dgamma and dbeta all the same); mean and rstd float32 with R elements (any
+// shape: [R], [R, 1], ...).
 // gamma/beta/dgamma/dbeta have the normalized shape. A view with data == nullptr is absent.
 //
 // Determinism: the result is a function of the inputs and N alone: no floating-point atomics, and every
 // sum runs in an order fixed by N and the dtype (never by the GPU model, the SM count, the number of rows or
 // the host's thread count), with every operation rounded as written (no fused multiply-adds). Device and host
-// therefore give the same bits, forward and backward, and dgamma/dbeta are summed over blocks of
-// kLayerNormRowsPerPartial rows, then over the blocks in order: the same rows give the same contribution in
-// batches of any size.
+// therefore give the same bits, forward and backward (NaN results are NaN on both, not necessarily with the
+// same payload), and dgamma/dbeta are summed over blocks of kLayerNormRowsPerPartial rows, then over the
+// blocks in order: the same rows give the same contribution in batches of any size.
+//
+// Shared memory: rows read once keep gamma and beta (the backward: gamma and its dgamma/dbeta sums) in the
+// block's shared memory, up to 128 KB a block for rows of 16384 (forward) and ~106 KB for rows of 8192
+// (backward). A GPU with less opt-in shared memory a block (sm_86 and sm_89: 99 KB) returns
+// invalid_argument for those lengths rather than a different layout (which would change the results' bits).
 //
 // Device calls take a stream, only enqueue work on it (no synchronization, no allocation: the backward
 // takes a caller workspace of layer_norm_backward_workspace_size() bytes) and can be captured in a CUDA
@@ -41,7 +51,8 @@
 //
 // Errors (Status, nothing written): a dtype outside the lists above, a gamma/beta/mean/rstd/output shape
 // that does not match x, eps < 0 or NaN, normalized_ndim outside [1, x.ndim], null or misaligned pointers,
-// outputs overlapping an input or each other, a workspace too small.
+// outputs (or the workspace) overlapping an input or each other, a workspace too small, a mean passed to
+// RMSNorm.
 #pragma once
 
 #include <cstddef>

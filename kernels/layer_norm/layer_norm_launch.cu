@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <string>
 
 #include "kernels/common/cuda_check.hpp"
 #include "kernels/layer_norm/layer_norm_kernels.cuh"
@@ -40,12 +41,30 @@ RowNormShape shape_of(std::int64_t rows, std::int64_t n, const LayerNormOptions&
   return s;
 }
 
-// Raises a kernel's dynamic shared memory limit above the default 48 KB when a launch needs more (a
-// per-function attribute, not a stream operation: allowed during graph capture).
+// Lets a kernel take `bytes` of dynamic shared memory. Above the default 48 KB (static shared memory
+// included) the kernel's limit is raised to the device's opt-in maximum: always the same value, so that calls
+// of different sizes, from any host thread, never lower it under one another. A row whose layout needs more
+// than the device has (rows of 16384 in the forward need 128 KB: more than sm_86/sm_89's 99 KB) is a clear
+// error: the layout fixes the results' bits, so it does not shrink to fit a smaller GPU.
 template <typename Kernel>
-Status allow_shared_bytes(Kernel kernel, std::size_t bytes, const char* op) {
-  if (bytes <= 48 * 1024) return Status::success();
-  return cuda::cuda_status(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)), op,
+Status allow_shared_bytes(Kernel kernel, std::size_t bytes, std::int64_t n, const char* op) {
+  if (bytes == 0) return Status::success();
+  cudaFuncAttributes attributes{};
+  NORMKIT_RETURN_IF_ERROR(cuda::cuda_status(cudaFuncGetAttributes(&attributes, kernel), op, "cudaFuncGetAttributes"));
+  const std::size_t total = bytes + attributes.sharedSizeBytes;
+  if (total <= 48 * 1024) return Status::success();
+  int device = 0, optin = 0;
+  NORMKIT_RETURN_IF_ERROR(cuda::cuda_status(cudaGetDevice(&device), op, "cudaGetDevice"));
+  NORMKIT_RETURN_IF_ERROR(cuda::cuda_status(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device), op,
+                                            "cudaDeviceGetAttribute(MaxSharedMemoryPerBlockOptin)"));
+  if (total > static_cast<std::size_t>(optin)) {
+    return Status(StatusCode::invalid_argument, std::string("normkit::") + op + ": argument 'x.shape': rows of " + std::to_string(n) +
+                                                    " elements need " + std::to_string(total) +
+                                                    " bytes of shared memory a block; this GPU allows " + std::to_string(optin));
+  }
+  const int limit = optin - static_cast<int>(attributes.sharedSizeBytes);
+  if (attributes.maxDynamicSharedSizeBytes >= limit) return Status::success();
+  return cuda::cuda_status(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, limit), op,
                            "cudaFuncSetAttribute(MaxDynamicSharedMemorySize)");
 }
 
@@ -66,7 +85,7 @@ Status launch_row_norm_forward(const plan::RowNormForwardCall& c, const plan::Ro
     const auto* beta = static_cast<const Param*>(c.beta);
     auto* y = static_cast<X*>(c.y);
     auto launch = [&](auto kernel) {
-      NORMKIT_RETURN_IF_ERROR(allow_shared_bytes(kernel, p.shared_bytes, kOp));
+      NORMKIT_RETURN_IF_ERROR(allow_shared_bytes(kernel, p.shared_bytes, c.n, kOp));
       kernel<<<grid_dim(p.grid), p.block_threads, p.shared_bytes, stream>>>(x, gamma, beta, y, c.mean, c.rstd, s);
       return cuda::check_launch(kOp, p.layout.one_read ? "row_norm_forward_kernel" : "row_norm_forward_long_kernel");
     };
@@ -94,7 +113,7 @@ Status launch_row_norm_backward(const plan::RowNormBackwardCall& c, const plan::
     auto* dx = static_cast<X*>(c.dx);
     const std::size_t shared = plan::row_norm_backward_shared_bytes(p.layout, c.n, p.block_threads);
     auto launch = [&](auto kernel) {
-      NORMKIT_RETURN_IF_ERROR(allow_shared_bytes(kernel, shared, kOp));
+      NORMKIT_RETURN_IF_ERROR(allow_shared_bytes(kernel, shared, c.n, kOp));
       kernel<<<grid_dim(p.grid), p.block_threads, shared, stream>>>(dy, x, c.mean, c.rstd, gamma, dx, partial_gamma, partial_beta, s,
                                                                     p.partials);
       return Status::success();

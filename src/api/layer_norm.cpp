@@ -221,10 +221,12 @@ Status layer_norm_backward(const TensorView& dy, const TensorView& x, const Tens
   const bool centered = options.kind == RowNorm::layer_norm;
   if (centered) {
     if (mean.data == nullptr && g.rows > 0) return argument_error(StatusCode::null_pointer, op, "mean", "the forward's saved mean (LayerNorm)", "nullptr");
-    NORMKIT_RETURN_IF_ERROR(check_row_stat(mean, g, op, "mean"));
+    if (mean.data) NORMKIT_RETURN_IF_ERROR(check_row_stat(mean, g, op, "mean"));
+  } else if (mean.data) {
+    return argument_error(StatusCode::invalid_argument, op, "mean", "no mean for RMSNorm (options.kind rms_norm)", "a mean tensor");
   }
   if (rstd.data == nullptr && g.rows > 0) return argument_error(StatusCode::null_pointer, op, "rstd", "the forward's saved rstd", "nullptr");
-  NORMKIT_RETURN_IF_ERROR(check_row_stat(rstd, g, op, "rstd"));
+  if (rstd.data) NORMKIT_RETURN_IF_ERROR(check_row_stat(rstd, g, op, "rstd"));
   if (gamma.data) NORMKIT_RETURN_IF_ERROR(check_param(gamma, g, op, "gamma"));
   if (dx.data) NORMKIT_RETURN_IF_ERROR(check_like_x(dx, g, op, "dx"));
   if (dgamma.data) {
@@ -267,7 +269,14 @@ Status layer_norm_backward(const TensorView& dy, const TensorView& x, const Tens
     return argument_error(StatusCode::workspace_too_small, op, "workspace_bytes",
                           "at least " + std::to_string(needed) + " (layer_norm_backward_workspace_size)", std::to_string(workspace_bytes));
   }
-  if (needed > 0) NORMKIT_RETURN_IF_ERROR(api::validate_pointer(workspace, MemorySpace::device, 16, op, "workspace"));
+  if (needed > 0) {
+    NORMKIT_RETURN_IF_ERROR(api::validate_pointer(workspace, MemorySpace::device, 16, op, "workspace"));
+    NORMKIT_RETURN_IF_ERROR(check_apart({{"workspace", workspace, needed}},
+                                        {{"dy", dy.data, bytes_of(dy)}, {"x", x.data, bytes_of(x)}, {"mean", centered ? mean.data : nullptr, bytes_of(mean)},
+                                         {"rstd", rstd.data, bytes_of(rstd)}, {"gamma", gamma.data, bytes_of(gamma)}, {"dx", dx.data, bytes_of(dx)},
+                                         {"dgamma", dgamma.data, bytes_of(dgamma)}, {"dbeta", dbeta.data, bytes_of(dbeta)}},
+                                        op));
+  }
   const plan::RowNormPlan p = plan::choose_row_norm_backward_plan(
       g.rows, g.n, x.dtype, aligned16({dy.data, x.data, dx.data, gamma.data}), sm_count_or_default());
   return kernels::launch_row_norm_backward(call, p, workspace, stream);

@@ -69,7 +69,10 @@ void forward_rows(const plan::RowNormForwardCall& c, std::int64_t begin, std::in
     for (std::int64_t e = 0; e < c.n; ++e) v[e] = math::to_acc<float>(xr[e]);
     float mean = 0.0f, var;
     if (layout.one_read) {
-      if (centered) mean = math::mul_rn(sums.sum(c.n, [&](std::int64_t e) { return v[e]; }), inv_n);
+      if (centered) {
+        const float shift = v[0];
+        mean = math::row_norm_shifted_mean(shift, sums.sum(c.n, [&](std::int64_t e) { return math::sub_rn(v[e], shift); }), inv_n);
+      }
       var = math::mul_rn(sums.sum(c.n, [&](std::int64_t e) {
                            const float d = math::sub_rn(v[e], mean);  // (mean 0 for RMSNorm)
                            return math::mul_rn(d, d);

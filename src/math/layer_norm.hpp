@@ -93,6 +93,10 @@ NORMKIT_HD float row_norm_output(float xhat, float weight, float beta) { return 
 // 1 / n rounded to float: a row's means are its sums times it (a multiplication, not a division a row).
 NORMKIT_HD float row_norm_inverse_count(std::int64_t n) { return div_rn(1.0f, static_cast<float>(n)); }
 
+// The mean of a row from the sum of x - shift (shift: the row's first value): a constant row's mean is its
+// value exactly, so its variance is exactly 0 (Σx times fl(1/n) was not: 7 x 1.875 gave 1.8750001).
+NORMKIT_HD float row_norm_shifted_mean(float shift, float shifted_sum, float inv_n) { return add_rn(shift, mul_rn(shifted_sum, inv_n)); }
+
 // Mean and variance of a row from the shifted sums of the long-row path (s1 = Σ(x - shift),
 // s2 = Σ(x - shift)²; shift is the row's first value, so the cancellation is that of the data's spread).
 NORMKIT_HD void row_norm_shifted_moments(float shift, float s1, float s2, float inv_n, float* mean, float* var) {

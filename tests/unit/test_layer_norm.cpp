@@ -70,7 +70,7 @@ TEST(HostLayerNorm, LargeMeanKeepsTheVariance) {
   c.n = 1000;
   c.center = 1e4;
   check_case(c);
-  c.n = 9000;  // read twice: the shifted sums
+  c.n = 16385;  // read twice: the shifted sums
   check_case(c);
 }
 
@@ -96,6 +96,26 @@ TEST(HostLayerNorm, EdgeValues) {
   r = run_layer_norm_host(c, d, false);
   y = reinterpret_cast<const float*>(r.y.data());
   EXPECT_EQ(y[0], 0.0f);  // a constant row: x̂ = 0
+}
+
+// A constant row's mean is its value exactly (shifted by the row's first value), so x̂ = 0 and y = beta,
+// also where Σx times 1/n would round (7 x 1.875), and on rows read twice.
+TEST(HostLayerNorm, ConstantRowsGiveBeta) {
+  for (std::int64_t n : {7, 1000, 16385}) {
+    LayerNormCase c;
+    c.rows = 2;
+    c.n = n;
+    c.gamma = true;
+    c.beta = true;
+    LayerNormData d = make_layer_norm_data(c);
+    float* x = reinterpret_cast<float*>(d.x.data());
+    for (std::int64_t i = 0; i < 2 * n; ++i) x[i] = 1.875f;
+    const LayerNormResult r = run_layer_norm_host(c, d, false);
+    const float* y = reinterpret_cast<const float*>(r.y.data());
+    const float* beta = reinterpret_cast<const float*>(d.beta.data());
+    EXPECT_EQ(r.mean[0], 1.875f) << n;
+    for (std::int64_t i = 0; i < n; ++i) ASSERT_EQ(y[i], beta[i]) << n << " " << i;
+  }
 }
 
 TEST(HostLayerNorm, TrailingAxesNormalized) {
@@ -221,6 +241,8 @@ TEST(HostLayerNorm, ArgumentErrors) {
   o.kind = RowNorm::rms_norm;
   s = layer_norm_backward(yv, xv, TensorView(), sv, gv, dxv, TensorView(), TensorView(dg.data(), DType::float32, {6}), o, nullptr, 0);
   EXPECT_NE(message(s).find("dbeta"), std::string::npos) << message(s);
+  s = layer_norm_backward(yv, xv, sv, sv, gv, dxv, TensorView(), TensorView(), o, nullptr, 0);
+  EXPECT_NE(message(s).find("'mean'"), std::string::npos) << message(s);
 }
 
 TEST(HostLayerNorm, NoRowsGiveZeroParameterGradients) {
@@ -232,6 +254,12 @@ TEST(HostLayerNorm, NoRowsGiveZeroParameterGradients) {
                                        TensorView(db.data(), DType::float32, {5}), LayerNormOptions{}, nullptr, 0);
   ASSERT_TRUE(s.ok()) << s.message();
   for (int i = 0; i < 5; ++i) EXPECT_EQ(dg[i], 0.0f);
+  // (no rows: the saved statistics may be absent)
+  dg.assign(5, 7.0f);
+  const Status absent = layer_norm_backward(empty, empty, TensorView(), TensorView(), TensorView(g.data(), DType::float32, {5}), TensorView(),
+                                            TensorView(dg.data(), DType::float32, {5}), TensorView(), LayerNormOptions{}, nullptr, 0);
+  ASSERT_TRUE(absent.ok()) << absent.message();
+  EXPECT_EQ(dg[0], 0.0f);
   for (int i = 0; i < 5; ++i) EXPECT_EQ(db[i], 0.0f);
 }
 
