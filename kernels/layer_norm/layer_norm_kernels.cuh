@@ -109,17 +109,29 @@ __device__ __forceinline__ void store_cached(float* p, const float* v) {
   }
 }
 
+// VEC parameter values at p as floats, 0 when the parameter is absent.
+template <typename Param, int VEC>
+__device__ __forceinline__ void load_param_or_zero(const Param* p, bool present, bool vector, float* out) {
+  if (present) {
+    load_row_values<Param, VEC>(p, vector, out);
+  } else {
+    NORMKIT_UNROLL
+    for (int i = 0; i < VEC; ++i) out[i] = 0.0f;
+  }
+}
+
 // The effective weights w of pack p (gamma, + 1 with the offset, 1 without gamma).
 template <typename Param, int VEC>
 __device__ __forceinline__ void load_weights(const Param* gamma, std::int64_t p, const RowNormShape& s, float* w) {
-  if (s.has_gamma) {
-    load_row_values<Param, VEC>(gamma + p * VEC, s.vector_access, w);
-  } else {
-    NORMKIT_UNROLL
-    for (int i = 0; i < VEC; ++i) w[i] = 0.0f;
-  }
+  load_param_or_zero<Param, VEC>(gamma + p * VEC, s.has_gamma, s.vector_access, w);
   NORMKIT_UNROLL
   for (int i = 0; i < VEC; ++i) w[i] = math::row_norm_weight(s.has_gamma, w[i], s.gamma_offset);
+}
+
+// beta of pack p (0 without beta: the output adds it unconditionally).
+template <typename Param, int VEC>
+__device__ __forceinline__ void load_beta(const Param* beta, std::int64_t p, const RowNormShape& s, float* b) {
+  load_param_or_zero<Param, VEC>(beta + p * VEC, s.has_beta, s.vector_access, b);
 }
 
 // A block's shared-memory copy of the effective weights w (or of beta, 0 when absent), float32, filled in
@@ -128,28 +140,11 @@ __device__ __forceinline__ void load_weights(const Param* gamma, std::int64_t p,
 template <typename Param, int VEC>
 __device__ __forceinline__ void fill_param_cache(const Param* param, const RowNormShape& s, float* cache, bool beta = false) {
   constexpr int kFill = VEC == 1 ? 1 : static_cast<int>(16 / sizeof(Param));
-  const bool present = beta ? s.has_beta : s.has_gamma;
   for (std::int64_t q = threadIdx.x; q < s.n / kFill; q += blockDim.x) {
     float v[kFill];
-    if (present) {
-      load_row_values<Param, kFill>(param + q * kFill, s.vector_access, v);
-    } else {
-      NORMKIT_UNROLL
-      for (int i = 0; i < kFill; ++i) v[i] = 0.0f;
-    }
+    load_param_or_zero<Param, kFill>(param + q * kFill, beta ? s.has_beta : s.has_gamma, s.vector_access, v);
     NORMKIT_UNROLL
     for (int i = 0; i < kFill; ++i) cache[q * kFill + i] = beta ? v[i] : math::row_norm_weight(s.has_gamma, v[i], s.gamma_offset);
-  }
-}
-
-// beta of pack p (0 without beta: the output adds it unconditionally).
-template <typename Param, int VEC>
-__device__ __forceinline__ void load_beta(const Param* beta, std::int64_t p, const RowNormShape& s, float* b) {
-  if (s.has_beta) {
-    load_row_values<Param, VEC>(beta + p * VEC, s.vector_access, b);
-  } else {
-    NORMKIT_UNROLL
-    for (int i = 0; i < VEC; ++i) b[i] = 0.0f;
   }
 }
 
