@@ -25,7 +25,7 @@ TEST(HostLayerNorm, MatchesReferenceOnEveryLayoutThreshold) {
   // 1..32: lane groups; 768, 1000, 1024: a warp or more; 4096/4097: the backward's one-read limit in scalar
   // packs; 8192/8193: the backward's in 16-byte packs and the forward's in scalar packs; 12289: odd, read
   // twice; 16385: past the forward's limit.
-  for (std::int64_t n : {1, 7, 32, 768, 1000, 1024, 4096, 4097, 8192, 8193, 12289, 16385}) {
+  for (std::int64_t n : {1, 7, 32, 768, 1000, 1024, 4096, 4097, 8192, 8193, 12289, 16384, 16385, 65536}) {
     for (DType x : {DType::float32, DType::float16, DType::bfloat16}) {
       for (RowNorm kind : {RowNorm::layer_norm, RowNorm::rms_norm}) {
         LayerNormCase c;
