@@ -1,11 +1,14 @@
 // LayerNorm / RMSNorm kernels: a group of T threads per row (plan::RowNormLayout: lanes of a warp for short
-// rows, a whole block for long ones). Thread t of a row owns packs t, t + T, ... and, the columns being the
-// same in every row, keeps gamma/beta (forward) or gamma and its dgamma/dbeta sums (backward) in registers
-// across the rows it walks.
-//   row_norm_forward_kernel      load the row -> Σx -> mean -> Σ(x - mean)² -> rstd -> y, mean, rstd
-//   row_norm_backward_kernel     per block of kLayerNormRowsPerPartial rows: for each row load x, dy ->
-//                                Σ w dy, Σ w dy x̂ -> dx; sums of dy x̂ and dy per column -> one partial
-//   row_norm_param_grad_kernel   dgamma, dbeta = the partials summed in a fixed order
+// rows, up to a 512-thread block for long ones). Thread t of a row owns packs t, t + T, ... of every row it
+// walks; the columns being the same in every row, the block keeps w and beta (forward) or w and each
+// thread's dgamma/dbeta sums (backward) in shared memory across its rows.
+//   row_norm_forward_kernel         rows read once: load -> Σ(x - x₀) -> mean -> Σ(x - mean)² -> rstd -> y
+//   row_norm_forward_long_kernel    longer rows: shifted sums in one read, y in a second
+//   row_norm_backward_kernel        rows read once, per block of kLayerNormRowsPerPartial rows: for each row
+//                                   load x, dy -> Σ w dy, Σ w dy x̂ -> dx; dy x̂ and dy summed per column ->
+//                                   one partial row
+//   row_norm_backward_long_kernel   longer rows: two reads a row, the partial row updated in place
+//   row_norm_param_grad_kernel      dgamma, dbeta = the partials summed in a fixed order
 // Every sum runs in the order of plan::RowNormLayout with correctly rounded operations (math/layer_norm.hpp),
 // which the host engine reproduces bit for bit.
 #pragma once
@@ -28,7 +31,6 @@ constexpr int long_row_backward_batch(int vec) { return vec >= 8 ? 1 : 2; }  // 
 struct RowNormShape {
   std::int64_t rows, n;
   int thread_shift;  // log2 of the threads per row
-  bool one_read;     // the row fits the threads' registers (else: read twice)
   bool vector_access;
   bool centered;     // LayerNorm (RMSNorm: false)
   bool has_gamma, has_beta, gamma_offset, round_xhat;
@@ -652,9 +654,9 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward
       // pack at a time: one at a time, a row of 16384 bfloat16 took 2.3 ms for 2048 rows, latency-bound)
       constexpr int kBatch = long_row_backward_batch(VEC);
       float sum_g = 0.0f, sum_gx = 0.0f;
-      for (std::int64_t p0 = lane; p0 < packs; p0 += kBatch * T) {
-        RawPack<In, VEC> raw_x[kBatch], raw_dy[kBatch];
-        float w[kBatch][VEC];
+      // (x, dy and w of the batch of packs p0, p0 + T, ...)
+      auto load_batch = [&](std::int64_t p0, RawPack<In, VEC> (&raw_x)[kBatch], RawPack<In, VEC> (&raw_dy)[kBatch],
+                            float (&w)[kBatch][VEC]) {
         NORMKIT_UNROLL
         for (int u = 0; u < kBatch; ++u) {
           const std::int64_t p = p0 + u * T;
@@ -663,6 +665,11 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward
           raw_dy[u] = load_row_pack<In, VEC>(dyr + p * VEC, s.vector_access);
           load_weights<Param, VEC>(gamma, p, s, w[u]);
         }
+      };
+      for (std::int64_t p0 = lane; p0 < packs; p0 += kBatch * T) {
+        RawPack<In, VEC> raw_x[kBatch], raw_dy[kBatch];
+        float w[kBatch][VEC];
+        load_batch(p0, raw_x, raw_dy, w);
         NORMKIT_UNROLL
         for (int u = 0; u < kBatch; ++u) {
           if (p0 + u * T >= packs) break;
@@ -677,17 +684,13 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward
         for (std::int64_t p0 = lane; p0 < packs; p0 += kBatch * T) {
           RawPack<In, VEC> raw_x[kBatch], raw_dy[kBatch];
           float w[kBatch][VEC], acc_g[kBatch][VEC], acc_b[kBatch][VEC];
+          load_batch(p0, raw_x, raw_dy, w);
           NORMKIT_UNROLL
           for (int u = 0; u < kBatch; ++u) {
             const std::int64_t p = p0 + u * T;
-            if (p >= packs) break;
-            raw_x[u] = load_row_pack<In, VEC>(xr + p * VEC, s.vector_access);
-            raw_dy[u] = load_row_pack<In, VEC>(dyr + p * VEC, s.vector_access);
-            load_weights<Param, VEC>(gamma, p, s, w[u]);
-            if (param_grads) {
-              load_cached<VEC>(pg + p * VEC, acc_g[u]);
-              load_cached<VEC>(pb + p * VEC, acc_b[u]);
-            }
+            if (p >= packs || !param_grads) break;
+            load_cached<VEC>(pg + p * VEC, acc_g[u]);
+            load_cached<VEC>(pb + p * VEC, acc_b[u]);
           }
           NORMKIT_UNROLL
           for (int u = 0; u < kBatch; ++u) {

@@ -29,7 +29,6 @@ RowNormShape shape_of(std::int64_t rows, std::int64_t n, const LayerNormOptions&
   s.rows = rows;
   s.n = n;
   s.thread_shift = log2_of(p.layout.threads);
-  s.one_read = p.layout.one_read;
   s.vector_access = p.vector_access;
   s.centered = o.kind == RowNorm::layer_norm;
   s.has_gamma = has_gamma;
@@ -111,10 +110,9 @@ Status launch_row_norm_backward(const plan::RowNormBackwardCall& c, const plan::
     const auto* x = static_cast<const X*>(c.x);
     const auto* gamma = static_cast<const Param*>(c.gamma);
     auto* dx = static_cast<X*>(c.dx);
-    const std::size_t shared = plan::row_norm_backward_shared_bytes(p.layout, c.n, p.block_threads);
     auto launch = [&](auto kernel) {
-      NORMKIT_RETURN_IF_ERROR(allow_shared_bytes(kernel, shared, c.n, kOp));
-      kernel<<<grid_dim(p.grid), p.block_threads, shared, stream>>>(dy, x, c.mean, c.rstd, gamma, dx, partial_gamma, partial_beta, s,
+      NORMKIT_RETURN_IF_ERROR(allow_shared_bytes(kernel, p.shared_bytes, c.n, kOp));
+      kernel<<<grid_dim(p.grid), p.block_threads, p.shared_bytes, stream>>>(dy, x, c.mean, c.rstd, gamma, dx, partial_gamma, partial_beta, s,
                                                                     p.partials);
       return Status::success();
     };

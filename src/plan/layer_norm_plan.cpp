@@ -88,6 +88,7 @@ RowNormPlan choose_row_norm_backward_plan(std::int64_t rows, std::int64_t n, DTy
   p.groups_per_block = p.layout.groups;
   p.block_threads = p.layout.threads * p.layout.groups;
   p.partials = row_norm_partials(rows);
+  p.shared_bytes = row_norm_backward_shared_bytes(p.layout, n, p.block_threads);
   p.grid = std::clamp<std::int64_t>(p.partials, 1, grid_cap(p.block_threads, sm_count));
   apply_override(&p);
   return p;

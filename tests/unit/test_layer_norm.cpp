@@ -291,6 +291,11 @@ TEST(LayerNormPlan, LayoutsDependOnNAndDtypeOnly) {
   EXPECT_EQ(a.layout.threads, b.layout.threads);
   EXPECT_NE(a.grid, b.grid);
   EXPECT_FALSE(b.vector_access);
+  // Shared memory: the forward's w and beta (n floats each); the backward's w and every thread's sums.
+  EXPECT_EQ(a.shared_bytes, 2u * 768 * 4);
+  const auto bwd = plan::choose_row_norm_backward_plan(4096, 768, DType::float16, true, 132);
+  EXPECT_EQ(bwd.shared_bytes, (768u + static_cast<std::size_t>(bwd.block_threads) * plan::row_norm_backward_accumulator_floats(8)) * 4);
+  EXPECT_EQ(plan::choose_row_norm_backward_plan(4096, 16392, DType::float16, true, 132).shared_bytes, 0u);  // read twice
   EXPECT_EQ(plan::row_norm_partials(33), 2);
   EXPECT_EQ(plan::row_norm_backward_workspace_bytes(33, 10), 2u * 2 * 10 * 4);
 }
