@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 
-TESTS = ["test_device_stats", "test_device_transforms", "test_device_layer_norm"]
+TESTS = ["test_device_stats", "test_device_transforms", "test_device_layer_norm", "test_device_batch_norm"]
 
 
 def demangle(names):
@@ -30,17 +30,18 @@ def main():
     markdown = sys.argv[sys.argv.index("--markdown") + 1] if "--markdown" in sys.argv else None
     with tempfile.TemporaryDirectory() as work:
         jsonl = os.path.join(work, "profile.jsonl")
-        ptx_dir = os.path.join(work, "ptx")
-        os.makedirs(ptx_dir)
-        env = dict(os.environ, PTXEMU_PROFILE_JSON=jsonl, PTXEMU_DUMP_PTX=ptx_dir, NORMKIT_REQUIRE_DEVICE="1")
         for test in TESTS:
+            # (one PTX folder per test: the emulator names its dumps module0, module1, ... in every run)
+            ptx_dir = os.path.join(work, "ptx", test)
+            os.makedirs(ptx_dir)
+            env = dict(os.environ, PTXEMU_PROFILE_JSON=jsonl, PTXEMU_DUMP_PTX=ptx_dir, NORMKIT_REQUIRE_DEVICE="1")
             run = subprocess.run([os.path.join(ptxemu, "run.sh"), os.path.join(build, "tests", test), "--gtest_brief=1"],
                                  env=env, capture_output=True, text=True)
             if run.returncode != 0:
                 print(run.stdout[-4000:], run.stderr[-4000:])
                 return 1
         entries = set()
-        for path in glob.glob(os.path.join(ptx_dir, "*.ptx")):
+        for path in glob.glob(os.path.join(work, "ptx", "*", "*.ptx")):
             entries.update(m for m in re.findall(r"\.entry\s+(\w+)\s*\(", open(path).read()) if "normkit" in m)
         launches = collections.Counter()
         shapes = collections.defaultdict(set)

@@ -1,5 +1,6 @@
 // Device entry points of a build without CUDA: every device call reports that CUDA is unavailable, and
 // the queries answer "no device".
+#include "kernels/batch_norm/batch_norm_launch.hpp"
 #include "kernels/common/device_runtime.hpp"
 #include "kernels/layer_norm/layer_norm_launch.hpp"
 #include "kernels/stats/stats_launch.hpp"
@@ -44,6 +45,22 @@ Status launch_row_norm_forward(const plan::RowNormForwardCall&, const plan::RowN
 }
 Status launch_row_norm_backward(const plan::RowNormBackwardCall&, const plan::RowNormPlan&, void*, Stream) {
   return unavailable("layer_norm_backward");
+}
+
+Status launch_batch_norm_finalize(const StatsSummary*, std::int64_t, float*, float*, float*, float*, float, const math::RunningUpdate&,
+                                  Stream) {
+  return unavailable("batch_norm_finalize");
+}
+Status launch_batch_norm_affine(const float*, const float*, bool, float, const float*, const float*, std::int64_t,
+                                const AffineCoefficients&, Stream) {
+  return unavailable("batch_norm_normalize");
+}
+Status launch_batch_norm_backward_reduce(const BatchNormBackwardCall&, float*, float*, float*, Stream) {
+  return unavailable("batch_norm_backward_reduce");
+}
+Status launch_batch_norm_backward_apply(const BatchNormBackwardCall&, const float*, const float*, double, float*, void*, float*, float*,
+                                        Stream) {
+  return unavailable("batch_norm_backward_apply");
 }
 
 // Device runtime.

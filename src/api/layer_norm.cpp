@@ -23,12 +23,6 @@ struct RowGeometry {
   const TensorView* x = nullptr;
 };
 
-struct Buffer {
-  const char* name;
-  const void* data;
-  std::size_t bytes;
-};
-
 bool is_layer_dtype(DType d) { return d == DType::float32 || d == DType::float16 || d == DType::bfloat16; }
 
 Status check_options(const LayerNormOptions& o, const TensorView& x, const std::string& op) {
@@ -82,14 +76,7 @@ Status check_x(const TensorView& x, const LayerNormOptions& o, const std::string
 
 // A tensor shaped like x (y, dy, dx).
 Status check_like_x(const TensorView& t, const RowGeometry& g, const std::string& op, const std::string& name) {
-  const TensorView& x = *g.x;
-  bool same = t.ndim == x.ndim;
-  for (int d = 0; same && d < x.ndim; ++d) same = t.shape[d] == x.shape[d];
-  if (!same) return argument_error(StatusCode::shape_mismatch, op, name + ".shape", "x's shape " + x.shape_string(), t.shape_string());
-  if (t.dtype != x.dtype) return argument_error(StatusCode::unsupported_dtype, op, name + ".dtype", std::string("x's dtype ") + dtype_name(x.dtype), dtype_name(t.dtype));
-  if (t.space != x.space) return argument_error(StatusCode::invalid_argument, op, name + ".space", api::space_name(x.space), api::space_name(t.space));
-  if (g.rows == 0) return Status::success();
-  return api::validate_pointer(t.data, t.space, dtype_size(t.dtype), op, name + ".data");
+  return api::validate_like(t, *g.x, g.rows == 0, op, name);
 }
 
 // gamma, beta, dgamma, dbeta: the normalized shape, float32 or x's dtype (checked by the dtype visitor).
@@ -118,35 +105,6 @@ Status check_row_stat(const TensorView& t, const RowGeometry& g, const std::stri
   if (t.space != g.x->space) return argument_error(StatusCode::invalid_argument, op, name + ".space", api::space_name(g.x->space), api::space_name(t.space));
   if (g.rows == 0) return Status::success();
   return api::validate_pointer(t.data, t.space, 4, op, name + ".data");
-}
-
-std::size_t bytes_of(const TensorView& t) { return static_cast<std::size_t>(t.numel()) * dtype_size(t.dtype); }
-
-// Each output apart from every input and every other output.
-Status check_apart(const std::vector<Buffer>& outputs, const std::vector<Buffer>& inputs, const std::string& op) {
-  for (std::size_t i = 0; i < outputs.size(); ++i) {
-    if (outputs[i].data == nullptr || outputs[i].bytes == 0) continue;
-    for (const Buffer& other : inputs) {
-      if (other.data && api::overlaps(outputs[i].data, outputs[i].bytes, other.data, other.bytes)) {
-        return argument_error(StatusCode::invalid_argument, op, std::string(outputs[i].name) + ".data",
-                              std::string("a buffer apart from ") + other.name, "a buffer overlapping it");
-      }
-    }
-    for (std::size_t j = 0; j < i; ++j) {
-      if (outputs[j].data && api::overlaps(outputs[i].data, outputs[i].bytes, outputs[j].data, outputs[j].bytes)) {
-        return argument_error(StatusCode::invalid_argument, op, std::string(outputs[i].name) + ".data",
-                              std::string("a buffer apart from ") + outputs[j].name, "a buffer overlapping it");
-      }
-    }
-  }
-  return Status::success();
-}
-
-bool aligned16(std::initializer_list<const void*> pointers) {
-  for (const void* p : pointers) {
-    if (reinterpret_cast<std::uintptr_t>(p) % 16 != 0) return false;
-  }
-  return true;
 }
 
 int sm_count_or_default() {
@@ -181,8 +139,8 @@ Status layer_norm_forward(const TensorView& x, const TensorView& gamma, const Te
     NORMKIT_RETURN_IF_ERROR(check_row_stat(mean, g, op, "mean"));
   }
   if (rstd.data) NORMKIT_RETURN_IF_ERROR(check_row_stat(rstd, g, op, "rstd"));
-  NORMKIT_RETURN_IF_ERROR(check_apart({{"y", y.data, bytes_of(y)}, {"mean", mean.data, bytes_of(mean)}, {"rstd", rstd.data, bytes_of(rstd)}},
-                                      {{"x", x.data, bytes_of(x)}, {"gamma", gamma.data, bytes_of(gamma)}, {"beta", beta.data, bytes_of(beta)}},
+  NORMKIT_RETURN_IF_ERROR(api::check_apart({{"y", y.data, api::bytes_of(y)}, {"mean", mean.data, api::bytes_of(mean)}, {"rstd", rstd.data, api::bytes_of(rstd)}},
+                                      {{"x", x.data, api::bytes_of(x)}, {"gamma", gamma.data, api::bytes_of(gamma)}, {"beta", beta.data, api::bytes_of(beta)}},
                                       op));
   plan::RowNormForwardCall call;
   call.x = x.data;
@@ -198,7 +156,7 @@ Status layer_norm_forward(const TensorView& x, const TensorView& gamma, const Te
   call.options = options;
   if (g.rows == 0) return Status::success();
   if (x.space == MemorySpace::host) return cpu::row_norm_forward(call, host_threads());
-  const plan::RowNormPlan p = plan::choose_row_norm_forward_plan(g.rows, g.n, x.dtype, aligned16({x.data, y.data, gamma.data, beta.data}),
+  const plan::RowNormPlan p = plan::choose_row_norm_forward_plan(g.rows, g.n, x.dtype, api::aligned16({x.data, y.data, gamma.data, beta.data}),
                                                                  sm_count_or_default());
   return kernels::launch_row_norm_forward(call, p, stream);
 }
@@ -244,9 +202,9 @@ Status layer_norm_backward(const TensorView& dy, const TensorView& x, const Tens
       return argument_error(StatusCode::unsupported_dtype, op, "dbeta.dtype", std::string("gamma's dtype ") + dtype_name(param), dtype_name(dbeta.dtype));
     }
   }
-  NORMKIT_RETURN_IF_ERROR(check_apart({{"dx", dx.data, bytes_of(dx)}, {"dgamma", dgamma.data, bytes_of(dgamma)}, {"dbeta", dbeta.data, bytes_of(dbeta)}},
-                                      {{"dy", dy.data, bytes_of(dy)}, {"x", x.data, bytes_of(x)}, {"mean", centered ? mean.data : nullptr, bytes_of(mean)},
-                                       {"rstd", rstd.data, bytes_of(rstd)}, {"gamma", gamma.data, bytes_of(gamma)}},
+  NORMKIT_RETURN_IF_ERROR(api::check_apart({{"dx", dx.data, api::bytes_of(dx)}, {"dgamma", dgamma.data, api::bytes_of(dgamma)}, {"dbeta", dbeta.data, api::bytes_of(dbeta)}},
+                                      {{"dy", dy.data, api::bytes_of(dy)}, {"x", x.data, api::bytes_of(x)}, {"mean", centered ? mean.data : nullptr, api::bytes_of(mean)},
+                                       {"rstd", rstd.data, api::bytes_of(rstd)}, {"gamma", gamma.data, api::bytes_of(gamma)}},
                                       op));
   plan::RowNormBackwardCall call;
   call.dy = dy.data;
@@ -271,14 +229,14 @@ Status layer_norm_backward(const TensorView& dy, const TensorView& x, const Tens
   }
   if (needed > 0) {
     NORMKIT_RETURN_IF_ERROR(api::validate_pointer(workspace, MemorySpace::device, 16, op, "workspace"));
-    NORMKIT_RETURN_IF_ERROR(check_apart({{"workspace", workspace, needed}},
-                                        {{"dy", dy.data, bytes_of(dy)}, {"x", x.data, bytes_of(x)}, {"mean", centered ? mean.data : nullptr, bytes_of(mean)},
-                                         {"rstd", rstd.data, bytes_of(rstd)}, {"gamma", gamma.data, bytes_of(gamma)}, {"dx", dx.data, bytes_of(dx)},
-                                         {"dgamma", dgamma.data, bytes_of(dgamma)}, {"dbeta", dbeta.data, bytes_of(dbeta)}},
+    NORMKIT_RETURN_IF_ERROR(api::check_apart({{"workspace", workspace, needed}},
+                                        {{"dy", dy.data, api::bytes_of(dy)}, {"x", x.data, api::bytes_of(x)}, {"mean", centered ? mean.data : nullptr, api::bytes_of(mean)},
+                                         {"rstd", rstd.data, api::bytes_of(rstd)}, {"gamma", gamma.data, api::bytes_of(gamma)}, {"dx", dx.data, api::bytes_of(dx)},
+                                         {"dgamma", dgamma.data, api::bytes_of(dgamma)}, {"dbeta", dbeta.data, api::bytes_of(dbeta)}},
                                         op));
   }
   const plan::RowNormPlan p = plan::choose_row_norm_backward_plan(
-      g.rows, g.n, x.dtype, aligned16({dy.data, x.data, dx.data, gamma.data}), sm_count_or_default());
+      g.rows, g.n, x.dtype, api::aligned16({dy.data, x.data, dx.data, gamma.data}), sm_count_or_default());
   return kernels::launch_row_norm_backward(call, p, workspace, stream);
 }
 

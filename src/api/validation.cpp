@@ -62,4 +62,44 @@ bool overlaps(const void* a, std::size_t a_bytes, const void* b, std::size_t b_b
   return a_bytes > 0 && b_bytes > 0 && x < y + b_bytes && y < x + a_bytes;
 }
 
+Status validate_like(const TensorView& t, const TensorView& x, bool empty, const std::string& op, const std::string& name) {
+  bool same = t.ndim == x.ndim;
+  for (int d = 0; same && d < x.ndim; ++d) same = t.shape[d] == x.shape[d];
+  if (!same) return argument_error(StatusCode::shape_mismatch, op, name + ".shape", "x's shape " + x.shape_string(), t.shape_string());
+  if (t.dtype != x.dtype) {
+    return argument_error(StatusCode::unsupported_dtype, op, name + ".dtype", std::string("x's dtype ") + dtype_name(x.dtype), dtype_name(t.dtype));
+  }
+  if (t.space != x.space) return argument_error(StatusCode::invalid_argument, op, name + ".space", space_name(x.space), space_name(t.space));
+  if (empty) return Status::success();
+  return validate_pointer(t.data, t.space, dtype_size(t.dtype), op, name + ".data");
+}
+
+std::size_t bytes_of(const TensorView& t) { return static_cast<std::size_t>(t.numel()) * dtype_size(t.dtype); }
+
+Status check_apart(const std::vector<Buffer>& outputs, const std::vector<Buffer>& inputs, const std::string& op) {
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    if (outputs[i].data == nullptr || outputs[i].bytes == 0) continue;
+    for (const Buffer& other : inputs) {
+      if (other.data && overlaps(outputs[i].data, outputs[i].bytes, other.data, other.bytes)) {
+        return argument_error(StatusCode::invalid_argument, op, std::string(outputs[i].name) + ".data",
+                              std::string("a buffer apart from ") + other.name, "a buffer overlapping it");
+      }
+    }
+    for (std::size_t j = 0; j < i; ++j) {
+      if (outputs[j].data && overlaps(outputs[i].data, outputs[i].bytes, outputs[j].data, outputs[j].bytes)) {
+        return argument_error(StatusCode::invalid_argument, op, std::string(outputs[i].name) + ".data",
+                              std::string("a buffer apart from ") + outputs[j].name, "a buffer overlapping it");
+      }
+    }
+  }
+  return Status::success();
+}
+
+bool aligned16(std::initializer_list<const void*> pointers) {
+  for (const void* p : pointers) {
+    if (reinterpret_cast<std::uintptr_t>(p) % 16 != 0) return false;
+  }
+  return true;
+}
+
 }  // namespace normkit::api

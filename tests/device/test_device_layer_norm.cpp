@@ -15,24 +15,6 @@ using namespace normkit::testing;
 
 namespace {
 
-struct DeviceCopy {
-  std::unique_ptr<DeviceBytes> bytes;
-  void* ptr() const { return bytes ? bytes->ptr : nullptr; }
-};
-
-DeviceCopy to_device(const void* host, std::size_t n) {
-  DeviceCopy d;
-  if (n == 0) return d;
-  d.bytes = std::make_unique<DeviceBytes>(n);
-  EXPECT_EQ(cudaMemcpy(d.ptr(), host, n, cudaMemcpyHostToDevice), cudaSuccess);
-  return d;
-}
-
-template <typename T>
-void from_device(std::vector<T>& host, const DeviceCopy& d) {
-  if (!host.empty()) EXPECT_EQ(cudaMemcpy(host.data(), d.ptr(), host.size() * sizeof(T), cudaMemcpyDeviceToHost), cudaSuccess);
-}
-
 TensorView device_view(void* p, DType dtype, std::initializer_list<std::int64_t> shape) {
   return p ? TensorView(p, dtype, shape, MemorySpace::device) : TensorView();
 }
@@ -56,28 +38,16 @@ LayerNormResult run_device(const LayerNormCase& c, LayerNormData& d, bool graph 
   std::size_t workspace_bytes = 0;
   EXPECT_TRUE(layer_norm_backward_workspace_size(xv, c.options, &workspace_bytes).ok());
   DeviceBytes workspace(workspace_bytes);
-  cudaStream_t stream = nullptr;
-  EXPECT_EQ(cudaStreamCreate(&stream), cudaSuccess);
-  cudaGraph_t g = nullptr;
-  if (graph) EXPECT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeGlobal), cudaSuccess);
   const TensorView meanv = device_view(mean.ptr(), DType::float32, {c.rows}), rstdv = device_view(rstd.ptr(), DType::float32, {c.rows});
-  Status s = layer_norm_forward(xv, device_view(gamma.ptr(), c.param, {c.n}), device_view(beta.ptr(), c.param, {c.n}),
-                                device_view(y.ptr(), c.x, {c.rows, c.n}), meanv, rstdv, c.options, stream);
-  EXPECT_TRUE(s.ok()) << c.name() << ": " << s.message();
-  s = layer_norm_backward(device_view(dy.ptr(), c.x, {c.rows, c.n}), xv, meanv, rstdv, device_view(gamma.ptr(), c.param, {c.n}),
-                          device_view(dx.ptr(), c.x, {c.rows, c.n}), device_view(dgamma.ptr(), c.param, {c.n}),
-                          device_view(dbeta.ptr(), c.param, {c.n}), c.options, workspace.ptr, workspace_bytes, stream);
-  EXPECT_TRUE(s.ok()) << c.name() << ": " << s.message();
-  if (graph) {
-    EXPECT_EQ(cudaStreamEndCapture(stream, &g), cudaSuccess);
-    cudaGraphExec_t exec = nullptr;
-    EXPECT_EQ(cudaGraphInstantiate(&exec, g, 0), cudaSuccess);
-    for (int replay = 0; replay < 2; ++replay) EXPECT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
-    cudaGraphExecDestroy(exec);
-    cudaGraphDestroy(g);
-  }
-  EXPECT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
-  cudaStreamDestroy(stream);
+  run_on_new_stream(graph ? 2 : 0, [&](cudaStream_t stream) {
+    Status s = layer_norm_forward(xv, device_view(gamma.ptr(), c.param, {c.n}), device_view(beta.ptr(), c.param, {c.n}),
+                                  device_view(y.ptr(), c.x, {c.rows, c.n}), meanv, rstdv, c.options, stream);
+    EXPECT_TRUE(s.ok()) << c.name() << ": " << s.message();
+    s = layer_norm_backward(device_view(dy.ptr(), c.x, {c.rows, c.n}), xv, meanv, rstdv, device_view(gamma.ptr(), c.param, {c.n}),
+                            device_view(dx.ptr(), c.x, {c.rows, c.n}), device_view(dgamma.ptr(), c.param, {c.n}),
+                            device_view(dbeta.ptr(), c.param, {c.n}), c.options, workspace.ptr, workspace_bytes, stream);
+    EXPECT_TRUE(s.ok()) << c.name() << ": " << s.message();
+  });
   from_device(r.y, y);
   from_device(r.dx, dx);
   from_device(r.mean, mean);

@@ -1,0 +1,138 @@
+// Launchers of the BatchNorm kernels and their instantiations: 3 activation dtypes x {16-byte, scalar}
+// packs x {segments, columns} x {sums, dx}, and 4 per-channel kernels: 28.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+
+#include "kernels/batch_norm/batch_norm_kernels.cuh"
+#include "kernels/batch_norm/batch_norm_launch.hpp"
+#include "kernels/common/cuda_check.hpp"
+#include "math/dtype_dispatch.hpp"
+
+namespace normkit::kernels {
+namespace {
+
+unsigned grid_dim(std::int64_t blocks) { return static_cast<unsigned>(std::clamp<std::int64_t>(blocks, 1, 0x7fffffff)); }
+unsigned channel_blocks(std::int64_t channels) { return grid_dim((channels + 255) / 256); }
+
+int log2_of(int power_of_two) {
+  int shift = 0;
+  while ((1 << shift) < power_of_two) ++shift;
+  return shift;
+}
+
+ChannelKernelShape shape_of(const BatchNormBackwardCall& c) {
+  const plan::ChannelGeometry& g = c.geometry;
+  const plan::ChannelPlan& p = c.plan;
+  ChannelKernelShape s{};
+  s.outer = g.outer;
+  s.channels = g.channels;
+  s.inner = g.inner;
+  s.parts = p.parts;
+  s.segment_packs = g.inner / p.vec;
+  s.chunk_packs = p.chunk_packs;
+  s.chunks_per_segment = p.chunks_per_segment;
+  s.items_per_channel = g.outer * p.chunks_per_segment;
+  s.items_per_part = p.items_per_part;
+  s.group_shift = log2_of(p.group_lanes);
+  s.channel_packs = g.channels / p.vec;
+  s.channel_tiles = p.channel_tiles;
+  s.rows_per_part = p.rows_per_part;
+  s.aligned = c.aligned;
+  return s;
+}
+
+dim3 block_of(const plan::ChannelPlan& p) {
+  return p.walk == plan::ChannelWalk::segments ? dim3(p.threads) : dim3(p.block_x, p.block_y);
+}
+
+template <typename X>
+constexpr int full_vec() { return static_cast<int>(16 / sizeof(X)); }
+
+// f(type_tag<X>{}) for the activation dtype.
+template <typename F>
+Status visit_activation(DType dtype, const char* op, F&& f) {
+  return math::visit_layer_dtypes(dtype, DType::float32, op, [&](auto x_tag, auto) { return f(x_tag); });
+}
+
+}  // namespace
+
+Status launch_batch_norm_finalize(const StatsSummary* summaries, std::int64_t channels, float* running_mean,
+                                  float* running_var, float* saved_mean, float* saved_rstd, float eps,
+                                  const math::RunningUpdate& update, Stream stream) {
+  if (channels == 0) return Status::success();
+  const FinalizeArgs a{summaries, channels, running_mean, running_var, saved_mean, saved_rstd, eps, update};
+  batch_norm_finalize_kernel<<<channel_blocks(channels), 256, 0, stream>>>(a);
+  return cuda::check_launch("batch_norm_finalize", "batch_norm_finalize_kernel");
+}
+
+Status launch_batch_norm_affine(const float* mean, const float* rstd_or_var, bool from_variance, float eps,
+                                const float* gamma, const float* beta, std::int64_t channels,
+                                const AffineCoefficients& out, Stream stream) {
+  if (channels == 0) return Status::success();
+  const AffineArgs a{mean, rstd_or_var, gamma, beta, from_variance, eps, channels, out.center, out.scale, out.offset};
+  batch_norm_affine_kernel<<<channel_blocks(channels), 256, 0, stream>>>(a);
+  return cuda::check_launch(from_variance ? "batch_norm_forward_inference" : "batch_norm_normalize", "batch_norm_affine_kernel");
+}
+
+Status launch_batch_norm_backward_reduce(const BatchNormBackwardCall& c, float* partials, float* sum_dy, float* sum_dy_xmu,
+                                         Stream stream) {
+  constexpr const char* kOp = "batch_norm_backward_reduce";
+  const std::int64_t channels = c.geometry.channels;
+  if (channels == 0) return Status::success();
+  float* partial_dy = partials;
+  float* partial_dy_xmu = partials + c.plan.parts * channels;
+  if (c.plan.blocks > 0) {
+    NORMKIT_RETURN_IF_ERROR(visit_activation(c.dtype, kOp, [&](auto x_tag) {
+      using X = typename decltype(x_tag)::type;
+      const ChannelKernelShape s = shape_of(c);
+      const auto* dy = static_cast<const X*>(c.dy);
+      const auto* x = static_cast<const X*>(c.x);
+      auto launch = [&](auto kernel) {
+        kernel<<<grid_dim(c.plan.blocks), block_of(c.plan), 0, stream>>>(dy, x, c.mean, s, partial_dy, partial_dy_xmu);
+        return cuda::check_launch(kOp, c.plan.walk == plan::ChannelWalk::segments ? "channel_grad_sums_segments_kernel"
+                                                                                 : "channel_grad_sums_columns_kernel");
+      };
+      const bool wide = c.plan.vec == full_vec<X>();
+      if (c.plan.walk == plan::ChannelWalk::segments) {
+        return wide ? launch(channel_grad_sums_segments_kernel<X, full_vec<X>()>) : launch(channel_grad_sums_segments_kernel<X, 1>);
+      }
+      return wide ? launch(channel_grad_sums_columns_kernel<X, full_vec<X>()>) : launch(channel_grad_sums_columns_kernel<X, 1>);
+    }));
+  }
+  // (parts == 0, an empty x: the loop sums nothing and the sums are zeros)
+  channel_partials_sum_kernel<<<channel_blocks(channels), 256, 0, stream>>>(partial_dy, partial_dy_xmu, c.plan.parts, channels,
+                                                                          sum_dy, sum_dy_xmu);
+  return cuda::check_launch(kOp, "channel_partials_sum_kernel");
+}
+
+Status launch_batch_norm_backward_apply(const BatchNormBackwardCall& c, const float* sum_dy, const float* sum_dy_xmu,
+                                        double count, float* coefficients, void* dx, float* dgamma, float* dbeta,
+                                        Stream stream) {
+  constexpr const char* kOp = "batch_norm_backward_apply";
+  const std::int64_t channels = c.geometry.channels;
+  if (channels == 0) return Status::success();
+  auto* q = dx ? reinterpret_cast<float4*>(coefficients) : nullptr;
+  const GradCoefficientArgs a{c.mean, c.rstd, c.gamma, sum_dy, sum_dy_xmu, count, channels, q, dgamma, dbeta};
+  batch_norm_grad_coefficients_kernel<<<channel_blocks(channels), 256, 0, stream>>>(a);
+  NORMKIT_RETURN_IF_ERROR(cuda::check_launch(kOp, "batch_norm_grad_coefficients_kernel"));
+  if (!dx || c.plan.blocks == 0) return Status::success();
+  return visit_activation(c.dtype, kOp, [&](auto x_tag) {
+    using X = typename decltype(x_tag)::type;
+    const ChannelKernelShape s = shape_of(c);
+    const auto* dy = static_cast<const X*>(c.dy);
+    const auto* x = static_cast<const X*>(c.x);
+    auto launch = [&](auto kernel) {
+      kernel<<<grid_dim(c.plan.blocks), block_of(c.plan), 0, stream>>>(dy, x, q, s, static_cast<X*>(dx));
+      return cuda::check_launch(kOp, c.plan.walk == plan::ChannelWalk::segments ? "batch_norm_dx_segments_kernel"
+                                                                               : "batch_norm_dx_columns_kernel");
+    };
+    const bool wide = c.plan.vec == full_vec<X>();
+    if (c.plan.walk == plan::ChannelWalk::segments) {
+      return wide ? launch(batch_norm_dx_segments_kernel<X, full_vec<X>()>) : launch(batch_norm_dx_segments_kernel<X, 1>);
+    }
+    return wide ? launch(batch_norm_dx_columns_kernel<X, full_vec<X>()>) : launch(batch_norm_dx_columns_kernel<X, 1>);
+  });
+}
+
+}  // namespace normkit::kernels

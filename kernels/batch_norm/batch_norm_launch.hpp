@@ -1,0 +1,43 @@
+// Host-side entry points of the BatchNorm kernels (plain C++: included by the API layer; a build without
+// CUDA links stubs that fail cleanly).
+#pragma once
+
+#include <cstdint>
+
+#include "math/batch_norm.hpp"
+#include "normkit/normalize_types.hpp"
+#include "normkit/status.hpp"
+#include "normkit/tensor.hpp"
+#include "plan/batch_norm_plan.hpp"
+
+namespace normkit::kernels {
+
+struct BatchNormBackwardCall {
+  const void* dy = nullptr;
+  const void* x = nullptr;
+  DType dtype = DType::float32;
+  const float* mean = nullptr;
+  const float* rstd = nullptr;
+  const float* gamma = nullptr;
+  plan::ChannelGeometry geometry;
+  plan::ChannelPlan plan;
+  bool aligned = false;  // dy, x and dx 16-byte aligned
+};
+
+// Per-channel saved and running statistics from C summaries (any output may be null).
+Status launch_batch_norm_finalize(const StatsSummary* summaries, std::int64_t channels, float* running_mean,
+                                  float* running_var, float* saved_mean, float* saved_rstd, float eps,
+                                  const math::RunningUpdate& update, Stream stream);
+// The fused apply's coefficients: from saved mean/rstd, or (from_variance) running mean/variance and eps.
+Status launch_batch_norm_affine(const float* mean, const float* rstd_or_var, bool from_variance, float eps,
+                                const float* gamma, const float* beta, std::int64_t channels,
+                                const AffineCoefficients& out, Stream stream);
+// sum_dy, sum_dy_xmu (C each) from the plan's partials (2 * parts * C floats of scratch).
+Status launch_batch_norm_backward_reduce(const BatchNormBackwardCall& call, float* partials, float* sum_dy,
+                                         float* sum_dy_xmu, Stream stream);
+// dgamma, dbeta and (when dx is given) the dx coefficients (4 C floats of scratch, 16-byte aligned), then dx.
+Status launch_batch_norm_backward_apply(const BatchNormBackwardCall& call, const float* sum_dy, const float* sum_dy_xmu,
+                                        double count, float* coefficients, void* dx, float* dgamma, float* dbeta,
+                                        Stream stream);
+
+}  // namespace normkit::kernels

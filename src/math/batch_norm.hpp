@@ -1,0 +1,97 @@
+// BatchNorm formulas, written once for the kernels and the host engine: the per-channel finalize
+// (saved statistics, running statistics), the apply coefficients of training and inference, and the
+// backward's per-channel coefficients and dx. Per-channel values are computed in float64 and rounded once;
+// dx is float32 with every operation rounded as written (the *_rn helpers), so host and device agree bitwise
+// for the same sums.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "math/host_device.hpp"
+#include "math/layer_norm.hpp"
+#include "math/moments.hpp"
+#include "math/transform.hpp"
+#include "normkit/batch_norm_types.hpp"
+
+namespace normkit::math {
+
+// rstd = 1 / sqrt(var + eps), 0 when var + eps == 0 (PyTorch's training rule: var = eps = 0 gives 0, not Inf).
+NORMKIT_HD float batch_norm_rstd(double var, float eps) {
+  const double d = var + static_cast<double>(eps);
+  return d == 0.0 ? 0.0f : static_cast<float>(1.0 / sqrt(d));
+}
+
+// new = keep * running + take * batch; the variance taken is the biased one times unbiased_factor.
+struct RunningUpdate {
+  double keep, take;
+  bool unbiased;
+};
+
+NORMKIT_HD RunningUpdate running_update_of(const BatchNormOptions& o) {
+  if (o.running_stats == RunningStatsConvention::keras) return RunningUpdate{o.momentum, 1.0 - o.momentum, false};
+  const double take = o.cumulative_average ? 1.0 / static_cast<double>(o.batches_tracked) : o.momentum;
+  return RunningUpdate{1.0 - take, take, true};
+}
+
+struct ChannelFinalize {
+  float mean, rstd;         // saved for the backward
+  double running_var_take;  // the variance the running statistics take (biased or unbiased)
+  double batch_mean;
+};
+
+// A channel's summary -> its saved statistics. NaN anywhere in the channel -> NaN mean/rstd; ±Inf -> NaN
+// (finalize_summary's rules with ddof 0).
+NORMKIT_HD ChannelFinalize batch_norm_finalize_channel(const StatsSummary& s, float eps, bool unbiased) {
+  const StatValues v = finalize_summary(s, 0, false, false);
+  const double nan = NAN;
+  const bool finite = v.count == s.count;  // no NaN or ±Inf
+  const double mean = finite ? v.mean : nan;
+  const double var = finite ? v.var : nan;
+  ChannelFinalize f;
+  f.mean = static_cast<float>(mean);
+  f.rstd = batch_norm_rstd(var, eps);
+  f.batch_mean = mean;
+  const double n = static_cast<double>(v.count);
+  f.running_var_take = unbiased ? var * n / (n - 1.0) : var;  // n == 1: 0 * 1 / 0 = NaN
+  return f;
+}
+
+NORMKIT_HD float running_updated(float running, double batch, const RunningUpdate& u) {
+  return static_cast<float>(u.keep * static_cast<double>(running) + u.take * batch);
+}
+
+// The fused apply's coefficients of one channel: center = mean, scale = rstd * gamma, offset = beta.
+NORMKIT_HD Affine batch_norm_affine(float mean, double rstd, float gamma, float beta) {
+  return Affine{static_cast<double>(mean), rstd * static_cast<double>(gamma), static_cast<double>(beta), static_cast<double>(NAN)};
+}
+
+// Inference's inverse standard deviation: 1 / sqrt(running_var + eps), Inf at 0 (as PyTorch's eval mode).
+NORMKIT_HD double batch_norm_inference_rstd(float running_var, float eps) {
+  return 1.0 / sqrt(static_cast<double>(running_var) + static_cast<double>(eps));
+}
+
+// Per channel coefficients of dx = (dy - grad_mean - (x - mean) * proj) * scale.
+struct BatchNormGradCoefficients {
+  float mean, grad_mean, proj, scale;
+};
+
+NORMKIT_HD BatchNormGradCoefficients batch_norm_grad_coefficients(float mean, float rstd, float gamma, float sum_dy,
+                                                                  float sum_dy_xmu, double count) {
+  const double r = static_cast<double>(rstd);
+  BatchNormGradCoefficients c;
+  c.mean = mean;
+  c.grad_mean = static_cast<float>(static_cast<double>(sum_dy) / count);
+  c.proj = static_cast<float>(static_cast<double>(sum_dy_xmu) / count * r * r);
+  c.scale = static_cast<float>(r * static_cast<double>(gamma));
+  return c;
+}
+
+NORMKIT_HD float batch_norm_dx(float dy, float x, const BatchNormGradCoefficients& c) {
+  return mul_rn(sub_rn(sub_rn(dy, c.grad_mean), mul_rn(sub_rn(x, c.mean), c.proj)), c.scale);
+}
+
+// dgamma = sum_dy_xmu * rstd (dbeta = sum_dy as it is).
+NORMKIT_HD float batch_norm_dgamma(float sum_dy_xmu, float rstd) { return mul_rn(sum_dy_xmu, rstd); }
+
+}  // namespace normkit::math

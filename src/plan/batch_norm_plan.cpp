@@ -1,0 +1,66 @@
+// BatchNorm backward plans (batch_norm_plan.hpp): shape and dtype in, launch shape out.
+#include "plan/batch_norm_plan.hpp"
+
+#include <algorithm>
+
+namespace normkit::plan {
+namespace {
+
+int pow2_at_least(std::int64_t v, int cap) {
+  int p = 1;
+  while (p < v && p < cap) p *= 2;
+  return p;
+}
+
+std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
+
+}  // namespace
+
+std::size_t round_up_256(std::size_t bytes) { return (bytes + 255) / 256 * 256; }
+
+ChannelPlan choose_channel_plan(const ChannelGeometry& g, DType dtype) {
+  ChannelPlan p;
+  const int wide = static_cast<int>(16 / dtype_size(dtype));  // elements in 16 bytes
+  if (g.inner > 1) {
+    p.walk = ChannelWalk::segments;
+    p.vec = g.inner % wide == 0 ? wide : 1;
+    const std::int64_t packs = g.inner / p.vec;
+    p.group_lanes = pow2_at_least(packs, 32);
+    p.chunk_packs = std::min<std::int64_t>(packs, std::int64_t{p.group_lanes} * kChunkPacksPerLane);
+    p.chunks_per_segment = ceil_div(packs, p.chunk_packs);
+    const std::int64_t items = g.outer * p.chunks_per_segment;
+    const std::int64_t groups = 256 / p.group_lanes;
+    p.items_per_part = std::max<std::int64_t>(groups, kChannelPartElements / (p.chunk_packs * p.vec));
+    p.items_per_part = std::max<std::int64_t>(1, std::min(p.items_per_part, items));
+    // A block of as many groups as a part has items (a warp at least): a channel of one short segment
+    // does not hold 256 threads.
+    p.threads = static_cast<int>(std::max<std::int64_t>(32, std::min<std::int64_t>(256, p.items_per_part * p.group_lanes)));
+    p.parts = items == 0 ? 0 : ceil_div(items, p.items_per_part);
+    p.blocks = p.parts * g.channels;
+  } else {
+    p.walk = ChannelWalk::columns;
+    p.vec = g.channels % wide == 0 ? wide : 1;
+    const std::int64_t packs = g.channels / p.vec;
+    p.block_x = pow2_at_least(packs, 32);
+    p.block_y = 256 / p.block_x;
+    p.threads = 256;
+    p.channel_tiles = ceil_div(packs, p.block_x);
+    const std::int64_t trip = std::int64_t{p.block_y} * kColumnRowBatch;
+    p.rows_per_part = ceil_div(std::max<std::int64_t>(1, kChannelPartElements / (std::int64_t{p.block_x} * p.vec)), trip) * trip;
+    p.parts = g.outer == 0 ? 0 : ceil_div(g.outer, p.rows_per_part);
+    p.blocks = p.parts * p.channel_tiles;
+  }
+  return p;
+}
+
+BatchNormBackwardWorkspace batch_norm_backward_workspace(const ChannelGeometry& g, const ChannelPlan& p) {
+  BatchNormBackwardWorkspace w;
+  const std::size_t c = static_cast<std::size_t>(g.channels);
+  w.sums = round_up_256(2 * c * sizeof(float));
+  w.coefficients = round_up_256(4 * c * sizeof(float));
+  w.partials = round_up_256(2 * static_cast<std::size_t>(p.parts) * c * sizeof(float));
+  w.total = w.sums + w.coefficients + w.partials;
+  return w;
+}
+
+}  // namespace normkit::plan

@@ -1,0 +1,69 @@
+// Launch plans of the BatchNorm backward kernels: pure host functions of x's channel geometry and dtype.
+//
+// The backward's per-channel sums (Σdy, Σdy·(x - mean)) are split into partials whose element sets and
+// summation order depend on the shape and dtype only: never on the GPU (SM count), the pointers'
+// alignment (misaligned tensors load the same packs element by element) or the batch's position in memory,
+// so two runs and two GPU models give the same bits.
+//
+//   segments  channel axis first with spatial size S > 1 (NCHW, NCL): channel c owns N segments of S
+//             contiguous elements. A segment is cut into chunks of at most a lane group's kChunkPacks
+//             packs; a partial is `items_per_part` consecutive (segment, chunk) items of one channel,
+//             one block; its lane groups take the items round-robin.
+//   columns   channel axis last, or S == 1 (NHWC, [N, C]): rows of C channels. A block owns a tile of
+//             block_x packs of channels and `rows_per_part` consecutive rows (one partial); its block_y
+//             thread rows take the rows round-robin.
+// Partials are summed per channel in order by a second kernel.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "normkit/dtype.hpp"
+
+namespace normkit::plan {
+
+// x as [outer, channels, inner]: channels first -> [N, C, S]; channels last -> [N*S, C, 1].
+struct ChannelGeometry {
+  std::int64_t outer = 0, channels = 0, inner = 1;
+  std::int64_t per_channel() const { return outer * inner; }
+};
+
+enum class ChannelWalk : std::uint8_t { segments, columns };
+
+struct ChannelPlan {
+  ChannelWalk walk = ChannelWalk::segments;
+  int vec = 1;               // elements per pack: the unit of the summation order
+  int threads = 256;         // threads per block
+  // segments
+  int group_lanes = 32;      // lanes per (segment, chunk) item, a power of two <= 32
+  std::int64_t chunk_packs = 0;         // packs per chunk (<= group_lanes * kChunkPacksPerLane)
+  std::int64_t chunks_per_segment = 0;
+  std::int64_t items_per_part = 0;      // (segment, chunk) items per partial
+  // columns
+  int block_x = 32, block_y = 8;        // threads over channel packs x thread rows
+  std::int64_t channel_tiles = 0;       // ceil(channel packs / block_x)
+  std::int64_t rows_per_part = 0;
+  // both
+  std::int64_t parts = 0;               // partials per channel
+  std::int64_t blocks = 0;              // blocks of the reduce kernel (parts * channels or parts * tiles)
+};
+
+// Packs a lane of a segments chunk sums at most; rows a column thread loads before it adds any.
+constexpr int kChunkPacksPerLane = 8;
+constexpr int kColumnRowBatch = 4;
+// Elements (of each input) a block of the reduce sums, about: enough work a block for its reductions to
+// stay a few percent, few enough partials for the second kernel to be small.
+constexpr std::int64_t kChannelPartElements = 16384;
+
+ChannelPlan choose_channel_plan(const ChannelGeometry& g, DType dtype);
+
+// Device workspace of the backward: float32 sum_dy/sum_dy_xmu (C each), the dx coefficients (4 C) and
+// the partials (2 parts C), each region 256-byte aligned.
+struct BatchNormBackwardWorkspace {
+  std::size_t sums = 0, coefficients = 0, partials = 0, total = 0;
+};
+BatchNormBackwardWorkspace batch_norm_backward_workspace(const ChannelGeometry& g, const ChannelPlan& p);
+
+std::size_t round_up_256(std::size_t bytes);
+
+}  // namespace normkit::plan

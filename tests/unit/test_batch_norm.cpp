@@ -1,0 +1,396 @@
+// BatchNorm on the host: training steps against the float64 reference on NCHW / NHWC / [N, C] with odd
+// spatial sizes, running statistics step by step under both conventions, the phases against the one-call
+// form, inference, edge values, the reference against finite differences, the backward plans and argument
+// errors.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "batch_norm_check.hpp"
+#include "normkit/batch_norm.hpp"
+#include "plan/batch_norm_plan.hpp"
+
+namespace normkit::testing {
+namespace {
+
+// The shapes of the tests: channels first (NCHW with odd spatial sizes, NCL, [N, C]) and last (NHWC).
+std::vector<BatchNormCase> layout_cases() {
+  std::vector<BatchNormCase> cases;
+  const std::vector<std::vector<std::int64_t>> first{{2, 3, 5, 7}, {4, 1, 33}, {19, 64}, {3, 64, 3, 3}, {1, 3, 17, 9}, {2, 8, 1, 1}};
+  const std::vector<std::vector<std::int64_t>> last{{2, 5, 7, 3}, {19, 64}, {3, 9, 1}, {2, 3, 3, 64}, {33, 8}, {5, 1, 1, 13}};
+  for (const auto& shape : first) {
+    BatchNormCase c;
+    c.shape = shape;
+    cases.push_back(c);
+  }
+  for (const auto& shape : last) {
+    BatchNormCase c = BatchNormCase{};
+    c.shape = shape;
+    c.options = BatchNormOptions::keras();
+    cases.push_back(c);
+  }
+  return cases;
+}
+
+TEST(HostBatchNorm, TrainingStepMatchesReference) {
+  for (BatchNormCase c : layout_cases()) {
+    for (DType x : {DType::float32, DType::float16, DType::bfloat16}) {
+      c.x = x;
+      for (int params = 0; params < 2; ++params) {
+        c.gamma = c.beta = params == 1;
+        c.center = x == DType::float32 ? 3.0 : 0.5;
+        BatchNormData d = make_batch_norm_data(c);
+        expect_training_near_reference(c, d, run_batch_norm_host(c, d));
+      }
+    }
+  }
+}
+
+// Phases called in turn give the one-call results bit for bit.
+TEST(HostBatchNorm, PhasesEqualOneCall) {
+  for (BatchNormCase c : layout_cases()) {
+    c.x = DType::bfloat16;
+    BatchNormData d = make_batch_norm_data(c);
+    expect_same_bits(run_batch_norm_host(c, d, false), run_batch_norm_host(c, d, true), c.name());
+  }
+}
+
+TEST(HostBatchNorm, LargeMeanKeepsTheVariance) {
+  BatchNormCase c;
+  c.shape = {8, 4, 9, 11};
+  c.center = 1e4;
+  BatchNormData d = make_batch_norm_data(c);
+  const BatchNormResult r = run_batch_norm_host(c, d);
+  expect_training_near_reference(c, d, r);
+  for (float rstd : r.saved_rstd) EXPECT_NEAR(rstd, 1.0, 0.1);
+}
+
+// Several steps of each convention against the reference's updates, from the same initial statistics.
+TEST(HostBatchNorm, RunningStatisticsStepByStep) {
+  std::vector<BatchNormOptions> conventions{BatchNormOptions::pytorch(), BatchNormOptions::keras()};
+  BatchNormOptions cumulative;
+  cumulative.cumulative_average = true;
+  conventions.push_back(cumulative);
+  BatchNormOptions keras_first = BatchNormOptions::keras();
+  keras_first.channel_axis = ChannelAxis::first;
+  keras_first.momentum = 0.9;
+  conventions.push_back(keras_first);
+  for (const BatchNormOptions& o : conventions) {
+    BatchNormCase c;
+    c.shape = o.channel_axis == ChannelAxis::first ? std::vector<std::int64_t>{5, 3, 4, 3} : std::vector<std::int64_t>{5, 4, 3, 3};
+    c.options = o;
+    BatchNormData d = make_batch_norm_data(c);
+    const ChannelShape s = c.channel_shape();
+    std::vector<float> running_mean = d.running_mean, running_var = d.running_var;
+    auto ref_mean = BatchNormData::widened(running_mean), ref_var = BatchNormData::widened(running_var);
+    std::vector<unsigned char> y(d.x.bytes.size());
+    for (int step = 1; step <= 4; ++step) {
+      c.seed = 10 * step;
+      c.center = step;
+      c.options.batches_tracked = step;
+      BatchNormData batch = make_batch_norm_data(c);
+      const TensorView x(batch.x.data(), c.x, c.shape.data(), c.ndim()), yv(y.data(), c.x, c.shape.data(), c.ndim());
+      const Status st = batch_norm_forward_training(x, TensorView(), TensorView(), yv, channel_view(running_mean.data(), s.channels, MemorySpace::host),
+                                                    channel_view(running_var.data(), s.channels, MemorySpace::host), TensorView(), TensorView(),
+                                                    c.options, nullptr, 0);
+      ASSERT_TRUE(st.ok()) << st.message();
+      const BatchNormReference ref = batch_norm_reference(batch.x.stored, s, {}, {}, c.options.eps);
+      running_stats_reference(&ref_mean, &ref_var, ref.mean, ref.var, s.n(), c.options);
+      for (std::int64_t k = 0; k < s.channels; ++k) {
+        EXPECT_NEAR(running_mean[k], ref_mean[k], 2e-6 * (1 + std::fabs(ref_mean[k]))) << c.name() << " step " << step;
+        EXPECT_NEAR(running_var[k], ref_var[k], 2e-6 * (1 + ref_var[k])) << c.name() << " step " << step;
+      }
+    }
+  }
+}
+
+// The conventions' formulas on one constant-free batch, written out: PyTorch takes the unbiased variance,
+// Keras the biased one, cumulative the plain average.
+TEST(HostBatchNorm, RunningStatisticsConventions) {
+  // One channel, values 1..4: mean 2.5, biased var 1.25, unbiased 5/3.
+  std::vector<float> x{1, 2, 3, 4}, y(4), rm{0.0f}, rv{1.0f};
+  const TensorView xv(x.data(), DType::float32, {4, 1}), yv(y.data(), DType::float32, {4, 1});
+  const TensorView rmv(rm.data(), DType::float32, {1}), rvv(rv.data(), DType::float32, {1});
+  BatchNormOptions o = BatchNormOptions::pytorch();
+  ASSERT_TRUE(batch_norm_forward_training(xv, {}, {}, yv, rmv, rvv, {}, {}, o, nullptr, 0).ok());
+  EXPECT_FLOAT_EQ(rm[0], 0.25f);
+  EXPECT_FLOAT_EQ(rv[0], static_cast<float>(0.9 + 0.1 * 5.0 / 3.0));
+  rm = {0.0f};
+  rv = {1.0f};
+  o = BatchNormOptions::keras();
+  ASSERT_TRUE(batch_norm_forward_training(xv, {}, {}, yv, rmv, rvv, {}, {}, o, nullptr, 0).ok());
+  EXPECT_FLOAT_EQ(rm[0], static_cast<float>(0.01 * 2.5));
+  EXPECT_FLOAT_EQ(rv[0], static_cast<float>(0.99 + 0.01 * 1.25));
+  rm = {10.0f};
+  rv = {1.0f};
+  o = BatchNormOptions::pytorch();
+  o.cumulative_average = true;
+  o.batches_tracked = 1;  // the first batch replaces the initial values
+  ASSERT_TRUE(batch_norm_forward_training(xv, {}, {}, yv, rmv, rvv, {}, {}, o, nullptr, 0).ok());
+  EXPECT_FLOAT_EQ(rm[0], 2.5f);
+  EXPECT_FLOAT_EQ(rv[0], static_cast<float>(5.0 / 3.0));
+  // y uses the biased variance: (x - 2.5) / sqrt(1.25 + 1e-5)
+  EXPECT_NEAR(y[0], -1.5 / std::sqrt(1.25 + 1e-5), 1e-6);
+}
+
+TEST(HostBatchNorm, InferenceMatchesReference) {
+  for (BatchNormCase c : layout_cases()) {
+    for (DType x : {DType::float32, DType::float16, DType::bfloat16}) {
+      c.x = x;
+      BatchNormData d = make_batch_norm_data(c);
+      std::vector<unsigned char> y(d.x.bytes.size());
+      const std::int64_t channels = c.channels();
+      const TensorView xv(d.x.data(), x, c.shape.data(), c.ndim()), yv(y.data(), x, c.shape.data(), c.ndim());
+      const Status s = batch_norm_forward_inference(xv, channel_view(d.gamma.data(), channels, MemorySpace::host),
+                                                    channel_view(d.beta.data(), channels, MemorySpace::host),
+                                                    channel_view(d.running_mean.data(), channels, MemorySpace::host),
+                                                    channel_view(d.running_var.data(), channels, MemorySpace::host), yv, c.options, nullptr, 0);
+      ASSERT_TRUE(s.ok()) << s.message();
+      expect_inference_near_reference(c, d, y);
+    }
+  }
+}
+
+// A running mean of 1e6 keeps the data's spread: the center is subtracted apart from the scale.
+TEST(HostBatchNorm, InferenceKeepsSpreadAtLargeMean) {
+  std::vector<float> x(64), y(64);
+  for (int i = 0; i < 64; ++i) x[i] = 1e6f + 0.0625f * static_cast<float>(i % 8);
+  std::vector<float> rm{1e6f}, rv{0.0625f * 0.0625f};
+  BatchNormOptions o;
+  o.eps = 0;
+  const Status s = batch_norm_forward_inference(TensorView(x.data(), DType::float32, {64, 1}), {}, {},
+                                                TensorView(rm.data(), DType::float32, {1}), TensorView(rv.data(), DType::float32, {1}),
+                                                TensorView(y.data(), DType::float32, {64, 1}), o, nullptr, 0);
+  ASSERT_TRUE(s.ok()) << s.message();
+  for (int i = 0; i < 64; ++i) EXPECT_EQ(y[i], static_cast<float>(i % 8)) << i;
+}
+
+TEST(HostBatchNorm, EdgeValues) {
+  // Channel 0 constant with eps = 0: var = eps = 0 gives rstd 0 (PyTorch), so y = beta. Channel 1 holds a
+  // NaN: NaN statistics, NaN y, NaN running statistics. Channel 2 is ordinary.
+  const std::int64_t n = 6;
+  std::vector<float> x(3 * n), y(3 * n), beta{0.25f, 0.0f, 0.0f}, rm(3, 0.0f), rv(3, 1.0f), mean(3), rstd(3);
+  for (std::int64_t i = 0; i < n; ++i) {
+    x[i] = 2.0f;
+    x[n + i] = static_cast<float>(i);
+    x[2 * n + i] = static_cast<float>(i * i);
+  }
+  x[n + 2] = std::numeric_limits<float>::quiet_NaN();
+  BatchNormOptions o;
+  o.eps = 0;
+  const Status s = batch_norm_forward_training(TensorView(x.data(), DType::float32, {1, 3, n}), {}, TensorView(beta.data(), DType::float32, {3}),
+                                               TensorView(y.data(), DType::float32, {1, 3, n}), TensorView(rm.data(), DType::float32, {3}),
+                                               TensorView(rv.data(), DType::float32, {3}), TensorView(mean.data(), DType::float32, {3}),
+                                               TensorView(rstd.data(), DType::float32, {3}), o, nullptr, 0);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(rstd[0], 0.0f);
+  EXPECT_EQ(mean[0], 2.0f);
+  for (std::int64_t i = 0; i < n; ++i) EXPECT_EQ(y[i], 0.25f);
+  EXPECT_TRUE(std::isnan(mean[1]) && std::isnan(rstd[1]) && std::isnan(rm[1]) && std::isnan(rv[1]));
+  for (std::int64_t i = 0; i < n; ++i) EXPECT_TRUE(std::isnan(y[n + i]));
+  EXPECT_TRUE(std::isfinite(rstd[2]) && std::isfinite(y[2 * n + 5]));
+  // An empty batch is a no-op.
+  std::vector<float> before = rm;
+  EXPECT_TRUE(batch_norm_forward_training(TensorView(x.data(), DType::float32, {0, 3, n}), {}, {}, TensorView(y.data(), DType::float32, {0, 3, n}),
+                                          TensorView(rm.data(), DType::float32, {3}), {}, {}, {}, o, nullptr, 0)
+                  .ok());
+  EXPECT_TRUE(std::equal(before.begin(), before.end(), rm.begin(), [](float a, float b) { return (a == b) || (a != a && b != b); }));
+}
+
+// The reference's backward is the gradient of its forward: for L = Σ y * dy, the directional derivative
+// along v (and along a gamma direction) by central differences equals Σ dx * v.
+TEST(BatchNormReference, GradientMatchesFiniteDifferences) {
+  for (std::int64_t inner : {1, 5}) {
+    ChannelShape s;
+    s.outer = 4;
+    s.channels = 3;
+    s.inner = inner;
+    const std::vector<double> x = normal_values(s.numel(), 0.3, 1.0, 7), dy = normal_values(s.numel(), 0.0, 1.0, 8);
+    const std::vector<double> gamma = uniform_values(3, 0.5, 1.5, 9), beta = uniform_values(3, -0.5, 0.5, 10);
+    const std::vector<double> v = normal_values(s.numel(), 0.0, 1.0, 11), vg = normal_values(3, 0.0, 1.0, 12);
+    auto loss = [&](double h, double hg) {
+      std::vector<double> xs = x, gs = gamma;
+      for (std::size_t i = 0; i < xs.size(); ++i) xs[i] += h * v[i];
+      for (std::size_t i = 0; i < gs.size(); ++i) gs[i] += hg * vg[i];
+      const BatchNormReference f = batch_norm_reference(xs, s, gs, beta, 1e-5);
+      double l = 0;
+      for (std::size_t i = 0; i < f.y.size(); ++i) l += f.y[i] * dy[i];
+      return l;
+    };
+    const BatchNormGradReference g = batch_norm_grad_reference(dy, x, s, gamma, 1e-5);
+    const double h = 1e-5;
+    double want_x = 0, want_g = 0;
+    for (std::size_t i = 0; i < v.size(); ++i) want_x += g.dx[i] * v[i];
+    for (std::size_t i = 0; i < vg.size(); ++i) want_g += g.dgamma[i] * vg[i];
+    EXPECT_NEAR((loss(h, 0) - loss(-h, 0)) / (2 * h), want_x, 1e-6 * (1 + std::fabs(want_x)));
+    EXPECT_NEAR((loss(0, h) - loss(0, -h)) / (2 * h), want_g, 1e-6 * (1 + std::fabs(want_g)));
+  }
+}
+
+// SyncBatchNorm with two "ranks" on the host: summaries merged, sums added, merged count: the same result as
+// one rank holding both halves (to float32 rounding: the merge order differs).
+TEST(HostBatchNorm, PhasesMergeAcrossRanks) {
+  BatchNormCase whole;
+  whole.shape = {8, 3, 5, 5};
+  BatchNormData d = make_batch_norm_data(whole);
+  const BatchNormResult want = run_batch_norm_host(whole, d);
+  const std::int64_t half = d.x.bytes.size() / 2, channels = 3;
+  BatchNormCase rank = whole;
+  rank.shape = {4, 3, 5, 5};
+  std::vector<StatsSummary> a(channels), b(channels);
+  std::vector<float> running_mean = d.running_mean, running_var = d.running_var, mean(channels), rstd(channels);
+  std::vector<unsigned char> y(d.x.bytes.size()), dx(d.x.bytes.size());
+  auto view = [&](TypedData& t, std::int64_t offset) { return TensorView(static_cast<unsigned char*>(t.data()) + offset, DType::float32, rank.shape.data(), 4); };
+  auto out = [&](std::vector<unsigned char>& t, std::int64_t offset) { return TensorView(t.data() + offset, DType::float32, rank.shape.data(), 4); };
+  auto ch = [&](std::vector<float>& v) { return channel_view(v.data(), channels, MemorySpace::host); };
+  ASSERT_TRUE(batch_norm_statistics(view(d.x, 0), rank.options, a.data(), channels, nullptr, 0).ok());
+  ASSERT_TRUE(batch_norm_statistics(view(d.x, half), rank.options, b.data(), channels, nullptr, 0).ok());
+  ASSERT_TRUE(merge_summaries(a.data(), b.data(), channels, MemorySpace::host).ok());
+  ASSERT_TRUE(batch_norm_finalize(a.data(), channels, MemorySpace::host, ch(running_mean), ch(running_var), ch(mean), ch(rstd), rank.options).ok());
+  std::vector<float> gamma = d.gamma, beta = d.beta;
+  std::vector<float> sums_a(2 * channels), sums_b(2 * channels), dgamma(channels), dbeta(channels);
+  for (std::int64_t offset : {std::int64_t{0}, half}) {
+    ASSERT_TRUE(batch_norm_normalize(view(d.x, offset), ch(mean), ch(rstd), ch(gamma), ch(beta), out(y, offset), rank.options, nullptr, 0).ok());
+  }
+  ASSERT_TRUE(batch_norm_backward_reduce(view(d.dy, 0), view(d.x, 0), ch(mean), channel_view(sums_a.data(), channels, MemorySpace::host),
+                                         channel_view(sums_a.data() + channels, channels, MemorySpace::host), rank.options, nullptr, 0).ok());
+  ASSERT_TRUE(batch_norm_backward_reduce(view(d.dy, half), view(d.x, half), ch(mean), channel_view(sums_b.data(), channels, MemorySpace::host),
+                                         channel_view(sums_b.data() + channels, channels, MemorySpace::host), rank.options, nullptr, 0).ok());
+  for (std::size_t i = 0; i < sums_a.size(); ++i) sums_a[i] += sums_b[i];
+  const TensorView sum_dy = channel_view(sums_a.data(), channels, MemorySpace::host);
+  const TensorView sum_dy_xmu = channel_view(sums_a.data() + channels, channels, MemorySpace::host);
+  for (std::int64_t offset : {std::int64_t{0}, half}) {
+    ASSERT_TRUE(batch_norm_backward_apply(view(d.dy, offset), view(d.x, offset), ch(mean), ch(rstd), ch(gamma), sum_dy, sum_dy_xmu, 8 * 25,
+                                          out(dx, offset), offset == 0 ? ch(dgamma) : TensorView(), offset == 0 ? ch(dbeta) : TensorView(),
+                                          rank.options, nullptr, 0).ok());
+  }
+  BatchNormResult got;
+  got.y = y;
+  got.dx = dx;
+  got.saved_mean = mean;
+  got.saved_rstd = rstd;
+  got.running_mean = running_mean;
+  got.running_var = running_var;
+  got.dgamma = dgamma;
+  got.dbeta = dbeta;
+  expect_training_near_reference(whole, d, got);
+  for (std::int64_t c = 0; c < channels; ++c) {
+    EXPECT_NEAR(got.running_var[c], want.running_var[c], 1e-6 * want.running_var[c]);  // the merged count's unbiased factor
+  }
+}
+
+TEST(BatchNormPlan, DependsOnShapeAndDtypeOnly) {
+  // ResNet-50's first stage, NCHW bfloat16: segments of 56 x 56 = 3136 (392 packs of 8), a warp per chunk
+  // of 256 packs.
+  plan::ChannelGeometry g{32, 256, 3136};
+  plan::ChannelPlan p = plan::choose_channel_plan(g, DType::bfloat16);
+  EXPECT_EQ(p.walk, plan::ChannelWalk::segments);
+  EXPECT_EQ(p.vec, 8);
+  EXPECT_EQ(p.group_lanes, 32);
+  EXPECT_EQ(p.chunk_packs, 256);
+  EXPECT_EQ(p.chunks_per_segment, 2);
+  EXPECT_EQ(p.items_per_part, 8);
+  EXPECT_EQ(p.parts, 8);
+  EXPECT_EQ(p.blocks, 8 * 256);
+  // Odd spatial sizes load element by element; short segments take narrower lane groups.
+  p = plan::choose_channel_plan(plan::ChannelGeometry{4, 3, 49}, DType::float32);
+  EXPECT_EQ(p.vec, 1);
+  EXPECT_EQ(p.group_lanes, 32);
+  EXPECT_EQ(p.parts, 1);
+  EXPECT_EQ(p.threads, 128);
+  p = plan::choose_channel_plan(plan::ChannelGeometry{64, 8, 12}, DType::float32);
+  EXPECT_EQ(p.vec, 4);
+  EXPECT_EQ(p.group_lanes, 4);
+  // Channels last: a tile of 32 packs of channels, rows in parts of whole trips.
+  p = plan::choose_channel_plan(plan::ChannelGeometry{100352, 256, 1}, DType::bfloat16);
+  EXPECT_EQ(p.walk, plan::ChannelWalk::columns);
+  EXPECT_EQ(p.block_x, 32);
+  EXPECT_EQ(p.block_y, 8);
+  EXPECT_EQ(p.rows_per_part % (8 * plan::kColumnRowBatch), 0);
+  EXPECT_EQ(p.parts, (100352 + p.rows_per_part - 1) / p.rows_per_part);
+  p = plan::choose_channel_plan(plan::ChannelGeometry{10, 3, 1}, DType::float16);
+  EXPECT_EQ(p.vec, 1);
+  EXPECT_EQ(p.block_x, 4);
+  EXPECT_EQ(p.block_y, 64);
+  EXPECT_EQ(p.parts, 1);
+  // Workspace: sums, coefficients, partials, each 256-byte aligned.
+  const auto w = plan::batch_norm_backward_workspace(plan::ChannelGeometry{32, 256, 3136}, plan::choose_channel_plan({32, 256, 3136}, DType::bfloat16));
+  EXPECT_EQ(w.sums, 2048u);
+  EXPECT_EQ(w.coefficients, 4096u);
+  EXPECT_EQ(w.partials, 2u * 8 * 256 * 4);
+  EXPECT_EQ(w.total, w.sums + w.coefficients + w.partials);
+}
+
+TEST(HostBatchNorm, ArgumentErrors) {
+  std::vector<float> x(24), y(24), c3(3), c4(4), dx(24);
+  const TensorView xv(x.data(), DType::float32, {2, 3, 4}), yv(y.data(), DType::float32, {2, 3, 4});
+  const TensorView c3v(c3.data(), DType::float32, {3});
+  BatchNormOptions o;
+  auto message = [](const Status& s) { return s.ok() ? std::string("ok") : s.message(); };
+  Status s = batch_norm_forward_training(xv, TensorView(c4.data(), DType::float32, {4}), {}, yv, {}, {}, {}, {}, o, nullptr, 0);
+  EXPECT_EQ(s.code(), StatusCode::shape_mismatch);
+  EXPECT_NE(message(s).find("gamma.shape"), std::string::npos) << message(s);
+  o.channel_axis = ChannelAxis::last;  // C = 4: now gamma of 4 fits and c3 does not
+  s = batch_norm_forward_training(xv, c3v, {}, yv, {}, {}, {}, {}, o, nullptr, 0);
+  EXPECT_NE(message(s).find("gamma.shape"), std::string::npos) << message(s);
+  o = BatchNormOptions{};
+  s = batch_norm_forward_training(TensorView(x.data(), DType::float32, {24}), {}, {}, TensorView(y.data(), DType::float32, {24}), {}, {}, {},
+                                  {}, o, nullptr, 0);
+  EXPECT_NE(message(s).find("x.ndim"), std::string::npos) << message(s);
+  s = batch_norm_forward_training(TensorView(x.data(), DType::float64, {2, 3, 2}), {}, {}, yv, {}, {}, {}, {}, o, nullptr, 0);
+  EXPECT_NE(message(s).find("x.dtype"), std::string::npos) << message(s);
+  s = batch_norm_forward_training(xv, {}, {}, TensorView(y.data(), DType::float16, {2, 3, 4}), {}, {}, {}, {}, o, nullptr, 0);
+  EXPECT_NE(message(s).find("y.dtype"), std::string::npos) << message(s);
+  s = batch_norm_forward_training(xv, {}, {}, TensorView(x.data() + 1, DType::float32, {2, 3, 4}), {}, {}, {}, {}, o, nullptr, 0);
+  EXPECT_NE(message(s).find("overlapping"), std::string::npos) << message(s);
+  s = batch_norm_forward_training(xv, {}, {}, yv, TensorView(c3.data(), DType::float16, {3}), {}, {}, {}, o, nullptr, 0);
+  EXPECT_NE(message(s).find("running_mean.dtype"), std::string::npos) << message(s);
+  s = batch_norm_forward_training(TensorView(x.data(), DType::float32, {1, 3, 1}), {}, {}, TensorView(y.data(), DType::float32, {1, 3, 1}), {},
+                                  {}, {}, {}, o, nullptr, 0);
+  EXPECT_NE(message(s).find("more than 1 value per channel"), std::string::npos) << message(s);
+  o.eps = -1;
+  s = batch_norm_forward_training(xv, {}, {}, yv, {}, {}, {}, {}, o, nullptr, 0);
+  EXPECT_NE(message(s).find("options.eps"), std::string::npos) << message(s);
+  o = BatchNormOptions{};
+  o.momentum = 1.5;
+  s = batch_norm_forward_training(xv, {}, {}, yv, {}, {}, {}, {}, o, nullptr, 0);
+  EXPECT_NE(message(s).find("options.momentum"), std::string::npos) << message(s);
+  o = BatchNormOptions::keras();
+  o.cumulative_average = true;
+  s = batch_norm_forward_training(xv, {}, {}, yv, {}, {}, {}, {}, o, nullptr, 0);
+  EXPECT_NE(message(s).find("cumulative_average"), std::string::npos) << message(s);
+  o = BatchNormOptions{};
+  o.cumulative_average = true;
+  o.batches_tracked = 0;
+  s = batch_norm_forward_training(xv, {}, {}, yv, {}, {}, {}, {}, o, nullptr, 0);
+  EXPECT_NE(message(s).find("batches_tracked"), std::string::npos) << message(s);
+  o = BatchNormOptions{};
+  // Inference needs the running statistics; the backward its saved ones.
+  s = batch_norm_forward_inference(xv, {}, {}, {}, c3v, yv, o, nullptr, 0);
+  EXPECT_EQ(s.code(), StatusCode::null_pointer);
+  EXPECT_NE(message(s).find("running_mean"), std::string::npos) << message(s);
+  const TensorView dxv(dx.data(), DType::float32, {2, 3, 4});
+  s = batch_norm_backward(yv, xv, {}, c3v, {}, dxv, {}, {}, o, nullptr, 0);
+  EXPECT_NE(message(s).find("saved_mean"), std::string::npos) << message(s);
+  s = batch_norm_backward(yv, xv, c3v, c3v, {}, yv, {}, {}, o, nullptr, 0);
+  EXPECT_NE(message(s).find("dx.data"), std::string::npos) << message(s);  // dx overlaps dy
+  s = batch_norm_backward_apply(yv, xv, c3v, c3v, {}, c3v, c3v, -1, dxv, {}, {}, o, nullptr, 0);
+  EXPECT_NE(message(s).find("count"), std::string::npos) << message(s);
+  std::vector<StatsSummary> summaries(3);
+  s = batch_norm_statistics(xv, o, summaries.data(), 4, nullptr, 0);
+  EXPECT_NE(message(s).find("num_summaries"), std::string::npos) << message(s);
+  s = batch_norm_finalize(summaries.data(), 3, MemorySpace::host, TensorView(c4.data(), DType::float32, {4}), {}, {}, {}, o);
+  EXPECT_NE(message(s).find("running_mean.shape"), std::string::npos) << message(s);
+  std::int64_t channels = 0;
+  ASSERT_TRUE(batch_norm_channels(xv, BatchNormOptions::keras(), &channels).ok());
+  EXPECT_EQ(channels, 4);
+  std::size_t bytes = 1;
+  ASSERT_TRUE(batch_norm_workspace_size(xv, o, &bytes).ok());
+  EXPECT_EQ(bytes, 0u);
+}
+
+}  // namespace
+}  // namespace normkit::testing
