@@ -9,7 +9,8 @@ runner (input and coefficients, host to device) are left out (host_copies=False)
 none. A call's modelled fraction = its minimum bytes / H200 bandwidth / the modelled time, with minimum
 bytes: statistics = input + outputs; apply and Lp (rows <= 1024) = input + output + parameters once;
 LayerNorm/RMSNorm forward = x + y + parameters once + saved statistics; backward = x + dy + dx + saved
-statistics.
+statistics; BatchNorm training forward = 2x + y, inference = x + y, backward = 2 (x + dy) + dx (each plus the
+per-channel arrays).
 THIS IS A MODEL, NOT A MEASUREMENT.
 
 Floors (scripts/model_floors.json, committed): the check fails when a case drops below its floor, and a
@@ -145,6 +146,21 @@ def cases(full):
         gated = hidden <= (16384 if direction == "forward" else 8192)
         add(f"{kind}/{direction}/{SHORT[dtype]}-{SHORT[param]}/{rows}x{hidden}", f"{kind}_{direction}", dtype, [rows, hidden], "-1",
             param, gated=gated)
+    # BatchNorm on ResNet-50 activation shapes (float32 parameters): training forward = 2x + y (statistics, then
+    # the apply), inference = x + y, backward = 2 (x + dy) + dx, each plus the per-channel arrays.
+    if full:
+        batch_norms = [(call, dtype, layout, c, hw) for call in ("training", "inference", "backward")
+                       for dtype in ("float32", "bfloat16") for layout in ("nchw", "nhwc") for c, hw in ((256, 56),)]
+        batch_norms += [(call, "bfloat16", layout, c, hw) for call in ("training", "backward") for layout in ("nchw", "nhwc")
+                        for c, hw in ((64, 112), (2048, 7))]
+    else:
+        batch_norms = [("training", "bfloat16", "nchw", 256, 56), ("inference", "float16", "nhwc", 256, 56),
+                       ("backward", "bfloat16", "nhwc", 256, 56)]
+    for call, dtype, layout, c, hw in batch_norms:
+        n = max(1, mb * 2**20 // (ELEM[dtype] * c * hw * hw))
+        shape = [n, c, hw, hw] if layout == "nchw" else [n, hw, hw, c]
+        add(f"batch_norm/{call}/{layout}/{SHORT[dtype]}/{'x'.join(map(str, shape))}", f"batch_norm_{call}", dtype, shape,
+            "1" if layout == "nchw" else "-1", "float32")
     # Lp: one read for rows <= 1024 (gated), two reads beyond (reported).
     for length in ([512, 4096, 16] if full else [512]):
         elems = mb * 2**20 // 4

@@ -59,9 +59,11 @@ Status visit_activation(DType dtype, const char* op, F&& f) {
 
 Status launch_batch_norm_finalize(const StatsSummary* summaries, std::int64_t channels, float* running_mean,
                                   float* running_var, float* saved_mean, float* saved_rstd, float eps,
-                                  const math::RunningUpdate& update, Stream stream) {
+                                  const math::RunningUpdate& update, const float* gamma, const float* beta,
+                                  const AffineCoefficients* affine, Stream stream) {
   if (channels == 0) return Status::success();
-  const FinalizeArgs a{summaries, channels, running_mean, running_var, saved_mean, saved_rstd, eps, update};
+  const FinalizeArgs a{summaries, channels, running_mean, running_var, saved_mean, saved_rstd, eps, update, gamma, beta,
+                       affine ? affine->center : nullptr, affine ? affine->scale : nullptr, affine ? affine->offset : nullptr};
   batch_norm_finalize_kernel<<<channel_blocks(channels), 256, 0, stream>>>(a);
   return cuda::check_launch("batch_norm_finalize", "batch_norm_finalize_kernel");
 }
@@ -101,29 +103,29 @@ Status launch_batch_norm_backward_reduce(const BatchNormBackwardCall& c, float* 
     }));
   }
   // (parts == 0, an empty x: the loop sums nothing and the sums are zeros)
-  channel_partials_sum_kernel<<<channel_blocks(channels), 256, 0, stream>>>(partial_dy, partial_dy_xmu, c.plan.parts, channels,
-                                                                          sum_dy, sum_dy_xmu);
+  const int lanes = c.plan.sum_lanes;
+  channel_partials_sum_kernel<<<grid_dim((channels + lanes - 1) / lanes), dim3(lanes, 1024 / lanes), 0, stream>>>(
+      partial_dy, partial_dy_xmu, c.plan.parts, channels, sum_dy, sum_dy_xmu);
   return cuda::check_launch(kOp, "channel_partials_sum_kernel");
 }
 
 Status launch_batch_norm_backward_apply(const BatchNormBackwardCall& c, const float* sum_dy, const float* sum_dy_xmu,
-                                        double count, float* coefficients, void* dx, float* dgamma, float* dbeta,
-                                        Stream stream) {
+                                        double count, void* dx, float* dgamma, float* dbeta, Stream stream) {
   constexpr const char* kOp = "batch_norm_backward_apply";
   const std::int64_t channels = c.geometry.channels;
   if (channels == 0) return Status::success();
-  auto* q = dx ? reinterpret_cast<float4*>(coefficients) : nullptr;
-  const GradCoefficientArgs a{c.mean, c.rstd, c.gamma, sum_dy, sum_dy_xmu, count, channels, q, dgamma, dbeta};
-  batch_norm_grad_coefficients_kernel<<<channel_blocks(channels), 256, 0, stream>>>(a);
-  NORMKIT_RETURN_IF_ERROR(cuda::check_launch(kOp, "batch_norm_grad_coefficients_kernel"));
-  if (!dx || c.plan.blocks == 0) return Status::success();
+  const GradInputs grad{c.mean, c.rstd, c.gamma, sum_dy, sum_dy_xmu, count, dgamma, dbeta};
+  if (!dx || c.plan.blocks == 0) {
+    batch_norm_param_grads_kernel<<<channel_blocks(channels), 256, 0, stream>>>(grad, channels);
+    return cuda::check_launch(kOp, "batch_norm_param_grads_kernel");
+  }
   return visit_activation(c.dtype, kOp, [&](auto x_tag) {
     using X = typename decltype(x_tag)::type;
     const ChannelKernelShape s = shape_of(c);
     const auto* dy = static_cast<const X*>(c.dy);
     const auto* x = static_cast<const X*>(c.x);
     auto launch = [&](auto kernel) {
-      kernel<<<grid_dim(c.plan.blocks), block_of(c.plan), 0, stream>>>(dy, x, q, s, static_cast<X*>(dx));
+      kernel<<<grid_dim(c.plan.blocks), block_of(c.plan), 0, stream>>>(dy, x, grad, s, static_cast<X*>(dx));
       return cuda::check_launch(kOp, c.plan.walk == plan::ChannelWalk::segments ? "batch_norm_dx_segments_kernel"
                                                                                : "batch_norm_dx_columns_kernel");
     };

@@ -24,10 +24,12 @@ struct BatchNormBackwardCall {
   bool aligned = false;  // dy, x and dx 16-byte aligned
 };
 
-// Per-channel saved and running statistics from C summaries (any output may be null).
+// Per-channel saved and running statistics from C summaries (any output may be null); with `affine`, also
+// the fused apply's coefficients from gamma and beta (the one-call forward).
 Status launch_batch_norm_finalize(const StatsSummary* summaries, std::int64_t channels, float* running_mean,
                                   float* running_var, float* saved_mean, float* saved_rstd, float eps,
-                                  const math::RunningUpdate& update, Stream stream);
+                                  const math::RunningUpdate& update, const float* gamma, const float* beta,
+                                  const AffineCoefficients* affine, Stream stream);
 // The fused apply's coefficients: from saved mean/rstd, or (from_variance) running mean/variance and eps.
 Status launch_batch_norm_affine(const float* mean, const float* rstd_or_var, bool from_variance, float eps,
                                 const float* gamma, const float* beta, std::int64_t channels,
@@ -35,9 +37,8 @@ Status launch_batch_norm_affine(const float* mean, const float* rstd_or_var, boo
 // sum_dy, sum_dy_xmu (C each) from the plan's partials (2 * parts * C floats of scratch).
 Status launch_batch_norm_backward_reduce(const BatchNormBackwardCall& call, float* partials, float* sum_dy,
                                          float* sum_dy_xmu, Stream stream);
-// dgamma, dbeta and (when dx is given) the dx coefficients (4 C floats of scratch, 16-byte aligned), then dx.
+// dx (when given) with dgamma and dbeta (each optional) from the sums over `count` values a channel.
 Status launch_batch_norm_backward_apply(const BatchNormBackwardCall& call, const float* sum_dy, const float* sum_dy_xmu,
-                                        double count, float* coefficients, void* dx, float* dgamma, float* dbeta,
-                                        Stream stream);
+                                        double count, void* dx, float* dgamma, float* dbeta, Stream stream);
 
 }  // namespace normkit::kernels

@@ -126,21 +126,20 @@ api::Buffer buffer(const char* name, const TensorView& t) { return api::Buffer{n
 float* floats(const TensorView& t) { return static_cast<float*>(t.data); }
 
 // ---- Device workspace layout ------------------------------------------------------------------------------
-// Forward: summaries (C) | mean, rstd (C floats each, when the caller keeps none) | center, scale, offset (C
-// doubles each) | the statistics engine's workspace. Backward: plan::batch_norm_backward_workspace.
+// Forward: summaries (C) | center, scale, offset (C doubles each) | the statistics engine's workspace.
+// Backward: plan::batch_norm_backward_workspace.
 struct ForwardWorkspace {
-  std::size_t summaries = 0, stats_scratch = 0, affine = 0, engine = 0, total = 0;
+  std::size_t summaries = 0, affine = 0, engine = 0, total = 0;
 };
 
 Status forward_workspace(const ChannelCall& call, ForwardWorkspace* w) {
   const std::size_t c = static_cast<std::size_t>(call.g.channels);
   w->summaries = plan::round_up_256(c * sizeof(StatsSummary));
-  w->stats_scratch = 2 * plan::round_up_256(c * sizeof(float));
   w->affine = 3 * plan::round_up_256(c * sizeof(double));
   StatsOptions so;
   so.axes = call.reduced();
   NORMKIT_RETURN_IF_ERROR(stats_workspace_size(*call.x, so, &w->engine));
-  w->total = w->summaries + w->stats_scratch + w->affine + w->engine;
+  w->total = w->summaries + w->affine + w->engine;
   return Status::success();
 }
 
@@ -205,7 +204,8 @@ Status finalize_channels(const StatsSummary* summaries, std::int64_t channels, M
     cpu::batch_norm_finalize(summaries, channels, running_mean, running_var, saved_mean, saved_rstd, eps, u);
     return Status::success();
   }
-  return kernels::launch_batch_norm_finalize(summaries, channels, running_mean, running_var, saved_mean, saved_rstd, eps, u, stream);
+  return kernels::launch_batch_norm_finalize(summaries, channels, running_mean, running_var, saved_mean, saved_rstd, eps, u, nullptr,
+                                             nullptr, nullptr, stream);
 }
 
 kernels::BatchNormBackwardCall backward_call(const ChannelCall& call, const TensorView& dy, const TensorView& mean,
@@ -232,13 +232,13 @@ Status reduce_sums(const ChannelCall& call, const kernels::BatchNormBackwardCall
 }
 
 Status apply_gradients(const ChannelCall& call, const kernels::BatchNormBackwardCall& c, const float* sum_dy,
-                       const float* sum_dy_xmu, double count, float* coefficients, const TensorView& dx,
+                       const float* sum_dy_xmu, double count, const TensorView& dx,
                        const TensorView& dgamma, const TensorView& dbeta, Stream stream) {
   if (call.x->space == MemorySpace::host) {
     return cpu::batch_norm_backward_apply(c.dy, c.x, c.dtype, c.mean, c.rstd, c.gamma, sum_dy, sum_dy_xmu, count, call.g, dx.data,
                                           floats(dgamma), floats(dbeta), host_threads());
   }
-  return kernels::launch_batch_norm_backward_apply(c, sum_dy, sum_dy_xmu, count, coefficients, dx.data, floats(dgamma),
+  return kernels::launch_batch_norm_backward_apply(c, sum_dy, sum_dy_xmu, count, dx.data, floats(dgamma),
                                                    floats(dbeta), stream);
 }
 
@@ -378,16 +378,18 @@ Status batch_norm_forward_training(const TensorView& x, const TensorView& gamma,
                                               options, stream));
     return apply_channels(call, mean, rstd, false, gamma, beta, y, options, nullptr, stream);
   }
+  // Statistics, then one finalize that also writes the apply's coefficients (the phases' normalize computes
+  // the same coefficients from the saved statistics: the same bits), then the apply.
   auto* summaries = reinterpret_cast<StatsSummary*>(at(workspace, 0));
-  const std::size_t half = f.stats_scratch / 2;
-  float* mean = saved_mean.data ? floats(saved_mean) : reinterpret_cast<float*>(at(workspace, f.summaries));
-  float* rstd = saved_rstd.data ? floats(saved_rstd) : reinterpret_cast<float*>(at(workspace, f.summaries + half));
-  void* affine_base = at(workspace, f.summaries + f.stats_scratch);
-  void* engine = f.engine ? at(workspace, f.summaries + f.stats_scratch + f.affine) : nullptr;
+  std::vector<double> unused;
+  const AffineCoefficients affine = affine_arrays(at(workspace, f.summaries), channels, &unused);
+  void* engine = f.engine ? at(workspace, f.summaries + f.affine) : nullptr;
   NORMKIT_RETURN_IF_ERROR(accumulate_stats(x, so, summaries, channels, false, engine, f.engine, stream));
-  NORMKIT_RETURN_IF_ERROR(finalize_channels(summaries, channels, x.space, floats(running_mean), floats(running_var), mean, rstd, options,
-                                            stream));
-  return apply_channels(call, mean, rstd, false, gamma, beta, y, options, affine_base, stream);
+  NORMKIT_RETURN_IF_ERROR(kernels::launch_batch_norm_finalize(summaries, channels, floats(running_mean), floats(running_var),
+                                                              floats(saved_mean), floats(saved_rstd), static_cast<float>(options.eps),
+                                                              math::running_update_of(options), floats(gamma), floats(beta), &affine,
+                                                              stream));
+  return apply_affine(x, call.reduced(), affine, y, stream);
 }
 
 Status batch_norm_forward_inference(const TensorView& x, const TensorView& gamma, const TensorView& beta,
@@ -439,10 +441,9 @@ Status batch_norm_backward_apply(const TensorView& dy, const TensorView& x, cons
                                         buffer("sum_dy_xmu", sum_dy_xmu)};
   const std::vector<api::Buffer> outputs{buffer("dx", dx), buffer("dgamma", dgamma), buffer("dbeta", dbeta)};
   const kernels::BatchNormBackwardCall c = backward_call(call, dy, saved_mean, saved_rstd, gamma, dx);
-  const auto w = plan::batch_norm_backward_workspace(call.g, c.plan);
-  NORMKIT_RETURN_IF_ERROR(check_call_buffers(outputs, inputs, x.space, workspace, workspace_bytes, w.coefficients, op));
+  NORMKIT_RETURN_IF_ERROR(check_call_buffers(outputs, inputs, x.space, workspace, workspace_bytes, 0, op));
   const double n = static_cast<double>(count > 0 ? count : call.g.per_channel());
-  return apply_gradients(call, c, floats(sum_dy), floats(sum_dy_xmu), n, static_cast<float*>(workspace), dx, dgamma, dbeta, stream);
+  return apply_gradients(call, c, floats(sum_dy), floats(sum_dy_xmu), n, dx, dgamma, dbeta, stream);
 }
 
 Status batch_norm_backward(const TensorView& dy, const TensorView& x, const TensorView& saved_mean,
@@ -468,14 +469,13 @@ Status batch_norm_backward(const TensorView& dy, const TensorView& x, const Tens
   if (x.space == MemorySpace::host) {
     std::vector<float> sums(2 * static_cast<std::size_t>(call.g.channels));
     NORMKIT_RETURN_IF_ERROR(reduce_sums(call, c, sums.data(), sums.data() + call.g.channels, nullptr, stream));
-    return apply_gradients(call, c, sums.data(), sums.data() + call.g.channels, n, nullptr, dx, dgamma, dbeta, stream);
+    return apply_gradients(call, c, sums.data(), sums.data() + call.g.channels, n, dx, dgamma, dbeta, stream);
   }
   auto* sum_dy = reinterpret_cast<float*>(at(workspace, 0));
   float* sum_dy_xmu = sum_dy + call.g.channels;
-  auto* coefficients = reinterpret_cast<float*>(at(workspace, w.sums));
-  auto* partials = reinterpret_cast<float*>(at(workspace, w.sums + w.coefficients));
+  auto* partials = reinterpret_cast<float*>(at(workspace, w.sums));
   NORMKIT_RETURN_IF_ERROR(reduce_sums(call, c, sum_dy, sum_dy_xmu, partials, stream));
-  return apply_gradients(call, c, sum_dy, sum_dy_xmu, n, coefficients, dx, dgamma, dbeta, stream);
+  return apply_gradients(call, c, sum_dy, sum_dy_xmu, n, dx, dgamma, dbeta, stream);
 }
 
 }  // namespace normkit

@@ -48,7 +48,7 @@ Status launch_row_norm_backward(const plan::RowNormBackwardCall&, const plan::Ro
 }
 
 Status launch_batch_norm_finalize(const StatsSummary*, std::int64_t, float*, float*, float*, float*, float, const math::RunningUpdate&,
-                                  Stream) {
+                                  const float*, const float*, const AffineCoefficients*, Stream) {
   return unavailable("batch_norm_finalize");
 }
 Status launch_batch_norm_affine(const float*, const float*, bool, float, const float*, const float*, std::int64_t,
@@ -58,8 +58,7 @@ Status launch_batch_norm_affine(const float*, const float*, bool, float, const f
 Status launch_batch_norm_backward_reduce(const BatchNormBackwardCall&, float*, float*, float*, Stream) {
   return unavailable("batch_norm_backward_reduce");
 }
-Status launch_batch_norm_backward_apply(const BatchNormBackwardCall&, const float*, const float*, double, float*, void*, float*, float*,
-                                        Stream) {
+Status launch_batch_norm_backward_apply(const BatchNormBackwardCall&, const float*, const float*, double, void*, float*, float*, Stream) {
   return unavailable("batch_norm_backward_apply");
 }
 

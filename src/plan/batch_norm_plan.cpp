@@ -25,12 +25,17 @@ ChannelPlan choose_channel_plan(const ChannelGeometry& g, DType dtype) {
     p.walk = ChannelWalk::segments;
     p.vec = g.inner % wide == 0 ? wide : 1;
     const std::int64_t packs = g.inner / p.vec;
-    p.group_lanes = pow2_at_least(packs, 32);
+    // Lanes enough for a segment's packs in one batch each (at most a warp): short segments (7 x 7) take
+    // narrow groups, several segments a warp in flight at once.
+    p.group_lanes = pow2_at_least(ceil_div(packs, kChunkPacksPerLane), 32);
     p.chunk_packs = std::min<std::int64_t>(packs, std::int64_t{p.group_lanes} * kChunkPacksPerLane);
     p.chunks_per_segment = ceil_div(packs, p.chunk_packs);
     const std::int64_t items = g.outer * p.chunks_per_segment;
     const std::int64_t groups = 256 / p.group_lanes;
-    p.items_per_part = std::max<std::int64_t>(groups, kChannelPartElements / (p.chunk_packs * p.vec));
+    // Parts spread the channel over about kMaxSegmentParts / C blocks each (never fewer than one a channel),
+    // each with at least a group's worth of items and kChannelPartElements elements.
+    const std::int64_t max_parts = std::max<std::int64_t>(1, kMaxSegmentParts / std::max<std::int64_t>(1, g.channels));
+    p.items_per_part = std::max({groups, kChannelPartElements / (p.chunk_packs * p.vec), ceil_div(items, max_parts)});
     p.items_per_part = std::max<std::int64_t>(1, std::min(p.items_per_part, items));
     // A block of as many groups as a part has items (a warp at least): a channel of one short segment
     // does not hold 256 threads.
@@ -46,10 +51,13 @@ ChannelPlan choose_channel_plan(const ChannelGeometry& g, DType dtype) {
     p.threads = 256;
     p.channel_tiles = ceil_div(packs, p.block_x);
     const std::int64_t trip = std::int64_t{p.block_y} * kColumnRowBatch;
-    p.rows_per_part = ceil_div(std::max<std::int64_t>(1, kChannelPartElements / (std::int64_t{p.block_x} * p.vec)), trip) * trip;
+    const std::int64_t max_parts = std::max<std::int64_t>(1, kMaxColumnParts / p.channel_tiles);
+    const std::int64_t rows = std::max(kChannelPartElements / (std::int64_t{p.block_x} * p.vec), ceil_div(g.outer, max_parts));
+    p.rows_per_part = ceil_div(std::max<std::int64_t>(1, rows), trip) * trip;
     p.parts = g.outer == 0 ? 0 : ceil_div(g.outer, p.rows_per_part);
     p.blocks = p.parts * p.channel_tiles;
   }
+  p.sum_lanes = pow2_at_least(g.channels, 32);
   return p;
 }
 
@@ -57,9 +65,8 @@ BatchNormBackwardWorkspace batch_norm_backward_workspace(const ChannelGeometry& 
   BatchNormBackwardWorkspace w;
   const std::size_t c = static_cast<std::size_t>(g.channels);
   w.sums = round_up_256(2 * c * sizeof(float));
-  w.coefficients = round_up_256(4 * c * sizeof(float));
   w.partials = round_up_256(2 * static_cast<std::size_t>(p.parts) * c * sizeof(float));
-  w.total = w.sums + w.coefficients + w.partials;
+  w.total = w.sums + w.partials;
   return w;
 }
 

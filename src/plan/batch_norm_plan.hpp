@@ -46,21 +46,30 @@ struct ChannelPlan {
   // both
   std::int64_t parts = 0;               // partials per channel
   std::int64_t blocks = 0;              // blocks of the reduce kernel (parts * channels or parts * tiles)
+  int sum_lanes = 32;                   // channels a block of the partials' sum covers (1024 / sum_lanes strands)
 };
 
-// Packs a lane of a segments chunk sums at most; rows a column thread loads before it adds any.
-constexpr int kChunkPacksPerLane = 8;
+// Packs a lane of a segments chunk loads at once (then sums), rows a column thread loads before it adds any:
+// 4 x 2 inputs x 16 bytes in flight a lane keep the walks off the latency bound at 32 warps an SM
+// (modelled), in 64 registers.
+constexpr int kChunkPacksPerLane = 4;
 constexpr int kColumnRowBatch = 4;
-// Elements (of each input) a block of the reduce sums, about: enough work a block for its reductions to
-// stay a few percent, few enough partials for the second kernel to be small.
+// Elements (of each input) a block of the reduce sums at least: enough work a block for its reductions to
+// stay a few percent of it.
 constexpr std::int64_t kChannelPartElements = 16384;
+// Blocks the sums spread over at most, about (segments: kMaxSegmentParts / C parts a channel; columns:
+// kMaxColumnParts parts a channel tile): enough to fill an H200's SMs (132 x 3 resident blocks of the segments
+// walk, 132 x 2 of the columns walk), few enough for the partials' sum to stay small and each block's
+// per-channel setup to stay a small part of its work.
+constexpr std::int64_t kMaxSegmentParts = 512;
+constexpr std::int64_t kMaxColumnParts = 256;
 
 ChannelPlan choose_channel_plan(const ChannelGeometry& g, DType dtype);
 
-// Device workspace of the backward: float32 sum_dy/sum_dy_xmu (C each), the dx coefficients (4 C) and
-// the partials (2 parts C), each region 256-byte aligned.
+// Device workspace of the backward: float32 sum_dy/sum_dy_xmu (C each) and the partials (2 parts C),
+// each region 256-byte aligned.
 struct BatchNormBackwardWorkspace {
-  std::size_t sums = 0, coefficients = 0, partials = 0, total = 0;
+  std::size_t sums = 0, partials = 0, total = 0;
 };
 BatchNormBackwardWorkspace batch_norm_backward_workspace(const ChannelGeometry& g, const ChannelPlan& p);
 

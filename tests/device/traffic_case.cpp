@@ -6,6 +6,8 @@
 //   ({count, mean, var}) | float64 (all statistics, float64 accumulation); for apply: the output dtype.
 //   KIND layer_norm_forward|layer_norm_backward|rms_norm_forward|rms_norm_backward: SHAPE rows x n, AXES
 //   ignored, EXTRA the parameters' dtype (gamma, beta; backward: dgamma, dbeta too).
+//   KIND batch_norm_training|batch_norm_inference|batch_norm_backward: SHAPE e.g. 32x256x56x56, AXES the
+//   channel axis (1: channels first, -1: channels last), EXTRA ignored (float32 parameters).
 // It prints the input, output and parameter bytes. Under ptxemu with PTXEMU_PROFILE_JSON every kernel of
 // the call is profiled; the only host<->device copies are the staging of input and coefficients.
 #include <cuda_runtime_api.h>
@@ -18,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "normkit/batch_norm.hpp"
 #include "normkit/layer_norm.hpp"
 #include "normkit/normalize.hpp"
 #include "normkit/stats.hpp"
@@ -39,6 +42,8 @@ struct TrafficCase {
   int layer = 0;                    // 1 forward, 2 backward (LayerNorm / RMSNorm by `rms`)
   bool rms = false;
   DType param_dtype = DType::float32;
+  int batch_norm = 0;               // 1 training forward, 2 inference, 3 backward
+  bool channels_last = false;
   double max_load_ratio = 1.1;      // loads over what one read of the input (and the parameters per block) take
   double min_efficiency = 0.9;      // coalescing of loads and stores
 };
@@ -52,6 +57,14 @@ TrafficCase layer_case(const char* name, DType dtype, std::int64_t rows, std::in
   c.param_dtype = param;
   c.max_load_ratio = max_load_ratio;
   c.min_efficiency = min_efficiency;
+  return c;
+}
+
+// A BatchNorm case of the traffic check.
+TrafficCase batch_norm_case(const char* name, DType dtype, std::vector<std::int64_t> shape, int call, bool channels_last) {
+  TrafficCase c{name, dtype, std::move(shape), ReduceAxes::every()};
+  c.batch_norm = call;
+  c.channels_last = channels_last;
   return c;
 }
 
@@ -81,6 +94,13 @@ const std::vector<TrafficCase>& cases() {
       layer_case("rms_norm_forward_f16_16384", DType::float16, 24, 16384, 1, true, DType::float16),
       layer_case("layer_norm_backward_bf16_768", DType::bfloat16, 512, 768, 2, false, DType::bfloat16),
       layer_case("rms_norm_backward_f32_1000", DType::float32, 128, 1000, 2, true, DType::float32),
+      // BatchNorm: inference reads x once and writes y once; training reads x twice (statistics, apply);
+      // the backward reads x and dy twice (sums, dx) and writes dx once.
+      batch_norm_case("batch_norm_inference_nchw_bf16", DType::bfloat16, {8, 16, 32, 32}, 2, false),
+      batch_norm_case("batch_norm_inference_nhwc_f32", DType::float32, {8, 16, 16, 64}, 2, true),
+      batch_norm_case("batch_norm_training_nchw_f16", DType::float16, {8, 16, 32, 32}, 1, false),
+      batch_norm_case("batch_norm_backward_nchw_bf16", DType::bfloat16, {8, 16, 32, 32}, 3, false),
+      batch_norm_case("batch_norm_backward_nhwc_f32", DType::float32, {8, 16, 16, 64}, 3, true),
   };
   return all;
 }
@@ -195,6 +215,59 @@ int run_layer(const TrafficCase& c, const TensorView& x, std::int64_t numel, std
   return 0;
 }
 
+// A BatchNorm training forward, inference or backward with every optional tensor (float32 parameters).
+int run_batch_norm(const TrafficCase& c, const TensorView& x, std::int64_t numel, std::size_t bytes) {
+  BatchNormOptions o = c.channels_last ? BatchNormOptions::keras() : BatchNormOptions::pytorch();
+  std::int64_t channels = 0;
+  std::size_t workspace_bytes = 0;
+  if (!batch_norm_channels(x, o, &channels).ok() || !batch_norm_workspace_size(x, o, &workspace_bytes).ok()) {
+    return fail(c.name, "batch_norm_channels / workspace size");
+  }
+  const std::size_t channel_bytes = static_cast<std::size_t>(channels) * 4;
+  // (staged from the host: device-side memsets and copies would count as the call's time in the model)
+  std::vector<unsigned char> staging(std::max(bytes, channel_bytes), 0x3c);
+  void* per_channel[8] = {};
+  for (void*& p : per_channel) {
+    if (cudaMalloc(&p, channel_bytes) != cudaSuccess || cudaMemcpy(p, staging.data(), channel_bytes, cudaMemcpyHostToDevice) != cudaSuccess) {
+      return fail(c.name, "cudaMalloc");
+    }
+  }
+  void *out = nullptr, *dy = nullptr, *workspace = nullptr;
+  if (cudaMalloc(&out, bytes) != cudaSuccess || cudaMalloc(&dy, bytes) != cudaSuccess ||
+      cudaMemcpy(dy, staging.data(), bytes, cudaMemcpyHostToDevice) != cudaSuccess || cudaMalloc(&workspace, workspace_bytes) != cudaSuccess) {
+    return fail(c.name, "cudaMalloc");
+  }
+  if (cudaDeviceSynchronize() != cudaSuccess) return fail(c.name, "staging");
+  auto view = [&](void* p) { return TensorView(p, x.dtype, x.shape.data(), x.ndim, MemorySpace::device); };
+  auto ch = [&](int i) { return TensorView(per_channel[i], DType::float32, {channels}, MemorySpace::device); };
+  // gamma 0, beta 1, running mean 2, running var 3, saved mean 4, saved rstd 5, dgamma 6, dbeta 7
+  Status s;
+  std::size_t input = bytes, params = 0, stats = 0;
+  if (c.batch_norm == 1) {
+    s = batch_norm_forward_training(x, ch(0), ch(1), view(out), ch(2), ch(3), ch(4), ch(5), o, workspace, workspace_bytes, nullptr);
+    input = 2 * bytes;                // statistics, then the apply
+    params = 6 * channel_bytes;       // gamma, beta; running statistics read and written
+    stats = 2 * channel_bytes;        // saved mean and rstd
+  } else if (c.batch_norm == 2) {
+    s = batch_norm_forward_inference(x, ch(0), ch(1), ch(2), ch(3), view(out), o, workspace, workspace_bytes, nullptr);
+    params = 4 * channel_bytes;
+  } else {
+    s = batch_norm_backward(view(dy), x, ch(4), ch(5), ch(0), view(out), ch(6), ch(7), o, workspace, workspace_bytes, nullptr);
+    input = 4 * bytes;                // x and dy for the sums, then for dx
+    params = 5 * channel_bytes;       // saved mean, rstd, gamma; dgamma, dbeta
+  }
+  if (!s.ok()) return fail(c.name, s.message());
+  if (cudaDeviceSynchronize() != cudaSuccess) return fail(c.name, "kernel failed");
+  // Traffic check: besides the inputs, the per-channel arrays and the workspace (summaries, coefficients,
+  // partial sums) may be loaded and stored once each.
+  std::printf("%s input_bytes=%zu output_bytes=%zu parameter_bytes=%zu statistics_bytes=%zu extra_load_bytes=%zu extra_store_bytes=%zu\n",
+              c.name, input, bytes, params, stats, params + workspace_bytes, params + stats + workspace_bytes);
+  for (void* p : per_channel) cudaFree(p);
+  for (void* p : {out, dy, workspace}) cudaFree(p);
+  (void)numel;
+  return 0;
+}
+
 // "131072x64" -> {131072, 64}; "0,1,2" -> those axes. False on malformed text.
 bool parse_list(const std::string& text, char separator, std::vector<std::int64_t>* out) {
   out->clear();
@@ -218,8 +291,13 @@ bool parse_spec(char** argv, int argc, TrafficCase* c) {
   c->lp = kind == "lp";
   c->layer = kind == "layer_norm_forward" || kind == "rms_norm_forward" ? 1 : (kind == "layer_norm_backward" || kind == "rms_norm_backward" ? 2 : 0);
   c->rms = kind.rfind("rms_norm", 0) == 0;
-  if (!c->apply && !c->layer && kind != "stats") return false;
+  c->batch_norm = kind == "batch_norm_training" ? 1 : (kind == "batch_norm_inference" ? 2 : (kind == "batch_norm_backward" ? 3 : 0));
+  if (!c->apply && !c->layer && !c->batch_norm && kind != "stats") return false;
   if (!parse_dtype(argv[1], &c->dtype) || !parse_list(argv[2], 'x', &c->shape)) return false;
+  if (c->batch_norm) {
+    c->channels_last = std::string(argv[3]) == "-1";
+    return c->channels_last || std::string(argv[3]) == "1";
+  }
   if (c->layer) return argc < 5 || parse_dtype(argv[4], &c->param_dtype);
   const std::string axes = argv[3];
   std::vector<std::int64_t> list;
@@ -249,7 +327,7 @@ int main(int argc, char** argv) {
   if (argc >= 2 && std::strcmp(argv[1], "--spec") == 0) {
     TrafficCase c{"spec", DType::float32, {}, ReduceAxes::every()};
     if (!parse_spec(argv + 2, argc - 2, &c)) {
-      std::fprintf(stderr, "usage: traffic_case --spec stats|apply|lp|layer_norm_forward|... DTYPE SHAPE AXES [all|moments|float64|OUT_DTYPE|PARAM_DTYPE]\n");
+      std::fprintf(stderr, "usage: traffic_case --spec stats|apply|lp|layer_norm_forward|...|batch_norm_training|... DTYPE SHAPE AXES [all|moments|float64|OUT_DTYPE|PARAM_DTYPE]\n");
       return 2;
     }
     return run_case(c);
@@ -284,6 +362,7 @@ int run_case(const TrafficCase& c) {
     }
     TensorView view(input, c.dtype, c.shape.data(), static_cast<int>(c.shape.size()), MemorySpace::device);
     if (c.layer) return run_layer(c, view, numel, bytes);
+    if (c.batch_norm) return run_batch_norm(c, view, numel, bytes);
     if (c.apply) return run_apply(c, view, numel, bytes);
     StatsOptions options;
     options.axes = c.axes;

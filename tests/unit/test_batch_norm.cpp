@@ -284,44 +284,50 @@ TEST(HostBatchNorm, PhasesMergeAcrossRanks) {
 
 TEST(BatchNormPlan, DependsOnShapeAndDtypeOnly) {
   // ResNet-50's first stage, NCHW bfloat16: segments of 56 x 56 = 3136 (392 packs of 8), a warp per chunk
-  // of 256 packs.
+  // of 128 packs; 256 channels of 2 parts (512 blocks).
   plan::ChannelGeometry g{32, 256, 3136};
   plan::ChannelPlan p = plan::choose_channel_plan(g, DType::bfloat16);
   EXPECT_EQ(p.walk, plan::ChannelWalk::segments);
   EXPECT_EQ(p.vec, 8);
   EXPECT_EQ(p.group_lanes, 32);
-  EXPECT_EQ(p.chunk_packs, 256);
-  EXPECT_EQ(p.chunks_per_segment, 2);
-  EXPECT_EQ(p.items_per_part, 8);
-  EXPECT_EQ(p.parts, 8);
-  EXPECT_EQ(p.blocks, 8 * 256);
+  EXPECT_EQ(p.chunk_packs, 128);
+  EXPECT_EQ(p.chunks_per_segment, 4);
+  EXPECT_EQ(p.items_per_part, 64);
+  EXPECT_EQ(p.parts, 2);
+  EXPECT_EQ(p.blocks, 2 * 256);
+  EXPECT_EQ(p.sum_lanes, 32);
+  // Few channels spread over more parts: 3 channels of 256 x 224 x 224 float32.
+  p = plan::choose_channel_plan(plan::ChannelGeometry{256, 3, 224 * 224}, DType::float32);
+  EXPECT_EQ(p.parts, (256 * 98 + p.items_per_part - 1) / p.items_per_part);
+  EXPECT_LE(p.parts * 3, plan::kMaxSegmentParts + 3);
+  EXPECT_EQ(p.sum_lanes, 4);
   // Odd spatial sizes load element by element; short segments take narrower lane groups.
   p = plan::choose_channel_plan(plan::ChannelGeometry{4, 3, 49}, DType::float32);
   EXPECT_EQ(p.vec, 1);
-  EXPECT_EQ(p.group_lanes, 32);
+  EXPECT_EQ(p.group_lanes, 16);  // 49 packs in batches of 4
   EXPECT_EQ(p.parts, 1);
-  EXPECT_EQ(p.threads, 128);
+  EXPECT_EQ(p.threads, 64);
   p = plan::choose_channel_plan(plan::ChannelGeometry{64, 8, 12}, DType::float32);
   EXPECT_EQ(p.vec, 4);
-  EXPECT_EQ(p.group_lanes, 4);
+  EXPECT_EQ(p.group_lanes, 1);
   // Channels last: a tile of 32 packs of channels, rows in parts of whole trips.
   p = plan::choose_channel_plan(plan::ChannelGeometry{100352, 256, 1}, DType::bfloat16);
   EXPECT_EQ(p.walk, plan::ChannelWalk::columns);
   EXPECT_EQ(p.block_x, 32);
   EXPECT_EQ(p.block_y, 8);
   EXPECT_EQ(p.rows_per_part % (8 * plan::kColumnRowBatch), 0);
-  EXPECT_EQ(p.parts, (100352 + p.rows_per_part - 1) / p.rows_per_part);
+  EXPECT_EQ(p.rows_per_part, 416);  // 100352 / 256 = 392 rows, in whole trips of 32
+  EXPECT_EQ(p.parts, (100352 + 415) / 416);
   p = plan::choose_channel_plan(plan::ChannelGeometry{10, 3, 1}, DType::float16);
   EXPECT_EQ(p.vec, 1);
   EXPECT_EQ(p.block_x, 4);
   EXPECT_EQ(p.block_y, 64);
   EXPECT_EQ(p.parts, 1);
-  // Workspace: sums, coefficients, partials, each 256-byte aligned.
+  // Workspace: sums and partials, each 256-byte aligned.
   const auto w = plan::batch_norm_backward_workspace(plan::ChannelGeometry{32, 256, 3136}, plan::choose_channel_plan({32, 256, 3136}, DType::bfloat16));
   EXPECT_EQ(w.sums, 2048u);
-  EXPECT_EQ(w.coefficients, 4096u);
-  EXPECT_EQ(w.partials, 2u * 8 * 256 * 4);
-  EXPECT_EQ(w.total, w.sums + w.coefficients + w.partials);
+  EXPECT_EQ(w.partials, 2u * 2 * 256 * 4);
+  EXPECT_EQ(w.total, w.sums + w.partials);
 }
 
 TEST(HostBatchNorm, ArgumentErrors) {
