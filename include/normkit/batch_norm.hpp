@@ -35,8 +35,8 @@
 //             -> sum the two arrays over ranks (caller, optional)
 //             -> batch_norm_backward_apply (one read of x and dy, one write of dx; dgamma, dbeta from the
 //                sums it is given, so merged sums give the global parameter gradients)
-// batch_norm_forward_training and batch_norm_backward run the phases without the merge; their results
-// are bitwise those of the phases called in turn.
+// batch_norm_forward_training and batch_norm_backward run the phases without the merge; for a non-empty x
+// their results are bitwise those of the phases called in turn.
 //
 // Framework conventions: PyTorch eps 1e-5, momentum 0.1, channels first, unbiased running variance;
 // Keras epsilon 1e-3, momentum 0.99, axis -1, biased moving variance (BatchNormOptions::pytorch(),
@@ -44,16 +44,20 @@
 // Keras: mean 0, variance 1).
 //
 // Edge cases: training with one value per channel (n == 1) is an error, as in PyTorch ("Expected more than
-// 1 value per channel when training"); an empty x (n == 0) is a no-op (nothing is written or updated, as
-// PyTorch). When finalize sees a merged count of 1 (phases), the unbiased running variance is NaN. A
-// channel holding NaN or ±Inf gets NaN mean and rstd, a NaN y and NaN running statistics.
+// 1 value per channel when training"); the one-call forms and normalize/inference on an empty x (n == 0)
+// are no-ops (nothing is written or updated, as PyTorch). In the phases an empty rank still takes part:
+// batch_norm_statistics writes empty summaries, batch_norm_backward_reduce zero sums, and
+// batch_norm_backward_apply dgamma and dbeta from the merged sums. A merged count of 0 leaves the running
+// statistics as they are (saved mean and rstd NaN); a merged count of 1 gives a NaN unbiased running
+// variance. A channel holding NaN or ±Inf gets NaN mean and rstd, a NaN y and NaN running statistics.
 //
 // Dtypes: x, y, dy, dx float32, float16 or bfloat16, all the same; gamma, beta, dgamma, dbeta, running and
 // saved statistics, sum_dy, sum_dy_xmu float32 with C elements (any shape). A view with data == nullptr is
 // absent: gamma, beta, running statistics, saved statistics (forward), dx, dgamma, dbeta are optional.
 //
-// Determinism: no floating-point atomics. The forward's statistics follow the statistics engine (fixed
-// order per GPU model). The backward's sums run in an order fixed by x's shape and dtype alone (never by the
+// Determinism: no floating-point atomics. The forward's statistics follow the statistics engine: a fixed
+// order per GPU model and alignment of x (its plans use 16-byte loads where x allows them; query
+// batch_norm_workspace_size with the x you will pass). The backward's sums run in an order fixed by x's shape and dtype alone (never by the
 // GPU model, its SM count or the pointers' alignment): two runs, or two GPUs, give the same bits. The host
 // engine sums in float64 and agrees with the device to float32 rounding, not bitwise; its dx formula is
 // the kernels' (every operation rounded as written).

@@ -476,8 +476,8 @@ __global__ void __launch_bounds__(256) batch_norm_finalize_kernel(FinalizeArgs a
   const math::ChannelFinalize f = math::batch_norm_finalize_channel(summary, a.eps, a.update.unbiased);
   if (a.saved_mean) a.saved_mean[c] = f.mean;
   if (a.saved_rstd) a.saved_rstd[c] = f.rstd;
-  if (a.running_mean) a.running_mean[c] = math::running_updated(running_mean, f.batch_mean, a.update);
-  if (a.running_var) a.running_var[c] = math::running_updated(running_var, f.running_var_take, a.update);
+  if (a.running_mean) a.running_mean[c] = math::running_updated(running_mean, f.batch_mean, a.update, f.count);
+  if (a.running_var) a.running_var[c] = math::running_updated(running_var, f.running_var_take, a.update, f.count);
   if (a.center) {
     const math::Affine q = math::batch_norm_affine(f.mean, static_cast<double>(f.rstd), gamma, beta);
     a.center[c] = q.center;

@@ -3,6 +3,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <string>
 
 #include "kernels/batch_norm/batch_norm_kernels.cuh"
 #include "kernels/batch_norm/batch_norm_launch.hpp"
@@ -46,6 +47,13 @@ dim3 block_of(const plan::ChannelPlan& p) {
   return p.walk == plan::ChannelWalk::segments ? dim3(p.threads) : dim3(p.block_x, p.block_y);
 }
 
+// The walks launch one block per (channel or tile, part): more than a grid holds is an error, not a clamp.
+Status check_grid(const plan::ChannelPlan& p, const char* op) {
+  if (p.blocks <= 0x7fffffff) return Status::success();
+  return Status(StatusCode::invalid_argument, std::string("normkit::") + op + ": argument 'x.shape': " + std::to_string(p.blocks) +
+                                                  " blocks (channels x parts) exceed a grid's 2^31 - 1");
+}
+
 template <typename X>
 constexpr int full_vec() { return static_cast<int>(16 / sizeof(X)); }
 
@@ -84,6 +92,7 @@ Status launch_batch_norm_backward_reduce(const BatchNormBackwardCall& c, float* 
   if (channels == 0) return Status::success();
   float* partial_dy = partials;
   float* partial_dy_xmu = partials + c.plan.parts * channels;
+  NORMKIT_RETURN_IF_ERROR(check_grid(c.plan, kOp));
   if (c.plan.blocks > 0) {
     NORMKIT_RETURN_IF_ERROR(visit_activation(c.dtype, kOp, [&](auto x_tag) {
       using X = typename decltype(x_tag)::type;
@@ -115,6 +124,7 @@ Status launch_batch_norm_backward_apply(const BatchNormBackwardCall& c, const fl
   const std::int64_t channels = c.geometry.channels;
   if (channels == 0) return Status::success();
   const GradInputs grad{c.mean, c.rstd, c.gamma, sum_dy, sum_dy_xmu, count, dgamma, dbeta};
+  NORMKIT_RETURN_IF_ERROR(check_grid(c.plan, kOp));
   if (!dx || c.plan.blocks == 0) {
     batch_norm_param_grads_kernel<<<channel_blocks(channels), 256, 0, stream>>>(grad, channels);
     return cuda::check_launch(kOp, "batch_norm_param_grads_kernel");

@@ -97,6 +97,9 @@ Status check_x(const TensorView& x, const BatchNormOptions& o, const std::string
 // A per-channel float32 tensor (gamma, beta, statistics, sums): C elements in `space`.
 Status check_channel_tensor(const TensorView& t, std::int64_t channels, MemorySpace space, const std::string& op, const std::string& name) {
   if (t.dtype != DType::float32) return argument_error(StatusCode::unsupported_dtype, op, name + ".dtype", "float32", dtype_name(t.dtype));
+  if (t.ndim < 0 || t.ndim > kMaxDims) {
+    return argument_error(StatusCode::invalid_argument, op, name + ".ndim", "0.." + std::to_string(kMaxDims), std::to_string(t.ndim));
+  }
   std::int64_t numel = 0;
   if (!checked_numel(t.shape.data(), t.ndim, 4, &numel) || numel != channels) {
     return argument_error(StatusCode::shape_mismatch, op, name + ".shape", std::to_string(channels) + " elements (one per channel)",
@@ -406,7 +409,8 @@ Status batch_norm_backward_reduce(const TensorView& dy, const TensorView& x, con
   ChannelCall call;
   NORMKIT_RETURN_IF_ERROR(check_x(x, options, op, "x", &call));
   NORMKIT_RETURN_IF_ERROR(check_backward_inputs(call, dy, saved_mean, op));
-  if (call.empty()) return Status::success();
+  // (a rank with no values still writes its sums, zeros, for the merge)
+  if (call.g.channels == 0) return Status::success();
   NORMKIT_RETURN_IF_ERROR(require(sum_dy, "sum_dy", "an output of C floats", op));
   NORMKIT_RETURN_IF_ERROR(require(sum_dy_xmu, "sum_dy_xmu", "an output of C floats", op));
   NORMKIT_RETURN_IF_ERROR(check_channel_tensors({{&sum_dy, "sum_dy"}, {&sum_dy_xmu, "sum_dy_xmu"}}, call.g.channels, x.space, op));
@@ -429,7 +433,9 @@ Status batch_norm_backward_apply(const TensorView& dy, const TensorView& x, cons
   NORMKIT_RETURN_IF_ERROR(check_backward_inputs(call, dy, saved_mean, op));
   if (count < 0) return argument_error(StatusCode::invalid_argument, op, "count", ">= 0 (0: x's own values per channel)", std::to_string(count));
   if (dx.data) NORMKIT_RETURN_IF_ERROR(api::validate_like(dx, x, call.empty(), op, "dx"));
-  if (call.empty()) return Status::success();
+  // (a rank with no values still writes dgamma and dbeta from the merged sums)
+  if (call.g.channels == 0) return Status::success();
+  NORMKIT_RETURN_IF_ERROR(require(saved_mean, "saved_mean", "the forward's saved mean", op));
   NORMKIT_RETURN_IF_ERROR(require(saved_rstd, "saved_rstd", "the forward's saved rstd", op));
   NORMKIT_RETURN_IF_ERROR(require(sum_dy, "sum_dy", "the reduce's sum_dy", op));
   NORMKIT_RETURN_IF_ERROR(require(sum_dy_xmu, "sum_dy_xmu", "the reduce's sum_dy_xmu", op));

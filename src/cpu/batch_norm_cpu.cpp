@@ -23,8 +23,8 @@ void batch_norm_finalize(const StatsSummary* summaries, std::int64_t channels, f
     const math::ChannelFinalize f = math::batch_norm_finalize_channel(summaries[c], eps, update.unbiased);
     if (saved_mean) saved_mean[c] = f.mean;
     if (saved_rstd) saved_rstd[c] = f.rstd;
-    if (running_mean) running_mean[c] = math::running_updated(running_mean[c], f.batch_mean, update);
-    if (running_var) running_var[c] = math::running_updated(running_var[c], f.running_var_take, update);
+    if (running_mean) running_mean[c] = math::running_updated(running_mean[c], f.batch_mean, update, f.count);
+    if (running_var) running_var[c] = math::running_updated(running_var[c], f.running_var_take, update, f.count);
   }
 }
 

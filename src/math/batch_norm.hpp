@@ -38,6 +38,7 @@ struct ChannelFinalize {
   float mean, rstd;         // saved for the backward
   double running_var_take;  // the variance the running statistics take (biased or unbiased)
   double batch_mean;
+  std::int64_t count;       // values in the channel (NaN and ±Inf included)
 };
 
 // A channel's summary -> its saved statistics. NaN anywhere in the channel -> NaN mean/rstd; ±Inf -> NaN
@@ -52,13 +53,16 @@ NORMKIT_HD ChannelFinalize batch_norm_finalize_channel(const StatsSummary& s, fl
   f.mean = static_cast<float>(mean);
   f.rstd = batch_norm_rstd(var, eps);
   f.batch_mean = mean;
+  f.count = v.count;
   const double n = static_cast<double>(v.count);
   f.running_var_take = unbiased ? var * n / (n - 1.0) : var;  // n == 1: 0 * 1 / 0 = NaN
   return f;
 }
 
-NORMKIT_HD float running_updated(float running, double batch, const RunningUpdate& u) {
-  return static_cast<float>(u.keep * static_cast<double>(running) + u.take * batch);
+// A channel without values (every rank's batch empty) leaves its running statistics as they are (PyTorch's
+// empty batch is a no-op); its saved mean and rstd are NaN.
+NORMKIT_HD float running_updated(float running, double batch, const RunningUpdate& u, std::int64_t count) {
+  return count == 0 ? running : static_cast<float>(u.keep * static_cast<double>(running) + u.take * batch);
 }
 
 // The fused apply's coefficients of one channel: center = mean, scale = rstd * gamma, offset = beta.

@@ -20,6 +20,7 @@ std::size_t round_up_256(std::size_t bytes) { return (bytes + 255) / 256 * 256; 
 
 ChannelPlan choose_channel_plan(const ChannelGeometry& g, DType dtype) {
   ChannelPlan p;
+  if (g.channels == 0) return p;  // (no channels: nothing to launch, no partials)
   const int wide = static_cast<int>(16 / dtype_size(dtype));  // elements in 16 bytes
   if (g.inner > 1) {
     p.walk = ChannelWalk::segments;

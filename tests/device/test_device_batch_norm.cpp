@@ -190,6 +190,32 @@ TEST(DeviceBatchNorm, InferenceMatchesReference) {
   }
 }
 
+// An empty rank of SyncBatchNorm on the device: zero sums, dgamma and dbeta from the merged sums.
+TEST(DeviceBatchNorm, EmptyRankWritesZeroSums) {
+  REQUIRE_DEVICE();
+  std::vector<float> host{7, 7, 7, 7, 7, 7}, merged{1, 2, 3, 4, 5, 6}, stats{0, 0, 0, 0.5f, 0.5f, 0.5f}, grads(6, 9.0f);
+  DeviceCopy sums = to_device(host.data(), 24), merged_d = to_device(merged.data(), 24), stats_d = to_device(stats.data(), 24);
+  DeviceCopy grads_d = to_device(grads.data(), 24), x = to_device(host.data(), 4);
+  auto ch = [](const DeviceCopy& d, int offset) {
+    return channel_view(static_cast<float*>(d.ptr()) + offset, 3, MemorySpace::device);
+  };
+  const TensorView empty(x.ptr(), DType::bfloat16, {0, 3, 5, 5}, MemorySpace::device);
+  const BatchNormOptions o;
+  std::size_t bytes = 0;
+  ASSERT_TRUE(batch_norm_workspace_size(empty, o, &bytes).ok());
+  DeviceBytes workspace(bytes);
+  Status s = batch_norm_backward_reduce(empty, empty, ch(stats_d, 0), ch(sums, 0), ch(sums, 3), o, workspace.ptr, bytes);
+  ASSERT_TRUE(s.ok()) << s.message();
+  s = batch_norm_backward_apply(empty, empty, ch(stats_d, 0), ch(stats_d, 3), {}, ch(merged_d, 0), ch(merged_d, 3), 10, {}, ch(grads_d, 0),
+                                ch(grads_d, 3), o, workspace.ptr, bytes);
+  ASSERT_TRUE(s.ok()) << s.message();
+  CUDA_OK(cudaDeviceSynchronize());
+  from_device(host, sums);
+  from_device(grads, grads_d);
+  EXPECT_EQ(host, std::vector<float>(6, 0.0f));
+  EXPECT_EQ(grads, (std::vector<float>{2, 2.5f, 3, 1, 2, 3}));
+}
+
 TEST(DeviceBatchNorm, WorkspaceTooSmallIsAnError) {
   REQUIRE_DEVICE();
   BatchNormCase c = make_case({2, 3, 4, 4}, ChannelAxis::first, DType::float32);

@@ -282,6 +282,38 @@ TEST(HostBatchNorm, PhasesMergeAcrossRanks) {
   }
 }
 
+// SyncBatchNorm with an empty rank: its statistics are empty summaries, its sums zeros, and it still writes
+// dgamma/dbeta from the merged sums; a merged count of 0 leaves the running statistics alone.
+TEST(HostBatchNorm, EmptyRankInPhases) {
+  const std::int64_t channels = 3;
+  float dummy = 0;
+  const TensorView empty(&dummy, DType::float32, {0, channels, 4, 4});
+  BatchNormOptions o;
+  std::vector<StatsSummary> summaries(channels);
+  ASSERT_TRUE(batch_norm_statistics(empty, o, summaries.data(), channels, nullptr, 0).ok());
+  for (const auto& sm : summaries) EXPECT_EQ(sm.count, 0);
+  std::vector<float> rm{1, 2, 3}, rv{4, 5, 6}, mean(channels), rstd(channels, 2.0f);
+  auto ch = [&](std::vector<float>& v) { return TensorView(v.data(), DType::float32, {channels}); };
+  ASSERT_TRUE(batch_norm_finalize(summaries.data(), channels, MemorySpace::host, ch(rm), ch(rv), ch(mean), ch(rstd), o).ok());
+  EXPECT_EQ(rm, (std::vector<float>{1, 2, 3}));
+  EXPECT_EQ(rv, (std::vector<float>{4, 5, 6}));
+  EXPECT_TRUE(std::isnan(mean[0]) && std::isnan(rstd[0]));
+  std::vector<float> sum_dy(channels, 7.0f), sum_dy_xmu(channels, 7.0f);
+  ASSERT_TRUE(batch_norm_backward_reduce(empty, empty, ch(mean), ch(sum_dy), ch(sum_dy_xmu), o, nullptr, 0).ok());
+  EXPECT_EQ(sum_dy, (std::vector<float>(channels, 0.0f)));
+  EXPECT_EQ(sum_dy_xmu, (std::vector<float>(channels, 0.0f)));
+  // The merged sums of the other ranks give this rank's parameter gradients too.
+  std::vector<float> merged_dy{1, 2, 3}, merged_xmu{4, 5, 6}, saved_mean(channels, 0.0f), saved_rstd(channels, 0.5f), dgamma(channels), dbeta(channels);
+  ASSERT_TRUE(batch_norm_backward_apply(empty, empty, ch(saved_mean), ch(saved_rstd), {}, ch(merged_dy), ch(merged_xmu), 10, {}, ch(dgamma),
+                                        ch(dbeta), o, nullptr, 0).ok());
+  EXPECT_EQ(dgamma, (std::vector<float>{2, 2.5f, 3}));
+  EXPECT_EQ(dbeta, merged_dy);
+  // No channels at all: the backward's plan is empty (no division by the channel tiles).
+  const plan::ChannelPlan none = plan::choose_channel_plan(plan::ChannelGeometry{8, 0, 1}, DType::float32);
+  EXPECT_EQ(none.blocks, 0);
+  EXPECT_EQ(none.parts, 0);
+}
+
 TEST(BatchNormPlan, DependsOnShapeAndDtypeOnly) {
   // ResNet-50's first stage, NCHW bfloat16: segments of 56 x 56 = 3136 (392 packs of 8), a warp per chunk
   // of 128 packs; 256 channels of 2 parts (512 blocks).
@@ -390,6 +422,10 @@ TEST(HostBatchNorm, ArgumentErrors) {
   EXPECT_NE(message(s).find("num_summaries"), std::string::npos) << message(s);
   s = batch_norm_finalize(summaries.data(), 3, MemorySpace::host, TensorView(c4.data(), DType::float32, {4}), {}, {}, {}, o);
   EXPECT_NE(message(s).find("running_mean.shape"), std::string::npos) << message(s);
+  TensorView bad_rank = c3v;
+  bad_rank.ndim = 9;
+  s = batch_norm_forward_training(xv, bad_rank, {}, yv, {}, {}, {}, {}, o, nullptr, 0);
+  EXPECT_NE(message(s).find("gamma.ndim"), std::string::npos) << message(s);
   std::int64_t channels = 0;
   ASSERT_TRUE(batch_norm_channels(xv, BatchNormOptions::keras(), &channels).ok());
   EXPECT_EQ(channels, 4);
