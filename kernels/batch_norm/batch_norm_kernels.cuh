@@ -49,12 +49,7 @@ __device__ __forceinline__ RawPack<T, VEC> load_raw_any(const T* __restrict__ p)
   if constexpr (VEC > 1 && Aligned) {
     return load_raw_pack<T, VEC>(p);
   } else {
-    Pack<T, VEC> pack;
-    NORMKIT_UNROLL
-    for (int i = 0; i < VEC; ++i) pack.v[i] = p[i];
-    RawPack<T, VEC> raw;
-    memcpy(&raw, &pack, sizeof(raw));
-    return raw;
+    return load_raw_elements<T, VEC>(p);
   }
 }
 
@@ -63,8 +58,7 @@ __device__ __forceinline__ void store_pack_any(T* __restrict__ p, const float* v
   if constexpr (VEC > 1 && Aligned) {
     store_converted<T, VEC>(p, v);
   } else {
-    NORMKIT_UNROLL
-    for (int i = 0; i < VEC; ++i) math::store_as(p + i, v[i]);
+    store_elements<T, VEC>(p, v);
   }
 }
 

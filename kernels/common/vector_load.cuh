@@ -160,6 +160,25 @@ NORMKIT_UNROLL
   }
 }
 
+// A pack read element by element (p aligned to its element only) into the words a vector load gives: the
+// misaligned twin of load_raw_pack, so that both feed the same conversion.
+template <typename T, int VEC>
+__device__ __forceinline__ RawPack<T, VEC> load_raw_elements(const T* __restrict__ p) {
+  Pack<T, VEC> pack;
+NORMKIT_UNROLL
+  for (int i = 0; i < VEC; ++i) pack.v[i] = p[i];
+  RawPack<T, VEC> raw;
+  memcpy(&raw, &pack, sizeof(raw));
+  return raw;
+}
+
+// Converts and stores VEC values element by element (the misaligned twin of store_converted).
+template <typename Out, int VEC, typename Compute>
+__device__ __forceinline__ void store_elements(Out* __restrict__ y, const Compute* v) {
+NORMKIT_UNROLL
+  for (int i = 0; i < VEC; ++i) math::store_as(y + i, v[i]);
+}
+
 template <typename Acc, typename T>
 __device__ __forceinline__ Acc load_one(const T* __restrict__ p) {
   return math::to_acc<Acc>(*p);

@@ -58,12 +58,7 @@ __device__ __forceinline__ RawPack<T, VEC> load_row_pack(const T* p, bool vector
     return raw;
   }
   if (vector) return load_raw_pack<T, VEC>(p);
-  Pack<T, VEC> pack;
-  NORMKIT_UNROLL
-  for (int i = 0; i < VEC; ++i) pack.v[i] = p[i];
-  RawPack<T, VEC> raw;
-  memcpy(&raw, &pack, sizeof(raw));
-  return raw;
+  return load_raw_elements<T, VEC>(p);
 }
 
 template <typename T, int VEC>
@@ -76,8 +71,7 @@ __device__ __forceinline__ void store_row_values(T* p, bool vector, const float*
   if (vector) {
     store_converted<T, VEC>(p, v);
   } else {
-    NORMKIT_UNROLL
-    for (int i = 0; i < VEC; ++i) math::store_as(p + i, v[i]);
+    store_elements<T, VEC>(p, v);
   }
 }
 

@@ -27,14 +27,6 @@ struct ChannelCall {
   ReduceAxes reduced() const { return ReduceAxes::keeping(x->ndim, {axis}); }
 };
 
-bool is_layer_dtype(DType d) { return d == DType::float32 || d == DType::float16 || d == DType::bfloat16; }
-
-std::string number(double v) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof(buffer), "%.17g", v);
-  return buffer;
-}
-
 Status check_options(const BatchNormOptions& o, const std::string& op) {
   if (!(o.channel_axis == ChannelAxis::first || o.channel_axis == ChannelAxis::last)) {
     return argument_error(StatusCode::invalid_argument, op, "options.channel_axis", "first or last", std::to_string(static_cast<int>(o.channel_axis)));
@@ -44,10 +36,10 @@ Status check_options(const BatchNormOptions& o, const std::string& op) {
                           std::to_string(static_cast<int>(o.running_stats)));
   }
   if (!(std::isfinite(o.eps) && o.eps >= 0.0)) {
-    return argument_error(StatusCode::invalid_argument, op, "options.eps", "a finite value >= 0", number(o.eps));
+    return argument_error(StatusCode::invalid_argument, op, "options.eps", "a finite value >= 0", api::number(o.eps));
   }
   if (!(o.momentum >= 0.0 && o.momentum <= 1.0)) {
-    return argument_error(StatusCode::invalid_argument, op, "options.momentum", "a value in [0, 1]", number(o.momentum));
+    return argument_error(StatusCode::invalid_argument, op, "options.momentum", "a value in [0, 1]", api::number(o.momentum));
   }
   if (o.cumulative_average) {
     if (o.running_stats != RunningStatsConvention::pytorch) {
@@ -70,7 +62,7 @@ Status check_x(const TensorView& x, const BatchNormOptions& o, const std::string
     return argument_error(StatusCode::invalid_argument, op, arg + ".ndim", "2.." + std::to_string(kMaxDims) + " (batch and channel axes at least)",
                           std::to_string(x.ndim));
   }
-  if (!is_layer_dtype(x.dtype)) {
+  if (!api::is_layer_dtype(x.dtype)) {
     return argument_error(StatusCode::unsupported_dtype, op, arg + ".dtype", "one of float32, float16, bfloat16", dtype_name(x.dtype));
   }
   std::int64_t numel = 0;

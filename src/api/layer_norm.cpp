@@ -23,8 +23,6 @@ struct RowGeometry {
   const TensorView* x = nullptr;
 };
 
-bool is_layer_dtype(DType d) { return d == DType::float32 || d == DType::float16 || d == DType::bfloat16; }
-
 Status check_options(const LayerNormOptions& o, const TensorView& x, const std::string& op) {
   if (!(o.kind == RowNorm::layer_norm || o.kind == RowNorm::rms_norm)) {
     return argument_error(StatusCode::invalid_argument, op, "options.kind", "layer_norm or rms_norm", std::to_string(static_cast<int>(o.kind)));
@@ -49,7 +47,7 @@ Status check_x(const TensorView& x, const LayerNormOptions& o, const std::string
   if (x.ndim < 1 || x.ndim > kMaxDims) {
     return argument_error(StatusCode::invalid_argument, op, arg + ".ndim", "1.." + std::to_string(kMaxDims), std::to_string(x.ndim));
   }
-  if (!is_layer_dtype(x.dtype)) {
+  if (!api::is_layer_dtype(x.dtype)) {
     return argument_error(StatusCode::unsupported_dtype, op, arg + ".dtype", "one of float32, float16, bfloat16", dtype_name(x.dtype));
   }
   NORMKIT_RETURN_IF_ERROR(check_options(o, x, op));

@@ -18,12 +18,6 @@
 namespace normkit {
 namespace {
 
-std::string number(double v) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof(buffer), "%.17g", v);
-  return buffer;
-}
-
 // Output dtypes transforms write.
 bool is_output_dtype(DType d) {
   return d == DType::float32 || d == DType::float64 || d == DType::float16 || d == DType::bfloat16;
@@ -71,7 +65,7 @@ Status validate_coefficients(const AffineCoefficients& c, MemorySpace space, con
   if (c.fill) NORMKIT_RETURN_IF_ERROR(api::validate_pointer(c.fill, space, 8, op, "coefficients.fill"));
   if (c.clip && !(c.clip_min <= c.clip_max)) {
     return argument_error(StatusCode::invalid_argument, op, "coefficients.clip_min", "clip_min <= clip_max",
-                          number(c.clip_min) + " > " + number(c.clip_max));
+                          api::number(c.clip_min) + " > " + api::number(c.clip_max));
   }
   return Status::success();
 }
@@ -103,14 +97,14 @@ bool parse_method(const std::string& name, Method* method) noexcept {
 Status validate_options(const NormalizerOptions& o, const std::string& op) {
   if (!(o.range_min < o.range_max) || !std::isfinite(o.range_min) || !std::isfinite(o.range_max)) {
     return argument_error(StatusCode::invalid_argument, op, "feature_range", "finite (a, b) with a < b",
-                          "(" + number(o.range_min) + ", " + number(o.range_max) + ")");
+                          "(" + api::number(o.range_min) + ", " + api::number(o.range_max) + ")");
   }
   if (!std::isfinite(o.scale) || o.scale == 0.0) {
-    return argument_error(StatusCode::invalid_argument, op, "scale", "a finite non-zero number", number(o.scale));
+    return argument_error(StatusCode::invalid_argument, op, "scale", "a finite non-zero number", api::number(o.scale));
   }
-  if (!std::isfinite(o.offset)) return argument_error(StatusCode::invalid_argument, op, "offset", "a finite number", number(o.offset));
+  if (!std::isfinite(o.offset)) return argument_error(StatusCode::invalid_argument, op, "offset", "a finite number", api::number(o.offset));
   if (!(o.epsilon >= 0.0) || !std::isfinite(o.epsilon)) {
-    return argument_error(StatusCode::invalid_argument, op, "epsilon", "a finite number >= 0", number(o.epsilon));
+    return argument_error(StatusCode::invalid_argument, op, "epsilon", "a finite number >= 0", api::number(o.epsilon));
   }
   if (o.zero_variance == ZeroVariance::keras && o.with_std && o.epsilon == 0.0) {
     return argument_error(StatusCode::invalid_argument, op, "epsilon", "> 0 with zero_variance keras (divides by max(std, epsilon))",

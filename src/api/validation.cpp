@@ -1,6 +1,7 @@
 #include "api/validation.hpp"
 
 #include <cstdint>
+#include <cstdio>
 
 #include "kernels/common/device_runtime.hpp"
 #include "kernels/stats/stats_launch.hpp"
@@ -73,6 +74,14 @@ Status validate_like(const TensorView& t, const TensorView& x, bool empty, const
   if (empty) return Status::success();
   return validate_pointer(t.data, t.space, dtype_size(t.dtype), op, name + ".data");
 }
+
+std::string number(double v) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof(buffer), "%.17g", v);
+  return buffer;
+}
+
+bool is_layer_dtype(DType d) { return d == DType::float32 || d == DType::float16 || d == DType::bfloat16; }
 
 std::size_t bytes_of(const TensorView& t) { return static_cast<std::size_t>(t.numel()) * dtype_size(t.dtype); }
 

@@ -28,6 +28,11 @@ bool overlaps(const void* a, std::size_t a_bytes, const void* b, std::size_t b_b
 // unless the call has nothing to do (`empty`).
 Status validate_like(const TensorView& t, const TensorView& x, bool empty, const std::string& op, const std::string& name);
 
+// A double as text that reads back to the same value ("%.17g"), for error messages.
+std::string number(double v);
+// The activation dtypes of the layers: float32, float16, bfloat16.
+bool is_layer_dtype(DType d);
+
 // A named byte range of a call, for the overlap checks (data == nullptr or bytes == 0: absent).
 struct Buffer {
   const char* name;

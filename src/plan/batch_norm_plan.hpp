@@ -6,13 +6,13 @@
 // so two runs and two GPU models give the same bits.
 //
 //   segments  channel axis first with spatial size S > 1 (NCHW, NCL): channel c owns N segments of S
-//             contiguous elements. A segment is cut into chunks of at most a lane group's kChunkPacks
-//             packs; a partial is `items_per_part` consecutive (segment, chunk) items of one channel,
-//             one block; its lane groups take the items round-robin.
+//             contiguous elements. A segment is cut into chunks of at most group_lanes x
+//             kChunkPacksPerLane packs; a partial is `items_per_part` consecutive (segment, chunk) items of
+//             one channel, one block; its lane groups take the items round-robin.
 //   columns   channel axis last, or S == 1 (NHWC, [N, C]): rows of C channels. A block owns a tile of
 //             block_x packs of channels and `rows_per_part` consecutive rows (one partial); its block_y
 //             thread rows take the rows round-robin.
-// Partials are summed per channel in order by a second kernel.
+// Partials are summed per channel in a fixed order by a second kernel; dx walks the same way.
 #pragma once
 
 #include <cstddef>
