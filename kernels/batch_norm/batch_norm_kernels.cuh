@@ -31,9 +31,13 @@ namespace normkit::kernels {
 constexpr int kChannelMinBlocksPerSm = 3;
 constexpr int kChannelColumnsMinBlocksPerSm = 2;
 
+// x as [samples, outer, channels, inner] (plan::ChannelGeometry); a "flat channel" k = n * channels + c is
+// channel c of sample n, the unit the sums and the dx coefficients are kept for (BatchNorm: samples = 1).
 struct ChannelKernelShape {
-  std::int64_t outer, channels, inner;
-  std::int64_t parts;
+  std::int64_t outer, channels, inner, samples;
+  std::int64_t flat_channels;  // samples * channels
+  std::int64_t mean_group;     // flat channels a saved mean is shared by (GroupNorm's channels a group; 1)
+  std::int64_t parts;          // partials a flat channel
   // segments
   std::int64_t segment_packs, chunk_packs, chunks_per_segment, items_per_channel, items_per_part;
   int group_shift;
@@ -74,14 +78,38 @@ __device__ __forceinline__ void with_alignment(bool aligned, Walk& walk) {
   }
 }
 
-// Element offset of item `item` of channel c in the segments walk, and its pack count.
-__device__ __forceinline__ std::int64_t segment_item_offset(const ChannelKernelShape& s, std::int64_t c, std::int64_t item,
+// Element offset of the first segment of flat channel k (sample k / channels, channel k % channels).
+__device__ __forceinline__ std::int64_t flat_channel_base(const ChannelKernelShape& s, std::int64_t k) {
+  const std::int64_t n = s.samples == 1 ? 0 : k / s.channels;
+  return (n * s.outer * s.channels + (k - n * s.channels)) * s.inner;
+}
+
+// Element offset of item `item` of a flat channel (first segment at `base`) in the segments walk, and its
+// pack count.
+__device__ __forceinline__ std::int64_t segment_item_offset(const ChannelKernelShape& s, std::int64_t base, std::int64_t item,
                                                             int vec, int* packs) {
   const std::int64_t segment = s.chunks_per_segment == 1 ? item : item / s.chunks_per_segment;
   const std::int64_t chunk = item - segment * s.chunks_per_segment;
   const std::int64_t first = chunk * s.chunk_packs;
   *packs = static_cast<int>(s.segment_packs - first < s.chunk_packs ? s.segment_packs - first : s.chunk_packs);
-  return (segment * s.channels + c) * s.inner + first * vec;
+  return base + segment * s.channels * s.inner + first * vec;
+}
+
+// The columns walk's block b: channel tile b % channel_tiles, partial p = b / channel_tiles of sample
+// p % samples, which owns rows [r0, r1) of x's samples * outer rows (part p / samples of the sample's).
+struct ColumnPart {
+  std::int64_t tile, part, sample, r0, r1;
+};
+
+__device__ __forceinline__ ColumnPart column_part(const ChannelKernelShape& s) {
+  ColumnPart q;
+  q.tile = blockIdx.x % s.channel_tiles;
+  q.part = blockIdx.x / s.channel_tiles;
+  q.sample = s.samples == 1 ? 0 : q.part % s.samples;
+  const std::int64_t first = q.sample * s.outer;
+  q.r0 = first + (q.part / s.samples) * s.rows_per_part;
+  q.r1 = q.r0 + s.rows_per_part < first + s.outer ? q.r0 + s.rows_per_part : first + s.outer;
+  return q;
 }
 
 // B packs first, first + lanes, ... (those below `packs`) of one (segment, chunk) item of dy and x, every load
@@ -145,20 +173,21 @@ __global__ void __launch_bounds__(256, kChannelMinBlocksPerSm) channel_grad_sums
                                                                          float* __restrict__ partial_dy,
                                                                          float* __restrict__ partial_dy_xmu) {
   __shared__ float group_sums[2][256];  // (a group a lane at the narrowest: plan::ChannelPlan::group_lanes)
-  const std::int64_t c = blockIdx.x / s.parts;
+  const std::int64_t c = blockIdx.x / s.parts;  // the flat channel
   const std::int64_t part = blockIdx.x - c * s.parts;
   const int lanes = 1 << s.group_shift;
   const int lane = threadIdx.x & (lanes - 1);
   const int group = threadIdx.x >> s.group_shift;
   const int groups = blockDim.x >> s.group_shift;
-  const float m = mean[c];
+  const float m = mean[c / s.mean_group];
+  const std::int64_t base = flat_channel_base(s, c);
   float sum_dy = 0.0f, sum_dy_xmu = 0.0f;
   const std::int64_t first = part * s.items_per_part;
   const std::int64_t end = first + s.items_per_part < s.items_per_channel ? first + s.items_per_part : s.items_per_channel;
   auto walk = [&](auto aligned) {
     for (std::int64_t item = first + group; item < end; item += groups) {
       int packs = 0;
-      const std::int64_t offset = segment_item_offset(s, c, item, VEC, &packs);
+      const std::int64_t offset = segment_item_offset(s, base, item, VEC, &packs);
       constexpr int kBatch = kSegmentBatch<decltype(aligned)::value, VEC>;
       for (int k0 = 0; k0 < plan::kChunkPacksPerLane; k0 += kBatch) {
         RawPack<T, VEC> rd[kBatch], rx[kBatch];
@@ -193,34 +222,34 @@ __global__ void __launch_bounds__(256, kChannelMinBlocksPerSm) channel_grad_sums
       a += group_sums[0][g];
       b += group_sums[1][g];
     }
-    partial_dy[part * s.channels + c] = a;
-    partial_dy_xmu[part * s.channels + c] = b;
+    partial_dy[part * s.flat_channels + c] = a;
+    partial_dy_xmu[part * s.flat_channels + c] = b;
   }
 }
 
-// Block b: channel tile b % channel_tiles, rows [part * rows_per_part, ...) with part = b / channel_tiles.
-// Thread (tx, ty) owns channel pack tile * blockDim.x + tx and rows ty, ty + blockDim.y, ... in batches of
-// kColumnRowBatch rows; the thread rows combine by a tree in shared memory.
+// Block b: a channel tile and a range of one sample's rows (column_part). Thread (tx, ty) owns channel pack
+// tile * blockDim.x + tx and rows r0 + ty, r0 + ty + blockDim.y, ... in batches of kColumnRowBatch rows; the
+// thread rows combine by a tree in shared memory. Partial p of channel c is flat channel
+// (sample, c)'s partial p / samples: at p * channels + c = (p / samples) * flat_channels + sample * channels + c.
 template <typename T, int VEC>
 __global__ void __launch_bounds__(256, kChannelColumnsMinBlocksPerSm) channel_grad_sums_columns_kernel(const T* __restrict__ dy, const T* __restrict__ x,
                                                                         const float* __restrict__ mean, ChannelKernelShape s,
                                                                         float* __restrict__ partial_dy,
                                                                         float* __restrict__ partial_dy_xmu) {
   __shared__ float row_sums[2][256 * VEC];
-  const std::int64_t tile = blockIdx.x % s.channel_tiles;
-  const std::int64_t part = blockIdx.x / s.channel_tiles;
-  const std::int64_t channel_pack = tile * blockDim.x + threadIdx.x;
+  const ColumnPart q = column_part(s);
+  const std::int64_t part = q.part, r0 = q.r0, r1 = q.r1;
+  const std::int64_t channel_pack = q.tile * blockDim.x + threadIdx.x;
   const bool owns = channel_pack < s.channel_packs;
   const std::int64_t c0 = channel_pack * VEC;
+  const std::int64_t k0 = q.sample * s.channels + c0;  // the first flat channel
   float m[VEC], sum_dy[VEC], sum_dy_xmu[VEC];
   NORMKIT_UNROLL
   for (int i = 0; i < VEC; ++i) {
-    m[i] = owns ? mean[c0 + i] : 0.0f;
+    m[i] = owns ? mean[(k0 + i) / s.mean_group] : 0.0f;
     sum_dy[i] = 0.0f;
     sum_dy_xmu[i] = 0.0f;
   }
-  const std::int64_t r0 = part * s.rows_per_part;
-  const std::int64_t r1 = r0 + s.rows_per_part < s.outer ? r0 + s.rows_per_part : s.outer;
   const std::int64_t stride = blockDim.y;
   auto walk = [&](auto aligned) {
     for (std::int64_t r = r0 + threadIdx.y; r < r1; r += stride * plan::kColumnRowBatch) {
@@ -313,8 +342,9 @@ __global__ void __launch_bounds__(1024) channel_partials_sum_kernel(const float*
 
 // ---- dx -----------------------------------------------------------------------------------------------
 
-// What dx needs per channel: the forward's statistics, gamma, the (merged) sums and their count; dgamma and
-// dbeta are written by the first part's threads.
+// What dx needs per flat channel. BatchNorm: the forward's statistics, gamma, the (merged) sums and their
+// count, the coefficients computed where they are used; dgamma and dbeta are written by the first part's
+// threads. GroupNorm: `coefficients`, computed beforehand from its groups' sums (the rest unused).
 struct GradInputs {
   const float* mean;
   const float* rstd;
@@ -324,6 +354,7 @@ struct GradInputs {
   double count;
   float* dgamma;  // may be null
   float* dbeta;   // may be null
+  const math::ChannelGradCoefficients* coefficients;  // null: computed from the above
 };
 
 // A channel's inputs of the gradient, loaded together (before any store: the arrays may alias as far as the
@@ -336,13 +367,19 @@ __device__ __forceinline__ ChannelGrad load_channel_grad(const GradInputs& g, st
   return ChannelGrad{g.mean[c], g.rstd[c], g.gamma ? g.gamma[c] : 1.0f, g.sum_dy[c], g.sum_dy_xmu[c]};
 }
 
-__device__ __forceinline__ math::BatchNormGradCoefficients grad_coefficients(const GradInputs& g, const ChannelGrad& v) {
-  return math::batch_norm_grad_coefficients(v.mean, v.rstd, v.gamma, v.sum_dy, v.sum_dy_xmu, g.count);
-}
-
 __device__ __forceinline__ void write_param_grads(const GradInputs& g, std::int64_t c, const ChannelGrad& v) {
   if (g.dgamma) g.dgamma[c] = math::batch_norm_dgamma(v.sum_dy_xmu, v.rstd);
   if (g.dbeta) g.dbeta[c] = v.sum_dy;
+}
+
+// Flat channel k's coefficients (stored, or from its BatchNorm inputs, then its dgamma and dbeta when
+// write_params).
+__device__ __forceinline__ math::ChannelGradCoefficients channel_coefficients(const GradInputs& g, std::int64_t k, bool write_params) {
+  if (g.coefficients) return g.coefficients[k];
+  const ChannelGrad v = load_channel_grad(g, k);
+  const math::ChannelGradCoefficients q = math::batch_norm_grad_coefficients(v.mean, v.rstd, v.gamma, v.sum_dy, v.sum_dy_xmu, g.count);
+  if (write_params) write_param_grads(g, k, v);
+  return q;
 }
 
 // The reduce's segments walk, every item's packs loaded, transformed and stored.
@@ -350,21 +387,20 @@ template <typename T, int VEC>
 __global__ void __launch_bounds__(256, kChannelMinBlocksPerSm) batch_norm_dx_segments_kernel(const T* __restrict__ dy, const T* __restrict__ x,
                                                                      GradInputs grad, ChannelKernelShape s,
                                                                      T* __restrict__ dx) {
-  const std::int64_t c = blockIdx.x / s.parts;
+  const std::int64_t c = blockIdx.x / s.parts;  // the flat channel
   const std::int64_t part = blockIdx.x - c * s.parts;
   const int lanes = 1 << s.group_shift;
   const int lane = threadIdx.x & (lanes - 1);
   const int groups = blockDim.x >> s.group_shift;
-  const ChannelGrad values = load_channel_grad(grad, c);
-  const auto q = grad_coefficients(grad, values);
-  if (part == 0 && threadIdx.x == 0) write_param_grads(grad, c, values);
+  const math::ChannelGradCoefficients q = channel_coefficients(grad, c, part == 0 && threadIdx.x == 0);
+  const std::int64_t base = flat_channel_base(s, c);
   const std::int64_t first = part * s.items_per_part;
   const std::int64_t end = first + s.items_per_part < s.items_per_channel ? first + s.items_per_part : s.items_per_channel;
   auto walk = [&](auto aligned) {
     constexpr bool kAligned = decltype(aligned)::value;
     for (std::int64_t item = first + (threadIdx.x >> s.group_shift); item < end; item += groups) {
       int packs = 0;
-      const std::int64_t offset = segment_item_offset(s, c, item, VEC, &packs);
+      const std::int64_t offset = segment_item_offset(s, base, item, VEC, &packs);
       constexpr int kBatch = kSegmentBatch<kAligned, VEC>;
       for (int k0 = 0; k0 < plan::kChunkPacksPerLane; k0 += kBatch) {
         RawPack<T, VEC> rd[kBatch], rx[kBatch];
@@ -377,7 +413,7 @@ __global__ void __launch_bounds__(256, kChannelMinBlocksPerSm) batch_norm_dx_seg
             convert_raw_pack<float, T, VEC>(rd[k], d);
             convert_raw_pack<float, T, VEC>(rx[k], v);
             NORMKIT_UNROLL
-            for (int i = 0; i < VEC; ++i) d[i] = math::batch_norm_dx(d[i], v[i], q);
+            for (int i = 0; i < VEC; ++i) d[i] = math::channel_dx(d[i], v[i], q);
             store_pack_any<T, VEC, kAligned>(dx + offset + pack * VEC, d);
           }
         }
@@ -392,30 +428,24 @@ template <typename T, int VEC>
 __global__ void __launch_bounds__(256, kChannelColumnsMinBlocksPerSm) batch_norm_dx_columns_kernel(const T* __restrict__ dy, const T* __restrict__ x,
                                                                     GradInputs grad, ChannelKernelShape s,
                                                                     T* __restrict__ dx) {
-  __shared__ math::BatchNormGradCoefficients tile_coefficients[256];
-  const std::int64_t tile = blockIdx.x % s.channel_tiles;
-  const std::int64_t part = blockIdx.x / s.channel_tiles;
+  __shared__ math::ChannelGradCoefficients tile_coefficients[256];
+  const ColumnPart part = column_part(s);
+  const std::int64_t r0 = part.r0, r1 = part.r1;
   // The tile's coefficients, one channel a thread (one round trip; a thread computing its own VEC channels
   // waited for each channel's loads in turn: 37 us instead of 22 for a bfloat16 NHWC dx, modelled), and
   // the first part's dgamma and dbeta.
   const int tile_channels = blockDim.x * VEC;
   for (int j = threadIdx.y * blockDim.x + threadIdx.x; j < tile_channels; j += blockDim.x * blockDim.y) {
-    const std::int64_t c = tile * tile_channels + j;
-    if (c < s.channels) {
-      const ChannelGrad values = load_channel_grad(grad, c);
-      tile_coefficients[j] = grad_coefficients(grad, values);
-      if (part == 0) write_param_grads(grad, c, values);
-    }
+    const std::int64_t c = part.tile * tile_channels + j;
+    if (c < s.channels) tile_coefficients[j] = channel_coefficients(grad, part.sample * s.channels + c, part.part == 0);
   }
   __syncthreads();
-  const std::int64_t channel_pack = tile * blockDim.x + threadIdx.x;
+  const std::int64_t channel_pack = part.tile * blockDim.x + threadIdx.x;
   if (channel_pack >= s.channel_packs) return;
   const std::int64_t c0 = channel_pack * VEC;
-  math::BatchNormGradCoefficients q[VEC];
+  math::ChannelGradCoefficients q[VEC];
   NORMKIT_UNROLL
   for (int i = 0; i < VEC; ++i) q[i] = tile_coefficients[threadIdx.x * VEC + i];
-  const std::int64_t r0 = part * s.rows_per_part;
-  const std::int64_t r1 = r0 + s.rows_per_part < s.outer ? r0 + s.rows_per_part : s.outer;
   const std::int64_t stride = blockDim.y;
   auto walk = [&](auto aligned) {
     constexpr bool kAligned = decltype(aligned)::value;
@@ -429,7 +459,7 @@ __global__ void __launch_bounds__(256, kChannelColumnsMinBlocksPerSm) batch_norm
           convert_raw_pack<float, T, VEC>(rd[k], d);
           convert_raw_pack<float, T, VEC>(rx[k], v);
           NORMKIT_UNROLL
-          for (int i = 0; i < VEC; ++i) d[i] = math::batch_norm_dx(d[i], v[i], q[i]);
+          for (int i = 0; i < VEC; ++i) d[i] = math::channel_dx(d[i], v[i], q[i]);
           store_pack_any<T, VEC, kAligned>(dx + (r + k * stride) * s.channels + c0, d);
         }
       }

@@ -29,6 +29,9 @@ ChannelKernelShape shape_of(const BatchNormBackwardCall& c) {
   s.outer = g.outer;
   s.channels = g.channels;
   s.inner = g.inner;
+  s.samples = g.samples;
+  s.flat_channels = g.flat_channels();
+  s.mean_group = c.mean_group;
   s.parts = p.parts;
   s.segment_packs = g.inner / p.vec;
   s.chunk_packs = p.chunk_packs;
@@ -88,7 +91,7 @@ Status launch_batch_norm_affine(const float* mean, const float* rstd_or_var, boo
 Status launch_batch_norm_backward_reduce(const BatchNormBackwardCall& c, float* partials, float* sum_dy, float* sum_dy_xmu,
                                          Stream stream) {
   constexpr const char* kOp = "batch_norm_backward_reduce";
-  const std::int64_t channels = c.geometry.channels;
+  const std::int64_t channels = c.geometry.flat_channels();
   if (channels == 0) return Status::success();
   float* partial_dy = partials;
   float* partial_dy_xmu = partials + c.plan.parts * channels;
@@ -123,9 +126,10 @@ Status launch_batch_norm_backward_apply(const BatchNormBackwardCall& c, const fl
   constexpr const char* kOp = "batch_norm_backward_apply";
   const std::int64_t channels = c.geometry.channels;
   if (channels == 0) return Status::success();
-  const GradInputs grad{c.mean, c.rstd, c.gamma, sum_dy, sum_dy_xmu, count, dgamma, dbeta};
+  const GradInputs grad{c.mean, c.rstd, c.gamma, sum_dy, sum_dy_xmu, count, dgamma, dbeta, c.coefficients};
   NORMKIT_RETURN_IF_ERROR(check_grid(c.plan, kOp));
   if (!dx || c.plan.blocks == 0) {
+    if (c.coefficients) return Status::success();  // (GroupNorm's dgamma and dbeta come with its coefficients)
     batch_norm_param_grads_kernel<<<channel_blocks(channels), 256, 0, stream>>>(grad, channels);
     return cuda::check_launch(kOp, "batch_norm_param_grads_kernel");
   }

@@ -22,6 +22,10 @@ struct BatchNormBackwardCall {
   plan::ChannelGeometry geometry;
   plan::ChannelPlan plan;
   bool aligned = false;  // dy, x and dx 16-byte aligned
+  std::int64_t mean_group = 1;  // flat channels sharing a saved mean (GroupNorm: channels a group)
+  // dx's coefficients a flat channel, computed beforehand (GroupNorm); null: from mean, rstd, gamma and the
+  // sums (BatchNorm).
+  const math::ChannelGradCoefficients* coefficients = nullptr;
 };
 
 // Per-channel saved and running statistics from C summaries (any output may be null); with `affine`, also

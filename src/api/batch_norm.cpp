@@ -221,7 +221,7 @@ kernels::BatchNormBackwardCall backward_call(const ChannelCall& call, const Tens
 Status reduce_sums(const ChannelCall& call, const kernels::BatchNormBackwardCall& c, float* sum_dy, float* sum_dy_xmu,
                    float* partials, Stream stream) {
   if (call.x->space == MemorySpace::host) {
-    return cpu::batch_norm_backward_reduce(c.dy, c.x, c.dtype, c.mean, call.g, sum_dy, sum_dy_xmu, host_threads());
+    return cpu::batch_norm_backward_reduce(c.dy, c.x, c.dtype, c.mean, 1, call.g, sum_dy, sum_dy_xmu, host_threads());
   }
   return kernels::launch_batch_norm_backward_reduce(c, partials, sum_dy, sum_dy_xmu, stream);
 }

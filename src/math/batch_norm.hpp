@@ -75,24 +75,28 @@ NORMKIT_HD double batch_norm_inference_rstd(float running_var, float eps) {
   return 1.0 / sqrt(static_cast<double>(running_var) + static_cast<double>(eps));
 }
 
-// Per channel coefficients of dx = (dy - grad_mean - (x - mean) * proj) * scale.
-struct BatchNormGradCoefficients {
-  float mean, grad_mean, proj, scale;
+// Per-channel coefficients of dx = dy * scale - (x - mean) * proj - shift: BatchNorm's and GroupNorm's
+// (math/group_norm.hpp) backward in one form, so that the same dx kernels serve both.
+struct ChannelGradCoefficients {
+  float mean, scale, proj, shift;
 };
 
-NORMKIT_HD BatchNormGradCoefficients batch_norm_grad_coefficients(float mean, float rstd, float gamma, float sum_dy,
-                                                                  float sum_dy_xmu, double count) {
+// BatchNorm: dx = (dy - sum_dy / n - (x - mean) * rstd² * sum_dy_xmu / n) * rstd * gamma, each term
+// scaled by rstd * gamma in float64 before rounding (no division by gamma, which may be 0).
+NORMKIT_HD ChannelGradCoefficients batch_norm_grad_coefficients(float mean, float rstd, float gamma, float sum_dy,
+                                                                float sum_dy_xmu, double count) {
   const double r = static_cast<double>(rstd);
-  BatchNormGradCoefficients c;
+  const double scale = r * static_cast<double>(gamma);
+  ChannelGradCoefficients c;
   c.mean = mean;
-  c.grad_mean = static_cast<float>(static_cast<double>(sum_dy) / count);
-  c.proj = static_cast<float>(static_cast<double>(sum_dy_xmu) / count * r * r);
-  c.scale = static_cast<float>(r * static_cast<double>(gamma));
+  c.scale = static_cast<float>(scale);
+  c.proj = static_cast<float>(static_cast<double>(sum_dy_xmu) / count * r * r * scale);
+  c.shift = static_cast<float>(static_cast<double>(sum_dy) / count * scale);
   return c;
 }
 
-NORMKIT_HD float batch_norm_dx(float dy, float x, const BatchNormGradCoefficients& c) {
-  return mul_rn(sub_rn(sub_rn(dy, c.grad_mean), mul_rn(sub_rn(x, c.mean), c.proj)), c.scale);
+NORMKIT_HD float channel_dx(float dy, float x, const ChannelGradCoefficients& c) {
+  return sub_rn(sub_rn(mul_rn(dy, c.scale), mul_rn(sub_rn(x, c.mean), c.proj)), c.shift);
 }
 
 // dgamma = sum_dy_xmu * rstd (dbeta = sum_dy as it is).

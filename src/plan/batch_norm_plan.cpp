@@ -42,7 +42,7 @@ ChannelPlan choose_channel_plan(const ChannelGeometry& g, DType dtype) {
     // does not hold 256 threads.
     p.threads = static_cast<int>(std::max<std::int64_t>(32, std::min<std::int64_t>(256, p.items_per_part * p.group_lanes)));
     p.parts = items == 0 ? 0 : ceil_div(items, p.items_per_part);
-    p.blocks = p.parts * g.channels;
+    p.blocks = p.parts * g.flat_channels();
   } else {
     p.walk = ChannelWalk::columns;
     p.vec = g.channels % wide == 0 ? wide : 1;
@@ -56,15 +56,15 @@ ChannelPlan choose_channel_plan(const ChannelGeometry& g, DType dtype) {
     const std::int64_t rows = std::max(kChannelPartElements / (std::int64_t{p.block_x} * p.vec), ceil_div(g.outer, max_parts));
     p.rows_per_part = ceil_div(std::max<std::int64_t>(1, rows), trip) * trip;
     p.parts = g.outer == 0 ? 0 : ceil_div(g.outer, p.rows_per_part);
-    p.blocks = p.parts * p.channel_tiles;
+    p.blocks = p.parts * p.channel_tiles * g.samples;
   }
-  p.sum_lanes = pow2_at_least(g.channels, 32);
+  p.sum_lanes = pow2_at_least(g.flat_channels(), 32);
   return p;
 }
 
 BatchNormBackwardWorkspace batch_norm_backward_workspace(const ChannelGeometry& g, const ChannelPlan& p) {
   BatchNormBackwardWorkspace w;
-  const std::size_t c = static_cast<std::size_t>(g.channels);
+  const std::size_t c = static_cast<std::size_t>(g.flat_channels());
   w.sums = round_up_256(2 * c * sizeof(float));
   w.partials = round_up_256(2 * static_cast<std::size_t>(p.parts) * c * sizeof(float));
   w.total = w.sums + w.partials;

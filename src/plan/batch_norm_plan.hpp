@@ -22,10 +22,15 @@
 
 namespace normkit::plan {
 
-// x as [outer, channels, inner]: channels first -> [N, C, S]; channels last -> [N*S, C, 1].
+// x as [samples, outer, channels, inner], its sums kept per (sample, channel), a "flat channel"
+// n * channels + c. BatchNorm (samples 1): channels first -> [1, N, C, S]; channels last -> [1, N*S, C, 1].
+// GroupNorm (sums per sample and channel): channels first -> [N, 1, C, S]; channels last -> [N, S, C, 1].
+// The partials of a flat channel depend on [outer, channels, inner] only, never on the sample count: a
+// sample's sums are the same bits in any batch.
 struct ChannelGeometry {
-  std::int64_t outer = 0, channels = 0, inner = 1;
-  std::int64_t per_channel() const { return outer * inner; }
+  std::int64_t outer = 0, channels = 0, inner = 1, samples = 1;
+  std::int64_t per_channel() const { return outer * inner; }  // values a flat channel sums
+  std::int64_t flat_channels() const { return samples * channels; }
 };
 
 enum class ChannelWalk : std::uint8_t { segments, columns };
@@ -44,9 +49,9 @@ struct ChannelPlan {
   std::int64_t channel_tiles = 0;       // ceil(channel packs / block_x)
   std::int64_t rows_per_part = 0;
   // both
-  std::int64_t parts = 0;               // partials per channel
-  std::int64_t blocks = 0;              // blocks of the reduce kernel (parts * channels or parts * tiles)
-  int sum_lanes = 32;                   // channels a block of the partials' sum covers (1024 / sum_lanes strands)
+  std::int64_t parts = 0;               // partials per flat channel
+  std::int64_t blocks = 0;              // blocks of the reduce kernel (samples * parts * (channels or tiles))
+  int sum_lanes = 32;                   // flat channels a block of the partials' sum covers (1024 / sum_lanes strands)
 };
 
 // Packs a lane of a segments chunk loads at once (then sums), rows a column thread loads before it adds any:
@@ -66,8 +71,8 @@ constexpr std::int64_t kMaxColumnParts = 256;
 
 ChannelPlan choose_channel_plan(const ChannelGeometry& g, DType dtype);
 
-// Device workspace of the backward: float32 sum_dy/sum_dy_xmu (C each) and the partials (2 parts C),
-// each region 256-byte aligned.
+// Device workspace of the backward: float32 sum_dy/sum_dy_xmu (a flat channel each) and the partials (2 x
+// parts x flat channels), each region 256-byte aligned.
 struct BatchNormBackwardWorkspace {
   std::size_t sums = 0, partials = 0, total = 0;
 };
