@@ -86,37 +86,14 @@ Status check_x(const TensorView& x, const BatchNormOptions& o, const std::string
   return Status::success();
 }
 
-// A per-channel float32 tensor (gamma, beta, statistics, sums): C elements in `space`.
-Status check_channel_tensor(const TensorView& t, std::int64_t channels, MemorySpace space, const std::string& op, const std::string& name) {
-  if (t.dtype != DType::float32) return argument_error(StatusCode::unsupported_dtype, op, name + ".dtype", "float32", dtype_name(t.dtype));
-  if (t.ndim < 0 || t.ndim > kMaxDims) {
-    return argument_error(StatusCode::invalid_argument, op, name + ".ndim", "0.." + std::to_string(kMaxDims), std::to_string(t.ndim));
-  }
-  std::int64_t numel = 0;
-  if (!checked_numel(t.shape.data(), t.ndim, 4, &numel) || numel != channels) {
-    return argument_error(StatusCode::shape_mismatch, op, name + ".shape", std::to_string(channels) + " elements (one per channel)",
-                          t.shape_string());
-  }
-  if (t.space != space) return argument_error(StatusCode::invalid_argument, op, name + ".space", api::space_name(space), api::space_name(t.space));
-  if (channels == 0) return Status::success();
-  return api::validate_pointer(t.data, t.space, 4, op, name + ".data");
-}
-
 // The optional per-channel tensors of a call (absent when data == nullptr).
 Status check_channel_tensors(std::initializer_list<std::pair<const TensorView*, const char*>> tensors, std::int64_t channels,
                              MemorySpace space, const std::string& op) {
-  for (const auto& [t, name] : tensors) {
-    if (t->data) NORMKIT_RETURN_IF_ERROR(check_channel_tensor(*t, channels, space, op, name));
-  }
-  return Status::success();
+  return api::validate_float_arrays(tensors, channels, "one per channel", space, op);
 }
 
-Status require(const TensorView& t, const char* name, const char* what, const std::string& op) {
-  if (t.data == nullptr) return argument_error(StatusCode::null_pointer, op, name, what, "nullptr");
-  return Status::success();
-}
-
-api::Buffer buffer(const char* name, const TensorView& t) { return api::Buffer{name, t.data, api::bytes_of(t)}; }
+using api::buffer;
+using api::require;
 
 float* floats(const TensorView& t) { return static_cast<float*>(t.data); }
 
@@ -138,40 +115,12 @@ Status forward_workspace(const ChannelCall& call, ForwardWorkspace* w) {
   return Status::success();
 }
 
-// Outputs apart from the inputs and each other; on the device also `needed` bytes of workspace apart from all.
 Status check_call_buffers(const std::vector<api::Buffer>& outputs, const std::vector<api::Buffer>& inputs, MemorySpace space,
                           void* workspace, std::size_t bytes, std::size_t needed, const std::string& op) {
-  NORMKIT_RETURN_IF_ERROR(api::check_apart(outputs, inputs, op));
-  if (space == MemorySpace::host) return Status::success();
-  if (bytes < needed) {
-    return argument_error(StatusCode::workspace_too_small, op, "workspace_bytes",
-                          "at least " + std::to_string(needed) + " (batch_norm_workspace_size)", std::to_string(bytes));
-  }
-  if (needed == 0) return Status::success();
-  NORMKIT_RETURN_IF_ERROR(api::validate_pointer(workspace, MemorySpace::device, 16, op, "workspace"));
-  std::vector<api::Buffer> others = inputs;
-  others.insert(others.end(), outputs.begin(), outputs.end());
-  return api::check_apart({{"workspace", workspace, needed}}, others, op);
+  return api::check_call_buffers(outputs, inputs, space, workspace, bytes, needed, "batch_norm_workspace_size", op);
 }
 
 char* at(void* base, std::size_t offset) { return static_cast<char*>(base) + offset; }
-
-// Coefficient arrays of the fused apply: in the workspace (device) or in `host` (host calls).
-AffineCoefficients affine_arrays(void* base, std::int64_t channels, std::vector<double>* host) {
-  AffineCoefficients a;
-  if (base == nullptr) {
-    host->assign(3 * static_cast<std::size_t>(channels), 0.0);
-    a.center = host->data();
-    a.scale = a.center + channels;
-    a.offset = a.scale + channels;
-    return a;
-  }
-  const std::size_t stride = plan::round_up_256(static_cast<std::size_t>(channels) * sizeof(double));
-  a.center = reinterpret_cast<double*>(at(base, 0));
-  a.scale = reinterpret_cast<double*>(at(base, stride));
-  a.offset = reinterpret_cast<double*>(at(base, 2 * stride));
-  return a;
-}
 
 // y = (x - center) * scale + offset with the channel's coefficients from mean and rstd (or the running
 // variance). `affine_base`: device scratch of 3 rounded C-double arrays (null on the host).
@@ -180,7 +129,7 @@ Status apply_channels(const ChannelCall& call, const float* mean, const float* r
                       void* affine_base, Stream stream) {
   const std::int64_t channels = call.g.channels;
   std::vector<double> host;
-  const AffineCoefficients a = affine_arrays(affine_base, channels, &host);
+  const AffineCoefficients a = api::affine_arrays(affine_base, channels, &host);
   const float eps = static_cast<float>(o.eps);
   if (call.x->space == MemorySpace::host) {
     cpu::batch_norm_affine(mean, rstd_or_var, from_variance, eps, floats(gamma), floats(beta), channels, a);
@@ -377,7 +326,7 @@ Status batch_norm_forward_training(const TensorView& x, const TensorView& gamma,
   // the same coefficients from the saved statistics: the same bits), then the apply.
   auto* summaries = reinterpret_cast<StatsSummary*>(at(workspace, 0));
   std::vector<double> unused;
-  const AffineCoefficients affine = affine_arrays(at(workspace, f.summaries), channels, &unused);
+  const AffineCoefficients affine = api::affine_arrays(at(workspace, f.summaries), channels, &unused);
   void* engine = f.engine ? at(workspace, f.summaries + f.affine) : nullptr;
   NORMKIT_RETURN_IF_ERROR(accumulate_stats(x, so, summaries, channels, false, engine, f.engine, stream));
   NORMKIT_RETURN_IF_ERROR(kernels::launch_batch_norm_finalize(summaries, channels, floats(running_mean), floats(running_var),

@@ -2,6 +2,7 @@
 // the queries answer "no device".
 #include "kernels/batch_norm/batch_norm_launch.hpp"
 #include "kernels/common/device_runtime.hpp"
+#include "kernels/group_norm/group_norm_launch.hpp"
 #include "kernels/layer_norm/layer_norm_launch.hpp"
 #include "kernels/stats/stats_launch.hpp"
 #include "kernels/transform/transform_launch.hpp"
@@ -74,5 +75,14 @@ Status copy_to_host_sync(void*, const void*, std::size_t, Stream, const char* op
 Status synchronize_stream(Stream, const char*) { return Status::success(); }
 Status select_device(int, const char* operation, std::string*) { return unavailable(operation); }
 Status synchronize_device(const char* operation) { return unavailable(operation); }
+
+Status launch_group_norm_finalize(const StatsSummary*, const math::GroupShape&, float, const float*, const float*, float*, float*,
+                                  const AffineCoefficients&, Stream) {
+  return unavailable("group_norm_forward");
+}
+Status launch_group_norm_grad_coefficients(const math::GroupShape&, const float*, const float*, const float*, const float*, const float*,
+                                           double, math::ChannelGradCoefficients*, float*, float*, Stream) {
+  return unavailable("group_norm_backward");
+}
 
 }  // namespace normkit::kernels

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <cstdio>
+#include <string>
 
 #include "kernels/common/device_runtime.hpp"
 #include "kernels/stats/stats_launch.hpp"
@@ -109,6 +110,66 @@ bool aligned16(std::initializer_list<const void*> pointers) {
     if (reinterpret_cast<std::uintptr_t>(p) % 16 != 0) return false;
   }
   return true;
+}
+
+Status validate_float_array(const TensorView& t, std::int64_t count, const std::string& what, MemorySpace space, const std::string& op,
+                            const std::string& name) {
+  if (t.dtype != DType::float32) return argument_error(StatusCode::unsupported_dtype, op, name + ".dtype", "float32", dtype_name(t.dtype));
+  if (t.ndim < 0 || t.ndim > kMaxDims) {
+    return argument_error(StatusCode::invalid_argument, op, name + ".ndim", "0.." + std::to_string(kMaxDims), std::to_string(t.ndim));
+  }
+  std::int64_t numel = 0;
+  if (!checked_numel(t.shape.data(), t.ndim, 4, &numel) || numel != count) {
+    return argument_error(StatusCode::shape_mismatch, op, name + ".shape", std::to_string(count) + " elements (" + what + ")", t.shape_string());
+  }
+  if (t.space != space) return argument_error(StatusCode::invalid_argument, op, name + ".space", space_name(space), space_name(t.space));
+  if (count == 0) return Status::success();
+  return validate_pointer(t.data, t.space, 4, op, name + ".data");
+}
+
+Status validate_float_arrays(std::initializer_list<std::pair<const TensorView*, const char*>> tensors, std::int64_t count,
+                             const std::string& what, MemorySpace space, const std::string& op) {
+  for (const auto& [t, name] : tensors) {
+    if (t->data) NORMKIT_RETURN_IF_ERROR(validate_float_array(*t, count, what, space, op, name));
+  }
+  return Status::success();
+}
+
+Status require(const TensorView& t, const char* name, const char* what, const std::string& op) {
+  if (t.data == nullptr) return argument_error(StatusCode::null_pointer, op, name, what, "nullptr");
+  return Status::success();
+}
+
+Status check_call_buffers(const std::vector<Buffer>& outputs, const std::vector<Buffer>& inputs, MemorySpace space, void* workspace,
+                          std::size_t bytes, std::size_t needed, const char* size_query, const std::string& op) {
+  NORMKIT_RETURN_IF_ERROR(check_apart(outputs, inputs, op));
+  if (space == MemorySpace::host) return Status::success();
+  if (bytes < needed) {
+    return argument_error(StatusCode::workspace_too_small, op, "workspace_bytes",
+                          "at least " + std::to_string(needed) + " (" + size_query + ")", std::to_string(bytes));
+  }
+  if (needed == 0) return Status::success();
+  NORMKIT_RETURN_IF_ERROR(validate_pointer(workspace, MemorySpace::device, 16, op, "workspace"));
+  std::vector<Buffer> others = inputs;
+  others.insert(others.end(), outputs.begin(), outputs.end());
+  return check_apart({{"workspace", workspace, needed}}, others, op);
+}
+
+AffineCoefficients affine_arrays(void* base, std::int64_t count, std::vector<double>* host) {
+  AffineCoefficients a;
+  if (base == nullptr) {
+    host->assign(3 * static_cast<std::size_t>(count), 0.0);
+    a.center = host->data();
+    a.scale = a.center + count;
+    a.offset = a.scale + count;
+    return a;
+  }
+  const std::size_t stride = (static_cast<std::size_t>(count) * sizeof(double) + 255) / 256 * 256;
+  auto* bytes = static_cast<char*>(base);
+  a.center = reinterpret_cast<double*>(bytes);
+  a.scale = reinterpret_cast<double*>(bytes + stride);
+  a.offset = reinterpret_cast<double*>(bytes + 2 * stride);
+  return a;
 }
 
 }  // namespace normkit::api

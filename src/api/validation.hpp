@@ -4,8 +4,10 @@
 #include <cstddef>
 #include <initializer_list>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "normkit/normalize_types.hpp"
 #include "normkit/stats.hpp"
 
 namespace normkit::api {
@@ -44,5 +46,23 @@ std::size_t bytes_of(const TensorView& t);
 Status check_apart(const std::vector<Buffer>& outputs, const std::vector<Buffer>& inputs, const std::string& op);
 // True when every non-null pointer is 16-byte aligned (vector accesses).
 bool aligned16(std::initializer_list<const void*> pointers);
+
+// A float32 parameter or statistics tensor of a layer (gamma, saved mean, sums...): `count` elements (any
+// shape) in `space`; `what` says what they are ("one per channel").
+Status validate_float_array(const TensorView& t, std::int64_t count, const std::string& what, MemorySpace space, const std::string& op,
+                            const std::string& name);
+// The same for each present (data != nullptr) tensor of a list.
+Status validate_float_arrays(std::initializer_list<std::pair<const TensorView*, const char*>> tensors, std::int64_t count,
+                             const std::string& what, MemorySpace space, const std::string& op);
+// A required tensor: data != nullptr.
+Status require(const TensorView& t, const char* name, const char* what, const std::string& op);
+inline Buffer buffer(const char* name, const TensorView& t) { return Buffer{name, t.data, bytes_of(t)}; }
+// The fused apply's center, scale and offset arrays of `count` elements each: three 256-byte aligned
+// regions at `base` (device workspace), or in `host` (resized) when base is null.
+AffineCoefficients affine_arrays(void* base, std::int64_t count, std::vector<double>* host);
+// Outputs apart from the inputs and each other; on the device also `needed` bytes of workspace (asked of
+// `size_query`) apart from all.
+Status check_call_buffers(const std::vector<Buffer>& outputs, const std::vector<Buffer>& inputs, MemorySpace space, void* workspace,
+                          std::size_t bytes, std::size_t needed, const char* size_query, const std::string& op);
 
 }  // namespace normkit::api

@@ -94,14 +94,10 @@ std::vector<BatchNormCase> walk_cases(DType x) {
 
 void expect_near_host(const BatchNormCase& c, const BatchNormResult& host, const BatchNormResult& device) {
   // (both within float32 rounding of the reference; here of each other, per value's magnitude)
-  auto close = [&](const std::vector<float>& a, const std::vector<float>& b, const char* what) {
-    ASSERT_EQ(a.size(), b.size()) << c.name() << ": " << what;
-    for (std::size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-4 * (1 + std::fabs(a[i]))) << c.name() << ": " << what << "[" << i << "]";
-  };
-  close(host.saved_mean, device.saved_mean, "saved_mean");
-  close(host.saved_rstd, device.saved_rstd, "saved_rstd");
-  close(host.running_mean, device.running_mean, "running_mean");
-  close(host.running_var, device.running_var, "running_var");
+  expect_close_floats(host.saved_mean, device.saved_mean, c.name() + ": saved_mean");
+  expect_close_floats(host.saved_rstd, device.saved_rstd, c.name() + ": saved_rstd");
+  expect_close_floats(host.running_mean, device.running_mean, c.name() + ": running_mean");
+  expect_close_floats(host.running_var, device.running_var, c.name() + ": running_var");
 }
 
 TEST(DeviceBatchNorm, TrainingStepMatchesReferenceAndHost) {

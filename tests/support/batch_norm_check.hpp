@@ -57,6 +57,12 @@ struct BatchNormData {
 
 inline std::vector<float> float_values(const std::vector<double>& v) { return std::vector<float>(v.begin(), v.end()); }
 
+// Two float32 results of different engines (host and device) within float32 rounding of each other.
+inline void expect_close_floats(const std::vector<float>& a, const std::vector<float>& b, const std::string& what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-4 * (1 + std::fabs(a[i]))) << what << "[" << i << "]";
+}
+
 inline BatchNormData make_batch_norm_data(const BatchNormCase& c) {
   const ChannelShape s = c.channel_shape();
   const std::size_t numel = static_cast<std::size_t>(s.numel()), channels = static_cast<std::size_t>(s.channels);

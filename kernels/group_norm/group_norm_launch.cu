@@ -1,0 +1,39 @@
+// Launchers of GroupNorm's own kernels: 2 instantiations.
+#include <cuda_runtime.h>
+
+#include <algorithm>
+
+#include "kernels/common/cuda_check.hpp"
+#include "kernels/group_norm/group_norm_kernels.cuh"
+#include "kernels/group_norm/group_norm_launch.hpp"
+
+namespace normkit::kernels {
+namespace {
+
+unsigned grid_dim(std::int64_t blocks) { return static_cast<unsigned>(std::clamp<std::int64_t>(blocks, 1, 0x7fffffff)); }
+
+}  // namespace
+
+Status launch_group_norm_finalize(const StatsSummary* summaries, const math::GroupShape& shape, float eps, const float* gamma,
+                                  const float* beta, float* saved_mean, float* saved_rstd, const AffineCoefficients& affine,
+                                  Stream stream) {
+  const std::int64_t threads = shape.samples * shape.channels;
+  if (threads == 0) return Status::success();
+  const GroupFinalizeArgs a{summaries, shape, eps, gamma, beta, saved_mean, saved_rstd, affine.center, affine.scale, affine.offset};
+  group_norm_finalize_kernel<<<grid_dim((threads + 255) / 256), 256, 0, stream>>>(a);
+  return cuda::check_launch("group_norm_forward", "group_norm_finalize_kernel");
+}
+
+Status launch_group_norm_grad_coefficients(const math::GroupShape& shape, const float* mean, const float* rstd, const float* gamma,
+                                           const float* sum_dy, const float* sum_dy_xmu, double count,
+                                           math::ChannelGradCoefficients* coefficients, float* dgamma, float* dbeta,
+                                           Stream stream) {
+  const math::GroupShape& s = shape;
+  const std::int64_t warps = shape.samples * s.groups() + shape.channels;
+  if (shape.channels == 0) return Status::success();
+  const GroupGradArgs a{s, mean, rstd, gamma, sum_dy, sum_dy_xmu, count, coefficients, dgamma, dbeta};
+  group_norm_grad_coefficients_kernel<<<grid_dim((warps + 7) / 8), 256, 0, stream>>>(a);
+  return cuda::check_launch("group_norm_backward", "group_norm_grad_coefficients_kernel");
+}
+
+}  // namespace normkit::kernels

@@ -1,0 +1,69 @@
+// Host GroupNorm: the kernels' per-group steps in the same order (the lanes' shares summed in lane order),
+// so that the same sums give the same coefficients and dgamma/dbeta bits. Compiled with -ffp-contract=off.
+#include "cpu/group_norm_cpu.hpp"
+
+#include "math/group_norm.hpp"
+
+namespace normkit::cpu {
+
+void group_norm_finalize(const StatsSummary* summaries, const math::GroupShape& shape, float eps, const float* gamma,
+                         const float* beta, float* saved_mean, float* saved_rstd, const AffineCoefficients& affine) {
+  const std::int64_t groups = shape.channels / shape.group_channels;
+  for (std::int64_t n = 0; n < shape.samples; ++n) {
+    for (std::int64_t c = 0; c < shape.channels; ++c) {
+      const std::int64_t group = n * groups + c / shape.group_channels, k = n * shape.channels + c;
+      const math::ChannelFinalize f = math::batch_norm_finalize_channel(summaries[group], eps, false);
+      if (c % shape.group_channels == 0) {
+        if (saved_mean) saved_mean[group] = f.mean;
+        if (saved_rstd) saved_rstd[group] = f.rstd;
+      }
+      const math::Affine q = math::batch_norm_affine(f.mean, static_cast<double>(f.rstd), gamma ? gamma[c] : 1.0f, beta ? beta[c] : 0.0f);
+      affine.center[k] = q.center;
+      affine.scale[k] = q.scale;
+      affine.offset[k] = q.offset;
+    }
+  }
+}
+
+namespace {
+
+// Σ over the lanes' shares in lane order, as every lane of the kernel's warp sums them.
+template <typename Share>
+void lane_ordered(Share share, double* x, double* y) {
+  double tx = 0.0, ty = 0.0;
+  for (int lane = 0; lane < math::kGroupGradLanes; ++lane) {
+    double a = 0.0, b = 0.0;
+    share(lane, &a, &b);
+    tx += a;
+    ty += b;
+  }
+  *x = tx;
+  *y = ty;
+}
+
+}  // namespace
+
+void group_norm_grad_coefficients(const math::GroupShape& shape, const float* mean, const float* rstd, const float* gamma,
+                                  const float* sum_dy, const float* sum_dy_xmu, double count,
+                                  math::ChannelGradCoefficients* coefficients, float* dgamma, float* dbeta) {
+  const std::int64_t cg = shape.group_channels, groups = shape.channels / cg;
+  for (std::int64_t ng = 0; ng < shape.samples * groups; ++ng) {
+    const std::int64_t g = ng % groups, first = ng * cg;
+    const float* group_gamma = gamma ? gamma + g * cg : nullptr;
+    double a = 0.0, b = 0.0;
+    lane_ordered([&](int lane, double* x, double* y) { math::group_grad_lane_sums(lane, group_gamma, sum_dy + first, sum_dy_xmu + first, cg, x, y); },
+                 &a, &b);
+    const math::GroupGradTerms t = math::group_grad_terms(mean[ng], rstd[ng], a, b, count);
+    for (std::int64_t j = 0; j < cg; ++j) coefficients[first + j] = math::group_channel_coefficients(t, group_gamma ? group_gamma[j] : 1.0f);
+  }
+  for (std::int64_t c = 0; c < shape.channels; ++c) {
+    double dg = 0.0, db = 0.0;
+    lane_ordered([&](int lane, double* x, double* y) {
+      math::group_param_lane_sums(lane, c, shape.samples, shape.channels, cg, rstd, sum_dy, sum_dy_xmu, x, y);
+    }, &dg, &db);
+    if (dgamma) dgamma[c] = static_cast<float>(dg);
+    if (dbeta) dbeta[c] = static_cast<float>(db);
+  }
+}
+
+}  // namespace normkit::cpu
