@@ -10,7 +10,7 @@ none. A call's modelled fraction = its minimum bytes / H200 bandwidth / the mode
 bytes: statistics = input + outputs; apply and Lp (rows <= 1024) = input + output + parameters once;
 LayerNorm/RMSNorm forward = x + y + parameters once + saved statistics; backward = x + dy + dx + saved
 statistics; BatchNorm training forward = 2x + y, inference = x + y, backward = 2 (x + dy) + dx (each plus the
-per-channel arrays).
+per-channel arrays); GroupNorm as BatchNorm's training (plus the per-group arrays).
 THIS IS A MODEL, NOT A MEASUREMENT.
 
 Floors (scripts/model_floors.json, committed): the check fails when a case drops below its floor, and a
@@ -161,6 +161,20 @@ def cases(full):
         shape = [n, c, hw, hw] if layout == "nchw" else [n, hw, hw, c]
         add(f"batch_norm/{call}/{layout}/{SHORT[dtype]}/{'x'.join(map(str, shape))}", f"batch_norm_{call}", dtype, shape,
             "1" if layout == "nchw" else "-1", "float32")
+    # GroupNorm on diffusion U-Net shapes (32 groups, float32 parameters): forward = 2x + y (statistics, then
+    # the apply), backward = 2 (x + dy) + dx, each plus the per-channel and per-group arrays.
+    if full:
+        group_norms = [(call, dtype, layout, c, hw) for call in ("forward", "backward") for dtype in ("float32", "bfloat16")
+                       for layout in ("nchw", "nhwc") for c, hw in ((320, 64),)]
+        group_norms += [(call, "float16", layout, c, hw) for call in ("forward", "backward") for layout in ("nchw", "nhwc")
+                        for c, hw in ((640, 32), (1280, 16))]
+    else:
+        group_norms = [("forward", "bfloat16", "nchw", 320, 64), ("backward", "float16", "nhwc", 320, 64)]
+    for call, dtype, layout, c, hw in group_norms:
+        n = max(1, mb * 2**20 // (ELEM[dtype] * c * hw * hw))
+        shape = [n, c, hw, hw] if layout == "nchw" else [n, hw, hw, c]
+        add(f"group_norm/{call}/{layout}/{SHORT[dtype]}/{'x'.join(map(str, shape))}", f"group_norm_{call}", dtype, shape,
+            "1" if layout == "nchw" else "-1", "32")
     # Lp: one read for rows <= 1024 (gated), two reads beyond (reported).
     for length in ([512, 4096, 16] if full else [512]):
         elems = mb * 2**20 // 4

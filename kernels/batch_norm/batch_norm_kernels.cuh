@@ -40,7 +40,7 @@ struct ChannelKernelShape {
   std::int64_t parts;          // partials a flat channel
   // segments
   std::int64_t segment_packs, chunk_packs, chunks_per_segment, items_per_channel, items_per_part;
-  int group_shift;
+  int group_shift, groups_per_channel, channels_per_block;
   // columns
   std::int64_t channel_packs, channel_tiles, rows_per_part;
   bool aligned;  // dy, x (and dx) 16-byte aligned: packs load and store as one access
@@ -93,6 +93,28 @@ __device__ __forceinline__ std::int64_t segment_item_offset(const ChannelKernelS
   const std::int64_t first = chunk * s.chunk_packs;
   *packs = static_cast<int>(s.segment_packs - first < s.chunk_packs ? s.segment_packs - first : s.chunk_packs);
   return base + segment * s.channels * s.inner + first * vec;
+}
+
+// The segments walk's lane group: block b holds part b % parts of flat channels
+// (b / parts) * channels_per_block + ..., a channel's groups_per_channel groups side by side.
+struct SegmentGroup {
+  std::int64_t channel, part;
+  int lane, lanes, in_channel;  // lane in the group, group lanes, group in its channel
+  bool owns;                    // a channel of the block's, below flat_channels (else the group idles)
+};
+
+__device__ __forceinline__ SegmentGroup segment_group(const ChannelKernelShape& s) {
+  SegmentGroup q;
+  q.lanes = 1 << s.group_shift;
+  q.lane = threadIdx.x & (q.lanes - 1);
+  const int group = threadIdx.x >> s.group_shift;
+  const int local = group / s.groups_per_channel;
+  q.in_channel = group - local * s.groups_per_channel;
+  const std::int64_t block_channels = blockIdx.x / s.parts;
+  q.part = blockIdx.x - block_channels * s.parts;
+  q.channel = block_channels * s.channels_per_block + local;
+  q.owns = local < s.channels_per_block && q.channel < s.flat_channels;
+  return q;
 }
 
 // The columns walk's block b: channel tile b % channel_tiles, partial p = b / channel_tiles of sample
@@ -173,19 +195,17 @@ __global__ void __launch_bounds__(256, kChannelMinBlocksPerSm) channel_grad_sums
                                                                          float* __restrict__ partial_dy,
                                                                          float* __restrict__ partial_dy_xmu) {
   __shared__ float group_sums[2][256];  // (a group a lane at the narrowest: plan::ChannelPlan::group_lanes)
-  const std::int64_t c = blockIdx.x / s.parts;  // the flat channel
-  const std::int64_t part = blockIdx.x - c * s.parts;
-  const int lanes = 1 << s.group_shift;
-  const int lane = threadIdx.x & (lanes - 1);
-  const int group = threadIdx.x >> s.group_shift;
-  const int groups = blockDim.x >> s.group_shift;
+  const SegmentGroup q = segment_group(s);
+  const std::int64_t c = q.owns ? q.channel : s.flat_channels - 1;  // (idle groups past the end: no items)
+  const int lanes = q.lanes, lane = q.lane;
+  const int groups = s.groups_per_channel;
   const float m = mean[c / s.mean_group];
   const std::int64_t base = flat_channel_base(s, c);
   float sum_dy = 0.0f, sum_dy_xmu = 0.0f;
-  const std::int64_t first = part * s.items_per_part;
-  const std::int64_t end = first + s.items_per_part < s.items_per_channel ? first + s.items_per_part : s.items_per_channel;
+  const std::int64_t first = q.part * s.items_per_part;
+  const std::int64_t end = !q.owns ? first : (first + s.items_per_part < s.items_per_channel ? first + s.items_per_part : s.items_per_channel);
   auto walk = [&](auto aligned) {
-    for (std::int64_t item = first + group; item < end; item += groups) {
+    for (std::int64_t item = first + q.in_channel; item < end; item += groups) {
       int packs = 0;
       const std::int64_t offset = segment_item_offset(s, base, item, VEC, &packs);
       constexpr int kBatch = kSegmentBatch<decltype(aligned)::value, VEC>;
@@ -211,19 +231,23 @@ __global__ void __launch_bounds__(256, kChannelMinBlocksPerSm) channel_grad_sums
   with_alignment<VEC>(s.aligned, walk);
   sum_dy = group_sum(sum_dy, lanes);
   sum_dy_xmu = group_sum(sum_dy_xmu, lanes);
+  const int group = threadIdx.x >> s.group_shift;
   if (lane == 0) {
     group_sums[0][group] = sum_dy;
     group_sums[1][group] = sum_dy_xmu;
   }
   __syncthreads();
-  if (threadIdx.x == 0) {
-    float a = group_sums[0][0], b = group_sums[1][0];
+  // Thread t < channels_per_block: channel t's groups in order.
+  const std::int64_t k = (blockIdx.x / s.parts) * s.channels_per_block + threadIdx.x;
+  if (threadIdx.x < s.channels_per_block && k < s.flat_channels) {
+    const int g0 = threadIdx.x * groups;
+    float a = group_sums[0][g0], b = group_sums[1][g0];
     for (int g = 1; g < groups; ++g) {
-      a += group_sums[0][g];
-      b += group_sums[1][g];
+      a += group_sums[0][g0 + g];
+      b += group_sums[1][g0 + g];
     }
-    partial_dy[part * s.flat_channels + c] = a;
-    partial_dy_xmu[part * s.flat_channels + c] = b;
+    partial_dy[q.part * s.flat_channels + k] = a;
+    partial_dy_xmu[q.part * s.flat_channels + k] = b;
   }
 }
 
@@ -387,18 +411,18 @@ template <typename T, int VEC>
 __global__ void __launch_bounds__(256, kChannelMinBlocksPerSm) batch_norm_dx_segments_kernel(const T* __restrict__ dy, const T* __restrict__ x,
                                                                      GradInputs grad, ChannelKernelShape s,
                                                                      T* __restrict__ dx) {
-  const std::int64_t c = blockIdx.x / s.parts;  // the flat channel
-  const std::int64_t part = blockIdx.x - c * s.parts;
-  const int lanes = 1 << s.group_shift;
-  const int lane = threadIdx.x & (lanes - 1);
-  const int groups = blockDim.x >> s.group_shift;
-  const math::ChannelGradCoefficients q = channel_coefficients(grad, c, part == 0 && threadIdx.x == 0);
+  const SegmentGroup g = segment_group(s);
+  if (!g.owns) return;
+  const std::int64_t c = g.channel;
+  const int lanes = g.lanes, lane = g.lane;
+  const int groups = s.groups_per_channel;
+  const math::ChannelGradCoefficients q = channel_coefficients(grad, c, g.part == 0 && g.in_channel == 0 && lane == 0);
   const std::int64_t base = flat_channel_base(s, c);
-  const std::int64_t first = part * s.items_per_part;
+  const std::int64_t first = g.part * s.items_per_part;
   const std::int64_t end = first + s.items_per_part < s.items_per_channel ? first + s.items_per_part : s.items_per_channel;
   auto walk = [&](auto aligned) {
     constexpr bool kAligned = decltype(aligned)::value;
-    for (std::int64_t item = first + (threadIdx.x >> s.group_shift); item < end; item += groups) {
+    for (std::int64_t item = first + g.in_channel; item < end; item += groups) {
       int packs = 0;
       const std::int64_t offset = segment_item_offset(s, base, item, VEC, &packs);
       constexpr int kBatch = kSegmentBatch<kAligned, VEC>;

@@ -39,6 +39,8 @@ ChannelKernelShape shape_of(const BatchNormBackwardCall& c) {
   s.items_per_channel = g.outer * p.chunks_per_segment;
   s.items_per_part = p.items_per_part;
   s.group_shift = log2_of(p.group_lanes);
+  s.groups_per_channel = p.groups_per_channel;
+  s.channels_per_block = p.channels_per_block;
   s.channel_packs = g.channels / p.vec;
   s.channel_tiles = p.channel_tiles;
   s.rows_per_part = p.rows_per_part;

@@ -14,13 +14,14 @@ unsigned grid_dim(std::int64_t blocks) { return static_cast<unsigned>(std::clamp
 
 }  // namespace
 
-Status launch_group_norm_finalize(const StatsSummary* summaries, const math::GroupShape& shape, float eps, const float* gamma,
-                                  const float* beta, float* saved_mean, float* saved_rstd, const AffineCoefficients& affine,
-                                  Stream stream) {
-  const std::int64_t threads = shape.samples * shape.channels;
-  if (threads == 0) return Status::success();
-  const GroupFinalizeArgs a{summaries, shape, eps, gamma, beta, saved_mean, saved_rstd, affine.center, affine.scale, affine.offset};
-  group_norm_finalize_kernel<<<grid_dim((threads + 255) / 256), 256, 0, stream>>>(a);
+Status launch_group_norm_finalize(const StatsSummary* summaries, std::int64_t summaries_per_group, const math::GroupShape& shape,
+                                  float eps, const float* gamma, const float* beta, float* saved_mean, float* saved_rstd,
+                                  const AffineCoefficients& affine, Stream stream) {
+  const std::int64_t warps = shape.samples * shape.groups();
+  if (shape.channels == 0 || warps == 0) return Status::success();
+  const GroupFinalizeArgs a{summaries, summaries_per_group, shape, eps, gamma, beta, saved_mean, saved_rstd,
+                            affine.center, affine.scale, affine.offset};
+  group_norm_finalize_kernel<<<grid_dim((warps + 7) / 8), 256, 0, stream>>>(a);
   return cuda::check_launch("group_norm_forward", "group_norm_finalize_kernel");
 }
 

@@ -11,9 +11,9 @@
 
 namespace normkit::kernels {
 
-// saved_mean/saved_rstd (samples * groups, each optional) from the groups' summaries, and the fused apply's
-// coefficients (samples * channels) from them, gamma and beta.
-Status launch_group_norm_finalize(const StatsSummary* summaries, const math::GroupShape& shape, float eps, const float* gamma,
+// saved_mean/saved_rstd (samples * groups, each optional) from the groups' summaries (summaries_per_group
+// each: 1, or one a channel), and the fused apply's coefficients (samples * channels) from them, gamma and beta.
+Status launch_group_norm_finalize(const StatsSummary* summaries, std::int64_t summaries_per_group, const math::GroupShape& shape, float eps, const float* gamma,
                                   const float* beta, float* saved_mean, float* saved_rstd, const AffineCoefficients& affine,
                                   Stream stream);
 

@@ -76,7 +76,7 @@ Status synchronize_stream(Stream, const char*) { return Status::success(); }
 Status select_device(int, const char* operation, std::string*) { return unavailable(operation); }
 Status synchronize_device(const char* operation) { return unavailable(operation); }
 
-Status launch_group_norm_finalize(const StatsSummary*, const math::GroupShape&, float, const float*, const float*, float*, float*,
+Status launch_group_norm_finalize(const StatsSummary*, std::int64_t, const math::GroupShape&, float, const float*, const float*, float*, float*,
                                   const AffineCoefficients&, Stream) {
   return unavailable("group_norm_forward");
 }

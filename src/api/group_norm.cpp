@@ -34,18 +34,18 @@ struct GroupCall {
   std::int64_t group_count() const { return n * groups; }
   math::GroupShape shape() const { return math::GroupShape{n, c, cg}; }
   plan::ChannelGeometry geometry() const {
-    return last ? plan::ChannelGeometry{s, c, 1, n} : plan::ChannelGeometry{1, c, s, n};
+    return last ? plan::ChannelGeometry{s, c, 1, n, true} : plan::ChannelGeometry{1, c, s, n, true};
   }
-  // x as the statistics engine reads it, one summary a (sample, group): [N * G, cg * S] reducing axis 1, or
-  // [N, S, G, cg] reducing axes 1 and 3.
+  // x as the statistics engine reads it: channels first [N * G, cg * S] reducing axis 1 (a summary a group,
+  // the segments walk); channels last [N, S, C] reducing axis 1 (a summary a (sample, channel), the batched
+  // columns walk, merged per group by the finalize: the engine reads [N, S, G, cg] over axes 1 and 3 with
+  // cg-element runs, 4.4x the bytes at 23% coalescing for cg = 2).
   TensorView stats_view(ReduceAxes* axes) const {
-    if (!last) {
-      *axes = ReduceAxes::of({1});
-      return TensorView(x->data, x->dtype, {n * groups, cg * s}, x->space);
-    }
-    *axes = ReduceAxes::of({1, 3});
-    return TensorView(x->data, x->dtype, {n, s, groups, cg}, x->space);
+    *axes = ReduceAxes::of({1});
+    return last ? TensorView(x->data, x->dtype, {n, s, c}, x->space) : TensorView(x->data, x->dtype, {n * groups, cg * s}, x->space);
   }
+  std::int64_t summaries_per_group() const { return last ? cg : 1; }
+  std::int64_t summary_count() const { return group_count() * summaries_per_group(); }
   // t (x's shape) as the fused apply reads it, coefficients per (sample, channel): [N, C, S] reducing axis
   // 2, or [N, S, C] reducing axis 1.
   TensorView apply_view(const TensorView& t, ReduceAxes* axes) const {
@@ -117,14 +117,14 @@ float* floats(const TensorView& t) { return static_cast<float*>(t.data); }
 char* at(void* base, std::size_t offset) { return static_cast<char*>(base) + offset; }
 
 // ---- Device workspace layout ------------------------------------------------------------------------------
-// Forward: summaries (N * G) | center, scale, offset (N * C doubles each) | the statistics engine's.
+// Forward: summaries (N * G, or N * C channels last) | center, scale, offset (N * C doubles each) | the statistics engine's.
 // Backward: sums and partials (plan::batch_norm_backward_workspace) | dx coefficients (N * C).
 struct ForwardWorkspace {
   std::size_t summaries = 0, affine = 0, engine = 0, total = 0;
 };
 
 Status forward_workspace(const GroupCall& call, ForwardWorkspace* w) {
-  w->summaries = plan::round_up_256(static_cast<std::size_t>(call.group_count()) * sizeof(StatsSummary));
+  w->summaries = plan::round_up_256(static_cast<std::size_t>(call.summary_count()) * sizeof(StatsSummary));
   w->affine = 3 * plan::round_up_256(static_cast<std::size_t>(call.n * call.c) * sizeof(double));
   ReduceAxes axes;
   const TensorView view = call.stats_view(&axes);
@@ -190,7 +190,7 @@ Status group_norm_forward(const TensorView& x, const TensorView& gamma, const Te
   StatsSummary* summaries = nullptr;
   AffineCoefficients affine;
   if (host) {
-    host_summaries.resize(static_cast<std::size_t>(call.group_count()));
+    host_summaries.resize(static_cast<std::size_t>(call.summary_count()));
     summaries = host_summaries.data();
     affine = api::affine_arrays(nullptr, call.n * call.c, &host_affine);
   } else {
@@ -198,11 +198,11 @@ Status group_norm_forward(const TensorView& x, const TensorView& gamma, const Te
     affine = api::affine_arrays(at(workspace, f.summaries), call.n * call.c, &host_affine);
   }
   void* engine = f.engine ? at(workspace, f.summaries + f.affine) : nullptr;
-  NORMKIT_RETURN_IF_ERROR(accumulate_stats(stats_view, so, summaries, call.group_count(), false, engine, f.engine, stream));
+  NORMKIT_RETURN_IF_ERROR(accumulate_stats(stats_view, so, summaries, call.summary_count(), false, engine, f.engine, stream));
   if (host) {
-    cpu::group_norm_finalize(summaries, call.shape(), eps, floats(gamma), floats(beta), floats(saved_mean), floats(saved_rstd), affine);
+    cpu::group_norm_finalize(summaries, call.summaries_per_group(), call.shape(), eps, floats(gamma), floats(beta), floats(saved_mean), floats(saved_rstd), affine);
   } else {
-    NORMKIT_RETURN_IF_ERROR(kernels::launch_group_norm_finalize(summaries, call.shape(), eps, floats(gamma), floats(beta), floats(saved_mean),
+    NORMKIT_RETURN_IF_ERROR(kernels::launch_group_norm_finalize(summaries, call.summaries_per_group(), call.shape(), eps, floats(gamma), floats(beta), floats(saved_mean),
                                                                 floats(saved_rstd), affine, stream));
   }
   ReduceAxes apply_axes;

@@ -6,21 +6,25 @@
 
 namespace normkit::cpu {
 
-void group_norm_finalize(const StatsSummary* summaries, const math::GroupShape& shape, float eps, const float* gamma,
-                         const float* beta, float* saved_mean, float* saved_rstd, const AffineCoefficients& affine) {
-  const std::int64_t groups = shape.channels / shape.group_channels;
-  for (std::int64_t n = 0; n < shape.samples; ++n) {
-    for (std::int64_t c = 0; c < shape.channels; ++c) {
-      const std::int64_t group = n * groups + c / shape.group_channels, k = n * shape.channels + c;
-      const math::ChannelFinalize f = math::batch_norm_finalize_channel(summaries[group], eps, false);
-      if (c % shape.group_channels == 0) {
-        if (saved_mean) saved_mean[group] = f.mean;
-        if (saved_rstd) saved_rstd[group] = f.rstd;
-      }
-      const math::Affine q = math::batch_norm_affine(f.mean, static_cast<double>(f.rstd), gamma ? gamma[c] : 1.0f, beta ? beta[c] : 0.0f);
-      affine.center[k] = q.center;
-      affine.scale[k] = q.scale;
-      affine.offset[k] = q.offset;
+void group_norm_finalize(const StatsSummary* summaries, std::int64_t summaries_per_group, const math::GroupShape& shape, float eps,
+                         const float* gamma, const float* beta, float* saved_mean, float* saved_rstd, const AffineCoefficients& affine) {
+  const std::int64_t cg = shape.group_channels;
+  for (std::int64_t group = 0; group < shape.samples * shape.groups(); ++group) {
+    math::MomentState<double> total = math::empty_state<double>();
+    for (int lane = 0; lane < math::kGroupGradLanes; ++lane) {
+      const StatsSummary* first = summaries + group * summaries_per_group;
+      const StatsSummary own = lane < summaries_per_group ? first[lane] : StatsSummary{};
+      math::merge(total, math::group_summary_lane_state(lane, summaries_per_group, own, [&](std::int64_t j) { return first[j]; }));
+    }
+    const math::ChannelFinalize f = math::batch_norm_finalize_channel(math::to_summary(total), eps, false);
+    if (saved_mean) saved_mean[group] = f.mean;
+    if (saved_rstd) saved_rstd[group] = f.rstd;
+    const std::int64_t first = group * cg, c0 = first % shape.channels;
+    for (std::int64_t j = 0; j < cg; ++j) {
+      const math::Affine q = math::batch_norm_affine(f.mean, static_cast<double>(f.rstd), gamma ? gamma[c0 + j] : 1.0f, beta ? beta[c0 + j] : 0.0f);
+      affine.center[first + j] = q.center;
+      affine.scale[first + j] = q.scale;
+      affine.offset[first + j] = q.offset;
     }
   }
 }

@@ -6,7 +6,7 @@
 
 namespace normkit::cpu {
 
-void group_norm_finalize(const StatsSummary* summaries, const math::GroupShape& shape, float eps, const float* gamma,
+void group_norm_finalize(const StatsSummary* summaries, std::int64_t summaries_per_group, const math::GroupShape& shape, float eps, const float* gamma,
                          const float* beta, float* saved_mean, float* saved_rstd, const AffineCoefficients& affine);
 void group_norm_grad_coefficients(const math::GroupShape& shape, const float* mean, const float* rstd, const float* gamma,
                                   const float* sum_dy, const float* sum_dy_xmu, double count,

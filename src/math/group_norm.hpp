@@ -11,6 +11,7 @@
 
 #include "math/batch_norm.hpp"
 #include "math/host_device.hpp"
+#include "math/moments.hpp"
 
 namespace normkit::math {
 
@@ -21,6 +22,19 @@ struct GroupShape {
   std::int64_t samples = 0, channels = 0, group_channels = 1;
   NORMKIT_HD std::int64_t groups() const { return channels / group_channels; }
 };
+
+// A group's statistics from `count` summaries (1 a group, or one a channel): lane `lane` merges summaries
+// lane, lane + kGroupGradLanes, ... (Chan), then the lanes' states merge in lane order. One summary gives its
+// own bits back.
+// `first` is summary `lane` (read by the caller, which may load it early; unused when lane >= count), load(j)
+// returns summary j.
+template <typename Load>
+NORMKIT_HD MomentState<double> group_summary_lane_state(int lane, std::int64_t count, const StatsSummary& first, Load load) {
+  MomentState<double> s = empty_state<double>();
+  if (lane < count) merge(s, from_summary(first));
+  for (std::int64_t j = lane + kGroupGradLanes; j < count; j += kGroupGradLanes) merge(s, from_summary(load(j)));
+  return s;
+}
 
 // Lane `lane`'s share of A and B: channels lane, lane + kGroupGradLanes, ... of the group, in float64.
 NORMKIT_HD void group_grad_lane_sums(int lane, const float* gamma, const float* sum_dy, const float* sum_dy_xmu,

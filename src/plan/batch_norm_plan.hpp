@@ -8,7 +8,9 @@
 //   segments  channel axis first with spatial size S > 1 (NCHW, NCL): channel c owns N segments of S
 //             contiguous elements. A segment is cut into chunks of at most group_lanes x
 //             kChunkPacksPerLane packs; a partial is `items_per_part` consecutive (segment, chunk) items of
-//             one channel, one block; its lane groups take the items round-robin.
+//             one channel, summed by `groups_per_channel` lane groups taking the items round-robin. A block
+//             holds one partial, or (one partial a channel, few items: GroupNorm's one segment a sample and
+//             channel) `channels_per_block` channels' whole sums side by side.
 //   columns   channel axis last, or S == 1 (NHWC, [N, C]): rows of C channels. A block owns a tile of
 //             block_x packs of channels and `rows_per_part` consecutive rows (one partial); its block_y
 //             thread rows take the rows round-robin.
@@ -29,6 +31,9 @@ namespace normkit::plan {
 // sample's sums are the same bits in any batch.
 struct ChannelGeometry {
   std::int64_t outer = 0, channels = 0, inner = 1, samples = 1;
+  // GroupNorm: sums kept per sample, each sample's parts sized from one sample alone (samples may be 1), so
+  // that they are the same in any batch. BatchNorm: parts spread a channel over the whole batch.
+  bool per_sample = false;
   std::int64_t per_channel() const { return outer * inner; }  // values a flat channel sums
   std::int64_t flat_channels() const { return samples * channels; }
 };
@@ -44,6 +49,8 @@ struct ChannelPlan {
   std::int64_t chunk_packs = 0;         // packs per chunk (<= group_lanes * kChunkPacksPerLane)
   std::int64_t chunks_per_segment = 0;
   std::int64_t items_per_part = 0;      // (segment, chunk) items per partial
+  int groups_per_channel = 1;           // lane groups summing a partial: its order (with the lanes')
+  int channels_per_block = 1;           // > 1 only when parts == 1
   // columns
   int block_x = 32, block_y = 8;        // threads over channel packs x thread rows
   std::int64_t channel_tiles = 0;       // ceil(channel packs / block_x)
@@ -68,6 +75,10 @@ constexpr std::int64_t kChannelPartElements = 16384;
 // per-channel setup to stay a small part of its work.
 constexpr std::int64_t kMaxSegmentParts = 512;
 constexpr std::int64_t kMaxColumnParts = 256;
+// Elements a part of a per-sample columns walk (GroupNorm) holds at least: its blocks come from the samples
+// as much as from the parts, and smaller parts spent their time on the tile's coefficients (a 12 x 64 x 64 x
+// 320 float16 backward, 16384: 50% modelled).
+constexpr std::int64_t kSamplePartElements = 65536;
 
 ChannelPlan choose_channel_plan(const ChannelGeometry& g, DType dtype);
 

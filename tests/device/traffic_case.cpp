@@ -8,6 +8,8 @@
 //   ignored, EXTRA the parameters' dtype (gamma, beta; backward: dgamma, dbeta too).
 //   KIND batch_norm_training|batch_norm_inference|batch_norm_backward: SHAPE e.g. 32x256x56x56, AXES the
 //   channel axis (1: channels first, -1: channels last), EXTRA ignored (float32 parameters).
+//   KIND group_norm_forward|group_norm_backward: SHAPE and AXES as BatchNorm's, EXTRA the group count
+//   (default 32; 0 = InstanceNorm).
 // It prints the input, output and parameter bytes. Under ptxemu with PTXEMU_PROFILE_JSON every kernel of
 // the call is profiled; the only host<->device copies are the staging of input and coefficients.
 #include <cuda_runtime_api.h>
@@ -21,6 +23,7 @@
 #include <vector>
 
 #include "normkit/batch_norm.hpp"
+#include "normkit/group_norm.hpp"
 #include "normkit/layer_norm.hpp"
 #include "normkit/normalize.hpp"
 #include "normkit/stats.hpp"
@@ -44,6 +47,8 @@ struct TrafficCase {
   DType param_dtype = DType::float32;
   int batch_norm = 0;               // 1 training forward, 2 inference, 3 backward
   bool channels_last = false;
+  int group_norm = 0;               // 1 forward, 2 backward
+  std::int64_t groups = 32;
   double max_load_ratio = 1.1;      // loads over what one read of the input (and the parameters per block) take
   double min_efficiency = 0.9;      // coalescing of loads and stores
 };
@@ -57,6 +62,17 @@ TrafficCase layer_case(const char* name, DType dtype, std::int64_t rows, std::in
   c.param_dtype = param;
   c.max_load_ratio = max_load_ratio;
   c.min_efficiency = min_efficiency;
+  return c;
+}
+
+// A GroupNorm case of the traffic check.
+TrafficCase group_norm_case(const char* name, DType dtype, std::vector<std::int64_t> shape, int call, bool channels_last,
+                            std::int64_t groups, double max_load_ratio = 1.1) {
+  TrafficCase c{name, dtype, std::move(shape), ReduceAxes::every()};
+  c.max_load_ratio = max_load_ratio;
+  c.group_norm = call;
+  c.channels_last = channels_last;
+  c.groups = groups;
   return c;
 }
 
@@ -101,6 +117,14 @@ const std::vector<TrafficCase>& cases() {
       batch_norm_case("batch_norm_training_nchw_f16", DType::float16, {8, 16, 32, 32}, 1, false),
       batch_norm_case("batch_norm_backward_nchw_bf16", DType::bfloat16, {8, 16, 32, 32}, 3, false),
       batch_norm_case("batch_norm_backward_nhwc_f32", DType::float32, {8, 16, 16, 64}, 3, true),
+      // GroupNorm: the forward reads x twice (statistics, apply) and writes y once; the backward as BatchNorm's.
+      // Channels last keeps a summary a (sample, channel), 80 bytes stored and loaded a field at a time (25%
+      // coalesced: 2% of x here), and its apply loads the coefficients of a (sample, channel) in each block of 64
+      // rows (4.7% of x, from L2): 1.16 x in all.
+      group_norm_case("group_norm_forward_nchw_f16", DType::float16, {4, 32, 32, 32}, 1, false, 8),
+      group_norm_case("group_norm_forward_nhwc_f32", DType::float32, {4, 32, 32, 64}, 1, true, 32, 1.2),
+      group_norm_case("group_norm_backward_nchw_bf16", DType::bfloat16, {4, 32, 32, 32}, 2, false, 8),
+      group_norm_case("group_norm_backward_nhwc_f32", DType::float32, {4, 16, 16, 64}, 2, true, 32),
   };
   return all;
 }
@@ -268,6 +292,50 @@ int run_batch_norm(const TrafficCase& c, const TensorView& x, std::int64_t numel
   return 0;
 }
 
+// A GroupNorm forward or backward with every optional tensor (float32 parameters).
+int run_group_norm(const TrafficCase& c, const TensorView& x, std::size_t bytes) {
+  GroupNormOptions o = c.channels_last ? GroupNormOptions::keras(c.groups) : GroupNormOptions::pytorch(c.groups);
+  std::size_t workspace_bytes = 0;
+  if (!group_norm_workspace_size(x, o, &workspace_bytes).ok()) return fail(c.name, "group_norm_workspace_size");
+  const std::int64_t channels = x.shape[c.channels_last ? x.ndim - 1 : 1], groups = c.groups == 0 ? channels : c.groups;
+  const std::int64_t group_count = x.shape[0] * groups;
+  const std::size_t channel_bytes = static_cast<std::size_t>(channels) * 4, group_bytes = static_cast<std::size_t>(group_count) * 4;
+  // (staged from the host: device-side memsets and copies would count as the call's time in the model)
+  std::vector<unsigned char> staging(std::max({bytes, channel_bytes, group_bytes}), 0x3c);
+  void* arrays[6] = {};  // gamma, beta, dgamma, dbeta (C); saved mean, rstd (N * G)
+  for (int i = 0; i < 6; ++i) {
+    const std::size_t n = i < 4 ? channel_bytes : group_bytes;
+    if (cudaMalloc(&arrays[i], n) != cudaSuccess || cudaMemcpy(arrays[i], staging.data(), n, cudaMemcpyHostToDevice) != cudaSuccess) {
+      return fail(c.name, "cudaMalloc");
+    }
+  }
+  void *out = nullptr, *dy = nullptr, *workspace = nullptr;
+  if (cudaMalloc(&out, bytes) != cudaSuccess || cudaMalloc(&dy, bytes) != cudaSuccess ||
+      cudaMemcpy(dy, staging.data(), bytes, cudaMemcpyHostToDevice) != cudaSuccess || cudaMalloc(&workspace, workspace_bytes) != cudaSuccess) {
+    return fail(c.name, "cudaMalloc");
+  }
+  if (cudaDeviceSynchronize() != cudaSuccess) return fail(c.name, "staging");
+  auto view = [&](void* p) { return TensorView(p, x.dtype, x.shape.data(), x.ndim, MemorySpace::device); };
+  auto vec = [&](int i) { return TensorView(arrays[i], DType::float32, {i < 4 ? channels : group_count}, MemorySpace::device); };
+  Status s;
+  std::size_t input = 2 * bytes, params = 2 * channel_bytes, stats = 2 * group_bytes;
+  if (c.group_norm == 1) {
+    s = group_norm_forward(x, vec(0), vec(1), view(out), vec(4), vec(5), o, workspace, workspace_bytes, nullptr);
+  } else {
+    s = group_norm_backward(view(dy), x, vec(4), vec(5), vec(0), view(out), vec(2), vec(3), o, workspace, workspace_bytes, nullptr);
+    input = 4 * bytes;  // x and dy for the sums, then for dx
+    params = 3 * channel_bytes;
+  }
+  if (!s.ok()) return fail(c.name, s.message());
+  if (cudaDeviceSynchronize() != cudaSuccess) return fail(c.name, "kernel failed");
+  std::printf("%s input_bytes=%zu output_bytes=%zu parameter_bytes=%zu statistics_bytes=%zu extra_load_bytes=%zu extra_store_bytes=%zu "
+              "max_load_ratio=%.2f\n",
+              c.name, input, bytes, params, stats, params + stats + workspace_bytes, params + stats + workspace_bytes, c.max_load_ratio);
+  for (void* p : arrays) cudaFree(p);
+  for (void* p : {out, dy, workspace}) cudaFree(p);
+  return 0;
+}
+
 // "131072x64" -> {131072, 64}; "0,1,2" -> those axes. False on malformed text.
 bool parse_list(const std::string& text, char separator, std::vector<std::int64_t>* out) {
   out->clear();
@@ -292,8 +360,14 @@ bool parse_spec(char** argv, int argc, TrafficCase* c) {
   c->layer = kind == "layer_norm_forward" || kind == "rms_norm_forward" ? 1 : (kind == "layer_norm_backward" || kind == "rms_norm_backward" ? 2 : 0);
   c->rms = kind.rfind("rms_norm", 0) == 0;
   c->batch_norm = kind == "batch_norm_training" ? 1 : (kind == "batch_norm_inference" ? 2 : (kind == "batch_norm_backward" ? 3 : 0));
-  if (!c->apply && !c->layer && !c->batch_norm && kind != "stats") return false;
+  c->group_norm = kind == "group_norm_forward" ? 1 : (kind == "group_norm_backward" ? 2 : 0);
+  if (!c->apply && !c->layer && !c->batch_norm && !c->group_norm && kind != "stats") return false;
   if (!parse_dtype(argv[1], &c->dtype) || !parse_list(argv[2], 'x', &c->shape)) return false;
+  if (c->group_norm) {
+    c->channels_last = std::string(argv[3]) == "-1";
+    if (argc > 4) c->groups = std::strtoll(argv[4], nullptr, 10);
+    return c->channels_last || std::string(argv[3]) == "1";
+  }
   if (c->batch_norm) {
     c->channels_last = std::string(argv[3]) == "-1";
     return c->channels_last || std::string(argv[3]) == "1";
@@ -327,7 +401,7 @@ int main(int argc, char** argv) {
   if (argc >= 2 && std::strcmp(argv[1], "--spec") == 0) {
     TrafficCase c{"spec", DType::float32, {}, ReduceAxes::every()};
     if (!parse_spec(argv + 2, argc - 2, &c)) {
-      std::fprintf(stderr, "usage: traffic_case --spec stats|apply|lp|layer_norm_forward|...|batch_norm_training|... DTYPE SHAPE AXES [all|moments|float64|OUT_DTYPE|PARAM_DTYPE]\n");
+      std::fprintf(stderr, "usage: traffic_case --spec stats|apply|lp|layer_norm_forward|...|batch_norm_training|...|group_norm_forward|... DTYPE SHAPE AXES [all|moments|float64|OUT_DTYPE|PARAM_DTYPE]\n");
       return 2;
     }
     return run_case(c);
@@ -363,6 +437,7 @@ int run_case(const TrafficCase& c) {
     TensorView view(input, c.dtype, c.shape.data(), static_cast<int>(c.shape.size()), MemorySpace::device);
     if (c.layer) return run_layer(c, view, numel, bytes);
     if (c.batch_norm) return run_batch_norm(c, view, numel, bytes);
+    if (c.group_norm) return run_group_norm(c, view, bytes);
     if (c.apply) return run_apply(c, view, numel, bytes);
     StatsOptions options;
     options.axes = c.axes;

@@ -338,7 +338,10 @@ TEST(BatchNormPlan, DependsOnShapeAndDtypeOnly) {
   EXPECT_EQ(p.vec, 1);
   EXPECT_EQ(p.group_lanes, 16);  // 49 packs in batches of 4
   EXPECT_EQ(p.parts, 1);
-  EXPECT_EQ(p.threads, 64);
+  EXPECT_EQ(p.groups_per_channel, 4);  // a group a segment
+  EXPECT_EQ(p.channels_per_block, 3);  // the block holds every channel's one partial
+  EXPECT_EQ(p.threads, 3 * 4 * 16);
+  EXPECT_EQ(p.blocks, 1);
   p = plan::choose_channel_plan(plan::ChannelGeometry{64, 8, 12}, DType::float32);
   EXPECT_EQ(p.vec, 4);
   EXPECT_EQ(p.group_lanes, 1);
@@ -355,6 +358,25 @@ TEST(BatchNormPlan, DependsOnShapeAndDtypeOnly) {
   EXPECT_EQ(p.block_x, 4);
   EXPECT_EQ(p.block_y, 64);
   EXPECT_EQ(p.parts, 1);
+  // C = 320 float16 (40 packs of 8): 5 tiles of 8 packs rather than one of 64 lanes with 24 idle.
+  p = plan::choose_channel_plan(plan::ChannelGeometry{4096, 320, 1}, DType::float16);
+  EXPECT_EQ(p.block_x, 8);
+  EXPECT_EQ(p.channel_tiles, 5);
+  // GroupNorm: a sample's parts are those of the sample alone, whatever the batch.
+  plan::ChannelGeometry one{4096, 320, 1, 1, true}, many{4096, 320, 1, 24, true};
+  const plan::ChannelPlan p1 = plan::choose_channel_plan(one, DType::float16), p24 = plan::choose_channel_plan(many, DType::float16);
+  EXPECT_EQ(p1.rows_per_part, p24.rows_per_part);
+  EXPECT_EQ(p1.parts, p24.parts);
+  EXPECT_EQ(p24.blocks, 24 * p1.blocks);
+  EXPECT_GE(p1.rows_per_part * 320, plan::kSamplePartElements);
+  // ... and channels first: one segment a (sample, channel), 32 of them a block.
+  const plan::ChannelPlan s1 = plan::choose_channel_plan({1, 1280, 256, 1, true}, DType::float16);
+  const plan::ChannelPlan s8 = plan::choose_channel_plan({1, 1280, 256, 8, true}, DType::float16);
+  EXPECT_EQ(s1.group_lanes, s8.group_lanes);
+  EXPECT_EQ(s1.groups_per_channel, s8.groups_per_channel);
+  EXPECT_EQ(s1.chunk_packs, s8.chunk_packs);
+  EXPECT_EQ(s8.channels_per_block, 32);
+  EXPECT_EQ(s8.blocks, 8 * 1280 / 32);
   // Workspace: sums and partials, each 256-byte aligned.
   const auto w = plan::batch_norm_backward_workspace(plan::ChannelGeometry{32, 256, 3136}, plan::choose_channel_plan({32, 256, 3136}, DType::bfloat16));
   EXPECT_EQ(w.sums, 2048u);
