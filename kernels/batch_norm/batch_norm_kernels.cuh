@@ -40,6 +40,7 @@ struct ChannelKernelShape {
   std::int64_t parts;          // partials a flat channel
   // segments
   std::int64_t segment_packs, chunk_packs, chunks_per_segment, items_per_channel, items_per_part;
+  std::int64_t segment_stride;  // channels * inner: from a channel's segment to its next
   int group_shift, groups_per_channel, channels_per_block;
   // columns
   std::int64_t channel_packs, channel_tiles, rows_per_part;
@@ -78,41 +79,69 @@ __device__ __forceinline__ void with_alignment(bool aligned, Walk& walk) {
   }
 }
 
+// The segments walks: walk(aligned, one_chunk) with both choices made outside the item loop (the division of
+// an item index by chunks_per_segment inside it cost the short segments of 7 x 7 NCHW 60% more issue).
+template <int VEC, typename Walk>
+__device__ __forceinline__ void with_segment_variant(bool aligned, bool one_chunk, Walk& walk) {
+  auto by_chunking = [&](auto a) {
+    if (one_chunk) {
+      walk(a, std::true_type{});
+    } else {
+      walk(a, std::false_type{});
+    }
+  };
+  with_alignment<VEC>(aligned, by_chunking);
+}
+
 // Element offset of the first segment of flat channel k (sample k / channels, channel k % channels).
+// (No division where a sample has one segment a channel (GroupNorm channels first) or there is one
+// sample: every division of a block's prologue costs its warps about as much as a chunk's loads, modelled.)
 __device__ __forceinline__ std::int64_t flat_channel_base(const ChannelKernelShape& s, std::int64_t k) {
+  if (s.outer == 1) return k * s.inner;
   const std::int64_t n = s.samples == 1 ? 0 : k / s.channels;
   return (n * s.outer * s.channels + (k - n * s.channels)) * s.inner;
 }
 
 // Element offset of item `item` of a flat channel (first segment at `base`) in the segments walk, and its
-// pack count.
+// pack count. OneChunk: a segment is one item (no division; else a branch picks it at each item).
+template <bool OneChunk>
 __device__ __forceinline__ std::int64_t segment_item_offset(const ChannelKernelShape& s, std::int64_t base, std::int64_t item,
                                                             int vec, int* packs) {
+  if constexpr (OneChunk) {
+    *packs = static_cast<int>(s.segment_packs);
+    return base + item * s.segment_stride;
+  }
   const std::int64_t segment = s.chunks_per_segment == 1 ? item : item / s.chunks_per_segment;
   const std::int64_t chunk = item - segment * s.chunks_per_segment;
   const std::int64_t first = chunk * s.chunk_packs;
   *packs = static_cast<int>(s.segment_packs - first < s.chunk_packs ? s.segment_packs - first : s.chunk_packs);
-  return base + segment * s.channels * s.inner + first * vec;
+  return base + segment * s.segment_stride + first * vec;
+}
+
+// v, computed once: the backend otherwise recomputed a lane index from %tid at every load of the segments
+// walks (50% more issue for 7 x 7 segments, modelled) rather than keep it in a register.
+__device__ __forceinline__ int pinned(int v) {
+  asm volatile("" : "+r"(v));
+  return v;
 }
 
 // The segments walk's lane group: block b holds part b % parts of flat channels
 // (b / parts) * channels_per_block + ..., a channel's groups_per_channel groups side by side.
 struct SegmentGroup {
-  std::int64_t channel, part;
-  int lane, lanes, in_channel;  // lane in the group, group lanes, group in its channel
+  std::int64_t first_channel, channel, part;  // the block's first channel, the group's
+  int in_channel;               // the group's index in its channel
   bool owns;                    // a channel of the block's, below flat_channels (else the group idles)
 };
 
 __device__ __forceinline__ SegmentGroup segment_group(const ChannelKernelShape& s) {
   SegmentGroup q;
-  q.lanes = 1 << s.group_shift;
-  q.lane = threadIdx.x & (q.lanes - 1);
   const int group = threadIdx.x >> s.group_shift;
-  const int local = group / s.groups_per_channel;
+  const int local = s.channels_per_block == 1 ? 0 : group / s.groups_per_channel;
   q.in_channel = group - local * s.groups_per_channel;
-  const std::int64_t block_channels = blockIdx.x / s.parts;
+  const std::int64_t block_channels = s.parts == 1 ? blockIdx.x : blockIdx.x / s.parts;
   q.part = blockIdx.x - block_channels * s.parts;
-  q.channel = block_channels * s.channels_per_block + local;
+  q.first_channel = block_channels * s.channels_per_block;
+  q.channel = q.first_channel + local;
   q.owns = local < s.channels_per_block && q.channel < s.flat_channels;
   return q;
 }
@@ -125,9 +154,11 @@ struct ColumnPart {
 
 __device__ __forceinline__ ColumnPart column_part(const ChannelKernelShape& s) {
   ColumnPart q;
-  q.tile = blockIdx.x % s.channel_tiles;
-  q.part = blockIdx.x / s.channel_tiles;
-  q.sample = s.samples == 1 ? 0 : q.part % s.samples;
+  // (32-bit divisions: the block index, tile and sample counts all fit a grid)
+  const unsigned tiles = static_cast<unsigned>(s.channel_tiles), part = blockIdx.x / tiles;
+  q.tile = blockIdx.x - part * tiles;
+  q.part = part;
+  q.sample = s.samples == 1 ? 0 : part % static_cast<unsigned>(s.samples);
   const std::int64_t first = q.sample * s.outer;
   q.r0 = first + (q.part / s.samples) * s.rows_per_part;
   q.r1 = q.r0 + s.rows_per_part < first + s.outer ? q.r0 + s.rows_per_part : first + s.outer;
@@ -197,17 +228,18 @@ __global__ void __launch_bounds__(256, kChannelMinBlocksPerSm) channel_grad_sums
   __shared__ float group_sums[2][256];  // (a group a lane at the narrowest: plan::ChannelPlan::group_lanes)
   const SegmentGroup q = segment_group(s);
   const std::int64_t c = q.owns ? q.channel : s.flat_channels - 1;  // (idle groups past the end: no items)
-  const int lanes = q.lanes, lane = q.lane;
+  const int lanes = 1 << s.group_shift;
+  const int lane = pinned(static_cast<int>(threadIdx.x) & (lanes - 1));
   const int groups = s.groups_per_channel;
   const float m = mean[c / s.mean_group];
   const std::int64_t base = flat_channel_base(s, c);
   float sum_dy = 0.0f, sum_dy_xmu = 0.0f;
   const std::int64_t first = q.part * s.items_per_part;
   const std::int64_t end = !q.owns ? first : (first + s.items_per_part < s.items_per_channel ? first + s.items_per_part : s.items_per_channel);
-  auto walk = [&](auto aligned) {
+  auto walk = [&](auto aligned, auto one_chunk) {
     for (std::int64_t item = first + q.in_channel; item < end; item += groups) {
       int packs = 0;
-      const std::int64_t offset = segment_item_offset(s, base, item, VEC, &packs);
+      const std::int64_t offset = segment_item_offset<decltype(one_chunk)::value>(s, base, item, VEC, &packs);
       constexpr int kBatch = kSegmentBatch<decltype(aligned)::value, VEC>;
       for (int k0 = 0; k0 < plan::kChunkPacksPerLane; k0 += kBatch) {
         RawPack<T, VEC> rd[kBatch], rx[kBatch];
@@ -228,7 +260,7 @@ __global__ void __launch_bounds__(256, kChannelMinBlocksPerSm) channel_grad_sums
       }
     }
   };
-  with_alignment<VEC>(s.aligned, walk);
+  with_segment_variant<VEC>(s.aligned, s.chunks_per_segment == 1, walk);
   sum_dy = group_sum(sum_dy, lanes);
   sum_dy_xmu = group_sum(sum_dy_xmu, lanes);
   const int group = threadIdx.x >> s.group_shift;
@@ -238,7 +270,7 @@ __global__ void __launch_bounds__(256, kChannelMinBlocksPerSm) channel_grad_sums
   }
   __syncthreads();
   // Thread t < channels_per_block: channel t's groups in order.
-  const std::int64_t k = (blockIdx.x / s.parts) * s.channels_per_block + threadIdx.x;
+  const std::int64_t k = q.first_channel + threadIdx.x;
   if (threadIdx.x < s.channels_per_block && k < s.flat_channels) {
     const int g0 = threadIdx.x * groups;
     float a = group_sums[0][g0], b = group_sums[1][g0];
@@ -414,7 +446,8 @@ __global__ void __launch_bounds__(256, kChannelMinBlocksPerSm) batch_norm_dx_seg
   const SegmentGroup g = segment_group(s);
   if (!g.owns) return;
   const std::int64_t c = g.channel;
-  const int lanes = g.lanes, lane = g.lane;
+  const int lanes = 1 << s.group_shift;
+  const int lane = pinned(static_cast<int>(threadIdx.x) & (lanes - 1));
   const int groups = s.groups_per_channel;
   const math::ChannelGradCoefficients q = channel_coefficients(grad, c, g.part == 0 && g.in_channel == 0 && lane == 0);
   const std::int64_t base = flat_channel_base(s, c);
@@ -424,7 +457,8 @@ __global__ void __launch_bounds__(256, kChannelMinBlocksPerSm) batch_norm_dx_seg
     constexpr bool kAligned = decltype(aligned)::value;
     for (std::int64_t item = first + g.in_channel; item < end; item += groups) {
       int packs = 0;
-      const std::int64_t offset = segment_item_offset(s, base, item, VEC, &packs);
+      // (the chunking chosen at each item: outside the loop, as the sums do, dx took 25% more issue at 7 x 7)
+      const std::int64_t offset = segment_item_offset<false>(s, base, item, VEC, &packs);
       constexpr int kBatch = kSegmentBatch<kAligned, VEC>;
       for (int k0 = 0; k0 < plan::kChunkPacksPerLane; k0 += kBatch) {
         RawPack<T, VEC> rd[kBatch], rx[kBatch];

@@ -34,6 +34,7 @@ ChannelKernelShape shape_of(const BatchNormBackwardCall& c) {
   s.mean_group = c.mean_group;
   s.parts = p.parts;
   s.segment_packs = g.inner / p.vec;
+  s.segment_stride = g.channels * g.inner;
   s.chunk_packs = p.chunk_packs;
   s.chunks_per_segment = p.chunks_per_segment;
   s.items_per_channel = g.outer * p.chunks_per_segment;
