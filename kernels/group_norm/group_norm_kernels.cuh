@@ -8,7 +8,6 @@
 #pragma once
 
 #include <cstdint>
-#include <cstring>
 
 #include "math/group_norm.hpp"
 #include "math/host_device.hpp"
@@ -33,23 +32,58 @@ struct GroupFinalizeArgs {
 // What absent parameters read: gamma 1, beta 0.
 __device__ const float kUnitAffine[2] = {1.0f, 0.0f};
 
-// A summary's 80 bytes as five 16-byte loads issued together (field by field, each load waited behind the
-// branches of the merge: 9 round trips a warp, 7.2 us for 12 x 320 x 64 x 64, modelled).
-__device__ __forceinline__ StatsSummary load_summary(const StatsSummary* p) {
-  static_assert(sizeof(StatsSummary) == 80, "five 16-byte words");
-  const uint4* words = reinterpret_cast<const uint4*>(p);
-  uint4 w[5];
-  NORMKIT_UNROLL
-  for (int i = 0; i < 5; ++i) w[i] = __ldg(words + i);
+// A summary loaded field by field with its own types (a 16-byte word load was repacked into the fields
+// right after it, a use that waits for it, modelled), and settle(): waits here for a summary (and the
+// parameters) loaded just before, in one round trip (the compiler otherwise places each load next to its
+// first use in the merge: 11 round trips a warp where 3 do, modelled).
+__device__ __forceinline__ StatsSummary load_summary_fields(const StatsSummary* p) {
   StatsSummary s;
-  memcpy(&s, w, sizeof(s));
+  s.count = __ldg(&p->count);
+  s.nan_count = __ldg(&p->nan_count);
+  s.posinf_count = __ldg(&p->posinf_count);
+  s.neginf_count = __ldg(&p->neginf_count);
+  s.nonzero_count = __ldg(&p->nonzero_count);
+  s.mean = __ldg(&p->mean);
+  s.m2 = __ldg(&p->m2);
+  s.min = __ldg(&p->min);
+  s.max = __ldg(&p->max);
+  s.abs_sum = __ldg(&p->abs_sum);
   return s;
 }
 
-// Warp per (sample, group): its summaries merged (math::group_summary_lane_state, then the lanes' states in
-// lane order), finalized, its saved statistics written by lane 0 and its channels' coefficients by the lanes.
+__device__ __forceinline__ void settle(const StatsSummary& s, float a = 0.0f, float b = 0.0f) {
+  asm volatile("" ::"l"(s.count), "l"(s.nan_count), "l"(s.posinf_count), "l"(s.neginf_count), "l"(s.nonzero_count), "d"(s.mean),
+               "d"(s.m2), "d"(s.min), "d"(s.max), "d"(s.abs_sum), "f"(a), "f"(b));
+}
+
+__device__ __forceinline__ StatsSummary load_summary(const StatsSummary* p) {
+  const StatsSummary s = load_summary_fields(p);
+  settle(s);
+  return s;
+}
+
+// A state's fields, each through `shuffle` (a warp shuffle of one value).
+template <typename Shuffle>
+__device__ __forceinline__ math::MomentState<double> shuffled(const math::MomentState<double>& s, Shuffle shuffle) {
+  math::MomentState<double> o;
+  o.count = shuffle(s.count);
+  o.nan_count = shuffle(s.nan_count);
+  o.posinf_count = shuffle(s.posinf_count);
+  o.neginf_count = shuffle(s.neginf_count);
+  o.nonzero_count = shuffle(s.nonzero_count);
+  o.mean = shuffle(s.mean);
+  o.m2 = shuffle(s.m2);
+  o.shift = shuffle(s.shift);
+  o.min = shuffle(s.min);
+  o.max = shuffle(s.max);
+  o.abs_sum = shuffle(s.abs_sum);
+  return o;
+}
+
+// Warp per (sample, group): its summaries merged (math::group_summary_lane_state, then
+// math::group_tree_merge), finalized, its saved statistics written by lane 0 and its channels' coefficients
+// by the lanes.
 __global__ void __launch_bounds__(256) group_norm_finalize_kernel(GroupFinalizeArgs a) {
-  __shared__ math::MomentState<double> lane_states[8][math::kGroupGradLanes];
   const int warp_in_block = threadIdx.x / 32, lane = threadIdx.x % 32;
   const std::int64_t group = static_cast<std::int64_t>(blockIdx.x) * 8 + warp_in_block;  // n * groups + g
   if (group >= a.shape.samples * a.shape.groups()) return;  // (whole warps)
@@ -60,17 +94,25 @@ __global__ void __launch_bounds__(256) group_norm_finalize_kernel(GroupFinalizeA
   // (4.8 us for 12 x 320 x 64 x 64, modelled).
   const std::int64_t spg = a.summaries_per_group;
   const StatsSummary* summaries = a.summaries + group * spg;
-  const StatsSummary own = load_summary(summaries + (lane < spg ? lane : 0));
+  // (the pointers chosen before the first load: a branch while loads are in flight waits for them)
   const std::int64_t j0 = lane < cg ? lane : 0;
   const float* gamma = a.gamma ? a.gamma + c0 : &kUnitAffine[0];
   const float* beta = a.beta ? a.beta + c0 : &kUnitAffine[1];
   const std::int64_t gamma_stride = a.gamma ? 1 : 0, beta_stride = a.beta ? 1 : 0;
+  const StatsSummary own = load_summary_fields(summaries + (lane < spg ? lane : 0));
   const float gamma0 = gamma[j0 * gamma_stride], beta0 = beta[j0 * beta_stride];
-  lane_states[warp_in_block][lane] =
-      math::group_summary_lane_state(lane, spg, own, [&](std::int64_t j) { return load_summary(summaries + j); });
-  __syncwarp();
-  math::MomentState<double> total = math::empty_state<double>();
-  for (int l = 0; l < math::kGroupGradLanes; ++l) math::merge(total, lane_states[warp_in_block][l]);
+  settle(own, gamma0, beta0);
+  // One summary a group (channels first): every lane has it (the tree would give it back unchanged).
+  // Several: math::group_tree_merge by shuffles, lane 0's result for all (a lane-order merge by every lane
+  // was 21 us of issue for 102 x 16 x 16 x 1280, modelled).
+  math::MomentState<double> total = math::from_summary(own);  // (spg == 1: every lane loaded summary 0)
+  if (spg > 1) {
+    total = math::group_summary_lane_state(lane, spg, own, [&](std::int64_t j) { return load_summary(summaries + j); });
+    for (int offset = math::kGroupGradLanes / 2; offset > 0; offset /= 2) {
+      math::merge(total, shuffled(total, [&](auto v) { return __shfl_xor_sync(0xffffffffu, v, offset); }));
+    }
+    total = shuffled(total, [](auto v) { return __shfl_sync(0xffffffffu, v, 0); });
+  }
   const math::ChannelFinalize f = math::batch_norm_finalize_channel(math::to_summary(total), a.eps, false);
   for (std::int64_t j = lane; j < cg; j += 32) {
     const float gamma_j = j == lane ? gamma0 : gamma[j * gamma_stride];

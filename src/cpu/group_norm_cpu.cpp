@@ -10,12 +10,13 @@ void group_norm_finalize(const StatsSummary* summaries, std::int64_t summaries_p
                          const float* gamma, const float* beta, float* saved_mean, float* saved_rstd, const AffineCoefficients& affine) {
   const std::int64_t cg = shape.group_channels;
   for (std::int64_t group = 0; group < shape.samples * shape.groups(); ++group) {
-    math::MomentState<double> total = math::empty_state<double>();
+    math::MomentState<double> lanes[math::kGroupGradLanes];
+    const StatsSummary* group_summaries = summaries + group * summaries_per_group;
     for (int lane = 0; lane < math::kGroupGradLanes; ++lane) {
-      const StatsSummary* first = summaries + group * summaries_per_group;
-      const StatsSummary own = lane < summaries_per_group ? first[lane] : StatsSummary{};
-      math::merge(total, math::group_summary_lane_state(lane, summaries_per_group, own, [&](std::int64_t j) { return first[j]; }));
+      const StatsSummary own = lane < summaries_per_group ? group_summaries[lane] : StatsSummary{};
+      lanes[lane] = math::group_summary_lane_state(lane, summaries_per_group, own, [&](std::int64_t j) { return group_summaries[j]; });
     }
+    const math::MomentState<double> total = math::group_tree_merge(lanes);
     const math::ChannelFinalize f = math::batch_norm_finalize_channel(math::to_summary(total), eps, false);
     if (saved_mean) saved_mean[group] = f.mean;
     if (saved_rstd) saved_rstd[group] = f.rstd;
