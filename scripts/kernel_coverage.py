@@ -14,7 +14,6 @@ import subprocess
 import sys
 import tempfile
 
-TESTS = ["test_device_stats", "test_device_transforms", "test_device_layer_norm", "test_device_batch_norm"]
 
 
 def demangle(names):
@@ -28,9 +27,14 @@ def main():
         return 2
     build, ptxemu = sys.argv[1], sys.argv[2]
     markdown = sys.argv[sys.argv.index("--markdown") + 1] if "--markdown" in sys.argv else None
+    # Every device test binary (a new family's is picked up without a list to edit).
+    tests = sorted(os.path.basename(p) for p in glob.glob(os.path.join(build, "tests", "test_device_*")) if os.access(p, os.X_OK))
+    if not tests:
+        print("kernel coverage FAILED: no test_device_* binary in " + os.path.join(build, "tests"))
+        return 1
     with tempfile.TemporaryDirectory() as work:
         jsonl = os.path.join(work, "profile.jsonl")
-        for test in TESTS:
+        for test in tests:
             # (one PTX folder per test: the emulator names its dumps module0, module1, ... in every run)
             ptx_dir = os.path.join(work, "ptx", test)
             os.makedirs(ptx_dir)
