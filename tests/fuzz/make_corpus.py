@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Writes the fuzz targets' seed corpus (standard library only): small valid .npy files of every
-supported dtype and format version plus a few near-misses, safetensors files, and Normalizer state files
+supported dtype and format version plus a few near-misses, IDX files (plain and gzip), safetensors files, and Normalizer state files
 made by the `normkit` command (given as the first argument) with their metadata for the metadata target.
 
 usage: make_corpus.py NORMKIT_BINARY [CORPUS_DIR]   (default tests/fuzz/corpus)
+       make_corpus.py --idx-only [IDX_CORPUS_DIR]      (the IDX seeds alone)
 """
+import gzip
 import json
 import os
 import struct
@@ -36,7 +38,36 @@ def safetensors_bytes(tensors, metadata=None):
     return struct.pack("<Q", len(text)) + text.encode() + blob
 
 
+def idx_bytes(type_byte, shape, payload):
+    return bytes([0, 0, type_byte, len(shape)]) + b"".join(struct.pack(">I", d) for d in shape) + payload
+
+
+def put_idx_corpus(directory):
+    """IDX seeds (the MNIST format), plain and gzip: every readable type, near misses of each check."""
+    os.makedirs(directory, exist_ok=True)
+    seeds = {
+        "u8_2x3x3.idx": idx_bytes(0x08, [2, 3, 3], bytes(range(18))),
+        "u8_labels_5.idx": idx_bytes(0x08, [5], bytes([0, 9, 3, 3, 1])),
+        "f32_4.idx": idx_bytes(0x0D, [4], struct.pack(">4f", 1, -2.5, float("inf"), 0)),
+        "f64_2x2.idx": idx_bytes(0x0E, [2, 2], struct.pack(">4d", 1e300, -1e-300, 3, 4)),
+        "i32_2.idx": idx_bytes(0x0C, [2], struct.pack(">2i", -1, 7)),
+        "u8_truncated.idx": idx_bytes(0x08, [2, 3, 3], bytes(range(10))),
+        "u8_trailing.idx": idx_bytes(0x08, [2], bytes(range(4))),
+        "u8_empty_dim.idx": idx_bytes(0x08, [0, 28, 28], b""),
+        "huge_dims.idx": idx_bytes(0x0E, [0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF], b""),
+    }
+    for name, data in seeds.items():
+        with open(os.path.join(directory, name), "wb") as f:
+            f.write(data)
+    for name in ("u8_2x3x3.idx", "f32_4.idx", "u8_truncated.idx"):
+        with open(os.path.join(directory, name + ".gz"), "wb") as f:
+            f.write(gzip.compress(seeds[name], mtime=0))
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--idx-only":
+        put_idx_corpus(sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "idx"))
+        return
     normkit = os.path.abspath(sys.argv[1])
     root = sys.argv[2] if len(sys.argv) > 2 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
     dirs = {k: os.path.join(root, k) for k in ("npy", "safetensors", "normalizer_file", "normalizer_metadata")}
@@ -59,6 +90,7 @@ def main():
     put("npy", "f32_fortran.npy", npy_bytes("<f4", [2, 3], f32, fortran=True))
     put("npy", "f32_bigendian.npy", npy_bytes(">f4", [1], b"\x3f\x80\x00\x00"))
     put("npy", "f32_truncated.npy", npy_bytes("<f4", [4], f32[:8]))
+    put_idx_corpus(os.path.join(root, "idx"))
 
     put("safetensors", "two_tensors.safetensors", safetensors_bytes(
         [("mean", "F32", [3], struct.pack("<3f", 1, 2, 3)), ("count", "I64", [], struct.pack("<q", 9))], {"format": "pt"}))

@@ -1,0 +1,281 @@
+// IDX reader: one parser over a byte source (a file, a gzip file, memory, gzip in memory) that reads the
+// header, then the data in chunks as they arrive (a hostile header cannot make it allocate more than the
+// source holds, plus one chunk), then checks that nothing follows.
+#include "io/idx.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <limits>
+#include <memory>
+#include <utility>
+
+#include "normkit/tensor.hpp"
+
+#ifdef NORMKIT_HAVE_ZLIB
+#include <zlib.h>
+#endif
+
+namespace normkit::io {
+namespace {
+
+const char* const kRead = "read_idx";
+constexpr int kMaxIdxDims = 8;
+constexpr std::size_t kChunk = std::size_t{16} << 20;
+
+Status bad(const std::string& name, const std::string& what) {
+  return Status(StatusCode::bad_file, std::string("normkit::") + kRead + ": " + name + ": " + what);
+}
+
+// Bytes in order from somewhere; read() returns fewer than asked only at the end or on an error.
+class ByteSource {
+ public:
+  virtual ~ByteSource() = default;
+  virtual std::size_t read(unsigned char* out, std::size_t n) = 0;
+  // Empty while no error happened, else what went wrong (a corrupt gzip stream, a read error).
+  virtual std::string error() const { return {}; }
+};
+
+class MemorySource : public ByteSource {
+ public:
+  MemorySource(const unsigned char* data, std::size_t size) : data_(data), size_(size) {}
+  std::size_t read(unsigned char* out, std::size_t n) override {
+    const std::size_t k = std::min(n, size_ - pos_);
+    if (k) std::memcpy(out, data_ + pos_, k);
+    pos_ += k;
+    return k;
+  }
+
+ private:
+  const unsigned char* data_;
+  std::size_t size_, pos_ = 0;
+};
+
+class FileSource : public ByteSource {
+ public:
+  explicit FileSource(std::FILE* f) : f_(f) {}
+  ~FileSource() override { std::fclose(f_); }
+  std::size_t read(unsigned char* out, std::size_t n) override { return std::fread(out, 1, n, f_); }
+  std::string error() const override { return std::ferror(f_) ? "read error" : ""; }
+
+ private:
+  std::FILE* f_;
+};
+
+#ifdef NORMKIT_HAVE_ZLIB
+// A gzip file on disk (gzread also passes a plain file through, but only gzip files come here).
+class GzFileSource : public ByteSource {
+ public:
+  explicit GzFileSource(gzFile f) : f_(f) {}
+  ~GzFileSource() override { gzclose(f_); }
+  std::size_t read(unsigned char* out, std::size_t n) override {
+    std::size_t total = 0;
+    while (total < n) {
+      const unsigned ask = static_cast<unsigned>(std::min<std::size_t>(n - total, 1u << 30));
+      const int got = gzread(f_, out + total, ask);
+      if (got <= 0) {
+        if (got < 0) failed_ = true;
+        break;
+      }
+      total += static_cast<std::size_t>(got);
+    }
+    return total;
+  }
+  std::string error() const override {
+    if (!failed_) return {};
+    int code = 0;
+    const char* text = gzerror(f_, &code);
+    return std::string("corrupt gzip stream (") + (text ? text : "unknown zlib error") + ")";
+  }
+
+ private:
+  gzFile f_;
+  bool failed_ = false;
+};
+
+// Gzip data in memory, inflated as it is read.
+class InflateSource : public ByteSource {
+ public:
+  InflateSource(const unsigned char* data, std::size_t size) {
+    std::memset(&z_, 0, sizeof(z_));
+    z_.next_in = const_cast<unsigned char*>(data);
+    z_.avail_in = static_cast<uInt>(std::min<std::size_t>(size, std::numeric_limits<uInt>::max()));
+    ok_ = inflateInit2(&z_, 16 + MAX_WBITS) == Z_OK;  // (16: a gzip header and trailer)
+    if (!ok_) error_ = "zlib could not start";
+  }
+  ~InflateSource() override {
+    if (ok_) inflateEnd(&z_);
+  }
+  std::size_t read(unsigned char* out, std::size_t n) override {
+    std::size_t total = 0;
+    while (ok_ && !done_ && total < n) {
+      z_.next_out = out + total;
+      z_.avail_out = static_cast<uInt>(std::min<std::size_t>(n - total, 1u << 30));
+      const uInt before = z_.avail_out;
+      const int rc = inflate(&z_, Z_NO_FLUSH);
+      total += before - z_.avail_out;
+      if (rc == Z_STREAM_END) {
+        done_ = true;
+      } else if (rc != Z_OK) {
+        // (Z_BUF_ERROR with input left means no progress is possible: a truncated stream)
+        error_ = std::string("corrupt or truncated gzip stream (") + (z_.msg ? z_.msg : "zlib error " + std::to_string(rc)) + ")";
+        ok_ = false;
+      }
+    }
+    return total;
+  }
+  std::string error() const override { return error_; }
+
+ private:
+  z_stream z_;
+  bool ok_ = false, done_ = false;
+  std::string error_;
+};
+#endif
+
+bool is_gzip(const unsigned char* head, std::size_t n) { return n >= 2 && head[0] == 0x1f && head[1] == 0x8b; }
+
+std::uint32_t big_endian_u32(const unsigned char* p) {
+  return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | std::uint32_t{p[3]};
+}
+
+Status parse(ByteSource& src, const std::string& name, NpyArray* out) {
+  unsigned char head[4];
+  auto source_error = [&](const std::string& fallback) {
+    const std::string e = src.error();
+    return bad(name, e.empty() ? fallback : e);
+  };
+  if (src.read(head, 4) != 4) return source_error("truncated: shorter than the 4-byte IDX magic");
+  if (head[0] != 0 || head[1] != 0) return bad(name, "not an IDX file (its first two bytes are not zero)");
+  DType dtype = DType::uint8;
+  switch (head[2]) {
+    case 0x08: dtype = DType::uint8; break;
+    case 0x0D: dtype = DType::float32; break;
+    case 0x0E: dtype = DType::float64; break;
+    case 0x09:
+    case 0x0B:
+    case 0x0C: {
+      const char* names[] = {"int8", "", "int16", "int32"};
+      return Status(StatusCode::unsupported_dtype, std::string("normkit::") + kRead + ": " + name + ": IDX type " +
+                                                       names[head[2] - 0x09] + " is not supported (uint8, float32, float64)");
+    }
+    default: {
+      char text[8];
+      std::snprintf(text, sizeof(text), "0x%02X", head[2]);
+      return bad(name, std::string("unknown IDX type byte ") + text + " (expected 0x08, 0x09, 0x0B, 0x0C, 0x0D or 0x0E)");
+    }
+  }
+  const int ndim = head[3];
+  if (ndim < 1 || ndim > kMaxIdxDims) {
+    return bad(name, "dimension count " + std::to_string(ndim) + " outside 1.." + std::to_string(kMaxIdxDims));
+  }
+  unsigned char dims[4 * kMaxIdxDims];
+  if (src.read(dims, 4 * static_cast<std::size_t>(ndim)) != 4 * static_cast<std::size_t>(ndim)) {
+    return source_error("truncated: the header declares " + std::to_string(ndim) + " dimensions but ends before them");
+  }
+  std::vector<std::int64_t> shape(static_cast<std::size_t>(ndim));
+  for (int d = 0; d < ndim; ++d) shape[d] = big_endian_u32(dims + 4 * d);
+  std::int64_t numel = 0;
+  const std::size_t element = dtype_size(dtype);
+  if (!checked_numel(shape.data(), ndim, element, &numel) ||
+      static_cast<std::uint64_t>(numel) * element > std::numeric_limits<std::size_t>::max() / 2) {
+    return bad(name, "dimensions " + TensorView(nullptr, dtype, shape.data(), ndim).shape_string() + " overflow a byte size");
+  }
+  const std::size_t need = static_cast<std::size_t>(numel) * element;
+  std::vector<unsigned char> data;
+  while (data.size() < need) {
+    const std::size_t have = data.size(), ask = std::min(kChunk, need - have);
+    data.resize(have + ask);
+    const std::size_t got = src.read(data.data() + have, ask);
+    if (got < ask) {
+      return source_error("truncated: holds " + std::to_string(have + got) + " of the " + std::to_string(need) +
+                          " data bytes its header declares (" + TensorView(nullptr, dtype, shape.data(), ndim).shape_string() + " " +
+                          dtype_name(dtype) + ")");
+    }
+  }
+  unsigned char extra;
+  if (src.read(&extra, 1) != 0) return bad(name, "data continues past the " + std::to_string(need) + " bytes its header declares");
+  if (!src.error().empty()) return bad(name, src.error());
+  // Big-endian elements to the little-endian bytes the arrays hold.
+  if (element > 1) {
+    for (std::size_t i = 0; i < need; i += element) std::reverse(data.begin() + i, data.begin() + i + element);
+  }
+  out->dtype = dtype;
+  out->shape = std::move(shape);
+  out->data = std::move(data);
+  return Status::success();
+}
+
+Status open_error(const std::string& path) {
+  return Status(StatusCode::io_error, std::string("normkit::") + kRead + ": cannot open '" + path + "': " + std::strerror(errno));
+}
+
+#ifndef NORMKIT_HAVE_ZLIB
+Status gzip_unsupported(const std::string& name) {
+  return Status(StatusCode::unsupported_dtype, std::string("normkit::") + kRead + ": " + name +
+                                                   " is gzip-compressed and normkit was built without zlib (install zlib1g-dev and rebuild)");
+}
+#endif
+
+}  // namespace
+
+bool idx_gzip_supported() {
+#ifdef NORMKIT_HAVE_ZLIB
+  return true;
+#else
+  return false;
+#endif
+}
+
+Status read_idx(const unsigned char* data, std::size_t size, const std::string& name, NpyArray* out) {
+  if (is_gzip(data, size)) {
+#ifdef NORMKIT_HAVE_ZLIB
+    InflateSource src(data, size);
+    return parse(src, name, out);
+#else
+    return gzip_unsupported(name);
+#endif
+  }
+  MemorySource src(data, size);
+  return parse(src, name, out);
+}
+
+Status read_idx(const std::string& path, NpyArray* out) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return open_error(path);
+  unsigned char head[2] = {0, 0};
+  const std::size_t n = std::fread(head, 1, 2, f);
+  if (!is_gzip(head, n)) {
+    std::rewind(f);
+    FileSource src(f);
+    return parse(src, path, out);
+  }
+  std::fclose(f);
+#ifdef NORMKIT_HAVE_ZLIB
+  gzFile g = gzopen(path.c_str(), "rb");
+  if (!g) return open_error(path);
+  gzbuffer(g, 1u << 20);
+  GzFileSource src(g);
+  return parse(src, path, out);
+#else
+  return gzip_unsupported(path);
+#endif
+}
+
+Status read_array_file(const std::string& path, NpyArray* out) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) {
+    return Status(StatusCode::io_error, "normkit::read_array_file: cannot open '" + path + "': " + std::strerror(errno));
+  }
+  unsigned char head[6] = {};
+  const std::size_t n = std::fread(head, 1, sizeof(head), f);
+  std::fclose(f);
+  const unsigned char npy[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
+  if (n == sizeof(head) && std::memcmp(head, npy, sizeof(npy)) == 0) return read_npy(path, out);
+  if (is_gzip(head, n) || (n >= 2 && head[0] == 0 && head[1] == 0)) return read_idx(path, out);
+  return Status(StatusCode::bad_file, "normkit::read_array_file: " + path + ": neither a .npy file nor an IDX file (plain or gzip)");
+}
+
+}  // namespace normkit::io

@@ -1,0 +1,32 @@
+// Reading IDX files (the MNIST / Fashion-MNIST format), plain or gzip-compressed, and picking the reader of
+// an array file (.npy or IDX) from its first bytes.
+//
+// IDX: two zero bytes, a type byte (0x08 uint8, 0x09 int8, 0x0B int16, 0x0C int32, 0x0D float32, 0x0E
+// float64), a dimension count, the dimensions as big-endian uint32, then the elements in C order,
+// big-endian. normkit reads uint8, float32 and float64 (the others are unsupported_dtype); a 3-D file of
+// images is [N, H, W] (C = 1), a 1-D file of labels [N].
+#pragma once
+
+#include <cstddef>
+#include <string>
+
+#include "io/npy.hpp"
+
+namespace normkit::io {
+
+// The IDX file at `path` (gzip-compressed when it starts with gzip's magic; needs zlib at build time) as an
+// array (little-endian element bytes). Errors, each naming the file: io_error when it cannot be opened or
+// read; bad_file for a wrong magic, a dimension count outside 1..8, dimensions whose byte size overflows,
+// fewer data bytes than the header declares (truncated) or more (trailing data), a corrupt gzip stream;
+// unsupported_dtype for int8, int16 and int32 data. `*out` is changed only on success.
+Status read_idx(const std::string& path, NpyArray* out);
+// The same from memory (the fuzz target); `name` only names the source in messages.
+Status read_idx(const unsigned char* data, std::size_t size, const std::string& name, NpyArray* out);
+
+// True when zlib was available at build time (gzip-compressed IDX files can be read).
+bool idx_gzip_supported();
+
+// An array file by its first bytes: .npy (read_npy), IDX or gzip-compressed IDX (read_idx).
+Status read_array_file(const std::string& path, NpyArray* out);
+
+}  // namespace normkit::io
