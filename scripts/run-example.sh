@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The main job: installs what is missing, builds normkit, and runs `normkit stats` on a generated example
-# (per-channel statistics of an NCHW batch, then a per-channel z-score and its statistics) and on every
-# .npy file given as an argument.
-#   scripts/run-example.sh [FILE.npy ...]
+# The main job: installs what is missing (Fashion-MNIST included: Debian's dataset-fashion-mnist), builds
+# normkit, runs `normkit demo` (Fashion-MNIST's data-set statistics and three normalizations of its training
+# and test images), then `normkit stats` on a generated NCHW example (per-channel statistics, a per-channel
+# z-score and its statistics) and on every .npy or IDX file given as an argument.
+#   scripts/run-example.sh [FILE.npy|FILE.idx[.gz] ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD_DIR=${BUILD_DIR:-build}
@@ -11,6 +12,8 @@ scripts/install-deps.sh
 # The same configuration as scripts/test.sh (tests stay on): whichever command runs second reuses the build.
 scripts/configure.sh > /dev/null
 cmake --build "$BUILD_DIR" --target normkit_cli -j "$(nproc)"
+echo "== normkit demo   (Fashion-MNIST from /usr/share/datasets/fashion-mnist)"
+"$BUILD_DIR/normkit" demo
 example="$BUILD_DIR/example.npy"
 python3 scripts/make_example_npy.py "$example"
 echo "== normkit stats $example --axis 0,2,3 --stats count,mean,std,min,max   (per-channel, NCHW)"

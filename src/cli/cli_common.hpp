@@ -17,6 +17,9 @@ struct UsageError {
 
 int run_stats(const std::vector<std::string>& args);
 void print_stats_help();
+// demo: the main job on Fashion-MNIST
+int run_demo(const std::vector<std::string>& args);
+void print_demo_help();
 // fit, apply, normalize
 int run_transform_verb(const std::string& verb, const std::vector<std::string>& args);
 

@@ -14,7 +14,14 @@ DeviceBuffer::~DeviceBuffer() {
   kernels::device_free(ptr_, nullptr);
   (void)kernels::synchronize_stream(nullptr, kOp);
 }
-Status DeviceBuffer::allocate(std::size_t bytes) { return kernels::device_allocate(&ptr_, bytes, nullptr, kOp); }
+Status DeviceBuffer::allocate(std::size_t bytes) {
+  if (ptr_ != nullptr) {  // (a new size: the old allocation goes first)
+    kernels::device_free(ptr_, nullptr);
+    ptr_ = nullptr;
+    NORMKIT_RETURN_IF_ERROR(kernels::synchronize_stream(nullptr, kOp));
+  }
+  return kernels::device_allocate(&ptr_, bytes, nullptr, kOp);
+}
 Status DeviceBuffer::upload(const void* host, std::size_t bytes) {
   NORMKIT_RETURN_IF_ERROR(kernels::copy_to_device(ptr_, host, bytes, nullptr, kOp));
   return kernels::synchronize_stream(nullptr, kOp);  // the host buffer may go away next

@@ -14,7 +14,7 @@ class DeviceBuffer {
   DeviceBuffer(const DeviceBuffer&) = delete;
   DeviceBuffer& operator=(const DeviceBuffer&) = delete;
   ~DeviceBuffer();
-  Status allocate(std::size_t bytes);
+  Status allocate(std::size_t bytes);  // (frees an earlier allocation first)
   Status upload(const void* host, std::size_t bytes);
   Status download(void* host, std::size_t bytes) const;
   void* get() const { return ptr_; }

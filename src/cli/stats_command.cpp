@@ -1,5 +1,8 @@
-// `normkit stats IN.npy [--axis ...] [--stats ...] [--ddof N] [--ignore-nan] [--device auto|cpu|cuda]
-//                [--gpu N] [--out STATS.safetensors]`
+// `normkit stats IN [IN ...] [--axis ...] [--stats ...] [--ddof N] [--ignore-nan] [--device auto|cpu|cuda]
+//                [--gpu N] [--out STATS.safetensors]`: IN a .npy or IDX file (plain or gzip); several files are
+// batches along axis 0 (which must be reduced), summarised one after the other and merged (exactly for
+// uint8).
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cmath>
@@ -7,11 +10,13 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "cli/args.hpp"
 #include "cli/cli_common.hpp"
 #include "cli/device_memory.hpp"
+#include "io/idx.hpp"
 #include "io/npy.hpp"
 #include "io/safetensors.hpp"
 #include "normkit/stats.hpp"
@@ -24,7 +29,7 @@ namespace normkit::cli {
 namespace {
 
 struct StatsArgs {
-  std::string input;
+  std::vector<std::string> inputs;
   bool all_axes = true;
   std::vector<int> axes;
   std::vector<Stat> stats;  // empty: all
@@ -91,13 +96,18 @@ StatsArgs parse_args(const std::vector<std::string>& args) {
       parsed.out = take_value();
     } else if (!arg.empty() && arg[0] == '-' && arg != "-") {
       throw UsageError{"unknown option '" + arg + "'"};
-    } else if (parsed.input.empty()) {
-      parsed.input = arg;
     } else {
-      throw UsageError{"unexpected argument '" + arg + "' (one input file)"};
+      parsed.inputs.push_back(arg);
     }
   }
-  if (parsed.input.empty()) throw UsageError{"missing input file (normkit stats IN.npy)"};
+  if (parsed.inputs.empty()) throw UsageError{"missing input file (normkit stats IN.npy)"};
+  if (parsed.inputs.size() > 1 && !parsed.all_axes &&
+      std::find(parsed.axes.begin(), parsed.axes.end(), 0) == parsed.axes.end()) {
+    // (a negative axis naming axis 0 is checked once the rank is known)
+    bool negative = false;
+    for (int a : parsed.axes) negative = negative || a < 0;
+    if (!negative) throw UsageError{"several input files are batches along axis 0: --axis must reduce axis 0"};
+  }
   return parsed;
 }
 
@@ -158,6 +168,105 @@ Status compute(const StatsArgs& args, io::NpyArray& array, bool use_cuda, Result
   return Status::success();
 }
 
+// Several files: batches along axis 0, each summarised and merged into the running summaries (integer
+// summaries for uint8: exact; Chan's merge otherwise), then finalized once. `shape` receives the
+// concatenation's shape.
+template <typename Summary>
+Status accumulate_files(const StatsArgs& args, const StatsOptions& options, bool use_cuda, const io::NpyArray& first,
+                        std::vector<std::int64_t>* shape, Results* results) {
+  constexpr bool kInteger = std::is_same_v<Summary, IntegerSummary>;
+  const std::int64_t n = results->kept_numel;
+  const MemorySpace space = use_cuda ? MemorySpace::device : MemorySpace::host;
+  std::vector<Summary> host_summaries(use_cuda ? 0 : static_cast<std::size_t>(n));
+  DeviceBuffer device_summaries, device_input, workspace;
+  std::size_t input_capacity = 0, workspace_capacity = 0;
+  Summary* summaries = host_summaries.data();
+  if (use_cuda) {
+    NORMKIT_RETURN_IF_ERROR(device_summaries.allocate(static_cast<std::size_t>(n) * sizeof(Summary)));
+    summaries = static_cast<Summary*>(device_summaries.get());
+  }
+  *shape = first.shape;
+  (*shape)[0] = 0;
+  for (std::size_t f = 0; f < args.inputs.size(); ++f) {
+    io::NpyArray loaded;
+    if (f > 0) NORMKIT_RETURN_IF_ERROR(io::read_array_file(args.inputs[f], &loaded));
+    const io::NpyArray& array = f == 0 ? first : loaded;
+    const bool same_rows = array.shape.size() == first.shape.size() && !array.shape.empty() &&
+                           std::equal(array.shape.begin() + 1, array.shape.end(), first.shape.begin() + 1);
+    if (array.dtype != first.dtype || !same_rows) {
+      std::string batches = "[N";
+      for (std::size_t d = 1; d < first.shape.size(); ++d) batches += ", " + std::to_string(first.shape[d]);
+      return Status(StatusCode::shape_mismatch, "normkit stats: " + args.inputs[f] + " holds " + dtype_name(array.dtype) + " " +
+                                                    TensorView(nullptr, array.dtype, array.shape.data(), static_cast<int>(array.shape.size())).shape_string() +
+                                                    "; the first file's batches are " + dtype_name(first.dtype) + " " + batches + "]");
+    }
+    (*shape)[0] += array.shape[0];
+    TensorView input(const_cast<unsigned char*>(array.data.data()), array.dtype, array.shape.data(), static_cast<int>(array.shape.size()));
+    std::size_t workspace_bytes = 0;
+    if (use_cuda) {
+      if (array.data.size() > input_capacity) {
+        NORMKIT_RETURN_IF_ERROR(device_input.allocate(array.data.size()));
+        input_capacity = array.data.size();
+      }
+      NORMKIT_RETURN_IF_ERROR(device_input.upload(array.data.data(), array.data.size()));
+      input.data = device_input.get();
+      input.space = MemorySpace::device;
+      NORMKIT_RETURN_IF_ERROR(stats_workspace_size(input, options, &workspace_bytes));
+      if (workspace_bytes > workspace_capacity) {
+        NORMKIT_RETURN_IF_ERROR(workspace.allocate(workspace_bytes));
+        workspace_capacity = workspace_bytes;
+      }
+    }
+    if constexpr (kInteger) {
+      NORMKIT_RETURN_IF_ERROR(accumulate_integer_stats(input, options, summaries, n, f > 0, workspace.get(), workspace_bytes));
+    } else {
+      NORMKIT_RETURN_IF_ERROR(accumulate_stats(input, options, summaries, n, f > 0, workspace.get(), workspace_bytes));
+    }
+    if (use_cuda) NORMKIT_RETURN_IF_ERROR(synchronize_device());  // (the next file reuses the input buffer)
+  }
+  // (finalize takes flat arrays of the n summaries)
+  StatsOutputs outputs;
+  std::array<DeviceBuffer, kNumStats> device_outputs;
+  for (int i = 0; i < kNumStats; ++i) {
+    outputs.views[i] = TensorView(results->data[i].data(), results->dtype_of(i), {n}, space);
+    if (use_cuda) {
+      NORMKIT_RETURN_IF_ERROR(device_outputs[i].allocate(results->data[i].size()));
+      outputs.views[i].data = device_outputs[i].get();
+    }
+  }
+  if constexpr (kInteger) {
+    NORMKIT_RETURN_IF_ERROR(finalize_integer_stats(summaries, n, options, outputs, space));
+  } else {
+    NORMKIT_RETURN_IF_ERROR(finalize_stats(summaries, n, options, outputs, space));
+  }
+  if (use_cuda) {
+    NORMKIT_RETURN_IF_ERROR(synchronize_device());
+    for (int i = 0; i < kNumStats; ++i) NORMKIT_RETURN_IF_ERROR(device_outputs[i].download(results->data[i].data(), results->data[i].size()));
+  }
+  return Status::success();
+}
+
+Status compute_files(const StatsArgs& args, const io::NpyArray& first, bool use_cuda, std::vector<std::int64_t>* shape,
+                     Results* results) {
+  TensorView input(nullptr, first.dtype, first.shape.data(), static_cast<int>(first.shape.size()));
+  StatsOptions options;
+  options.axes = args.all_axes ? ReduceAxes::every() : ReduceAxes::of(args.axes.data(), static_cast<int>(args.axes.size()));
+  options.ddof = args.ddof;
+  options.ignore_nan = args.ignore_nan;
+  NORMKIT_RETURN_IF_ERROR(kept_shape(input, options.axes, &results->kept, &results->kept_ndim));
+  bool reduces_first = args.all_axes;
+  for (int a : args.axes) reduces_first = reduces_first || a == 0 || a + input.ndim == 0;
+  if (!reduces_first) {
+    return Status(StatusCode::invalid_argument, "normkit stats: several input files are batches along axis 0: --axis must reduce axis 0");
+  }
+  results->kept_numel = 1;
+  for (int d = 0; d < results->kept_ndim; ++d) results->kept_numel *= results->kept[d];
+  results->float_dtype = first.dtype == DType::float64 ? DType::float64 : DType::float32;
+  for (int i = 0; i < kNumStats; ++i) results->data[i].assign(static_cast<std::size_t>(results->kept_numel) * dtype_size(results->dtype_of(i)), 0);
+  if (first.dtype == DType::uint8) return accumulate_files<IntegerSummary>(args, options, use_cuda, first, shape, results);
+  return accumulate_files<StatsSummary>(args, options, use_cuda, first, shape, results);
+}
+
 std::string kept_index_string(const Results& r, std::int64_t k) {
   if (r.kept_ndim == 0) return "all";
   std::string s;
@@ -194,7 +303,8 @@ std::string json_int_list(const std::vector<std::int64_t>& v) {
   return s + "]";
 }
 
-Status write_output(const StatsArgs& args, const io::NpyArray& array, const Results& r, const std::vector<Stat>& stats) {
+Status write_output(const StatsArgs& args, const io::NpyArray& array, const std::vector<std::int64_t>& input_shape, const Results& r,
+                    const std::vector<Stat>& stats) {
   io::SafetensorsFile file;
   for (Stat s : stats) {
     const int i = static_cast<int>(s);
@@ -209,7 +319,7 @@ Status write_output(const StatsArgs& args, const io::NpyArray& array, const Resu
   for (int a : args.axes) axes.push_back(a);
   file.metadata = {{"format", "normkit-stats"},
                    {"normkit_version", NORMKIT_VERSION},
-                   {"input_shape", json_int_list(array.shape)},
+                   {"input_shape", json_int_list(input_shape)},
                    {"input_dtype", dtype_name(array.dtype)},
                    {"axis", args.all_axes ? std::string("\"all\"") : json_int_list(axes)},
                    {"ddof", std::to_string(args.ddof)},
@@ -226,10 +336,12 @@ int fail(const Status& status) {
 
 void print_stats_help() {
   std::printf(
-      "usage: normkit stats IN.npy [--axis all | --axis 0,2,3 | --axis -1] [--stats LIST] [--ddof N]\n"
+      "usage: normkit stats IN [IN ...] [--axis all | --axis 0,2,3 | --axis -1] [--stats LIST] [--ddof N]\n"
       "                     [--ignore-nan] [--device auto|cpu|cuda] [--gpu N] [--out STATS.safetensors]\n\n"
-      "Statistics of IN.npy (float32, float64, float16 or uint8; C order, little-endian) over the REDUCED axes\n"
-      "(numpy's axis convention), in one read of the data.\n\n"
+      "Statistics of IN (a .npy file: float32, float64, float16 or uint8, C order, little-endian; or an IDX file,\n"
+      "plain or gzip, as MNIST's: uint8, float32, float64) over the REDUCED axes (numpy's axis convention), in one\n"
+      "read of the data. Several files are batches along axis 0 (same dtype and trailing shape; axis 0 must be\n"
+      "reduced): their statistics are those of the concatenation (uint8 exactly, floats by Chan's merge).\n\n"
       "  --axis A        axes reduced over: 'all' (default) or a comma list; negative values count from the end\n"
       "  --stats LIST    comma list of count,mean,var,std,min,max,sum,l0,l1,l2,linf (default: all)\n"
       "  --ddof N        var = M2 / (count - N) (default 0, population variance)\n"
@@ -262,7 +374,7 @@ int run_stats(const std::vector<std::string>& raw_args) {
   }
 
   io::NpyArray array;
-  Status status = io::read_npy(args.input, &array);
+  Status status = io::read_array_file(args.inputs[0], &array);
   if (!status.ok()) return fail(status);
 
   bool use_cuda = false;
@@ -270,7 +382,8 @@ int run_stats(const std::vector<std::string>& raw_args) {
   if (!status.ok()) return fail(status);
 
   Results results;
-  status = compute(args, array, use_cuda, &results);
+  std::vector<std::int64_t> input_shape = array.shape;
+  status = args.inputs.size() == 1 ? compute(args, array, use_cuda, &results) : compute_files(args, array, use_cuda, &input_shape, &results);
   if (!status.ok()) return fail(status);
 
   std::int64_t empty_slices = 0, undefined_var = 0;
@@ -290,7 +403,7 @@ int run_stats(const std::vector<std::string>& raw_args) {
   }
   print_table(results, stats);
   if (!args.out.empty()) {
-    status = write_output(args, array, results, stats);
+    status = write_output(args, array, input_shape, results, stats);
     if (!status.ok()) return fail(status);
   }
   return kExitOk;

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -756,6 +757,118 @@ TEST_F(CliTest, TransformsOnDeviceMatchHost) {
   ASSERT_EQ(run({"apply", in, "--state", data_path("h.safetensors"), "--device", "cpu", "--out", data_path("yh.npy")}).code, 0);
   expect_near_all(read_npy_values(data_path("yd.npy")), read_npy_values(data_path("yh.npy")), 1e-6, "device vs host");
   ASSERT_EQ(run({"normalize", in, "--method", "l1", "--device", "cuda", "--out", data_path("l1.npy")}).code, 0);
+}
+
+}  // namespace
+}  // namespace normkit
+
+// ---------------------------------------------------------------------------------------------------------------
+// IDX input, several files, and the demo
+
+namespace normkit {
+namespace {
+
+std::string idx_bytes(const std::vector<std::uint32_t>& shape, const std::vector<unsigned char>& values) {
+  std::string s{'\0', '\0', '\x08', static_cast<char>(shape.size())};
+  for (std::uint32_t d : shape) s += std::string{static_cast<char>(d >> 24), static_cast<char>(d >> 16), static_cast<char>(d >> 8), static_cast<char>(d)};
+  return s + std::string(values.begin(), values.end());
+}
+
+std::map<std::string, std::vector<double>> read_stats_file(const std::string& path) {
+  io::SafetensorsFile file;
+  const Status s = io::read_safetensors(path, &file);
+  EXPECT_TRUE(s.ok()) << s.message();
+  std::map<std::string, std::vector<double>> out;
+  for (const auto& t : file.tensors) {
+    for (std::int64_t k = 0; k < numel(t.shape); ++k) out[t.name].push_back(element(t, k));
+  }
+  return out;
+}
+
+TEST_F(CliTest, IdxFilesAndSeveralFilesEqualTheirConcatenation) {
+  // uint8: two IDX batches [3, 2, 2] + [2, 2, 2] against the .npy of all 5 images, per pixel and overall:
+  // the same sums, counts and extremes (integer summaries), the float32 moments within an ulp (float32
+  // outputs of the exact fractions may round either way on the device: stats.hpp).
+  std::vector<unsigned char> pixels(20);
+  for (int i = 0; i < 20; ++i) pixels[i] = static_cast<unsigned char>((i * 37 + 11) % 256);
+  write_bytes(data_ / "a.idx", idx_bytes({3, 2, 2}, {pixels.begin(), pixels.begin() + 12}));
+  write_bytes(data_ / "b.idx", idx_bytes({2, 2, 2}, {pixels.begin() + 12, pixels.end()}));
+  ASSERT_TRUE(io::write_npy_atomic(data_path("all.npy"), DType::uint8, {5, 2, 2}, pixels.data()).ok());
+  for (const std::string axis : {"all", "0"}) {
+    ASSERT_EQ(run({"stats", data_path("a.idx"), data_path("b.idx"), "--axis", axis, "--out", data_path("two.safetensors")}).code, 0);
+    const CliResult whole = run({"stats", data_path("all.npy"), "--axis", axis, "--out", data_path("one.safetensors")});
+    ASSERT_EQ(whole.code, 0) << whole.err;
+    auto two = read_stats_file(data_path("two.safetensors")), one = read_stats_file(data_path("one.safetensors"));
+    for (const char* exact : {"count", "sum", "min", "max", "l0", "l1", "linf"}) EXPECT_EQ(two[exact], one[exact]) << exact << " --axis " << axis;
+    for (const auto& [name, v] : one) expect_near_all(two[name], v, 2.4e-7, name + " --axis " + axis);
+  }
+  // float32 over two .npy files: Chan's merge, equal to float32 rounding.
+  const auto values = sample_values(DType::float32, 40 * 3, 9);
+  write_npy("f_all.npy", DType::float32, {40, 3}, values);
+  write_npy("f_a.npy", DType::float32, {15, 3}, {values.begin(), values.begin() + 45});
+  write_npy("f_b.npy", DType::float32, {25, 3}, {values.begin() + 45, values.end()});
+  ASSERT_EQ(run({"stats", data_path("f_a.npy"), data_path("f_b.npy"), "--axis", "0", "--out", data_path("f2.safetensors")}).code, 0);
+  ASSERT_EQ(run({"stats", data_path("f_all.npy"), "--axis", "0", "--out", data_path("f1.safetensors")}).code, 0);
+  auto two = read_stats_file(data_path("f2.safetensors")), one = read_stats_file(data_path("f1.safetensors"));
+  for (const auto& [name, v] : one) expect_near_all(two[name], v, 1e-6, "float32 streamed " + name);
+  // Batches of another shape or dtype, and axis 0 kept, are errors.
+  write_bytes(data_ / "labels.idx", idx_bytes({5}, {1, 2, 3, 4, 5}));
+  CliResult r = run({"stats", data_path("a.idx"), data_path("labels.idx")});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("labels.idx holds uint8 [5]; the first file's batches are uint8 [N, 2, 2]"), std::string::npos) << r.err;
+  r = run({"stats", data_path("a.idx"), data_path("f_a.npy")});
+  EXPECT_EQ(r.code, 1) << r.err;
+  r = run({"stats", data_path("a.idx"), data_path("b.idx"), "--axis", "1,2"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("must reduce axis 0"), std::string::npos) << r.err;
+  // A corrupt IDX file: exit 1, the file named.
+  write_bytes(data_ / "short.idx", idx_bytes({4, 2, 2}, {1, 2, 3}));
+  r = run({"stats", data_path("short.idx")});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("short.idx: truncated"), std::string::npos) << r.err;
+}
+
+// The main job on the real Fashion-MNIST files (installed by scripts/install-deps.sh): the published
+// pooled mean and std to 4 decimals.
+TEST_F(CliTest, DemoOnFashionMnist) {
+  if (!fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) GTEST_SKIP() << "dataset-fashion-mnist not installed";
+  const CliResult r = run({"demo", "--device", "cpu"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("train uint8 [60000, 28, 28]"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("mean 0.2860  std 0.3530"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("mean of per-image stds"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("device: host"), std::string::npos) << r.out;
+}
+
+// Without the data set: a generated batch, said so; --out writes every result (the device path too when a
+// device or the emulator is there).
+TEST_F(CliTest, DemoWithoutTheDataSet) {
+  fs::create_directories(data_ / "out");
+  const CliResult r = run({"demo", "--data", data_path("nowhere"), "--out", data_path("out")});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("Fashion-MNIST not found"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("generated"), std::string::npos) << r.out;
+  for (const char* split : {"train", "test"}) {
+    for (const char* method : {"zscore", "pixel_zscore", "l2"}) {
+      const std::string path = data_path(std::string("out/") + split + "_" + method + ".npy");
+      ASSERT_TRUE(fs::exists(path)) << path;
+      const std::vector<double> v = read_npy_values(path);
+      ASSERT_EQ(v.size(), (split == std::string("train") ? 1200u : 200u) * 784u) << path;
+      if (std::string(method) == "l2") {
+        double norm = 0;
+        for (int i = 0; i < 784; ++i) norm += v[i] * v[i];
+        EXPECT_NEAR(norm, 1.0, 1e-5) << path;  // each image a unit vector
+      }
+    }
+  }
+  const std::vector<double> z = read_npy_values(data_path("out/train_zscore.npy"));
+  double mean = 0, square = 0;
+  for (double x : z) mean += x;
+  mean /= static_cast<double>(z.size());
+  for (double x : z) square += (x - mean) * (x - mean);
+  EXPECT_NEAR(mean, 0.0, 1e-5);
+  EXPECT_NEAR(std::sqrt(square / static_cast<double>(z.size())), 1.0, 1e-5);
+  EXPECT_EQ(run({"demo", "--frobnicate"}).code, 2);
 }
 
 }  // namespace
