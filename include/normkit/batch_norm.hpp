@@ -113,6 +113,16 @@ Status batch_norm_forward_inference(const TensorView& x, const TensorView& gamma
                                     const BatchNormOptions& options, void* workspace, std::size_t workspace_bytes,
                                     Stream stream = nullptr);
 
+// Eval-mode backward: gradients through inference (the running statistics normalize, as PyTorch's
+// model.eval() with gradients: a frozen BatchNorm while fine-tuning), rstd = 1 / sqrt(running_var + eps):
+//   dx = dy * gamma * rstd,   dgamma = Σ dy * (x - running_mean) * rstd,   dbeta = Σ dy
+// dx, dgamma and dbeta are optional; running_var is required, running_mean with dgamma. dx is the fused
+// apply on dy (x is read only for dgamma); the sums are the backward's (deterministic, float32).
+Status batch_norm_backward_eval(const TensorView& dy, const TensorView& x, const TensorView& gamma,
+                                const TensorView& running_mean, const TensorView& running_var, const TensorView& dx,
+                                const TensorView& dgamma, const TensorView& dbeta, const BatchNormOptions& options,
+                                void* workspace, std::size_t workspace_bytes, Stream stream = nullptr);
+
 // ---- Training in phases (SyncBatchNorm) ---------------------------------------------------------------
 
 // Forward phase 1: summaries[c] = the StatsSummary of channel c of x (C summaries in x's memory space,

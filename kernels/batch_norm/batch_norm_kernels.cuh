@@ -569,7 +569,7 @@ __global__ void __launch_bounds__(256) batch_norm_finalize_kernel(FinalizeArgs a
 }
 
 struct AffineArgs {
-  const float* mean;
+  const float* mean;         // may be null (0: the eval-mode backward's dx = dy * scale)
   const float* rstd_or_var;  // saved rstd (training) or running variance (inference)
   const float* gamma;        // may be null (1)
   const float* beta;         // may be null (0)
@@ -586,10 +586,22 @@ __global__ void __launch_bounds__(256) batch_norm_affine_kernel(AffineArgs a) {
   if (c >= a.channels) return;
   const double rstd = a.from_variance ? math::batch_norm_inference_rstd(a.rstd_or_var[c], a.eps)
                                       : static_cast<double>(a.rstd_or_var[c]);
-  const math::Affine f = math::batch_norm_affine(a.mean[c], rstd, a.gamma ? a.gamma[c] : 1.0f, a.beta ? a.beta[c] : 0.0f);
+  const math::Affine f = math::batch_norm_affine(a.mean ? a.mean[c] : 0.0f, rstd, a.gamma ? a.gamma[c] : 1.0f, a.beta ? a.beta[c] : 0.0f);
   a.center[c] = f.center;
   a.scale[c] = f.scale;
   a.offset[c] = f.offset;
+}
+
+// The eval-mode backward's dgamma and dbeta from the sums over the running mean.
+__global__ void __launch_bounds__(256) batch_norm_eval_param_grads_kernel(const float* __restrict__ sum_dy,
+                                                                          const float* __restrict__ sum_dy_xmu,
+                                                                          const float* __restrict__ running_var, float eps,
+                                                                          std::int64_t channels, float* dgamma, float* dbeta) {
+  const std::int64_t c = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (c >= channels) return;
+  const float a = sum_dy[c], b = sum_dy_xmu[c], v = running_var[c];
+  if (dgamma) dgamma[c] = math::batch_norm_eval_dgamma(b, v, eps);
+  if (dbeta) dbeta[c] = a;
 }
 
 // dgamma and dbeta alone (a backward without dx).

@@ -1,5 +1,5 @@
 // Launchers of the BatchNorm kernels and their instantiations: 3 activation dtypes x {16-byte, scalar}
-// packs x {segments, columns} x {sums, dx}, and 4 per-channel kernels: 28.
+// packs x {segments, columns} x {sums, dx}, and 5 per-channel kernels: 29.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -89,6 +89,13 @@ Status launch_batch_norm_affine(const float* mean, const float* rstd_or_var, boo
   const AffineArgs a{mean, rstd_or_var, gamma, beta, from_variance, eps, channels, out.center, out.scale, out.offset};
   batch_norm_affine_kernel<<<channel_blocks(channels), 256, 0, stream>>>(a);
   return cuda::check_launch(from_variance ? "batch_norm_forward_inference" : "batch_norm_normalize", "batch_norm_affine_kernel");
+}
+
+Status launch_batch_norm_eval_param_grads(const float* sum_dy, const float* sum_dy_xmu, const float* running_var, float eps,
+                                          std::int64_t channels, float* dgamma, float* dbeta, Stream stream) {
+  if (channels == 0) return Status::success();
+  batch_norm_eval_param_grads_kernel<<<channel_blocks(channels), 256, 0, stream>>>(sum_dy, sum_dy_xmu, running_var, eps, channels, dgamma, dbeta);
+  return cuda::check_launch("batch_norm_backward_eval", "batch_norm_eval_param_grads_kernel");
 }
 
 Status launch_batch_norm_backward_reduce(const BatchNormBackwardCall& c, float* partials, float* sum_dy, float* sum_dy_xmu,

@@ -38,6 +38,9 @@ Status launch_batch_norm_finalize(const StatsSummary* summaries, std::int64_t ch
 Status launch_batch_norm_affine(const float* mean, const float* rstd_or_var, bool from_variance, float eps,
                                 const float* gamma, const float* beta, std::int64_t channels,
                                 const AffineCoefficients& out, Stream stream);
+// The eval-mode backward's dgamma, dbeta (each optional) from the sums over the running mean.
+Status launch_batch_norm_eval_param_grads(const float* sum_dy, const float* sum_dy_xmu, const float* running_var, float eps,
+                                          std::int64_t channels, float* dgamma, float* dbeta, Stream stream);
 // sum_dy, sum_dy_xmu (C each) from the plan's partials (2 * parts * C floats of scratch).
 Status launch_batch_norm_backward_reduce(const BatchNormBackwardCall& call, float* partials, float* sum_dy,
                                          float* sum_dy_xmu, Stream stream);

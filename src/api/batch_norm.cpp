@@ -3,6 +3,7 @@
 // the fused apply (apply_affine), both called through their public entry points.
 #include "normkit/batch_norm.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -423,6 +424,63 @@ Status batch_norm_backward(const TensorView& dy, const TensorView& x, const Tens
   auto* partials = reinterpret_cast<float*>(at(workspace, w.sums));
   NORMKIT_RETURN_IF_ERROR(reduce_sums(call, c, sum_dy, sum_dy_xmu, partials, stream));
   return apply_gradients(call, c, sum_dy, sum_dy_xmu, n, dx, dgamma, dbeta, stream);
+}
+
+Status batch_norm_backward_eval(const TensorView& dy, const TensorView& x, const TensorView& gamma,
+                                const TensorView& running_mean, const TensorView& running_var, const TensorView& dx,
+                                const TensorView& dgamma, const TensorView& dbeta, const BatchNormOptions& options,
+                                void* workspace, std::size_t workspace_bytes, Stream stream) {
+  const std::string op = "batch_norm_backward_eval";
+  ChannelCall call;
+  NORMKIT_RETURN_IF_ERROR(check_x(x, options, op, "x", &call));
+  NORMKIT_RETURN_IF_ERROR(api::validate_like(dy, x, call.empty(), op, "dy"));
+  if (dx.data) NORMKIT_RETURN_IF_ERROR(api::validate_like(dx, x, call.empty(), op, "dx"));
+  NORMKIT_RETURN_IF_ERROR(check_channel_tensors({{&gamma, "gamma"}, {&running_mean, "running_mean"}, {&running_var, "running_var"},
+                                                 {&dgamma, "dgamma"}, {&dbeta, "dbeta"}},
+                                                call.g.channels, x.space, op));
+  if (call.empty()) return Status::success();
+  const bool params = dgamma.data || dbeta.data;
+  NORMKIT_RETURN_IF_ERROR(require(running_var, "running_var", "the running variance", op));
+  if (dgamma.data) NORMKIT_RETURN_IF_ERROR(require(running_mean, "running_mean", "the running mean (for dgamma)", op));
+  const std::vector<api::Buffer> inputs{buffer("dy", dy), buffer("x", x), buffer("gamma", gamma), buffer("running_mean", running_mean),
+                                        buffer("running_var", running_var)};
+  const std::vector<api::Buffer> outputs{buffer("dx", dx), buffer("dgamma", dgamma), buffer("dbeta", dbeta)};
+  // The sums, then (stream-ordered, in the same scratch) the apply's coefficients.
+  const kernels::BatchNormBackwardCall c = backward_call(call, dy, running_mean, TensorView(), gamma, TensorView());
+  const auto w = plan::batch_norm_backward_workspace(call.g, c.plan);
+  std::size_t needed = 0;
+  if (x.space == MemorySpace::device) {
+    ForwardWorkspace f;
+    NORMKIT_RETURN_IF_ERROR(forward_workspace(call, &f));
+    needed = std::max(params ? w.total : 0, dx.data ? f.affine : 0);
+  }
+  NORMKIT_RETURN_IF_ERROR(check_call_buffers(outputs, inputs, x.space, workspace, workspace_bytes, needed, op));
+  const float eps = static_cast<float>(options.eps);
+  if (params) {
+    const std::int64_t channels = call.g.channels;
+    std::vector<float> host_sums(x.space == MemorySpace::host ? 2 * static_cast<std::size_t>(channels) : 0);
+    float* sum_dy = x.space == MemorySpace::host ? host_sums.data() : reinterpret_cast<float*>(at(workspace, 0));
+    float* sum_dy_xmu = sum_dy + channels;
+    // (without dgamma the mean does not matter: Σ dy is all dbeta takes; the running variance stands in)
+    kernels::BatchNormBackwardCall sums = c;
+    if (!running_mean.data) sums.mean = floats(running_var);
+    float* partials = x.space == MemorySpace::device ? reinterpret_cast<float*>(at(workspace, w.sums)) : nullptr;
+    NORMKIT_RETURN_IF_ERROR(reduce_sums(call, sums, sum_dy, sum_dy_xmu, partials, stream));
+    if (x.space == MemorySpace::host) {
+      for (std::int64_t k = 0; k < channels; ++k) {
+        if (dgamma.data) floats(dgamma)[k] = math::batch_norm_eval_dgamma(sum_dy_xmu[k], floats(running_var)[k], eps);
+        if (dbeta.data) floats(dbeta)[k] = sum_dy[k];
+      }
+    } else {
+      NORMKIT_RETURN_IF_ERROR(kernels::launch_batch_norm_eval_param_grads(sum_dy, sum_dy_xmu, floats(running_var), eps, channels,
+                                                                         floats(dgamma), floats(dbeta), stream));
+    }
+  }
+  if (!dx.data) return Status::success();
+  ChannelCall on_dy = call;
+  on_dy.x = &dy;
+  void* affine_base = x.space == MemorySpace::device ? workspace : nullptr;
+  return apply_channels(on_dy, nullptr, floats(running_var), true, gamma, TensorView(), dx, options, affine_base, stream);
 }
 
 }  // namespace normkit

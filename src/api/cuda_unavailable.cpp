@@ -56,6 +56,9 @@ Status launch_batch_norm_affine(const float*, const float*, bool, float, const f
                                 const AffineCoefficients&, Stream) {
   return unavailable("batch_norm_normalize");
 }
+Status launch_batch_norm_eval_param_grads(const float*, const float*, const float*, float, std::int64_t, float*, float*, Stream) {
+  return unavailable("batch_norm_backward_eval");
+}
 Status launch_batch_norm_backward_reduce(const BatchNormBackwardCall&, float*, float*, float*, Stream) {
   return unavailable("batch_norm_backward_reduce");
 }

@@ -33,7 +33,7 @@ void batch_norm_affine(const float* mean, const float* rstd_or_var, bool from_va
                        const float* beta, std::int64_t channels, const AffineCoefficients& out) {
   for (std::int64_t c = 0; c < channels; ++c) {
     const double rstd = from_variance ? math::batch_norm_inference_rstd(rstd_or_var[c], eps) : static_cast<double>(rstd_or_var[c]);
-    const math::Affine f = math::batch_norm_affine(mean[c], rstd, gamma ? gamma[c] : 1.0f, beta ? beta[c] : 0.0f);
+    const math::Affine f = math::batch_norm_affine(mean ? mean[c] : 0.0f, rstd, gamma ? gamma[c] : 1.0f, beta ? beta[c] : 0.0f);
     out.center[c] = f.center;
     out.scale[c] = f.scale;
     out.offset[c] = f.offset;

@@ -99,6 +99,12 @@ NORMKIT_HD float channel_dx(float dy, float x, const ChannelGradCoefficients& c)
   return sub_rn(sub_rn(mul_rn(dy, c.scale), mul_rn(sub_rn(x, c.mean), c.proj)), c.shift);
 }
 
+// Eval-mode backward (the running statistics normalize, as PyTorch's model.eval() with gradients):
+// dgamma = Σ dy (x - running_mean) / sqrt(running_var + eps) (dbeta = Σ dy, dx = dy * gamma / sqrt(...)).
+NORMKIT_HD float batch_norm_eval_dgamma(float sum_dy_xmu, float running_var, float eps) {
+  return static_cast<float>(static_cast<double>(sum_dy_xmu) * batch_norm_inference_rstd(running_var, eps));
+}
+
 // dgamma = sum_dy_xmu * rstd (dbeta = sum_dy as it is).
 NORMKIT_HD float batch_norm_dgamma(float sum_dy_xmu, float rstd) { return mul_rn(sum_dy_xmu, rstd); }
 

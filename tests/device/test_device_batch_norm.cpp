@@ -212,6 +212,46 @@ TEST(DeviceBatchNorm, EmptyRankWritesZeroSums) {
   EXPECT_EQ(grads, (std::vector<float>{2, 2.5f, 3, 1, 2, 3}));
 }
 
+// Eval-mode backward on the device against the host engine: dx (the fused apply) within rounding of the host's,
+// dgamma/dbeta within float32 rounding (the device sums in float32, the host in float64).
+TEST(DeviceBatchNorm, EvalModeBackwardMatchesHost) {
+  REQUIRE_DEVICE();
+  for (DType x : {DType::float32, DType::bfloat16}) {
+    for (BatchNormCase c : {make_case({3, 5, 8, 8}, ChannelAxis::first, x), make_case({4, 5, 7, 16}, ChannelAxis::last, x)}) {
+      BatchNormData d = make_batch_norm_data(c);
+      const std::int64_t channels = c.channels();
+      std::vector<unsigned char> dx_host(d.x.bytes.size()), dx_dev(d.x.bytes.size());
+      std::vector<float> dg_host(channels), db_host(channels), dg_dev(channels), db_dev(channels);
+      const auto host_view = [&](void* p) { return TensorView(p, x, c.shape.data(), c.ndim()); };
+      const auto host_ch = [&](std::vector<float>& v) { return channel_view(v.data(), channels, MemorySpace::host); };
+      ASSERT_TRUE(batch_norm_backward_eval(host_view(d.dy.data()), host_view(d.x.data()), host_ch(d.gamma), host_ch(d.running_mean),
+                                           host_ch(d.running_var), host_view(dx_host.data()), host_ch(dg_host), host_ch(db_host), c.options,
+                                           nullptr, 0)
+                      .ok());
+      DeviceCopy xd = to_device(d.x.data(), d.x.bytes.size()), dyd = to_device(d.dy.data(), d.dy.bytes.size());
+      DeviceCopy dxd = to_device(dx_dev.data(), dx_dev.size());
+      auto floats = [](std::vector<float>& v) { return to_device(v.data(), v.size() * 4); };
+      DeviceCopy g = floats(d.gamma), rm = floats(d.running_mean), rv = floats(d.running_var), dg = floats(dg_dev), db = floats(db_dev);
+      const auto view = [&](const DeviceCopy& p) { return TensorView(p.ptr(), x, c.shape.data(), c.ndim(), MemorySpace::device); };
+      const auto ch = [&](const DeviceCopy& p) { return channel_view(p.ptr(), channels, MemorySpace::device); };
+      std::size_t bytes = 0;
+      ASSERT_TRUE(batch_norm_workspace_size(view(xd), c.options, &bytes).ok());
+      DeviceBytes workspace(bytes);
+      const Status s = batch_norm_backward_eval(view(dyd), view(xd), ch(g), ch(rm), ch(rv), view(dxd), ch(dg), ch(db), c.options,
+                                                workspace.ptr, bytes);
+      ASSERT_TRUE(s.ok()) << s.message();
+      CUDA_OK(cudaDeviceSynchronize());
+      from_device(dx_dev, dxd);
+      from_device(dg_dev, dg);
+      from_device(db_dev, db);
+      const std::vector<double> a = decode(dx_dev, x), b = decode(dx_host, x);
+      for (std::size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-6 * (1 + std::fabs(b[i])) + output_rounding(x) * std::fabs(b[i])) << i;
+      expect_close_floats(dg_host, dg_dev, c.name() + ": eval dgamma");
+      expect_close_floats(db_host, db_dev, c.name() + ": eval dbeta");
+    }
+  }
+}
+
 TEST(DeviceBatchNorm, WorkspaceTooSmallIsAnError) {
   REQUIRE_DEVICE();
   BatchNormCase c = make_case({2, 3, 4, 4}, ChannelAxis::first, DType::float32);

@@ -456,5 +456,62 @@ TEST(HostBatchNorm, ArgumentErrors) {
   EXPECT_EQ(bytes, 0u);
 }
 
+// Eval-mode backward (PyTorch's model.eval() with gradients): dx = dy * gamma / sqrt(running_var + eps),
+// dgamma = Σ dy (x - running_mean) / sqrt(running_var + eps), dbeta = Σ dy, against float64 formulas, on
+// both layouts and every dtype; dx alone and the parameters alone.
+TEST(HostBatchNorm, EvalModeBackwardMatchesFormulas) {
+  for (DType dtype : {DType::float32, DType::float16, DType::bfloat16}) {
+    for (ChannelAxis axis : {ChannelAxis::first, ChannelAxis::last}) {
+      BatchNormCase c;
+      c.shape = axis == ChannelAxis::first ? std::vector<std::int64_t>{3, 4, 5, 7} : std::vector<std::int64_t>{3, 5, 7, 4};
+      c.options = axis == ChannelAxis::first ? BatchNormOptions::pytorch() : BatchNormOptions::keras();
+      c.x = dtype;
+      BatchNormData d = make_batch_norm_data(c);
+      const ChannelShape s = c.channel_shape();
+      const double eps = static_cast<float>(c.options.eps);
+      std::vector<unsigned char> dx(d.x.bytes.size());
+      std::vector<float> dgamma(4), dbeta(4);
+      const auto view = [&](void* p) { return TensorView(p, dtype, c.shape.data(), c.ndim()); };
+      const auto ch = [](std::vector<float>& v) { return TensorView(v.data(), DType::float32, {4}); };
+      Status st = batch_norm_backward_eval(view(d.dy.data()), view(d.x.data()), ch(d.gamma), ch(d.running_mean), ch(d.running_var),
+                                           view(dx.data()), ch(dgamma), ch(dbeta), c.options, nullptr, 0);
+      ASSERT_TRUE(st.ok()) << st.message();
+      std::vector<double> want_dx(d.x.stored.size()), scale(want_dx.size()), want_dg(4, 0.0), want_db(4, 0.0), dg_scale(4, 0.0);
+      for (std::int64_t i = 0; i < s.numel(); ++i) {
+        const std::int64_t k = s.channel_of(i);
+        const double rstd = 1.0 / std::sqrt(static_cast<double>(d.running_var[k]) + eps);
+        want_dx[i] = d.dy.stored[i] * d.gamma[k] * rstd;
+        scale[i] = std::fabs(want_dx[i]);
+        want_dg[k] += d.dy.stored[i] * (d.x.stored[i] - d.running_mean[k]) * rstd;
+        dg_scale[k] += std::fabs(d.dy.stored[i] * (std::fabs(d.x.stored[i]) + std::fabs(d.running_mean[k])) * rstd);
+        want_db[k] += d.dy.stored[i];
+      }
+      const std::string what = c.name() + " eval backward";
+      expect_near_scaled(decode(dx, dtype), want_dx, scale, 1e-6, output_rounding(dtype), output_rounding_abs(dtype), what + ": dx");
+      const double rel = accumulation_tolerance(s.n());
+      expect_near_scaled(BatchNormData::widened(dgamma), want_dg, dg_scale, rel, 0.0, 0.0, what + ": dgamma");
+      std::vector<double> db_scale(4);
+      for (int k = 0; k < 4; ++k) db_scale[k] = std::fabs(want_db[k]) + std::sqrt(static_cast<double>(s.n()));
+      expect_near_scaled(BatchNormData::widened(dbeta), want_db, db_scale, rel, 0.0, 0.0, what + ": dbeta");
+      // dx alone needs no running mean; the parameters alone no dx.
+      std::vector<unsigned char> dx_only(dx.size());
+      st = batch_norm_backward_eval(view(d.dy.data()), view(d.x.data()), ch(d.gamma), {}, ch(d.running_var), view(dx_only.data()), {}, {},
+                                    c.options, nullptr, 0);
+      ASSERT_TRUE(st.ok()) << st.message();
+      EXPECT_TRUE(dx_only == dx) << what;
+      std::vector<float> dg2(4), db2(4);
+      st = batch_norm_backward_eval(view(d.dy.data()), view(d.x.data()), {}, ch(d.running_mean), ch(d.running_var), {}, ch(dg2), ch(db2),
+                                    c.options, nullptr, 0);
+      ASSERT_TRUE(st.ok()) << st.message();
+      EXPECT_EQ(dg2, dgamma);
+      EXPECT_EQ(db2, dbeta);
+      // dgamma without the running mean is an error naming it.
+      st = batch_norm_backward_eval(view(d.dy.data()), view(d.x.data()), {}, {}, ch(d.running_var), {}, ch(dg2), {}, c.options, nullptr, 0);
+      EXPECT_EQ(st.code(), StatusCode::null_pointer);
+      EXPECT_NE(st.message().find("running_mean"), std::string::npos) << st.message();
+    }
+  }
+}
+
 }  // namespace
 }  // namespace normkit::testing
