@@ -4,6 +4,8 @@
   torch/stats/<pattern>/<dtype>/large   torch.var_mean(x, dim=axes, correction=0)  (uint8: of x.float())
   torch/apply/<pattern>/<in>_to_<out>/large   (x.to(out) - mean) * rstd, mean and rstd broadcast
   torch/lp_l2/<pattern>/<dtype>/large   torch.nn.functional.normalize(x, p=2, dim=1) (per-sample patterns)
+  torch/{layer_norm,rms_norm,batch_norm,group_norm}/...   the layers of bench/bench_layers.cpp, forward
+                                        (no_grad) and autograd's backward, on its large shapes
 
 with a device-to-device copy of the same bytes timed in the same process (`b.copy_(a)`), so that each case
 reports `of_copy` exactly as bench_normkit does: statistics = input bytes/s over the copy's read bytes/s,
@@ -118,7 +120,79 @@ def main(argv):
                 emit(name, timed(fn), 2 * nbytes, nbytes, nbytes)  # read + write, as the apply
                 del x
         torch.cuda.empty_cache()
+    layers(torch, dev, timed, random_tensor, emit, only)
     return 0
+
+
+# The layer cases of bench/bench_layers.cpp (large): name, torch forward, shape, dtype. Bytes moved as the C++
+# bench counts them (forward x + y, BatchNorm/GroupNorm training 2x + y; backward x + dy + dx, BatchNorm/
+# GroupNorm 2 (x + dy) + dx), over a copy of x's bytes. The backward is autograd's through the layer alone
+# (torch.autograd.grad of the forward's output with dy), which includes no forward.
+def layer_cases():
+    elems = 32 << 20
+    out = []
+    for kind in ("layer_norm", "rms_norm"):
+        for dtype in ("float32", "float16", "bfloat16"):
+            if kind == "rms_norm" and dtype == "float16":
+                continue
+            for hidden in (768, 4096, 16384):
+                out.append((kind, dtype, [max(1, elems // hidden), hidden], None))
+    for last in (False, True):
+        n_bn, n_gn = max(1, elems // (256 * 56 * 56)), max(1, elems // (320 * 64 * 64))
+        for dtype in ("float32", "bfloat16"):
+            out.append(("batch_norm", dtype, [n_bn, 56, 56, 256] if last else [n_bn, 256, 56, 56], last))
+            out.append(("group_norm", dtype, [n_gn, 64, 64, 320] if last else [n_gn, 320, 64, 64], last))
+    return out
+
+
+def layers(torch, dev, timed, random_tensor, emit, only):
+    F = torch.nn.functional
+    short = {"float32": "f32", "float16": "f16", "bfloat16": "bf16"}
+    for kind, dtype, shape, last in layer_cases():
+        x = random_tensor(shape, dtype)
+        if last is not None:
+            # channels last: the same [N, C, H, W] tensor stored NHWC, as PyTorch's channels_last models run
+            x = x.permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last) if last else x
+        c = x.shape[1] if last is not None else x.shape[-1]
+        weight = torch.full((c,), 1.5, device=dev, dtype=torch.float32 if kind in ("batch_norm", "group_norm") else x.dtype)
+        bias = torch.zeros_like(weight)
+        nbytes = x.numel() * x.element_size()
+        layout = "" if last is None else ("nhwc/" if last else "nchw/")
+        dims = "x".join(str(e) for e in shape)
+        if kind == "layer_norm":
+            forward = lambda t: F.layer_norm(t, (c,), weight, bias)
+        elif kind == "rms_norm":
+            forward = lambda t: F.rms_norm(t, (c,), weight)
+        elif kind == "batch_norm":
+            rm, rv = torch.zeros(c, device=dev), torch.ones(c, device=dev)
+            # (cuDNN's BatchNorm takes float32 parameters beside 16-bit activations)
+            forward = lambda t: F.batch_norm(t, rm, rv, weight, bias, training=True)
+        else:
+            forward = lambda t: F.group_norm(t, 32, weight.to(t.dtype), bias.to(t.dtype))
+        two_pass = kind in ("batch_norm", "group_norm")
+        name = f"torch/{kind}/{'training' if kind == 'batch_norm' else 'forward'}/{layout}{short[dtype]}/{dims}/large"
+        if not only or only in name:
+            try:
+                with torch.no_grad():
+                    seconds = timed(lambda: forward(x))
+                moved = (3 if two_pass else 2) * nbytes
+                emit(name, seconds, moved, nbytes, moved / 2)
+            except RuntimeError as e:  # (an op a dtype lacks, e.g. on an older PyTorch)
+                print(json.dumps({"name": name, "error": str(e)[:200]}), flush=True)
+        name = f"torch/{kind}/backward/{layout}{short[dtype]}/{dims}/large"
+        if not only or only in name:
+            try:
+                xg = x.detach().requires_grad_(True)
+                y = forward(xg)
+                dy = torch.ones_like(y)
+                seconds = timed(lambda: torch.autograd.grad(y, xg, dy, retain_graph=True))
+                moved = (5 if two_pass else 3) * nbytes
+                emit(name, seconds, moved, nbytes, moved / 2)
+                del xg, y, dy
+            except RuntimeError as e:
+                print(json.dumps({"name": name, "error": str(e)[:200]}), flush=True)
+        del x
+        torch.cuda.empty_cache()
 
 
 if __name__ == "__main__":

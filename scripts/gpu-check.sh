@@ -5,7 +5,7 @@
 # kernel's registers, spills and local memory for the real architecture, and runs the SASS half of the
 # emulator reproducers (tests/emulator_repro), and times the PyTorch peers of the bench cases
 # (bench/compare_torch.py). Results go to $OUT (default
-# gpu-check-out), at most 8 files, each written when its step ends so that a run cut off still returns
+# gpu-check-out), at most 10 files, each written when its step ends so that a run cut off still returns
 # what it finished; summary.txt is rewritten after every step.
 #
 #   scripts/gpu-deps.sh                      # here, once: packs GoogleTest and Google Benchmark
@@ -98,10 +98,20 @@ export -f sass_report
 run_step sass 90 "$OUT/sass.txt" sass_report "$library"
 
 # 5. Device bench cases, each group after its device-to-device copy of the same bytes (of_copy counter).
-bench_args=(--benchmark_filter='^device/' --benchmark_min_time=0.1)
-[ $QUICK = 1 ] && bench_args=(--benchmark_filter='^device/(copy/|.*/large)' --benchmark_min_time=0.03)
+#    The layers (LayerNorm/RMSNorm, BatchNorm, GroupNorm) run as a step of their own, so that a timeout of one
+#    keeps the other's results.
+#    (Google Benchmark's filters are POSIX extended regular expressions: no lookahead, so the families
+#    are listed.)
+LAYERS='(layer_norm|rms_norm|batch_norm|group_norm)/'
+OTHERS='(copy|per_feature|per_sample[0-9]*|global|nhwc_c3|nchw_c3|apply|lp)/'
+bench_args=(--benchmark_filter="^device/$OTHERS" --benchmark_min_time=0.1)
+[ $QUICK = 1 ] && bench_args=(--benchmark_filter="^device/(copy/|$OTHERS.*/large)" --benchmark_min_time=0.03)
 run_step bench 150 "$OUT/bench.txt" "$BUILD_DIR/bench/bench_normkit" "${bench_args[@]}" \
   --benchmark_out="$OUT/bench_device.json" --benchmark_out_format=json
+layer_args=(--benchmark_filter="^device/(copy/|$LAYERS.*/large)" --benchmark_min_time=0.05)
+[ $QUICK = 1 ] && layer_args=(--benchmark_filter="^device/(copy/|$LAYERS.*bf16.*/large)" --benchmark_min_time=0.02)
+run_step layers 100 "$OUT/bench_layers.txt" "$BUILD_DIR/bench/bench_normkit" "${layer_args[@]}" \
+  --benchmark_out="$OUT/bench_layers.json" --benchmark_out_format=json
 
 # 6. PyTorch peers on the same shapes (bench/compare_torch.py: var_mean and the broadcast apply, each beside
 #    a copy of its bytes timed in the same process), one JSON object per line.
