@@ -68,6 +68,15 @@ Status layer_norm_forward(const TensorView& x, const TensorView& gamma, const Te
                           const TensorView& mean, const TensorView& rstd, const LayerNormOptions& options,
                           Stream stream = nullptr);
 
+// The pre-norm transformer block, fused (residual in one read, as Apex/vLLM's fused add + norm):
+//   h = x + residual   (added in float32, rounded to x's dtype: the new residual stream, written to residual_out)
+//   y = LayerNorm(h) / RMSNorm(h)   exactly as layer_norm_forward(h, ...) would give it
+// residual and residual_out have x's shape and dtype; residual_out may not overlap residual or x (write the
+// new stream to another buffer). mean and rstd are h's. One read of x and residual, one write of h and y.
+Status layer_norm_forward_residual(const TensorView& x, const TensorView& residual, const TensorView& residual_out,
+                                   const TensorView& gamma, const TensorView& beta, const TensorView& y, const TensorView& mean,
+                                   const TensorView& rstd, const LayerNormOptions& options, Stream stream = nullptr);
+
 // Bytes of device scratch layer_norm_backward needs for x's shape and options (0 on the host): the
 // dgamma/dbeta partials, 2 x ceil(R / kLayerNormRowsPerPartial) x N float32.
 Status layer_norm_backward_workspace_size(const TensorView& x, const LayerNormOptions& options, std::size_t* bytes);
@@ -82,5 +91,16 @@ Status layer_norm_backward(const TensorView& dy, const TensorView& x, const Tens
                            const TensorView& gamma, const TensorView& dx, const TensorView& dgamma,
                            const TensorView& dbeta, const LayerNormOptions& options, void* workspace,
                            std::size_t workspace_bytes, Stream stream = nullptr);
+
+// Backward of the fused block: h = x + residual feeds both the norm and the residual stream, so the gradient
+// of x and of the residual is one tensor:
+//   dx = dNorm(dy; h) + residual_grad      (residual_grad: the gradient arriving at residual_out)
+// computed in float32 and rounded once; h is the forward's residual_out; dgamma/dbeta as layer_norm_backward.
+// dx is required. The same workspace as layer_norm_backward.
+Status layer_norm_backward_residual(const TensorView& dy, const TensorView& h, const TensorView& residual_grad,
+                                    const TensorView& mean, const TensorView& rstd, const TensorView& gamma,
+                                    const TensorView& dx, const TensorView& dgamma, const TensorView& dbeta,
+                                    const LayerNormOptions& options, void* workspace, std::size_t workspace_bytes,
+                                    Stream stream = nullptr);
 
 }  // namespace normkit

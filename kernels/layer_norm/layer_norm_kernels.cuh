@@ -249,10 +249,12 @@ __device__ __forceinline__ void row_sum2(float& a, float& b, int shift, float* w
 // rows are r, r + grid * groups, ... The groups of a warp (of a block, for groups wider than a warp) run the
 // same rounds: an idle group joins the sums. The thread's K packs stay in registers, w and beta in the
 // block's shared memory.
-template <typename In, typename Param, int VEC>
+// kResidual: the row normalized is h = x + residual (rounded to In), written to h_out; the residual's packs
+// are loaded once x's are converted, into the same registers (loaded beside x's they spilled).
+template <typename In, typename Param, int VEC, bool kResidual>
 __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_forward_kernel(
-    const In* __restrict__ x, const Param* __restrict__ gamma, const Param* __restrict__ beta, In* __restrict__ y,
-    float* __restrict__ mean_out, float* __restrict__ rstd_out, RowNormShape s) {
+    const In* __restrict__ x, const In* __restrict__ residual, In* __restrict__ h_out, const Param* __restrict__ gamma,
+    const Param* __restrict__ beta, In* __restrict__ y, float* __restrict__ mean_out, float* __restrict__ rstd_out, RowNormShape s) {
   constexpr int K = plan::row_norm_values_per_thread(false, VEC) / VEC;
   __shared__ float warp_sums[2 * plan::kRowNormMaxThreads / 32];
   const int T = 1 << s.thread_shift;
@@ -285,6 +287,8 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_forward_
   const std::int64_t pack_bytes = static_cast<std::int64_t>(step) * static_cast<std::int64_t>(sizeof(In));
   const In* xr = x + first * s.n;
   In* yr = y + first * s.n;
+  const In* rr = kResidual ? residual + first * s.n : nullptr;
+  In* hr = kResidual ? h_out + first * s.n : nullptr;
   for (std::int64_t r = first, base = round_first; base < s.rows; r += stride, base += stride, xr += row_step, yr += row_step) {
     const bool active = r < s.rows;
     float mean = 0.0f, rstd;
@@ -299,11 +303,31 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_forward_
         if (j < count) raw[j] = load_row_pack<In, VEC>(byte_offset(xt, j * pack_bytes), s.vector_access);
       }
       // (every thread of the row reads its first value, the shift of the mean's sum: one broadcast load)
-      const float shift = s.centered && active ? math::to_acc<float>(xr[0]) : 0.0f;
+      float shift = s.centered && active ? math::to_acc<float>(xr[0]) : 0.0f;
       float v[K][VEC];
       NORMKIT_UNROLL
       for (int j = 0; j < K; ++j) {
         if (j < count) convert_raw_pack<float, In, VEC>(raw[j], v[j]);
+      }
+      if constexpr (kResidual) {
+        const In* rt = rr + lane * VEC;
+        In* ht = hr + lane * VEC;
+        NORMKIT_UNROLL
+        for (int j = 0; j < K; ++j) {
+          if (j < count) raw[j] = load_row_pack<In, VEC>(byte_offset(rt, j * pack_bytes), s.vector_access);
+        }
+        if (s.centered && active) shift = math::row_norm_residual_sum<In>(shift, math::to_acc<float>(rr[0]));
+        NORMKIT_UNROLL
+        for (int j = 0; j < K; ++j) {
+          if (j >= count) break;
+          float res[VEC];
+          convert_raw_pack<float, In, VEC>(raw[j], res);
+          NORMKIT_UNROLL
+          for (int i = 0; i < VEC; ++i) v[j][i] = math::row_norm_residual_sum<In>(v[j][i], res[i]);
+          store_row_values<In, VEC>(byte_offset(ht, j * pack_bytes), s.vector_access, v[j]);
+        }
+        rr += row_step;
+        hr += row_step;
       }
       float acc = 0.0f;
       if (s.centered) {
@@ -344,10 +368,12 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_forward_
 // Forward of rows longer than one read holds (T = kRowNormMaxThreads, a block a row): shifted sums (shift =
 // the row's first value) in one pass, then a second read for y (an L2 hit for rows of a few 100 KB), w and
 // beta loaded with it. A kernel of its own: in the one-read kernel its batches of loads made ptxas spill.
-template <typename In, typename Param, int VEC>
+// kResidual: the first pass loads x and the residual, writes h = x + residual (rounded to In) and sums h;
+// the second reads h back (the thread's own packs) in x's place.
+template <typename In, typename Param, int VEC, bool kResidual>
 __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_forward_long_kernel(
-    const In* __restrict__ x, const Param* __restrict__ gamma, const Param* __restrict__ beta, In* __restrict__ y,
-    float* __restrict__ mean_out, float* __restrict__ rstd_out, RowNormShape s) {
+    const In* __restrict__ x, const In* __restrict__ residual, In* h_out, const Param* __restrict__ gamma,
+    const Param* __restrict__ beta, In* __restrict__ y, float* __restrict__ mean_out, float* __restrict__ rstd_out, RowNormShape s) {
   __shared__ float warp_sums[2 * plan::kRowNormMaxThreads / 32];
   const int T = 1 << s.thread_shift;
   const int lane = static_cast<int>(threadIdx.x) & (T - 1);
@@ -355,22 +381,36 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_forward_
   for (std::int64_t r = blockIdx.x; r < s.rows; r += gridDim.x) {  // (uniform over the block)
     const In* xr = x + r * s.n;
     In* yr = y + r * s.n;
+    const In* rr = kResidual ? residual + r * s.n : nullptr;
+    In* hr = kResidual ? h_out + r * s.n : nullptr;
     float mean = 0.0f, rstd;
-    const float shift = s.centered ? math::to_acc<float>(xr[0]) : 0.0f;
+    float shift = s.centered ? math::to_acc<float>(xr[0]) : 0.0f;
+    if (kResidual && s.centered) shift = math::row_norm_residual_sum<In>(shift, math::to_acc<float>(rr[0]));
     // (kLongRowBatch packs a thread in flight per step, visited in the same order as one at a time)
     constexpr int kBatch = kLongRowBatch;
     float s1 = 0.0f, s2 = 0.0f;
-    for (std::int64_t p0 = lane; p0 < packs; p0 += kBatch * T) {
-      RawPack<In, VEC> raw[kBatch];
+    // (with the residual, half the packs a step: x's and the residual's together are as many loads in flight,
+    // and 4 of each spilled; the sums' order is the packs', whatever the batch)
+    constexpr int kBatch1 = kResidual ? kBatch / 2 : kBatch;
+    for (std::int64_t p0 = lane; p0 < packs; p0 += kBatch1 * T) {
+      RawPack<In, VEC> raw[kBatch1], raw_r[kResidual ? kBatch1 : 1];
       NORMKIT_UNROLL
-      for (int u = 0; u < kBatch; ++u) {
+      for (int u = 0; u < kBatch1; ++u) {
         if (p0 + u * T < packs) raw[u] = load_row_pack<In, VEC>(xr + (p0 + u * T) * VEC, s.vector_access);
+        if (kResidual && p0 + u * T < packs) raw_r[kResidual ? u : 0] = load_row_pack<In, VEC>(rr + (p0 + u * T) * VEC, s.vector_access);
       }
       NORMKIT_UNROLL
-      for (int u = 0; u < kBatch; ++u) {
+      for (int u = 0; u < kBatch1; ++u) {
         if (p0 + u * T >= packs) break;
         float v[VEC];
         convert_raw_pack<float, In, VEC>(raw[u], v);
+        if constexpr (kResidual) {
+          float res[VEC];
+          convert_raw_pack<float, In, VEC>(raw_r[u], res);
+          NORMKIT_UNROLL
+          for (int i = 0; i < VEC; ++i) v[i] = math::row_norm_residual_sum<In>(v[i], res[i]);
+          store_row_values<In, VEC>(hr + (p0 + u * T) * VEC, s.vector_access, v);
+        }
         NORMKIT_UNROLL
         for (int i = 0; i < VEC; ++i) {
           const float d = math::sub_rn(v[i], shift);
@@ -387,6 +427,7 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_forward_
       var = math::mul_rn(s2, s.inv_n);
     }
     rstd = math::row_norm_rstd(var, s.eps);
+    const In* vr = kResidual ? hr : xr;  // (the second pass reads h, the thread's own stores)
     for (std::int64_t p0 = lane; p0 < packs; p0 += kBatch * T) {
       // (x, gamma and beta of the batch loaded before any is used)
       RawPack<In, VEC> raw[kBatch];
@@ -395,7 +436,7 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_forward_
       for (int u = 0; u < kBatch; ++u) {
         const std::int64_t p = p0 + u * T;
         if (p >= packs) break;
-        raw[u] = load_row_pack<In, VEC>(xr + p * VEC, s.vector_access);
+        raw[u] = load_row_pack<In, VEC>(vr + p * VEC, s.vector_access);
         if (s.has_gamma) raw_w[u] = load_row_pack<Param, VEC>(gamma + p * VEC, s.vector_access);
         if (s.has_beta) raw_b[u] = load_row_pack<Param, VEC>(beta + p * VEC, s.vector_access);
       }
@@ -468,11 +509,13 @@ __device__ __forceinline__ void grad_pack(const float* xhat, const float* dv, co
 // rows each, shared by the block's G row groups (group g: rows g, g + G, ...). A thread's columns' dgamma /
 // dbeta sums stay in shared memory over its group's rows, then the groups' sums are added in group order
 // into partial row c.
-template <typename In, typename Param, int VEC>
+// kResidual: dres (the gradient arriving at the pre-norm block's residual stream) is added to dx, its packs
+// loaded once x's and dy's are converted.
+template <typename In, typename Param, int VEC, bool kResidual>
 __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward_kernel(
-    const In* __restrict__ dy, const In* __restrict__ x, const float* __restrict__ mean_in, const float* __restrict__ rstd_in,
-    const Param* __restrict__ gamma, In* __restrict__ dx, float* __restrict__ partial_gamma, float* __restrict__ partial_beta,
-    RowNormShape s, std::int64_t partials) {
+    const In* __restrict__ dy, const In* __restrict__ x, const In* __restrict__ dres, const float* __restrict__ mean_in,
+    const float* __restrict__ rstd_in, const Param* __restrict__ gamma, In* __restrict__ dx, float* __restrict__ partial_gamma,
+    float* __restrict__ partial_beta, RowNormShape s, std::int64_t partials) {
   constexpr int K = plan::row_norm_values_per_thread(true, VEC) / VEC;
   constexpr int kValues = K * VEC;
   // Dynamic shared memory (plan::row_norm_backward_shared_bytes): one-read rows keep the effective weights w
@@ -511,6 +554,7 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward
       const In* xt = byte_offset(x, first_row * row_bytes) + lane * VEC;
       const In* dyt = byte_offset(dy, first_row * row_bytes) + lane * VEC;
       In* dxt = dx == nullptr ? nullptr : byte_offset(dx, first_row * row_bytes) + lane * VEC;
+      const In* drt = kResidual ? byte_offset(dres, first_row * row_bytes) + lane * VEC : nullptr;
       // (32-bit row indices within the partial block and stepped statistics pointers: 64-bit index
       // arithmetic a row cost ~10 issue cycles a value)
       const int rows_here = static_cast<int>(s.rows - c * R < R ? s.rows - c * R : R);
@@ -543,6 +587,12 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward
           load_cached<VEC>(w_cache + lane * VEC + j * step, w);
           add_grad_sums<VEC>(xv[j], dv[j], w, mean, rstd, sum_g, sum_gx);
         }
+        if constexpr (kResidual) {  // (into x's registers, free once converted)
+          NORMKIT_UNROLL
+          for (int j = 0; j < K; ++j) {
+            if (j < count) raw_x[j] = load_row_pack<In, VEC>(byte_offset(drt, j * pack_bytes), s.vector_access);
+          }
+        }
         const math::RowNormDxCoefficients dxc = grad_coefficients(sum_g, sum_gx, s, rstd, warp_sums);
         // (the cast mode tested once a row, not a value)
         auto phase2 = [&](auto round) {
@@ -556,6 +606,12 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward
             grad_pack<decltype(round)::value, In, VEC>(xv[j], dv[j], w, dxc, rstd, out, acc_g, acc_b);
             store_cached<VEC>(my_sums + j * VEC, acc_g);
             store_cached<VEC>(my_sums + kValues + j * VEC, acc_b);
+            if constexpr (kResidual) {
+              float d[VEC];
+              convert_raw_pack<float, In, VEC>(raw_x[j], d);
+              NORMKIT_UNROLL
+              for (int i = 0; i < VEC; ++i) out[i] = math::add_rn(out[i], d[i]);
+            }
             if (dxt != nullptr) store_row_values<In, VEC>(byte_offset(dxt, j * pack_bytes), s.vector_access, out);
           }
         };
@@ -567,6 +623,7 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward
         xt = byte_offset(xt, group_step);
         dyt = byte_offset(dyt, group_step);
         if (dxt != nullptr) dxt = byte_offset(dxt, group_step);
+        if (kResidual) drt = byte_offset(drt, group_step);
       }
     }
     if (!param_grads) continue;
@@ -616,11 +673,11 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward
 // Backward of rows longer than one read holds (T = kRowNormMaxThreads, a block a row, G = 1): two passes
 // over x and dy a row; the thread adds each row's dgamma/dbeta contributions to its own columns of partial
 // row c in global memory (no race). A kernel of its own: beside the one-read path it made ptxas spill.
-template <typename In, typename Param, int VEC>
+template <typename In, typename Param, int VEC, bool kResidual>
 __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward_long_kernel(
-    const In* __restrict__ dy, const In* __restrict__ x, const float* __restrict__ mean_in, const float* __restrict__ rstd_in,
-    const Param* __restrict__ gamma, In* __restrict__ dx, float* __restrict__ partial_gamma, float* __restrict__ partial_beta,
-    RowNormShape s, std::int64_t partials) {
+    const In* __restrict__ dy, const In* __restrict__ x, const In* __restrict__ dres, const float* __restrict__ mean_in,
+    const float* __restrict__ rstd_in, const Param* __restrict__ gamma, In* __restrict__ dx, float* __restrict__ partial_gamma,
+    float* __restrict__ partial_beta, RowNormShape s, std::int64_t partials) {
   __shared__ float warp_sums[2 * plan::kRowNormMaxThreads / 32];
   const int T = 1 << s.thread_shift;
   const int lane = static_cast<int>(threadIdx.x) & (T - 1);
@@ -642,6 +699,7 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward
       const In* xr = x + r * s.n;
       const In* dyr = dy + r * s.n;
       In* dxr = dx == nullptr ? nullptr : dx + r * s.n;
+      const In* drr = kResidual ? dres + r * s.n : nullptr;
       const float mean = s.centered ? mean_in[r] : 0.0f;
       const float rstd = rstd_in[r];
       // (kBatch packs of x, dy, gamma and the partial sums loaded before any is used, in the order of one
@@ -700,6 +758,13 @@ __global__ void __launch_bounds__(plan::kRowNormMaxThreads, 1) row_norm_backward
               for (int i = 0; i < VEC; ++i) acc_g[u][i] = acc_b[u][i] = 0.0f;
             }
             grad_pack<decltype(round)::value, In, VEC>(xv, dv, w[u], dxc, rstd, out, acc_g[u], acc_b[u]);
+            if constexpr (kResidual) {  // (x's registers hold the pack's residual gradient now)
+              raw_x[u] = load_row_pack<In, VEC>(drr + p * VEC, s.vector_access);
+              float d[VEC];
+              convert_raw_pack<float, In, VEC>(raw_x[u], d);
+              NORMKIT_UNROLL
+              for (int i = 0; i < VEC; ++i) out[i] = math::add_rn(out[i], d[i]);
+            }
             if (param_grads) {
               // (this row's contributions added to the thread's own columns of the partial row: no race)
               store_cached<VEC>(pg + p * VEC, acc_g[u]);

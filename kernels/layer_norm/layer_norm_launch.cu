@@ -1,10 +1,11 @@
 // Launchers of the LayerNorm / RMSNorm kernels and their instantiations: 5 (x, param) dtype pairs x {16-byte,
-// scalar} packs for the forward and the backward (rows read once, long rows), and the parameter-gradient sum
-// per param dtype: 43.
+// scalar} packs x {plain, fused residual add} for the forward and the backward (rows read once, long rows),
+// and the parameter-gradient sum per param dtype: 83.
 #include <cuda_runtime.h>
 
 #include <algorithm>
 #include <string>
+#include <type_traits>
 
 #include "kernels/common/cuda_check.hpp"
 #include "kernels/layer_norm/layer_norm_kernels.cuh"
@@ -83,17 +84,23 @@ Status launch_row_norm_forward(const plan::RowNormForwardCall& c, const plan::Ro
     const auto* gamma = static_cast<const Param*>(c.gamma);
     const auto* beta = static_cast<const Param*>(c.beta);
     auto* y = static_cast<X*>(c.y);
+    const auto* residual = static_cast<const X*>(c.residual);
+    auto* h = static_cast<X*>(c.residual_out);
     auto launch = [&](auto kernel) {
       NORMKIT_RETURN_IF_ERROR(allow_shared_bytes(kernel, p.shared_bytes, c.n, kOp));
-      kernel<<<grid_dim(p.grid), p.block_threads, p.shared_bytes, stream>>>(x, gamma, beta, y, c.mean, c.rstd, s);
+      kernel<<<grid_dim(p.grid), p.block_threads, p.shared_bytes, stream>>>(x, residual, h, gamma, beta, y, c.mean, c.rstd, s);
       return cuda::check_launch(kOp, p.layout.one_read ? "row_norm_forward_kernel" : "row_norm_forward_long_kernel");
     };
-    if (p.layout.one_read) {
-      if (p.layout.vec == full_vec<X>()) return launch(row_norm_forward_kernel<X, Param, full_vec<X>()>);
-      return launch(row_norm_forward_kernel<X, Param, 1>);
-    }
-    if (p.layout.vec == full_vec<X>()) return launch(row_norm_forward_long_kernel<X, Param, full_vec<X>()>);
-    return launch(row_norm_forward_long_kernel<X, Param, 1>);
+    auto variant = [&](auto residual_tag) {
+      constexpr bool kResidual = decltype(residual_tag)::value;
+      const bool wide = p.layout.vec == full_vec<X>();
+      if (p.layout.one_read) {
+        return wide ? launch(row_norm_forward_kernel<X, Param, full_vec<X>(), kResidual>) : launch(row_norm_forward_kernel<X, Param, 1, kResidual>);
+      }
+      return wide ? launch(row_norm_forward_long_kernel<X, Param, full_vec<X>(), kResidual>)
+                  : launch(row_norm_forward_long_kernel<X, Param, 1, kResidual>);
+    };
+    return residual ? variant(std::true_type{}) : variant(std::false_type{});
   });
 }
 
@@ -110,20 +117,24 @@ Status launch_row_norm_backward(const plan::RowNormBackwardCall& c, const plan::
     const auto* x = static_cast<const X*>(c.x);
     const auto* gamma = static_cast<const Param*>(c.gamma);
     auto* dx = static_cast<X*>(c.dx);
+    const auto* dres = static_cast<const X*>(c.residual_grad);
     auto launch = [&](auto kernel) {
       NORMKIT_RETURN_IF_ERROR(allow_shared_bytes(kernel, p.shared_bytes, c.n, kOp));
-      kernel<<<grid_dim(p.grid), p.block_threads, p.shared_bytes, stream>>>(dy, x, c.mean, c.rstd, gamma, dx, partial_gamma, partial_beta, s,
-                                                                    p.partials);
+      kernel<<<grid_dim(p.grid), p.block_threads, p.shared_bytes, stream>>>(dy, x, dres, c.mean, c.rstd, gamma, dx, partial_gamma,
+                                                                    partial_beta, s, p.partials);
       return Status::success();
     };
-    if (c.rows == 0) {
-      // (no rows: only the parameter gradients, zeros, are written)
-    } else if (p.layout.one_read) {
-      NORMKIT_RETURN_IF_ERROR(p.layout.vec == full_vec<X>() ? launch(row_norm_backward_kernel<X, Param, full_vec<X>()>)
-                                                            : launch(row_norm_backward_kernel<X, Param, 1>));
-    } else {
-      NORMKIT_RETURN_IF_ERROR(p.layout.vec == full_vec<X>() ? launch(row_norm_backward_long_kernel<X, Param, full_vec<X>()>)
-                                                            : launch(row_norm_backward_long_kernel<X, Param, 1>));
+    auto variant = [&](auto residual_tag) {
+      constexpr bool kResidual = decltype(residual_tag)::value;
+      const bool wide = p.layout.vec == full_vec<X>();
+      if (p.layout.one_read) {
+        return wide ? launch(row_norm_backward_kernel<X, Param, full_vec<X>(), kResidual>) : launch(row_norm_backward_kernel<X, Param, 1, kResidual>);
+      }
+      return wide ? launch(row_norm_backward_long_kernel<X, Param, full_vec<X>(), kResidual>)
+                  : launch(row_norm_backward_long_kernel<X, Param, 1, kResidual>);
+    };
+    if (c.rows > 0) {  // (no rows: only the parameter gradients, zeros, are written)
+      NORMKIT_RETURN_IF_ERROR(dres && dx ? variant(std::true_type{}) : variant(std::false_type{}));
     }
     NORMKIT_RETURN_IF_ERROR(cuda::check_launch(kOp, p.layout.one_read ? "row_norm_backward_kernel" : "row_norm_backward_long_kernel"));
     if (!param_grads) return Status::success();

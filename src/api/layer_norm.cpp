@@ -111,14 +111,20 @@ int sm_count_or_default() {
   return info.sm_count;
 }
 
-}  // namespace
-
-Status layer_norm_forward(const TensorView& x, const TensorView& gamma, const TensorView& beta, const TensorView& y,
-                          const TensorView& mean, const TensorView& rstd, const LayerNormOptions& options, Stream stream) {
-  const std::string op = "layer_norm_forward";
+// The forward, with the fused residual add when `residual` is given (residual_out required then).
+Status forward(const std::string& op, const TensorView& x, const TensorView& residual, const TensorView& residual_out,
+               const TensorView& gamma, const TensorView& beta, const TensorView& y, const TensorView& mean, const TensorView& rstd,
+               const LayerNormOptions& options, Stream stream) {
   RowGeometry g;
   NORMKIT_RETURN_IF_ERROR(check_x(x, options, op, "x", &g));
   NORMKIT_RETURN_IF_ERROR(check_like_x(y, g, op, "y"));
+  const bool fused = residual.data != nullptr || residual_out.data != nullptr;
+  if (fused) {
+    if (!residual.data) return argument_error(StatusCode::null_pointer, op, "residual", "the residual stream to add", "nullptr");
+    if (!residual_out.data) return argument_error(StatusCode::null_pointer, op, "residual_out", "an output for x + residual", "nullptr");
+    NORMKIT_RETURN_IF_ERROR(check_like_x(residual, g, op, "residual"));
+    NORMKIT_RETURN_IF_ERROR(check_like_x(residual_out, g, op, "residual_out"));
+  }
   if (gamma.data) NORMKIT_RETURN_IF_ERROR(check_param(gamma, g, op, "gamma"));
   if (beta.data) {
     if (options.kind == RowNorm::rms_norm) {
@@ -137,11 +143,15 @@ Status layer_norm_forward(const TensorView& x, const TensorView& gamma, const Te
     NORMKIT_RETURN_IF_ERROR(check_row_stat(mean, g, op, "mean"));
   }
   if (rstd.data) NORMKIT_RETURN_IF_ERROR(check_row_stat(rstd, g, op, "rstd"));
-  NORMKIT_RETURN_IF_ERROR(api::check_apart({{"y", y.data, api::bytes_of(y)}, {"mean", mean.data, api::bytes_of(mean)}, {"rstd", rstd.data, api::bytes_of(rstd)}},
-                                      {{"x", x.data, api::bytes_of(x)}, {"gamma", gamma.data, api::bytes_of(gamma)}, {"beta", beta.data, api::bytes_of(beta)}},
+  NORMKIT_RETURN_IF_ERROR(api::check_apart({{"y", y.data, api::bytes_of(y)}, {"mean", mean.data, api::bytes_of(mean)}, {"rstd", rstd.data, api::bytes_of(rstd)},
+                                            {"residual_out", residual_out.data, api::bytes_of(residual_out)}},
+                                      {{"x", x.data, api::bytes_of(x)}, {"gamma", gamma.data, api::bytes_of(gamma)}, {"beta", beta.data, api::bytes_of(beta)},
+                                       {"residual", residual.data, api::bytes_of(residual)}},
                                       op));
   plan::RowNormForwardCall call;
   call.x = x.data;
+  call.residual = residual.data;
+  call.residual_out = residual_out.data;
   call.gamma = gamma.data;
   call.beta = beta.data;
   call.y = y.data;
@@ -154,26 +164,22 @@ Status layer_norm_forward(const TensorView& x, const TensorView& gamma, const Te
   call.options = options;
   if (g.rows == 0) return Status::success();
   if (x.space == MemorySpace::host) return cpu::row_norm_forward(call, host_threads());
-  const plan::RowNormPlan p = plan::choose_row_norm_forward_plan(g.rows, g.n, x.dtype, api::aligned16({x.data, y.data, gamma.data, beta.data}),
-                                                                 sm_count_or_default());
+  const plan::RowNormPlan p = plan::choose_row_norm_forward_plan(
+      g.rows, g.n, x.dtype, api::aligned16({x.data, y.data, gamma.data, beta.data, residual.data, residual_out.data}), sm_count_or_default());
   return kernels::launch_row_norm_forward(call, p, stream);
 }
 
-Status layer_norm_backward_workspace_size(const TensorView& x, const LayerNormOptions& options, std::size_t* bytes) {
-  const std::string op = "layer_norm_backward_workspace_size";
-  RowGeometry g;
-  NORMKIT_RETURN_IF_ERROR(check_x(x, options, op, "x", &g));
-  *bytes = x.space == MemorySpace::device ? plan::row_norm_backward_workspace_bytes(g.rows, g.n) : 0;
-  return Status::success();
-}
-
-Status layer_norm_backward(const TensorView& dy, const TensorView& x, const TensorView& mean, const TensorView& rstd,
-                           const TensorView& gamma, const TensorView& dx, const TensorView& dgamma, const TensorView& dbeta,
-                           const LayerNormOptions& options, void* workspace, std::size_t workspace_bytes, Stream stream) {
-  const std::string op = "layer_norm_backward";
+// The backward, adding residual_grad (when given) to dx.
+Status backward(const std::string& op, const TensorView& dy, const TensorView& x, const TensorView& residual_grad, const TensorView& mean,
+                const TensorView& rstd, const TensorView& gamma, const TensorView& dx, const TensorView& dgamma, const TensorView& dbeta,
+                const LayerNormOptions& options, void* workspace, std::size_t workspace_bytes, Stream stream) {
   RowGeometry g;
   NORMKIT_RETURN_IF_ERROR(check_x(x, options, op, "x", &g));
   NORMKIT_RETURN_IF_ERROR(check_like_x(dy, g, op, "dy"));
+  if (residual_grad.data) {
+    NORMKIT_RETURN_IF_ERROR(check_like_x(residual_grad, g, op, "residual_grad"));
+    if (!dx.data) return argument_error(StatusCode::null_pointer, op, "dx", "an output for dx + residual_grad", "nullptr");
+  }
   const bool centered = options.kind == RowNorm::layer_norm;
   if (centered) {
     if (mean.data == nullptr && g.rows > 0) return argument_error(StatusCode::null_pointer, op, "mean", "the forward's saved mean (LayerNorm)", "nullptr");
@@ -202,10 +208,12 @@ Status layer_norm_backward(const TensorView& dy, const TensorView& x, const Tens
   }
   NORMKIT_RETURN_IF_ERROR(api::check_apart({{"dx", dx.data, api::bytes_of(dx)}, {"dgamma", dgamma.data, api::bytes_of(dgamma)}, {"dbeta", dbeta.data, api::bytes_of(dbeta)}},
                                       {{"dy", dy.data, api::bytes_of(dy)}, {"x", x.data, api::bytes_of(x)}, {"mean", centered ? mean.data : nullptr, api::bytes_of(mean)},
-                                       {"rstd", rstd.data, api::bytes_of(rstd)}, {"gamma", gamma.data, api::bytes_of(gamma)}},
+                                       {"rstd", rstd.data, api::bytes_of(rstd)}, {"gamma", gamma.data, api::bytes_of(gamma)},
+                                       {"residual_grad", residual_grad.data, api::bytes_of(residual_grad)}},
                                       op));
   plan::RowNormBackwardCall call;
   call.dy = dy.data;
+  call.residual_grad = residual_grad.data;
   call.x = x.data;
   call.mean = centered ? static_cast<const float*>(mean.data) : nullptr;
   call.rstd = static_cast<const float*>(rstd.data);
@@ -230,12 +238,51 @@ Status layer_norm_backward(const TensorView& dy, const TensorView& x, const Tens
     NORMKIT_RETURN_IF_ERROR(api::check_apart({{"workspace", workspace, needed}},
                                         {{"dy", dy.data, api::bytes_of(dy)}, {"x", x.data, api::bytes_of(x)}, {"mean", centered ? mean.data : nullptr, api::bytes_of(mean)},
                                          {"rstd", rstd.data, api::bytes_of(rstd)}, {"gamma", gamma.data, api::bytes_of(gamma)}, {"dx", dx.data, api::bytes_of(dx)},
+                                         {"residual_grad", residual_grad.data, api::bytes_of(residual_grad)},
                                          {"dgamma", dgamma.data, api::bytes_of(dgamma)}, {"dbeta", dbeta.data, api::bytes_of(dbeta)}},
                                         op));
   }
   const plan::RowNormPlan p = plan::choose_row_norm_backward_plan(
-      g.rows, g.n, x.dtype, api::aligned16({dy.data, x.data, dx.data, gamma.data}), sm_count_or_default());
+      g.rows, g.n, x.dtype, api::aligned16({dy.data, x.data, dx.data, gamma.data, residual_grad.data}), sm_count_or_default());
   return kernels::launch_row_norm_backward(call, p, workspace, stream);
+}
+
+}  // namespace
+
+Status layer_norm_forward(const TensorView& x, const TensorView& gamma, const TensorView& beta, const TensorView& y,
+                          const TensorView& mean, const TensorView& rstd, const LayerNormOptions& options, Stream stream) {
+  return forward("layer_norm_forward", x, TensorView(), TensorView(), gamma, beta, y, mean, rstd, options, stream);
+}
+
+Status layer_norm_forward_residual(const TensorView& x, const TensorView& residual, const TensorView& residual_out,
+                                   const TensorView& gamma, const TensorView& beta, const TensorView& y, const TensorView& mean,
+                                   const TensorView& rstd, const LayerNormOptions& options, Stream stream) {
+  const std::string op = "layer_norm_forward_residual";
+  if (!residual.data) return argument_error(StatusCode::null_pointer, op, "residual", "the residual stream to add", "nullptr");
+  return forward(op, x, residual, residual_out, gamma, beta, y, mean, rstd, options, stream);
+}
+
+Status layer_norm_backward_workspace_size(const TensorView& x, const LayerNormOptions& options, std::size_t* bytes) {
+  const std::string op = "layer_norm_backward_workspace_size";
+  RowGeometry g;
+  NORMKIT_RETURN_IF_ERROR(check_x(x, options, op, "x", &g));
+  *bytes = x.space == MemorySpace::device ? plan::row_norm_backward_workspace_bytes(g.rows, g.n) : 0;
+  return Status::success();
+}
+
+Status layer_norm_backward(const TensorView& dy, const TensorView& x, const TensorView& mean, const TensorView& rstd,
+                           const TensorView& gamma, const TensorView& dx, const TensorView& dgamma, const TensorView& dbeta,
+                           const LayerNormOptions& options, void* workspace, std::size_t workspace_bytes, Stream stream) {
+  return backward("layer_norm_backward", dy, x, TensorView(), mean, rstd, gamma, dx, dgamma, dbeta, options, workspace, workspace_bytes,
+                  stream);
+}
+
+Status layer_norm_backward_residual(const TensorView& dy, const TensorView& h, const TensorView& residual_grad, const TensorView& mean,
+                                    const TensorView& rstd, const TensorView& gamma, const TensorView& dx, const TensorView& dgamma,
+                                    const TensorView& dbeta, const LayerNormOptions& options, void* workspace, std::size_t workspace_bytes,
+                                    Stream stream) {
+  return backward("layer_norm_backward_residual", dy, h, residual_grad, mean, rstd, gamma, dx, dgamma, dbeta, options, workspace,
+                  workspace_bytes, stream);
 }
 
 }  // namespace normkit

@@ -67,6 +67,14 @@ void forward_rows(const plan::RowNormForwardCall& c, std::int64_t begin, std::in
     const X* xr = static_cast<const X*>(c.x) + r * c.n;
     X* yr = static_cast<X*>(c.y) + r * c.n;
     for (std::int64_t e = 0; e < c.n; ++e) v[e] = math::to_acc<float>(xr[e]);
+    if (c.residual) {  // (the row normalized is h = x + residual, written out as the new residual stream)
+      const X* rr = static_cast<const X*>(c.residual) + r * c.n;
+      X* hr = static_cast<X*>(c.residual_out) + r * c.n;
+      for (std::int64_t e = 0; e < c.n; ++e) {
+        v[e] = math::row_norm_residual_sum<X>(v[e], math::to_acc<float>(rr[e]));
+        math::store_as(hr + e, v[e]);
+      }
+    }
     float mean = 0.0f, var;
     if (layout.one_read) {
       if (centered) {
@@ -139,9 +147,13 @@ void backward_block(const plan::RowNormBackwardCall& c, const plan::RowNormLayou
       const float mean_g = centered ? math::mul_rn(sum_g, inv_n) : 0.0f;
       const math::RowNormDxCoefficients dxc = math::row_norm_dx_coefficients(mean_g, math::mul_rn(sum_gx, inv_n), rstd);
       X* dxr = c.dx ? static_cast<X*>(c.dx) + r * c.n : nullptr;
+      const X* dresr = c.residual_grad ? static_cast<const X*>(c.residual_grad) + r * c.n : nullptr;
       for (std::int64_t e = 0; e < c.n; ++e) {
         const float xh = xhat(e);
-        if (dxr) math::store_as(dxr + e, math::row_norm_dx(gdy(e), xh, dxc, rstd));
+        if (dxr) {
+          const float d = math::row_norm_dx(gdy(e), xh, dxc, rstd);
+          math::store_as(dxr + e, dresr ? math::add_rn(d, math::to_acc<float>(dresr[e])) : d);
+        }
         if (param_grads) {
           const float d = math::to_acc<float>(dyr[e]);
           const float cast = round_xhat ? math::row_norm_cast_xhat<X, true>(xh) : math::row_norm_cast_xhat<X, false>(xh);

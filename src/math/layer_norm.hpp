@@ -63,6 +63,11 @@ NORMKIT_HD float round_to(float v) {
   }
 }
 
+// The pre-norm block's residual stream: h = x + residual added in float32, rounded to the stream's dtype T
+// (x's), as a float.
+template <typename T>
+NORMKIT_HD float row_norm_residual_sum(float x, float residual) { return round_to<T>(add_rn(x, residual)); }
+
 // The effective weight of a column: gamma (+ 1 with the Gemma offset), 1 without gamma.
 NORMKIT_HD float row_norm_weight(bool has_gamma, float gamma, bool gamma_offset) {
   if (!has_gamma) return 1.0f;

@@ -82,6 +82,10 @@ std::size_t row_norm_backward_shared_bytes(const RowNormLayout& l, std::int64_t 
 // One call, validated, as both engines take it: x is [rows, n]; absent tensors are null.
 struct RowNormForwardCall {
   const void* x = nullptr;
+  // Fused residual add (both or neither): h = x + residual (x's dtype) is written to residual_out and
+  // normalized in x's place.
+  const void* residual = nullptr;
+  void* residual_out = nullptr;
   const void* gamma = nullptr;
   const void* beta = nullptr;
   void* y = nullptr;
@@ -94,6 +98,7 @@ struct RowNormForwardCall {
 
 struct RowNormBackwardCall {
   const void* dy = nullptr;
+  const void* residual_grad = nullptr;  // added to dx (the gradient arriving at the residual stream h)
   const void* x = nullptr;
   const float* mean = nullptr;  // null for RMSNorm
   const float* rstd = nullptr;

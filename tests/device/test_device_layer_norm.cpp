@@ -167,6 +167,72 @@ TEST(DeviceLayerNorm, CapturedInAGraph) {
   expect_same_bits(run_device(c, d), run_device(c, d, true), "graph");
 }
 
+// The fused residual block on the device against the host engine, bit for bit (h, y, statistics, dx with the
+// residual gradient, dgamma/dbeta): rows read once and twice (forward past 16384, backward past 8192), scalar
+// packs (n odd), both kinds.
+ResidualResult run_residual_device(const LayerNormCase& c, LayerNormData& d, TypedData& residual, TypedData& residual_grad) {
+  const bool centered = c.options.kind == RowNorm::layer_norm;
+  ResidualResult out;
+  LayerNormResult& r = out.r;
+  r.y.resize(d.x.bytes.size());
+  r.dx.resize(d.x.bytes.size());
+  out.h.resize(d.x.bytes.size());
+  r.mean.resize(centered ? c.rows : 0);
+  r.rstd.resize(c.rows);
+  if (c.gamma) r.dgamma.resize(static_cast<std::size_t>(c.n) * dtype_size(c.param));
+  if (centered) r.dbeta.resize(static_cast<std::size_t>(c.n) * dtype_size(c.param));
+  DeviceCopy x = to_device(d.x.data(), d.x.bytes.size()), dy = to_device(d.dy.data(), d.dy.bytes.size());
+  DeviceCopy res = to_device(residual.data(), residual.bytes.size()), dres = to_device(residual_grad.data(), residual_grad.bytes.size());
+  DeviceCopy gamma = to_device(d.gamma.data(), d.gamma.bytes.size()), beta = to_device(d.beta.data(), d.beta.bytes.size());
+  DeviceCopy y = to_device(r.y.data(), r.y.size()), dx = to_device(r.dx.data(), r.dx.size()), h = to_device(out.h.data(), out.h.size());
+  DeviceCopy mean = to_device(r.mean.data(), r.mean.size() * 4), rstd = to_device(r.rstd.data(), r.rstd.size() * 4);
+  DeviceCopy dgamma = to_device(r.dgamma.data(), r.dgamma.size()), dbeta = to_device(r.dbeta.data(), r.dbeta.size());
+  const auto rows = [&](const DeviceCopy& p) { return device_view(p.ptr(), c.x, {c.rows, c.n}); };
+  std::size_t workspace_bytes = 0;
+  EXPECT_TRUE(layer_norm_backward_workspace_size(rows(x), c.options, &workspace_bytes).ok());
+  DeviceBytes workspace(workspace_bytes);
+  const TensorView meanv = device_view(mean.ptr(), DType::float32, {c.rows}), rstdv = device_view(rstd.ptr(), DType::float32, {c.rows});
+  run_on_new_stream(0, [&](cudaStream_t stream) {
+    Status s = layer_norm_forward_residual(rows(x), rows(res), rows(h), device_view(gamma.ptr(), c.param, {c.n}),
+                                           device_view(beta.ptr(), c.param, {c.n}), rows(y), meanv, rstdv, c.options, stream);
+    EXPECT_TRUE(s.ok()) << c.name() << ": " << s.message();
+    s = layer_norm_backward_residual(rows(dy), rows(h), rows(dres), meanv, rstdv, device_view(gamma.ptr(), c.param, {c.n}), rows(dx),
+                                     device_view(dgamma.ptr(), c.param, {c.n}), device_view(dbeta.ptr(), c.param, {c.n}), c.options,
+                                     workspace.ptr, workspace_bytes, stream);
+    EXPECT_TRUE(s.ok()) << c.name() << ": " << s.message();
+  });
+  from_device(out.h, h);
+  from_device(r.y, y);
+  from_device(r.dx, dx);
+  from_device(r.mean, mean);
+  from_device(r.rstd, rstd);
+  from_device(r.dgamma, dgamma);
+  from_device(r.dbeta, dbeta);
+  return out;
+}
+
+TEST(DeviceLayerNorm, FusedResidualSameBitsAsHost) {
+  REQUIRE_DEVICE();
+  // (every instantiation: each dtype pair, 16-byte and scalar packs, one read and two)
+  for (std::int64_t n : {7, 1000, 4097, 8193, 8200, 16392}) {
+    for (DType x : {DType::float32, DType::float16, DType::bfloat16}) {
+      for (int k = 0; k < 2; ++k) {
+        const DType param = k == 0 ? x : DType::float32;
+        if (k == 1 && x == DType::float32) continue;
+        const RowNorm kind = (n + k) % 2 == 0 ? RowNorm::layer_norm : RowNorm::rms_norm;
+        LayerNormCase c = make_case(n > 4096 ? 2 : 19, n, x, param, kind);
+        LayerNormData d = make_layer_norm_data(c);
+        const std::size_t numel = static_cast<std::size_t>(c.rows * c.n);
+        TypedData residual = encode(normal_values(numel, -0.5, 1.0, 27), x), residual_grad = encode(normal_values(numel, 0.0, 1.0, 28), x);
+        const ResidualResult host = run_layer_norm_residual_host(c, d, residual, residual_grad);
+        const ResidualResult device = run_residual_device(c, d, residual, residual_grad);
+        EXPECT_TRUE(host.h == device.h) << c.name() << ": h";
+        expect_same_bits(host.r, device.r, c.name() + " residual");
+      }
+    }
+  }
+}
+
 TEST(DeviceLayerNorm, WorkspaceTooSmallIsAnError) {
   REQUIRE_DEVICE();
   DeviceBytes x(64 * 4), dx(64 * 4), g(8 * 4), dg(8 * 4), stat(8 * 4), ws(16);

@@ -156,4 +156,44 @@ inline LayerNormResult run_layer_norm_host(const LayerNormCase& c, LayerNormData
   return r;
 }
 
+// The fused pre-norm block on host memory: h = x + residual (written out), y = norm(h), then the backward
+// with residual_grad added to dx. `residual` and `residual_grad` are x-shaped data of x's dtype.
+struct ResidualResult {
+  LayerNormResult r;
+  std::vector<unsigned char> h;
+};
+
+inline ResidualResult run_layer_norm_residual_host(const LayerNormCase& c, LayerNormData& d, TypedData& residual, TypedData& residual_grad) {
+  ResidualResult out;
+  LayerNormResult& r = out.r;
+  r.y.resize(d.x.bytes.size());
+  r.dx.resize(d.x.bytes.size());
+  out.h.resize(d.x.bytes.size());
+  const bool centered = c.options.kind == RowNorm::layer_norm;
+  r.mean.resize(centered ? c.rows : 0);
+  r.rstd.resize(c.rows);
+  const TensorView mean = centered ? TensorView(r.mean.data(), DType::float32, {c.rows}) : TensorView();
+  const TensorView rstd(r.rstd.data(), DType::float32, {c.rows});
+  const TensorView h = host_view(out.h.data(), c.x, c.rows, c.n);
+  Status s = layer_norm_forward_residual(host_view(d.x.data(), c.x, c.rows, c.n), host_view(residual.data(), c.x, c.rows, c.n), h,
+                                         param_view(d.gamma, c.n), param_view(d.beta, c.n), host_view(r.y.data(), c.x, c.rows, c.n), mean, rstd,
+                                         c.options);
+  EXPECT_TRUE(s.ok()) << c.name() << ": " << s.message();
+  if (c.gamma) r.dgamma.resize(static_cast<std::size_t>(c.n) * dtype_size(c.param));
+  if (centered) r.dbeta.resize(static_cast<std::size_t>(c.n) * dtype_size(c.param));
+  s = layer_norm_backward_residual(host_view(d.dy.data(), c.x, c.rows, c.n), h, host_view(residual_grad.data(), c.x, c.rows, c.n), mean, rstd,
+                                   param_view(d.gamma, c.n), host_view(r.dx.data(), c.x, c.rows, c.n),
+                                   r.dgamma.empty() ? TensorView() : TensorView(r.dgamma.data(), c.param, {c.n}),
+                                   r.dbeta.empty() ? TensorView() : TensorView(r.dbeta.data(), c.param, {c.n}), c.options, nullptr, 0);
+  EXPECT_TRUE(s.ok()) << c.name() << ": " << s.message();
+  return out;
+}
+
+// h = x + residual as the block defines it: added in float32, rounded to x's dtype.
+inline TypedData residual_sum(const TypedData& x, const TypedData& residual, DType dtype) {
+  std::vector<double> h(x.stored.size());
+  for (std::size_t i = 0; i < h.size(); ++i) h[i] = static_cast<double>(static_cast<float>(x.stored[i]) + static_cast<float>(residual.stored[i]));
+  return encode(h, dtype);
+}
+
 }  // namespace normkit::testing

@@ -302,3 +302,77 @@ TEST(LayerNormPlan, LayoutsDependOnNAndDtypeOnly) {
 
 }  // namespace
 }  // namespace normkit::testing
+
+namespace normkit::testing {
+namespace {
+
+// The fused pre-norm block: h = x + residual is the float32 sum rounded to x's dtype (bit for bit), y, mean
+// and rstd are those of layer_norm_forward on h (bit for bit), and the backward's dx is the plain backward's
+// on h plus residual_grad (float32: bit for bit; 16-bit: one rounding apart), dgamma/dbeta the plain ones.
+TEST(HostLayerNorm, FusedResidualAddIsTheBlock) {
+  for (std::int64_t n : {7, 768, 1000, 16392}) {
+    for (DType x : {DType::float32, DType::float16, DType::bfloat16}) {
+      for (RowNorm kind : {RowNorm::layer_norm, RowNorm::rms_norm}) {
+        LayerNormCase c;
+        c.rows = n > 4096 ? 2 : 9;
+        c.n = n;
+        c.x = x;
+        c.param = n % 2 == 0 ? x : DType::float32;
+        c.options.kind = kind;
+        c.center = 0.75;
+        LayerNormData d = make_layer_norm_data(c);
+        const std::size_t numel = static_cast<std::size_t>(c.rows * c.n);
+        TypedData residual = encode(normal_values(numel, -0.5, 1.0, 17), x), residual_grad = encode(normal_values(numel, 0.0, 1.0, 18), x);
+        const ResidualResult fused = run_layer_norm_residual_host(c, d, residual, residual_grad);
+        const TypedData h = residual_sum(d.x, residual, x);
+        EXPECT_TRUE(fused.h == h.bytes) << c.name() << ": h";
+        LayerNormData on_h = d;
+        on_h.x = h;
+        const LayerNormResult plain = run_layer_norm_host(c, on_h);
+        EXPECT_TRUE(fused.r.y == plain.y) << c.name() << ": y";
+        EXPECT_EQ(fused.r.mean, plain.mean) << c.name();
+        EXPECT_EQ(fused.r.rstd, plain.rstd) << c.name();
+        EXPECT_TRUE(fused.r.dgamma == plain.dgamma && fused.r.dbeta == plain.dbeta) << c.name() << ": dgamma/dbeta";
+        const std::vector<double> dx = decode(fused.r.dx, x), dx_plain = decode(plain.dx, x);
+        for (std::size_t i = 0; i < dx.size(); ++i) {
+          const double want = static_cast<double>(static_cast<float>(dx_plain[i]) + static_cast<float>(residual_grad.stored[i]));
+          if (x == DType::float32) {
+            ASSERT_EQ(dx[i], want) << c.name() << ": dx[" << i << "]";
+          } else {
+            ASSERT_NEAR(dx[i], want, 2 * output_rounding(x) * (std::fabs(want) + std::fabs(dx_plain[i])) + output_rounding_abs(x))
+                << c.name() << ": dx[" << i << "]";
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(HostLayerNorm, FusedResidualArgumentErrors) {
+  std::vector<float> x(12), r(12), h(12), y(12), dx(12), rstd(3);
+  const auto v = [](std::vector<float>& b) { return TensorView(b.data(), DType::float32, {3, 4}); };
+  LayerNormOptions o;
+  o.kind = RowNorm::rms_norm;
+  auto message = [](const Status& s) { return s.ok() ? std::string("ok") : s.message(); };
+  Status s = layer_norm_forward_residual(v(x), TensorView(), v(h), {}, {}, v(y), {}, {}, o);
+  EXPECT_EQ(s.code(), StatusCode::null_pointer);
+  EXPECT_NE(message(s).find("residual"), std::string::npos) << message(s);
+  s = layer_norm_forward_residual(v(x), v(r), TensorView(), {}, {}, v(y), {}, {}, o);
+  EXPECT_NE(message(s).find("residual_out"), std::string::npos) << message(s);
+  s = layer_norm_forward_residual(v(x), TensorView(r.data(), DType::float16, {3, 4}), v(h), {}, {}, v(y), {}, {}, o);
+  EXPECT_NE(message(s).find("residual.dtype"), std::string::npos) << message(s);
+  s = layer_norm_forward_residual(v(x), v(r), v(r), {}, {}, v(y), {}, {}, o);  // the stream updated in place: not allowed
+  EXPECT_NE(message(s).find("residual_out.data"), std::string::npos) << message(s);
+  s = layer_norm_forward_residual(v(x), v(r), TensorView(h.data(), DType::float32, {4, 3}), {}, {}, v(y), {}, {}, o);
+  EXPECT_NE(message(s).find("residual_out.shape"), std::string::npos) << message(s);
+  const TensorView rv(rstd.data(), DType::float32, {3});
+  s = layer_norm_backward_residual(v(y), v(h), v(r), {}, rv, {}, TensorView(), {}, {}, o, nullptr, 0);
+  EXPECT_EQ(s.code(), StatusCode::null_pointer);
+  EXPECT_NE(message(s).find("dx"), std::string::npos) << message(s);
+  s = layer_norm_backward_residual(v(y), v(h), v(r), {}, rv, {}, v(r), {}, {}, o, nullptr, 0);  // dx over residual_grad
+  EXPECT_NE(message(s).find("dx.data"), std::string::npos) << message(s);
+  EXPECT_TRUE(layer_norm_backward_residual(v(y), v(h), v(r), {}, rv, {}, v(dx), {}, {}, o, nullptr, 0).ok());
+}
+
+}  // namespace
+}  // namespace normkit::testing
