@@ -137,13 +137,16 @@ def cases(full):
         layers += [("rms_norm", direction, "bfloat16", hidden, "bfloat16") for direction in ("forward", "backward")
                    for hidden in (768, 4096)]
         layers += [("layer_norm", "forward", "bfloat16", 32768, "float32"), ("layer_norm", "backward", "bfloat16", 16384, "float32")]
+        # The fused residual add (pre-norm block): forward x + residual + h + y, backward x + dy + residual_grad + dx.
+        layers += [(kind, direction, "bfloat16", hidden, param) for kind, param in (("rms_norm", "bfloat16"), ("layer_norm", "float32"))
+                   for direction in ("forward_residual", "backward_residual") for hidden in (768, 4096)]
     else:
         layers = [("layer_norm", "forward", "bfloat16", 768, "float32"), ("layer_norm", "forward", "float32", 4096, "float32"),
                   ("rms_norm", "forward", "float16", 16384, "float16"), ("layer_norm", "backward", "bfloat16", 768, "float32"),
-                  ("rms_norm", "backward", "float32", 4096, "float32")]
+                  ("rms_norm", "backward", "float32", 4096, "float32"), ("rms_norm", "forward_residual", "bfloat16", 4096, "bfloat16")]
     for kind, direction, dtype, hidden, param in layers:
         rows = mb * 2**20 // (ELEM[dtype] * hidden)
-        gated = hidden <= (16384 if direction == "forward" else 8192)
+        gated = hidden <= (16384 if direction.startswith("forward") else 8192)
         add(f"{kind}/{direction}/{SHORT[dtype]}-{SHORT[param]}/{rows}x{hidden}", f"{kind}_{direction}", dtype, [rows, hidden], "-1",
             param, gated=gated)
     # BatchNorm on ResNet-50 activation shapes (float32 parameters): training forward = 2x + y (statistics, then

@@ -4,8 +4,9 @@
 //   KIND stats|apply|lp, DTYPE float32|float16|bfloat16|float64|uint8, SHAPE 131072x64,
 //   AXES all | comma-separated reduced axes (e.g. 0,1,2; ignored by lp), EXTRA for stats: all | moments
 //   ({count, mean, var}) | float64 (all statistics, float64 accumulation); for apply: the output dtype.
-//   KIND layer_norm_forward|layer_norm_backward|rms_norm_forward|rms_norm_backward: SHAPE rows x n, AXES
-//   ignored, EXTRA the parameters' dtype (gamma, beta; backward: dgamma, dbeta too).
+//   KIND layer_norm_forward|layer_norm_backward|rms_norm_forward|rms_norm_backward (+ "_residual": the fused
+//   residual add): SHAPE rows x n, AXES ignored, EXTRA the parameters' dtype (gamma, beta; backward: dgamma,
+//   dbeta too).
 //   KIND batch_norm_training|batch_norm_inference|batch_norm_backward: SHAPE e.g. 32x256x56x56, AXES the
 //   channel axis (1: channels first, -1: channels last), EXTRA ignored (float32 parameters).
 //   KIND group_norm_forward|group_norm_backward: SHAPE and AXES as BatchNorm's, EXTRA the group count
@@ -44,6 +45,7 @@ struct TrafficCase {
   Accumulation accumulation = Accumulation::automatic;
   int layer = 0;                    // 1 forward, 2 backward (LayerNorm / RMSNorm by `rms`)
   bool rms = false;
+  bool residual = false;            // the fused residual add (layer_norm_forward_residual / backward_residual)
   DType param_dtype = DType::float32;
   int batch_norm = 0;               // 1 training forward, 2 inference, 3 backward
   bool channels_last = false;
@@ -55,8 +57,9 @@ struct TrafficCase {
 
 // A LayerNorm / RMSNorm case of the traffic check: x [rows, n].
 TrafficCase layer_case(const char* name, DType dtype, std::int64_t rows, std::int64_t n, int layer, bool rms, DType param,
-                       double max_load_ratio = 1.1, double min_efficiency = 0.9) {
+                       double max_load_ratio = 1.1, double min_efficiency = 0.9, bool residual = false) {
   TrafficCase c{name, dtype, {rows, n}, ReduceAxes::of({-1})};
+  c.residual = residual;
   c.layer = layer;
   c.rms = rms;
   c.param_dtype = param;
@@ -110,6 +113,10 @@ const std::vector<TrafficCase>& cases() {
       layer_case("rms_norm_forward_f16_16384", DType::float16, 24, 16384, 1, true, DType::float16),
       layer_case("layer_norm_backward_bf16_768", DType::bfloat16, 512, 768, 2, false, DType::bfloat16),
       layer_case("rms_norm_backward_f32_1000", DType::float32, 128, 1000, 2, true, DType::float32),
+      // The fused residual add: x and the residual read once, h and y written once (forward); x (h), dy and
+      // the residual gradient read once, dx written once (backward).
+      layer_case("rms_norm_forward_residual_bf16_4096", DType::bfloat16, 96, 4096, 1, true, DType::bfloat16, 1.1, 0.9, true),
+      layer_case("layer_norm_backward_residual_f16_768", DType::float16, 512, 768, 2, false, DType::float32, 1.1, 0.9, true),
       // BatchNorm: inference reads x once and writes y once; training reads x twice (statistics, apply);
       // the backward reads x and dy twice (sums, dx) and writes dx once.
       batch_norm_case("batch_norm_inference_nchw_bf16", DType::bfloat16, {8, 16, 32, 32}, 2, false),
@@ -124,7 +131,9 @@ const std::vector<TrafficCase>& cases() {
       group_norm_case("group_norm_forward_nchw_f16", DType::float16, {4, 32, 32, 32}, 1, false, 8),
       group_norm_case("group_norm_forward_nhwc_f32", DType::float32, {4, 32, 32, 64}, 1, true, 32, 1.2),
       group_norm_case("group_norm_backward_nchw_bf16", DType::bfloat16, {4, 32, 32, 32}, 2, false, 8),
-      group_norm_case("group_norm_backward_nhwc_f32", DType::float32, {4, 16, 16, 64}, 2, true, 32),
+      // (32 x 32: the per-(sample, channel) sums and coefficients, loaded by a warp a group or channel in
+      // batches of 4 whose spare lanes reload their first element, are 9% of x at 16 x 16)
+      group_norm_case("group_norm_backward_nhwc_f32", DType::float32, {4, 32, 32, 64}, 2, true, 32),
   };
   return all;
 }
@@ -186,7 +195,7 @@ int run_layer(const TrafficCase& c, const TensorView& x, std::int64_t numel, std
   o.kind = c.rms ? RowNorm::rms_norm : RowNorm::layer_norm;
   const std::size_t param_bytes = static_cast<std::size_t>(n) * dtype_size(c.param_dtype);
   void *gamma = nullptr, *beta = nullptr, *out = nullptr, *dy = nullptr, *dgamma = nullptr, *dbeta = nullptr, *mean = nullptr,
-       *rstd = nullptr, *workspace = nullptr;
+       *rstd = nullptr, *workspace = nullptr, *residual = nullptr, *h = nullptr;
   std::size_t workspace_bytes = 0;
   if (!layer_norm_backward_workspace_size(x, o, &workspace_bytes).ok()) return fail(c.name, "workspace size");
   // (staged from the host: device-side memsets and copies would count as the call's time in the model)
@@ -195,6 +204,10 @@ int run_layer(const TrafficCase& c, const TensorView& x, std::int64_t numel, std
     if (cudaMalloc(p, param_bytes) != cudaSuccess || cudaMemcpy(*p, staging.data(), param_bytes, cudaMemcpyHostToDevice) != cudaSuccess) {
       return fail(c.name, "cudaMalloc");
     }
+  }
+  if (c.residual && (cudaMalloc(&residual, bytes) != cudaSuccess || cudaMalloc(&h, bytes) != cudaSuccess ||
+                     cudaMemcpy(residual, staging.data(), bytes, cudaMemcpyHostToDevice) != cudaSuccess)) {
+    return fail(c.name, "cudaMalloc");
   }
   if (cudaMalloc(&out, bytes) != cudaSuccess || cudaMalloc(&dy, bytes) != cudaSuccess || cudaMalloc(&mean, rows * 4) != cudaSuccess ||
       cudaMalloc(&rstd, rows * 4) != cudaSuccess || (workspace_bytes && cudaMalloc(&workspace, workspace_bytes) != cudaSuccess)) {
@@ -214,11 +227,13 @@ int run_layer(const TrafficCase& c, const TensorView& x, std::int64_t numel, std
   if (cudaDeviceSynchronize() != cudaSuccess) return fail(c.name, "staging");
   Status s;
   if (c.layer == 1) {
-    s = layer_norm_forward(x, g, b, view(out), m, r, o, nullptr);
+    s = c.residual ? layer_norm_forward_residual(x, view(residual), view(h), g, b, view(out), m, r, o, nullptr)
+                   : layer_norm_forward(x, g, b, view(out), m, r, o, nullptr);
   } else {
     const TensorView dg(dgamma, c.param_dtype, {n}, MemorySpace::device);
     const TensorView db = c.rms ? TensorView() : TensorView(dbeta, c.param_dtype, {n}, MemorySpace::device);
-    s = layer_norm_backward(view(dy), x, m, r, g, view(out), dg, db, o, workspace, workspace_bytes, nullptr);
+    s = c.residual ? layer_norm_backward_residual(view(dy), x, view(residual), m, r, g, view(out), dg, db, o, workspace, workspace_bytes, nullptr)
+                   : layer_norm_backward(view(dy), x, m, r, g, view(out), dg, db, o, workspace, workspace_bytes, nullptr);
   }
   if (!s.ok()) return fail(c.name, s.message());
   if (cudaDeviceSynchronize() != cudaSuccess) return fail(c.name, "kernel failed");
@@ -231,11 +246,13 @@ int run_layer(const TrafficCase& c, const TensorView& x, std::int64_t numel, std
   const std::size_t per_block = param_bytes * (c.layer == 1 && !c.rms ? 2 : 1);
   const std::size_t extra_loads = c.layer == 2 ? stat_bytes + workspace_bytes : 0;  // (the partials are read back once)
   const std::size_t extra_stores = c.layer == 1 ? stat_bytes : workspace_bytes;
+  // (the fused residual: one more x-sized input, and the forward one more output, h)
+  const std::size_t inputs = bytes * ((c.layer == 1 ? 1 : 2) + (c.residual ? 1 : 0));
+  const std::size_t outputs = bytes * (c.residual && c.layer == 1 ? 2 : 1);
   std::printf("%s input_bytes=%zu output_bytes=%zu parameter_bytes=%zu statistics_bytes=%zu per_block_bytes=%zu extra_load_bytes=%zu "
               "extra_store_bytes=%zu max_load_ratio=%.2f min_efficiency=%.2f\n",
-              c.name, bytes * (c.layer == 1 ? 1 : 2), bytes, params, stat_bytes, per_block, extra_loads, extra_stores, c.max_load_ratio,
-              c.min_efficiency);
-  for (void* p : {gamma, beta, out, dy, dgamma, dbeta, mean, rstd, workspace}) cudaFree(p);
+              c.name, inputs, outputs, params, stat_bytes, per_block, extra_loads, extra_stores, c.max_load_ratio, c.min_efficiency);
+  for (void* p : {gamma, beta, out, dy, dgamma, dbeta, mean, rstd, workspace, residual, h}) cudaFree(p);
   return 0;
 }
 
@@ -354,10 +371,14 @@ bool parse_list(const std::string& text, char separator, std::vector<std::int64_
 
 bool parse_spec(char** argv, int argc, TrafficCase* c) {
   if (argc < 4) return false;
-  const std::string kind = argv[0];
+  std::string kind = argv[0];
+  const std::string suffix = "_residual";
+  c->residual = kind.size() > suffix.size() && kind.compare(kind.size() - suffix.size(), suffix.size(), suffix) == 0;
+  if (c->residual) kind.resize(kind.size() - suffix.size());
   c->apply = kind == "apply" || kind == "lp";
   c->lp = kind == "lp";
   c->layer = kind == "layer_norm_forward" || kind == "rms_norm_forward" ? 1 : (kind == "layer_norm_backward" || kind == "rms_norm_backward" ? 2 : 0);
+  if (c->residual && !c->layer) return false;
   c->rms = kind.rfind("rms_norm", 0) == 0;
   c->batch_norm = kind == "batch_norm_training" ? 1 : (kind == "batch_norm_inference" ? 2 : (kind == "batch_norm_backward" ? 3 : 0));
   c->group_norm = kind == "group_norm_forward" ? 1 : (kind == "group_norm_backward" ? 2 : 0);
