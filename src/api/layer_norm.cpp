@@ -281,6 +281,9 @@ Status layer_norm_backward_residual(const TensorView& dy, const TensorView& h, c
                                     const TensorView& rstd, const TensorView& gamma, const TensorView& dx, const TensorView& dgamma,
                                     const TensorView& dbeta, const LayerNormOptions& options, void* workspace, std::size_t workspace_bytes,
                                     Stream stream) {
+  if (!residual_grad.data) {
+    return argument_error(StatusCode::null_pointer, "layer_norm_backward_residual", "residual_grad", "the residual stream's gradient", "nullptr");
+  }
   return backward("layer_norm_backward_residual", dy, h, residual_grad, mean, rstd, gamma, dx, dgamma, dbeta, options, workspace,
                   workspace_bytes, stream);
 }

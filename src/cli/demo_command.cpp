@@ -218,6 +218,15 @@ int run_demo(const std::vector<std::string>& raw_args) {
       return fail(Status(StatusCode::bad_file, std::string(s.name) + " images: expected uint8 [N, H, W], got " + dtype_name(s.images.dtype) +
                                                    " with " + std::to_string(s.images.shape.size()) + " dimensions"));
     }
+    if (s.images.shape[0] == 0 || s.images.shape[1] == 0 || s.images.shape[2] == 0) {
+      return fail(Status(StatusCode::bad_file, std::string(s.name) + " images: an empty set"));
+    }
+  }
+  // (the test set is normalized with the training set's per-pixel statistics: the same image size)
+  if (splits[1].images.shape[1] != splits[0].images.shape[1] || splits[1].images.shape[2] != splits[0].images.shape[2]) {
+    return fail(Status(StatusCode::shape_mismatch, "test images are " + std::to_string(splits[1].images.shape[1]) + " x " +
+                                                       std::to_string(splits[1].images.shape[2]) + ", training images " +
+                                                       std::to_string(splits[0].images.shape[1]) + " x " + std::to_string(splits[0].images.shape[2])));
   }
   bool use_cuda = false;
   Status status = select_device(args.device, args.gpu, &use_cuda);
@@ -253,7 +262,7 @@ int run_demo(const std::vector<std::string>& raw_args) {
 
   // Coefficients of the two z-scores (pixel units; a pixel of zero spread keeps scale 1, as scikit-learn).
   const std::int64_t pixels = shape[1] * shape[2];
-  std::vector<double> center{pooled.mean[0]}, scale{1.0 / pooled.std[0]}, offset{0.0};
+  std::vector<double> center{pooled.mean[0]}, scale{pooled.std[0] > 0 ? 1.0 / pooled.std[0] : 1.0}, offset{0.0};
   std::vector<double> pixel_center = per_pixel.mean, pixel_scale(per_pixel.std.size()), pixel_offset(per_pixel.std.size(), 0.0);
   for (std::size_t k = 0; k < pixel_scale.size(); ++k) pixel_scale[k] = per_pixel.std[k] > 0 ? 1.0 / per_pixel.std[k] : 1.0;
   AffineCoefficients global, per_pixel_coefficients;

@@ -248,6 +248,9 @@ Status accumulate_files(const StatsArgs& args, const StatsOptions& options, bool
 
 Status compute_files(const StatsArgs& args, const io::NpyArray& first, bool use_cuda, std::vector<std::int64_t>* shape,
                      Results* results) {
+  if (first.shape.empty()) {
+    return Status(StatusCode::shape_mismatch, "normkit stats: " + args.inputs[0] + " is a scalar (0-d); several files are batches along axis 0");
+  }
   TensorView input(nullptr, first.dtype, first.shape.data(), static_cast<int>(first.shape.size()));
   StatsOptions options;
   options.axes = args.all_axes ? ReduceAxes::every() : ReduceAxes::of(args.axes.data(), static_cast<int>(args.axes.size()));

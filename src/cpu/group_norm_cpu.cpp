@@ -1,5 +1,6 @@
-// Host GroupNorm: the kernels' per-group steps in the same order (the lanes' shares summed in lane order),
-// so that the same sums give the same coefficients and dgamma/dbeta bits. Compiled with -ffp-contract=off.
+// Host GroupNorm: the kernels' per-group steps in the same order (the lanes' shares summed in lane order, a
+// group's summaries merged by the same tree). Not bit for bit: the kernels' float64 arithmetic may contract
+// into fused multiply-adds; the results agree to float32 rounding (the host's sums are float64 anyway).
 #include "cpu/group_norm_cpu.hpp"
 
 #include "math/group_norm.hpp"

@@ -11,6 +11,7 @@
 #include <limits>
 #include <memory>
 #include <utility>
+#include <vector>
 
 #include "normkit/tensor.hpp"
 
@@ -65,62 +66,38 @@ class FileSource : public ByteSource {
 };
 
 #ifdef NORMKIT_HAVE_ZLIB
-// A gzip file on disk (gzread also passes a plain file through, but only gzip files come here).
-class GzFileSource : public ByteSource {
- public:
-  explicit GzFileSource(gzFile f) : f_(f) {}
-  ~GzFileSource() override { gzclose(f_); }
-  std::size_t read(unsigned char* out, std::size_t n) override {
-    std::size_t total = 0;
-    while (total < n) {
-      const unsigned ask = static_cast<unsigned>(std::min<std::size_t>(n - total, 1u << 30));
-      const int got = gzread(f_, out + total, ask);
-      if (got <= 0) {
-        if (got < 0) failed_ = true;
-        break;
-      }
-      total += static_cast<std::size_t>(got);
-    }
-    return total;
-  }
-  std::string error() const override {
-    if (!failed_) return {};
-    int code = 0;
-    const char* text = gzerror(f_, &code);
-    return std::string("corrupt gzip stream (") + (text ? text : "unknown zlib error") + ")";
-  }
-
- private:
-  gzFile f_;
-  bool failed_ = false;
-};
-
-// Gzip data in memory, inflated as it is read.
+// Gzip data from another source (a file or memory), inflated as it is read, one code path for both: a stream
+// cut anywhere (its trailer included) is an error, members that follow one another are read in turn (as
+// gunzip does), and bytes after the last member that are not a gzip member are an error.
 class InflateSource : public ByteSource {
  public:
-  InflateSource(const unsigned char* data, std::size_t size) {
+  explicit InflateSource(ByteSource& compressed) : in_(compressed), buffer_(kInputChunk) {
     std::memset(&z_, 0, sizeof(z_));
-    z_.next_in = const_cast<unsigned char*>(data);
-    z_.avail_in = static_cast<uInt>(std::min<std::size_t>(size, std::numeric_limits<uInt>::max()));
     ok_ = inflateInit2(&z_, 16 + MAX_WBITS) == Z_OK;  // (16: a gzip header and trailer)
     if (!ok_) error_ = "zlib could not start";
   }
-  ~InflateSource() override {
-    if (ok_) inflateEnd(&z_);
-  }
+  ~InflateSource() override { inflateEnd(&z_); }
   std::size_t read(unsigned char* out, std::size_t n) override {
     std::size_t total = 0;
     while (ok_ && !done_ && total < n) {
+      if (z_.avail_in == 0 && !refill()) {
+        // (the input ended inside a member: after a complete member the loop has already stopped)
+        error_ = in_.error().empty() ? "truncated gzip stream (the file ends inside it)" : in_.error();
+        ok_ = false;
+        break;
+      }
       z_.next_out = out + total;
       z_.avail_out = static_cast<uInt>(std::min<std::size_t>(n - total, 1u << 30));
       const uInt before = z_.avail_out;
       const int rc = inflate(&z_, Z_NO_FLUSH);
       total += before - z_.avail_out;
       if (rc == Z_STREAM_END) {
-        done_ = true;
-      } else if (rc != Z_OK) {
-        // (Z_BUF_ERROR with input left means no progress is possible: a truncated stream)
-        error_ = std::string("corrupt or truncated gzip stream (") + (z_.msg ? z_.msg : "zlib error " + std::to_string(rc)) + ")";
+        next_member();
+      } else if (rc == Z_BUF_ERROR && before == z_.avail_out && z_.avail_in > 0) {
+        error_ = "corrupt gzip stream (no progress)";
+        ok_ = false;
+      } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
+        error_ = std::string("corrupt gzip stream (") + (z_.msg ? z_.msg : "zlib error " + std::to_string(rc)) + ")";
         ok_ = false;
       }
     }
@@ -129,6 +106,36 @@ class InflateSource : public ByteSource {
   std::string error() const override { return error_; }
 
  private:
+  static constexpr std::size_t kInputChunk = std::size_t{1} << 20;
+  bool refill() {
+    const std::size_t got = in_.read(buffer_.data(), buffer_.size());
+    z_.next_in = buffer_.data();
+    z_.avail_in = static_cast<uInt>(got);
+    return got > 0;
+  }
+  // After a member: the next one when gzip's magic follows, the end when nothing does, else an error.
+  void next_member() {
+    if (z_.avail_in == 0 && !refill()) {
+      done_ = true;
+      return;
+    }
+    if (z_.avail_in < 2 && buffer_.size() >= 2) {  // (the magic may straddle a chunk)
+      const unsigned char first = *z_.next_in;
+      const std::size_t more = in_.read(buffer_.data() + 1, buffer_.size() - 1);
+      buffer_[0] = first;
+      z_.next_in = buffer_.data();
+      z_.avail_in = static_cast<uInt>(1 + more);
+    }
+    if (z_.avail_in >= 2 && z_.next_in[0] == 0x1f && z_.next_in[1] == 0x8b) {
+      inflateReset(&z_);
+      return;
+    }
+    error_ = "bytes after the gzip stream that are not a gzip member";
+    ok_ = false;
+  }
+
+  ByteSource& in_;
+  std::vector<unsigned char> buffer_;
   z_stream z_;
   bool ok_ = false, done_ = false;
   std::string error_;
@@ -232,7 +239,8 @@ bool idx_gzip_supported() {
 Status read_idx(const unsigned char* data, std::size_t size, const std::string& name, NpyArray* out) {
   if (is_gzip(data, size)) {
 #ifdef NORMKIT_HAVE_ZLIB
-    InflateSource src(data, size);
+    MemorySource compressed(data, size);
+    InflateSource src(compressed);
     return parse(src, name, out);
 #else
     return gzip_unsupported(name);
@@ -252,14 +260,13 @@ Status read_idx(const std::string& path, NpyArray* out) {
     FileSource src(f);
     return parse(src, path, out);
   }
-  std::fclose(f);
 #ifdef NORMKIT_HAVE_ZLIB
-  gzFile g = gzopen(path.c_str(), "rb");
-  if (!g) return open_error(path);
-  gzbuffer(g, 1u << 20);
-  GzFileSource src(g);
+  std::rewind(f);
+  FileSource compressed(f);
+  InflateSource src(compressed);
   return parse(src, path, out);
 #else
+  std::fclose(f);
   return gzip_unsupported(path);
 #endif
 }

@@ -17,7 +17,9 @@ namespace normkit::io {
 // The IDX file at `path` (gzip-compressed when it starts with gzip's magic; needs zlib at build time) as an
 // array (little-endian element bytes). Errors, each naming the file: io_error when it cannot be opened or
 // read; bad_file for a wrong magic, a dimension count outside 1..8, dimensions whose byte size overflows,
-// fewer data bytes than the header declares (truncated) or more (trailing data), a corrupt gzip stream;
+// fewer data bytes than the header declares (truncated) or more (trailing data), a corrupt gzip stream or
+// one cut anywhere, its trailer included (gzip members in a row are read in turn, as gunzip does; other bytes
+// after the last member are an error);
 // unsupported_dtype for int8, int16 and int32 data. `*out` is changed only on success.
 Status read_idx(const std::string& path, NpyArray* out);
 // The same from memory (the fuzz target); `name` only names the source in messages.

@@ -91,6 +91,17 @@ TEST_F(IdxTest, GzipFiles) {
   EXPECT_TRUE(fails_with(read_memory(gz.substr(0, gz.size() / 2), &untouched), StatusCode::bad_file, "gzip"));
   EXPECT_TRUE(fails_with(read_idx(fixtures + "u8_truncated.idx.gz", &untouched), StatusCode::bad_file, "holds 10 of the 18"));
   EXPECT_TRUE(untouched.data.empty());
+  // Cut inside the 8-byte trailer (CRC and size): an error from memory and from a file alike.
+  const std::string no_trailer = gz.substr(0, gz.size() - 4);
+  EXPECT_TRUE(fails_with(read_memory(no_trailer, &untouched), StatusCode::bad_file, "truncated gzip stream"));
+  normkit::testing::write_file_bytes(path("cut.idx.gz"), no_trailer);
+  EXPECT_TRUE(fails_with(read_idx(path("cut.idx.gz"), &untouched), StatusCode::bad_file, "truncated gzip stream"));
+  // Bytes after the stream that are not a gzip member, and two members in a row (read as gunzip does).
+  normkit::testing::write_file_bytes(path("junk.idx.gz"), gz + "junk");
+  EXPECT_TRUE(fails_with(read_idx(path("junk.idx.gz"), &untouched), StatusCode::bad_file, "bytes after the gzip stream"));
+  EXPECT_TRUE(fails_with(read_memory(gz + "j", &untouched), StatusCode::bad_file, "bytes after the gzip stream"));
+  NpyArray twice;
+  EXPECT_TRUE(fails_with(read_memory(gz + gz, &twice), StatusCode::bad_file, "data continues past"));  // (18 bytes more than declared)
 }
 
 TEST_F(IdxTest, CorruptFilesAreClearErrors) {
