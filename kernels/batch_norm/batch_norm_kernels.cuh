@@ -581,12 +581,20 @@ struct AffineArgs {
   double* offset;
 };
 
+// What absent arrays read: mean and beta 0, gamma 1.
+__device__ const float kAffineDefaults[2] = {0.0f, 1.0f};
+
+// (every load issued at once from pointers chosen first: a branch for each optional array while loads were in
+// flight cost a round trip each, 3.2 us instead of 2.4 before a 30 us inference apply, modelled)
 __global__ void __launch_bounds__(256) batch_norm_affine_kernel(AffineArgs a) {
   const std::int64_t c = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (c >= a.channels) return;
-  const double rstd = a.from_variance ? math::batch_norm_inference_rstd(a.rstd_or_var[c], a.eps)
-                                      : static_cast<double>(a.rstd_or_var[c]);
-  const math::Affine f = math::batch_norm_affine(a.mean ? a.mean[c] : 0.0f, rstd, a.gamma ? a.gamma[c] : 1.0f, a.beta ? a.beta[c] : 0.0f);
+  const float* mean = a.mean ? a.mean + c : &kAffineDefaults[0];
+  const float* gamma = a.gamma ? a.gamma + c : &kAffineDefaults[1];
+  const float* beta = a.beta ? a.beta + c : &kAffineDefaults[0];
+  const float m = *mean, g = *gamma, b = *beta, v = a.rstd_or_var[c];
+  const double rstd = a.from_variance ? math::batch_norm_inference_rstd(v, a.eps) : static_cast<double>(v);
+  const math::Affine f = math::batch_norm_affine(m, rstd, g, b);
   a.center[c] = f.center;
   a.scale[c] = f.scale;
   a.offset[c] = f.offset;
