@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <chrono>
+#include <memory>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +14,8 @@
 #include <string>
 #include <type_traits>
 #include <vector>
+
+#include <unistd.h>
 
 #include "cli/args.hpp"
 #include "cli/cli_common.hpp"
@@ -35,6 +39,8 @@ struct StatsArgs {
   std::vector<Stat> stats;  // empty: all
   std::int64_t ddof = 0;
   bool ignore_nan = false;
+  std::int64_t chunk_bytes = 0;  // > 0: stream the input in pieces of about this size (whole rows)
+  bool quiet = false;
   DeviceChoice device = DeviceChoice::automatic;
   int gpu = 0;
   std::string out;
@@ -88,6 +94,11 @@ StatsArgs parse_args(const std::vector<std::string>& args) {
       if (!parse_int64(v, &parsed.ddof) || parsed.ddof < 0) throw UsageError{"--ddof expects an integer >= 0, got '" + v + "'"};
     } else if (arg == "--ignore-nan") {
       parsed.ignore_nan = true;
+    } else if (arg == "--chunk-bytes") {
+      const std::string v = take_value();
+      if (!parse_int64(v, &parsed.chunk_bytes) || parsed.chunk_bytes < 1) throw UsageError{"--chunk-bytes expects a byte count >= 1, got '" + v + "'"};
+    } else if (arg == "--quiet" || arg == "-q") {
+      parsed.quiet = true;
     } else if (arg == "--device") {
       parsed.device = parse_device_option(take_value());
     } else if (arg == "--gpu") {
@@ -101,12 +112,12 @@ StatsArgs parse_args(const std::vector<std::string>& args) {
     }
   }
   if (parsed.inputs.empty()) throw UsageError{"missing input file (normkit stats IN.npy)"};
-  if (parsed.inputs.size() > 1 && !parsed.all_axes &&
+  if ((parsed.inputs.size() > 1 || parsed.chunk_bytes > 0) && !parsed.all_axes &&
       std::find(parsed.axes.begin(), parsed.axes.end(), 0) == parsed.axes.end()) {
     // (a negative axis naming axis 0 is checked once the rank is known)
     bool negative = false;
     for (int a : parsed.axes) negative = negative || a < 0;
-    if (!negative) throw UsageError{"several input files are batches along axis 0: --axis must reduce axis 0"};
+    if (!negative) throw UsageError{"several input files (or --chunk-bytes) are batches along axis 0: --axis must reduce axis 0"};
   }
   return parsed;
 }
@@ -117,6 +128,7 @@ struct Results {
   std::array<std::int64_t, kMaxDims> kept{};
   int kept_ndim = 0;
   DType float_dtype = DType::float32;
+  DType input_dtype = DType::float32;
   std::array<std::vector<unsigned char>, kNumStats> data;
   DType dtype_of(int i) const { return (i == int(Stat::count) || i == int(Stat::l0)) ? DType::int64 : float_dtype; }
   double value(int i, std::int64_t k) const {
@@ -140,6 +152,7 @@ Status compute(const StatsArgs& args, io::NpyArray& array, bool use_cuda, Result
   results->kept_numel = 1;
   for (int d = 0; d < results->kept_ndim; ++d) results->kept_numel *= results->kept[d];
   results->float_dtype = array.dtype == DType::float64 ? DType::float64 : DType::float32;
+  results->input_dtype = array.dtype;
 
   StatsOutputs outputs;
   for (int i = 0; i < kNumStats; ++i) {
@@ -168,11 +181,38 @@ Status compute(const StatsArgs& args, io::NpyArray& array, bool use_cuda, Result
   return Status::success();
 }
 
-// Several files: batches along axis 0, each summarised and merged into the running summaries (integer
-// summaries for uint8: exact; Chan's merge otherwise), then finalized once. `shape` receives the
-// concatenation's shape.
+// Progress of a long streamed run on stderr (when it is a terminal and not --quiet): bytes, rate, ETA.
+class Progress {
+ public:
+  Progress(std::size_t total, bool show) : total_(total), show_(show && isatty(2) && total >= (std::size_t{64} << 20)) {}
+  ~Progress() {
+    if (shown_) std::fprintf(stderr, "\n");
+  }
+  void advance(std::size_t bytes) {
+    done_ += bytes;
+    if (!show_) return;
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    if (seconds - last_ < 0.2 && done_ < total_) return;
+    last_ = seconds;
+    shown_ = true;
+    const double rate = static_cast<double>(done_) / std::max(seconds, 1e-9);
+    std::fprintf(stderr, "\rnormkit stats: %.0f / %.0f MB, %.0f MB/s, ETA %.0f s   ", static_cast<double>(done_) / 1e6,
+                 static_cast<double>(total_) / 1e6, rate / 1e6, static_cast<double>(total_ - done_) / std::max(rate, 1.0));
+  }
+
+ private:
+  std::size_t total_, done_ = 0;
+  bool show_, shown_ = false;
+  double last_ = -1.0;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
+// Several files, or one in pieces: batches along axis 0, each piece (whole rows of about --chunk-bytes,
+// default 256 MB) summarised and merged into the running summaries (integer summaries for uint8: exact;
+// Chan's merge otherwise), then finalized once. Files are read as streams, never whole. `shape` receives
+// the concatenation's shape.
 template <typename Summary>
-Status accumulate_files(const StatsArgs& args, const StatsOptions& options, bool use_cuda, const io::NpyArray& first,
+Status accumulate_files(const StatsArgs& args, const StatsOptions& options, bool use_cuda, const io::ArrayStream& first,
                         std::vector<std::int64_t>* shape, Results* results) {
   constexpr bool kInteger = std::is_same_v<Summary, IntegerSummary>;
   const std::int64_t n = results->kept_numel;
@@ -185,44 +225,78 @@ Status accumulate_files(const StatsArgs& args, const StatsOptions& options, bool
     NORMKIT_RETURN_IF_ERROR(device_summaries.allocate(static_cast<std::size_t>(n) * sizeof(Summary)));
     summaries = static_cast<Summary*>(device_summaries.get());
   }
-  *shape = first.shape;
+  *shape = first.shape();
   (*shape)[0] = 0;
+  const std::size_t element = dtype_size(first.dtype());
+  std::size_t row_bytes = element;
+  for (std::size_t d = 1; d < first.shape().size(); ++d) row_bytes *= static_cast<std::size_t>(first.shape()[d]);
+  const std::size_t chunk_bytes = args.chunk_bytes > 0 ? static_cast<std::size_t>(args.chunk_bytes) : (std::size_t{256} << 20);
+  const std::int64_t chunk_rows = static_cast<std::int64_t>(std::max<std::size_t>(1, chunk_bytes / std::max<std::size_t>(row_bytes, 1)));
+  std::vector<unsigned char> host;
+  bool merge = false;
+  std::vector<std::unique_ptr<io::ArrayStream>> streams(args.inputs.size());
+  std::size_t total = 0;
   for (std::size_t f = 0; f < args.inputs.size(); ++f) {
-    io::NpyArray loaded;
-    if (f > 0) NORMKIT_RETURN_IF_ERROR(io::read_array_file(args.inputs[f], &loaded));
-    const io::NpyArray& array = f == 0 ? first : loaded;
-    const bool same_rows = array.shape.size() == first.shape.size() && !array.shape.empty() &&
-                           std::equal(array.shape.begin() + 1, array.shape.end(), first.shape.begin() + 1);
-    if (array.dtype != first.dtype || !same_rows) {
+    NORMKIT_RETURN_IF_ERROR(io::open_array_stream(args.inputs[f], &streams[f]));
+    total += streams[f]->data_bytes();
+  }
+  Progress progress(total, !args.quiet);
+  for (std::size_t f = 0; f < args.inputs.size(); ++f) {
+    io::ArrayStream& stream = *streams[f];
+    const std::vector<std::int64_t>& s = stream.shape();
+    const bool same_rows = s.size() == first.shape().size() && !s.empty() && std::equal(s.begin() + 1, s.end(), first.shape().begin() + 1);
+    if (stream.dtype() != first.dtype() || !same_rows) {
       std::string batches = "[N";
-      for (std::size_t d = 1; d < first.shape.size(); ++d) batches += ", " + std::to_string(first.shape[d]);
-      return Status(StatusCode::shape_mismatch, "normkit stats: " + args.inputs[f] + " holds " + dtype_name(array.dtype) + " " +
-                                                    TensorView(nullptr, array.dtype, array.shape.data(), static_cast<int>(array.shape.size())).shape_string() +
-                                                    "; the first file's batches are " + dtype_name(first.dtype) + " " + batches + "]");
+      for (std::size_t d = 1; d < first.shape().size(); ++d) batches += ", " + std::to_string(first.shape()[d]);
+      return Status(StatusCode::shape_mismatch, "normkit stats: " + args.inputs[f] + " holds " + dtype_name(stream.dtype()) + " " +
+                                                    TensorView(nullptr, stream.dtype(), s.data(), static_cast<int>(s.size())).shape_string() +
+                                                    "; the first file's batches are " + dtype_name(first.dtype()) + " " + batches + "]");
     }
-    (*shape)[0] += array.shape[0];
-    TensorView input(const_cast<unsigned char*>(array.data.data()), array.dtype, array.shape.data(), static_cast<int>(array.shape.size()));
-    std::size_t workspace_bytes = 0;
-    if (use_cuda) {
-      if (array.data.size() > input_capacity) {
-        NORMKIT_RETURN_IF_ERROR(device_input.allocate(array.data.size()));
-        input_capacity = array.data.size();
+    (*shape)[0] += s[0];
+    for (std::int64_t r0 = 0; r0 < s[0]; r0 += chunk_rows) {
+      const std::int64_t rows = std::min(chunk_rows, s[0] - r0);
+      const std::size_t bytes = static_cast<std::size_t>(rows) * row_bytes;
+      host.resize(bytes);
+      NORMKIT_RETURN_IF_ERROR(stream.read(host.data(), bytes));
+      std::vector<std::int64_t> piece = s;
+      piece[0] = rows;
+      TensorView input(host.data(), stream.dtype(), piece.data(), static_cast<int>(piece.size()));
+      std::size_t workspace_bytes = 0;
+      if (use_cuda) {
+        if (bytes > input_capacity) {
+          NORMKIT_RETURN_IF_ERROR(device_input.allocate(bytes));
+          input_capacity = bytes;
+        }
+        NORMKIT_RETURN_IF_ERROR(device_input.upload(host.data(), bytes));
+        input.data = device_input.get();
+        input.space = MemorySpace::device;
+        NORMKIT_RETURN_IF_ERROR(stats_workspace_size(input, options, &workspace_bytes));
+        if (workspace_bytes > workspace_capacity) {
+          NORMKIT_RETURN_IF_ERROR(workspace.allocate(workspace_bytes));
+          workspace_capacity = workspace_bytes;
+        }
       }
-      NORMKIT_RETURN_IF_ERROR(device_input.upload(array.data.data(), array.data.size()));
-      input.data = device_input.get();
-      input.space = MemorySpace::device;
-      NORMKIT_RETURN_IF_ERROR(stats_workspace_size(input, options, &workspace_bytes));
-      if (workspace_bytes > workspace_capacity) {
-        NORMKIT_RETURN_IF_ERROR(workspace.allocate(workspace_bytes));
-        workspace_capacity = workspace_bytes;
+      if constexpr (kInteger) {
+        NORMKIT_RETURN_IF_ERROR(accumulate_integer_stats(input, options, summaries, n, merge, workspace.get(), workspace_bytes));
+      } else {
+        NORMKIT_RETURN_IF_ERROR(accumulate_stats(input, options, summaries, n, merge, workspace.get(), workspace_bytes));
       }
+      merge = true;
+      if (use_cuda) NORMKIT_RETURN_IF_ERROR(synchronize_device());  // (the next piece reuses the input buffer)
+      progress.advance(bytes);
     }
+    NORMKIT_RETURN_IF_ERROR(stream.finish());
+  }
+  if (!merge) {  // (every file empty: the summaries of nothing)
+    std::vector<std::int64_t> empty = first.shape();
+    empty[0] = 0;
+    const TensorView none(host.data(), first.dtype(), empty.data(), static_cast<int>(empty.size()), MemorySpace::host);
+    if (use_cuda) return Status(StatusCode::invalid_argument, "normkit stats: every input file is empty");
     if constexpr (kInteger) {
-      NORMKIT_RETURN_IF_ERROR(accumulate_integer_stats(input, options, summaries, n, f > 0, workspace.get(), workspace_bytes));
+      NORMKIT_RETURN_IF_ERROR(accumulate_integer_stats(none, options, summaries, n, false, nullptr, 0));
     } else {
-      NORMKIT_RETURN_IF_ERROR(accumulate_stats(input, options, summaries, n, f > 0, workspace.get(), workspace_bytes));
+      NORMKIT_RETURN_IF_ERROR(accumulate_stats(none, options, summaries, n, false, nullptr, 0));
     }
-    if (use_cuda) NORMKIT_RETURN_IF_ERROR(synchronize_device());  // (the next file reuses the input buffer)
   }
   // (finalize takes flat arrays of the n summaries)
   StatsOutputs outputs;
@@ -246,12 +320,14 @@ Status accumulate_files(const StatsArgs& args, const StatsOptions& options, bool
   return Status::success();
 }
 
-Status compute_files(const StatsArgs& args, const io::NpyArray& first, bool use_cuda, std::vector<std::int64_t>* shape,
-                     Results* results) {
-  if (first.shape.empty()) {
+Status compute_files(const StatsArgs& args, bool use_cuda, std::vector<std::int64_t>* shape, Results* results) {
+  std::unique_ptr<io::ArrayStream> stream;
+  NORMKIT_RETURN_IF_ERROR(io::open_array_stream(args.inputs[0], &stream));
+  const io::ArrayStream& first = *stream;
+  if (first.shape().empty()) {
     return Status(StatusCode::shape_mismatch, "normkit stats: " + args.inputs[0] + " is a scalar (0-d); several files are batches along axis 0");
   }
-  TensorView input(nullptr, first.dtype, first.shape.data(), static_cast<int>(first.shape.size()));
+  TensorView input(nullptr, first.dtype(), first.shape().data(), static_cast<int>(first.shape().size()));
   StatsOptions options;
   options.axes = args.all_axes ? ReduceAxes::every() : ReduceAxes::of(args.axes.data(), static_cast<int>(args.axes.size()));
   options.ddof = args.ddof;
@@ -264,9 +340,10 @@ Status compute_files(const StatsArgs& args, const io::NpyArray& first, bool use_
   }
   results->kept_numel = 1;
   for (int d = 0; d < results->kept_ndim; ++d) results->kept_numel *= results->kept[d];
-  results->float_dtype = first.dtype == DType::float64 ? DType::float64 : DType::float32;
+  results->float_dtype = first.dtype() == DType::float64 ? DType::float64 : DType::float32;
+  results->input_dtype = first.dtype();
   for (int i = 0; i < kNumStats; ++i) results->data[i].assign(static_cast<std::size_t>(results->kept_numel) * dtype_size(results->dtype_of(i)), 0);
-  if (first.dtype == DType::uint8) return accumulate_files<IntegerSummary>(args, options, use_cuda, first, shape, results);
+  if (first.dtype() == DType::uint8) return accumulate_files<IntegerSummary>(args, options, use_cuda, first, shape, results);
   return accumulate_files<StatsSummary>(args, options, use_cuda, first, shape, results);
 }
 
@@ -323,7 +400,7 @@ Status write_output(const StatsArgs& args, const io::NpyArray& array, const std:
   file.metadata = {{"format", "normkit-stats"},
                    {"normkit_version", NORMKIT_VERSION},
                    {"input_shape", json_int_list(input_shape)},
-                   {"input_dtype", dtype_name(array.dtype)},
+                   {"input_dtype", dtype_name(r.input_dtype)},
                    {"axis", args.all_axes ? std::string("\"all\"") : json_int_list(axes)},
                    {"ddof", std::to_string(args.ddof)},
                    {"ignore_nan", args.ignore_nan ? "true" : "false"}};
@@ -349,6 +426,9 @@ void print_stats_help() {
       "  --stats LIST    comma list of count,mean,var,std,min,max,sum,l0,l1,l2,linf (default: all)\n"
       "  --ddof N        var = M2 / (count - N) (default 0, population variance)\n"
       "  --ignore-nan    skip NaN like numpy's nan-functions (default: NaN propagates)\n"
+      "  --chunk-bytes B read the input(s) in pieces of whole rows of about B bytes (files larger than memory;\n"
+      "                  axis 0 must be reduced); several files always stream, in pieces of 256 MB by default\n"
+      "  --quiet         no progress line on stderr (shown for long streamed runs on a terminal)\n"
       "  --device D      auto (CUDA when available, else the host), cpu or cuda\n"
       "  --gpu N         CUDA device index (default 0)\n"
       "  --out FILE      write each statistic as a tensor of the kept shape named after it to a .safetensors\n"
@@ -376,8 +456,10 @@ int run_stats(const std::vector<std::string>& raw_args) {
     for (int i = 0; i < kNumStats; ++i) stats.push_back(static_cast<Stat>(i));
   }
 
+  // One file without --chunk-bytes is read whole (one read of the data); several files, or pieces, stream.
+  const bool streamed = args.inputs.size() > 1 || args.chunk_bytes > 0;
   io::NpyArray array;
-  Status status = io::read_array_file(args.inputs[0], &array);
+  Status status = streamed ? Status::success() : io::read_array_file(args.inputs[0], &array);
   if (!status.ok()) return fail(status);
 
   bool use_cuda = false;
@@ -386,7 +468,7 @@ int run_stats(const std::vector<std::string>& raw_args) {
 
   Results results;
   std::vector<std::int64_t> input_shape = array.shape;
-  status = args.inputs.size() == 1 ? compute(args, array, use_cuda, &results) : compute_files(args, array, use_cuda, &input_shape, &results);
+  status = streamed ? compute_files(args, use_cuda, &input_shape, &results) : compute(args, array, use_cuda, &results);
   if (!status.ok()) return fail(status);
 
   std::int64_t empty_slices = 0, undefined_var = 0;

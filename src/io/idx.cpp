@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "io/atomic_file.hpp"
 #include "normkit/tensor.hpp"
 
 #ifdef NORMKIT_HAVE_ZLIB
@@ -148,19 +149,25 @@ std::uint32_t big_endian_u32(const unsigned char* p) {
   return (std::uint32_t{p[0]} << 24) | (std::uint32_t{p[1]} << 16) | (std::uint32_t{p[2]} << 8) | std::uint32_t{p[3]};
 }
 
-Status parse(ByteSource& src, const std::string& name, NpyArray* out) {
-  unsigned char head[4];
-  auto source_error = [&](const std::string& fallback) {
-    const std::string e = src.error();
-    return bad(name, e.empty() ? fallback : e);
-  };
-  if (src.read(head, 4) != 4) return source_error("truncated: shorter than the 4-byte IDX magic");
-  if (head[0] != 0 || head[1] != 0) return bad(name, "not an IDX file (its first two bytes are not zero)");
+struct IdxHeader {
   DType dtype = DType::uint8;
+  std::vector<std::int64_t> shape;
+  std::size_t data_bytes = 0;
+};
+
+std::string source_error_or(const ByteSource& src, const std::string& name, const std::string& fallback) {
+  const std::string e = src.error();
+  return "normkit::" + std::string(kRead) + ": " + name + ": " + (e.empty() ? fallback : e);
+}
+
+Status parse_header(ByteSource& src, const std::string& name, IdxHeader* h) {
+  unsigned char head[4];
+  if (src.read(head, 4) != 4) return Status(StatusCode::bad_file, source_error_or(src, name, "truncated: shorter than the 4-byte IDX magic"));
+  if (head[0] != 0 || head[1] != 0) return bad(name, "not an IDX file (its first two bytes are not zero)");
   switch (head[2]) {
-    case 0x08: dtype = DType::uint8; break;
-    case 0x0D: dtype = DType::float32; break;
-    case 0x0E: dtype = DType::float64; break;
+    case 0x08: h->dtype = DType::uint8; break;
+    case 0x0D: h->dtype = DType::float32; break;
+    case 0x0E: h->dtype = DType::float64; break;
     case 0x09:
     case 0x0B:
     case 0x0C: {
@@ -180,37 +187,58 @@ Status parse(ByteSource& src, const std::string& name, NpyArray* out) {
   }
   unsigned char dims[4 * kMaxIdxDims];
   if (src.read(dims, 4 * static_cast<std::size_t>(ndim)) != 4 * static_cast<std::size_t>(ndim)) {
-    return source_error("truncated: the header declares " + std::to_string(ndim) + " dimensions but ends before them");
+    return Status(StatusCode::bad_file,
+                  source_error_or(src, name, "truncated: the header declares " + std::to_string(ndim) + " dimensions but ends before them"));
   }
-  std::vector<std::int64_t> shape(static_cast<std::size_t>(ndim));
-  for (int d = 0; d < ndim; ++d) shape[d] = big_endian_u32(dims + 4 * d);
+  h->shape.assign(static_cast<std::size_t>(ndim), 0);
+  for (int d = 0; d < ndim; ++d) h->shape[d] = big_endian_u32(dims + 4 * d);
   std::int64_t numel = 0;
-  const std::size_t element = dtype_size(dtype);
-  if (!checked_numel(shape.data(), ndim, element, &numel) ||
+  const std::size_t element = dtype_size(h->dtype);
+  if (!checked_numel(h->shape.data(), ndim, element, &numel) ||
       static_cast<std::uint64_t>(numel) * element > std::numeric_limits<std::size_t>::max() / 2) {
-    return bad(name, "dimensions " + TensorView(nullptr, dtype, shape.data(), ndim).shape_string() + " overflow a byte size");
+    return bad(name, "dimensions " + TensorView(nullptr, h->dtype, h->shape.data(), ndim).shape_string() + " overflow a byte size");
   }
-  const std::size_t need = static_cast<std::size_t>(numel) * element;
-  std::vector<unsigned char> data;
-  while (data.size() < need) {
-    const std::size_t have = data.size(), ask = std::min(kChunk, need - have);
-    data.resize(have + ask);
-    const std::size_t got = src.read(data.data() + have, ask);
-    if (got < ask) {
-      return source_error("truncated: holds " + std::to_string(have + got) + " of the " + std::to_string(need) +
-                          " data bytes its header declares (" + TensorView(nullptr, dtype, shape.data(), ndim).shape_string() + " " +
-                          dtype_name(dtype) + ")");
-    }
+  h->data_bytes = static_cast<std::size_t>(numel) * element;
+  return Status::success();
+}
+
+// `bytes` more data bytes (`done` of them read before), converted to little-endian elements.
+Status read_data(ByteSource& src, const std::string& name, const IdxHeader& h, std::size_t done, unsigned char* out, std::size_t bytes) {
+  const std::size_t got = src.read(out, bytes);
+  if (got < bytes) {
+    return Status(StatusCode::bad_file,
+                  source_error_or(src, name, "truncated: holds " + std::to_string(done + got) + " of the " + std::to_string(h.data_bytes) +
+                                                 " data bytes its header declares (" +
+                                                 TensorView(nullptr, h.dtype, h.shape.data(), static_cast<int>(h.shape.size())).shape_string() +
+                                                 " " + dtype_name(h.dtype) + ")"));
   }
-  unsigned char extra;
-  if (src.read(&extra, 1) != 0) return bad(name, "data continues past the " + std::to_string(need) + " bytes its header declares");
-  if (!src.error().empty()) return bad(name, src.error());
-  // Big-endian elements to the little-endian bytes the arrays hold.
+  const std::size_t element = dtype_size(h.dtype);
   if (element > 1) {
-    for (std::size_t i = 0; i < need; i += element) std::reverse(data.begin() + i, data.begin() + i + element);
+    for (std::size_t i = 0; i < bytes; i += element) std::reverse(out + i, out + i + element);
   }
-  out->dtype = dtype;
-  out->shape = std::move(shape);
+  return Status::success();
+}
+
+// After the declared data: nothing may follow, and the source must have ended cleanly.
+Status check_end(ByteSource& src, const std::string& name, const IdxHeader& h) {
+  unsigned char extra;
+  if (src.read(&extra, 1) != 0) return bad(name, "data continues past the " + std::to_string(h.data_bytes) + " bytes its header declares");
+  if (!src.error().empty()) return bad(name, src.error());
+  return Status::success();
+}
+
+Status parse(ByteSource& src, const std::string& name, NpyArray* out) {
+  IdxHeader h;
+  NORMKIT_RETURN_IF_ERROR(parse_header(src, name, &h));
+  std::vector<unsigned char> data;
+  while (data.size() < h.data_bytes) {  // (grown as the data arrives: a hostile header allocates nothing)
+    const std::size_t have = data.size(), ask = std::min(kChunk, h.data_bytes - have);
+    data.resize(have + ask);
+    NORMKIT_RETURN_IF_ERROR(read_data(src, name, h, have, data.data() + have, ask));
+  }
+  NORMKIT_RETURN_IF_ERROR(check_end(src, name, h));
+  out->dtype = h.dtype;
+  out->shape = std::move(h.shape);
   out->data = std::move(data);
   return Status::success();
 }
@@ -283,6 +311,101 @@ Status read_array_file(const std::string& path, NpyArray* out) {
   if (n == sizeof(head) && std::memcmp(head, npy, sizeof(npy)) == 0) return read_npy(path, out);
   if (is_gzip(head, n) || (n >= 2 && head[0] == 0 && head[1] == 0)) return read_idx(path, out);
   return Status(StatusCode::bad_file, "normkit::read_array_file: " + path + ": neither a .npy file nor an IDX file (plain or gzip)");
+}
+
+namespace {
+
+class IdxStream : public ArrayStream {
+ public:
+  IdxStream(std::FILE* f, bool gzip, std::string name) : name_(std::move(name)), file_(f) {
+#ifdef NORMKIT_HAVE_ZLIB
+    if (gzip) inflate_ = std::make_unique<InflateSource>(file_);
+#else
+    (void)gzip;
+#endif
+  }
+  Status open() {
+    IdxHeader h;
+    NORMKIT_RETURN_IF_ERROR(parse_header(source(), name_, &h));
+    dtype_ = h.dtype;
+    shape_ = h.shape;
+    data_bytes_ = h.data_bytes;
+    header_ = std::move(h);
+    return Status::success();
+  }
+  Status read(void* out, std::size_t bytes) override {
+    NORMKIT_RETURN_IF_ERROR(read_data(source(), name_, header_, done_, static_cast<unsigned char*>(out), bytes));
+    done_ += bytes;
+    return Status::success();
+  }
+  Status finish() override { return check_end(source(), name_, header_); }
+
+ private:
+  ByteSource& source() {
+#ifdef NORMKIT_HAVE_ZLIB
+    if (inflate_) return *inflate_;
+#endif
+    return file_;
+  }
+  std::string name_;
+  FileSource file_;
+#ifdef NORMKIT_HAVE_ZLIB
+  std::unique_ptr<InflateSource> inflate_;
+#endif
+  IdxHeader header_;
+  std::size_t done_ = 0;
+};
+
+class NpyStream : public ArrayStream {
+ public:
+  NpyStream(UniqueFile file, std::string name) : file_(std::move(file)), name_(std::move(name)) {}
+  Status open(std::int64_t size) {
+    NpyArray header;
+    std::int64_t data_bytes = 0;
+    NORMKIT_RETURN_IF_ERROR(read_npy_header(file_.get(), size, name_, &header, &data_bytes));
+    dtype_ = header.dtype;
+    shape_ = header.shape;
+    data_bytes_ = static_cast<std::size_t>(data_bytes);
+    return Status::success();
+  }
+  Status read(void* out, std::size_t bytes) override { return read_exact(file_.get(), out, bytes, "read_npy", name_); }
+  Status finish() override { return Status::success(); }  // (the size was checked against the header)
+
+ private:
+  UniqueFile file_;
+  std::string name_;
+};
+
+}  // namespace
+
+Status open_array_stream(const std::string& path, std::unique_ptr<ArrayStream>* out) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return Status(StatusCode::io_error, "normkit::open_array_stream: cannot open '" + path + "': " + std::strerror(errno));
+  unsigned char head[6] = {};
+  const std::size_t n = std::fread(head, 1, sizeof(head), f);
+  std::fclose(f);
+  const unsigned char npy[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
+  if (n == sizeof(head) && std::memcmp(head, npy, sizeof(npy)) == 0) {
+    UniqueFile file;
+    std::int64_t size = 0;
+    NORMKIT_RETURN_IF_ERROR(open_for_reading(path, "read_npy", &file, &size));
+    auto stream = std::make_unique<NpyStream>(std::move(file), path);
+    NORMKIT_RETURN_IF_ERROR(stream->open(size));
+    *out = std::move(stream);
+    return Status::success();
+  }
+  if (is_gzip(head, n) || (n >= 2 && head[0] == 0 && head[1] == 0)) {
+#ifndef NORMKIT_HAVE_ZLIB
+    if (is_gzip(head, n)) return gzip_unsupported(path);
+#endif
+    std::FILE* g = std::fopen(path.c_str(), "rb");
+    if (!g) return open_error(path);
+    auto stream = std::make_unique<IdxStream>(g, is_gzip(head, n), path);
+    NORMKIT_RETURN_IF_ERROR(stream->open());
+    *out = std::move(stream);
+    return Status::success();
+  }
+  return Status(StatusCode::bad_file, "normkit::open_array_stream: " + path + ": neither a .npy file nor an IDX file (plain or gzip)");
 }
 
 }  // namespace normkit::io

@@ -8,7 +8,10 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "io/npy.hpp"
 
@@ -30,5 +33,25 @@ bool idx_gzip_supported();
 
 // An array file by its first bytes: .npy (read_npy), IDX or gzip-compressed IDX (read_idx).
 Status read_array_file(const std::string& path, NpyArray* out);
+
+// An array file (.npy, IDX or gzip IDX, by its first bytes) read in pieces, for files larger than memory:
+// the header when opened, then the data in order, then finish() checks that nothing follows. The errors are
+// read_npy's and read_idx's (a truncated file fails at the read that runs out).
+class ArrayStream {
+ public:
+  virtual ~ArrayStream() = default;
+  DType dtype() const { return dtype_; }
+  const std::vector<std::int64_t>& shape() const { return shape_; }
+  std::size_t data_bytes() const { return data_bytes_; }
+  // The next `bytes` data bytes (little-endian elements, a whole number of them).
+  virtual Status read(void* out, std::size_t bytes) = 0;
+  virtual Status finish() = 0;
+
+ protected:
+  DType dtype_ = DType::uint8;
+  std::vector<std::int64_t> shape_;
+  std::size_t data_bytes_ = 0;
+};
+Status open_array_stream(const std::string& path, std::unique_ptr<ArrayStream>* out);
 
 }  // namespace normkit::io

@@ -266,6 +266,16 @@ Status read_npy(std::FILE* file, std::int64_t file_size, const std::string& path
   if (out == nullptr || file == nullptr) {
     return argument_error(StatusCode::null_pointer, kRead, out == nullptr ? "out" : "file", "a non-null pointer", "nullptr");
   }
+  NpyArray array;
+  std::int64_t data_bytes = 0;
+  NORMKIT_RETURN_IF_ERROR(read_npy_header(file, file_size, path, &array, &data_bytes));
+  array.data.resize(static_cast<std::size_t>(data_bytes));
+  NORMKIT_RETURN_IF_ERROR(read_exact(file, array.data.data(), array.data.size(), kRead, path));
+  *out = std::move(array);
+  return Status();
+}
+
+Status read_npy_header(std::FILE* file, std::int64_t file_size, const std::string& path, NpyArray* out, std::int64_t* data_bytes_out) {
 
   unsigned char prefix[12];
   if (file_size < 10) {
@@ -324,8 +334,7 @@ Status read_npy(std::FILE* file, std::int64_t file_size, const std::string& path
                       "file has " + std::to_string(available - data_bytes) + " trailing bytes after the " +
                           std::to_string(data_bytes) + " data bytes of shape " + shape_text(array.shape));
   }
-  array.data.resize(static_cast<std::size_t>(data_bytes));
-  NORMKIT_RETURN_IF_ERROR(read_exact(file, array.data.data(), array.data.size(), kRead, path));
+  *data_bytes_out = data_bytes;
   *out = std::move(array);
   return Status();
 }

@@ -27,6 +27,10 @@ Status read_npy(const std::string& path, NpyArray* out);
 // names the source in messages (the fuzz target reads memory through fmemopen).
 Status read_npy(std::FILE* file, std::int64_t size, const std::string& path, NpyArray* out);
 
+// The header alone (`out` gets dtype and shape, no data): the stream is left at the first data byte, and
+// `data_bytes` is what follows (checked against `size`: a truncated or over-long file is an error here).
+Status read_npy_header(std::FILE* file, std::int64_t size, const std::string& path, NpyArray* out, std::int64_t* data_bytes);
+
 // Writes `data` (numel * dtype_size bytes, C order) as a .npy file whose data starts at a multiple
 // of 64 bytes. Atomic: a temporary file is renamed over `path`, so `path` is either the complete new
 // file or untouched. bfloat16 has no .npy dtype and yields unsupported_dtype.

@@ -828,6 +828,41 @@ TEST_F(CliTest, IdxFilesAndSeveralFilesEqualTheirConcatenation) {
   EXPECT_NE(r.err.find("short.idx: truncated"), std::string::npos) << r.err;
 }
 
+// One file streamed in pieces of whole rows (--chunk-bytes) gives its in-memory statistics: uint8 exactly
+// (counts, extremes; the rest within float32 rounding of the exact fractions), float32 within rounding, for pieces of one row, of
+// rows that do not divide the file, and of more than the file.
+TEST_F(CliTest, ChunkedStatsEqualInMemory) {
+  std::vector<unsigned char> pixels(7 * 5 * 3);
+  for (std::size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<unsigned char>((i * 53 + 7) % 256);
+  write_bytes(data_ / "u8.idx", idx_bytes({7, 5, 3}, pixels));
+  const auto values = sample_values(DType::float32, 41 * 6, 10);
+  write_npy("f32.npy", DType::float32, {41, 6}, values);
+  for (const char* file : {"u8.idx", "f32.npy"}) {
+    for (const char* axis : {"all", "0"}) {
+      ASSERT_EQ(run({"stats", data_path(file), "--axis", axis, "--out", data_path("whole.safetensors")}).code, 0);
+      auto whole = read_stats_file(data_path("whole.safetensors"));
+      for (const char* chunk : {"1", "40", "100", "1000000"}) {
+        const CliResult r = run({"stats", data_path(file), "--axis", axis, "--chunk-bytes", chunk, "--quiet", "--out", data_path("pieces.safetensors")});
+        ASSERT_EQ(r.code, 0) << file << " --chunk-bytes " << chunk << ": " << r.err;
+        auto pieces = read_stats_file(data_path("pieces.safetensors"));
+        const std::string what = std::string(file) + " --axis " + axis + " --chunk-bytes " + chunk;
+        for (const char* exact : {"count", "min", "max", "l0"}) EXPECT_EQ(pieces[exact], whole[exact]) << exact << " " << what;
+        // (float32: each piece's float32 moments merged by Chan's formula, sums from mean x count)
+        for (const auto& [name, v] : whole) expect_near_all(pieces[name], v, 2e-5, name + " " + what);
+      }
+    }
+  }
+  CliResult r = run({"stats", data_path("u8.idx"), "--chunk-bytes", "10", "--axis", "1"});
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("must reduce axis 0"), std::string::npos) << r.err;
+  EXPECT_EQ(run({"stats", data_path("u8.idx"), "--chunk-bytes", "0"}).code, 2);
+  // A truncated file fails at the piece that runs out, naming the file.
+  write_bytes(data_ / "short.idx", idx_bytes({4, 2, 2}, {1, 2, 3}));
+  r = run({"stats", data_path("short.idx"), "--chunk-bytes", "4"});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("short.idx: truncated"), std::string::npos) << r.err;
+}
+
 // The main job on the real Fashion-MNIST files (installed by scripts/install-deps.sh): the published
 // pooled mean and std to 4 decimals.
 TEST_F(CliTest, DemoOnFashionMnist) {
