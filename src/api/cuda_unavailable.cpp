@@ -3,6 +3,7 @@
 #include "kernels/batch_norm/batch_norm_launch.hpp"
 #include "kernels/common/device_runtime.hpp"
 #include "kernels/group_norm/group_norm_launch.hpp"
+#include "kernels/image/image_launch.hpp"
 #include "kernels/layer_norm/layer_norm_launch.hpp"
 #include "kernels/stats/stats_launch.hpp"
 #include "kernels/transform/transform_launch.hpp"
@@ -14,6 +15,8 @@ Status unavailable(const char* operation) {
                 std::string("normkit::") + operation + ": normkit was built without CUDA (NORMKIT_ENABLE_CUDA=OFF)");
 }
 }  // namespace
+
+Status launch_image_normalize(const ImageLaunch&, const plan::ImagePlan&, Stream) { return unavailable("image_normalize"); }
 
 // Statistics and transform launchers.
 Status launch_stats(const DeviceStatsCall&, Stream) { return unavailable("compute_stats"); }

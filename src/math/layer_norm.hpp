@@ -11,45 +11,10 @@
 
 #include "math/element_types.hpp"
 #include "math/host_device.hpp"
+#include "math/rounded_ops.hpp"
 #include "normkit/layer_norm_types.hpp"
 
 namespace normkit::math {
-
-NORMKIT_HD float add_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fadd_rn(a, b);
-#else
-  return a + b;
-#endif
-}
-NORMKIT_HD float sub_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fsub_rn(a, b);
-#else
-  return a - b;
-#endif
-}
-NORMKIT_HD float mul_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fmul_rn(a, b);
-#else
-  return a * b;
-#endif
-}
-NORMKIT_HD float div_rn(float a, float b) {
-#if defined(__CUDA_ARCH__)
-  return __fdiv_rn(a, b);
-#else
-  return a / b;
-#endif
-}
-NORMKIT_HD float sqrt_rn(float a) {
-#if defined(__CUDA_ARCH__)
-  return __fsqrt_rn(a);
-#else
-  return std::sqrt(a);
-#endif
-}
 
 // A value rounded to storage type T and widened back (CastMode::input_dtype; exact for float).
 template <typename T>

@@ -1,0 +1,195 @@
+// Image normalize kernel: one tile of one image a block (plan/image_plan.hpp).
+//
+// Phases of a block:
+//   1. copy: the tile's input runs (one a row, or one for rows adjacent in memory; a plane's apiece in nchw)
+//      into shared memory with 16-byte cp.async copies, each run placed at its global alignment so that
+//      every whole 16-byte chunk copies as one; the partial chunks at a run's ends byte by byte. Meanwhile
+//      the threads build uint8's tables (256 output values a channel) or the coefficients.
+//   2. write: every output element in output order, 16 bytes a store where the output is aligned, read
+//      from shared memory at its source position (crop, mirror, channel reversal, the input layout).
+// Preconditions (the launcher's): a tile holds at most 2^16 output elements; the input of every tile lies
+// inside x; y is aligned to its element.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "kernels/common/vector_load.cuh"
+#include "math/image.hpp"
+
+namespace normkit::kernels {
+
+struct ImageKernelArgs {
+  const unsigned char* x = nullptr;
+  void* y = nullptr;
+  const std::uint8_t* mirror_flags = nullptr;  // per image, or nullptr
+  std::int64_t image_bytes = 0, plane_bytes = 0, row_pitch = 0, origin_bytes = 0;
+  int channels = 1, pixel_bytes = 1, in_element_bytes = 1;
+  int out_height = 0, out_width = 0;
+  int tile_rows = 1, tile_cols = 1, row_tiles = 1, col_tiles = 1;
+  int table_bytes = 0;  // shared memory before the input
+  bool in_nhwc = true, out_nhwc = false, mirror_all = false, reverse_channels = false;
+  math::ImageCoefficients coefficients;
+};
+
+// q = n / d for n * d < 2^32 (here n, d <= 2^16): multiply-high by ceil(2^32 / d), d = 1 passed through.
+struct TileDivisor {
+  unsigned d, magic;
+  __device__ __forceinline__ explicit TileDivisor(unsigned divisor) : d(divisor), magic(divisor > 1 ? 0xffffffffu / divisor + 1u : 0u) {}
+  __device__ __forceinline__ unsigned div(unsigned n) const { return d > 1 ? __umulhi(n, magic) : n; }
+};
+
+__device__ __forceinline__ void cp_async_16(void* shared_dst, const void* global_src) {
+  const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(shared_dst));
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(global_src) : "memory");
+}
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;" ::: "memory"); }
+
+template <typename In, typename Out>
+__global__ void __launch_bounds__(256) image_normalize_kernel(const ImageKernelArgs a) {
+  using Compute = math::image_compute_t<In, Out>;
+  constexpr bool kTable = std::is_same_v<In, std::uint8_t>;
+  constexpr int kVec = 16 / static_cast<int>(sizeof(Out));
+  extern __shared__ __align__(16) unsigned char shared[];
+  unsigned char* const input = shared + a.table_bytes;
+
+  // ---- The tile -------------------------------------------------------------------------------------------
+  const int tiles = a.row_tiles * a.col_tiles;
+  const std::int64_t n = blockIdx.x / tiles;
+  const int tile = static_cast<int>(blockIdx.x - n * tiles);
+  const int oh0 = tile / a.col_tiles * a.tile_rows, ow0 = tile % a.col_tiles * a.tile_cols;
+  const int rows = min(a.tile_rows, a.out_height - oh0), cols = min(a.tile_cols, a.out_width - ow0);
+  const bool mirrored = a.mirror_all || (a.mirror_flags != nullptr && a.mirror_flags[n] != 0);
+  const int source_col0 = mirrored ? a.out_width - ow0 - cols : ow0;  // the tile's first input column in the crop
+  const unsigned char* const tile_in =
+      a.x + n * a.image_bytes + a.origin_bytes + static_cast<std::int64_t>(oh0) * a.row_pitch + static_cast<std::int64_t>(source_col0) * a.pixel_bytes;
+  const int planes = a.in_nhwc ? 1 : a.channels;
+  const int row_bytes = cols * a.pixel_bytes;  // a row of a plane
+  // Runs: rows adjacent in memory form one run a plane, planes adjacent too one run for the tile. A run
+  // starts at shared offset plane * plane_stride + row * row_stride plus its global address mod 16.
+  const bool rows_merged = a.row_pitch == row_bytes;
+  const bool planes_merged = rows_merged && (planes == 1 || a.plane_bytes == static_cast<std::int64_t>(rows) * row_bytes);
+  const int row_stride = rows_merged ? row_bytes : (row_bytes + 15) / 16 * 16 + 16;
+  const int plane_stride = planes_merged ? rows * row_bytes : rows_merged ? (rows * row_bytes + 15) / 16 * 16 + 16 : rows * row_stride;
+  const std::int64_t run_pitch = rows_merged ? 0 : a.row_pitch;      // global step between runs of a plane
+  const std::int64_t run_plane = planes_merged ? 0 : a.plane_bytes;  // and between planes' runs
+  const int runs_per_plane = rows_merged ? 1 : rows;
+  const int run_count = (planes_merged ? 1 : planes) * runs_per_plane;
+  const int run_length = row_bytes * (rows_merged ? rows : 1) * (planes_merged ? planes : 1);
+
+  // ---- 1. copy the input; build the tables ----------------------------------------------------------------
+  {
+    const int chunks_per_run = run_length / 16 + 2;
+    const TileDivisor by_chunks(static_cast<unsigned>(chunks_per_run)), by_runs(static_cast<unsigned>(runs_per_plane));
+    const int chunks = run_count * chunks_per_run;
+    for (int j = threadIdx.x; j < chunks; j += blockDim.x) {
+      const int k = static_cast<int>(by_chunks.div(static_cast<unsigned>(j)));
+      const int i = j - k * chunks_per_run;
+      const int plane = static_cast<int>(by_runs.div(static_cast<unsigned>(k)));
+      const int row = k - plane * runs_per_plane;
+      const unsigned char* const run = tile_in + plane * run_plane + row * run_pitch;
+      const unsigned char* const aligned = reinterpret_cast<const unsigned char*>(reinterpret_cast<std::uintptr_t>(run) & ~std::uintptr_t{15});
+      unsigned char* const dst = input + plane * plane_stride + row * row_stride + 16 * i;
+      const unsigned char* const chunk = aligned + 16 * i;
+      const unsigned char* const lo = chunk > run ? chunk : run;
+      const unsigned char* const hi = chunk + 16 < run + run_length ? chunk + 16 : run + run_length;
+      if (lo == chunk && hi == chunk + 16) {
+        cp_async_16(dst, chunk);
+      } else {
+        for (const unsigned char* p = lo; p < hi; ++p) dst[p - chunk] = *p;
+      }
+    }
+  }
+  const math::ImageCoefficients& k = a.coefficients;
+  Out* const table = reinterpret_cast<Out*>(shared);
+  Compute* const center = reinterpret_cast<Compute*>(shared);
+  Compute* const scale = center + a.channels;
+  if constexpr (kTable) {
+    for (int i = threadIdx.x; i < a.channels * 256; i += blockDim.x) {
+      const int c = i >> 8;
+      table[i] = math::image_table_entry<Out>(i & 255, k.center[c], k.scale[c], k.shift);
+    }
+  } else {
+    for (int c = threadIdx.x; c < a.channels; c += blockDim.x) {
+      center[c] = static_cast<Compute>(k.center[c]);
+      scale[c] = static_cast<Compute>(k.scale[c]);
+    }
+  }
+  const Compute shift = static_cast<Compute>(k.shift);
+  cp_async_wait_all();
+  __syncthreads();
+
+  // ---- 2. write the output --------------------------------------------------------------------------------
+  // Output runs: out nchw a plane's rows (one run a channel when the tile has whole rows), nhwc a row (one
+  // run when whole rows). Element e of run r is element t = r * out_length + e of the tile in output order.
+  const bool whole_rows = cols == a.out_width;
+  const int tile_pixels = rows * cols;
+  const int out_length = a.out_nhwc ? (whole_rows ? tile_pixels : cols) * a.channels : (whole_rows ? tile_pixels : cols);
+  const int out_runs = a.out_nhwc ? (whole_rows ? 1 : rows) : a.channels * (whole_rows ? 1 : rows);
+  const TileDivisor by_plane(static_cast<unsigned>(tile_pixels)), by_cols(static_cast<unsigned>(cols)),
+      by_channels(static_cast<unsigned>(a.channels)), by_rows(static_cast<unsigned>(rows));
+  Out* const y = static_cast<Out*>(a.y);
+  const unsigned tile_in_low = static_cast<unsigned>(reinterpret_cast<std::uintptr_t>(tile_in));
+
+  // The value of tile element t (output order).
+  auto value_at = [&](unsigned t) -> Out {
+    unsigned c, r, j;
+    if (a.out_nhwc) {
+      const unsigned p = by_channels.div(t);
+      c = t - p * a.channels;
+      r = by_cols.div(p);
+      j = p - r * cols;
+    } else {
+      c = by_plane.div(t);
+      const unsigned e = t - c * tile_pixels;
+      r = by_cols.div(e);
+      j = e - r * cols;
+    }
+    const unsigned c_in = a.reverse_channels ? a.channels - 1 - c : c;
+    const unsigned j_in = mirrored ? cols - 1 - j : j;
+    const unsigned plane = a.in_nhwc ? 0u : c_in;
+    const unsigned misalignment = (tile_in_low + plane * static_cast<unsigned>(run_plane) + r * static_cast<unsigned>(run_pitch)) & 15u;
+    const unsigned offset = plane * plane_stride + r * row_stride + misalignment + j_in * a.pixel_bytes + (a.in_nhwc ? c_in * sizeof(In) : 0u);
+    const In v = *reinterpret_cast<const In*>(input + offset);
+    if constexpr (kTable) {
+      return table[(c << 8) | v];
+    } else {
+      Out out;
+      math::store_as(&out, math::image_value<Compute>(math::to_acc<Compute>(v), center[c], scale[c], shift));
+      return out;
+    }
+  };
+
+  for (int run = 0; run < out_runs; ++run) {
+    // The run's first element: (channel, row) of the tile it starts at.
+    const unsigned t0 = static_cast<unsigned>(run) * static_cast<unsigned>(out_length);
+    std::int64_t first;  // output element index of the run's start
+    if (a.out_nhwc) {
+      const int r = whole_rows ? 0 : run;
+      first = ((n * a.out_height + oh0 + r) * a.out_width + ow0) * a.channels;
+    } else {
+      const int c = whole_rows ? run : static_cast<int>(by_rows.div(static_cast<unsigned>(run)));
+      const int r = whole_rows ? 0 : run - c * rows;
+      first = ((n * a.channels + c) * a.out_height + oh0 + r) * a.out_width + ow0;
+    }
+    Out* const out = y + first;
+    const int head = elements_to_alignment<Out, kVec>(out);  // elements before the first aligned pack
+    const int chunks = (out_length - head + kVec - 1) / kVec + 1;
+    for (int i = threadIdx.x; i < chunks; i += blockDim.x) {
+      // Chunk 0 is the head; chunk i > 0 the pack at head + (i - 1) * kVec.
+      const int e0 = i == 0 ? 0 : head + (i - 1) * kVec;
+      const int e1 = i == 0 ? min(head, out_length) : min(e0 + kVec, out_length);
+      if (e1 - e0 == kVec && i > 0) {
+        Pack<Out, kVec> pack;
+NORMKIT_UNROLL
+        for (int v = 0; v < kVec; ++v) pack.v[v] = value_at(t0 + e0 + v);
+        store_pack(out + e0, pack);
+      } else {
+        for (int e = e0; e < e1; ++e) out[e] = value_at(t0 + e);
+      }
+    }
+  }
+}
+
+}  // namespace normkit::kernels

@@ -1,0 +1,50 @@
+#include "plan/image_plan.hpp"
+
+#include <algorithm>
+
+namespace normkit::plan {
+namespace {
+
+thread_local const ImageOverride* g_override = nullptr;
+
+std::int64_t round_up16(std::int64_t v) { return (v + 15) / 16 * 16; }
+
+}  // namespace
+
+void set_image_override(const ImageOverride* override_or_null) noexcept { g_override = override_or_null; }
+
+std::size_t image_tile_input_bytes(const ImageGeometry& g, std::int64_t tile_rows, std::int64_t tile_cols) {
+  const std::int64_t planes = g.in_nhwc ? 1 : g.channels;
+  return static_cast<std::size_t>(planes * tile_rows * (round_up16(tile_cols * g.pixel_bytes()) + 16));
+}
+
+ImagePlan choose_image_plan(const ImageGeometry& g, bool uint8_input, int compute_bytes) {
+  ImagePlan p;
+  if (g.out_numel() == 0) return p;
+  const std::int64_t target = g_override != nullptr && g_override->tile_input_bytes > 0 ? g_override->tile_input_bytes
+                                                                                         : ImagePolicy::kTileInputBytes;
+  const std::int64_t pixel_in = g.channels * g.in_element_bytes;  // input bytes of an output pixel
+  const std::int64_t row_in = g.out_width * pixel_in;
+  const std::int64_t max_pixels = ImagePolicy::kMaxTileElements / g.channels;
+  if (row_in <= target && g.out_width <= max_pixels) {
+    p.tile_cols = g.out_width;
+    const std::int64_t row_shared = static_cast<std::int64_t>(image_tile_input_bytes(g, 1, g.out_width));
+    const std::int64_t rows = std::min({target / row_in, max_pixels / g.out_width, ImagePolicy::kMaxInputShared / row_shared});
+    p.tile_rows = std::clamp<std::int64_t>(rows, 1, g.out_height);
+  } else {
+    p.tile_rows = 1;
+    p.tile_cols = std::clamp<std::int64_t>(std::min(target / pixel_in, max_pixels), 1, g.out_width);
+  }
+  p.row_tiles = (g.out_height + p.tile_rows - 1) / p.tile_rows;
+  p.col_tiles = (g.out_width + p.tile_cols - 1) / p.tile_cols;
+  p.grid = g.batch * p.row_tiles * p.col_tiles;
+  // Small tiles (small images) take fewer threads: at least two 16-byte output stores a thread.
+  const std::int64_t out_elements = g.channels * p.tile_rows * p.tile_cols;
+  const std::int64_t stores = out_elements * g.out_element_bytes / 16;
+  p.threads = static_cast<int>(std::clamp<std::int64_t>((stores / 2 + 31) / 32 * 32, 32, ImagePolicy::kThreads));
+  p.table_bytes = static_cast<std::size_t>(round_up16(uint8_input ? g.channels * 256 * g.out_element_bytes : 2 * g.channels * compute_bytes));
+  p.shared_bytes = p.table_bytes + image_tile_input_bytes(g, p.tile_rows, p.tile_cols);
+  return p;
+}
+
+}  // namespace normkit::plan

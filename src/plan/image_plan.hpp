@@ -1,0 +1,70 @@
+// How image normalize walks a batch: the geometry of a call and the kernel's tiles. Pure host functions.
+//
+// A block normalizes one tile of one image: `tile_rows` output rows of `tile_cols` columns (whole rows when a
+// row's input fits the tile), every channel. Its input (a run of bytes per row, or one run when the rows are
+// adjacent in memory) is copied to shared memory with 16-byte cp.async copies at the global alignment, then
+// each output element is read from there in the output's order: both sides coalesced whatever the layouts,
+// crop, mirror and channel order.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "normkit/dtype.hpp"
+
+namespace normkit::plan {
+
+struct ImageGeometry {
+  std::int64_t batch = 0, channels = 0, in_height = 0, in_width = 0;
+  std::int64_t out_height = 0, out_width = 0, crop_y = 0, crop_x = 0;
+  bool in_nhwc = true, out_nhwc = false;
+  int in_element_bytes = 1, out_element_bytes = 4;
+  std::int64_t row_pitch = 0;  // bytes from one input row to the next (resolved: never 0)
+
+  // Bytes of a pixel within an input row: all its channels (nhwc) or one (nchw).
+  std::int64_t pixel_bytes() const { return in_nhwc ? channels * in_element_bytes : in_element_bytes; }
+  // Bytes from one input channel plane to the next (nchw) and from one image to the next.
+  std::int64_t plane_bytes() const { return in_height * row_pitch; }
+  std::int64_t image_bytes() const { return in_nhwc ? plane_bytes() : channels * plane_bytes(); }
+  // Offset of the crop window's first pixel in an image (channel 0's plane).
+  std::int64_t origin_bytes() const { return crop_y * row_pitch + crop_x * pixel_bytes(); }
+  std::int64_t out_numel() const { return batch * channels * out_height * out_width; }
+};
+
+// Tile policy. The model (scripts/check_model.py, image cases) binds these constants.
+struct ImagePolicy {
+  // Input bytes a tile aims at: whole rows while a row fits (rows = this / row bytes), else a row cut into
+  // columns. 8 KB a block keeps 16-byte copies in flight from every thread at once.
+  static constexpr std::int64_t kTileInputBytes = 8192;
+  // Output elements of a tile at most (and so every index a block divides): 2^16 keeps the kernel's
+  // multiply-high divisions exact.
+  static constexpr std::int64_t kMaxTileElements = 1 << 16;
+  static constexpr int kThreads = 256;
+  // Shared memory of a tile's input at most (each row run is padded to 16 bytes plus 16 for its
+  // alignment: narrow rows cost more shared memory than bytes), below the default 48 KB with the tables.
+  static constexpr std::int64_t kMaxInputShared = 24576;
+};
+
+struct ImagePlan {
+  std::int64_t tile_rows = 1, tile_cols = 1;  // output rows and columns of a tile
+  std::int64_t row_tiles = 1, col_tiles = 1;  // tiles of an image
+  std::int64_t grid = 0;                      // batch * row_tiles * col_tiles blocks (0: nothing to do)
+  int threads = ImagePolicy::kThreads;
+  std::size_t table_bytes = 0;   // shared memory before the input: uint8's tables or the coefficients
+  std::size_t shared_bytes = 0;  // dynamic shared memory of a block
+};
+
+// Test-only: a smaller tile input size on later plans of this thread (forces cut rows and many tiles).
+struct ImageOverride {
+  std::int64_t tile_input_bytes = 0;
+};
+void set_image_override(const ImageOverride* override_or_null) noexcept;
+
+// `compute_bytes`: sizeof of the kernel's arithmetic type (coefficients in shared memory); uint8 input keeps
+// a table of 256 output values a channel instead.
+ImagePlan choose_image_plan(const ImageGeometry& g, bool uint8_input, int compute_bytes);
+
+// Shared memory of a tile's input: every run padded to 16 bytes plus 16 for its alignment.
+std::size_t image_tile_input_bytes(const ImageGeometry& g, std::int64_t tile_rows, std::int64_t tile_cols);
+
+}  // namespace normkit::plan

@@ -1,0 +1,195 @@
+// Image normalize on the host: every input x output dtype and layout pair, crop, mirror, channel reversal,
+// padded rows and odd shapes against the float64 reference; argument errors; the plan's tiles.
+#include <gtest/gtest.h>
+
+#include <cstring>
+
+#include "image_check.hpp"
+#include "plan/image_plan.hpp"
+
+namespace normkit::testing {
+namespace {
+
+const DType kInputs[] = {DType::uint8, DType::float16, DType::bfloat16, DType::float32};
+const DType kOutputs[] = {DType::float32, DType::float16, DType::bfloat16};
+const ImageLayout kLayouts[] = {ImageLayout::nhwc, ImageLayout::nchw};
+
+void check(ImageCase k) {
+  SCOPED_TRACE(k.name());
+  ImageData d = make_image_data(k);
+  expect_image_near_reference(k, d, run_image_host(k, d));
+}
+
+TEST(ImageHost, EveryDtypeAndLayoutPair) {
+  for (DType in : kInputs) {
+    for (DType out : kOutputs) {
+      for (ImageLayout from : kLayouts) {
+        for (ImageLayout to : kLayouts) check(image_case(3, 3, 5, 7, in, out, from, to));
+      }
+    }
+  }
+}
+
+TEST(ImageHost, CropMirrorReversalAndPaddedRows) {
+  for (ImageLayout from : kLayouts) {
+    for (ImageLayout to : kLayouts) {
+      ImageCase k = image_case(3, 3, 9, 11, DType::uint8, DType::float32, from, to);
+      k.options.crop_y = 2, k.options.crop_x = 3, k.options.crop_height = 5, k.options.crop_width = 6;
+      check(k);
+      k.options.mirror = true;
+      check(k);
+      k.options.mirror = false;
+      k.mirror_flags = {1, 0, 1};
+      k.options.reverse_channels = true;
+      check(k);
+      k.row_padding = 5;
+      check(k);
+      k.in = DType::bfloat16, k.out = DType::float16;
+      k.options.units = PixelUnits::pixel;
+      check(k);
+    }
+  }
+}
+
+TEST(ImageHost, OddShapesAndChannelCounts) {
+  for (std::int64_t c : {1, 3, 4, 16}) {
+    for (auto hw : {std::pair<std::int64_t, std::int64_t>{1, 1}, {1, 33}, {31, 1}, {7, 13}}) {
+      for (ImageLayout from : kLayouts) {
+        check(image_case(2, c, hw.first, hw.second, DType::uint8, DType::float16, from, ImageLayout::nchw));
+        check(image_case(2, c, hw.first, hw.second, DType::float32, DType::float32, from, ImageLayout::nhwc));
+      }
+    }
+  }
+}
+
+TEST(ImageHost, PixelUnitsScaleShiftAndEps) {
+  ImageCase k = image_case(2, 3, 4, 5, DType::uint8, DType::float32, ImageLayout::nhwc, ImageLayout::nchw);
+  k.options.units = PixelUnits::pixel;
+  k.options.mean = {123.675, 116.28, 103.53};
+  k.options.std = {58.395, 57.12, 57.375};
+  check(k);
+  k.options.global_scale = 64.0, k.options.global_shift = 128.0, k.options.eps = 1.5;
+  check(k);
+  k.options.std = {0.0, 1.0, 2.0};  // std 0 with eps > 0
+  check(k);
+}
+
+TEST(ImageHost, UnitAndPixelUnitsAgreeForUint8) {
+  // mean 0.5 in [0, 1] units is 127.5 in pixel units: the same normalized values (to rounding).
+  ImageCase unit = image_case(1, 1, 3, 3, DType::uint8, DType::float32, ImageLayout::nhwc, ImageLayout::nchw);
+  unit.options.mean = {0.5}, unit.options.std = {0.25};
+  ImageCase pixel = unit;
+  pixel.options.units = PixelUnits::pixel;
+  pixel.options.mean = {127.5}, pixel.options.std = {63.75};
+  ImageData d = make_image_data(unit);
+  const std::vector<double> a = decode(run_image_host(unit, d), DType::float32), b = decode(run_image_host(pixel, d), DType::float32);
+  for (std::size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-6);
+}
+
+TEST(ImageHost, NanAndInfinityPropagate) {
+  ImageCase k = image_case(1, 1, 1, 3, DType::float32, DType::float16, ImageLayout::nhwc, ImageLayout::nchw);
+  std::vector<float> x = {NAN, INFINITY, 1.0f};
+  std::vector<std::uint16_t> y(3);
+  ASSERT_TRUE(image_normalize(k.x_view(x.data()), k.y_view(y.data()), k.call_options()).ok());
+  EXPECT_TRUE(std::isnan(decode_half(y[0])));
+  EXPECT_TRUE(std::isinf(decode_half(y[1])));
+}
+
+TEST(ImageHost, EmptyBatchAndEmptyCropAreNoOps) {
+  ImageCase k = image_case(0, 3, 4, 4, DType::uint8, DType::float32, ImageLayout::nhwc, ImageLayout::nchw);
+  EXPECT_TRUE(image_normalize(k.x_view(nullptr), k.y_view(nullptr), k.call_options()).ok());
+  k.n = 1;
+  k.options.crop_width = 0;
+  std::vector<std::uint8_t> x(48);
+  EXPECT_TRUE(image_normalize(k.x_view(x.data()), k.y_view(nullptr), k.call_options()).ok());
+}
+
+// Each bad argument: an error naming it, y untouched.
+TEST(ImageHost, ArgumentErrorsNameTheArgumentAndWriteNothing) {
+  const ImageCase base = image_case(2, 3, 4, 5, DType::uint8, DType::float32, ImageLayout::nhwc, ImageLayout::nchw);
+  std::vector<std::uint8_t> x(static_cast<std::size_t>(base.in_elements()) * 8, 7);
+  std::vector<float> y(static_cast<std::size_t>(base.out_elements()) * 4, 42.0f);
+  auto expect_error = [&](ImageCase k, const std::string& argument, TensorView xv = TensorView(), TensorView yv = TensorView(),
+                          TensorView flags = TensorView()) {
+    if (xv.ndim == 0) xv = k.x_view(x.data());
+    if (yv.ndim == 0) yv = k.y_view(y.data());
+    const Status s = image_normalize(xv, yv, k.call_options(), flags);
+    EXPECT_FALSE(s.ok()) << argument;
+    EXPECT_NE(s.message().find("'" + argument), std::string::npos) << s.message();
+    for (float v : y) ASSERT_EQ(v, 42.0f) << argument;
+  };
+  ImageCase k = base;
+  k.options.units = PixelUnits::unspecified;
+  expect_error(k, "options.units");
+  k = base, k.options.mean.pop_back();
+  expect_error(k, "options.mean");
+  k = base, k.options.std[1] = 0.0;
+  expect_error(k, "options.std[1]");
+  k = base, k.options.std[2] = -1.0, k.options.eps = 1.0;
+  expect_error(k, "options.std[2]");
+  k = base, k.options.mean[0] = NAN;
+  expect_error(k, "options.mean[0]");
+  k = base, k.options.eps = -1.0;
+  expect_error(k, "options.eps");
+  k = base, k.options.crop_y = 5;
+  expect_error(k, "options.crop_y");
+  k = base, k.options.crop_x = 1, k.options.crop_width = 5;
+  expect_error(k, "options.crop_width");
+  k = base;
+  expect_error(k, "y.shape", TensorView(), TensorView(y.data(), DType::float32, {2, 3, 4, 4}));
+  expect_error(k, "y.dtype", TensorView(), TensorView(y.data(), DType::float64, {2, 3, 4, 5}));
+  expect_error(k, "x.dtype", TensorView(x.data(), DType::float64, {2, 4, 5, 3}));
+  expect_error(k, "x.ndim", TensorView(x.data(), DType::uint8, {2, 4, 15}));
+  expect_error(k, "x.shape", TensorView(x.data(), DType::uint8, {2, 4, 1, 17}));
+  std::vector<std::uint8_t> flags = {1, 0};
+  k = base, k.options.mirror = true;
+  expect_error(k, "mirror_flags", TensorView(), TensorView(), TensorView(flags.data(), DType::uint8, {2}));
+  k = base;
+  expect_error(k, "mirror_flags.shape", TensorView(), TensorView(), TensorView(flags.data(), DType::uint8, {1}));
+  k = base, k.row_padding = 1;
+  ImageNormalizeOptions o = k.call_options();
+  o.row_pitch_bytes = 14;  // a row is 15 bytes
+  const Status s = image_normalize(k.x_view(x.data()), k.y_view(y.data()), o);
+  EXPECT_NE(s.message().find("'options.row_pitch_bytes'"), std::string::npos) << s.message();
+  // y overlapping x
+  k = base;
+  expect_error(k, "y.data", TensorView(), TensorView(x.data() + 4, DType::float32, {2, 3, 4, 5}));
+}
+
+TEST(ImagePlan, WholeRowsWhileARowFitsElseCutRows) {
+  plan::ImageGeometry g;
+  g.batch = 256, g.channels = 3, g.in_height = g.out_height = 224, g.in_width = g.out_width = 224;
+  g.in_element_bytes = 1, g.out_element_bytes = 4, g.row_pitch = 224 * 3;
+  plan::ImagePlan p = plan::choose_image_plan(g, true, 8);
+  EXPECT_EQ(p.tile_cols, 224);
+  EXPECT_EQ(p.tile_rows, plan::ImagePolicy::kTileInputBytes / (224 * 3));
+  EXPECT_EQ(p.grid, 256 * p.row_tiles);
+  EXPECT_EQ(p.threads, 256);
+  EXPECT_LE(p.shared_bytes, 48u * 1024);
+  // A row of 4096 float32 pixels of 4 channels: cut into columns.
+  g.in_width = g.out_width = 4096, g.channels = 4, g.in_element_bytes = 4, g.row_pitch = 4096 * 16;
+  p = plan::choose_image_plan(g, false, 8);
+  EXPECT_EQ(p.tile_rows, 1);
+  EXPECT_EQ(p.tile_cols, plan::ImagePolicy::kTileInputBytes / 16);
+  EXPECT_EQ(p.col_tiles, 4096 / p.tile_cols);
+  // Narrow images: rows bounded by their padded shared memory; small tiles take fewer threads.
+  g.in_width = g.out_width = 1, g.channels = 16, g.in_nhwc = false, g.in_element_bytes = 4, g.row_pitch = 4;
+  p = plan::choose_image_plan(g, false, 8);
+  EXPECT_LE(static_cast<std::int64_t>(plan::image_tile_input_bytes(g, p.tile_rows, p.tile_cols)), plan::ImagePolicy::kMaxInputShared);
+  EXPECT_LE(p.shared_bytes, 48u * 1024);
+  g.in_height = g.out_height = 1;
+  p = plan::choose_image_plan(g, false, 8);
+  EXPECT_EQ(p.threads, 32);
+  // The override forces small tiles.
+  const plan::ImageOverride o{64};
+  plan::set_image_override(&o);
+  g.in_height = g.out_height = 224, g.in_width = g.out_width = 224, g.channels = 3, g.in_nhwc = true, g.in_element_bytes = 1, g.row_pitch = 672;
+  p = plan::choose_image_plan(g, true, 8);
+  plan::set_image_override(nullptr);
+  EXPECT_EQ(p.tile_rows, 1);
+  EXPECT_EQ(p.tile_cols, 21);
+  EXPECT_EQ(p.col_tiles, 11);
+}
+
+}  // namespace
+}  // namespace normkit::testing
