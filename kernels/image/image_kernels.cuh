@@ -79,26 +79,37 @@ __global__ void __launch_bounds__(256) image_normalize_kernel(const ImageKernelA
   const int run_length = row_bytes * (rows_merged ? rows : 1) * (planes_merged ? planes : 1);
 
   // ---- 1. copy the input; build the tables ----------------------------------------------------------------
+  // A run's whole 32-byte sectors go by 16-byte cp.async copies (slot i of a run: its i-th whole chunk);
+  // the bytes before its first and after its last whole sector (up to 31 each) by a warp a run, lane b taking
+  // byte b of the head and then of the tail: no sector is read by both kinds of load.
   {
-    const int chunks_per_run = run_length / 16 + 2;
-    const TileDivisor by_chunks(static_cast<unsigned>(chunks_per_run)), by_runs(static_cast<unsigned>(runs_per_plane));
-    const int chunks = run_count * chunks_per_run;
-    for (int j = threadIdx.x; j < chunks; j += blockDim.x) {
-      const int k = static_cast<int>(by_chunks.div(static_cast<unsigned>(j)));
-      const int i = j - k * chunks_per_run;
+    const int slots_per_run = run_length / 16 + 2;
+    const TileDivisor by_slots(static_cast<unsigned>(slots_per_run)), by_runs(static_cast<unsigned>(runs_per_plane));
+    // Run k: its first byte, where that byte goes (at the run's global address mod 16), and its head length.
+    auto run_of = [&](int k, const unsigned char** run, unsigned char** dst) {
       const int plane = static_cast<int>(by_runs.div(static_cast<unsigned>(k)));
       const int row = k - plane * runs_per_plane;
-      const unsigned char* const run = tile_in + plane * run_plane + row * run_pitch;
-      const unsigned char* const aligned = reinterpret_cast<const unsigned char*>(reinterpret_cast<std::uintptr_t>(run) & ~std::uintptr_t{15});
-      unsigned char* const dst = input + plane * plane_stride + row * row_stride + 16 * i;
-      const unsigned char* const chunk = aligned + 16 * i;
-      const unsigned char* const lo = chunk > run ? chunk : run;
-      const unsigned char* const hi = chunk + 16 < run + run_length ? chunk + 16 : run + run_length;
-      if (lo == chunk && hi == chunk + 16) {
-        cp_async_16(dst, chunk);
-      } else {
-        for (const unsigned char* p = lo; p < hi; ++p) dst[p - chunk] = *p;
-      }
+      *run = tile_in + plane * run_plane + row * run_pitch;
+      *dst = input + plane * plane_stride + row * row_stride + (reinterpret_cast<std::uintptr_t>(*run) & 15);
+      return min(static_cast<int>((32 - (reinterpret_cast<std::uintptr_t>(*run) & 31)) & 31), run_length);
+    };
+    const int slots = run_count * slots_per_run;
+    for (int j = threadIdx.x; j < slots; j += blockDim.x) {
+      const int k = static_cast<int>(by_slots.div(static_cast<unsigned>(j)));
+      const int i = j - k * slots_per_run;
+      const unsigned char* run;
+      unsigned char* dst;
+      const int head = run_of(k, &run, &dst);
+      if (head + 32 * (i / 2 + 1) <= run_length) cp_async_16(dst + head + 16 * i, run + head + 16 * i);
+    }
+    for (int j = threadIdx.x; j < run_count * 64; j += blockDim.x) {
+      const int k = j >> 6, b = j & 63;
+      const unsigned char* run;
+      unsigned char* dst;
+      const int head = run_of(k, &run, &dst);
+      const int tail = head + (run_length - head) / 32 * 32;  // first byte after the whole sectors
+      const int e = b < 32 ? b : tail + b - 32;
+      if (b < 32 ? e < head : e < run_length) dst[e] = run[e];
     }
   }
   const math::ImageCoefficients& k = a.coefficients;
@@ -132,6 +143,25 @@ __global__ void __launch_bounds__(256) image_normalize_kernel(const ImageKernelA
   Out* const y = static_cast<Out*>(a.y);
   const unsigned tile_in_low = static_cast<unsigned>(reinterpret_cast<std::uintptr_t>(tile_in));
 
+  // Shared-memory offset of the input element of output channel c, tile row r, tile column j.
+  auto source_offset = [&](unsigned c, unsigned r, unsigned j) -> unsigned {
+    const unsigned c_in = a.reverse_channels ? a.channels - 1 - c : c;
+    const unsigned j_in = mirrored ? cols - 1 - j : j;
+    const unsigned plane = a.in_nhwc ? 0u : c_in;
+    const unsigned misalignment = (tile_in_low + plane * static_cast<unsigned>(run_plane) + r * static_cast<unsigned>(run_pitch)) & 15u;
+    return plane * plane_stride + r * row_stride + misalignment + j_in * a.pixel_bytes + (a.in_nhwc ? c_in * sizeof(In) : 0u);
+  };
+  // The output value of the input element at `offset`, for output channel c.
+  auto value_from = [&](unsigned offset, unsigned c) -> Out {
+    const In v = *reinterpret_cast<const In*>(input + offset);
+    if constexpr (kTable) {
+      return table[(c << 8) | v];
+    } else {
+      Out out;
+      math::store_as(&out, math::image_value<Compute>(math::to_acc<Compute>(v), center[c], scale[c], shift));
+      return out;
+    }
+  };
   // The value of tile element t (output order).
   auto value_at = [&](unsigned t) -> Out {
     unsigned c, r, j;
@@ -146,20 +176,51 @@ __global__ void __launch_bounds__(256) image_normalize_kernel(const ImageKernelA
       r = by_cols.div(e);
       j = e - r * cols;
     }
-    const unsigned c_in = a.reverse_channels ? a.channels - 1 - c : c;
-    const unsigned j_in = mirrored ? cols - 1 - j : j;
-    const unsigned plane = a.in_nhwc ? 0u : c_in;
-    const unsigned misalignment = (tile_in_low + plane * static_cast<unsigned>(run_plane) + r * static_cast<unsigned>(run_pitch)) & 15u;
-    const unsigned offset = plane * plane_stride + r * row_stride + misalignment + j_in * a.pixel_bytes + (a.in_nhwc ? c_in * sizeof(In) : 0u);
-    const In v = *reinterpret_cast<const In*>(input + offset);
-    if constexpr (kTable) {
-      return table[(c << 8) | v];
-    } else {
-      Out out;
-      math::store_as(&out, math::image_value<Compute>(math::to_acc<Compute>(v), center[c], scale[c], shift));
-      return out;
-    }
+    return value_from(source_offset(c, r, j), c);
   };
+
+  // Fast walks, where every output run starts 16-byte aligned and no pack crosses a row: a pack's sources
+  // are then evenly spaced in shared memory (a row's pixels, forwards or mirrored), found with one division
+  // a pack. nchw output: one channel a pack. nhwc output from nhwc input, neither mirrored nor reversed:
+  // the pack's elements follow the input's, channel by channel.
+  const bool aligned_y = (reinterpret_cast<std::uintptr_t>(a.y) & 15) == 0;
+  const bool nchw_packs = !a.out_nhwc && aligned_y && a.out_width % kVec == 0 && ow0 % kVec == 0 && cols % kVec == 0;
+  const bool nhwc_packs = a.out_nhwc && a.in_nhwc && !mirrored && !a.reverse_channels && aligned_y && (a.out_width * a.channels) % kVec == 0 &&
+                          (ow0 * a.channels) % kVec == 0 && (cols * a.channels) % kVec == 0;
+  if (nchw_packs || nhwc_packs) {
+    const int row_length = nchw_packs ? cols : cols * a.channels;  // output elements of a tile row in a run
+    const TileDivisor by_row(static_cast<unsigned>(row_length));
+    const int packs = out_length / kVec;
+    for (int run = 0; run < out_runs; ++run) {
+      // nchw: run = channel (whole rows) or (channel, row); nhwc: the tile (whole rows) or a row.
+      const int run_c = nchw_packs ? (whole_rows ? run : static_cast<int>(by_rows.div(static_cast<unsigned>(run)))) : 0;
+      const int run_r = whole_rows ? 0 : (nchw_packs ? run - run_c * rows : run);
+      const std::int64_t first = nchw_packs ? ((n * a.channels + run_c) * a.out_height + oh0 + run_r) * a.out_width + ow0
+                                            : ((n * a.out_height + oh0 + run_r) * a.out_width + ow0) * a.channels;
+      Out* const out = y + first;
+      for (int i = threadIdx.x; i < packs; i += blockDim.x) {
+        const unsigned e0 = static_cast<unsigned>(i * kVec);
+        const unsigned dr = by_row.div(e0), q = e0 - dr * row_length, r = run_r + dr;
+        Pack<Out, kVec> pack;
+        if (nchw_packs) {
+          const unsigned o = source_offset(run_c, r, q);
+          const int step = mirrored ? -a.pixel_bytes : a.pixel_bytes;
+NORMKIT_UNROLL
+          for (int v = 0; v < kVec; ++v) pack.v[v] = value_from(o + v * step, run_c);
+        } else {
+          unsigned c = q - by_channels.div(q) * a.channels;
+          const unsigned o = source_offset(0, r, 0) + q * sizeof(In);
+NORMKIT_UNROLL
+          for (int v = 0; v < kVec; ++v) {
+            pack.v[v] = value_from(o + v * sizeof(In), c);
+            c = c + 1 == static_cast<unsigned>(a.channels) ? 0u : c + 1;
+          }
+        }
+        store_pack(out + e0, pack);
+      }
+    }
+    return;
+  }
 
   for (int run = 0; run < out_runs; ++run) {
     // The run's first element: (channel, row) of the tile it starts at.
@@ -174,19 +235,22 @@ __global__ void __launch_bounds__(256) image_normalize_kernel(const ImageKernelA
       first = ((n * a.channels + c) * a.out_height + oh0 + r) * a.out_width + ow0;
     }
     Out* const out = y + first;
-    const int head = elements_to_alignment<Out, kVec>(out);  // elements before the first aligned pack
-    const int chunks = (out_length - head + kVec - 1) / kVec + 1;
-    for (int i = threadIdx.x; i < chunks; i += blockDim.x) {
-      // Chunk 0 is the head; chunk i > 0 the pack at head + (i - 1) * kVec.
-      const int e0 = i == 0 ? 0 : head + (i - 1) * kVec;
-      const int e1 = i == 0 ? min(head, out_length) : min(e0 + kVec, out_length);
-      if (e1 - e0 == kVec && i > 0) {
+    // Whole sectors first, in 16-byte packs (pack i at head + i * kVec: a warp's stores cover whole
+    // sectors), then an element a thread of the head (before the first whole sector) and of the tail.
+    const int head = min(elements_to_alignment<Out, 2 * kVec>(out), out_length);
+    const int packs = (out_length - head) / (2 * kVec) * 2;
+    const int tail = head + packs * kVec;
+    for (int i = threadIdx.x; i < packs + 4 * kVec; i += blockDim.x) {
+      if (i < packs) {
+        const int e0 = head + i * kVec;
         Pack<Out, kVec> pack;
 NORMKIT_UNROLL
         for (int v = 0; v < kVec; ++v) pack.v[v] = value_at(t0 + e0 + v);
         store_pack(out + e0, pack);
       } else {
-        for (int e = e0; e < e1; ++e) out[e] = value_at(t0 + e);
+        const int b = i - packs;
+        const int e = b < 2 * kVec ? b : tail + b - 2 * kVec;
+        if (b < 2 * kVec ? e < head : e < out_length) out[e] = value_at(t0 + e);
       }
     }
   }

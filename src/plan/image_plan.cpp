@@ -33,7 +33,9 @@ ImagePlan choose_image_plan(const ImageGeometry& g, bool uint8_input, int comput
     p.tile_rows = std::clamp<std::int64_t>(rows, 1, g.out_height);
   } else {
     p.tile_rows = 1;
-    p.tile_cols = std::clamp<std::int64_t>(std::min(target / pixel_in, max_pixels), 1, g.out_width);
+    // (a multiple of 16 columns: every tile's output starts at a whole 16-byte pack)
+    const std::int64_t cols = std::min(target / pixel_in, max_pixels);
+    p.tile_cols = std::clamp<std::int64_t>(cols >= 16 ? cols / 16 * 16 : cols, 1, g.out_width);
   }
   p.row_tiles = (g.out_height + p.tile_rows - 1) / p.tile_rows;
   p.col_tiles = (g.out_width + p.tile_cols - 1) / p.tile_cols;

@@ -105,6 +105,32 @@ TEST(ImageDevice, ForcedSmallTiles) {
   }
 }
 
+// Widths whose rows hold whole 16-byte output packs take the fast walks (nchw output; nhwc from nhwc without
+// mirror or reversal); a misaligned y or a mirror sends the same shapes through the general walk.
+TEST(ImageDevice, PackAlignedRows) {
+  REQUIRE_DEVICE();
+  for (std::int64_t bytes : {0, 100}) {
+    ForcedTiles forced(bytes);
+    for (ImageLayout from : kLayouts) {
+      for (ImageLayout to : kLayouts) {
+        for (DType out : {DType::float32, DType::float16}) {
+          ImageCase k = image_case(2, 3, 5, 48, DType::uint8, out, from, to);
+          check(k);
+          check(k, 0, 4);  // misaligned y
+          k.mirror_flags = {1, 0};
+          k.options.reverse_channels = true;
+          check(k);
+          k.in = DType::bfloat16, k.options.units = PixelUnits::pixel, k.w = 16, k.c = 4;
+          k.options.mean.push_back(0.5), k.options.std.push_back(0.25);
+          check(k, 2);
+          k.mirror_flags.clear(), k.options.reverse_channels = false;
+          check(k);
+        }
+      }
+    }
+  }
+}
+
 TEST(ImageDevice, CapturedInAGraph) {
   REQUIRE_DEVICE();
   ImageCase k = image_case(2, 3, 8, 8, DType::uint8, DType::bfloat16, ImageLayout::nhwc, ImageLayout::nchw);

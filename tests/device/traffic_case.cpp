@@ -11,6 +11,9 @@
 //   channel axis (1: channels first, -1: channels last), EXTRA ignored (float32 parameters).
 //   KIND group_norm_forward|group_norm_backward: SHAPE and AXES as BatchNorm's, EXTRA the group count
 //   (default 32; 0 = InstanceNorm).
+//   KIND image: image_normalize, DTYPE the input's, SHAPE in the input layout's order, AXES the layouts
+//   "nhwc-nchw" (input-output; "+crop" crops 1/8 off each side, "+mirror" mirrors every image), EXTRA the
+//   output dtype.
 // It prints the input, output and parameter bytes. Under ptxemu with PTXEMU_PROFILE_JSON every kernel of
 // the call is profiled; the only host<->device copies are the staging of input and coefficients.
 #include <cuda_runtime_api.h>
@@ -25,6 +28,7 @@
 
 #include "normkit/batch_norm.hpp"
 #include "normkit/group_norm.hpp"
+#include "normkit/image.hpp"
 #include "normkit/layer_norm.hpp"
 #include "normkit/normalize.hpp"
 #include "normkit/stats.hpp"
@@ -51,6 +55,8 @@ struct TrafficCase {
   bool channels_last = false;
   int group_norm = 0;               // 1 forward, 2 backward
   std::int64_t groups = 32;
+  bool image = false;               // image_normalize from `channels_last` (nhwc) to `image_out_nhwc`
+  bool image_out_nhwc = false, image_crop = false, image_mirror = false;
   double max_load_ratio = 1.1;      // loads over what one read of the input (and the parameters per block) take
   double min_efficiency = 0.9;      // coalescing of loads and stores
 };
@@ -76,6 +82,19 @@ TrafficCase group_norm_case(const char* name, DType dtype, std::vector<std::int6
   c.group_norm = call;
   c.channels_last = channels_last;
   c.groups = groups;
+  return c;
+}
+
+// An image normalize case of the traffic check.
+TrafficCase image_case(const char* name, DType dtype, std::vector<std::int64_t> shape, bool in_nhwc, bool out_nhwc, DType out,
+                       bool crop = false, bool mirror = false) {
+  TrafficCase c{name, dtype, std::move(shape), ReduceAxes::every()};
+  c.image = true;
+  c.channels_last = in_nhwc;
+  c.image_out_nhwc = out_nhwc;
+  c.out_dtype = out;
+  c.image_crop = crop;
+  c.image_mirror = mirror;
   return c;
 }
 
@@ -134,6 +153,14 @@ const std::vector<TrafficCase>& cases() {
       // (32 x 32: the per-(sample, channel) sums and coefficients, loaded by a warp a group or channel in
       // batches of 4 whose spare lanes reload their first element, are 9% of x at 16 x 16)
       group_norm_case("group_norm_backward_nhwc_f32", DType::float32, {4, 32, 32, 64}, 2, true, 32),
+      // Image normalize: the input read once and the output written once, coalesced on both sides whatever
+      // the layouts (tiles through shared memory); a crop reads only its window (its rows' ends share sectors
+      // with the cut-off pixels: 1.1 x allowed).
+      image_case("image_nhwc_u8_to_nchw_f32", DType::uint8, {8, 64, 64, 3}, true, false, DType::float32),
+      image_case("image_nhwc_u8_to_nchw_f16_crop_mirror", DType::uint8, {2, 224, 224, 3}, true, false, DType::float16, true, true),
+      image_case("image_nchw_f32_to_nhwc_bf16", DType::float32, {4, 3, 64, 64}, false, true, DType::bfloat16),
+      image_case("image_nhwc_f16_to_nhwc_f32_c4", DType::float16, {4, 48, 40, 4}, true, true, DType::float32),
+      image_case("image_nchw_u8_to_nchw_f16_odd", DType::uint8, {8, 1, 28, 29}, false, false, DType::float16),
   };
   return all;
 }
@@ -353,6 +380,53 @@ int run_group_norm(const TrafficCase& c, const TensorView& x, std::size_t bytes)
   return 0;
 }
 
+// image_normalize with ImageNet's statistics in unit units (pixel units for float input).
+int run_image(const TrafficCase& c, const TensorView& x) {
+  ImageNormalizeOptions o;
+  o.layout = c.channels_last ? ImageLayout::nhwc : ImageLayout::nchw;
+  o.out_layout = c.image_out_nhwc ? ImageLayout::nhwc : ImageLayout::nchw;
+  o.units = x.dtype == DType::uint8 ? PixelUnits::unit : PixelUnits::pixel;
+  const std::int64_t n = x.shape[0], channels = x.shape[c.channels_last ? 3 : 1], h = x.shape[c.channels_last ? 1 : 2],
+                     w = x.shape[c.channels_last ? 2 : 3];
+  for (std::int64_t i = 0; i < channels; ++i) {
+    o.mean.push_back(0.45);
+    o.std.push_back(0.225);
+  }
+  o.mirror = c.image_mirror;
+  std::int64_t oh = h, ow = w;
+  if (c.image_crop) {
+    o.crop_y = h / 8, o.crop_x = w / 8;
+    o.crop_height = oh = h - 2 * (h / 8);
+    o.crop_width = ow = w - 2 * (w / 8);
+  }
+  const TensorView y = c.image_out_nhwc ? TensorView(nullptr, c.out_dtype, {n, oh, ow, channels}, MemorySpace::device)
+                                        : TensorView(nullptr, c.out_dtype, {n, channels, oh, ow}, MemorySpace::device);
+  const std::size_t out_bytes = static_cast<std::size_t>(y.numel()) * dtype_size(c.out_dtype);
+  void* out = nullptr;
+  if (cudaMalloc(&out, out_bytes) != cudaSuccess) return fail(c.name, "cudaMalloc");
+  TensorView yv = y;
+  yv.data = out;
+  const Status s = image_normalize(x, yv, o, TensorView(), nullptr);
+  if (!s.ok()) return fail(c.name, s.message());
+  if (cudaDeviceSynchronize() != cudaSuccess) return fail(c.name, "kernel failed");
+  // One read of the pixels the crop keeps, one write of y: the input's minimum is the 32-byte sectors that
+  // hold the window's rows (x from cudaMalloc: 256-byte aligned).
+  const std::size_t elem = dtype_size(x.dtype), total = static_cast<std::size_t>(x.numel()) * elem;
+  std::vector<bool> sector((total + 31) / 32, false);
+  const std::int64_t planes = c.channels_last ? 1 : channels, pixel = c.channels_last ? channels : 1;
+  for (std::int64_t img = 0; img < n * planes; ++img) {
+    for (std::int64_t r = o.crop_y; r < o.crop_y + oh; ++r) {
+      const std::size_t begin = static_cast<std::size_t>(((img * h + r) * w + o.crop_x) * pixel) * elem;
+      const std::size_t end = begin + static_cast<std::size_t>(ow * pixel) * elem;
+      for (std::size_t q = begin / 32; q * 32 < end; ++q) sector[q] = true;
+    }
+  }
+  const std::size_t in_bytes = 32 * static_cast<std::size_t>(std::count(sector.begin(), sector.end(), true));
+  std::printf("%s input_bytes=%zu output_bytes=%zu\n", c.name, in_bytes, out_bytes);
+  cudaFree(out);
+  return 0;
+}
+
 // "131072x64" -> {131072, 64}; "0,1,2" -> those axes. False on malformed text.
 bool parse_list(const std::string& text, char separator, std::vector<std::int64_t>* out) {
   out->clear();
@@ -382,8 +456,19 @@ bool parse_spec(char** argv, int argc, TrafficCase* c) {
   c->rms = kind.rfind("rms_norm", 0) == 0;
   c->batch_norm = kind == "batch_norm_training" ? 1 : (kind == "batch_norm_inference" ? 2 : (kind == "batch_norm_backward" ? 3 : 0));
   c->group_norm = kind == "group_norm_forward" ? 1 : (kind == "group_norm_backward" ? 2 : 0);
-  if (!c->apply && !c->layer && !c->batch_norm && !c->group_norm && kind != "stats") return false;
+  c->image = kind == "image";
+  if (!c->apply && !c->layer && !c->batch_norm && !c->group_norm && !c->image && kind != "stats") return false;
   if (!parse_dtype(argv[1], &c->dtype) || !parse_list(argv[2], 'x', &c->shape)) return false;
+  if (c->image) {
+    const std::string layouts = argv[3];
+    if (layouts.size() < 9) return false;
+    c->channels_last = layouts.rfind("nhwc-", 0) == 0;
+    c->image_out_nhwc = layouts.compare(5, 4, "nhwc") == 0;
+    c->image_crop = layouts.find("+crop") != std::string::npos;
+    c->image_mirror = layouts.find("+mirror") != std::string::npos;
+    return (c->channels_last || layouts.rfind("nchw-", 0) == 0) && c->shape.size() == 4 &&
+           parse_dtype(argc > 4 ? argv[4] : "float32", &c->out_dtype);
+  }
   if (c->group_norm) {
     c->channels_last = std::string(argv[3]) == "-1";
     if (argc > 4) c->groups = std::strtoll(argv[4], nullptr, 10);
@@ -459,6 +544,7 @@ int run_case(const TrafficCase& c) {
     if (c.layer) return run_layer(c, view, numel, bytes);
     if (c.batch_norm) return run_batch_norm(c, view, numel, bytes);
     if (c.group_norm) return run_group_norm(c, view, bytes);
+    if (c.image) return run_image(c, view);
     if (c.apply) return run_apply(c, view, numel, bytes);
     StatsOptions options;
     options.axes = c.axes;
