@@ -7,7 +7,7 @@
 //      the threads build uint8's tables (256 output values a channel) or the coefficients.
 //   2. write: every output element in output order, 16 bytes a store where the output is aligned, read
 //      from shared memory at its source position (crop, mirror, channel reversal, the input layout).
-// Preconditions (the launcher's): a tile holds at most 2^16 output elements; the input of every tile lies
+// Preconditions (the launcher's): a tile holds at most 2^15 output elements; the input of every tile lies
 // inside x; y is aligned to its element.
 #pragma once
 
@@ -33,11 +33,12 @@ struct ImageKernelArgs {
   math::ImageCoefficients coefficients;
 };
 
-// q = n / d for n * d < 2^32 (here n, d <= 2^16): multiply-high by ceil(2^32 / d), d = 1 passed through.
+// q = n / d for n * d < 2^31 (here n, d <= 2^15): the high word of 2n * ceil(2^31 / d), one multiply and no
+// branch (the doubling folds into the index arithmetic before it).
 struct TileDivisor {
-  unsigned d, magic;
-  __device__ __forceinline__ explicit TileDivisor(unsigned divisor) : d(divisor), magic(divisor > 1 ? 0xffffffffu / divisor + 1u : 0u) {}
-  __device__ __forceinline__ unsigned div(unsigned n) const { return d > 1 ? __umulhi(n, magic) : n; }
+  unsigned magic;
+  __device__ __forceinline__ explicit TileDivisor(unsigned d) : magic((0x80000000u + d - 1) / d) {}
+  __device__ __forceinline__ unsigned div(unsigned n) const { return __umulhi(n << 1, magic); }
 };
 
 __device__ __forceinline__ void cp_async_16(void* shared_dst, const void* global_src) {
@@ -198,18 +199,30 @@ __global__ void __launch_bounds__(256) image_normalize_kernel(const ImageKernelA
       const std::int64_t first = nchw_packs ? ((n * a.channels + run_c) * a.out_height + oh0 + run_r) * a.out_width + ow0
                                             : ((n * a.out_height + oh0 + run_r) * a.out_width + ow0) * a.channels;
       Out* const out = y + first;
+      // The run's source: its plane, the offset of (row 0, column 0) and the step from one column to the next.
+      const unsigned c_in = a.reverse_channels ? a.channels - 1 - run_c : run_c;
+      const unsigned plane = a.in_nhwc ? 0u : c_in;
+      const int step = nchw_packs ? (mirrored ? -a.pixel_bytes : a.pixel_bytes) : static_cast<int>(sizeof(In));
+      const unsigned base = plane * plane_stride + (nchw_packs && a.in_nhwc ? c_in * sizeof(In) : 0u) + (mirrored ? (cols - 1) * a.pixel_bytes : 0u);
+      const unsigned low = tile_in_low + plane * static_cast<unsigned>(run_plane);
+      const Out* const table_c = table + (nchw_packs ? run_c << 8 : 0);
       for (int i = threadIdx.x; i < packs; i += blockDim.x) {
         const unsigned e0 = static_cast<unsigned>(i * kVec);
         const unsigned dr = by_row.div(e0), q = e0 - dr * row_length, r = run_r + dr;
+        const unsigned o = base + r * row_stride + ((low + r * static_cast<unsigned>(run_pitch)) & 15u) + q * step;
         Pack<Out, kVec> pack;
         if (nchw_packs) {
-          const unsigned o = source_offset(run_c, r, q);
-          const int step = mirrored ? -a.pixel_bytes : a.pixel_bytes;
 NORMKIT_UNROLL
-          for (int v = 0; v < kVec; ++v) pack.v[v] = value_from(o + v * step, run_c);
+          for (int v = 0; v < kVec; ++v) {
+            const In x = *reinterpret_cast<const In*>(input + o + v * step);
+            if constexpr (kTable) {
+              pack.v[v] = table_c[x];
+            } else {
+              math::store_as(&pack.v[v], math::image_value<Compute>(math::to_acc<Compute>(x), center[run_c], scale[run_c], shift));
+            }
+          }
         } else {
           unsigned c = q - by_channels.div(q) * a.channels;
-          const unsigned o = source_offset(0, r, 0) + q * sizeof(In);
 NORMKIT_UNROLL
           for (int v = 0; v < kVec; ++v) {
             pack.v[v] = value_from(o + v * sizeof(In), c);

@@ -36,9 +36,9 @@ struct ImagePolicy {
   // Input bytes a tile aims at: whole rows while a row fits (rows = this / row bytes), else a row cut into
   // columns. 8 KB a block keeps 16-byte copies in flight from every thread at once.
   static constexpr std::int64_t kTileInputBytes = 8192;
-  // Output elements of a tile at most (and so every index a block divides): 2^16 keeps the kernel's
+  // Output elements of a tile at most (and so every index a block divides): 2^15 keeps the kernel's
   // multiply-high divisions exact.
-  static constexpr std::int64_t kMaxTileElements = 1 << 16;
+  static constexpr std::int64_t kMaxTileElements = 1 << 15;
   static constexpr int kThreads = 256;
   // Shared memory of a tile's input at most (each row run is padded to 16 bytes plus 16 for its
   // alignment: narrow rows cost more shared memory than bytes), below the default 48 KB with the tables.
