@@ -1,12 +1,14 @@
-// Image normalize kernel: one tile of one image a block (plan/image_plan.hpp).
+// Image normalize kernel: tiles of images (plan/image_plan.hpp), a block taking tiles blockIdx.x,
+// blockIdx.x + gridDim.x, ... with two input buffers: the next tile's copy is in flight while the current
+// one is written.
 //
 // Phases of a block:
-//   1. copy: the tile's input runs (one a row, or one for rows adjacent in memory; a plane's apiece in nchw)
-//      into shared memory with 16-byte cp.async copies, each run placed at its global alignment so that
-//      every whole 16-byte chunk copies as one; the partial chunks at a run's ends byte by byte. Meanwhile
-//      the threads build uint8's tables (256 output values a channel) or the coefficients.
-//   2. write: every output element in output order, 16 bytes a store where the output is aligned, read
-//      from shared memory at its source position (crop, mirror, channel reversal, the input layout).
+//   0. uint8's tables (256 output values a channel, in float64 rounded once) or the coefficients.
+//   1. copy a tile: its input runs (one a row, or one for rows adjacent in memory; a plane's apiece in nchw)
+//      into a shared buffer, each run placed at its global alignment: whole 32-byte sectors by 16-byte
+//      cp.async copies, the bytes before and after them by a warp a run.
+//   2. write a tile: every output element in output order, 16 bytes a store where the output is aligned,
+//      read from shared memory at its source position (crop, mirror, channel reversal, the input layout).
 // Preconditions (the launcher's): a tile holds at most 2^15 output elements; the input of every tile lies
 // inside x; y is aligned to its element.
 #pragma once
@@ -17,6 +19,7 @@
 
 #include "kernels/common/vector_load.cuh"
 #include "math/image.hpp"
+#include "plan/image_plan.hpp"
 
 namespace normkit::kernels {
 
@@ -28,7 +31,9 @@ struct ImageKernelArgs {
   int channels = 1, pixel_bytes = 1, in_element_bytes = 1;
   int out_height = 0, out_width = 0;
   int tile_rows = 1, tile_cols = 1, row_tiles = 1, col_tiles = 1;
-  int table_bytes = 0;  // shared memory before the input
+  int table_bytes = 0;   // shared memory before the input buffers
+  int buffer_bytes = 0;  // shared memory of one input buffer
+  std::int64_t tiles = 0;  // batch * row_tiles * col_tiles
   bool in_nhwc = true, out_nhwc = false, mirror_all = false, reverse_channels = false;
   math::ImageCoefficients coefficients;
 };
@@ -45,74 +50,115 @@ __device__ __forceinline__ void cp_async_16(void* shared_dst, const void* global
   const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(shared_dst));
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(dst), "l"(global_src) : "memory");
 }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_all;" ::: "memory"); }
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;" ::: "memory"); }
+// Waits until at most `kPending` of the committed groups are still in flight.
+template <int kPending>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(kPending) : "memory"); }
+
+// Everything a block derives from a tile's index.
+struct ImageTile {
+  std::int64_t n;
+  int oh0, ow0, rows, cols;
+  bool mirrored;
+  const unsigned char* in;  // the source of the tile's (row 0, column 0)
+  // Runs: rows adjacent in memory form one run a plane, planes adjacent too one run for the tile. Run
+  // (plane p, row r) starts at shared offset p * plane_stride + r * row_stride plus its global address mod 16.
+  int row_stride, plane_stride, runs_per_plane, run_count, run_length;
+  std::int64_t run_pitch, run_plane;  // global step between runs of a plane, and between planes' runs
+
+  __device__ __forceinline__ ImageTile(const ImageKernelArgs& a, std::int64_t image, int tile_in_image) {
+    n = image;
+    const int tr = a.col_tiles == 1 ? tile_in_image : tile_in_image / a.col_tiles;
+    oh0 = tr * a.tile_rows;
+    ow0 = (tile_in_image - tr * a.col_tiles) * a.tile_cols;
+    rows = min(a.tile_rows, a.out_height - oh0);
+    cols = min(a.tile_cols, a.out_width - ow0);
+    mirrored = a.mirror_all || (a.mirror_flags != nullptr && a.mirror_flags[n] != 0);
+    const int source_col0 = mirrored ? a.out_width - ow0 - cols : ow0;  // the tile's first input column in the crop
+    in = a.x + n * a.image_bytes + a.origin_bytes + static_cast<std::int64_t>(oh0) * a.row_pitch +
+         static_cast<std::int64_t>(source_col0) * a.pixel_bytes;
+    const int planes = a.in_nhwc ? 1 : a.channels;
+    const int row_bytes = cols * a.pixel_bytes;  // a row of a plane
+    const bool rows_merged = a.row_pitch == row_bytes;
+    const bool planes_merged = rows_merged && (planes == 1 || a.plane_bytes == static_cast<std::int64_t>(rows) * row_bytes);
+    row_stride = rows_merged ? row_bytes : (row_bytes + 15) / 16 * 16 + 16;
+    plane_stride = planes_merged ? rows * row_bytes : rows_merged ? (rows * row_bytes + 15) / 16 * 16 + 16 : rows * row_stride;
+    run_pitch = rows_merged ? 0 : a.row_pitch;
+    run_plane = planes_merged ? 0 : a.plane_bytes;
+    runs_per_plane = rows_merged ? 1 : rows;
+    run_count = (planes_merged ? 1 : planes) * runs_per_plane;
+    run_length = row_bytes * (rows_merged ? rows : 1) * (planes_merged ? planes : 1);
+  }
+};
+
+// The divisions of a tile shape, recomputed only when a block's tile shape changes (edge tiles): those of
+// the copy and those of the write, kept apart (the next tile's copy and this tile's write overlap).
+struct CopyDivisors {
+  int rows = -1, cols = -1;
+  TileDivisor by_slots{1}, by_runs{1};
+  __device__ __forceinline__ void update(const ImageTile& t) {
+    if (t.rows == rows && t.cols == cols) return;
+    rows = t.rows, cols = t.cols;
+    by_slots = TileDivisor(static_cast<unsigned>(t.run_length / 16 + 2));
+    by_runs = TileDivisor(static_cast<unsigned>(t.runs_per_plane));
+  }
+};
+struct WriteDivisors {
+  int rows = -1, cols = -1;
+  TileDivisor by_plane{1}, by_cols{1}, by_rows{1}, by_row{1};
+  __device__ __forceinline__ void update(const ImageKernelArgs& a, const ImageTile& t) {
+    if (t.rows == rows && t.cols == cols) return;
+    rows = t.rows, cols = t.cols;
+    by_plane = TileDivisor(static_cast<unsigned>(t.rows * t.cols));
+    by_cols = TileDivisor(static_cast<unsigned>(t.cols));
+    by_rows = TileDivisor(static_cast<unsigned>(t.rows));
+    by_row = TileDivisor(static_cast<unsigned>(a.out_nhwc ? t.cols * a.channels : t.cols));
+  }
+};
+
+// Phase 1: the tile's input into `buffer`. A run's whole 32-byte sectors go by 16-byte cp.async copies
+// (slot i of a run: its i-th whole chunk); the bytes before its first and after its last whole sector (up
+// to 31 each) by a warp a run, lane b taking byte b of the head and then of the tail: no sector is read by
+// both kinds of load.
+__device__ __forceinline__ void copy_tile(const ImageTile& t, const CopyDivisors& d, unsigned char* buffer) {
+  const int slots_per_run = t.run_length / 16 + 2;
+  // Run k: its first byte, where that byte goes (at the run's global address mod 16), and its head length.
+  auto run_of = [&](int k, const unsigned char** run, unsigned char** dst) {
+    const int plane = static_cast<int>(d.by_runs.div(static_cast<unsigned>(k)));
+    const int row = k - plane * t.runs_per_plane;
+    *run = t.in + plane * t.run_plane + row * t.run_pitch;
+    *dst = buffer + plane * t.plane_stride + row * t.row_stride + (reinterpret_cast<std::uintptr_t>(*run) & 15);
+    return min(static_cast<int>((32 - (reinterpret_cast<std::uintptr_t>(*run) & 31)) & 31), t.run_length);
+  };
+  const int slots = t.run_count * slots_per_run;
+  for (int j = threadIdx.x; j < slots; j += blockDim.x) {
+    const int k = static_cast<int>(d.by_slots.div(static_cast<unsigned>(j)));
+    const int i = j - k * slots_per_run;
+    const unsigned char* run;
+    unsigned char* dst;
+    const int head = run_of(k, &run, &dst);
+    if (head + 32 * (i / 2 + 1) <= t.run_length) cp_async_16(dst + head + 16 * i, run + head + 16 * i);
+  }
+  for (int j = threadIdx.x; j < t.run_count * 64; j += blockDim.x) {
+    const int k = j >> 6, b = j & 63;
+    const unsigned char* run;
+    unsigned char* dst;
+    const int head = run_of(k, &run, &dst);
+    const int tail = head + (t.run_length - head) / 32 * 32;  // first byte after the whole sectors
+    const int e = b < 32 ? b : tail + b - 32;
+    if (b < 32 ? e < head : e < t.run_length) dst[e] = run[e];
+  }
+}
 
 template <typename In, typename Out>
-__global__ void __launch_bounds__(256) image_normalize_kernel(const ImageKernelArgs a) {
+__global__ void __launch_bounds__(plan::ImagePolicy::kThreads, plan::ImagePolicy::kBlocksPerSm) image_normalize_kernel(const ImageKernelArgs a) {
   using Compute = math::image_compute_t<In, Out>;
   constexpr bool kTable = std::is_same_v<In, std::uint8_t>;
   constexpr int kVec = 16 / static_cast<int>(sizeof(Out));
   extern __shared__ __align__(16) unsigned char shared[];
-  unsigned char* const input = shared + a.table_bytes;
+  Out* const y = static_cast<Out*>(a.y);
 
-  // ---- The tile -------------------------------------------------------------------------------------------
-  const int tiles = a.row_tiles * a.col_tiles;
-  const std::int64_t n = blockIdx.x / tiles;
-  const int tile = static_cast<int>(blockIdx.x - n * tiles);
-  const int oh0 = tile / a.col_tiles * a.tile_rows, ow0 = tile % a.col_tiles * a.tile_cols;
-  const int rows = min(a.tile_rows, a.out_height - oh0), cols = min(a.tile_cols, a.out_width - ow0);
-  const bool mirrored = a.mirror_all || (a.mirror_flags != nullptr && a.mirror_flags[n] != 0);
-  const int source_col0 = mirrored ? a.out_width - ow0 - cols : ow0;  // the tile's first input column in the crop
-  const unsigned char* const tile_in =
-      a.x + n * a.image_bytes + a.origin_bytes + static_cast<std::int64_t>(oh0) * a.row_pitch + static_cast<std::int64_t>(source_col0) * a.pixel_bytes;
-  const int planes = a.in_nhwc ? 1 : a.channels;
-  const int row_bytes = cols * a.pixel_bytes;  // a row of a plane
-  // Runs: rows adjacent in memory form one run a plane, planes adjacent too one run for the tile. A run
-  // starts at shared offset plane * plane_stride + row * row_stride plus its global address mod 16.
-  const bool rows_merged = a.row_pitch == row_bytes;
-  const bool planes_merged = rows_merged && (planes == 1 || a.plane_bytes == static_cast<std::int64_t>(rows) * row_bytes);
-  const int row_stride = rows_merged ? row_bytes : (row_bytes + 15) / 16 * 16 + 16;
-  const int plane_stride = planes_merged ? rows * row_bytes : rows_merged ? (rows * row_bytes + 15) / 16 * 16 + 16 : rows * row_stride;
-  const std::int64_t run_pitch = rows_merged ? 0 : a.row_pitch;      // global step between runs of a plane
-  const std::int64_t run_plane = planes_merged ? 0 : a.plane_bytes;  // and between planes' runs
-  const int runs_per_plane = rows_merged ? 1 : rows;
-  const int run_count = (planes_merged ? 1 : planes) * runs_per_plane;
-  const int run_length = row_bytes * (rows_merged ? rows : 1) * (planes_merged ? planes : 1);
-
-  // ---- 1. copy the input; build the tables ----------------------------------------------------------------
-  // A run's whole 32-byte sectors go by 16-byte cp.async copies (slot i of a run: its i-th whole chunk);
-  // the bytes before its first and after its last whole sector (up to 31 each) by a warp a run, lane b taking
-  // byte b of the head and then of the tail: no sector is read by both kinds of load.
-  {
-    const int slots_per_run = run_length / 16 + 2;
-    const TileDivisor by_slots(static_cast<unsigned>(slots_per_run)), by_runs(static_cast<unsigned>(runs_per_plane));
-    // Run k: its first byte, where that byte goes (at the run's global address mod 16), and its head length.
-    auto run_of = [&](int k, const unsigned char** run, unsigned char** dst) {
-      const int plane = static_cast<int>(by_runs.div(static_cast<unsigned>(k)));
-      const int row = k - plane * runs_per_plane;
-      *run = tile_in + plane * run_plane + row * run_pitch;
-      *dst = input + plane * plane_stride + row * row_stride + (reinterpret_cast<std::uintptr_t>(*run) & 15);
-      return min(static_cast<int>((32 - (reinterpret_cast<std::uintptr_t>(*run) & 31)) & 31), run_length);
-    };
-    const int slots = run_count * slots_per_run;
-    for (int j = threadIdx.x; j < slots; j += blockDim.x) {
-      const int k = static_cast<int>(by_slots.div(static_cast<unsigned>(j)));
-      const int i = j - k * slots_per_run;
-      const unsigned char* run;
-      unsigned char* dst;
-      const int head = run_of(k, &run, &dst);
-      if (head + 32 * (i / 2 + 1) <= run_length) cp_async_16(dst + head + 16 * i, run + head + 16 * i);
-    }
-    for (int j = threadIdx.x; j < run_count * 64; j += blockDim.x) {
-      const int k = j >> 6, b = j & 63;
-      const unsigned char* run;
-      unsigned char* dst;
-      const int head = run_of(k, &run, &dst);
-      const int tail = head + (run_length - head) / 32 * 32;  // first byte after the whole sectors
-      const int e = b < 32 ? b : tail + b - 32;
-      if (b < 32 ? e < head : e < run_length) dst[e] = run[e];
-    }
-  }
+  // ---- 0. tables or coefficients --------------------------------------------------------------------------
   const math::ImageCoefficients& k = a.coefficients;
   Out* const table = reinterpret_cast<Out*>(shared);
   Compute* const center = reinterpret_cast<Compute*>(shared);
@@ -129,143 +175,182 @@ __global__ void __launch_bounds__(256) image_normalize_kernel(const ImageKernelA
     }
   }
   const Compute shift = static_cast<Compute>(k.shift);
-  cp_async_wait_all();
-  __syncthreads();
-
-  // ---- 2. write the output --------------------------------------------------------------------------------
-  // Output runs: out nchw a plane's rows (one run a channel when the tile has whole rows), nhwc a row (one
-  // run when whole rows). Element e of run r is element t = r * out_length + e of the tile in output order.
-  const bool whole_rows = cols == a.out_width;
-  const int tile_pixels = rows * cols;
-  const int out_length = a.out_nhwc ? (whole_rows ? tile_pixels : cols) * a.channels : (whole_rows ? tile_pixels : cols);
-  const int out_runs = a.out_nhwc ? (whole_rows ? 1 : rows) : a.channels * (whole_rows ? 1 : rows);
-  const TileDivisor by_plane(static_cast<unsigned>(tile_pixels)), by_cols(static_cast<unsigned>(cols)),
-      by_channels(static_cast<unsigned>(a.channels)), by_rows(static_cast<unsigned>(rows));
-  Out* const y = static_cast<Out*>(a.y);
-  const unsigned tile_in_low = static_cast<unsigned>(reinterpret_cast<std::uintptr_t>(tile_in));
-
-  // Shared-memory offset of the input element of output channel c, tile row r, tile column j.
-  auto source_offset = [&](unsigned c, unsigned r, unsigned j) -> unsigned {
-    const unsigned c_in = a.reverse_channels ? a.channels - 1 - c : c;
-    const unsigned j_in = mirrored ? cols - 1 - j : j;
-    const unsigned plane = a.in_nhwc ? 0u : c_in;
-    const unsigned misalignment = (tile_in_low + plane * static_cast<unsigned>(run_plane) + r * static_cast<unsigned>(run_pitch)) & 15u;
-    return plane * plane_stride + r * row_stride + misalignment + j_in * a.pixel_bytes + (a.in_nhwc ? c_in * sizeof(In) : 0u);
-  };
-  // The output value of the input element at `offset`, for output channel c.
-  auto value_from = [&](unsigned offset, unsigned c) -> Out {
-    const In v = *reinterpret_cast<const In*>(input + offset);
-    if constexpr (kTable) {
-      return table[(c << 8) | v];
-    } else {
-      Out out;
-      math::store_as(&out, math::image_value<Compute>(math::to_acc<Compute>(v), center[c], scale[c], shift));
-      return out;
-    }
-  };
-  // The value of tile element t (output order).
-  auto value_at = [&](unsigned t) -> Out {
-    unsigned c, r, j;
-    if (a.out_nhwc) {
-      const unsigned p = by_channels.div(t);
-      c = t - p * a.channels;
-      r = by_cols.div(p);
-      j = p - r * cols;
-    } else {
-      c = by_plane.div(t);
-      const unsigned e = t - c * tile_pixels;
-      r = by_cols.div(e);
-      j = e - r * cols;
-    }
-    return value_from(source_offset(c, r, j), c);
-  };
-
-  // Fast walks, where every output run starts 16-byte aligned and no pack crosses a row: a pack's sources
-  // are then evenly spaced in shared memory (a row's pixels, forwards or mirrored), found with one division
-  // a pack. nchw output: one channel a pack. nhwc output from nhwc input, neither mirrored nor reversed:
-  // the pack's elements follow the input's, channel by channel.
+  const TileDivisor by_channels(static_cast<unsigned>(a.channels));
   const bool aligned_y = (reinterpret_cast<std::uintptr_t>(a.y) & 15) == 0;
-  const bool nchw_packs = !a.out_nhwc && aligned_y && a.out_width % kVec == 0 && ow0 % kVec == 0 && cols % kVec == 0;
-  const bool nhwc_packs = a.out_nhwc && a.in_nhwc && !mirrored && !a.reverse_channels && aligned_y && (a.out_width * a.channels) % kVec == 0 &&
-                          (ow0 * a.channels) % kVec == 0 && (cols * a.channels) % kVec == 0;
-  if (nchw_packs || nhwc_packs) {
-    const int row_length = nchw_packs ? cols : cols * a.channels;  // output elements of a tile row in a run
-    const TileDivisor by_row(static_cast<unsigned>(row_length));
-    const int packs = out_length / kVec;
-    for (int run = 0; run < out_runs; ++run) {
-      // nchw: run = channel (whole rows) or (channel, row); nhwc: the tile (whole rows) or a row.
-      const int run_c = nchw_packs ? (whole_rows ? run : static_cast<int>(by_rows.div(static_cast<unsigned>(run)))) : 0;
-      const int run_r = whole_rows ? 0 : (nchw_packs ? run - run_c * rows : run);
-      const std::int64_t first = nchw_packs ? ((n * a.channels + run_c) * a.out_height + oh0 + run_r) * a.out_width + ow0
-                                            : ((n * a.out_height + oh0 + run_r) * a.out_width + ow0) * a.channels;
-      Out* const out = y + first;
-      // The run's source: its plane, the offset of (row 0, column 0) and the step from one column to the next.
-      const unsigned c_in = a.reverse_channels ? a.channels - 1 - run_c : run_c;
+
+  // Tiles blockIdx.x + j * gridDim.x as (image, tile of the image), stepped without dividing.
+  const int per_image = a.row_tiles * a.col_tiles;
+  const int step_tiles = static_cast<int>(gridDim.x % per_image);
+  const std::int64_t step_images = gridDim.x / per_image;
+  std::int64_t index = blockIdx.x, image = blockIdx.x / per_image;
+  int tile_in_image = static_cast<int>(blockIdx.x - image * per_image);
+  auto advance = [&]() {
+    index += gridDim.x;
+    image += step_images;
+    tile_in_image += step_tiles;
+    if (tile_in_image >= per_image) tile_in_image -= per_image, ++image;
+  };
+
+  CopyDivisors dc;
+  WriteDivisors d;
+  int buffer = 0;
+  {
+    const ImageTile first(a, image, tile_in_image);
+    dc.update(first);
+    copy_tile(first, dc, shared + a.table_bytes);
+  }
+  cp_async_commit();
+  while (index < a.tiles) {
+    // The next tile's copy goes out before this tile is written (the tiles are rebuilt from their indices
+    // rather than kept: registers).
+    const std::int64_t this_image = image;
+    const int this_tile = tile_in_image;
+    advance();
+    if (index < a.tiles) {
+      const ImageTile next(a, image, tile_in_image);
+      dc.update(next);
+      copy_tile(next, dc, shared + a.table_bytes + (buffer ^ 1) * a.buffer_bytes);
+    }
+    cp_async_commit();
+    cp_async_wait<1>();
+    __syncthreads();
+    const ImageTile t(a, this_image, this_tile);
+    d.update(a, t);
+
+    // ---- 2. write the tile ----------------------------------------------------------------------------------
+    const unsigned char* const input = shared + a.table_bytes + buffer * a.buffer_bytes;
+    const std::int64_t n = t.n;
+    const int rows = t.rows, cols = t.cols, oh0 = t.oh0, ow0 = t.ow0;
+    const bool mirrored = t.mirrored;
+    // Output runs: out nchw a plane's rows (one run a channel when the tile has whole rows), nhwc a row (one
+    // run when whole rows). Element e of run r is element r * out_length + e of the tile in output order.
+    const bool whole_rows = cols == a.out_width;
+    const int tile_pixels = rows * cols;
+    const int out_length = a.out_nhwc ? (whole_rows ? tile_pixels : cols) * a.channels : (whole_rows ? tile_pixels : cols);
+    const int out_runs = a.out_nhwc ? (whole_rows ? 1 : rows) : a.channels * (whole_rows ? 1 : rows);
+    const unsigned tile_in_low = static_cast<unsigned>(reinterpret_cast<std::uintptr_t>(t.in));
+
+    // Shared-memory offset of the input element of output channel c, tile row r, tile column j.
+    auto source_offset = [&](unsigned c, unsigned r, unsigned j) -> unsigned {
+      const unsigned c_in = a.reverse_channels ? a.channels - 1 - c : c;
+      const unsigned j_in = mirrored ? cols - 1 - j : j;
       const unsigned plane = a.in_nhwc ? 0u : c_in;
-      const int step = nchw_packs ? (mirrored ? -a.pixel_bytes : a.pixel_bytes) : static_cast<int>(sizeof(In));
-      const unsigned base = plane * plane_stride + (nchw_packs && a.in_nhwc ? c_in * sizeof(In) : 0u) + (mirrored ? (cols - 1) * a.pixel_bytes : 0u);
-      const unsigned low = tile_in_low + plane * static_cast<unsigned>(run_plane);
-      const Out* const table_c = table + (nchw_packs ? run_c << 8 : 0);
-      for (int i = threadIdx.x; i < packs; i += blockDim.x) {
-        const unsigned e0 = static_cast<unsigned>(i * kVec);
-        const unsigned dr = by_row.div(e0), q = e0 - dr * row_length, r = run_r + dr;
-        const unsigned o = base + r * row_stride + ((low + r * static_cast<unsigned>(run_pitch)) & 15u) + q * step;
-        Pack<Out, kVec> pack;
-        if (nchw_packs) {
+      const unsigned misalignment = (tile_in_low + plane * static_cast<unsigned>(t.run_plane) + r * static_cast<unsigned>(t.run_pitch)) & 15u;
+      return plane * t.plane_stride + r * t.row_stride + misalignment + j_in * a.pixel_bytes + (a.in_nhwc ? c_in * sizeof(In) : 0u);
+    };
+    // The output value of the input element at `offset`, for output channel c.
+    auto value_from = [&](unsigned offset, unsigned c) -> Out {
+      const In v = *reinterpret_cast<const In*>(input + offset);
+      if constexpr (kTable) {
+        return table[(c << 8) | v];
+      } else {
+        Out out;
+        math::store_as(&out, math::image_value<Compute>(math::to_acc<Compute>(v), center[c], scale[c], shift));
+        return out;
+      }
+    };
+
+    // Fast walks, where every output run starts 16-byte aligned and no pack crosses a row: a pack's sources
+    // are then evenly spaced in shared memory (a row's pixels, forwards or mirrored), found with one division
+    // a pack. nchw output: one channel a pack. nhwc output from nhwc input, neither mirrored nor reversed:
+    // the pack's elements follow the input's, channel by channel.
+    const bool nchw_packs = !a.out_nhwc && aligned_y && a.out_width % kVec == 0 && ow0 % kVec == 0 && cols % kVec == 0;
+    const bool nhwc_packs = a.out_nhwc && a.in_nhwc && !mirrored && !a.reverse_channels && aligned_y &&
+                            (a.out_width * a.channels) % kVec == 0 && (ow0 * a.channels) % kVec == 0 && (cols * a.channels) % kVec == 0;
+    if (nchw_packs || nhwc_packs) {
+      const int row_length = nchw_packs ? cols : cols * a.channels;  // output elements of a tile row in a run
+      const int packs = out_length / kVec;
+      for (int run = 0; run < out_runs; ++run) {
+        // nchw: run = channel (whole rows) or (channel, row); nhwc: the tile (whole rows) or a row.
+        const int run_c = nchw_packs ? (whole_rows ? run : static_cast<int>(d.by_rows.div(static_cast<unsigned>(run)))) : 0;
+        const int run_r = whole_rows ? 0 : (nchw_packs ? run - run_c * rows : run);
+        const std::int64_t first = nchw_packs ? ((n * a.channels + run_c) * a.out_height + oh0 + run_r) * a.out_width + ow0
+                                              : ((n * a.out_height + oh0 + run_r) * a.out_width + ow0) * a.channels;
+        Out* const out = y + first;
+        // The run's source: its plane, the offset of (row 0, column 0) and the step from one column to the next.
+        const unsigned c_in = a.reverse_channels ? a.channels - 1 - run_c : run_c;
+        const unsigned plane = a.in_nhwc ? 0u : c_in;
+        const int step = nchw_packs ? (mirrored ? -a.pixel_bytes : a.pixel_bytes) : static_cast<int>(sizeof(In));
+        const unsigned base = plane * t.plane_stride + (nchw_packs && a.in_nhwc ? c_in * sizeof(In) : 0u) + (mirrored ? (cols - 1) * a.pixel_bytes : 0u);
+        const unsigned low = tile_in_low + plane * static_cast<unsigned>(t.run_plane);
+        const Out* const table_c = table + (nchw_packs ? run_c << 8 : 0);
+        for (int i = threadIdx.x; i < packs; i += blockDim.x) {
+          const unsigned e0 = static_cast<unsigned>(i * kVec);
+          const unsigned dr = d.by_row.div(e0), q = e0 - dr * row_length, r = run_r + dr;
+          const unsigned o = base + r * t.row_stride + ((low + r * static_cast<unsigned>(t.run_pitch)) & 15u) + q * step;
+          Pack<Out, kVec> pack;
+          if (nchw_packs) {
 NORMKIT_UNROLL
-          for (int v = 0; v < kVec; ++v) {
-            const In x = *reinterpret_cast<const In*>(input + o + v * step);
-            if constexpr (kTable) {
-              pack.v[v] = table_c[x];
-            } else {
-              math::store_as(&pack.v[v], math::image_value<Compute>(math::to_acc<Compute>(x), center[run_c], scale[run_c], shift));
+            for (int v = 0; v < kVec; ++v) {
+              const In x = *reinterpret_cast<const In*>(input + o + v * step);
+              if constexpr (kTable) {
+                pack.v[v] = table_c[x];
+              } else {
+                math::store_as(&pack.v[v], math::image_value<Compute>(math::to_acc<Compute>(x), center[run_c], scale[run_c], shift));
+              }
+            }
+          } else {
+            unsigned c = q - by_channels.div(q) * a.channels;
+NORMKIT_UNROLL
+            for (int v = 0; v < kVec; ++v) {
+              pack.v[v] = value_from(o + v * sizeof(In), c);
+              c = c + 1 == static_cast<unsigned>(a.channels) ? 0u : c + 1;
             }
           }
+          store_pack(out + e0, pack);
+        }
+      }
+    } else {
+      // The value of tile element t (output order).
+      auto value_at = [&](unsigned e) -> Out {
+        unsigned c, r, j;
+        if (a.out_nhwc) {
+          const unsigned p = by_channels.div(e);
+          c = e - p * a.channels;
+          r = d.by_cols.div(p);
+          j = p - r * cols;
         } else {
-          unsigned c = q - by_channels.div(q) * a.channels;
+          c = d.by_plane.div(e);
+          const unsigned q = e - c * tile_pixels;
+          r = d.by_cols.div(q);
+          j = q - r * cols;
+        }
+        return value_from(source_offset(c, r, j), c);
+      };
+      for (int run = 0; run < out_runs; ++run) {
+        const unsigned t0 = static_cast<unsigned>(run) * static_cast<unsigned>(out_length);
+        std::int64_t first;  // output element index of the run's start
+        if (a.out_nhwc) {
+          const int r = whole_rows ? 0 : run;
+          first = ((n * a.out_height + oh0 + r) * a.out_width + ow0) * a.channels;
+        } else {
+          const int c = whole_rows ? run : static_cast<int>(d.by_rows.div(static_cast<unsigned>(run)));
+          const int r = whole_rows ? 0 : run - c * rows;
+          first = ((n * a.channels + c) * a.out_height + oh0 + r) * a.out_width + ow0;
+        }
+        Out* const out = y + first;
+        // Whole sectors first, in 16-byte packs (pack i at head + i * kVec: a warp's stores cover whole
+        // sectors), then an element a thread of the head (before the first whole sector) and of the tail.
+        const int head = min(elements_to_alignment<Out, 2 * kVec>(out), out_length);
+        const int packs = (out_length - head) / (2 * kVec) * 2;
+        const int tail = head + packs * kVec;
+        for (int i = threadIdx.x; i < packs + 4 * kVec; i += blockDim.x) {
+          if (i < packs) {
+            const int e0 = head + i * kVec;
+            Pack<Out, kVec> pack;
 NORMKIT_UNROLL
-          for (int v = 0; v < kVec; ++v) {
-            pack.v[v] = value_from(o + v * sizeof(In), c);
-            c = c + 1 == static_cast<unsigned>(a.channels) ? 0u : c + 1;
+            for (int v = 0; v < kVec; ++v) pack.v[v] = value_at(t0 + e0 + v);
+            store_pack(out + e0, pack);
+          } else {
+            const int b = i - packs;
+            const int e = b < 2 * kVec ? b : tail + b - 2 * kVec;
+            if (b < 2 * kVec ? e < head : e < out_length) out[e] = value_at(t0 + e);
           }
         }
-        store_pack(out + e0, pack);
       }
     }
-    return;
-  }
-
-  for (int run = 0; run < out_runs; ++run) {
-    // The run's first element: (channel, row) of the tile it starts at.
-    const unsigned t0 = static_cast<unsigned>(run) * static_cast<unsigned>(out_length);
-    std::int64_t first;  // output element index of the run's start
-    if (a.out_nhwc) {
-      const int r = whole_rows ? 0 : run;
-      first = ((n * a.out_height + oh0 + r) * a.out_width + ow0) * a.channels;
-    } else {
-      const int c = whole_rows ? run : static_cast<int>(by_rows.div(static_cast<unsigned>(run)));
-      const int r = whole_rows ? 0 : run - c * rows;
-      first = ((n * a.channels + c) * a.out_height + oh0 + r) * a.out_width + ow0;
-    }
-    Out* const out = y + first;
-    // Whole sectors first, in 16-byte packs (pack i at head + i * kVec: a warp's stores cover whole
-    // sectors), then an element a thread of the head (before the first whole sector) and of the tail.
-    const int head = min(elements_to_alignment<Out, 2 * kVec>(out), out_length);
-    const int packs = (out_length - head) / (2 * kVec) * 2;
-    const int tail = head + packs * kVec;
-    for (int i = threadIdx.x; i < packs + 4 * kVec; i += blockDim.x) {
-      if (i < packs) {
-        const int e0 = head + i * kVec;
-        Pack<Out, kVec> pack;
-NORMKIT_UNROLL
-        for (int v = 0; v < kVec; ++v) pack.v[v] = value_at(t0 + e0 + v);
-        store_pack(out + e0, pack);
-      } else {
-        const int b = i - packs;
-        const int e = b < 2 * kVec ? b : tail + b - 2 * kVec;
-        if (b < 2 * kVec ? e < head : e < out_length) out[e] = value_at(t0 + e);
-      }
-    }
+    __syncthreads();  // (the buffer is free for the copy after next)
+    buffer ^= 1;
   }
 }
 

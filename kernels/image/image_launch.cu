@@ -37,6 +37,8 @@ Status launch_image_normalize(const ImageLaunch& call, const plan::ImagePlan& pl
   a.row_tiles = static_cast<int>(plan.row_tiles);
   a.col_tiles = static_cast<int>(plan.col_tiles);
   a.table_bytes = static_cast<int>(plan.table_bytes);
+  a.buffer_bytes = static_cast<int>(plan.buffer_bytes);
+  a.tiles = plan.tiles;
   a.in_nhwc = g.in_nhwc;
   a.out_nhwc = g.out_nhwc;
   a.mirror_all = call.mirror_all;

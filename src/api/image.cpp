@@ -9,6 +9,7 @@
 
 #include "api/validation.hpp"
 #include "cpu/image_cpu.hpp"
+#include "kernels/common/device_runtime.hpp"
 #include "kernels/image/image_launch.hpp"
 #include "plan/image_plan.hpp"
 
@@ -193,7 +194,9 @@ Status image_normalize(const TensorView& x, const TensorView& y, const ImageNorm
   if (x.space == MemorySpace::host) return cpu::image_normalize(call, host_threads());
   const bool uint8_input = x.dtype == DType::uint8;
   const int compute_bytes = y.dtype == DType::float32 || uint8_input ? 8 : 4;
-  return kernels::launch_image_normalize(call, plan::choose_image_plan(g, uint8_input, compute_bytes), stream);
+  plan::DeviceInfo device;
+  NORMKIT_RETURN_IF_ERROR(kernels::current_device_info(&device));
+  return kernels::launch_image_normalize(call, plan::choose_image_plan(g, uint8_input, compute_bytes, device.sm_count), stream);
 }
 
 }  // namespace normkit

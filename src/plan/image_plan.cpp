@@ -18,34 +18,38 @@ std::size_t image_tile_input_bytes(const ImageGeometry& g, std::int64_t tile_row
   return static_cast<std::size_t>(planes * tile_rows * (round_up16(tile_cols * g.pixel_bytes()) + 16));
 }
 
-ImagePlan choose_image_plan(const ImageGeometry& g, bool uint8_input, int compute_bytes) {
+ImagePlan choose_image_plan(const ImageGeometry& g, bool uint8_input, int compute_bytes, int sm_count) {
   ImagePlan p;
   if (g.out_numel() == 0) return p;
+  p.table_bytes = static_cast<std::size_t>(round_up16(uint8_input ? g.channels * 256 * g.out_element_bytes : 2 * g.channels * compute_bytes));
+  const std::int64_t max_buffer = (ImagePolicy::kMaxShared - static_cast<std::int64_t>(p.table_bytes)) / 2;
   const std::int64_t target = g_override != nullptr && g_override->tile_input_bytes > 0 ? g_override->tile_input_bytes
                                                                                          : ImagePolicy::kTileInputBytes;
   const std::int64_t pixel_in = g.channels * g.in_element_bytes;  // input bytes of an output pixel
   const std::int64_t row_in = g.out_width * pixel_in;
   const std::int64_t max_pixels = ImagePolicy::kMaxTileElements / g.channels;
-  if (row_in <= target && g.out_width <= max_pixels) {
+  const std::int64_t row_shared = static_cast<std::int64_t>(image_tile_input_bytes(g, 1, g.out_width));
+  if (row_in <= target && g.out_width <= max_pixels && row_shared <= max_buffer) {
     p.tile_cols = g.out_width;
-    const std::int64_t row_shared = static_cast<std::int64_t>(image_tile_input_bytes(g, 1, g.out_width));
-    const std::int64_t rows = std::min({target / row_in, max_pixels / g.out_width, ImagePolicy::kMaxInputShared / row_shared});
+    const std::int64_t rows = std::min({target / row_in, max_pixels / g.out_width, max_buffer / row_shared});
     p.tile_rows = std::clamp<std::int64_t>(rows, 1, g.out_height);
   } else {
     p.tile_rows = 1;
     // (a multiple of 16 columns: every tile's output starts at a whole 16-byte pack)
-    const std::int64_t cols = std::min(target / pixel_in, max_pixels);
+    const std::int64_t planes = g.in_nhwc ? 1 : g.channels;
+    const std::int64_t cols = std::min({target / pixel_in, max_pixels, (max_buffer / planes - 31) / g.pixel_bytes()});
     p.tile_cols = std::clamp<std::int64_t>(cols >= 16 ? cols / 16 * 16 : cols, 1, g.out_width);
   }
   p.row_tiles = (g.out_height + p.tile_rows - 1) / p.tile_rows;
   p.col_tiles = (g.out_width + p.tile_cols - 1) / p.tile_cols;
-  p.grid = g.batch * p.row_tiles * p.col_tiles;
+  p.tiles = g.batch * p.row_tiles * p.col_tiles;
+  p.grid = std::min<std::int64_t>(p.tiles, static_cast<std::int64_t>(std::max(sm_count, 1)) * ImagePolicy::kBlocksPerSm);
   // Small tiles (small images) take fewer threads: at least two 16-byte output stores a thread.
   const std::int64_t out_elements = g.channels * p.tile_rows * p.tile_cols;
   const std::int64_t stores = out_elements * g.out_element_bytes / 16;
   p.threads = static_cast<int>(std::clamp<std::int64_t>((stores / 2 + 31) / 32 * 32, 32, ImagePolicy::kThreads));
-  p.table_bytes = static_cast<std::size_t>(round_up16(uint8_input ? g.channels * 256 * g.out_element_bytes : 2 * g.channels * compute_bytes));
-  p.shared_bytes = p.table_bytes + image_tile_input_bytes(g, p.tile_rows, p.tile_cols);
+  p.buffer_bytes = image_tile_input_bytes(g, p.tile_rows, p.tile_cols);
+  p.shared_bytes = p.table_bytes + 2 * p.buffer_bytes;
   return p;
 }
 

@@ -1,10 +1,11 @@
 // How image normalize walks a batch: the geometry of a call and the kernel's tiles. Pure host functions.
 //
-// A block normalizes one tile of one image: `tile_rows` output rows of `tile_cols` columns (whole rows when a
-// row's input fits the tile), every channel. Its input (a run of bytes per row, or one run when the rows are
-// adjacent in memory) is copied to shared memory with 16-byte cp.async copies at the global alignment, then
-// each output element is read from there in the output's order: both sides coalesced whatever the layouts,
-// crop, mirror and channel order.
+// A tile is `tile_rows` output rows of `tile_cols` columns of one image (whole rows when a row's input fits
+// the tile), every channel. Its input (a run of bytes per row, or one run when the rows are adjacent in
+// memory) is copied to shared memory with 16-byte cp.async copies at the global alignment, then each output
+// element is read from there in the output's order: both sides coalesced whatever the layouts, crop, mirror
+// and channel order. A block walks tiles blockIdx.x, blockIdx.x + grid, ... with two input buffers (the next
+// tile's copy in flight while it writes one), building uint8's tables once.
 #pragma once
 
 #include <cstddef>
@@ -34,24 +35,32 @@ struct ImageGeometry {
 // Tile policy. The model (scripts/check_model.py, image cases) binds these constants.
 struct ImagePolicy {
   // Input bytes a tile aims at: whole rows while a row fits (rows = this / row bytes), else a row cut into
-  // columns. 8 KB a block keeps 16-byte copies in flight from every thread at once.
-  static constexpr std::int64_t kTileInputBytes = 8192;
+  // columns. 16 KB: the per-tile work of a block (tile geometry, copy set-up) over 64 uint8 values a thread
+  // (at 8 KB it cost about as much as the writes, modelled).
+  static constexpr std::int64_t kTileInputBytes = 16384;
   // Output elements of a tile at most (and so every index a block divides): 2^15 keeps the kernel's
   // multiply-high divisions exact.
   static constexpr std::int64_t kMaxTileElements = 1 << 15;
   static constexpr int kThreads = 256;
-  // Shared memory of a tile's input at most (each row run is padded to 16 bytes plus 16 for its
-  // alignment: narrow rows cost more shared memory than bytes), below the default 48 KB with the tables.
-  static constexpr std::int64_t kMaxInputShared = 24576;
+  // Blocks a SM, resident together (the kernel's launch bounds: at most 85 registers a thread) and the
+  // grid's size a SM: 3 tiles' copies in flight on each SM while 3 are written, the tables built by
+  // 3 x SMs blocks only. (At 4, the kernel's 64-register bound spilled the float64 arithmetic.)
+  static constexpr int kBlocksPerSm = 3;
+  // Dynamic shared memory of a block at most: the tables and two input buffers stay within the default
+  // 48 KB (each row run of a buffer is padded to 16 bytes plus 16 for its alignment: narrow rows cost more
+  // shared memory than bytes).
+  static constexpr std::int64_t kMaxShared = 49152;
 };
 
 struct ImagePlan {
   std::int64_t tile_rows = 1, tile_cols = 1;  // output rows and columns of a tile
   std::int64_t row_tiles = 1, col_tiles = 1;  // tiles of an image
-  std::int64_t grid = 0;                      // batch * row_tiles * col_tiles blocks (0: nothing to do)
+  std::int64_t tiles = 0;                     // batch * row_tiles * col_tiles
+  std::int64_t grid = 0;                      // blocks (0: nothing to do), each walking tiles a grid apart
   int threads = ImagePolicy::kThreads;
   std::size_t table_bytes = 0;   // shared memory before the input: uint8's tables or the coefficients
-  std::size_t shared_bytes = 0;  // dynamic shared memory of a block
+  std::size_t buffer_bytes = 0;  // one input buffer (a tile's runs)
+  std::size_t shared_bytes = 0;  // dynamic shared memory of a block: tables and two buffers
 };
 
 // Test-only: a smaller tile input size on later plans of this thread (forces cut rows and many tiles).
@@ -62,7 +71,7 @@ void set_image_override(const ImageOverride* override_or_null) noexcept;
 
 // `compute_bytes`: sizeof of the kernel's arithmetic type (coefficients in shared memory); uint8 input keeps
 // a table of 256 output values a channel instead.
-ImagePlan choose_image_plan(const ImageGeometry& g, bool uint8_input, int compute_bytes);
+ImagePlan choose_image_plan(const ImageGeometry& g, bool uint8_input, int compute_bytes, int sm_count);
 
 // Shared memory of a tile's input: every run padded to 16 bytes plus 16 for its alignment.
 std::size_t image_tile_input_bytes(const ImageGeometry& g, std::int64_t tile_rows, std::int64_t tile_cols);
