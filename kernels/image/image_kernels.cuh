@@ -130,14 +130,25 @@ __device__ __forceinline__ void copy_tile(const ImageTile& t, const CopyDivisors
     *dst = buffer + plane * t.plane_stride + row * t.row_stride + (reinterpret_cast<std::uintptr_t>(*run) & 15);
     return min(static_cast<int>((32 - (reinterpret_cast<std::uintptr_t>(*run) & 31)) & 31), t.run_length);
   };
-  const int slots = t.run_count * slots_per_run;
-  for (int j = threadIdx.x; j < slots; j += blockDim.x) {
-    const int k = static_cast<int>(d.by_slots.div(static_cast<unsigned>(j)));
-    const int i = j - k * slots_per_run;
-    const unsigned char* run;
-    unsigned char* dst;
-    const int head = run_of(k, &run, &dst);
-    if (head + 32 * (i / 2 + 1) <= t.run_length) cp_async_16(dst + head + 16 * i, run + head + 16 * i);
+  if (slots_per_run >= static_cast<int>(blockDim.x)) {
+    // Long runs (a merged tile, or planes): run by run, no division a chunk.
+    for (int k = 0; k < t.run_count; ++k) {
+      const unsigned char* run;
+      unsigned char* dst;
+      const int head = run_of(k, &run, &dst);
+      const int whole = (t.run_length - head) / 32 * 2;  // 16-byte chunks of whole sectors
+      for (int i = threadIdx.x; i < whole; i += blockDim.x) cp_async_16(dst + head + 16 * i, run + head + 16 * i);
+    }
+  } else {
+    const int slots = t.run_count * slots_per_run;
+    for (int j = threadIdx.x; j < slots; j += blockDim.x) {
+      const int k = static_cast<int>(d.by_slots.div(static_cast<unsigned>(j)));
+      const int i = j - k * slots_per_run;
+      const unsigned char* run;
+      unsigned char* dst;
+      const int head = run_of(k, &run, &dst);
+      if (head + 32 * (i / 2 + 1) <= t.run_length) cp_async_16(dst + head + 16 * i, run + head + 16 * i);
+    }
   }
   for (int j = threadIdx.x; j < t.run_count * 64; j += blockDim.x) {
     const int k = j >> 6, b = j & 63;
@@ -250,55 +261,80 @@ __global__ void __launch_bounds__(plan::ImagePolicy::kThreads, plan::ImagePolicy
       }
     };
 
-    // Fast walks, where every output run starts 16-byte aligned and no pack crosses a row: a pack's sources
+    // Fast walks, where every output row starts 16-byte aligned and no pack crosses a row: a pack's sources
     // are then evenly spaced in shared memory (a row's pixels, forwards or mirrored), found with one division
-    // a pack. nchw output: one channel a pack. nhwc output from nhwc input, neither mirrored nor reversed:
-    // the pack's elements follow the input's, channel by channel.
+    // a pack. nchw output: a thread takes kVec pixels of a row and writes their pack of every channel
+    // (the pixel's source and the output address are worked out once for the C packs). nhwc output from
+    // nhwc input, neither mirrored nor reversed: the pack's elements follow the input's, channel by channel.
     const bool nchw_packs = !a.out_nhwc && aligned_y && a.out_width % kVec == 0 && ow0 % kVec == 0 && cols % kVec == 0;
     const bool nhwc_packs = a.out_nhwc && a.in_nhwc && !mirrored && !a.reverse_channels && aligned_y &&
                             (a.out_width * a.channels) % kVec == 0 && (ow0 * a.channels) % kVec == 0 && (cols * a.channels) % kVec == 0;
-    if (nchw_packs || nhwc_packs) {
-      const int row_length = nchw_packs ? cols : cols * a.channels;  // output elements of a tile row in a run
-      const int packs = out_length / kVec;
-      for (int run = 0; run < out_runs; ++run) {
-        // nchw: run = channel (whole rows) or (channel, row); nhwc: the tile (whole rows) or a row.
-        const int run_c = nchw_packs ? (whole_rows ? run : static_cast<int>(d.by_rows.div(static_cast<unsigned>(run)))) : 0;
-        const int run_r = whole_rows ? 0 : (nchw_packs ? run - run_c * rows : run);
-        const std::int64_t first = nchw_packs ? ((n * a.channels + run_c) * a.out_height + oh0 + run_r) * a.out_width + ow0
-                                              : ((n * a.out_height + oh0 + run_r) * a.out_width + ow0) * a.channels;
-        Out* const out = y + first;
-        // The run's source: its plane, the offset of (row 0, column 0) and the step from one column to the next.
-        const unsigned c_in = a.reverse_channels ? a.channels - 1 - run_c : run_c;
-        const unsigned plane = a.in_nhwc ? 0u : c_in;
-        const int step = nchw_packs ? (mirrored ? -a.pixel_bytes : a.pixel_bytes) : static_cast<int>(sizeof(In));
-        const unsigned base = plane * t.plane_stride + (nchw_packs && a.in_nhwc ? c_in * sizeof(In) : 0u) + (mirrored ? (cols - 1) * a.pixel_bytes : 0u);
-        const unsigned low = tile_in_low + plane * static_cast<unsigned>(t.run_plane);
-        const Out* const table_c = table + (nchw_packs ? run_c << 8 : 0);
+    if (nchw_packs) {
+      const int packs = tile_pixels / kVec;
+      const std::int64_t plane_out = static_cast<std::int64_t>(a.out_height) * a.out_width;  // output elements of a channel plane
+      Out* const tile_out = y + (n * a.channels * a.out_height + oh0) * a.out_width + ow0;  // channel 0, tile row 0
+      const int step = mirrored ? -a.pixel_bytes : a.pixel_bytes;
+      const unsigned mirror_base = mirrored ? (cols - 1) * a.pixel_bytes : 0u;
+      // (the input layout and, for three channels, the step between pixels hoisted out of the loops: the
+      // loads take immediate offsets)
+      auto walk = [&](auto in_nhwc, auto fixed_step) {
+        constexpr int kFixedStep = decltype(fixed_step)::value;  // 0: the run-time step
         for (int i = threadIdx.x; i < packs; i += blockDim.x) {
           const unsigned e0 = static_cast<unsigned>(i * kVec);
-          const unsigned dr = d.by_row.div(e0), q = e0 - dr * row_length, r = run_r + dr;
-          const unsigned o = base + r * t.row_stride + ((low + r * static_cast<unsigned>(t.run_pitch)) & 15u) + q * step;
-          Pack<Out, kVec> pack;
-          if (nchw_packs) {
+          const unsigned r = d.by_cols.div(e0), q = e0 - r * cols;
+          const unsigned pixel = r * t.row_stride + mirror_base + q * step;  // source of the pack's first pixel, channel 0, plane 0
+          const unsigned row_low = tile_in_low + r * static_cast<unsigned>(t.run_pitch);
+          Out* out = tile_out + static_cast<std::int64_t>(r) * a.out_width + q;
+          for (int c = 0; c < a.channels; ++c, out += plane_out) {
+            const unsigned c_in = a.reverse_channels ? a.channels - 1 - c : c;
+            const unsigned o = decltype(in_nhwc)::value
+                                   ? pixel + ((row_low & 15u) + c_in * sizeof(In))
+                                   : pixel + c_in * t.plane_stride + ((row_low + c_in * static_cast<unsigned>(t.run_plane)) & 15u);
+            [[maybe_unused]] const Out* const table_c = table + (c << 8);
+            Pack<Out, kVec> pack;
 NORMKIT_UNROLL
             for (int v = 0; v < kVec; ++v) {
-              const In x = *reinterpret_cast<const In*>(input + o + v * step);
+              const In x = *reinterpret_cast<const In*>(input + o + v * (kFixedStep != 0 ? kFixedStep : step));
               if constexpr (kTable) {
                 pack.v[v] = table_c[x];
               } else {
-                math::store_as(&pack.v[v], math::image_value<Compute>(math::to_acc<Compute>(x), center[run_c], scale[run_c], shift));
+                math::store_as(&pack.v[v], math::image_value<Compute>(math::to_acc<Compute>(x), center[c], scale[c], shift));
               }
             }
-          } else {
-            unsigned c = q - by_channels.div(q) * a.channels;
-NORMKIT_UNROLL
-            for (int v = 0; v < kVec; ++v) {
-              pack.v[v] = value_from(o + v * sizeof(In), c);
-              c = c + 1 == static_cast<unsigned>(a.channels) ? 0u : c + 1;
-            }
+            store_pack(out, pack);
           }
-          store_pack(out + e0, pack);
         }
+      };
+      using Three = std::integral_constant<int, 3 * static_cast<int>(sizeof(In))>;
+      using MinusThree = std::integral_constant<int, -3 * static_cast<int>(sizeof(In))>;
+      using Any = std::integral_constant<int, 0>;
+      if (a.in_nhwc) {
+        if (step == Three::value) {
+          walk(std::true_type{}, Three{});
+        } else if (step == MinusThree::value) {
+          walk(std::true_type{}, MinusThree{});
+        } else {
+          walk(std::true_type{}, Any{});
+        }
+      } else {
+        walk(std::false_type{}, Any{});
+      }
+    } else if (nhwc_packs) {
+      const int row_length = cols * a.channels;  // output elements of a tile row
+      const int packs = out_length * out_runs / kVec;
+      Out* const tile_out = y + ((n * a.out_height + oh0) * a.out_width + ow0) * a.channels;  // tile row 0
+      for (int i = threadIdx.x; i < packs; i += blockDim.x) {
+        const unsigned e0 = static_cast<unsigned>(i * kVec);
+        const unsigned r = d.by_row.div(e0), q = e0 - r * row_length;
+        const unsigned o = r * t.row_stride + ((tile_in_low + r * static_cast<unsigned>(t.run_pitch)) & 15u) + q * sizeof(In);
+        unsigned c = q - by_channels.div(q) * a.channels;
+        Pack<Out, kVec> pack;
+NORMKIT_UNROLL
+        for (int v = 0; v < kVec; ++v) {
+          pack.v[v] = value_from(o + v * sizeof(In), c);
+          c = c + 1 == static_cast<unsigned>(a.channels) ? 0u : c + 1;
+        }
+        store_pack(tile_out + static_cast<std::int64_t>(r) * a.out_width * a.channels + q, pack);
       }
     } else {
       // The value of tile element t (output order).
