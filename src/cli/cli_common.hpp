@@ -20,6 +20,9 @@ void print_stats_help();
 // demo: the main job on Fashion-MNIST
 int run_demo(const std::vector<std::string>& args);
 void print_demo_help();
+// image: image normalize of a batch file
+int run_image(const std::vector<std::string>& args);
+void print_image_help();
 // fit, apply, normalize
 int run_transform_verb(const std::string& verb, const std::vector<std::string>& args);
 

@@ -57,44 +57,6 @@ DemoArgs parse_args(const std::vector<std::string>& args) {
   return parsed;
 }
 
-// Tensors of the demo's calls: host vectors, or device buffers (uploaded from, downloaded to the host).
-class Arena {
- public:
-  explicit Arena(bool device) : device_(device) {}
-  MemorySpace space() const { return device_ ? MemorySpace::device : MemorySpace::host; }
-  // `bytes` bytes holding a copy of `host` (null: zeros on the host, uninitialised on the device).
-  Status make(const void* host, std::size_t bytes, void** out) {
-    if (!device_) {
-      host_.emplace_back(bytes, 0);
-      if (host) std::copy_n(static_cast<const unsigned char*>(host), bytes, host_.back().begin());
-      *out = host_.back().data();
-      return Status::success();
-    }
-    device_buffers_.push_back(std::make_unique<DeviceBuffer>());
-    NORMKIT_RETURN_IF_ERROR(device_buffers_.back()->allocate(bytes));
-    if (host) NORMKIT_RETURN_IF_ERROR(device_buffers_.back()->upload(host, bytes));
-    *out = device_buffers_.back()->get();
-    return Status::success();
-  }
-  Status fetch(const void* p, void* host, std::size_t bytes) const {
-    if (!device_) {
-      std::copy_n(static_cast<const unsigned char*>(p), bytes, static_cast<unsigned char*>(host));
-      return Status::success();
-    }
-    NORMKIT_RETURN_IF_ERROR(synchronize_device());
-    for (const auto& b : device_buffers_) {
-      if (b->get() == p) return b->download(host, bytes);
-    }
-    return Status(StatusCode::internal, "normkit demo: fetch of an unknown buffer");
-  }
-  Status finish() const { return device_ ? synchronize_device() : Status::success(); }
-
- private:
-  bool device_;
-  std::vector<std::vector<unsigned char>> host_;
-  std::vector<std::unique_ptr<DeviceBuffer>> device_buffers_;
-};
-
 // Statistics of `x` over `axes` as float64 arrays of the kept size, on the host.
 struct Described {
   std::vector<double> mean, std, min, max;

@@ -2,6 +2,8 @@
 // error text as the API; in a build without CUDA they fail with cuda_unavailable).
 #include "cli/device_memory.hpp"
 
+#include <algorithm>
+
 #include "kernels/common/device_runtime.hpp"
 
 namespace normkit::cli {
@@ -31,5 +33,31 @@ Status DeviceBuffer::download(void* host, std::size_t bytes) const {
 }
 Status select_gpu(int index, std::string* name) { return kernels::select_device(index, "stats", name); }
 Status synchronize_device() { return kernels::synchronize_device(kOp); }
+
+Status Arena::make(const void* host, std::size_t bytes, void** out) {
+  if (!device_) {
+    host_.emplace_back(bytes, 0);
+    if (host) std::copy_n(static_cast<const unsigned char*>(host), bytes, host_.back().begin());
+    *out = host_.back().data();
+    return Status::success();
+  }
+  device_buffers_.push_back(std::make_unique<DeviceBuffer>());
+  NORMKIT_RETURN_IF_ERROR(device_buffers_.back()->allocate(bytes));
+  if (host) NORMKIT_RETURN_IF_ERROR(device_buffers_.back()->upload(host, bytes));
+  *out = device_buffers_.back()->get();
+  return Status::success();
+}
+
+Status Arena::fetch(const void* p, void* host, std::size_t bytes) const {
+  if (!device_) {
+    std::copy_n(static_cast<const unsigned char*>(p), bytes, static_cast<unsigned char*>(host));
+    return Status::success();
+  }
+  NORMKIT_RETURN_IF_ERROR(synchronize_device());
+  for (const auto& b : device_buffers_) {
+    if (b->get() == p) return b->download(host, bytes);
+  }
+  return Status(StatusCode::internal, "normkit: fetch of a buffer the arena did not make");
+}
 
 }  // namespace normkit::cli

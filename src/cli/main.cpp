@@ -18,6 +18,7 @@ void print_help() {
       "commands:\n"
       "  demo               the main job: Fashion-MNIST's statistics and three normalizations (normkit demo --help)\n"
       "  stats IN.npy       statistics (count, mean, var, std, min, max, sum, l0, l1, l2, linf) over any axes\n"
+      "  image IN.npy       normalize a batch of images: crop, mirror, channel reversal and layout change in one pass\n"
       "  fit IN.npy ...     adapt a normalizer (zscore, minmax, maxabs, rescale, decimal, impute-mean) and save it\n"
       "  apply IN.npy       transform with a saved normalizer (or its inverse)\n"
       "  normalize IN.npy   fit and transform in one go; also l1/l2/linf per-sample normalization\n\n"
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   if (command == "stats") return normkit::cli::run_stats(rest);
   if (command == "demo") return normkit::cli::run_demo(rest);
+  if (command == "image") return normkit::cli::run_image(rest);
   if (command == "fit" || command == "apply" || command == "normalize") return normkit::cli::run_transform_verb(command, rest);
   std::fprintf(stderr, "normkit: unknown command '%s' (try 'normkit --help')\n", command.c_str());
   return normkit::cli::kExitUsage;

@@ -908,3 +908,136 @@ TEST_F(CliTest, DemoWithoutTheDataSet) {
 
 }  // namespace
 }  // namespace normkit
+
+// ---------------------------------------------------------------------------------------------------------------
+// normkit image
+
+namespace normkit {
+namespace {
+
+// x [2, 5, 6, 3] uint8 (values n*90 + i*15 + j*2 + c, as stored) and its normalized value y[n, c, i, j] for a
+// crop/mirror/reversal, from the formula.
+struct ImageFixture {
+  static constexpr std::int64_t kN = 2, kH = 5, kW = 6, kC = 3;
+  static double pixel(std::int64_t n, std::int64_t i, std::int64_t j, std::int64_t c) {
+    return static_cast<double>((n * 90 + i * 15 + j * 2 + c) % 256);
+  }
+  static std::vector<double> values() {
+    std::vector<double> v;
+    for (std::int64_t n = 0; n < kN; ++n)
+      for (std::int64_t i = 0; i < kH; ++i)
+        for (std::int64_t j = 0; j < kW; ++j)
+          for (std::int64_t c = 0; c < kC; ++c) v.push_back(pixel(n, i, j, c));
+    return v;
+  }
+};
+
+TEST_F(CliTest, ImageNormalizeMatchesTheFormula) {
+  const std::string in = write_npy("x.npy", DType::uint8, {2, 5, 6, 3}, ImageFixture::values());
+  const double mean[3] = {0.485, 0.456, 0.406}, std[3] = {0.229, 0.224, 0.225};
+  CliResult r = run({"image", in, "--layout", "nhwc", "--mean", "0.485,0.456,0.406", "--std", "0.229,0.224,0.225", "--units", "unit",
+                     "--crop", "1,1,3,4", "--mirror", "--reverse-channels", "--out", data_path("y.npy")});
+  ASSERT_EQ(r.code, 0) << r.err;
+  DType dtype;
+  const std::vector<double> y = read_npy_values(data_path("y.npy"), &dtype);
+  EXPECT_EQ(dtype, DType::float32);
+  ASSERT_EQ(y.size(), 2u * 3 * 3 * 4);
+  std::size_t k = 0;
+  for (std::int64_t n = 0; n < 2; ++n)
+    for (std::int64_t c = 0; c < 3; ++c)
+      for (std::int64_t i = 0; i < 3; ++i)
+        for (std::int64_t j = 0; j < 4; ++j, ++k) {
+          const double x = ImageFixture::pixel(n, 1 + i, 1 + (3 - j), 2 - c) / 255.0;
+          ASSERT_NEAR(y[k], (x - mean[c]) / std[c], 2 * 0x1p-23 * std::fmax(1.0, std::fabs(y[k]))) << k;
+        }
+  // Pixel units give the same values; float16 and nhwc output; bfloat16 into .safetensors.
+  r = run({"image", in, "--layout=nhwc", "--mean", "123.675,116.28,103.53", "--std", "58.395,57.12,57.375", "--units", "pixel",
+           "--to-layout", "nhwc", "--dtype", "float16", "--out", data_path("y16.npy")});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::vector<double> y16 = read_npy_values(data_path("y16.npy"), &dtype);
+  EXPECT_EQ(dtype, DType::float16);
+  EXPECT_NEAR(y16[5], (ImageFixture::pixel(0, 0, 1, 2) / 255.0 - mean[2]) / std[2], 4e-3);
+  r = run({"image", in, "--layout", "nhwc", "--from-batch", "--dtype", "bfloat16", "--out", data_path("y.safetensors")});
+  ASSERT_EQ(r.code, 0) << r.err;
+  io::SafetensorsFile file;
+  ASSERT_TRUE(io::read_safetensors(data_path("y.safetensors"), &file).ok());
+  ASSERT_EQ(file.tensors.size(), 1u);
+  EXPECT_EQ(file.tensors[0].name, "images");
+  EXPECT_EQ(file.tensors[0].dtype, DType::bfloat16);
+  EXPECT_EQ(file.tensors[0].shape, (std::vector<std::int64_t>{2, 3, 5, 6}));
+  // --from-batch: every channel of the output has mean 0 and std 1 (to bfloat16's rounding)
+  for (std::int64_t c = 0; c < 3; ++c) {
+    double sum = 0, square = 0;
+    for (std::int64_t n = 0; n < 2; ++n)
+      for (std::int64_t p = 0; p < 30; ++p) {
+        std::uint16_t b;
+        std::memcpy(&b, file.tensors[0].data.data() + 2 * ((n * 3 + c) * 30 + p), 2);
+        const double v = testing::decode_bfloat16(b);
+        sum += v, square += v * v;
+      }
+    EXPECT_NEAR(sum / 60, 0.0, 0.01);
+    EXPECT_NEAR(std::sqrt(square / 60), 1.0, 0.01);
+  }
+}
+
+TEST_F(CliTest, ImageUsageAndDataErrorsLeaveNoOutput) {
+  const std::string in = write_npy("x.npy", DType::uint8, {2, 5, 6, 3}, ImageFixture::values());
+  const std::string out = data_path("y.npy");
+  const std::vector<std::vector<std::string>> usage = {
+      {"image", in, "--layout", "nhwc", "--mean", "0.5,0.5,0.5", "--std", "0.2,0.2,0.2", "--out", out},  // no --units
+      {"image", in, "--mean", "0.5,0.5,0.5", "--std", "0.2,0.2,0.2", "--units", "unit", "--out", out},   // 4-D without --layout
+      {"image", in, "--layout", "nhwc", "--from-batch", "--dtype", "bfloat16", "--out", out},             // bfloat16 .npy
+      {"image", in, "--layout", "nhwc", "--from-batch", "--units", "unit", "--out", out},                  // --from-batch and --units
+      {"image", in, "--layout", "nhwc", "--from-batch", "--out", data_path("y.txt")},                      // output format
+      {"image", in, "--layout", "nhwz", "--from-batch", "--out", out},
+      {"image", in, "--layout", "nhwc", "--from-batch", "--crop", "1,2,3", "--out", out},
+      {"image", in, "--layout", "nhwc", "--from-batch"},                                                    // no --out
+  };
+  for (const auto& args : usage) {
+    const CliResult r = run(args);
+    EXPECT_EQ(r.code, 2) << join(args) << "\n" << r.err;
+  }
+  const std::vector<std::vector<std::string>> bad = {
+      {"image", in, "--layout", "nhwc", "--mean", "0.5,0.5", "--std", "0.2,0.2,0.2", "--units", "unit", "--out", out},  // 2 means
+      {"image", in, "--layout", "nhwc", "--mean", "0.5,0.5,0.5", "--std", "0,0.2,0.2", "--units", "unit", "--out", out},  // std 0
+      {"image", in, "--layout", "nhwc", "--from-batch", "--crop", "1,2,5,3", "--out", out},  // window outside
+      {"image", data_path("missing.npy"), "--layout", "nhwc", "--from-batch", "--out", out},
+  };
+  for (const auto& args : bad) {
+    const CliResult r = run(args);
+    EXPECT_EQ(r.code, 1) << join(args) << "\n" << r.err;
+    EXPECT_NE(r.err.find("error"), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(data_entries(), std::vector<std::string>{"x.npy"});
+}
+
+TEST_F(CliTest, ImageOfIdxGreyImages) {
+  std::vector<unsigned char> pixels(3 * 4 * 5);
+  for (std::size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<unsigned char>(i * 7);
+  write_bytes(data_ / "g.idx", idx_bytes({3, 4, 5}, pixels));
+  const CliResult r = run({"image", data_path("g.idx"), "--mean", "0.5", "--std", "0.25", "--units", "unit", "--out", data_path("g.npy")});
+  ASSERT_EQ(r.code, 0) << r.err;
+  io::NpyArray y;
+  ASSERT_TRUE(io::read_npy(data_path("g.npy"), &y).ok());
+  EXPECT_EQ(y.shape, (std::vector<std::int64_t>{3, 1, 4, 5}));
+  const std::vector<double> v = read_npy_values(data_path("g.npy"));
+  for (std::size_t i = 0; i < v.size(); ++i) ASSERT_NEAR(v[i], (pixels[i] / 255.0 - 0.5) / 0.25, 1e-6) << i;
+}
+
+TEST_F(CliTest, ImageOnDeviceMatchesHost) {
+  if (!cuda_available()) {
+    const char* require = std::getenv("NORMKIT_REQUIRE_DEVICE");
+    if (require && std::string(require) == "1") FAIL() << "no CUDA device (required)";
+    GTEST_SKIP() << "no CUDA device and no emulator";
+  }
+  const std::string in = write_npy("x.npy", DType::uint8, {2, 5, 6, 3}, ImageFixture::values());
+  for (const char* device : {"cpu", "cuda"}) {
+    const CliResult r = run({"image", in, "--layout", "nhwc", "--from-batch", "--crop", "0,1,4,5", "--mirror", "--dtype", "float16",
+                             "--device", device, "--out", data_path(std::string(device) + ".npy")});
+    ASSERT_EQ(r.code, 0) << r.err;
+  }
+  EXPECT_EQ(read_npy_values(data_path("cpu.npy")), read_npy_values(data_path("cuda.npy")));
+}
+
+}  // namespace
+}  // namespace normkit
