@@ -178,6 +178,19 @@ def cases(full):
         shape = [n, c, hw, hw] if layout == "nchw" else [n, hw, hw, c]
         add(f"group_norm/{call}/{layout}/{SHORT[dtype]}/{'x'.join(map(str, shape))}", f"group_norm_{call}", dtype, shape,
             "1" if layout == "nchw" else "-1", "32")
+    # Image normalize (uint8 ImageNet-sized images, the layout change fused): minimum bytes = input + output.
+    # The CI subset takes 64 images (a block walks ~1.6 tiles: its set-up weighs more than on the issue's
+    # 256-image batch, which the full run models).
+    images = [("uint8", "nhwc-nchw", "float32"), ("uint8", "nhwc-nchw", "float16")]
+    if full:
+        images += [("uint8", "nhwc-nhwc", "float16"), ("uint8", "nhwc-nchw+crop+mirror", "float32"),
+                   ("float16", "nhwc-nchw", "float32"), ("float32", "nchw-nhwc", "bfloat16"), ("uint8", "nchw-nchw", "float16")]
+    for din, layouts, dout in images:
+        n = 256 if full else 64
+        if ELEM[din] > 1:
+            n //= ELEM[din]
+        shape = [n, 3, 224, 224] if layouts.startswith("nchw") else [n, 224, 224, 3]
+        add(f"image/{layouts}/{SHORT[din]}-{SHORT[dout]}/{'x'.join(map(str, shape))}", "image", din, shape, layouts, dout)
     # Lp: one read for rows <= 1024 (gated), two reads beyond (reported).
     for length in ([512, 4096, 16] if full else [512]):
         elems = mb * 2**20 // 4

@@ -5,8 +5,8 @@
 // Phases of a block:
 //   0. uint8's tables (256 output values a channel, in float64 rounded once) or the coefficients.
 //   1. copy a tile: its input runs (one a row, or one for rows adjacent in memory; a plane's apiece in nchw)
-//      into a shared buffer, each run placed at its global alignment: whole 32-byte sectors by 16-byte
-//      cp.async copies, the bytes before and after them by a warp a run.
+//      into a shared buffer, each run placed at its global alignment: the 16-byte chunks holding it by
+//      cp.async copies.
 //   2. write a tile: every output element in output order, 16 bytes a store where the output is aligned,
 //      read from shared memory at its source position (crop, mirror, channel reversal, the input layout).
 // Preconditions (the launcher's): a tile holds at most 2^15 output elements; the input of every tile lies
@@ -27,6 +27,7 @@ struct ImageKernelArgs {
   const unsigned char* x = nullptr;
   void* y = nullptr;
   const std::uint8_t* mirror_flags = nullptr;  // per image, or nullptr
+  std::int64_t x_bytes = 0;  // the bytes x spans (every padded row)
   std::int64_t image_bytes = 0, plane_bytes = 0, row_pitch = 0, origin_bytes = 0;
   int channels = 1, pixel_bytes = 1, in_element_bytes = 1;
   int out_height = 0, out_width = 0;
@@ -116,48 +117,40 @@ struct WriteDivisors {
   }
 };
 
-// Phase 1: the tile's input into `buffer`. A run's whole 32-byte sectors go by 16-byte cp.async copies
-// (slot i of a run: its i-th whole chunk); the bytes before its first and after its last whole sector (up
-// to 31 each) by a warp a run, lane b taking byte b of the head and then of the tail: no sector is read by
-// both kinds of load.
-__device__ __forceinline__ void copy_tile(const ImageTile& t, const CopyDivisors& d, unsigned char* buffer) {
+// Phase 1: the tile's input into `buffer`. Every 16-byte chunk that holds bytes of a run goes by one
+// cp.async copy (slot i of a run: its i-th chunk from the run's first byte rounded down to 16), bytes around
+// the run included: they lie in the sectors the run touches, and in its own padded place in shared memory.
+// Only a chunk reaching outside x (a run at the very start or end of the batch) is copied byte by byte.
+__device__ __forceinline__ void copy_tile(const ImageTile& t, const CopyDivisors& d, unsigned char* buffer, const unsigned char* x_begin,
+                                          const unsigned char* x_end) {
   const int slots_per_run = t.run_length / 16 + 2;
-  // Run k: its first byte, where that byte goes (at the run's global address mod 16), and its head length.
-  auto run_of = [&](int k, const unsigned char** run, unsigned char** dst) {
+  // Slot i of run k: the chunk at the run's first byte rounded down to 16, plus 16 i, into its place.
+  auto copy_slot = [&](int k, int i) {
     const int plane = static_cast<int>(d.by_runs.div(static_cast<unsigned>(k)));
     const int row = k - plane * t.runs_per_plane;
-    *run = t.in + plane * t.run_plane + row * t.run_pitch;
-    *dst = buffer + plane * t.plane_stride + row * t.row_stride + (reinterpret_cast<std::uintptr_t>(*run) & 15);
-    return min(static_cast<int>((32 - (reinterpret_cast<std::uintptr_t>(*run) & 31)) & 31), t.run_length);
+    const unsigned char* const run = t.in + plane * t.run_plane + row * t.run_pitch;
+    const unsigned char* const chunk = reinterpret_cast<const unsigned char*>(reinterpret_cast<std::uintptr_t>(run) & ~std::uintptr_t{15}) + 16 * i;
+    if (chunk >= run + t.run_length) return;
+    unsigned char* const dst = buffer + plane * t.plane_stride + row * t.row_stride + 16 * i;
+    if (chunk >= x_begin && chunk + 16 <= x_end) {
+      cp_async_16(dst, chunk);
+    } else {
+      for (int b = 0; b < 16; ++b) {
+        if (chunk + b >= run && chunk + b < run + t.run_length) dst[b] = chunk[b];
+      }
+    }
   };
   if (slots_per_run >= static_cast<int>(blockDim.x)) {
     // Long runs (a merged tile, or planes): run by run, no division a chunk.
     for (int k = 0; k < t.run_count; ++k) {
-      const unsigned char* run;
-      unsigned char* dst;
-      const int head = run_of(k, &run, &dst);
-      const int whole = (t.run_length - head) / 32 * 2;  // 16-byte chunks of whole sectors
-      for (int i = threadIdx.x; i < whole; i += blockDim.x) cp_async_16(dst + head + 16 * i, run + head + 16 * i);
+      for (int i = threadIdx.x; i < slots_per_run; i += blockDim.x) copy_slot(k, i);
     }
   } else {
     const int slots = t.run_count * slots_per_run;
     for (int j = threadIdx.x; j < slots; j += blockDim.x) {
       const int k = static_cast<int>(d.by_slots.div(static_cast<unsigned>(j)));
-      const int i = j - k * slots_per_run;
-      const unsigned char* run;
-      unsigned char* dst;
-      const int head = run_of(k, &run, &dst);
-      if (head + 32 * (i / 2 + 1) <= t.run_length) cp_async_16(dst + head + 16 * i, run + head + 16 * i);
+      copy_slot(k, j - k * slots_per_run);
     }
-  }
-  for (int j = threadIdx.x; j < t.run_count * 64; j += blockDim.x) {
-    const int k = j >> 6, b = j & 63;
-    const unsigned char* run;
-    unsigned char* dst;
-    const int head = run_of(k, &run, &dst);
-    const int tail = head + (t.run_length - head) / 32 * 32;  // first byte after the whole sectors
-    const int e = b < 32 ? b : tail + b - 32;
-    if (b < 32 ? e < head : e < t.run_length) dst[e] = run[e];
   }
 }
 
@@ -208,7 +201,7 @@ __global__ void __launch_bounds__(plan::ImagePolicy::kThreads, plan::ImagePolicy
   {
     const ImageTile first(a, image, tile_in_image);
     dc.update(first);
-    copy_tile(first, dc, shared + a.table_bytes);
+    copy_tile(first, dc, shared + a.table_bytes, a.x, a.x + a.x_bytes);
   }
   cp_async_commit();
   while (index < a.tiles) {
@@ -220,7 +213,7 @@ __global__ void __launch_bounds__(plan::ImagePolicy::kThreads, plan::ImagePolicy
     if (index < a.tiles) {
       const ImageTile next(a, image, tile_in_image);
       dc.update(next);
-      copy_tile(next, dc, shared + a.table_bytes + (buffer ^ 1) * a.buffer_bytes);
+      copy_tile(next, dc, shared + a.table_bytes + (buffer ^ 1) * a.buffer_bytes, a.x, a.x + a.x_bytes);
     }
     cp_async_commit();
     cp_async_wait<1>();
