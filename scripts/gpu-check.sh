@@ -103,7 +103,7 @@ run_step sass 90 "$OUT/sass.txt" sass_report "$library"
 #    (Google Benchmark's filters are POSIX extended regular expressions: no lookahead, so the families
 #    are listed.)
 LAYERS='(layer_norm|rms_norm|batch_norm|group_norm)/'
-OTHERS='(copy|per_feature|per_sample[0-9]*|global|nhwc_c3|nchw_c3|apply|lp)/'
+OTHERS='(copy|per_feature|per_sample[0-9]*|global|nhwc_c3|nchw_c3|apply|lp|image)/'
 bench_args=(--benchmark_filter="^device/$OTHERS" --benchmark_min_time=0.1)
 [ $QUICK = 1 ] && bench_args=(--benchmark_filter="^device/(copy/|$OTHERS.*/large)" --benchmark_min_time=0.03)
 run_step bench 150 "$OUT/bench.txt" "$BUILD_DIR/bench/bench_normkit" "${bench_args[@]}" \
