@@ -6,6 +6,9 @@
   torch/lp_l2/<pattern>/<dtype>/large   torch.nn.functional.normalize(x, p=2, dim=1) (per-sample patterns)
   torch/{layer_norm,rms_norm,batch_norm,group_norm}/...   the layers of bench/bench_layers.cpp, forward
                                         (no_grad) and autograd's backward, on its large shapes
+  torch/image/nhwc_nchw/u8_<out>/256x224x224x3/large   torchvision's ToTensor + Normalize on the device:
+                                        x.permute(0, 3, 1, 2).to(out) / 255, then (y - mean) / std per channel
+                                        (torchvision.transforms.v2.functional.normalize when importable)
 
 with a device-to-device copy of the same bytes timed in the same process (`b.copy_(a)`), so that each case
 reports `of_copy` exactly as bench_normkit does: statistics = input bytes/s over the copy's read bytes/s,
@@ -121,7 +124,39 @@ def main(argv):
                 del x
         torch.cuda.empty_cache()
     layers(torch, dev, timed, random_tensor, emit, only)
+    images(torch, dev, timed, random_tensor, emit, only, dtype_of)
     return 0
+
+
+# bench/bench_image.cpp's large uint8 cases: a batch of 256 ImageNet-sized NHWC images to normalized NCHW, as
+# a PyTorch input pipeline on the GPU does it (the layout change, the conversion and the normalization as
+# separate kernels), bytes as the C++ bench counts them (input + output) over a copy of the output's size.
+def images(torch, dev, timed, random_tensor, emit, only, dtype_of):
+    try:
+        from torchvision.transforms.v2 import functional as TF
+    except Exception:
+        TF = None
+    for out in ("float32", "float16"):
+        name = f"torch/image/nhwc_nchw/u8_{'f32' if out == 'float32' else 'f16'}/256x224x224x3/large"
+        if only and only not in name:
+            continue
+        try:
+            x = random_tensor([256, 224, 224, 3], "uint8")
+            mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+            m = torch.tensor(mean, device=dev, dtype=dtype_of[out]).view(1, 3, 1, 1)
+            s = torch.tensor(std, device=dev, dtype=dtype_of[out]).view(1, 3, 1, 1)
+
+            def fn():
+                y = x.permute(0, 3, 1, 2).to(dtype_of[out]).div_(255)
+                return TF.normalize(y, mean, std) if TF is not None else y.sub_(m).div_(s)
+
+            in_bytes = x.numel()
+            out_bytes = x.numel() * torch.empty((), dtype=dtype_of[out]).element_size()
+            emit(name, timed(fn), in_bytes + out_bytes, out_bytes, (in_bytes + out_bytes) / 2)
+            del x
+        except Exception as e:  # (a peer that fails is reported, the others still run)
+            print(json.dumps({"name": name, "error": str(e)[:200]}), flush=True)
+        torch.cuda.empty_cache()
 
 
 # The layer cases of bench/bench_layers.cpp (large): name, torch forward, shape, dtype. Bytes moved as the C++
