@@ -1,5 +1,7 @@
 // normkit command line: `normkit stats IN.npy ...`; `normkit --help`, `normkit --version`.
 #include <cstdio>
+#include <exception>
+#include <new>
 #include <string>
 #include <vector>
 
@@ -31,8 +33,28 @@ void print_help() {
 
 }  // namespace
 
+namespace {
+
+int dispatch(const std::vector<std::string>& args);
+
+}  // namespace
+
+// Memory the machine cannot give (a file larger than memory read whole, a huge output) is bad data, not a
+// crash: every verb runs under this handler.
 int main(int argc, char** argv) {
-  std::vector<std::string> args(argv + 1, argv + argc);
+  try {
+    return dispatch(std::vector<std::string>(argv + 1, argv + argc));
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "normkit: error: out of memory (for files larger than memory, 'normkit stats --chunk-bytes B' streams them)\n");
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "normkit: error: %s\n", e.what());
+  }
+  return normkit::cli::kExitBadData;
+}
+
+namespace {
+
+int dispatch(const std::vector<std::string>& args) {
   if (args.empty()) {
     print_help();
     return normkit::cli::kExitUsage;
@@ -54,3 +76,5 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "normkit: unknown command '%s' (try 'normkit --help')\n", command.c_str());
   return normkit::cli::kExitUsage;
 }
+
+}  // namespace

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <new>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -233,7 +234,12 @@ Status parse(ByteSource& src, const std::string& name, NpyArray* out) {
   std::vector<unsigned char> data;
   while (data.size() < h.data_bytes) {  // (grown as the data arrives: a hostile header allocates nothing)
     const std::size_t have = data.size(), ask = std::min(kChunk, h.data_bytes - have);
-    data.resize(have + ask);
+    try {
+      data.resize(have + ask);
+    } catch (const std::bad_alloc&) {
+      return Status(StatusCode::io_error, "normkit::read_idx: '" + name + "' holds " + std::to_string(h.data_bytes) +
+                                              " bytes of data, more than this process can hold in memory");
+    }
     NORMKIT_RETURN_IF_ERROR(read_data(src, name, h, have, data.data() + have, ask));
   }
   NORMKIT_RETURN_IF_ERROR(check_end(src, name, h));

@@ -5,6 +5,7 @@
 
 #include <cctype>
 #include <cstring>
+#include <new>
 #include <limits>
 #include <utility>
 
@@ -269,7 +270,12 @@ Status read_npy(std::FILE* file, std::int64_t file_size, const std::string& path
   NpyArray array;
   std::int64_t data_bytes = 0;
   NORMKIT_RETURN_IF_ERROR(read_npy_header(file, file_size, path, &array, &data_bytes));
-  array.data.resize(static_cast<std::size_t>(data_bytes));
+  try {
+    array.data.resize(static_cast<std::size_t>(data_bytes));
+  } catch (const std::bad_alloc&) {
+    return Status(StatusCode::io_error, std::string("normkit::") + kRead + ": '" + path + "' holds " + std::to_string(data_bytes) +
+                                            " bytes of data, more than this process can hold in memory");
+  }
   NORMKIT_RETURN_IF_ERROR(read_exact(file, array.data.data(), array.data.size(), kRead, path));
   *out = std::move(array);
   return Status();

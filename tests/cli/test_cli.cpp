@@ -87,9 +87,10 @@ class CliTest : public ::testing::Test {
     if (!root_.empty()) fs::remove_all(root_, ec);
   }
 
-  CliResult run(const std::vector<std::string>& args) {
+  // `shell_prefix` runs first in the same shell (e.g. a ulimit).
+  CliResult run(const std::vector<std::string>& args, const std::string& shell_prefix = "") {
     const fs::path out = capture_ / "stdout", err = capture_ / "stderr";
-    std::string command = shell_quote(NORMKIT_CLI_PATH);
+    std::string command = shell_prefix + shell_quote(NORMKIT_CLI_PATH);
     for (const auto& a : args) command += " " + shell_quote(a);
     command += " >" + shell_quote(out.string()) + " 2>" + shell_quote(err.string()) + " </dev/null";
     CliResult result;
@@ -865,6 +866,36 @@ TEST_F(CliTest, ChunkedStatsEqualInMemory) {
 
 // The main job on the real Fashion-MNIST files (installed by scripts/install-deps.sh): the published
 // pooled mean and std to 4 decimals.
+// "Larger than RAM": a 1 GB uint8 file under a 512 MB address-space limit. Streamed (--chunk-bytes) it gives
+// the exact statistics; read whole it is a clear error (exit 1), not a crash.
+TEST_F(CliTest, StatsOfAFileLargerThanTheMemoryLimit) {
+  const std::int64_t rows = 1 << 20, cols = 1024;  // 1 GiB: byte k holds k mod 256
+  const std::string path = data_path("big.npy");
+  {
+    std::string header = "{'descr': '|u1', 'fortran_order': False, 'shape': (" + std::to_string(rows) + ", " + std::to_string(cols) + "), }";
+    header += std::string(64 - (10 + header.size() + 1) % 64, ' ') + "\n";
+    std::ofstream f(path, std::ios::binary);
+    f.write("\x93NUMPY\x01\x00", 8);
+    const char len[2] = {static_cast<char>(header.size() & 0xff), static_cast<char>(header.size() >> 8)};
+    f.write(len, 2);
+    f << header;
+    std::string block(1 << 20, '\0');
+    for (std::size_t i = 0; i < block.size(); ++i) block[i] = static_cast<char>(i & 0xff);
+    for (std::int64_t i = 0; i < rows * cols / static_cast<std::int64_t>(block.size()); ++i) f.write(block.data(), static_cast<std::streamsize>(block.size()));
+    ASSERT_TRUE(f.good());
+  }
+  const std::string limit = "ulimit -v 524288 && ";
+  CliResult r = run({"stats", path, "--axis", "all", "--stats", "count,mean,min,max", "--device", "cpu", "--chunk-bytes", "67108864",
+                     "--quiet"}, limit);
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("127.5"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("1073741824"), std::string::npos) << r.out;
+  r = run({"stats", path, "--axis", "all", "--device", "cpu"}, limit);
+  EXPECT_EQ(r.code, 1) << r.err;
+  EXPECT_NE(r.err.find("more than this process can hold in memory"), std::string::npos) << r.err;
+  fs::remove(path);
+}
+
 TEST_F(CliTest, DemoOnFashionMnist) {
   if (!fs::exists("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")) GTEST_SKIP() << "dataset-fashion-mnist not installed";
   const CliResult r = run({"demo", "--device", "cpu"});
