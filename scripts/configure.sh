@@ -15,5 +15,6 @@ else
   echo "configure: nvcc not found: host-only build"
   cuda_args=(-DNORMKIT_ENABLE_CUDA=OFF)
 fi
+# The Python extension (python/, nanobind from PyPI: scripts/install-deps.sh) with the same python3 as pip's.
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DNORMKIT_BUILD_TESTS=ON -DNORMKIT_BUILD_BENCH=ON \
-  -DNORMKIT_BUILD_CLI=ON "${cuda_args[@]}"
+  -DNORMKIT_BUILD_CLI=ON -DNORMKIT_BUILD_PYTHON=ON "-DPython_EXECUTABLE=$(command -v python3)" "${cuda_args[@]}"

@@ -12,8 +12,21 @@ missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# PyPI packages of the Python package (python/) and its tests: nanobind builds the extension, pytest, NumPy and
+# scikit-learn test it (against scikit-learn's own estimators).
+install_python_packages() {
+  local wanted=(nanobind pytest numpy sklearn) pip_names=(nanobind pytest numpy scikit-learn) absent=()
+  for i in "${!wanted[@]}"; do
+    python3 -c "import ${wanted[$i]}" 2>/dev/null || absent+=("${pip_names[$i]}")
+  done
+  if [ ${#absent[@]} -gt 0 ]; then
+    echo "install-deps: pip installing ${absent[*]}"
+    python3 -m pip install -q --disable-pip-version-check "${absent[@]}"
+  fi
+}
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all packages present"
+  install_python_packages
   exit 0
 fi
 echo "install-deps: installing ${missing[*]}"
@@ -28,3 +41,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+install_python_packages

@@ -14,6 +14,15 @@
 
 namespace normkit {
 
+// The fitted state as host arrays (one element a kept index, C order of the kept shape): the raw statistics
+// and the forward transform's coefficients y = (x - center) * scale + offset (NaN filled with `fill` first
+// when imputing; `fill` is NaN otherwise).
+struct NormalizerState {
+  std::vector<std::int64_t> kept_shape;
+  std::vector<StatsSummary> summaries;
+  std::vector<double> center, scale, offset, fill;
+};
+
 // A fitted scaler with its state: adapt over batches, transform, inverse-transform, save, load.
 //
 // The state lives in `space`: per kept index the raw statistics (StatsSummary) and the derived
@@ -53,6 +62,9 @@ class Normalizer {
   // nan_count (int64) and the derived center, scale, offset (float64, kept shape); string metadata
   // with the method, axes, parameters and normkit version. Loadable with safetensors.numpy.load_file.
   Status save(const std::string& path, Stream stream = nullptr) const;
+  // The fitted state on the host (for device state: copied back, the stream synchronized; the same check of
+  // the fit for +-Inf as transform()).
+  Status fitted_state(NormalizerState* out, Stream stream = nullptr) const;
   // Loads a saved normalizer into `space`, validating the whole file.
   Status load(const std::string& path, MemorySpace space);
 

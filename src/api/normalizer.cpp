@@ -355,6 +355,34 @@ Status Normalizer::save(const std::string& path, Stream stream) const {
   return io::write_safetensors_atomic(path, file);
 }
 
+Status Normalizer::fitted_state(NormalizerState* out, Stream stream) const {
+  const std::string op = "Normalizer::fitted_state";
+  State& st = *state_;
+  if (out == nullptr) return argument_error(StatusCode::null_pointer, op, "out", "a non-null pointer", "nullptr");
+  if (!st.configured || !st.adapted) return Status(StatusCode::invalid_argument, "normkit::" + op + ": the normalizer is not adapted");
+  NORMKIT_RETURN_IF_ERROR(st.refresh_coefficients(stream, op));
+  NormalizerState state;
+  state.kept_shape = st.kept;
+  NORMKIT_RETURN_IF_ERROR(st.summaries_on_host(stream, &state.summaries));
+  const std::size_t n = static_cast<std::size_t>(st.kept_numel);
+  std::vector<double> coefficients(4 * n);
+  if (st.space == MemorySpace::host) {
+    std::copy(st.host_coefficients.begin(), st.host_coefficients.begin() + static_cast<std::ptrdiff_t>(4 * n), coefficients.begin());
+  } else {
+    NORMKIT_RETURN_IF_ERROR(kernels::copy_to_host_sync(coefficients.data(), st.device_coefficients, coefficients.size() * sizeof(double), stream));
+  }
+  // (the forward coefficients are the first four arrays: center, scale, offset, fill)
+  for (std::vector<double>* v : {&state.center, &state.scale, &state.offset, &state.fill}) v->resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    state.center[i] = coefficients[i];
+    state.scale[i] = coefficients[n + i];
+    state.offset[i] = coefficients[2 * n + i];
+    state.fill[i] = coefficients[3 * n + i];
+  }
+  *out = std::move(state);
+  return Status::success();
+}
+
 Status Normalizer::load(const std::string& path, MemorySpace space) {
   const std::string op = "Normalizer::load";
   io::SafetensorsFile file;

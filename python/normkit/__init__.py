@@ -1,0 +1,36 @@
+"""normkit: normalization on NumPy arrays and CUDA device arrays (PyTorch, CuPy, DLPack), without copies.
+
+Functions: stats, normalize (l1/l2/max rows), image_normalize, layer_norm, rms_norm.
+Estimators: StandardScaler, MinMaxScaler, MaxAbsScaler, Normalizer (scikit-learn), Normalization (Keras).
+Every function and estimator documents its formula, defaults and edge cases; the C++ headers under
+include/normkit/ hold the full semantics."""
+from . import _normkit
+from ._arrays import DeviceArray
+from .estimators import MaxAbsScaler, MinMaxScaler, Normalization, Normalizer, StandardScaler
+from .functional import image_normalize, layer_norm, normalize, rms_norm, stats
+
+cuda_available = _normkit.cuda_available
+
+
+def device_array(host_array, device=0):
+    """A copy of a host array in CUDA device memory, as a DLPack-exporting array (torch.from_dlpack and
+    cupy.from_dlpack wrap it without a copy); normkit functions take it as they take PyTorch or CuPy arrays."""
+    import numpy as np
+    from ._arrays import device_empty, dtype_name
+    a = np.ascontiguousarray(host_array)
+    d = device_empty(a.shape, dtype_name(a), device)
+    _normkit.copy_bytes(d, a)
+    return d
+
+
+def to_host(array):
+    """A NumPy copy of a device array made by normkit (synchronizes)."""
+    import numpy as np
+    out = np.empty(tuple(array.shape), dtype=str(array.dtype))
+    _normkit.copy_bytes(out, array)
+    return out
+
+
+__all__ = ["stats", "normalize", "image_normalize", "layer_norm", "rms_norm", "StandardScaler", "MinMaxScaler", "MaxAbsScaler",
+           "Normalizer", "Normalization", "cuda_available", "device_array", "to_host", "DeviceArray"]
+__version__ = "0.1.0"

@@ -1,0 +1,309 @@
+"""scikit-learn and Keras style estimators on normkit's Normalizer: the same data in NumPy on the host or in any
+DLPack device array on a GPU, statistics merged exactly across partial_fit calls (Welford/Chan in float64).
+
+The fitted attributes (mean_, var_, scale_, data_min_, ...) are NumPy arrays with scikit-learn's names and
+meaning; reading them after fitting on a device copies the state to the host and synchronizes the stream (once a
+fit). fit/partial_fit/transform on device arrays only enqueue work, except that the first transform after a fit
+checks the fit for +-Inf (one value read back; scikit-learn rejects infinity in fit)."""
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+
+from . import _arrays, _normkit
+from .functional import normalize as _lp_normalize
+
+try:  # scikit-learn's base classes when installed: clone, get_params/set_params, repr, pipelines
+    from sklearn.base import BaseEstimator as _Base
+    from sklearn.base import OneToOneFeatureMixin as _FeatureNames
+    from sklearn.base import TransformerMixin as _Transformer
+except Exception:  # pragma: no cover - a minimal stand-in without scikit-learn
+    class _Base:
+        @classmethod
+        def _get_param_names(cls):
+            sig = inspect.signature(cls.__init__)
+            return sorted(p for p in sig.parameters if p != "self")
+
+        def get_params(self, deep=True):
+            return {k: getattr(self, k) for k in self._get_param_names()}
+
+        def set_params(self, **params):
+            for k, v in params.items():
+                if k not in self._get_param_names():
+                    raise ValueError(f"Invalid parameter {k!r} for estimator {type(self).__name__}")
+                setattr(self, k, v)
+            return self
+
+    class _Transformer:
+        def fit_transform(self, X, y=None, **fit_params):
+            return self.fit(X, y, **fit_params).transform(X)
+
+    class _FeatureNames:
+        pass
+
+
+def _output_dtype(x):
+    """scikit-learn's: float64, float32 and float16 stay, anything else becomes float64."""
+    d = _arrays.dtype_name(x)
+    return d if d in ("float64", "float32", "float16") else "float64"
+
+
+def _as_2d(X, name="X"):
+    shape = tuple(getattr(X, "shape", ()))
+    if len(shape) != 2:
+        raise ValueError(f"normkit: argument '{name}': expected a 2-D array [n_samples, n_features], got shape {shape}")
+    return X
+
+
+class _FittedScaler(_FeatureNames, _Transformer, _Base):
+    """Common machinery: a C++ Normalizer adapted per partial_fit, its state read on demand."""
+
+    _method = "zscore"
+
+    def _options(self):
+        return {}
+
+    def _new_state(self, X):
+        device, _ = _arrays.device_of(X)
+        o = dict(with_mean=True, with_std=True, zero_variance="sklearn", epsilon=1e-7, range_min=0.0, range_max=1.0, clip=False)
+        o.update(self._options())
+        self._state = _normkit.Normalizer(self._method, [0], o["with_mean"], o["with_std"], o["zero_variance"], o["epsilon"],
+                                          o["range_min"], o["range_max"], o["clip"], 1.0, 0.0, False, device)
+        self._device = device
+        self._fitted = None
+
+    def _reset(self):
+        for name in ("_state", "_fitted", "n_features_in_"):
+            if hasattr(self, name):
+                delattr(self, name)
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Fits on X (a fresh state; scikit-learn's fit). Returns self."""
+        if sample_weight is not None:
+            raise ValueError("normkit: sample_weight is not supported")
+        self._reset()
+        return self.partial_fit(X, y)
+
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Merges X's statistics into the state (exactly: Chan's formula in float64). Returns self."""
+        if sample_weight is not None:
+            raise ValueError("normkit: sample_weight is not supported")
+        X = _as_2d(X)
+        if not hasattr(self, "_state"):
+            self._new_state(X)
+            self.n_features_in_ = int(X.shape[1])
+        elif int(X.shape[1]) != self.n_features_in_:
+            raise ValueError(f"normkit: X has {X.shape[1]} features, but {type(self).__name__} was fitted with {self.n_features_in_}")
+        self._state.adapt(X, _arrays.stream_handle(None, X))
+        self._fitted = None
+        return self
+
+    def _check_fitted(self):
+        if not hasattr(self, "_state"):
+            from .exceptions import NotFittedError
+            raise NotFittedError(f"This {type(self).__name__} instance is not fitted yet. Call 'fit' first.")
+
+    def _transform(self, X, inverse, copy=None):
+        self._check_fitted()
+        X = _as_2d(X)
+        if int(X.shape[1]) != self.n_features_in_:
+            raise ValueError(f"normkit: X has {X.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_}")
+        out = _arrays.empty_like_library(X, tuple(X.shape), _output_dtype(X))
+        self._state.transform(X, out, inverse, _arrays.stream_handle(None, X))
+        return out
+
+    def transform(self, X, copy=None):
+        """The fitted transform of X, a new array in X's library (float dtypes kept, others become float64)."""
+        return self._transform(X, False, copy)
+
+    def inverse_transform(self, X, copy=None):
+        return self._transform(X, True, copy)
+
+    def fitted_state(self):
+        """The state as NumPy arrays: count, nan_count, mean, m2, min, max and the transform's center, scale,
+        offset (y = (x - center) * scale + offset). Synchronizes for device state."""
+        self._check_fitted()
+        if self._fitted is None:
+            raw = self._state.state(0)
+            self._fitted = {k: np.asarray(v) for k, v in raw.items()}
+        return self._fitted
+
+    def _n_samples_seen(self, with_nan=False):
+        """StandardScaler's: the non-NaN values a feature (an int when equal); MinMaxScaler's and MaxAbsScaler's:
+        the rows seen (with_nan)."""
+        s = self.fitted_state()
+        count = s["count"] + (s["nan_count"] if with_nan else 0)
+        return int(count[0]) if np.all(count == count[0]) else count
+
+    def save(self, path):
+        """Writes the state file the command line reads (`normkit apply --state`)."""
+        self._check_fitted()
+        self._state.save(str(path), 0)
+
+    @classmethod
+    def load(cls, path, device=False):
+        """An estimator from a state file (`normkit fit --state` or save()); device=True keeps the state on the GPU."""
+        est = cls()
+        est._state = _normkit.Normalizer(cls._method, [0], True, True, "sklearn", 1e-7, 0.0, 1.0, False, 1.0, 0.0, False, bool(device))
+        est._state.load(str(path), bool(device))
+        if est._state.method != cls._method:
+            raise ValueError(f"normkit: {path} holds a {est._state.method} state, not {cls._method} ({cls.__name__})")
+        est._device = bool(device)
+        est._fitted = None
+        est.n_features_in_ = int(np.prod(est.fitted_state()["kept_shape"]))
+        return est
+
+    def __getstate__(self):
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_state", "_fitted")}
+        if hasattr(self, "_state"):
+            import os
+            import tempfile
+            with tempfile.TemporaryDirectory() as d:
+                p = os.path.join(d, "state.safetensors")
+                self._state.save(p, 0)
+                with open(p, "rb") as f:
+                    state["_saved_state"] = f.read()
+        return state
+
+    def __setstate__(self, state):
+        saved = state.pop("_saved_state", None)
+        self.__dict__.update(state)
+        if saved is not None:
+            import os
+            import tempfile
+            with tempfile.TemporaryDirectory() as d:
+                p = os.path.join(d, "state.safetensors")
+                with open(p, "wb") as f:
+                    f.write(saved)
+                self._state = _normkit.Normalizer(self._method, [0], True, True, "sklearn", 1e-7, 0.0, 1.0, False, 1.0, 0.0, False,
+                                                  bool(getattr(self, "_device", False)))
+                self._state.load(p, bool(getattr(self, "_device", False)))
+            self._fitted = None
+
+
+class StandardScaler(_FittedScaler):
+    """scikit-learn's StandardScaler: y = (x - mean_) / scale_ per feature, with scikit-learn's rules: population
+    variance; a constant feature (var <= n eps var + (n eps mean)^2, eps = 2^-52) gets scale_ 1; NaN is ignored by
+    fit and kept by transform. Attributes: mean_ (None when with_mean and with_std are both off), var_ and scale_
+    (None without with_std), n_samples_seen_ (an int, or one count a feature when NaNs differ), n_features_in_."""
+
+    _method = "zscore"
+
+    def __init__(self, *, copy=True, with_mean=True, with_std=True):
+        self.copy = copy
+        self.with_mean = with_mean
+        self.with_std = with_std
+
+    def _options(self):
+        return dict(with_mean=self.with_mean, with_std=self.with_std)
+
+    @property
+    def mean_(self):
+        s = self.fitted_state()
+        return s["mean"] if (self.with_mean or self.with_std) else None
+
+    @property
+    def var_(self):
+        s = self.fitted_state()
+        return s["m2"] / np.maximum(s["count"], 1) if self.with_std else None
+
+    @property
+    def scale_(self):
+        return 1.0 / self.fitted_state()["scale"] if self.with_std else None
+
+    @property
+    def n_samples_seen_(self):
+        return self._n_samples_seen()
+
+
+class MinMaxScaler(_FittedScaler):
+    """scikit-learn's MinMaxScaler: y = x * scale_ + min_, mapping [data_min_, data_max_] onto feature_range; a range
+    below 10 eps of the input dtype counts as 1 (scikit-learn's near-zero rule); clip=True clips to feature_range."""
+
+    _method = "minmax"
+
+    def __init__(self, feature_range=(0, 1), *, copy=True, clip=False):
+        self.feature_range = feature_range
+        self.copy = copy
+        self.clip = clip
+
+    def _options(self):
+        lo, hi = self.feature_range
+        if not lo < hi:
+            raise ValueError(f"Minimum of desired feature range must be smaller than maximum. Got {self.feature_range}.")
+        return dict(range_min=float(lo), range_max=float(hi), clip=bool(self.clip))
+
+    data_min_ = property(lambda self: self.fitted_state()["min"])
+    data_max_ = property(lambda self: self.fitted_state()["max"])
+    data_range_ = property(lambda self: self.fitted_state()["max"] - self.fitted_state()["min"])
+    scale_ = property(lambda self: self.fitted_state()["scale"])
+    min_ = property(lambda self: self.fitted_state()["offset"] - self.fitted_state()["center"] * self.fitted_state()["scale"])
+    n_samples_seen_ = property(lambda self: self._n_samples_seen(with_nan=True))
+
+
+class MaxAbsScaler(_FittedScaler):
+    """scikit-learn's MaxAbsScaler: y = x / scale_, scale_ = max |x| per feature (below 10 eps of the dtype: 1)."""
+
+    _method = "maxabs"
+
+    def __init__(self, *, copy=True):
+        self.copy = copy
+
+    max_abs_ = property(lambda self: np.maximum(np.abs(self.fitted_state()["min"]), np.abs(self.fitted_state()["max"])))
+    scale_ = property(lambda self: 1.0 / self.fitted_state()["scale"])
+    n_samples_seen_ = property(lambda self: self._n_samples_seen(with_nan=True))
+
+
+class Normalizer(_FeatureNames, _Transformer, _Base):
+    """scikit-learn's Normalizer: each sample (row) divided by its l1, l2 or max norm; stateless (fit only checks
+    X). A zero row stays zero."""
+
+    def __init__(self, norm="l2", *, copy=True):
+        self.norm = norm
+        self.copy = copy
+
+    def fit(self, X, y=None):
+        self.n_features_in_ = int(_as_2d(X).shape[1])
+        return self
+
+    def transform(self, X, copy=None):
+        X = _as_2d(X)
+        out = _arrays.empty_like_library(X, tuple(X.shape), _output_dtype(X))
+        return _lp_normalize(X, self.norm, out=out)
+
+
+class Normalization:
+    """Keras's Normalization layer (keras.layers.Normalization): y = (x - mean) / max(sqrt(variance), 1e-7) along the
+    kept `axis` (the feature axis, -1 by default; Keras's axis is the one kept, normkit's axes are the reduced ones),
+    or the inverse with invert=True. mean/variance given at construction, or from adapt(data), which restarts the
+    statistics on every call as Keras does."""
+
+    def __init__(self, axis=-1, mean=None, variance=None, invert=False):
+        self.axis = axis
+        self.mean = mean
+        self.variance = variance
+        self.invert = invert
+        self._state = None
+
+    def adapt(self, data):
+        shape = tuple(data.shape)
+        keep = _arrays.normalize_axes(self.axis, len(shape), "axis") if self.axis is not None else []
+        reduced = [d for d in range(len(shape)) if d not in keep]
+        device, _ = _arrays.device_of(data)
+        self._state = _normkit.Normalizer("zscore", reduced, True, True, "keras", 1e-7, 0.0, 1.0, False, 1.0, 0.0, False, device)
+        self._state.adapt(data, _arrays.stream_handle(None, data))
+        return self
+
+    def __call__(self, x):
+        if self._state is None:
+            if self.mean is None or self.variance is None:
+                raise ValueError("normkit.Normalization: call adapt(data) or give mean and variance first")
+            import numpy as np
+            mean = np.asarray(self.mean, dtype=np.float64)
+            var = np.asarray(self.variance, dtype=np.float64)
+            y = (np.asarray(x, dtype=np.float64) - mean) / np.maximum(np.sqrt(var), 1e-7)
+            return (np.asarray(x, dtype=np.float64) * np.maximum(np.sqrt(var), 1e-7) + mean) if self.invert else y
+        out = _arrays.empty_like_library(x, tuple(x.shape), _output_dtype(x))
+        self._state.transform(x, out, bool(self.invert), _arrays.stream_handle(None, x))
+        return out

@@ -1,0 +1,396 @@
+// _normkit: the nanobind bindings of normkit's public C++ API (python/normkit wraps them in the Python API).
+//
+// Arrays arrive as nanobind ndarrays (DLPack or the buffer protocol: NumPy, CuPy, PyTorch, JAX, ...) and become
+// TensorViews without a copy; outputs are allocated by the Python layer in the input's library and passed in.
+// A normkit Status becomes a Python exception here and only here: ValueError for bad arguments, TypeError for
+// dtypes, OSError for files, RuntimeError for CUDA errors.
+#include <nanobind/nanobind.h>
+#include <nanobind/ndarray.h>
+#include <nanobind/stl/string.h>
+#include <nanobind/stl/vector.h>
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "normkit/image.hpp"
+#include "normkit/layer_norm.hpp"
+#include "normkit/normalize.hpp"
+#include "normkit/normalizer.hpp"
+#include "normkit/stats.hpp"
+
+#if defined(NORMKIT_WITH_CUDA)
+#include <cuda_runtime_api.h>
+#endif
+
+namespace nb = nanobind;
+using namespace normkit;
+
+namespace {
+
+using Array = nb::ndarray<nb::ro>;     // any array, read
+using OutArray = nb::ndarray<>;        // any array, written
+
+[[noreturn]] void raise(const Status& s) {
+  switch (s.code()) {
+    case StatusCode::unsupported_dtype: throw nb::type_error(s.message().c_str());
+    case StatusCode::io_error:
+    case StatusCode::bad_file: {
+      PyErr_SetString(PyExc_OSError, s.message().c_str());
+      throw nb::python_error();
+    }
+    case StatusCode::cuda_error:
+    case StatusCode::cuda_unavailable:
+    case StatusCode::internal: throw std::runtime_error(s.message());
+    default: throw nb::value_error(s.message().c_str());
+  }
+}
+void check(const Status& s) {
+  if (!s.ok()) raise(s);
+}
+
+DType dtype_of(const nb::dlpack::dtype& d, const char* op, const char* arg) {
+  using code = nb::dlpack::dtype_code;
+  if (d.lanes == 1) {
+    if (d.code == static_cast<std::uint8_t>(code::Float) && d.bits == 32) return DType::float32;
+    if (d.code == static_cast<std::uint8_t>(code::Float) && d.bits == 64) return DType::float64;
+    if (d.code == static_cast<std::uint8_t>(code::Float) && d.bits == 16) return DType::float16;
+    if (d.code == static_cast<std::uint8_t>(code::Bfloat) && d.bits == 16) return DType::bfloat16;
+    if (d.code == static_cast<std::uint8_t>(code::UInt) && d.bits == 8) return DType::uint8;
+    if (d.code == static_cast<std::uint8_t>(code::Int) && d.bits == 64) return DType::int64;
+  }
+  throw nb::type_error((std::string("normkit.") + op + ": argument '" + arg +
+                        "': expected float32, float64, float16, bfloat16, uint8 or int64 elements, got DLPack dtype code " +
+                        std::to_string(d.code) + " with " + std::to_string(d.bits) + " bits")
+                           .c_str());
+}
+
+// A C-contiguous array as a TensorView (no copy). Empty arrays are contiguous whatever their strides.
+template <typename A>
+TensorView view_of(const A& a, const char* op, const char* arg) {
+  if (a.ndim() > static_cast<std::size_t>(kMaxDims)) {
+    throw nb::value_error((std::string("normkit.") + op + ": argument '" + arg + "': at most " + std::to_string(kMaxDims) + " dimensions, got " +
+                           std::to_string(a.ndim()))
+                              .c_str());
+  }
+  std::int64_t shape[kMaxDims] = {};
+  std::int64_t expected = 1, numel = 1;
+  for (std::size_t d = 0; d < a.ndim(); ++d) numel *= static_cast<std::int64_t>(a.shape(d));
+  for (std::size_t k = a.ndim(); k-- > 0;) {
+    shape[k] = static_cast<std::int64_t>(a.shape(k));
+    if (numel > 0 && a.shape(k) > 1 && a.stride(k) != expected) {
+      throw nb::value_error((std::string("normkit.") + op + ": argument '" + arg +
+                             "': expected a C-contiguous array (call numpy.ascontiguousarray / .contiguous() first); a "
+                             "PyTorch channels_last tensor is passed as its NHWC permute)")
+                                .c_str());
+    }
+    expected *= static_cast<std::int64_t>(a.shape(k));
+  }
+  MemorySpace space = MemorySpace::host;
+  if (a.device_type() == nb::device::cuda::value) {
+    space = MemorySpace::device;
+  } else if (a.device_type() != nb::device::cpu::value && a.device_type() != nb::device::cuda_host::value) {
+    throw nb::value_error((std::string("normkit.") + op + ": argument '" + arg + "': expected host or CUDA device memory, got DLPack device type " +
+                           std::to_string(a.device_type()))
+                              .c_str());
+  }
+  return TensorView(const_cast<void*>(static_cast<const void*>(a.data())), dtype_of(a.dtype(), op, arg), shape, static_cast<int>(a.ndim()), space);
+}
+
+// The current CUDA device made the arrays' for the duration of a call (restored after).
+struct DeviceScope {
+#if defined(NORMKIT_WITH_CUDA)
+  int previous = -1;
+  explicit DeviceScope(int device) {
+    if (device < 0) return;
+    cudaGetDevice(&previous);
+    if (previous != device) cudaSetDevice(device);
+  }
+  ~DeviceScope() {
+    if (previous >= 0) cudaSetDevice(previous);
+  }
+#else
+  explicit DeviceScope(int) {}
+#endif
+};
+
+template <typename A>
+int device_of(const A& a) {
+  return a.device_type() == nb::device::cuda::value ? a.device_id() : -1;
+}
+
+Stream stream_of(std::uintptr_t handle) { return reinterpret_cast<Stream>(handle); }
+
+// Device scratch for a call, freed on the call's stream after it (stream-ordered).
+struct Scratch {
+  void* ptr = nullptr;
+  Stream stream = nullptr;
+  Scratch(std::size_t bytes, MemorySpace space, Stream s) : stream(s) {
+    if (bytes == 0 || space != MemorySpace::device) return;
+#if defined(NORMKIT_WITH_CUDA)
+    if (cudaMallocAsync(&ptr, bytes, reinterpret_cast<cudaStream_t>(s)) != cudaSuccess) {
+      cudaGetLastError();
+      throw std::runtime_error("normkit: cudaMallocAsync of " + std::to_string(bytes) + " bytes of workspace failed");
+    }
+#endif
+  }
+  ~Scratch() {
+#if defined(NORMKIT_WITH_CUDA)
+    if (ptr) cudaFreeAsync(ptr, reinterpret_cast<cudaStream_t>(stream));
+#endif
+  }
+};
+
+ReduceAxes axes_of(const std::vector<int>& axes, bool all) {
+  if (all) return ReduceAxes::every();
+  return ReduceAxes::of(axes.data(), static_cast<int>(axes.size()));
+}
+
+Stat stat_of(const std::string& name) {
+  static const char* names[] = {"count", "mean", "var", "std", "min", "max", "sum", "l0", "l1", "l2", "linf"};
+  for (int i = 0; i < kNumStats; ++i) {
+    if (name == names[i]) return static_cast<Stat>(i);
+  }
+  throw nb::value_error(("normkit.stats: argument 'stats': unknown statistic '" + name + "' (count, mean, var, std, min, max, sum, l0, l1, l2, linf)").c_str());
+}
+
+// ---- functions ------------------------------------------------------------------------------------------------
+
+void stats(Array x, std::vector<int> axes, bool all_axes, std::vector<std::string> names, std::vector<OutArray> outs, std::int64_t ddof,
+           bool ignore_nan, std::uintptr_t stream) {
+  const TensorView in = view_of(x, "stats", "x");
+  StatsOptions o;
+  o.axes = axes_of(axes, all_axes);
+  o.ddof = ddof;
+  o.ignore_nan = ignore_nan;
+  StatsOutputs outputs;
+  std::vector<Stat> wanted;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    const Stat s = stat_of(names[i]);
+    wanted.push_back(s);
+    outputs[s] = view_of(outs[i], "stats", names[i].c_str());
+  }
+  o.stats = StatSet();
+  for (Stat s : wanted) o.stats.add(s);
+  DeviceScope scope(device_of(x));
+  std::size_t bytes = 0;
+  check(stats_workspace_size(in, o, &bytes));
+  Scratch ws(bytes, in.space, stream_of(stream));
+  nb::gil_scoped_release release;
+  check(compute_stats(in, o, outputs, ws.ptr, bytes, stream_of(stream)));
+}
+
+void lp_normalize(Array x, const std::string& norm, OutArray out, std::uintptr_t stream) {
+  const TensorView in = view_of(x, "normalize", "x"), y = view_of(out, "normalize", "out");
+  LpNorm p = LpNorm::l2;
+  if (norm == "l1") p = LpNorm::l1;
+  else if (norm == "linf" || norm == "max") p = LpNorm::linf;
+  else if (norm != "l2") throw nb::value_error(("normkit.normalize: argument 'norm': expected l1, l2 or max, got '" + norm + "'").c_str());
+  DeviceScope scope(device_of(x));
+  std::size_t bytes = 0;
+  check(normalize_lp_workspace_size(in, &bytes));
+  Scratch ws(bytes, in.space, stream_of(stream));
+  nb::gil_scoped_release release;
+  check(normalize_lp(in, p, y, ws.ptr, bytes, stream_of(stream)));
+}
+
+void image_normalize_binding(Array x, OutArray y, const std::string& layout, const std::string& out_layout, const std::string& units,
+                             std::vector<double> mean, std::vector<double> std, double eps, double scale, double shift, bool reverse,
+                             std::vector<std::int64_t> crop, bool mirror, nb::object mirror_flags, std::int64_t row_pitch, std::uintptr_t stream) {
+  ImageNormalizeOptions o;
+  auto layout_of = [](const std::string& v, const char* arg) {
+    if (v == "nhwc") return ImageLayout::nhwc;
+    if (v == "nchw") return ImageLayout::nchw;
+    throw nb::value_error((std::string("normkit.image_normalize: argument '") + arg + "': expected 'nhwc' or 'nchw', got '" + v + "'").c_str());
+  };
+  o.layout = layout_of(layout, "layout");
+  o.out_layout = layout_of(out_layout, "out_layout");
+  if (units == "pixel") o.units = PixelUnits::pixel;
+  else if (units == "unit") o.units = PixelUnits::unit;
+  else if (!units.empty()) throw nb::value_error(("normkit.image_normalize: argument 'units': expected 'pixel' or 'unit', got '" + units + "'").c_str());
+  o.mean = std::move(mean);
+  o.std = std::move(std);
+  o.eps = eps;
+  o.global_scale = scale;
+  o.global_shift = shift;
+  o.reverse_channels = reverse;
+  if (crop.size() == 4) o.crop_y = crop[0], o.crop_x = crop[1], o.crop_height = crop[2], o.crop_width = crop[3];
+  o.mirror = mirror;
+  o.row_pitch_bytes = row_pitch;
+  TensorView flags;
+  if (!mirror_flags.is_none()) flags = view_of(nb::cast<Array>(mirror_flags), "image_normalize", "mirror_flags");
+  const TensorView in = view_of(x, "image_normalize", "x"), out = view_of(y, "image_normalize", "out");
+  DeviceScope scope(device_of(x));
+  nb::gil_scoped_release release;
+  check(image_normalize(in, out, o, flags, stream_of(stream)));
+}
+
+void layer_norm_forward_binding(Array x, nb::object gamma, nb::object beta, OutArray y, nb::object mean, nb::object rstd, double eps, bool rms,
+                                std::uintptr_t stream) {
+  LayerNormOptions o;
+  o.kind = rms ? RowNorm::rms_norm : RowNorm::layer_norm;
+  o.eps = eps;
+  auto optional = [](nb::object a, const char* arg) { return a.is_none() ? TensorView() : view_of(nb::cast<Array>(a), "layer_norm", arg); };
+  const TensorView in = view_of(x, "layer_norm", "x"), out = view_of(y, "layer_norm", "out");
+  const TensorView g = optional(gamma, "weight"), b = optional(beta, "bias"), m = optional(mean, "mean"), r = optional(rstd, "rstd");
+  DeviceScope scope(device_of(x));
+  nb::gil_scoped_release release;
+  check(layer_norm_forward(in, g, b, out, m, r, o, stream_of(stream)));
+}
+
+// ---- Normalizer -------------------------------------------------------------------------------------------------
+
+Method method_of(const std::string& m) {
+  Method method;
+  if (!parse_method(m, &method)) throw nb::value_error(("normkit: argument 'method': unknown method '" + m + "'").c_str());
+  return method;
+}
+
+class PyNormalizer {
+ public:
+  PyNormalizer(const std::string& method, std::vector<int> axes, bool with_mean, bool with_std, const std::string& zero_variance, double epsilon,
+               double range_min, double range_max, bool clip, double scale, double offset, bool impute, bool device) {
+    o_.method = method_of(method);
+    o_.axes = ReduceAxes::of(axes.data(), static_cast<int>(axes.size()));
+    o_.with_mean = with_mean;
+    o_.with_std = with_std;
+    if (zero_variance == "keras") o_.zero_variance = ZeroVariance::keras;
+    else if (zero_variance != "sklearn") throw nb::value_error(("normkit: argument 'zero_variance': expected 'sklearn' or 'keras', got '" + zero_variance + "'").c_str());
+    o_.epsilon = epsilon;
+    o_.range_min = range_min;
+    o_.range_max = range_max;
+    o_.clip = clip;
+    o_.scale = scale;
+    o_.offset = offset;
+    o_.impute_nan = impute;
+    check(validate_options(o_, "Normalizer"));
+    space_ = device ? MemorySpace::device : MemorySpace::host;
+    check(n_.init(o_, space_));
+  }
+  void adapt(Array x, std::uintptr_t stream) {
+    const TensorView in = view_of(x, "Normalizer.adapt", "X");
+    if (in.space != space_) throw nb::value_error("normkit: argument 'X': the estimator's state lives in the other memory space (host vs device)");
+    DeviceScope scope(device_of(x));
+    nb::gil_scoped_release release;
+    check(n_.adapt(in, stream_of(stream)));
+  }
+  void reset() { n_.reset(); }
+  void transform(Array x, OutArray out, bool inverse, std::uintptr_t stream) {
+    const TensorView in = view_of(x, "Normalizer.transform", "X"), y = view_of(out, "Normalizer.transform", "out");
+    DeviceScope scope(device_of(x));
+    nb::gil_scoped_release release;
+    check(inverse ? n_.inverse_transform(in, y, stream_of(stream)) : n_.transform(in, y, stream_of(stream)));
+  }
+  void save(const std::string& path, std::uintptr_t stream) const { check(n_.save(path, stream_of(stream))); }
+  void load(const std::string& path, bool device) {
+    space_ = device ? MemorySpace::device : MemorySpace::host;
+    check(n_.load(path, space_));
+    o_ = n_.options();
+  }
+  bool adapted() const { return n_.adapted(); }
+  // The fitted state: {"kept_shape", "count", "nan_count", "mean", "m2", "min", "max", "center", "scale", "offset", "fill"}
+  // as lists (the Python layer makes NumPy arrays of them). Synchronizes for device state.
+  nb::dict state(std::uintptr_t stream) const {
+    NormalizerState st;
+    check(n_.fitted_state(&st, stream_of(stream)));
+    nb::dict d;
+    d["kept_shape"] = st.kept_shape;
+    std::vector<std::int64_t> count, nan_count;
+    std::vector<double> mean, m2, mn, mx;
+    for (const StatsSummary& s : st.summaries) {
+      count.push_back(s.count);
+      nan_count.push_back(s.nan_count);
+      mean.push_back(s.mean);
+      m2.push_back(s.m2);
+      mn.push_back(s.min);
+      mx.push_back(s.max);
+    }
+    d["count"] = count, d["nan_count"] = nan_count, d["mean"] = mean, d["m2"] = m2, d["min"] = mn, d["max"] = mx;
+    d["center"] = st.center, d["scale"] = st.scale, d["offset"] = st.offset, d["fill"] = st.fill;
+    return d;
+  }
+  std::string method() const { return method_name(o_.method); }
+
+ private:
+  NormalizerOptions o_;
+  MemorySpace space_ = MemorySpace::host;
+  Normalizer n_;
+};
+
+// ---- device arrays (tests, and outputs for device inputs of libraries normkit cannot allocate in) -------------
+
+nb::ndarray<nb::array_api> device_empty(std::vector<std::size_t> shape, const std::string& dtype, int device) {
+#if defined(NORMKIT_WITH_CUDA)
+  DType d;
+  if (!parse_dtype(dtype, &d)) throw nb::type_error(("normkit: unknown dtype '" + dtype + "'").c_str());
+  std::size_t n = dtype_size(d);
+  for (std::size_t e : shape) n *= e;
+  DeviceScope scope(device);
+  void* p = nullptr;
+  if (cudaMalloc(&p, n ? n : 1) != cudaSuccess) {
+    cudaGetLastError();
+    throw std::runtime_error("normkit: cudaMalloc of " + std::to_string(n) + " bytes failed");
+  }
+  nb::capsule owner(p, [](void* q) noexcept { cudaFree(q); });
+  nb::dlpack::dtype dt;
+  dt.lanes = 1;
+  dt.bits = static_cast<std::uint8_t>(8 * dtype_size(d));
+  dt.code = static_cast<std::uint8_t>(d == DType::uint8 ? nb::dlpack::dtype_code::UInt
+                                      : d == DType::int64 ? nb::dlpack::dtype_code::Int
+                                      : d == DType::bfloat16 ? nb::dlpack::dtype_code::Bfloat
+                                                             : nb::dlpack::dtype_code::Float);
+  return nb::ndarray<nb::array_api>(p, shape.size(), shape.data(), owner, nullptr, dt, nb::device::cuda::value, device);
+#else
+  (void)shape, (void)dtype, (void)device;
+  throw std::runtime_error("normkit: built without CUDA");
+#endif
+}
+
+void copy_bytes(OutArray dst, Array src) {
+  const std::size_t bytes = src.nbytes();
+  if (dst.nbytes() != bytes) throw nb::value_error("normkit: copy between arrays of different byte sizes");
+#if defined(NORMKIT_WITH_CUDA)
+  if (cudaMemcpy(dst.data(), src.data(), bytes, cudaMemcpyDefault) != cudaSuccess) {
+    cudaGetLastError();
+    throw std::runtime_error("normkit: cudaMemcpy failed");
+  }
+#else
+  std::memcpy(dst.data(), src.data(), bytes);
+#endif
+}
+
+void synchronize(std::uintptr_t stream) {
+#if defined(NORMKIT_WITH_CUDA)
+  if (cudaStreamSynchronize(reinterpret_cast<cudaStream_t>(stream)) != cudaSuccess) throw std::runtime_error("normkit: stream synchronization failed");
+#else
+  (void)stream;
+#endif
+}
+
+}  // namespace
+
+NB_MODULE(_normkit, m) {
+  m.doc() = "normkit's C++ bindings (use the normkit package)";
+  m.def("cuda_available", &cuda_available);
+  m.def("stats", &stats);
+  m.def("lp_normalize", &lp_normalize);
+  m.def("image_normalize", &image_normalize_binding, nb::arg("x"), nb::arg("y"), nb::arg("layout"), nb::arg("out_layout"), nb::arg("units"),
+        nb::arg("mean"), nb::arg("std"), nb::arg("eps"), nb::arg("scale"), nb::arg("shift"), nb::arg("reverse"), nb::arg("crop"),
+        nb::arg("mirror"), nb::arg("mirror_flags").none(), nb::arg("row_pitch"), nb::arg("stream"));
+  m.def("layer_norm_forward", &layer_norm_forward_binding, nb::arg("x"), nb::arg("gamma").none(), nb::arg("beta").none(), nb::arg("y"),
+        nb::arg("mean").none(), nb::arg("rstd").none(), nb::arg("eps"), nb::arg("rms"), nb::arg("stream"));
+  m.def("device_empty", &device_empty);
+  m.def("copy_bytes", &copy_bytes);
+  m.def("synchronize", &synchronize);
+  nb::class_<PyNormalizer>(m, "Normalizer")
+      .def(nb::init<const std::string&, std::vector<int>, bool, bool, const std::string&, double, double, double, bool, double, double, bool, bool>())
+      .def("adapt", &PyNormalizer::adapt)
+      .def("reset", &PyNormalizer::reset)
+      .def("transform", &PyNormalizer::transform)
+      .def("save", &PyNormalizer::save)
+      .def("load", &PyNormalizer::load)
+      .def("state", &PyNormalizer::state)
+      .def_prop_ro("adapted", &PyNormalizer::adapted)
+      .def_prop_ro("method", &PyNormalizer::method);
+}

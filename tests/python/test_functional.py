@@ -1,0 +1,103 @@
+"""normkit's functions against NumPy / scikit-learn / float64 formulas, on the host and (where present) the device."""
+import numpy as np
+import pytest
+
+import normkit
+from conftest import get, put
+
+RNG = np.random.default_rng(7)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "uint8"])
+@pytest.mark.parametrize("shape,axis", [((301, 7), 0), ((301, 7), 1), ((5, 33, 9), (0, 2)), ((1000,), None), ((4, 6, 7, 3), (0, 1, 2))])
+def test_stats_match_numpy(space, dtype, shape, axis):
+    x = (RNG.normal(10, 3, size=shape) if dtype != "uint8" else RNG.integers(0, 256, size=shape)).astype(dtype)
+    got = normkit.stats(put(x, space), axis=axis, stats=("count", "mean", "var", "std", "min", "max", "sum"), ddof=1)
+    ref = x.astype(np.float64)
+    rtol = 1e-6 if dtype != "float64" else 1e-12
+    np.testing.assert_allclose(get(got["mean"]), ref.mean(axis=axis), rtol=rtol)
+    np.testing.assert_allclose(get(got["var"]), ref.var(axis=axis, ddof=1), rtol=10 * rtol)
+    np.testing.assert_allclose(get(got["std"]), ref.std(axis=axis, ddof=1), rtol=10 * rtol)
+    np.testing.assert_array_equal(get(got["min"]), ref.min(axis=axis).astype(get(got["min"]).dtype))
+    np.testing.assert_array_equal(get(got["max"]), ref.max(axis=axis).astype(get(got["max"]).dtype))
+    np.testing.assert_array_equal(get(got["count"]), np.full(np.shape(ref.mean(axis=axis)), ref.size // max(1, ref.mean(axis=axis).size)))
+    assert get(got["count"]).dtype == np.int64
+    assert get(got["mean"]).dtype == (np.float64 if dtype == "float64" else np.float32)
+
+
+def test_stats_nan_rules(space):
+    x = np.array([[1.0, np.nan], [3.0, 4.0], [5.0, 6.0]], dtype=np.float32)
+    got = normkit.stats(put(x, space), axis=0, stats=("mean", "count"))
+    assert np.isnan(get(got["mean"])[1])
+    got = normkit.stats(put(x, space), axis=0, stats=("mean", "count"), ignore_nan=True)
+    np.testing.assert_allclose(get(got["mean"]), [3.0, 5.0])
+    np.testing.assert_array_equal(get(got["count"]), [3, 2])
+
+
+@pytest.mark.parametrize("norm", ["l1", "l2", "max"])
+def test_normalize_matches_sklearn(space, norm):
+    from sklearn.preprocessing import normalize as sk_normalize
+    x = RNG.normal(size=(50, 13)).astype(np.float32)
+    x[3] = 0  # a zero row stays zero
+    got = get(normkit.normalize(put(x, space), norm=norm))
+    np.testing.assert_allclose(got, sk_normalize(x.astype(np.float64), norm=norm), rtol=2e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("dtype,out_dtype,tol", [("uint8", "float32", 2 ** -22), ("uint8", "float16", 2 ** -9), ("float32", "float32", 2 ** -22)])
+@pytest.mark.parametrize("layout,out_layout", [("nhwc", "nchw"), ("nchw", "nhwc"), ("nhwc", "nhwc")])
+def test_image_normalize_matches_the_formula(space, dtype, out_dtype, tol, layout, out_layout):
+    nhwc = RNG.integers(0, 256, size=(3, 9, 16, 3)).astype(dtype)
+    x = nhwc if layout == "nhwc" else np.ascontiguousarray(nhwc.transpose(0, 3, 1, 2))
+    mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+    units = "unit" if dtype == "uint8" else "pixel"
+    u = 1 / 255 if dtype == "uint8" else 1.0
+    if dtype != "uint8":
+        mean, std = [m * 255 for m in mean], [s * 255 for s in std]
+    crop = (1, 2, 7, 12)
+    y = get(normkit.image_normalize(put(x, space), mean, std, units=units, layout=layout, out_layout=out_layout, dtype=out_dtype, crop=crop,
+                                    mirror=True, reverse_channels=True))
+    src = nhwc[:, 1:8, 2:14, ::-1][:, :, ::-1, :].astype(np.float64)  # crop, channels reversed, mirrored
+    ref = (u * src - np.array(mean)) / np.array(std)
+    ref = ref if out_layout == "nhwc" else ref.transpose(0, 3, 1, 2)
+    assert y.dtype == np.dtype(out_dtype)
+    np.testing.assert_allclose(y.astype(np.float64), ref, rtol=0, atol=2 * tol * max(1.0, np.abs(ref).max()))
+
+
+def test_image_normalize_mirror_flags_per_image(space):
+    x = RNG.integers(0, 256, size=(3, 4, 8, 1)).astype(np.uint8)
+    flags = np.array([1, 0, 1], dtype=np.uint8)
+    y = get(normkit.image_normalize(put(x, space), [0.0], [1.0], units="pixel", mirror=put(flags, space)))
+    ref = x[:, :, :, 0].astype(np.float64)
+    ref[flags == 1] = ref[flags == 1][:, :, ::-1]
+    np.testing.assert_array_equal(y[:, 0], ref)
+
+
+@pytest.mark.parametrize("rms", [False, True])
+def test_row_norms(space, rms):
+    x = RNG.normal(2, 3, size=(37, 96)).astype(np.float32)
+    w = RNG.normal(size=96).astype(np.float32)
+    if rms:
+        y = get(normkit.rms_norm(put(x, space), put(w, space), eps=1e-6))
+        ref = x / np.sqrt((x.astype(np.float64) ** 2).mean(1, keepdims=True) + 1e-6) * w
+    else:
+        y = get(normkit.layer_norm(put(x, space), put(w, space), eps=1e-5))
+        xd = x.astype(np.float64)
+        ref = (xd - xd.mean(1, keepdims=True)) / np.sqrt(xd.var(1, keepdims=True) + 1e-5) * w
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_bad_arrays_raise_the_documented_exceptions(space):
+    x = RNG.normal(size=(8, 6)).astype(np.float32)
+    with pytest.raises(ValueError, match="'x'.*C-contiguous"):
+        normkit.stats(x[:, ::2])
+    with pytest.raises(TypeError):
+        normkit.stats(x.astype(np.int32))
+    with pytest.raises(ValueError, match="axis"):
+        normkit.stats(put(x, space), axis=2)
+    with pytest.raises(ValueError, match="units"):
+        normkit.image_normalize(put(RNG.integers(0, 256, size=(1, 2, 2, 3)).astype(np.uint8), space), [0.5] * 3, [0.2] * 3)
+    with pytest.raises(ValueError, match="norm"):
+        normkit.normalize(put(x, space), norm="l3")
+    if space == "device":
+        with pytest.raises(ValueError, match="'weight'"):
+            normkit.layer_norm(put(x, space), np.ones(6, np.float32))  # weight on the host, x on the device
