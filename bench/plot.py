@@ -33,6 +33,9 @@ def bench_points(path):
         if parts[1] == "apply":
             op, pattern, dtype, size = "apply", parts[2], parts[3], parts[4]
             fraction = b["of_copy"]
+        elif parts[1] == "image":  # image/<layouts>/<in>_<out>/<shape>/<size>: read + write, against a copy of the output
+            op, pattern, dtype, size = "image", parts[2], parts[3], parts[5]
+            fraction = b["of_copy"]
         elif parts[1] == "lp":  # lp/<norm>/<pattern>/<dtype>/<size>: read + write, as the apply
             op, pattern, dtype, size = "lp_" + parts[2], parts[3], parts[4], parts[5]
             fraction = b["of_copy"]
@@ -53,7 +56,13 @@ def torch_points(path):
         r = json.loads(line)
         if "of_copy" not in r:
             continue
-        _, op, pattern, dtype, size = r["name"].split("/")
+        parts = r["name"].split("/")
+        if len(parts) == 6 and parts[1] == "image":  # torch/image/<layouts>/<in>_<out>/<shape>/<size>
+            op, pattern, dtype, size = "image", parts[2], parts[3], parts[5]
+        elif len(parts) == 5:
+            _, op, pattern, dtype, size = parts
+        else:
+            continue  # (the layers: plotted from their own bench file)
         points[(op, size)][(pattern, dtype)] = r["of_copy"] / 2 if op == "stats" else r["of_copy"]
     return points
 
@@ -116,7 +125,8 @@ def main(argv):
     written = []
     for (space, op, size), normkit in sorted(bench_points(bench).items()):
         peer = peers.get((op, size)) if space == "device" else None
-        what = {"stats": "statistics (mean, var)", "apply": "apply (z-score)"}.get(op, op.replace("_", " "))
+        what = {"stats": "statistics (mean, var)", "apply": "apply (z-score)", "image": "image normalize (256 x 224 x 224 x 3 when large)"}.get(
+            op, op.replace("_", " "))
         title = f"{space} {what}, {size} inputs" + (f" - {machine}" if machine else "") + " (measured)"
         path = os.path.join(out_dir, f"{space}_{op}_{size}.png")
         chart(plt, title, normkit, peer, path)
