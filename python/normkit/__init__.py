@@ -26,6 +26,8 @@ def device_array(host_array, device=0):
 def to_host(array):
     """A NumPy copy of a device array made by normkit (synchronizes)."""
     import numpy as np
+    if str(array.dtype) == "bfloat16":
+        raise TypeError("normkit.to_host: NumPy has no bfloat16 (wrap the array with torch.from_dlpack or cupy.from_dlpack)")
     out = np.empty(tuple(array.shape), dtype=str(array.dtype))
     _normkit.copy_bytes(out, array)
     return out

@@ -50,10 +50,37 @@ def _output_dtype(x):
 
 
 def _as_2d(X, name="X"):
+    """X as a 2-D C-contiguous array: NumPy input of another order (a slice, Fortran order) is copied to C order
+    first, as scikit-learn accepts it; device arrays must already be C-contiguous (ValueError otherwise)."""
+    if _arrays.library(X) == "numpy" or isinstance(X, (list, tuple)):
+        X = np.ascontiguousarray(X)
     shape = tuple(getattr(X, "shape", ()))
     if len(shape) != 2:
         raise ValueError(f"normkit: argument '{name}': expected a 2-D array [n_samples, n_features], got shape {shape}")
     return X
+
+
+def _state_bytes(state, stream):
+    """A C++ Normalizer's state file as bytes (pickling)."""
+    import os
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        p = os.path.join(d, "state.safetensors")
+        state.save(p, stream)
+        with open(p, "rb") as f:
+            return f.read()
+
+
+def _state_from_bytes(data, device):
+    import os
+    import tempfile
+    state = _normkit.Normalizer("zscore", [0], True, True, "sklearn", 1e-7, 0.0, 1.0, False, 1.0, 0.0, False, bool(device))
+    with tempfile.TemporaryDirectory() as d:
+        p = os.path.join(d, "state.safetensors")
+        with open(p, "wb") as f:
+            f.write(data)
+        state.load(p, bool(device))
+    return state
 
 
 class _FittedScaler(_FeatureNames, _Transformer, _Base):
@@ -71,6 +98,7 @@ class _FittedScaler(_FeatureNames, _Transformer, _Base):
         self._state = _normkit.Normalizer(self._method, [0], o["with_mean"], o["with_std"], o["zero_variance"], o["epsilon"],
                                           o["range_min"], o["range_max"], o["clip"], 1.0, 0.0, False, device)
         self._device = device
+        self._stream = 0
         self._fitted = None
 
     def _reset(self):
@@ -90,12 +118,20 @@ class _FittedScaler(_FeatureNames, _Transformer, _Base):
         if sample_weight is not None:
             raise ValueError("normkit: sample_weight is not supported")
         X = _as_2d(X)
-        if not hasattr(self, "_state"):
+        first = not hasattr(self, "_state")
+        if first:
             self._new_state(X)
             self.n_features_in_ = int(X.shape[1])
         elif int(X.shape[1]) != self.n_features_in_:
             raise ValueError(f"normkit: X has {X.shape[1]} features, but {type(self).__name__} was fitted with {self.n_features_in_}")
-        self._state.adapt(X, _arrays.stream_handle(None, X))
+        # (the stream the statistics are on: reading them back, saving and pickling wait for it)
+        self._stream = _arrays.stream_handle(None, X)
+        try:
+            self._state.adapt(X, self._stream)
+        except Exception:
+            if first:
+                self._reset()  # (a failed first fit leaves the estimator unfitted)
+            raise
         self._fitted = None
         return self
 
@@ -125,60 +161,57 @@ class _FittedScaler(_FeatureNames, _Transformer, _Base):
         offset (y = (x - center) * scale + offset). Synchronizes for device state."""
         self._check_fitted()
         if self._fitted is None:
-            raw = self._state.state(0)
+            raw = self._state.state(getattr(self, "_stream", 0))
             self._fitted = {k: np.asarray(v) for k, v in raw.items()}
         return self._fitted
 
     def _n_samples_seen(self, with_nan=False):
-        """StandardScaler's: the non-NaN values a feature (an int when equal); MinMaxScaler's and MaxAbsScaler's:
-        the rows seen (with_nan)."""
+        """StandardScaler's: the non-NaN values a feature (an int when equal, else float64 counts as scikit-learn's);
+        MinMaxScaler's and MaxAbsScaler's: the rows seen (with_nan)."""
         s = self.fitted_state()
         count = s["count"] + (s["nan_count"] if with_nan else 0)
-        return int(count[0]) if np.all(count == count[0]) else count
+        return int(count[0]) if np.all(count == count[0]) else count.astype(np.float64)
+
+    def _where_seen(self, values):
+        """values with NaN for the features that saw no value (all NaN), as scikit-learn reports them."""
+        return np.where(self.fitted_state()["count"] > 0, values, np.nan)
 
     def save(self, path):
         """Writes the state file the command line reads (`normkit apply --state`)."""
         self._check_fitted()
-        self._state.save(str(path), 0)
+        self._state.save(str(path), getattr(self, "_stream", 0))
 
     @classmethod
     def load(cls, path, device=False):
         """An estimator from a state file (`normkit fit --state` or save()); device=True keeps the state on the GPU."""
-        est = cls()
-        est._state = _normkit.Normalizer(cls._method, [0], True, True, "sklearn", 1e-7, 0.0, 1.0, False, 1.0, 0.0, False, bool(device))
-        est._state.load(str(path), bool(device))
-        if est._state.method != cls._method:
-            raise ValueError(f"normkit: {path} holds a {est._state.method} state, not {cls._method} ({cls.__name__})")
+        state = _normkit.Normalizer(cls._method, [0], True, True, "sklearn", 1e-7, 0.0, 1.0, False, 1.0, 0.0, False, bool(device))
+        state.load(str(path), bool(device))
+        if state.method != cls._method:
+            raise ValueError(f"normkit: {path} holds a {state.method} state, not {cls._method} ({cls.__name__})")
+        est = cls(**cls._params_from_options(state.options()))
+        est._state = state
         est._device = bool(device)
+        est._stream = 0
         est._fitted = None
         est.n_features_in_ = int(np.prod(est.fitted_state()["kept_shape"]))
         return est
 
+    @classmethod
+    def _params_from_options(cls, options):
+        return {}
+
     def __getstate__(self):
         state = {k: v for k, v in self.__dict__.items() if k not in ("_state", "_fitted")}
         if hasattr(self, "_state"):
-            import os
-            import tempfile
-            with tempfile.TemporaryDirectory() as d:
-                p = os.path.join(d, "state.safetensors")
-                self._state.save(p, 0)
-                with open(p, "rb") as f:
-                    state["_saved_state"] = f.read()
+            state["_saved_state"] = _state_bytes(self._state, getattr(self, "_stream", 0))
         return state
 
     def __setstate__(self, state):
         saved = state.pop("_saved_state", None)
         self.__dict__.update(state)
+        self._stream = 0
         if saved is not None:
-            import os
-            import tempfile
-            with tempfile.TemporaryDirectory() as d:
-                p = os.path.join(d, "state.safetensors")
-                with open(p, "wb") as f:
-                    f.write(saved)
-                self._state = _normkit.Normalizer(self._method, [0], True, True, "sklearn", 1e-7, 0.0, 1.0, False, 1.0, 0.0, False,
-                                                  bool(getattr(self, "_device", False)))
-                self._state.load(p, bool(getattr(self, "_device", False)))
+            self._state = _state_from_bytes(saved, getattr(self, "_device", False))
             self._fitted = None
 
 
@@ -198,15 +231,19 @@ class StandardScaler(_FittedScaler):
     def _options(self):
         return dict(with_mean=self.with_mean, with_std=self.with_std)
 
+    @classmethod
+    def _params_from_options(cls, options):
+        return dict(with_mean=options["with_mean"], with_std=options["with_std"])
+
     @property
     def mean_(self):
         s = self.fitted_state()
-        return s["mean"] if (self.with_mean or self.with_std) else None
+        return self._where_seen(s["mean"]) if (self.with_mean or self.with_std) else None
 
     @property
     def var_(self):
         s = self.fitted_state()
-        return s["m2"] / np.maximum(s["count"], 1) if self.with_std else None
+        return self._where_seen(s["m2"] / np.maximum(s["count"], 1)) if self.with_std else None
 
     @property
     def scale_(self):
@@ -234,9 +271,13 @@ class MinMaxScaler(_FittedScaler):
             raise ValueError(f"Minimum of desired feature range must be smaller than maximum. Got {self.feature_range}.")
         return dict(range_min=float(lo), range_max=float(hi), clip=bool(self.clip))
 
-    data_min_ = property(lambda self: self.fitted_state()["min"])
-    data_max_ = property(lambda self: self.fitted_state()["max"])
-    data_range_ = property(lambda self: self.fitted_state()["max"] - self.fitted_state()["min"])
+    @classmethod
+    def _params_from_options(cls, options):
+        return dict(feature_range=(options["range_min"], options["range_max"]), clip=options["clip"])
+
+    data_min_ = property(lambda self: self._where_seen(self.fitted_state()["min"]))
+    data_max_ = property(lambda self: self._where_seen(self.fitted_state()["max"]))
+    data_range_ = property(lambda self: self.data_max_ - self.data_min_)
     scale_ = property(lambda self: self.fitted_state()["scale"])
     min_ = property(lambda self: self.fitted_state()["offset"] - self.fitted_state()["center"] * self.fitted_state()["scale"])
     n_samples_seen_ = property(lambda self: self._n_samples_seen(with_nan=True))
@@ -250,7 +291,7 @@ class MaxAbsScaler(_FittedScaler):
     def __init__(self, *, copy=True):
         self.copy = copy
 
-    max_abs_ = property(lambda self: np.maximum(np.abs(self.fitted_state()["min"]), np.abs(self.fitted_state()["max"])))
+    max_abs_ = property(lambda self: self._where_seen(np.maximum(np.abs(self.fitted_state()["min"]), np.abs(self.fitted_state()["max"]))))
     scale_ = property(lambda self: 1.0 / self.fitted_state()["scale"])
     n_samples_seen_ = property(lambda self: self._n_samples_seen(with_nan=True))
 
@@ -291,9 +332,23 @@ class Normalization:
         keep = _arrays.normalize_axes(self.axis, len(shape), "axis") if self.axis is not None else []
         reduced = [d for d in range(len(shape)) if d not in keep]
         device, _ = _arrays.device_of(data)
+        self._device = device
+        self._stream = _arrays.stream_handle(None, data)
         self._state = _normkit.Normalizer("zscore", reduced, True, True, "keras", 1e-7, 0.0, 1.0, False, 1.0, 0.0, False, device)
-        self._state.adapt(data, _arrays.stream_handle(None, data))
+        self._state.adapt(data, self._stream)
         return self
+
+    def __getstate__(self):
+        state = {k: v for k, v in self.__dict__.items() if k != "_state"}
+        if self._state is not None:
+            state["_saved_state"] = _state_bytes(self._state, getattr(self, "_stream", 0))
+        return state
+
+    def __setstate__(self, state):
+        saved = state.pop("_saved_state", None)
+        self.__dict__.update(state)
+        self._stream = 0
+        self._state = _state_from_bytes(saved, getattr(self, "_device", False)) if saved is not None else None
 
     def __call__(self, x):
         if self._state is None:

@@ -49,13 +49,21 @@ def image_normalize(x, mean, std, units=None, layout="nhwc", out_layout="nchw", 
     if len(shape) != 4:
         raise ValueError(f"normkit.image_normalize: argument 'x': expected 4 dimensions, got {len(shape)}")
     n, c, h, w = (shape[0], shape[3], shape[1], shape[2]) if layout == "nhwc" else shape
-    cy, cx, ch, cw = crop if crop is not None else (0, 0, h, w)
+    cy, cx, ch, cw = (int(v) for v in crop) if crop is not None else (0, 0, h, w)
+    ch, cw = (h - cy if ch == -1 else ch), (w - cx if cw == -1 else cw)  # (-1: to the edge)
     if out is None:
         out_shape = (n, ch, cw, c) if out_layout == "nhwc" else (n, c, ch, cw)
         out = _arrays.empty_like_library(x, out_shape, dtype)
     flags = None
-    if not isinstance(mirror, bool):
-        flags, mirror = mirror, False
+    if hasattr(mirror, "__dlpack__") or (hasattr(mirror, "shape") and len(getattr(mirror, "shape", ())) > 0):
+        flags, mirror = mirror, False  # one flag an image
+    elif isinstance(mirror, (list, tuple)):
+        if _arrays.device_of(x)[0]:
+            raise TypeError("normkit.image_normalize: argument 'mirror': per-image flags of device images must be a device uint8 array")
+        import numpy as np
+        flags, mirror = np.asarray(mirror, dtype=np.uint8), False
+    else:
+        mirror = bool(mirror)
     _arrays.check_same_device([("x", x), ("out", out), ("mirror", flags)])
     _normkit.image_normalize(x, out, layout, out_layout, units or "", [float(v) for v in mean], [float(v) for v in std], float(eps),
                              float(scale), float(shift), bool(reverse_channels), [int(v) for v in crop] if crop is not None else [],

@@ -219,7 +219,11 @@ void image_normalize_binding(Array x, OutArray y, const std::string& layout, con
   o.mirror = mirror;
   o.row_pitch_bytes = row_pitch;
   TensorView flags;
-  if (!mirror_flags.is_none()) flags = view_of(nb::cast<Array>(mirror_flags), "image_normalize", "mirror_flags");
+  if (!mirror_flags.is_none()) {
+    Array a;
+    if (!nb::try_cast(mirror_flags, a)) throw nb::type_error("normkit.image_normalize: argument 'mirror': expected a bool or a uint8 array of one flag an image");
+    flags = view_of(a, "image_normalize", "mirror");
+  }
   const TensorView in = view_of(x, "image_normalize", "x"), out = view_of(y, "image_normalize", "out");
   DeviceScope scope(device_of(x));
   nb::gil_scoped_release release;
@@ -231,7 +235,12 @@ void layer_norm_forward_binding(Array x, nb::object gamma, nb::object beta, OutA
   LayerNormOptions o;
   o.kind = rms ? RowNorm::rms_norm : RowNorm::layer_norm;
   o.eps = eps;
-  auto optional = [](nb::object a, const char* arg) { return a.is_none() ? TensorView() : view_of(nb::cast<Array>(a), "layer_norm", arg); };
+  auto optional = [](nb::object a, const char* arg) {
+    if (a.is_none()) return TensorView();
+    Array array;
+    if (!nb::try_cast(a, array)) throw nb::type_error((std::string("normkit.layer_norm: argument '") + arg + "': expected an array").c_str());
+    return view_of(array, "layer_norm", arg);
+  };
   const TensorView in = view_of(x, "layer_norm", "x"), out = view_of(y, "layer_norm", "out");
   const TensorView g = optional(gamma, "weight"), b = optional(beta, "bias"), m = optional(mean, "mean"), r = optional(rstd, "rstd");
   DeviceScope scope(device_of(x));
@@ -311,6 +320,14 @@ class PyNormalizer {
     return d;
   }
   std::string method() const { return method_name(o_.method); }
+  // The options a loaded state carries (the estimators' parameters).
+  nb::dict options() const {
+    nb::dict d;
+    d["with_mean"] = o_.with_mean, d["with_std"] = o_.with_std, d["range_min"] = o_.range_min, d["range_max"] = o_.range_max;
+    d["clip"] = o_.clip, d["zero_variance"] = std::string(o_.zero_variance == ZeroVariance::keras ? "keras" : "sklearn");
+    d["epsilon"] = o_.epsilon, d["impute"] = o_.impute_nan, d["scale"] = o_.scale, d["offset"] = o_.offset;
+    return d;
+  }
 
  private:
   NormalizerOptions o_;
@@ -348,6 +365,8 @@ nb::ndarray<nb::array_api> device_empty(std::vector<std::size_t> shape, const st
 }
 
 void copy_bytes(OutArray dst, Array src) {
+  (void)view_of(dst, "copy", "dst");  // (both C-contiguous, host or CUDA memory)
+  (void)view_of(src, "copy", "src");
   const std::size_t bytes = src.nbytes();
   if (dst.nbytes() != bytes) throw nb::value_error("normkit: copy between arrays of different byte sizes");
 #if defined(NORMKIT_WITH_CUDA)
@@ -392,5 +411,6 @@ NB_MODULE(_normkit, m) {
       .def("load", &PyNormalizer::load)
       .def("state", &PyNormalizer::state)
       .def_prop_ro("adapted", &PyNormalizer::adapted)
-      .def_prop_ro("method", &PyNormalizer::method);
+      .def_prop_ro("method", &PyNormalizer::method)
+      .def("options", &PyNormalizer::options);
 }

@@ -3,6 +3,7 @@
 //   normkit image IN.(npy|idx|idx.gz) [--layout nhwc|nchw] (--mean R,G,B --std R,G,B --units pixel|unit |
 //                 --from-batch) [--to-layout nchw|nhwc] [--dtype float32|float16|bfloat16] [--crop Y,X,H,W]
 //                 [--mirror] [--reverse-channels] [--eps E] [--scale S] [--shift B] --out OUT.(npy|safetensors)
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <string>
@@ -195,6 +196,11 @@ int run(ImageArgs& t) {
   if (t.from_batch) {
     s = batch_statistics(x, o.layout, arena, &o.mean, &o.std);
     if (!s.ok()) return fail(s);
+    // (statistics of input channels; mean and std are indexed by output channel)
+    if (o.reverse_channels) {
+      std::reverse(o.mean.begin(), o.mean.end());
+      std::reverse(o.std.begin(), o.std.end());
+    }
     std::fprintf(stderr, "normkit image: batch statistics (%s units) mean", in.dtype == DType::uint8 ? "pixel 0..255" : "input");
     for (double m : o.mean) std::fprintf(stderr, " %.6g", m);
     std::fprintf(stderr, ", std");
@@ -254,7 +260,8 @@ void print_image_help() {
       "  --mean, --std          one value a channel\n"
       "  --units pixel|unit     the units mean and std are in: pixel = the input's values (0..255 for uint8, as DALI's\n"
       "                         123.675), unit = uint8 scaled to 0..1 first (u = 1/255, as torchvision's 0.485). Required.\n"
-      "  --from-batch           mean and population std of this batch per channel (reads the batch twice)\n"
+      "  --from-batch           mean and population std of this batch per channel, over every pixel (the crop\n"
+      "                         window's too), in the input's values (reads the batch twice)\n"
       "  --dtype D              output dtype (default float32); bfloat16 only into .safetensors (NumPy has no bfloat16)\n"
       "  --crop Y,X,H,W         the window of every image; --mirror mirrors every image horizontally\n"
       "  --eps E --scale S --shift B   CV-CUDA's epsilon, globalScale and globalShift (defaults 0, 1, 0)\n"

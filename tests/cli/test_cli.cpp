@@ -1011,6 +1011,29 @@ TEST_F(CliTest, ImageNormalizeMatchesTheFormula) {
   }
 }
 
+// --from-batch measures input channels; with --reverse-channels they are the output channels reversed.
+TEST_F(CliTest, ImageFromBatchWithReversedChannels) {
+  std::vector<double> v;
+  for (int p = 0; p < 4 * 5 * 6; ++p) {
+    v.push_back(0.5 + 0.01 * (p % 7));       // channel 0: near 0.5
+    v.push_back(120.0 + 3.0 * (p % 11));     // channel 1: near 135
+  }
+  const std::string in = write_npy("two.npy", DType::float32, {4, 5, 6, 2}, v);
+  const CliResult r = run({"image", in, "--layout", "nhwc", "--from-batch", "--reverse-channels", "--device", "cpu", "--out", data_path("y.npy")});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::vector<double> y = read_npy_values(data_path("y.npy"));
+  for (int c = 0; c < 2; ++c) {
+    double sum = 0, square = 0;
+    for (int n = 0; n < 4; ++n)
+      for (int p = 0; p < 30; ++p) {
+        const double value = y[(n * 2 + c) * 30 + p];
+        sum += value, square += value * value;
+      }
+    EXPECT_NEAR(sum / 120, 0.0, 1e-5) << c;
+    EXPECT_NEAR(std::sqrt(square / 120), 1.0, 1e-5) << c;
+  }
+}
+
 TEST_F(CliTest, ImageUsageAndDataErrorsLeaveNoOutput) {
   const std::string in = write_npy("x.npy", DType::uint8, {2, 5, 6, 3}, ImageFixture::values());
   const std::string out = data_path("y.npy");

@@ -130,3 +130,41 @@ def test_feature_count_mismatch_and_bad_input():
         normkit.StandardScaler().fit(np.zeros(5))
     with pytest.raises(ValueError, match="feature range"):
         normkit.MinMaxScaler(feature_range=(1, 0)).fit(np.zeros((2, 2)))
+
+
+def test_loaded_estimators_keep_their_parameters(tmp_path):
+    x = datasets()["random"]
+    normkit.StandardScaler(with_std=False).fit(x).save(tmp_path / "s.safetensors")
+    s = normkit.StandardScaler.load(tmp_path / "s.safetensors")
+    assert s.get_params()["with_std"] is False and s.scale_ is None
+    normkit.MinMaxScaler(feature_range=(-1, 2), clip=True).fit(x).save(tmp_path / "m.safetensors")
+    m = normkit.MinMaxScaler.load(tmp_path / "m.safetensors")
+    assert tuple(m.get_params()["feature_range"]) == (-1, 2) and m.get_params()["clip"] is True
+    np.testing.assert_allclose(m.transform(x), skp.MinMaxScaler(feature_range=(-1, 2), clip=True).fit(x).transform(x), rtol=1e-12, atol=1e-12)
+
+
+def test_sklearn_input_conventions():
+    x = np.asfortranarray(datasets()["random"])
+    a, b = normkit.StandardScaler().fit(x[:, :4]), skp.StandardScaler().fit(x[:, :4])  # non-contiguous NumPy: copied, as accepted
+    np.testing.assert_allclose(a.transform(x[:, :4]), b.transform(x[:, :4]), rtol=1e-12, atol=1e-12)
+    nan = datasets()["random"][:5].copy()
+    nan[:, 1] = np.nan  # an all-NaN feature: NaN statistics, as scikit-learn's
+    for ours, theirs, attrs in [(normkit.StandardScaler, skp.StandardScaler, ["mean_", "var_"]),
+                                (normkit.MinMaxScaler, skp.MinMaxScaler, ["data_min_", "data_max_"]),
+                                (normkit.MaxAbsScaler, skp.MaxAbsScaler, ["max_abs_"])]:
+        a, b = ours().fit(nan), theirs().fit(nan)
+        for attr in attrs:
+            np.testing.assert_allclose(getattr(a, attr), getattr(b, attr), rtol=1e-12, err_msg=attr)
+    bad = normkit.StandardScaler()
+    with pytest.raises(Exception):
+        bad.fit(np.zeros((3, 2), dtype=np.int32))
+    assert not hasattr(bad, "n_features_in_")  # a failed first fit leaves it unfitted
+    with pytest.raises(Exception, match="not fitted"):
+        bad.transform(np.zeros((3, 2)))
+
+
+def test_keras_normalization_pickles():
+    x = datasets()["random"]
+    layer = normkit.Normalization().adapt(x)
+    again = pickle.loads(pickle.dumps(layer))
+    np.testing.assert_array_equal(again(x[:3]), layer(x[:3]))

@@ -101,3 +101,16 @@ def test_bad_arrays_raise_the_documented_exceptions(space):
     if space == "device":
         with pytest.raises(ValueError, match="'weight'"):
             normkit.layer_norm(put(x, space), np.ones(6, np.float32))  # weight on the host, x on the device
+
+
+def test_image_normalize_crop_to_the_edge_and_flag_lists():
+    x = RNG.integers(0, 256, size=(2, 5, 6, 3)).astype(np.uint8)
+    y = normkit.image_normalize(x, [0.0] * 3, [1.0] * 3, units="pixel", crop=(1, 2, -1, -1), out_layout="nhwc")
+    np.testing.assert_array_equal(y, x[:, 1:, 2:].astype(np.float32))
+    y = normkit.image_normalize(x, [0.0] * 3, [1.0] * 3, units="pixel", mirror=[1, 0], out_layout="nhwc")
+    np.testing.assert_array_equal(y[0], x[0, :, ::-1].astype(np.float32))
+    np.testing.assert_array_equal(y[1], x[1].astype(np.float32))
+    y = normkit.image_normalize(x, [0.0] * 3, [1.0] * 3, units="pixel", mirror=np.bool_(True), out_layout="nhwc")
+    np.testing.assert_array_equal(y, x[:, :, ::-1].astype(np.float32))
+    with pytest.raises(TypeError, match="mirror"):
+        normkit.image_normalize(x, [0.0] * 3, [1.0] * 3, units="pixel", mirror=np.zeros(2, np.float32))
