@@ -83,7 +83,28 @@ def _state_from_bytes(data, device):
     return state
 
 
-class _FittedScaler(_FeatureNames, _Transformer, _Base):
+class _PicklesState:
+    """Pickling of an object holding a C++ Normalizer in `_state` (None or absent: unfitted): the state travels as
+    the bytes of its state file, and comes back in the memory space it was fitted in."""
+
+    def __getstate__(self):
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_state", "_fitted")}
+        if getattr(self, "_state", None) is not None:
+            state["_saved_state"] = _state_bytes(self._state, getattr(self, "_stream", 0))
+        return state
+
+    def __setstate__(self, state):
+        saved = state.pop("_saved_state", None)
+        self.__dict__.update(state)
+        self._stream = 0
+        self._fitted = None
+        if saved is not None:
+            self._state = _state_from_bytes(saved, getattr(self, "_device", False))
+        elif isinstance(self, Normalization):
+            self._state = None  # (unadapted: the layer's own marker)
+
+
+class _FittedScaler(_PicklesState, _FeatureNames, _Transformer, _Base):
     """Common machinery: a C++ Normalizer adapted per partial_fit, its state read on demand."""
 
     _method = "zscore"
@@ -200,19 +221,6 @@ class _FittedScaler(_FeatureNames, _Transformer, _Base):
     def _params_from_options(cls, options):
         return {}
 
-    def __getstate__(self):
-        state = {k: v for k, v in self.__dict__.items() if k not in ("_state", "_fitted")}
-        if hasattr(self, "_state"):
-            state["_saved_state"] = _state_bytes(self._state, getattr(self, "_stream", 0))
-        return state
-
-    def __setstate__(self, state):
-        saved = state.pop("_saved_state", None)
-        self.__dict__.update(state)
-        self._stream = 0
-        if saved is not None:
-            self._state = _state_from_bytes(saved, getattr(self, "_device", False))
-            self._fitted = None
 
 
 class StandardScaler(_FittedScaler):
@@ -314,7 +322,7 @@ class Normalizer(_FeatureNames, _Transformer, _Base):
         return _lp_normalize(X, self.norm, out=out)
 
 
-class Normalization:
+class Normalization(_PicklesState):
     """Keras's Normalization layer (keras.layers.Normalization): y = (x - mean) / max(sqrt(variance), 1e-7) along the
     kept `axis` (the feature axis, -1 by default; Keras's axis is the one kept, normkit's axes are the reduced ones),
     or the inverse with invert=True. mean/variance given at construction, or from adapt(data), which restarts the
@@ -338,17 +346,6 @@ class Normalization:
         self._state.adapt(data, self._stream)
         return self
 
-    def __getstate__(self):
-        state = {k: v for k, v in self.__dict__.items() if k != "_state"}
-        if self._state is not None:
-            state["_saved_state"] = _state_bytes(self._state, getattr(self, "_stream", 0))
-        return state
-
-    def __setstate__(self, state):
-        saved = state.pop("_saved_state", None)
-        self.__dict__.update(state)
-        self._stream = 0
-        self._state = _state_from_bytes(saved, getattr(self, "_device", False)) if saved is not None else None
 
     def __call__(self, x):
         if self._state is None:
