@@ -49,15 +49,36 @@ def _output_dtype(x):
     return d if d in ("float64", "float32", "float16") else "float64"
 
 
-def _as_2d(X, name="X"):
-    """X as a 2-D C-contiguous array: NumPy input of another order (a slice, Fortran order) is copied to C order
-    first, as scikit-learn accepts it; device arrays must already be C-contiguous (ValueError otherwise)."""
-    if _arrays.library(X) == "numpy" or isinstance(X, (list, tuple)):
-        X = np.ascontiguousarray(X)
-    shape = tuple(getattr(X, "shape", ()))
-    if len(shape) != 2:
-        raise ValueError(f"normkit: argument '{name}': expected a 2-D array [n_samples, n_features], got shape {shape}")
-    return X
+def _as_2d(X, estimator="normkit"):
+    """X checked as scikit-learn's check_array does for these estimators: host input (NumPy, lists, anything with
+    __array__) becomes a 2-D C-contiguous array (another order is copied; integers, booleans and numeric objects
+    become float64, uint8 stays), complex and sparse input and empty arrays raise; device arrays must already be
+    2-D and C-contiguous (no copy, ValueError otherwise)."""
+    module = type(X).__module__
+    if module.startswith("scipy.sparse") or hasattr(X, "tocsr"):
+        raise TypeError(f"normkit: {estimator} does not take sparse input: convert it with X.toarray()")
+    if _arrays.device_of(X)[0]:
+        shape = tuple(X.shape)
+        if len(shape) != 2:
+            raise ValueError(f"Expected 2D array, got {len(shape)}D array instead (normkit: argument 'X' of {estimator})")
+        return X
+    X = np.asarray(X)
+    if X.dtype.kind == "c":
+        raise ValueError("Complex data not supported")
+    if X.dtype.kind in "biuO" and X.dtype != np.uint8:
+        X = X.astype(np.float64)
+    if X.ndim != 2:
+        raise ValueError(f"Expected 2D array, got {X.ndim}D array instead. Reshape your data either using array.reshape(-1, 1) if "
+                         "your data has a single feature or array.reshape(1, -1) if it contains a single sample.")
+    if X.shape[0] < 1 or X.shape[1] < 1:
+        raise ValueError(f"Found array with {X.shape[0]} sample(s) and {X.shape[1]} feature(s) (shape={X.shape}) while a minimum of 1 "
+                         f"is required by {estimator}.")
+    return np.ascontiguousarray(X)
+
+
+def _check_features(estimator, X):
+    if int(X.shape[1]) != estimator.n_features_in_:
+        raise ValueError(f"X has {X.shape[1]} features, but {type(estimator).__name__} is expecting {estimator.n_features_in_} features as input.")
 
 
 def _state_bytes(state, stream):
@@ -127,33 +148,40 @@ class _FittedScaler(_PicklesState, _FeatureNames, _Transformer, _Base):
             if hasattr(self, name):
                 delattr(self, name)
 
-    def fit(self, X, y=None, sample_weight=None):
-        """Fits on X (a fresh state; scikit-learn's fit). Returns self."""
-        if sample_weight is not None:
-            raise ValueError("normkit: sample_weight is not supported")
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.allow_nan = True  # NaN is ignored by fit and kept by transform, as scikit-learn's scalers
+        return tags
+
+    def fit(self, X, y=None):
+        """Fits on X (a fresh state; scikit-learn's fit; no sample weights). Returns self."""
         self._reset()
         return self.partial_fit(X, y)
 
-    def partial_fit(self, X, y=None, sample_weight=None):
-        """Merges X's statistics into the state (exactly: Chan's formula in float64). Returns self."""
-        if sample_weight is not None:
-            raise ValueError("normkit: sample_weight is not supported")
-        X = _as_2d(X)
+    def partial_fit(self, X, y=None):
+        """Merges X's statistics into the state (exactly: Chan's formula in float64). Returns self. On host data a
+        fit holding +-Inf raises ValueError here (scikit-learn's 'Input contains infinity'); on device data at the
+        first transform or attribute read (checking earlier would synchronize)."""
+        X = _as_2d(X, type(self).__name__)
         first = not hasattr(self, "_state")
         if first:
             self._new_state(X)
             self.n_features_in_ = int(X.shape[1])
-        elif int(X.shape[1]) != self.n_features_in_:
-            raise ValueError(f"normkit: X has {X.shape[1]} features, but {type(self).__name__} was fitted with {self.n_features_in_}")
+        else:
+            _check_features(self, X)
         # (the stream the statistics are on: reading them back, saving and pickling wait for it)
         self._stream = _arrays.stream_handle(None, X)
         try:
             self._state.adapt(X, self._stream)
-        except Exception:
+            self._fitted = None
+            if not self._device:
+                self.fitted_state()  # (cheap on the host: the fit's check for +-Inf)
+        except Exception as e:
             if first:
                 self._reset()  # (a failed first fit leaves the estimator unfitted)
+            if isinstance(e, ValueError) and "Inf" in str(e):
+                raise ValueError(f"Input contains infinity ({e})") from e
             raise
-        self._fitted = None
         return self
 
     def _check_fitted(self):
@@ -163,9 +191,8 @@ class _FittedScaler(_PicklesState, _FeatureNames, _Transformer, _Base):
 
     def _transform(self, X, inverse, copy=None):
         self._check_fitted()
-        X = _as_2d(X)
-        if int(X.shape[1]) != self.n_features_in_:
-            raise ValueError(f"normkit: X has {X.shape[1]} features, but {type(self).__name__} is expecting {self.n_features_in_}")
+        X = _as_2d(X, type(self).__name__)
+        _check_features(self, X)
         out = _arrays.empty_like_library(X, tuple(X.shape), _output_dtype(X))
         self._state.transform(X, out, inverse, _arrays.stream_handle(None, X))
         return out
@@ -312,12 +339,26 @@ class Normalizer(_FeatureNames, _Transformer, _Base):
         self.norm = norm
         self.copy = copy
 
+    @staticmethod
+    def _check_finite(X):
+        # (scikit-learn's Normalizer rejects NaN and +-Inf; one pass over host data; normkit.normalize does not check)
+        if not _arrays.device_of(X)[0] and not np.isfinite(X).all():
+            raise ValueError("Input contains NaN or infinity (normkit.Normalizer; normkit.normalize keeps IEEE arithmetic)")
+
     def fit(self, X, y=None):
-        self.n_features_in_ = int(_as_2d(X).shape[1])
+        """Checks X (2-D; host data finite, as scikit-learn's) and records its feature count."""
+        X = _as_2d(X, "Normalizer")
+        self._check_finite(X)
+        self.n_features_in_ = int(X.shape[1])
         return self
 
     def transform(self, X, copy=None):
-        X = _as_2d(X)
+        if not hasattr(self, "n_features_in_"):
+            from .exceptions import NotFittedError
+            raise NotFittedError("This Normalizer instance is not fitted yet. Call 'fit' first.")
+        X = _as_2d(X, "Normalizer")
+        _check_features(self, X)
+        self._check_finite(X)
         out = _arrays.empty_like_library(X, tuple(X.shape), _output_dtype(X))
         return _lp_normalize(X, self.norm, out=out)
 
