@@ -13,9 +13,10 @@
 // are indexed by output channel. mirrored(n) = options.mirror, or mirror_flags[n] != 0 when mirror_flags
 // (uint8 [N], in x's memory space) is given.
 //
-// Rounding: the value is computed in float64 and rounded once to y's dtype for uint8 input (a table of the
-// 256 values of each channel) and for float32 output; in float32 for float16/bfloat16 input to a 16-bit
-// output. Either way within 1 ulp of y's dtype of the exact value (x max(1, |y|) below 1). NaN and Inf
+// Rounding: within 1 ulp of y's dtype of the exact value (x max(1, |y|) below 1): uint8 input through a table
+// of each channel's 256 values computed in float64 and rounded once; float32 input to float32 output in
+// float64; float16/bfloat16 input to float32 output in float32 with the coefficients split in two floats
+// each (y = fma(x, s_hi, b_hi) + fma(x, s_lo, b_lo), x * s_hi exact); 16-bit output in float32. NaN and Inf
 // inputs propagate as the formula gives them.
 //
 // Row pitch: with options.row_pitch_bytes = P > 0 each input row (W * C elements in nhwc, W in nchw) starts P

@@ -167,6 +167,10 @@ __global__ void __launch_bounds__(plan::ImagePolicy::kThreads, plan::ImagePolicy
   Out* const table = reinterpret_cast<Out*>(shared);
   Compute* const center = reinterpret_cast<Compute*>(shared);
   Compute* const scale = center + a.channels;
+  // 16-bit input to float32: the split float32 formula (math::ImageSplit) when the coefficients allow it
+  constexpr bool kSplit = math::image_uses_split<In, Out>;
+  math::ImageSplit* const splits = reinterpret_cast<math::ImageSplit*>(scale + a.channels);
+  const bool split = kSplit && k.split;
   if constexpr (kTable) {
     for (int i = threadIdx.x; i < a.channels * 256; i += blockDim.x) {
       const int c = i >> 8;
@@ -176,6 +180,7 @@ __global__ void __launch_bounds__(plan::ImagePolicy::kThreads, plan::ImagePolicy
     for (int c = threadIdx.x; c < a.channels; c += blockDim.x) {
       center[c] = static_cast<Compute>(k.center[c]);
       scale[c] = static_cast<Compute>(k.scale[c]);
+      if constexpr (kSplit) splits[c] = k.splits[c];
     }
   }
   const Compute shift = static_cast<Compute>(k.shift);
@@ -249,7 +254,11 @@ __global__ void __launch_bounds__(plan::ImagePolicy::kThreads, plan::ImagePolicy
         return table[(c << 8) | v];
       } else {
         Out out;
-        math::store_as(&out, math::image_value<Compute>(math::to_acc<Compute>(v), center[c], scale[c], shift));
+        if (split) {
+          math::store_as(&out, math::image_value_split(math::to_acc<float>(v), splits[c]));
+        } else {
+          math::store_as(&out, math::image_value<Compute>(math::to_acc<Compute>(v), center[c], scale[c], shift));
+        }
         return out;
       }
     };
@@ -290,6 +299,8 @@ NORMKIT_UNROLL
               const In x = *reinterpret_cast<const In*>(input + o + v * (kFixedStep != 0 ? kFixedStep : step));
               if constexpr (kTable) {
                 pack.v[v] = table_c[x];
+              } else if (split) {
+                math::store_as(&pack.v[v], math::image_value_split(math::to_acc<float>(x), splits[c]));
               } else {
                 math::store_as(&pack.v[v], math::image_value<Compute>(math::to_acc<Compute>(x), center[c], scale[c], shift));
               }

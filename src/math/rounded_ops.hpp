@@ -66,5 +66,14 @@ NORMKIT_HD double mul_rn(double a, double b) {
   return a * b;
 #endif
 }
+// a * b + c rounded once (std::fma on the host: correctly rounded there too, a library call without FMA
+// hardware flags).
+NORMKIT_HD float fma_rn(float a, float b, float c) {
+#if defined(__CUDA_ARCH__)
+  return __fmaf_rn(a, b, c);
+#else
+  return std::fma(a, b, c);
+#endif
+}
 
 }  // namespace normkit::math

@@ -21,7 +21,8 @@ std::size_t image_tile_input_bytes(const ImageGeometry& g, std::int64_t tile_row
 ImagePlan choose_image_plan(const ImageGeometry& g, bool uint8_input, int compute_bytes, int sm_count) {
   ImagePlan p;
   if (g.out_numel() == 0) return p;
-  p.table_bytes = static_cast<std::size_t>(round_up16(uint8_input ? g.channels * 256 * g.out_element_bytes : 2 * g.channels * compute_bytes));
+  // (uint8: its tables; else center and scale in the arithmetic type, and math::ImageSplit's 16 bytes a channel)
+  p.table_bytes = static_cast<std::size_t>(round_up16(uint8_input ? g.channels * 256 * g.out_element_bytes : g.channels * (2 * compute_bytes + 16)));
   const std::int64_t max_buffer = (ImagePolicy::kMaxShared - static_cast<std::int64_t>(p.table_bytes)) / 2;
   const std::int64_t target = g_override != nullptr && g_override->tile_input_bytes > 0 ? g_override->tile_input_bytes
                                                                                          : ImagePolicy::kTileInputBytes;

@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "image_check.hpp"
+#include "math/image.hpp"
 #include "plan/image_plan.hpp"
 
 namespace normkit::testing {
@@ -154,6 +155,25 @@ TEST(ImageHost, ArgumentErrorsNameTheArgumentAndWriteNothing) {
   // y overlapping x
   k = base;
   expect_error(k, "y.data", TensorView(), TensorView(x.data() + 4, DType::float32, {2, 3, 4, 5}));
+}
+
+// The split float32 formula of 16-bit input to float32 output: within 1 ulp x max(1, |y|) of the exact value,
+// over float16's whole finite range of the ImageNet-like coefficients and far-from-zero ones.
+TEST(ImageMath, SplitFormulaWithinOneUlp) {
+  struct Coefficients { double center, scale, shift; };
+  const Coefficients cases[] = {{123.675, 1 / 58.395, 0.0}, {0.485, 1 / 0.229, 0.0}, {1000.0, 3.0e-3, 5.0}, {-7.0, 1234.5, -0.25}, {0.0, 1.0, 0.0}};
+  for (const Coefficients& k : cases) {
+    const math::ImageSplit split = math::image_split(k.center, k.scale, k.shift);
+    for (std::uint32_t bits = 0; bits < 0x7c00; bits += 7) {  // every 7th finite positive float16, and its negative
+      for (std::uint32_t sign : {0u, 0x8000u}) {
+        const double x = decode_half(static_cast<std::uint16_t>(bits | sign));
+        const double exact = (x - k.center) * k.scale + k.shift;
+        if (std::fabs(exact) > 3e38) continue;
+        const float got = math::image_value_split(static_cast<float>(x), split);
+        ASSERT_LE(std::fabs(got - exact), 0x1p-23 * std::fmax(1.0, std::fabs(exact))) << "x " << x << " center " << k.center;
+      }
+    }
+  }
 }
 
 TEST(ImagePlan, WholeRowsWhileARowFitsElseCutRows) {
