@@ -62,6 +62,12 @@ def _as_2d(X, estimator="normkit"):
         if len(shape) != 2:
             raise ValueError(f"Expected 2D array, got {len(shape)}D array instead (normkit: argument 'X' of {estimator})")
         return X
+    if _arrays.library(X) not in ("numpy", "other") or (hasattr(X, "__dlpack__") and _arrays.library(X) != "numpy"):
+        # (PyTorch/CuPy/JAX host arrays stay in their library: C-contiguity is checked where they are read)
+        shape = tuple(X.shape)
+        if len(shape) != 2:
+            raise ValueError(f"Expected 2D array, got {len(shape)}D array instead (normkit: argument 'X' of {estimator})")
+        return X
     X = np.asarray(X)
     if X.dtype.kind == "c":
         raise ValueError("Complex data not supported")
@@ -169,6 +175,10 @@ class _FittedScaler(_PicklesState, _FeatureNames, _Transformer, _Base):
             self.n_features_in_ = int(X.shape[1])
         else:
             _check_features(self, X)
+            # (a later batch holding +-Inf must leave the state as it was, as scikit-learn's partial_fit: the C++
+            # fit merges first and checks when the fit is used, so host batches are checked here, one pass)
+            if not self._device and _arrays.library(X) == "numpy" and X.dtype.kind == "f" and np.isinf(X).any():
+                raise ValueError("Input contains infinity (normkit: the batch is not merged; the fit is unchanged)")
         # (the stream the statistics are on: reading them back, saving and pickling wait for it)
         self._stream = _arrays.stream_handle(None, X)
         try:
@@ -282,7 +292,7 @@ class StandardScaler(_FittedScaler):
 
     @property
     def scale_(self):
-        return 1.0 / self.fitted_state()["scale"] if self.with_std else None
+        return self._where_seen(1.0 / self.fitted_state()["scale"]) if self.with_std else None
 
     @property
     def n_samples_seen_(self):
@@ -313,8 +323,8 @@ class MinMaxScaler(_FittedScaler):
     data_min_ = property(lambda self: self._where_seen(self.fitted_state()["min"]))
     data_max_ = property(lambda self: self._where_seen(self.fitted_state()["max"]))
     data_range_ = property(lambda self: self.data_max_ - self.data_min_)
-    scale_ = property(lambda self: self.fitted_state()["scale"])
-    min_ = property(lambda self: self.fitted_state()["offset"] - self.fitted_state()["center"] * self.fitted_state()["scale"])
+    scale_ = property(lambda self: self._where_seen(self.fitted_state()["scale"]))
+    min_ = property(lambda self: self._where_seen(self.fitted_state()["offset"] - self.fitted_state()["center"] * self.fitted_state()["scale"]))
     n_samples_seen_ = property(lambda self: self._n_samples_seen(with_nan=True))
 
 
@@ -327,7 +337,7 @@ class MaxAbsScaler(_FittedScaler):
         self.copy = copy
 
     max_abs_ = property(lambda self: self._where_seen(np.maximum(np.abs(self.fitted_state()["min"]), np.abs(self.fitted_state()["max"]))))
-    scale_ = property(lambda self: 1.0 / self.fitted_state()["scale"])
+    scale_ = property(lambda self: self._where_seen(1.0 / self.fitted_state()["scale"]))
     n_samples_seen_ = property(lambda self: self._n_samples_seen(with_nan=True))
 
 
@@ -376,10 +386,25 @@ class Normalization(_PicklesState):
         self.invert = invert
         self._state = None
 
-    def adapt(self, data):
-        shape = tuple(data.shape)
+    def _axes(self, shape):
         keep = _arrays.normalize_axes(self.axis, len(shape), "axis") if self.axis is not None else []
-        reduced = [d for d in range(len(shape)) if d not in keep]
+        return keep, [d for d in range(len(shape)) if d not in keep]
+
+    def _state_from_mean_variance(self, x):
+        """The state of the given mean and variance (Keras's Normalization(mean=..., variance=...)), in x's memory."""
+        shape = tuple(x.shape)
+        keep, reduced = self._axes(shape)
+        kept = [int(shape[d]) for d in keep]
+        mean = np.broadcast_to(np.asarray(self.mean, dtype=np.float64), kept).ravel().tolist()
+        var = np.broadcast_to(np.asarray(self.variance, dtype=np.float64), kept).ravel().tolist()
+        device, _ = _arrays.device_of(x)
+        self._device = device
+        self._stream = 0
+        self._state = _normkit.Normalizer("zscore", reduced, True, True, "keras", 1e-7, 0.0, 1.0, False, 1.0, 0.0, False, device)
+        self._state.set_mean_variance(kept, mean, var)
+
+    def adapt(self, data):
+        _, reduced = self._axes(tuple(data.shape))
         device, _ = _arrays.device_of(data)
         self._device = device
         self._stream = _arrays.stream_handle(None, data)
@@ -387,16 +412,11 @@ class Normalization(_PicklesState):
         self._state.adapt(data, self._stream)
         return self
 
-
     def __call__(self, x):
         if self._state is None:
             if self.mean is None or self.variance is None:
                 raise ValueError("normkit.Normalization: call adapt(data) or give mean and variance first")
-            import numpy as np
-            mean = np.asarray(self.mean, dtype=np.float64)
-            var = np.asarray(self.variance, dtype=np.float64)
-            y = (np.asarray(x, dtype=np.float64) - mean) / np.maximum(np.sqrt(var), 1e-7)
-            return (np.asarray(x, dtype=np.float64) * np.maximum(np.sqrt(var), 1e-7) + mean) if self.invert else y
+            self._state_from_mean_variance(x)
         out = _arrays.empty_like_library(x, tuple(x.shape), _output_dtype(x))
         self._state.transform(x, out, bool(self.invert), _arrays.stream_handle(None, x))
         return out

@@ -285,6 +285,9 @@ class PyNormalizer {
     check(n_.adapt(in, stream_of(stream)));
   }
   void reset() { n_.reset(); }
+  void set_mean_variance(std::vector<std::int64_t> kept, std::vector<double> mean, std::vector<double> variance) {
+    check(n_.set_mean_variance(kept, mean, variance));
+  }
   void transform(Array x, OutArray out, bool inverse, std::uintptr_t stream) {
     const TensorView in = view_of(x, "Normalizer.transform", "X"), y = view_of(out, "Normalizer.transform", "out");
     DeviceScope scope(device_of(x));
@@ -406,6 +409,7 @@ NB_MODULE(_normkit, m) {
       .def(nb::init<const std::string&, std::vector<int>, bool, bool, const std::string&, double, double, double, bool, double, double, bool, bool>())
       .def("adapt", &PyNormalizer::adapt)
       .def("reset", &PyNormalizer::reset)
+      .def("set_mean_variance", &PyNormalizer::set_mean_variance)
       .def("transform", &PyNormalizer::transform)
       .def("save", &PyNormalizer::save)
       .def("load", &PyNormalizer::load)

@@ -138,6 +138,9 @@ struct Normalizer::State {
       if (first >= 0) NORMKIT_RETURN_IF_ERROR(kernels::copy_to_host_sync(&s, summaries() + first, sizeof(s), stream));
     }
     if (first < 0) return Status::success();
+    return infinite_fit_error(first, s, op);
+  }
+  Status infinite_fit_error(std::int64_t first, const StatsSummary& s, const std::string& op) const {
     return argument_error(StatusCode::invalid_argument, op, "fitted data",
                           std::string("finite values or NaN for method ") + method_name(options.method) +
                               " (scikit-learn rejects infinity in fit; NaN is ignored)",
@@ -336,6 +339,7 @@ Status Normalizer::save(const std::string& path, Stream stream) const {
   const std::string op = "Normalizer::save";
   State& st = *state_;
   if (!st.configured || !st.adapted) return Status(StatusCode::invalid_argument, "normkit::" + op + ": nothing to save: the normalizer is not adapted");
+  NORMKIT_RETURN_IF_ERROR(st.use_stream(stream));
   NORMKIT_RETURN_IF_ERROR(st.refresh_coefficients(stream, op));
   io::NormalizerFileContents contents;
   contents.options = st.options;
@@ -360,6 +364,7 @@ Status Normalizer::fitted_state(NormalizerState* out, Stream stream) const {
   State& st = *state_;
   if (out == nullptr) return argument_error(StatusCode::null_pointer, op, "out", "a non-null pointer", "nullptr");
   if (!st.configured || !st.adapted) return Status(StatusCode::invalid_argument, "normkit::" + op + ": the normalizer is not adapted");
+  NORMKIT_RETURN_IF_ERROR(st.use_stream(stream));
   NORMKIT_RETURN_IF_ERROR(st.refresh_coefficients(stream, op));
   NormalizerState state;
   state.kept_shape = st.kept;

@@ -22,8 +22,9 @@ constexpr int kImageMaxChannels = 16;
 // y = x * S + B (S = scale, B = shift - center * scale) in float32 for 16-bit input to float32 output, with S
 // and B split in two floats: S = s_hi + s_lo with s_hi of 12 significant bits, so that x * s_hi is exact for
 // the 11 (float16) or 8 (bfloat16) bits of x, and B = b_hi + b_lo. y = fma(x, s_hi, b_hi) + fma(x, s_lo, b_lo):
-// within 1 ulp of the exact value (the first fma's rounding, the last addition's, and terms 2^-36 smaller),
-// two fmas and an add where float64 took two conversions a quarter of the rate each.
+// within about 1 ulp of the exact value x max(1, |y|) (the first fma's rounding, the last addition's, and the
+// second fma's, 2^-35 |x S|, which |B| <= 256 bounds where y cancels): two fmas and an add where float64 took
+// two conversions a quarter of the rate each. Calls with |B| > 256 keep the float64 formula.
 struct ImageSplit {
   float s_hi, s_lo, b_hi, b_lo;
 };
@@ -63,9 +64,10 @@ inline ImageCoefficients image_coefficients(int channels, const double* mean, co
   for (int c = 0; c < channels; ++c) {
     k.splits[c] = image_split(k.center[c], k.scale[c], k.shift);
     const ImageSplit& p = k.splits[c];
-    // (finite halves, and a normal s_hi: x * s_hi is then exact short of underflow)
+    // (finite halves, a normal s_hi: x * s_hi is then exact short of underflow; |B| <= 256: where y cancels to
+    // below 1, |x S| is then below 257 and the second fma's rounding, 2^-35 |x S|, stays under 2^-27)
     k.split = k.split && std::isfinite(p.s_hi) && std::isfinite(p.s_lo) && std::isfinite(p.b_hi) && std::isfinite(p.b_lo) &&
-              std::fabs(p.s_hi) >= 1.17549435e-38f;
+              std::fabs(p.s_hi) >= 1.17549435e-38f && std::fabs(static_cast<double>(p.b_hi) + p.b_lo) <= 256.0;
   }
   return k;
 }
@@ -85,7 +87,14 @@ NORMKIT_HD Compute image_value(Compute x, Compute center, Compute scale, Compute
 template <typename In, typename Out>
 constexpr bool image_uses_split = std::is_same_v<Out, float> && (std::is_same_v<In, float16_bits> || std::is_same_v<In, bfloat16_bits>);
 
-NORMKIT_HD float image_value_split(float x, const ImageSplit& k) { return add_rn(fma_rn(x, k.s_hi, k.b_hi), fma_rn(x, k.s_lo, k.b_lo)); }
+NORMKIT_HD float image_value_split(float x, const ImageSplit& k) {
+  const float t = fma_rn(x, k.s_hi, k.b_hi);
+  if (t - t == 0.0f) return add_rn(t, fma_rn(x, k.s_lo, k.b_lo));  // (t finite)
+  if (x - x != 0.0f) return t;                                      // x infinite or NaN: as the formula gives it
+  // (x * s_hi + b_hi overflowed: y near the float range's end, in float64 from the split halves)
+  const double s = add_rn(static_cast<double>(k.s_hi), static_cast<double>(k.s_lo)), b = add_rn(static_cast<double>(k.b_hi), static_cast<double>(k.b_lo));
+  return static_cast<float>(add_rn(mul_rn(static_cast<double>(x), s), b));
+}
 
 // Entry v of channel c's table for uint8 input: the value of pixel v rounded to Out.
 template <typename Out>

@@ -180,3 +180,26 @@ def test_sklearn_check_estimator(make):
         results = check_estimator(make(), on_fail=None)
     failed = {r["check_name"]: str(r["exception"])[:200] for r in results if r["status"] == "failed"}
     assert not failed, failed
+
+
+def test_a_rejected_batch_leaves_the_fit_unchanged():
+    x = datasets()["random"]
+    s = normkit.StandardScaler().fit(x)
+    bad = x[:3].copy()
+    bad[1, 2] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        s.partial_fit(bad)
+    np.testing.assert_allclose(s.transform(x), skp.StandardScaler().fit(x).transform(x), rtol=1e-12, atol=1e-12)
+    nan = x[:6].copy()
+    nan[:, 3] = np.nan  # all-NaN feature: scale_ (and min_) NaN as scikit-learn's
+    for ours, theirs, attrs in [(normkit.StandardScaler, skp.StandardScaler, ["scale_"]), (normkit.MaxAbsScaler, skp.MaxAbsScaler, ["scale_"]),
+                                (normkit.MinMaxScaler, skp.MinMaxScaler, ["scale_", "min_"])]:
+        a, b = ours().fit(nan), theirs().fit(nan)
+        for attr in attrs:
+            np.testing.assert_allclose(getattr(a, attr), getattr(b, attr), rtol=1e-12, err_msg=attr)
+
+
+def test_keras_normalization_with_given_statistics(space):
+    x = RNG.normal(size=(5, 3))
+    layer = normkit.Normalization(mean=[1.0, 2.0, 3.0], variance=[4.0, 1.0, 0.25])
+    np.testing.assert_allclose(get(layer(put(x, space))), (x - [1.0, 2.0, 3.0]) / np.sqrt([4.0, 1.0, 0.25]), rtol=1e-12)

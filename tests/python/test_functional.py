@@ -114,3 +114,18 @@ def test_image_normalize_crop_to_the_edge_and_flag_lists():
     np.testing.assert_array_equal(y, x[:, :, ::-1].astype(np.float32))
     with pytest.raises(TypeError, match="mirror"):
         normkit.image_normalize(x, [0.0] * 3, [1.0] * 3, units="pixel", mirror=np.zeros(2, np.float32))
+
+
+def test_image_normalize_float16_infinities_and_cancellation(space):
+    # 16-bit input to float32 output (the split float32 formula where |B| <= 256, float64 beyond)
+    x = np.array([np.inf, -np.inf, 1.0, 0.5], dtype=np.float16).reshape(1, 1, 4, 1)
+    y = get(normkit.image_normalize(put(x, space), [0.0], [1.0], units="pixel"))
+    np.testing.assert_array_equal(y.ravel(), [np.inf, -np.inf, 1.0, 0.5])
+    x = np.array([60000.0, 59968.0, 60032.0], dtype=np.float16).reshape(1, 1, 3, 1)
+    y = get(normkit.image_normalize(put(x, space), [60000.1], [0.229], units="pixel")).ravel().astype(np.float64)
+    ref = (x.ravel().astype(np.float64) - 60000.1) / 0.229
+    np.testing.assert_allclose(y, ref, rtol=0, atol=2 * 2 ** -23 * np.maximum(1, np.abs(ref)).max())
+    x = np.array([0.25, 1.5, -3.0], dtype=np.float16).reshape(1, 1, 3, 1)
+    y = get(normkit.image_normalize(put(x, space), [0.485], [0.229], units="pixel", scale=64.0, shift=128.0)).ravel().astype(np.float64)
+    ref = (x.ravel().astype(np.float64) - 0.485) / 0.229 * 64 + 128
+    np.testing.assert_allclose(y, ref, rtol=0, atol=2 * 2 ** -23 * np.abs(ref).max())
