@@ -170,7 +170,7 @@ __global__ void __launch_bounds__(plan::ImagePolicy::kThreads, plan::ImagePolicy
   // 16-bit input to float32: the split float32 formula (math::ImageSplit) when the coefficients allow it
   constexpr bool kSplit = math::image_uses_split<In, Out>;
   math::ImageSplit* const splits = reinterpret_cast<math::ImageSplit*>(scale + a.channels);
-  const bool split = kSplit && k.split;
+  const bool split = math::image_split_allowed<In, Out>(k);
   if constexpr (kTable) {
     for (int i = threadIdx.x; i < a.channels * 256; i += blockDim.x) {
       const int c = i >> 8;

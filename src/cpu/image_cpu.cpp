@@ -47,7 +47,7 @@ void normalize_rows(const kernels::ImageLaunch& call, std::int64_t begin, std::i
         std::memcpy(&v, source + j_in * g.pixel_bytes(), sizeof(In));
         if constexpr (std::is_same_v<In, std::uint8_t>) {
           out[j * out_step] = table[c * 256 + v];
-        } else if (math::image_uses_split<In, Out> && k.split) {
+        } else if (math::image_split_allowed<In, Out>(k)) {
           math::store_as(&out[j * out_step], math::image_value_split(math::to_acc<float>(v), k.splits[c]));
         } else {
           math::store_as(&out[j * out_step], math::image_value<Compute>(math::to_acc<Compute>(v), center[c], scale[c], shift));

@@ -30,13 +30,15 @@ struct ImageSplit {
 };
 
 // Per output channel c: y = (x - center[c]) * scale[c] + shift. `units_divisor` is 1 / u: 255 for uint8
-// input in unit units, else 1. `split`: every channel's ImageSplit is finite (else the float64 formula).
+// input in unit units, else 1. `split`, `split_bfloat16`: every channel's ImageSplit keeps its bound for
+// float16 / bfloat16 input (else the float64 formula).
 struct ImageCoefficients {
   int channels = 0;
   double center[kImageMaxChannels] = {};
   double scale[kImageMaxChannels] = {};
   double shift = 0.0;
-  bool split = false;
+  bool split = false;           // float16 input may take the split formula
+  bool split_bfloat16 = false;  // bfloat16 input may
   ImageSplit splits[kImageMaxChannels] = {};
 };
 
@@ -45,8 +47,14 @@ inline ImageSplit image_split(double center, double scale, double shift) {
   float s_hi = static_cast<float>(scale);
   std::uint32_t bits;
   std::memcpy(&bits, &s_hi, sizeof bits);
-  bits &= 0xfffff000u;  // 12 significant bits (the implicit one and 11 stored)
+  bits &= 0xfffff000u;  // 12 significant bits (the implicit one and 11 stored), toward zero: s_lo has S's sign
   std::memcpy(&s_hi, &bits, sizeof bits);
+  if (static_cast<double>(s_hi) == scale && bits & 0x7fffffffu) {
+    // S itself has 12 bits: one 12-bit step moves to s_lo, so that s_lo is never 0 and an infinite x gives
+    // inf + inf of one sign (inf * 0 would be NaN)
+    bits -= 0x1000u;
+    std::memcpy(&s_hi, &bits, sizeof bits);
+  }
   const float b_hi = static_cast<float>(b);
   return ImageSplit{s_hi, static_cast<float>(scale - static_cast<double>(s_hi)), b_hi, static_cast<float>(b - static_cast<double>(b_hi))};
 }
@@ -60,14 +68,19 @@ inline ImageCoefficients image_coefficients(int channels, const double* mean, co
     k.scale[c] = global_scale / (units_divisor * std::sqrt(std[c] * std[c] + eps));
   }
   k.shift = global_shift;
-  k.split = true;
+  k.split = k.split_bfloat16 = true;
   for (int c = 0; c < channels; ++c) {
     k.splits[c] = image_split(k.center[c], k.scale[c], k.shift);
     const ImageSplit& p = k.splits[c];
     // (finite halves, a normal s_hi: x * s_hi is then exact short of underflow; |B| <= 256: where y cancels to
-    // below 1, |x S| is then below 257 and the second fma's rounding, 2^-35 |x S|, stays under 2^-27)
-    k.split = k.split && std::isfinite(p.s_hi) && std::isfinite(p.s_lo) && std::isfinite(p.b_hi) && std::isfinite(p.b_lo) &&
-              std::fabs(p.s_hi) >= 1.17549435e-38f && std::fabs(static_cast<double>(p.b_hi) + p.b_lo) <= 256.0;
+    // below 1, |x S| is then below 257 and the second fma's rounding, 2^-35 |x S|, stays under 2^-27. float16's
+    // |x| <= 65504 keeps x * s_hi + b_hi finite; bfloat16's x reaches 2^128, so it also needs |S| <= 1/2, else
+    // x * s_hi + b_hi could overflow where y, 2^-12 smaller, is finite)
+    const bool ok = std::isfinite(p.s_hi) && std::isfinite(p.s_lo) && std::isfinite(p.b_hi) && std::isfinite(p.b_lo) &&
+                    std::fabs(p.s_hi) >= 1.17549435e-38f && std::fabs(static_cast<double>(p.b_hi) + p.b_lo) <= 256.0 &&
+                    std::fabs(k.scale[c]) <= 1e30;
+    k.split = k.split && ok;
+    k.split_bfloat16 = k.split_bfloat16 && ok && std::fabs(k.scale[c]) <= 0.5;
   }
   return k;
 }
@@ -83,20 +96,20 @@ NORMKIT_HD Compute image_value(Compute x, Compute center, Compute scale, Compute
   return add_rn(mul_rn(sub_rn(x, center), scale), shift);
 }
 
-// Whether In -> Out takes the split float32 formula (when the call's coefficients allow it).
+// Whether In -> Out takes the split float32 formula (when the call's coefficients allow it: image_split_allowed).
 template <typename In, typename Out>
 constexpr bool image_uses_split = std::is_same_v<Out, float> && (std::is_same_v<In, float16_bits> || std::is_same_v<In, bfloat16_bits>);
 
-NORMKIT_HD float image_value_split(float x, const ImageSplit& k) {
-  const float t = fma_rn(x, k.s_hi, k.b_hi);
-  if (t - t == 0.0f) return add_rn(t, fma_rn(x, k.s_lo, k.b_lo));  // (t finite)
-  if (x - x != 0.0f) return t;                                      // x infinite or NaN: as the formula gives it
-  // (x * s_hi + b_hi overflowed: y near the float range's end, in float64 from the split halves)
-  const double s = add_rn(static_cast<double>(k.s_hi), static_cast<double>(k.s_lo)), b = add_rn(static_cast<double>(k.b_hi), static_cast<double>(k.b_lo));
-  return static_cast<float>(add_rn(mul_rn(static_cast<double>(x), s), b));
+template <typename In, typename Out>
+NORMKIT_HD bool image_split_allowed(const ImageCoefficients& k) {
+  if constexpr (!image_uses_split<In, Out>) return false;
+  return std::is_same_v<In, bfloat16_bits> ? k.split_bfloat16 : k.split;
 }
 
-// Entry v of channel c's table for uint8 input: the value of pixel v rounded to Out.
+NORMKIT_HD float image_value_split(float x, const ImageSplit& k) {
+  // (x = +-Inf: both fmas give the same infinity, s_lo having s_hi's sign and never 0; NaN stays NaN)
+  return add_rn(fma_rn(x, k.s_hi, k.b_hi), fma_rn(x, k.s_lo, k.b_lo));
+}// Entry v of channel c's table for uint8 input: the value of pixel v rounded to Out.
 template <typename Out>
 NORMKIT_HD Out image_table_entry(int v, double center, double scale, double shift) {
   Out out;

@@ -160,20 +160,30 @@ TEST(ImageHost, ArgumentErrorsNameTheArgumentAndWriteNothing) {
 // The split float32 formula of 16-bit input to float32 output: within 1 ulp x max(1, |y|) of the exact value,
 // over float16's whole finite range of the ImageNet-like coefficients and far-from-zero ones.
 TEST(ImageMath, SplitFormulaWithinOneUlp) {
-  struct Coefficients { double center, scale, shift; };
-  const Coefficients cases[] = {{123.675, 1 / 58.395, 0.0}, {0.485, 1 / 0.229, 0.0}, {1000.0, 3.0e-3, 5.0}, {-7.0, 1234.5, -0.25}, {0.0, 1.0, 0.0}};
-  for (const Coefficients& k : cases) {
-    const math::ImageSplit split = math::image_split(k.center, k.scale, k.shift);
+  struct Coefficients { double mean, std, shift; bool allowed; };
+  const Coefficients cases[] = {{123.675, 58.395, 0.0, true}, {0.485, 0.229, 0.0, true}, {100.0, 333.0, 5.0, true}, {-0.5, 0.0081, -0.25, true},
+                                {0.0, 1.0, 0.0, true}, {0.0, 0.25, 1.0, true} /* S = 4: 12 bits */, {3.0, 0.5, 0.0, true},
+                                {60000.1, 0.229, 0.0, false} /* |B| > 256: float64 */};
+  for (const Coefficients& c : cases) {
+    const math::ImageCoefficients k = math::image_coefficients(1, &c.mean, &c.std, 0.0, 1.0, c.shift, 1.0);
+    ASSERT_EQ(k.split, c.allowed) << c.mean;
+    if (!k.split) continue;
     for (std::uint32_t bits = 0; bits < 0x7c00; bits += 7) {  // every 7th finite positive float16, and its negative
       for (std::uint32_t sign : {0u, 0x8000u}) {
         const double x = decode_half(static_cast<std::uint16_t>(bits | sign));
-        const double exact = (x - k.center) * k.scale + k.shift;
-        if (std::fabs(exact) > 3e38) continue;
-        const float got = math::image_value_split(static_cast<float>(x), split);
-        ASSERT_LE(std::fabs(got - exact), 0x1p-23 * std::fmax(1.0, std::fabs(exact))) << "x " << x << " center " << k.center;
+        const double exact = (x - c.mean) / c.std + c.shift;
+        const float got = math::image_value_split(static_cast<float>(x), k.splits[0]);
+        ASSERT_LE(std::fabs(got - exact), 0x1p-23 * std::fmax(1.0, std::fabs(exact))) << "x " << x << " mean " << c.mean;
       }
     }
+    EXPECT_EQ(math::image_value_split(INFINITY, k.splits[0]), INFINITY);
+    EXPECT_EQ(math::image_value_split(-INFINITY, k.splits[0]), -INFINITY);
+    EXPECT_TRUE(std::isnan(math::image_value_split(NAN, k.splits[0])));
   }
+  // bfloat16's range needs |S| <= 1/2 besides
+  const double mean = 0.485, std_unit = 0.229, std_pixel = 58.395;
+  EXPECT_FALSE(math::image_coefficients(1, &mean, &std_unit, 0.0, 1.0, 0.0, 1.0).split_bfloat16);
+  EXPECT_TRUE(math::image_coefficients(1, &mean, &std_pixel, 0.0, 1.0, 0.0, 1.0).split_bfloat16);
 }
 
 TEST(ImagePlan, WholeRowsWhileARowFitsElseCutRows) {
