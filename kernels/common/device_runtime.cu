@@ -74,6 +74,11 @@ Status copy_to_device(void* dst, const void* src, std::size_t bytes, Stream stre
   return cuda::cuda_status(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream), operation, "cudaMemcpyAsync");
 }
 
+Status copy_on_device(void* dst, const void* src, std::size_t bytes, Stream stream, const char* operation) {
+  if (bytes == 0) return Status::success();
+  return cuda::cuda_status(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream), operation, "cudaMemcpyAsync");
+}
+
 Status copy_to_host_sync(void* dst, const void* src, std::size_t bytes, Stream stream, const char* operation) {
   if (bytes == 0) return Status::success();
   NORMKIT_RETURN_IF_ERROR(

@@ -27,6 +27,8 @@ bool is_device_only_memory(const void* p) noexcept;
 Status device_allocate(void** ptr, std::size_t bytes, Stream stream, const char* operation = "Normalizer");
 void device_free(void* ptr, Stream stream) noexcept;
 Status copy_to_device(void* dst, const void* src, std::size_t bytes, Stream stream, const char* operation = "Normalizer");
+// Device to device, enqueued on the stream.
+Status copy_on_device(void* dst, const void* src, std::size_t bytes, Stream stream, const char* operation);
 // Copies and waits for the stream (the data is needed on the host).
 Status copy_to_host_sync(void* dst, const void* src, std::size_t bytes, Stream stream, const char* operation = "Normalizer");
 // Waits for the work queued on a stream.

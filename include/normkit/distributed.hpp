@@ -1,0 +1,47 @@
+// Statistics across processes and GPUs: exact, deterministic merges of per-part summaries.
+//
+// Each rank accumulates its own part (accumulate_stats / accumulate_integer_stats, any sizes, zero elements
+// included), then all_merge_summaries() gathers every rank's summaries and merges them in rank order on every
+// rank: every rank ends with bitwise the same summaries, equal to merging the same per-rank summaries in one
+// process (rank 0's, then rank 1's, ...), whatever the world size or the part sizes. An all-reduce would not
+// do: NCCL has no user-defined reduction and its results depend on the algorithm and message size, and an MPI
+// user-defined reduction over 4+ ranks merges in an order of its own. finalize_stats as in one process.
+// integer summaries (uint8) merge by integer addition: exact in any order.
+//
+// The transport is a Communicator: an all-gather of bytes, rank and size. normkit::MpiCommunicator (target
+// normkit::mpi, include/normkit/mpi.hpp) wraps an MPI_Comm; tests use an in-process group of threads.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "normkit/stats_types.hpp"
+#include "normkit/status.hpp"
+#include "normkit/tensor.hpp"
+
+namespace normkit {
+
+class Communicator {
+ public:
+  virtual ~Communicator() = default;
+  virtual int rank() const = 0;
+  virtual int size() const = 0;
+  // Every rank passes `bytes` bytes at `send`; `recv` (size() * bytes) receives rank r's at offset r * bytes, on
+  // every rank. `space`: where send and recv live (device memory: on `stream`; a transport that cannot read
+  // device memory stages it through the host and synchronizes the stream).
+  virtual Status all_gather(const void* send, void* recv, std::size_t bytes, MemorySpace space, Stream stream) = 0;
+};
+
+// Workspace of all_merge_summaries / all_merge_integer_summaries: size() * n summaries (in `space`; host calls
+// may pass none: they allocate their own).
+std::size_t all_merge_workspace_size(const Communicator& comm, std::int64_t n, bool integer = false);
+
+// summaries[k] (n of them, this rank's, in `space`) <- the rank-ordered merge of every rank's summaries[k].
+// Every rank must call it with the same n. Errors: n < 0, null pointers, a workspace too small (device), the
+// transport's errors. Device calls gather into the workspace and merge there (size() - 1 merges in rank order).
+Status all_merge_summaries(Communicator& comm, StatsSummary* summaries, std::int64_t n, MemorySpace space, void* workspace = nullptr,
+                           std::size_t workspace_bytes = 0, Stream stream = nullptr);
+Status all_merge_integer_summaries(Communicator& comm, IntegerSummary* summaries, std::int64_t n, MemorySpace space,
+                                   void* workspace = nullptr, std::size_t workspace_bytes = 0, Stream stream = nullptr);
+
+}  // namespace normkit

@@ -1,0 +1,67 @@
+// all_merge_summaries: gather every rank's summaries, merge them in rank order (rank 0, 1, ...) on every rank.
+#include "normkit/distributed.hpp"
+
+#include <string>
+#include <vector>
+
+#include "api/validation.hpp"
+#include "kernels/common/device_runtime.hpp"
+#include "normkit/stats.hpp"
+
+namespace normkit {
+namespace {
+
+constexpr const char* kOp = "all_merge_summaries";
+
+template <typename Summary, typename Merge>
+Status all_merge(Communicator& comm, Summary* summaries, std::int64_t n, MemorySpace space, void* workspace, std::size_t workspace_bytes,
+                 Stream stream, Merge&& merge) {
+  if (n < 0) return argument_error(StatusCode::invalid_argument, kOp, "n", ">= 0", std::to_string(n));
+  const int size = comm.size();
+  if (size < 1) return argument_error(StatusCode::invalid_argument, kOp, "comm.size()", ">= 1", std::to_string(size));
+  if (n == 0 || size == 1) return Status::success();
+  NORMKIT_RETURN_IF_ERROR(api::validate_pointer(summaries, space, alignof(Summary), kOp, "summaries"));
+  const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(Summary);
+  std::vector<Summary> host;
+  Summary* gathered = nullptr;
+  if (space == MemorySpace::host && workspace == nullptr) {
+    host.resize(static_cast<std::size_t>(n) * size);
+    gathered = host.data();
+  } else {
+    if (workspace_bytes < bytes * size) {
+      return argument_error(StatusCode::workspace_too_small, kOp, "workspace_bytes", "at least " + std::to_string(bytes * size) + " (all_merge_workspace_size)",
+                            std::to_string(workspace_bytes));
+    }
+    NORMKIT_RETURN_IF_ERROR(api::validate_pointer(workspace, space, alignof(Summary), kOp, "workspace"));
+    gathered = static_cast<Summary*>(workspace);
+  }
+  NORMKIT_RETURN_IF_ERROR(comm.all_gather(summaries, gathered, bytes, space, stream));
+  // In rank order into rank 0's slot, then back into `summaries`: the same operations on every rank.
+  for (int r = 1; r < size; ++r) NORMKIT_RETURN_IF_ERROR(merge(gathered, gathered + static_cast<std::size_t>(n) * r));
+  if (space == MemorySpace::host) {
+    std::copy(gathered, gathered + n, summaries);
+    return Status::success();
+  }
+  return kernels::copy_on_device(summaries, gathered, bytes, stream, kOp);
+}
+
+}  // namespace
+
+std::size_t all_merge_workspace_size(const Communicator& comm, std::int64_t n, bool integer) {
+  const std::size_t each = integer ? sizeof(IntegerSummary) : sizeof(StatsSummary);
+  return n > 0 && comm.size() > 0 ? static_cast<std::size_t>(n) * each * static_cast<std::size_t>(comm.size()) : 0;
+}
+
+Status all_merge_summaries(Communicator& comm, StatsSummary* summaries, std::int64_t n, MemorySpace space, void* workspace,
+                           std::size_t workspace_bytes, Stream stream) {
+  return all_merge(comm, summaries, n, space, workspace, workspace_bytes, stream,
+                   [&](StatsSummary* into, const StatsSummary* from) { return merge_summaries(into, from, n, space, stream); });
+}
+
+Status all_merge_integer_summaries(Communicator& comm, IntegerSummary* summaries, std::int64_t n, MemorySpace space, void* workspace,
+                                   std::size_t workspace_bytes, Stream stream) {
+  return all_merge(comm, summaries, n, space, workspace, workspace_bytes, stream,
+                   [&](IntegerSummary* into, const IntegerSummary* from) { return merge_integer_summaries(into, from, n, space, stream); });
+}
+
+}  // namespace normkit
