@@ -33,16 +33,34 @@ def bench_points(path):
         if parts[1] == "apply":
             op, pattern, dtype, size = "apply", parts[2], parts[3], parts[4]
             fraction = b["of_copy"]
+        elif parts[1] == "peers":  # peers/<peer>/<pattern>/<dtype>/<size>: host peers of the statistics
+            continue  # (host_peer_points)
         elif parts[1] == "image":  # image/<layouts>/<in>_<out>/<shape>/<size>: read + write, against a copy of the output
             op, pattern, dtype, size = "image", parts[2], parts[3], parts[5]
             fraction = b["of_copy"]
         elif parts[1] == "lp":  # lp/<norm>/<pattern>/<dtype>/<size>: read + write, as the apply
             op, pattern, dtype, size = "lp_" + parts[2], parts[3], parts[4], parts[5]
             fraction = b["of_copy"]
-        else:
+        elif len(parts) == 4:  # <pattern>/<dtype>/<size>: the statistics
             op, pattern, dtype, size = "stats", parts[1], parts[2], parts[3]
             fraction = b["of_copy"] / 2
+        else:
+            continue  # (the layers and fit+apply: their own tables)
         points[(space, op, size)][(pattern, dtype)] = fraction
+    return points
+
+
+def host_peer_points(path):
+    """{(space, "stats", size): {peer: {(pattern, dtype): fraction}}} of bench_normkit's host peers (naive, eigen)."""
+    points = defaultdict(lambda: defaultdict(dict))
+    for b in json.load(open(path)).get("benchmarks", []):
+        if "of_copy" not in b or b.get("run_type") == "aggregate":
+            continue
+        parts = b["name"].split("/")
+        if parts[-1] in ("manual_time", "real_time"):
+            parts = parts[:-1]
+        if len(parts) == 6 and parts[1] == "peers":
+            points[(parts[0], "stats", parts[5])][parts[2]][(parts[3], parts[4])] = b["of_copy"] / 2
     return points
 
 
@@ -67,27 +85,30 @@ def torch_points(path):
     return points
 
 
-def chart(plt, title, normkit, peer, out_path):
+def chart(plt, title, normkit, peers, out_path):
+    """peers: {label: {(pattern, dtype): fraction}} drawn hatched beside normkit's bars."""
     patterns = list(dict.fromkeys(p for p, _ in normkit))
     dtypes = list(dict.fromkeys(d for _, d in normkit))
-    per_group = len(dtypes) * (2 if peer else 1)
+    labels = list(peers)
+    per_group = len(dtypes) * (1 + len(labels))
     width = 0.8 / per_group
     fig, ax = plt.subplots(figsize=(max(8, 1.6 * len(patterns)), 4.5))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    hatches = ["//", "..", "xx", "\\\\"]
     for j, dtype in enumerate(dtypes):
-        xs = [i + (j * (2 if peer else 1)) * width for i in range(len(patterns))]
+        xs = [i + (j * (1 + len(labels))) * width for i in range(len(patterns))]
         ax.bar(xs, [normkit.get((p, dtype), 0) for p in patterns], width, color=colors[j % len(colors)],
                label=f"normkit {dtype}")
-        if peer:
-            ax.bar([x + width for x in xs], [peer.get((p, dtype), 0) for p in patterns], width,
-                   color=colors[j % len(colors)], alpha=0.45, hatch="//", label=f"PyTorch {dtype}")
+        for k, label in enumerate(labels):
+            ax.bar([x + (k + 1) * width for x in xs], [peers[label].get((p, dtype), 0) for p in patterns], width,
+                   color=colors[j % len(colors)], alpha=0.45, hatch=hatches[k % len(hatches)], label=f"{label} {dtype}")
     ax.axhline(TARGET, color="black", linestyle="--", linewidth=1, label="target 85%")
     ax.axhline(1.0, color="gray", linestyle=":", linewidth=1)
     ax.set_xticks([i + 0.4 - width / 2 for i in range(len(patterns))])
     ax.set_xticklabels(patterns)
     ax.set_ylabel("bytes/s as a fraction of a copy")
     ax.set_title(title)
-    ax.legend(fontsize=7, ncol=2 if peer else 1, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.legend(fontsize=7, ncol=2 if labels else 1, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     fig.savefig(out_path, dpi=110)
     plt.close(fig)
@@ -123,8 +144,11 @@ def main(argv):
     machine = argv[argv.index("--machine") + 1] if "--machine" in argv else ""
     os.makedirs(out_dir, exist_ok=True)
     written = []
+    host_peers = host_peer_points(bench)
     for (space, op, size), normkit in sorted(bench_points(bench).items()):
-        peer = peers.get((op, size)) if space == "device" else None
+        peer = {"PyTorch": peers[(op, size)]} if space == "device" and (op, size) in peers else {}
+        peer.update({label.replace("naive", "naive two-pass").replace("eigen", "Eigen"): points
+                     for label, points in host_peers.get((space, op, size), {}).items()})
         what = {"stats": "statistics (mean, var)", "apply": "apply (z-score)", "image": "image normalize (256 x 224 x 224 x 3 when large)"}.get(
             op, op.replace("_", " "))
         title = f"{space} {what}, {size} inputs" + (f" - {machine}" if machine else "") + " (measured)"

@@ -6,9 +6,10 @@ set -euo pipefail
 # clang + libclang-rt-14-dev: the libFuzzer targets and the sanitized host build of .ci/run.
 # zlib1g-dev: gzip-compressed IDX files; dataset-fashion-mnist: the real data of `normkit demo` (its
 # gzip IDX files under /usr/share/datasets/fashion-mnist/).
-# libopenmpi-dev + openmpi-bin: normkit::mpi (statistics across processes) and its 3-rank test.
+# libopenmpi-dev + openmpi-bin: normkit::mpi (statistics across processes) and its 3-rank test. libeigen3-dev:
+# the bench's host peer.
 packages=(cmake ninja-build g++ make libgtest-dev libbenchmark-dev python3 libzstd1 git clang libclang-rt-14-dev zlib1g-dev
-          dataset-fashion-mnist libopenmpi-dev openmpi-bin)
+          dataset-fashion-mnist libopenmpi-dev openmpi-bin libeigen3-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
