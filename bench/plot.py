@@ -20,15 +20,21 @@ from collections import defaultdict
 TARGET = 0.85
 
 
-def bench_points(path):
-    """{(space, op, size): {(pattern, dtype): fraction}} from Google Benchmark JSON."""
-    points = defaultdict(dict)
+def bench_records(path):
+    """(name parts, record) of every benchmark of Google Benchmark JSON with an of_copy counter."""
     for b in json.load(open(path)).get("benchmarks", []):
         if "of_copy" not in b or b.get("run_type") == "aggregate":
             continue
         parts = b["name"].split("/")
         if parts[-1] in ("manual_time", "real_time"):
             parts = parts[:-1]
+        yield parts, b
+
+
+def bench_points(path):
+    """{(space, op, size): {(pattern, dtype): fraction}} from Google Benchmark JSON."""
+    points = defaultdict(dict)
+    for parts, b in bench_records(path):
         space = parts[0]
         if parts[1] == "apply":
             op, pattern, dtype, size = "apply", parts[2], parts[3], parts[4]
@@ -53,12 +59,7 @@ def bench_points(path):
 def host_peer_points(path):
     """{(space, "stats", size): {peer: {(pattern, dtype): fraction}}} of bench_normkit's host peers (naive, eigen)."""
     points = defaultdict(lambda: defaultdict(dict))
-    for b in json.load(open(path)).get("benchmarks", []):
-        if "of_copy" not in b or b.get("run_type") == "aggregate":
-            continue
-        parts = b["name"].split("/")
-        if parts[-1] in ("manual_time", "real_time"):
-            parts = parts[:-1]
+    for parts, b in bench_records(path):
         if len(parts) == 6 and parts[1] == "peers":
             points[(parts[0], "stats", parts[5])][parts[2]][(parts[3], parts[4])] = b["of_copy"] / 2
     return points
