@@ -45,17 +45,11 @@ Status launch_image_normalize(const ImageLaunch& call, const plan::ImagePlan& pl
   a.mirror_all = call.mirror_all;
   a.reverse_channels = call.reverse_channels;
   a.coefficients = call.coefficients;
-  return math::visit_input_dtype(call.in, kOp, [&](auto in_tag) -> Status {
+  return math::visit_image_dtypes(call.in, call.out, kOp, [&](auto in_tag, auto out_tag) -> Status {
     using In = typename decltype(in_tag)::type;
-    return math::visit_output_dtype(call.out, kOp, [&](auto out_tag) -> Status {
-      using Out = typename decltype(out_tag)::type;
-      if constexpr (std::is_same_v<In, double> || std::is_same_v<Out, double>) {
-        return Status(StatusCode::unsupported_dtype, std::string("normkit::") + kOp + ": float64 images are not supported");
-      } else {
-        image_normalize_kernel<In, Out><<<static_cast<unsigned>(plan.grid), plan.threads, plan.shared_bytes, stream>>>(a);
-        return cuda::check_launch(kOp, "image_normalize_kernel");
-      }
-    });
+    using Out = typename decltype(out_tag)::type;
+    image_normalize_kernel<In, Out><<<static_cast<unsigned>(plan.grid), plan.threads, plan.shared_bytes, stream>>>(a);
+    return cuda::check_launch(kOp, "image_normalize_kernel");
   });
 }
 

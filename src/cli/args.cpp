@@ -89,4 +89,11 @@ std::string option_value(const std::vector<std::string>& args, std::size_t* i, c
   return args[++*i];
 }
 
+const std::string* split_inline_option(std::string* arg, std::string* inline_value) {
+  if (arg->rfind("--", 0) != 0 || arg->find('=') == std::string::npos) return nullptr;
+  *inline_value = arg->substr(arg->find('=') + 1);
+  arg->resize(arg->find('='));
+  return inline_value;
+}
+
 }  // namespace normkit::cli

@@ -27,6 +27,10 @@ int parse_gpu_option(const std::string& text);
 // device on stderr. `*use_cuda` tells the caller where to run.
 Status select_device(DeviceChoice choice, int gpu, bool* use_cuda);
 
+// "--name=value" -> arg "--name", *inline_value "value", returning inline_value; any other argument stays as it
+// is and nullptr is returned (the value, if any, is the next argument).
+const std::string* split_inline_option(std::string* arg, std::string* inline_value);
+
 // Takes the value of option `arg` (the part after '=' when given inline, else the next argument, taken
 // verbatim so that negative numbers work). Throws UsageError when there is none.
 std::string option_value(const std::vector<std::string>& args, std::size_t* i, const std::string& arg,

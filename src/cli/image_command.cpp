@@ -55,12 +55,7 @@ ImageArgs parse(const std::vector<std::string>& args) {
   ImageNormalizeOptions& o = t.options;
   for (std::size_t i = 0; i < args.size(); ++i) {
     std::string arg = args[i], inline_value;
-    const std::string* inline_ptr = nullptr;
-    if (arg.rfind("--", 0) == 0 && arg.find('=') != std::string::npos) {
-      inline_value = arg.substr(arg.find('=') + 1);
-      arg = arg.substr(0, arg.find('='));
-      inline_ptr = &inline_value;
-    }
+    const std::string* inline_ptr = split_inline_option(&arg, &inline_value);
     auto value = [&] { return option_value(args, &i, arg, inline_ptr); };
     auto number = [&]() {
       const std::string v = value();

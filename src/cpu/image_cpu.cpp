@@ -63,19 +63,13 @@ Status image_normalize(const kernels::ImageLaunch& call, int threads) {
   constexpr const char* kOp = "image_normalize";
   const std::int64_t rows = call.geometry.batch * call.geometry.out_height;
   if (call.geometry.out_numel() == 0) return Status::success();
-  return math::visit_input_dtype(call.in, kOp, [&](auto in_tag) -> Status {
+  return math::visit_image_dtypes(call.in, call.out, kOp, [&](auto in_tag, auto out_tag) -> Status {
     using In = typename decltype(in_tag)::type;
-    return math::visit_output_dtype(call.out, kOp, [&](auto out_tag) -> Status {
-      using Out = typename decltype(out_tag)::type;
-      if constexpr (std::is_same_v<In, double> || std::is_same_v<Out, double>) {
-        return Status(StatusCode::unsupported_dtype, std::string("normkit::") + kOp + ": float64 images are not supported");
-      } else {
-        // (a few rows a thread at least: each builds its own tables)
-        parallel_items(rows, static_cast<int>(std::min<std::int64_t>(threads, rows / 16 + 1)),
-                       [&](std::int64_t begin, std::int64_t end) { normalize_rows<In, Out>(call, begin, end); });
-        return Status::success();
-      }
-    });
+    using Out = typename decltype(out_tag)::type;
+    // (a few rows a thread at least: each builds its own tables)
+    parallel_items(rows, static_cast<int>(std::min<std::int64_t>(threads, rows / 16 + 1)),
+                   [&](std::int64_t begin, std::int64_t end) { normalize_rows<In, Out>(call, begin, end); });
+    return Status::success();
   });
 }
 

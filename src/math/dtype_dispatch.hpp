@@ -76,3 +76,25 @@ Status visit_layer_dtypes(DType x, DType param, const std::string& operation, F&
 }
 
 }  // namespace normkit::math
+
+namespace normkit::math {
+
+// The dtypes of an image normalize call: f(type_tag<In>{}, type_tag<Out>{}) with In uint8, float16, bfloat16 or
+// float32 and Out float32, float16 or bfloat16 (float64 on either side is refused here, once for both engines).
+template <typename F>
+Status visit_image_dtypes(DType in, DType out, const std::string& operation, F&& f) {
+  return visit_input_dtype(in, operation, [&](auto in_tag) -> Status {
+    return visit_output_dtype(out, operation, [&](auto out_tag) -> Status {
+      using In = typename std::decay_t<decltype(in_tag)>::type;
+      using Out = typename std::decay_t<decltype(out_tag)>::type;
+      if constexpr (std::is_same_v<In, double> || std::is_same_v<Out, double>) {
+        return argument_error(StatusCode::unsupported_dtype, operation, std::is_same_v<In, double> ? "x.dtype" : "y.dtype",
+                              "not float64 (images: uint8, float16, bfloat16, float32 in; float32, float16, bfloat16 out)", "float64");
+      } else {
+        return f(in_tag, out_tag);
+      }
+    });
+  });
+}
+
+}  // namespace normkit::math
