@@ -43,9 +43,24 @@ struct ImageKernelArgs {
 // branch (the doubling folds into the index arithmetic before it).
 struct TileDivisor {
   unsigned magic;
-  __device__ __forceinline__ explicit TileDivisor(unsigned d) : magic((0x80000000u + d - 1) / d) {}
+  __device__ __forceinline__ static unsigned magic_of(unsigned d) { return (0x80000000u + d - 1) / d; }
   __device__ __forceinline__ unsigned div(unsigned n) const { return __umulhi(n << 1, magic); }
 };
+
+// Entry x of a uint8 table whose shared-memory address is `table`: one multiply-add for the address (the
+// index (c << 8) | x took a prmt, a shift and an add an element).
+template <typename Out>
+__device__ __forceinline__ Out table_entry(unsigned table, unsigned x) {
+  unsigned address;
+  asm("mad.lo.u32 %0, %1, %2, %3;" : "=r"(address) : "r"(x), "n"(static_cast<int>(sizeof(Out))), "r"(table));
+  Out out;
+  if constexpr (sizeof(Out) == 2) {
+    asm volatile("ld.shared.u16 %0, [%1];" : "=h"(out.bits) : "r"(address));
+  } else {
+    asm volatile("ld.shared.f32 %0, [%1];" : "=f"(out) : "r"(address));
+  }
+  return out;
+}
 
 __device__ __forceinline__ void cp_async_16(void* shared_dst, const void* global_src) {
   const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(shared_dst));
@@ -56,64 +71,83 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 template <int kPending>
 __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;" ::"n"(kPending) : "memory"); }
 
-// Everything a block derives from a tile's index.
-struct ImageTile {
-  std::int64_t n;
-  int oh0, ow0, rows, cols;
-  bool mirrored;
-  const unsigned char* in;  // the source of the tile's (row 0, column 0)
-  // Runs: rows adjacent in memory form one run a plane, planes adjacent too one run for the tile. Run
-  // (plane p, row r) starts at shared offset p * plane_stride + r * row_stride plus its global address mod 16.
-  int row_stride, plane_stride, runs_per_plane, run_count, run_length;
+// What a tile's shape (its rows and columns) fixes: the layout of its input runs in shared memory, and the
+// divisors of the copy and the write. Runs: rows adjacent in memory form one run a plane, planes adjacent too
+// one run for the tile; run (plane p, row r) starts at shared offset p * plane_stride + r * row_stride plus its
+// global address mod 16. Worked out once a block for each of an image's (at most) four tile shapes.
+struct ImageTileShape {
+  enum Divisor { kSlots, kRuns, kPlane, kCols, kRows, kRow, kDivisors };
   std::int64_t run_pitch, run_plane;  // global step between runs of a plane, and between planes' runs
+  int rows, cols;
+  int row_stride, plane_stride, runs_per_plane, run_count, run_length;
 
-  __device__ __forceinline__ ImageTile(const ImageKernelArgs& a, std::int64_t image, int tile_in_image) {
-    n = image;
-    const int tr = a.col_tiles == 1 ? tile_in_image : tile_in_image / a.col_tiles;
-    oh0 = tr * a.tile_rows;
-    ow0 = (tile_in_image - tr * a.col_tiles) * a.tile_cols;
-    rows = min(a.tile_rows, a.out_height - oh0);
-    cols = min(a.tile_cols, a.out_width - ow0);
-    mirrored = a.mirror_all || (a.mirror_flags != nullptr && a.mirror_flags[n] != 0);
-    const int source_col0 = mirrored ? a.out_width - ow0 - cols : ow0;  // the tile's first input column in the crop
-    in = a.x + n * a.image_bytes + a.origin_bytes + static_cast<std::int64_t>(oh0) * a.row_pitch +
-         static_cast<std::int64_t>(source_col0) * a.pixel_bytes;
+  __device__ __forceinline__ static ImageTileShape of(const ImageKernelArgs& a, int rows, int cols) {
+    ImageTileShape s;
+    s.rows = rows, s.cols = cols;
     const int planes = a.in_nhwc ? 1 : a.channels;
     const int row_bytes = cols * a.pixel_bytes;  // a row of a plane
     const bool rows_merged = a.row_pitch == row_bytes;
     const bool planes_merged = rows_merged && (planes == 1 || a.plane_bytes == static_cast<std::int64_t>(rows) * row_bytes);
-    row_stride = rows_merged ? row_bytes : (row_bytes + 15) / 16 * 16 + 16;
-    plane_stride = planes_merged ? rows * row_bytes : rows_merged ? (rows * row_bytes + 15) / 16 * 16 + 16 : rows * row_stride;
-    run_pitch = rows_merged ? 0 : a.row_pitch;
-    run_plane = planes_merged ? 0 : a.plane_bytes;
-    runs_per_plane = rows_merged ? 1 : rows;
-    run_count = (planes_merged ? 1 : planes) * runs_per_plane;
-    run_length = row_bytes * (rows_merged ? rows : 1) * (planes_merged ? planes : 1);
+    s.row_stride = rows_merged ? row_bytes : (row_bytes + 15) / 16 * 16 + 16;
+    s.plane_stride = planes_merged ? rows * row_bytes : rows_merged ? (rows * row_bytes + 15) / 16 * 16 + 16 : rows * s.row_stride;
+    s.run_pitch = rows_merged ? 0 : a.row_pitch;
+    s.run_plane = planes_merged ? 0 : a.plane_bytes;
+    s.runs_per_plane = rows_merged ? 1 : rows;
+    s.run_count = (planes_merged ? 1 : planes) * s.runs_per_plane;
+    s.run_length = row_bytes * (rows_merged ? rows : 1) * (planes_merged ? planes : 1);
+    return s;
+  }
+  // The divisor `which` (a Divisor).
+  __device__ __forceinline__ int divisor(const ImageKernelArgs& a, int which) const {
+    return which == kSlots ? run_length / 16 + 2
+           : which == kRuns ? runs_per_plane
+           : which == kPlane ? rows * cols
+           : which == kCols ? cols
+           : which == kRows ? rows
+                            : (a.out_nhwc ? cols * a.channels : cols);
   }
 };
 
-// The divisions of a tile shape, recomputed only when a block's tile shape changes (edge tiles): those of
-// the copy and those of the write, kept apart (the next tile's copy and this tile's write overlap).
-struct CopyDivisors {
-  int rows = -1, cols = -1;
-  TileDivisor by_slots{1}, by_runs{1};
-  __device__ __forceinline__ void update(const ImageTile& t) {
-    if (t.rows == rows && t.cols == cols) return;
-    rows = t.rows, cols = t.cols;
-    by_slots = TileDivisor(static_cast<unsigned>(t.run_length / 16 + 2));
-    by_runs = TileDivisor(static_cast<unsigned>(t.runs_per_plane));
-  }
+// The block's constants, worked out once by the lanes of its first warp in parallel (a division costs about
+// 54 issue cycles a warp; redone by every thread at each change of tile shape, the divisions were 15% of a
+// uint8 -> float16 call's issue, and the tile geometry a thread built twice a tile as much again, modelled).
+struct ImageBlockConstants {
+  ImageTileShape shapes[4];  // [2 (last row of tiles) + 1 (last column of tiles)]
+  // TileDivisor magics of each shape: slots of a run (chunks + 2), runs of a plane, elements of a plane,
+  // columns, rows and output elements of a row
+  unsigned magic[4][ImageTileShape::kDivisors];
+  unsigned channels_magic;
+  unsigned first_image, step_images, step_tiles;  // blockIdx.x / tiles an image, gridDim.x / and % tiles an image
 };
-struct WriteDivisors {
-  int rows = -1, cols = -1;
-  TileDivisor by_plane{1}, by_cols{1}, by_rows{1}, by_row{1};
-  __device__ __forceinline__ void update(const ImageKernelArgs& a, const ImageTile& t) {
-    if (t.rows == rows && t.cols == cols) return;
-    rows = t.rows, cols = t.cols;
-    by_plane = TileDivisor(static_cast<unsigned>(t.rows * t.cols));
-    by_cols = TileDivisor(static_cast<unsigned>(t.cols));
-    by_rows = TileDivisor(static_cast<unsigned>(t.rows));
-    by_row = TileDivisor(static_cast<unsigned>(a.out_nhwc ? t.cols * a.channels : t.cols));
+static_assert(sizeof(ImageBlockConstants) <= plan::ImagePolicy::kStaticShared, "the plan's share of static shared memory");
+constexpr int kImageBlockConstantLanes = 4 * ImageTileShape::kDivisors + 4;
+static_assert(kImageBlockConstantLanes <= 32, "a lane a division");
+
+// Everything a block derives from a tile's index (with its shape's constants).
+struct ImageTile {
+  std::int64_t n;
+  int oh0, ow0, rows, cols;
+  int shape;  // an index of ImageBlockConstants::shapes
+  bool mirrored;
+  const unsigned char* in;  // the source of the tile's (row 0, column 0)
+  int row_stride, plane_stride, runs_per_plane, run_count, run_length;  // ImageTileShape's
+  std::int64_t run_pitch, run_plane;
+
+  __device__ __forceinline__ ImageTile(const ImageKernelArgs& a, const ImageBlockConstants& k, std::int64_t image, int tile_in_image) {
+    n = image;
+    const int tr = a.col_tiles == 1 ? tile_in_image : tile_in_image / a.col_tiles;
+    const int tc = tile_in_image - tr * a.col_tiles;
+    oh0 = tr * a.tile_rows;
+    ow0 = tc * a.tile_cols;
+    shape = (tr == a.row_tiles - 1 ? 2 : 0) + (tc == a.col_tiles - 1 ? 1 : 0);
+    const ImageTileShape& s = k.shapes[shape];
+    rows = s.rows, cols = s.cols;
+    row_stride = s.row_stride, plane_stride = s.plane_stride, runs_per_plane = s.runs_per_plane;
+    run_count = s.run_count, run_length = s.run_length, run_pitch = s.run_pitch, run_plane = s.run_plane;
+    mirrored = a.mirror_all || (a.mirror_flags != nullptr && a.mirror_flags[n] != 0);
+    const int source_col0 = mirrored ? a.out_width - ow0 - cols : ow0;  // the tile's first input column in the crop
+    in = a.x + n * a.image_bytes + a.origin_bytes + static_cast<std::int64_t>(oh0) * a.row_pitch +
+         static_cast<std::int64_t>(source_col0) * a.pixel_bytes;
   }
 };
 
@@ -121,35 +155,56 @@ struct WriteDivisors {
 // cp.async copy (slot i of a run: its i-th chunk from the run's first byte rounded down to 16), bytes around
 // the run included: they lie in the sectors the run touches, and in its own padded place in shared memory.
 // Only a chunk reaching outside x (a run at the very start or end of the batch) is copied byte by byte.
-__device__ __forceinline__ void copy_tile(const ImageTile& t, const CopyDivisors& d, unsigned char* buffer, const unsigned char* x_begin,
-                                          const unsigned char* x_end) {
+__device__ __forceinline__ void copy_tile(const ImageTile& t, TileDivisor by_slots, TileDivisor by_runs, unsigned char* buffer,
+                                          const unsigned char* x_begin, const unsigned char* x_end) {
   const int slots_per_run = t.run_length / 16 + 2;
-  // Slot i of run k: the chunk at the run's first byte rounded down to 16, plus 16 i, into its place.
-  auto copy_slot = [&](int k, int i) {
-    const int plane = static_cast<int>(d.by_runs.div(static_cast<unsigned>(k)));
+  // Run k: its first byte, its first chunk (that byte rounded down to 16) and its place in shared memory.
+  auto run_of = [&](int k, const unsigned char*& first, const unsigned char*& chunk0, unsigned char*& dst) {
+    const int plane = static_cast<int>(by_runs.div(static_cast<unsigned>(k)));
     const int row = k - plane * t.runs_per_plane;
-    const unsigned char* const run = t.in + plane * t.run_plane + row * t.run_pitch;
-    const unsigned char* const chunk = reinterpret_cast<const unsigned char*>(reinterpret_cast<std::uintptr_t>(run) & ~std::uintptr_t{15}) + 16 * i;
-    if (chunk >= run + t.run_length) return;
-    unsigned char* const dst = buffer + plane * t.plane_stride + row * t.row_stride + 16 * i;
-    if (chunk >= x_begin && chunk + 16 <= x_end) {
-      cp_async_16(dst, chunk);
-    } else {
-      for (int b = 0; b < 16; ++b) {
-        if (chunk + b >= run && chunk + b < run + t.run_length) dst[b] = chunk[b];
-      }
+    first = t.in + plane * t.run_plane + row * t.run_pitch;
+    chunk0 = reinterpret_cast<const unsigned char*>(reinterpret_cast<std::uintptr_t>(first) & ~std::uintptr_t{15});
+    dst = buffer + plane * t.plane_stride + row * t.row_stride;
+  };
+  // A chunk reaching outside x: the run's bytes of it, one by one.
+  auto copy_bytes = [&](unsigned char* dst, const unsigned char* chunk, const unsigned char* first) {
+    for (int b = 0; b < 16; ++b) {
+      if (chunk + b >= first && chunk + b < first + t.run_length) dst[b] = chunk[b];
     }
   };
   if (slots_per_run >= static_cast<int>(blockDim.x)) {
-    // Long runs (a merged tile, or planes): run by run, no division a chunk.
+    // Long runs (a merged tile, or planes): run by run, the run's arithmetic (and the range of its chunks
+    // lying wholly in x) once, an add a chunk.
     for (int k = 0; k < t.run_count; ++k) {
-      for (int i = threadIdx.x; i < slots_per_run; i += blockDim.x) copy_slot(k, i);
+      const unsigned char *first, *chunk0;
+      unsigned char* dst;
+      run_of(k, first, chunk0, dst);
+      const int chunks = static_cast<int>((first + t.run_length - chunk0 + 15) >> 4);
+      const int lo = chunk0 >= x_begin ? 0 : static_cast<int>((x_begin - chunk0 + 15) >> 4);
+      const int hi = x_end - chunk0 >= 16 * static_cast<std::int64_t>(chunks) ? chunks : static_cast<int>((x_end - chunk0) >> 4);
+      for (int i = threadIdx.x; i < chunks; i += blockDim.x) {
+        if (i >= lo && i < hi) {
+          cp_async_16(dst + 16 * i, chunk0 + 16 * i);
+        } else {
+          copy_bytes(dst + 16 * i, chunk0 + 16 * i, first);
+        }
+      }
     }
   } else {
     const int slots = t.run_count * slots_per_run;
     for (int j = threadIdx.x; j < slots; j += blockDim.x) {
-      const int k = static_cast<int>(d.by_slots.div(static_cast<unsigned>(j)));
-      copy_slot(k, j - k * slots_per_run);
+      const int k = static_cast<int>(by_slots.div(static_cast<unsigned>(j)));
+      const int i = j - k * slots_per_run;
+      const unsigned char *first, *chunk0;
+      unsigned char* dst;
+      run_of(k, first, chunk0, dst);
+      const unsigned char* const chunk = chunk0 + 16 * i;
+      if (chunk >= first + t.run_length) continue;
+      if (chunk >= x_begin && chunk + 16 <= x_end) {
+        cp_async_16(dst + 16 * i, chunk);
+      } else {
+        copy_bytes(dst + 16 * i, chunk, first);
+      }
     }
   }
 }
@@ -165,6 +220,7 @@ __global__ void __launch_bounds__(plan::ImagePolicy::kThreads, plan::ImagePolicy
   // ---- 0. tables or coefficients --------------------------------------------------------------------------
   const math::ImageCoefficients& k = a.coefficients;
   Out* const table = reinterpret_cast<Out*>(shared);
+  [[maybe_unused]] const unsigned table_shared = static_cast<unsigned>(__cvta_generic_to_shared(table));
   Compute* const center = reinterpret_cast<Compute*>(shared);
   Compute* const scale = center + a.channels;
   // 16-bit input to float32: the split float32 formula (math::ImageSplit) when the coefficients allow it
@@ -184,30 +240,61 @@ __global__ void __launch_bounds__(plan::ImagePolicy::kThreads, plan::ImagePolicy
     }
   }
   const Compute shift = static_cast<Compute>(k.shift);
-  const TileDivisor by_channels(static_cast<unsigned>(a.channels));
   const bool aligned_y = (reinterpret_cast<std::uintptr_t>(a.y) & 15) == 0;
 
-  // Tiles blockIdx.x + j * gridDim.x as (image, tile of the image), stepped without dividing.
+  // The block's divisions, a lane each (ImageBlockConstants); the sync below also publishes the tables.
+  __shared__ ImageBlockConstants constants;
   const int per_image = a.row_tiles * a.col_tiles;
-  const int step_tiles = static_cast<int>(gridDim.x % per_image);
-  const std::int64_t step_images = gridDim.x / per_image;
-  std::int64_t index = blockIdx.x, image = blockIdx.x / per_image;
-  int tile_in_image = static_cast<int>(blockIdx.x - image * per_image);
+  if (threadIdx.x < kImageBlockConstantLanes) {
+    const int lane = static_cast<int>(threadIdx.x);
+    // the rows and columns of tile shape i
+    auto shape_of = [&](int i) {
+      const int rows = (i & 2) ? a.out_height - (a.row_tiles - 1) * a.tile_rows : a.tile_rows;
+      const int cols = (i & 1) ? a.out_width - (a.col_tiles - 1) * a.tile_cols : a.tile_cols;
+      return ImageTileShape::of(a, rows, cols);
+    };
+    if (lane < 4) constants.shapes[lane] = shape_of(lane);
+    unsigned numerator, divisor;
+    bool remainder = false;
+    const int shape = lane / ImageTileShape::kDivisors, which = lane - shape * ImageTileShape::kDivisors;
+    if (shape < 4) {
+      divisor = static_cast<unsigned>(shape_of(shape).divisor(a, which));
+      numerator = 0x80000000u + divisor - 1;  // TileDivisor::magic_of
+    } else {
+      divisor = which == 0 ? static_cast<unsigned>(a.channels) : static_cast<unsigned>(per_image);
+      numerator = which == 0 ? 0x80000000u + divisor - 1 : which == 1 ? blockIdx.x : gridDim.x;
+      remainder = which == 3;
+    }
+    const unsigned q = numerator / divisor;  // (one division for the 28 lanes)
+    const unsigned value = remainder ? numerator - q * divisor : q;
+    if (shape < 4) {
+      constants.magic[shape][which] = value;
+    } else {
+      (which == 0 ? constants.channels_magic : which == 1 ? constants.first_image : which == 2 ? constants.step_images : constants.step_tiles) = value;
+    }
+  }
+  __syncthreads();
+  const TileDivisor by_channels{constants.channels_magic};
+
+  // Tiles blockIdx.x + j * gridDim.x as (image, tile of the image), stepped without dividing.
+  const int step_tiles = static_cast<int>(constants.step_tiles);
+  const std::int64_t step_images = constants.step_images;
+  std::int64_t index = blockIdx.x, image = constants.first_image;
+  int tile_in_image = static_cast<int>(blockIdx.x - constants.first_image * static_cast<unsigned>(per_image));
   auto advance = [&]() {
     index += gridDim.x;
     image += step_images;
     tile_in_image += step_tiles;
     if (tile_in_image >= per_image) tile_in_image -= per_image, ++image;
   };
+  auto copy = [&](const ImageTile& t, int into) {
+    const unsigned* const m = constants.magic[t.shape];
+    copy_tile(t, TileDivisor{m[ImageTileShape::kSlots]}, TileDivisor{m[ImageTileShape::kRuns]},
+              shared + a.table_bytes + into * a.buffer_bytes, a.x, a.x + a.x_bytes);
+  };
 
-  CopyDivisors dc;
-  WriteDivisors d;
   int buffer = 0;
-  {
-    const ImageTile first(a, image, tile_in_image);
-    dc.update(first);
-    copy_tile(first, dc, shared + a.table_bytes, a.x, a.x + a.x_bytes);
-  }
+  copy(ImageTile(a, constants, image, tile_in_image), 0);
   cp_async_commit();
   while (index < a.tiles) {
     // The next tile's copy goes out before this tile is written (the tiles are rebuilt from their indices
@@ -215,16 +302,14 @@ __global__ void __launch_bounds__(plan::ImagePolicy::kThreads, plan::ImagePolicy
     const std::int64_t this_image = image;
     const int this_tile = tile_in_image;
     advance();
-    if (index < a.tiles) {
-      const ImageTile next(a, image, tile_in_image);
-      dc.update(next);
-      copy_tile(next, dc, shared + a.table_bytes + (buffer ^ 1) * a.buffer_bytes, a.x, a.x + a.x_bytes);
-    }
+    if (index < a.tiles) copy(ImageTile(a, constants, image, tile_in_image), buffer ^ 1);
     cp_async_commit();
     cp_async_wait<1>();
     __syncthreads();
-    const ImageTile t(a, this_image, this_tile);
-    d.update(a, t);
+    const ImageTile t(a, constants, this_image, this_tile);
+    const unsigned* const magic = constants.magic[t.shape];
+    const TileDivisor by_plane{magic[ImageTileShape::kPlane]}, by_cols{magic[ImageTileShape::kCols]},
+        by_rows{magic[ImageTileShape::kRows]}, by_row{magic[ImageTileShape::kRow]};
 
     // ---- 2. write the tile ----------------------------------------------------------------------------------
     const unsigned char* const input = shared + a.table_bytes + buffer * a.buffer_bytes;
@@ -251,7 +336,7 @@ __global__ void __launch_bounds__(plan::ImagePolicy::kThreads, plan::ImagePolicy
     auto value_from = [&](unsigned offset, unsigned c) -> Out {
       const In v = *reinterpret_cast<const In*>(input + offset);
       if constexpr (kTable) {
-        return table[(c << 8) | v];
+        return table_entry<Out>(table_shared + (c << 8) * static_cast<unsigned>(sizeof(Out)), v);
       } else {
         Out out;
         if (split) {
@@ -283,7 +368,7 @@ __global__ void __launch_bounds__(plan::ImagePolicy::kThreads, plan::ImagePolicy
         constexpr int kFixedStep = decltype(fixed_step)::value;  // 0: the run-time step
         for (int i = threadIdx.x; i < packs; i += blockDim.x) {
           const unsigned e0 = static_cast<unsigned>(i * kVec);
-          const unsigned r = d.by_cols.div(e0), q = e0 - r * cols;
+          const unsigned r = by_cols.div(e0), q = e0 - r * cols;
           const unsigned pixel = r * t.row_stride + mirror_base + q * step;  // source of the pack's first pixel, channel 0, plane 0
           const unsigned row_low = tile_in_low + r * static_cast<unsigned>(t.run_pitch);
           Out* out = tile_out + static_cast<std::int64_t>(r) * a.out_width + q;
@@ -292,13 +377,13 @@ __global__ void __launch_bounds__(plan::ImagePolicy::kThreads, plan::ImagePolicy
             const unsigned o = decltype(in_nhwc)::value
                                    ? pixel + ((row_low & 15u) + c_in * sizeof(In))
                                    : pixel + c_in * t.plane_stride + ((row_low + c_in * static_cast<unsigned>(t.run_plane)) & 15u);
-            [[maybe_unused]] const Out* const table_c = table + (c << 8);
+            [[maybe_unused]] const unsigned table_c = table_shared + (c << 8) * static_cast<unsigned>(sizeof(Out));
             Pack<Out, kVec> pack;
 NORMKIT_UNROLL
             for (int v = 0; v < kVec; ++v) {
               const In x = *reinterpret_cast<const In*>(input + o + v * (kFixedStep != 0 ? kFixedStep : step));
               if constexpr (kTable) {
-                pack.v[v] = table_c[x];
+                pack.v[v] = table_entry<Out>(table_c, x);
               } else if (split) {
                 math::store_as(&pack.v[v], math::image_value_split(math::to_acc<float>(x), splits[c]));
               } else {
@@ -329,7 +414,7 @@ NORMKIT_UNROLL
       Out* const tile_out = y + ((n * a.out_height + oh0) * a.out_width + ow0) * a.channels;  // tile row 0
       for (int i = threadIdx.x; i < packs; i += blockDim.x) {
         const unsigned e0 = static_cast<unsigned>(i * kVec);
-        const unsigned r = d.by_row.div(e0), q = e0 - r * row_length;
+        const unsigned r = by_row.div(e0), q = e0 - r * row_length;
         const unsigned o = r * t.row_stride + ((tile_in_low + r * static_cast<unsigned>(t.run_pitch)) & 15u) + q * sizeof(In);
         unsigned c = q - by_channels.div(q) * a.channels;
         Pack<Out, kVec> pack;
@@ -347,12 +432,12 @@ NORMKIT_UNROLL
         if (a.out_nhwc) {
           const unsigned p = by_channels.div(e);
           c = e - p * a.channels;
-          r = d.by_cols.div(p);
+          r = by_cols.div(p);
           j = p - r * cols;
         } else {
-          c = d.by_plane.div(e);
+          c = by_plane.div(e);
           const unsigned q = e - c * tile_pixels;
-          r = d.by_cols.div(q);
+          r = by_cols.div(q);
           j = q - r * cols;
         }
         return value_from(source_offset(c, r, j), c);
@@ -364,7 +449,7 @@ NORMKIT_UNROLL
           const int r = whole_rows ? 0 : run;
           first = ((n * a.out_height + oh0 + r) * a.out_width + ow0) * a.channels;
         } else {
-          const int c = whole_rows ? run : static_cast<int>(d.by_rows.div(static_cast<unsigned>(run)));
+          const int c = whole_rows ? run : static_cast<int>(by_rows.div(static_cast<unsigned>(run)));
           const int r = whole_rows ? 0 : run - c * rows;
           first = ((n * a.channels + c) * a.out_height + oh0 + r) * a.out_width + ow0;
         }

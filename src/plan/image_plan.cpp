@@ -33,7 +33,9 @@ ImagePlan choose_image_plan(const ImageGeometry& g, bool uint8_input, int comput
   if (row_in <= target && g.out_width <= max_pixels && row_shared <= max_buffer) {
     p.tile_cols = g.out_width;
     const std::int64_t rows = std::min({target / row_in, max_pixels / g.out_width, max_buffer / row_shared});
-    p.tile_rows = std::clamp<std::int64_t>(rows, 1, g.out_height);
+    const std::int64_t most = std::clamp<std::int64_t>(rows, 1, g.out_height);
+    const std::int64_t tiles = (g.out_height + most - 1) / most;
+    p.tile_rows = (g.out_height + tiles - 1) / tiles;  // (as many tiles, as even as they go)
   } else {
     p.tile_rows = 1;
     // (a multiple of 16 columns: every tile's output starts at a whole 16-byte pack)

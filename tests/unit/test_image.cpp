@@ -192,7 +192,11 @@ TEST(ImagePlan, WholeRowsWhileARowFitsElseCutRows) {
   g.in_element_bytes = 1, g.out_element_bytes = 4, g.row_pitch = 224 * 3;
   plan::ImagePlan p = plan::choose_image_plan(g, true, 8, 132);
   EXPECT_EQ(p.tile_cols, 224);
-  EXPECT_EQ(p.tile_rows, plan::ImagePolicy::kTileInputBytes / (224 * 3));
+  // (as many tiles as the target's rows give, their rows evened out: no short last tile)
+  const std::int64_t most_rows = plan::ImagePolicy::kTileInputBytes / (224 * 3);
+  EXPECT_EQ(p.row_tiles, (224 + most_rows - 1) / most_rows);
+  EXPECT_EQ(p.tile_rows, (224 + p.row_tiles - 1) / p.row_tiles);
+  EXPECT_LE(p.tile_rows, most_rows);
   EXPECT_EQ(p.tiles, 256 * p.row_tiles);
   EXPECT_EQ(p.grid, 132 * plan::ImagePolicy::kBlocksPerSm);
   EXPECT_EQ(p.threads, 256);
@@ -202,7 +206,7 @@ TEST(ImagePlan, WholeRowsWhileARowFitsElseCutRows) {
   p = plan::choose_image_plan(g, false, 8, 132);
   EXPECT_EQ(p.tile_rows, 1);
   EXPECT_EQ(p.tile_cols, plan::ImagePolicy::kTileInputBytes / 16);
-  EXPECT_EQ(p.col_tiles, 4096 / p.tile_cols);
+  EXPECT_EQ(p.col_tiles, (4096 + p.tile_cols - 1) / p.tile_cols);
   // Narrow images: rows bounded by their padded shared memory; small tiles take fewer threads.
   g.in_width = g.out_width = 1, g.channels = 16, g.in_nhwc = false, g.in_element_bytes = 4, g.row_pitch = 4;
   p = plan::choose_image_plan(g, false, 8, 132);
