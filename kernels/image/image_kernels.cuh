@@ -240,6 +240,41 @@ __global__ void __launch_bounds__(plan::ImagePolicy::kThreads, plan::ImagePolicy
     }
   }
   const Compute shift = static_cast<Compute>(k.shift);
+  // One output channel's table (its shared-memory address) or coefficients, and the value of an input
+  // element with them.
+  struct ChannelCoefficients {
+    unsigned table;
+    Compute center, scale;
+    math::ImageSplit split;
+  };
+  auto channel_coefficients = [&](unsigned c) {
+    ChannelCoefficients out{};
+    if constexpr (kTable) {
+      out.table = table_shared + (c << 8) * static_cast<unsigned>(sizeof(Out));
+    } else if (kSplit && split) {
+      out.split = splits[c];
+    } else {
+      out.center = center[c], out.scale = scale[c];
+    }
+    return out;
+  };
+  [[maybe_unused]] auto channel_compute = [&](In x, const ChannelCoefficients& ck) -> Compute {
+    if (kSplit && split) return static_cast<Compute>(math::image_value_split(math::to_acc<float>(x), ck.split));
+    return math::image_value<Compute>(math::to_acc<Compute>(x), ck.center, ck.scale, shift);
+  };
+  auto channel_value = [&](In x, const ChannelCoefficients& ck) -> Out {
+    if constexpr (kTable) {
+      return table_entry<Out>(ck.table, x);
+    } else {
+      Out out;
+      if (kSplit && split) {
+        math::store_as(&out, math::image_value_split(math::to_acc<float>(x), ck.split));
+      } else {
+        math::store_as(&out, math::image_value<Compute>(math::to_acc<Compute>(x), ck.center, ck.scale, shift));
+      }
+      return out;
+    }
+  };
   const bool aligned_y = (reinterpret_cast<std::uintptr_t>(a.y) & 15) == 0;
 
   // The block's divisions, a lane each (ImageBlockConstants); the sync below also publishes the tables.
@@ -356,6 +391,8 @@ __global__ void __launch_bounds__(plan::ImagePolicy::kThreads, plan::ImagePolicy
     const bool nchw_packs = !a.out_nhwc && aligned_y && a.out_width % kVec == 0 && ow0 % kVec == 0 && cols % kVec == 0;
     const bool nhwc_packs = a.out_nhwc && a.in_nhwc && !mirrored && !a.reverse_channels && aligned_y &&
                             (a.out_width * a.channels) % kVec == 0 && (ow0 * a.channels) % kVec == 0 && (cols * a.channels) % kVec == 0;
+    const bool nhwc3_packs = a.out_nhwc && a.channels == 3 && aligned_y && (a.out_width * 3) % kVec == 0 && (ow0 * 3) % kVec == 0 &&
+                             (cols * 3) % kVec == 0 && (a.in_nhwc || (t.run_plane & 15) == 0);
     if (nchw_packs) {
       const int packs = tile_pixels / kVec;
       const std::int64_t plane_out = static_cast<std::int64_t>(a.out_height) * a.out_width;  // output elements of a channel plane
@@ -407,6 +444,70 @@ NORMKIT_UNROLL
         }
       } else {
         walk(std::false_type{}, Any{});
+      }
+    } else if (nhwc3_packs) {
+      // Three channels to nhwc output, any input layout, mirror and channel order. Packs go in groups of
+      // 3 x 32: lane l of a warp takes packs 96 g + 32 j + l (j = 0, 1, 2), so that the channel of its element
+      // v, (kVec (32 j + l) + v) mod 3, is the lane's rotation plus a constant of (j, v). A lane sets up the
+      // three channels' coefficients (or tables) in its rotated order and the sources' offsets from a pack's
+      // first pixel once a tile; a pack then costs its row, its pixel and an add an element.
+      constexpr unsigned kDelta = (32u * kVec) % 3u;  // channel shift from pack j to pack j + 1 of a lane
+      const unsigned lane = threadIdx.x & 31u;
+      const unsigned rotation = (lane * kVec) % 3u;  // the channel of element 0 of the lane's pack 0
+      const int row_length = cols * 3;
+      const int packs = rows * row_length / kVec;
+      const int groups = (packs + 95) / 96;
+      const int step = mirrored ? -a.pixel_bytes : a.pixel_bytes;  // from a pixel's source to the next one's
+      const unsigned unit = a.in_nhwc ? static_cast<unsigned>(sizeof(In)) : static_cast<unsigned>(t.plane_stride);  // between channels
+      const unsigned mirror_base = mirrored ? (cols - 1) * a.pixel_bytes : 0u;
+      ChannelCoefficients channel[3];  // output channel (rotation + s) mod 3
+      unsigned c0[3];                  // the channel of element 0 of the lane's pack j
+      int slot[3][3];                  // source of slot k (elements k, k + 3, ...) of pack j from the pack's first pixel
+NORMKIT_UNROLL
+      for (int s = 0; s < 3; ++s) {
+        const unsigned c = rotation + s >= 3 ? rotation + s - 3 : rotation + s;
+        channel[s] = channel_coefficients(c);
+        c0[s] = rotation + s * kDelta % 3 >= 3 ? rotation + s * kDelta % 3 - 3 : rotation + s * kDelta % 3;
+      }
+NORMKIT_UNROLL
+      for (int j = 0; j < 3; ++j) {
+NORMKIT_UNROLL
+        for (int k = 0; k < 3; ++k) {
+          const unsigned c = c0[j] + k >= 3 ? c0[j] + k - 3 : c0[j] + k;
+          const unsigned c_in = a.reverse_channels ? 2 - c : c;
+          slot[j][k] = (c0[j] + k >= 3 ? step : 0) + static_cast<int>(c_in * unit);
+        }
+      }
+      Out* const tile_out = y + ((n * a.out_height + oh0) * a.out_width + ow0) * 3;  // tile row 0
+      for (int g = static_cast<int>(threadIdx.x >> 5); g < groups; g += static_cast<int>(blockDim.x >> 5)) {
+NORMKIT_UNROLL
+        for (int j = 0; j < 3; ++j) {
+          const int p = g * 96 + j * 32 + static_cast<int>(lane);
+          if (p >= packs) break;
+          const unsigned e0 = static_cast<unsigned>(p * kVec);
+          const unsigned r = by_row.div(e0), q = e0 - r * row_length;
+          const unsigned p0 = (q - c0[j]) * 0xAAAAAAABu;  // (q - c0) / 3, exact: q = c0 (mod 3)
+          const unsigned base = r * t.row_stride + ((tile_in_low + r * static_cast<unsigned>(t.run_pitch)) & 15u) + mirror_base + p0 * step;
+          Out* const out = tile_out + static_cast<std::int64_t>(r) * a.out_width * 3 + q;
+          // element v = k + 3 m: channel slot (j kDelta + k) mod 3 of the rotation, pixel m (+ the slot's carry)
+          if constexpr (kTable) {
+            Pack<Out, kVec> pack;
+NORMKIT_UNROLL
+            for (int v = 0; v < kVec; ++v) {
+              const In x = *reinterpret_cast<const In*>(input + base + slot[j][v % 3] + (v / 3) * step);
+              pack.v[v] = channel_value(x, channel[(j * kDelta + v) % 3]);
+            }
+            store_pack(out, pack);
+          } else {
+            Compute values[kVec];
+NORMKIT_UNROLL
+            for (int v = 0; v < kVec; ++v) {
+              const In x = *reinterpret_cast<const In*>(input + base + slot[j][v % 3] + (v / 3) * step);
+              values[v] = channel_compute(x, channel[(j * kDelta + v) % 3]);
+            }
+            store_converted<Out, kVec>(out, values);
+          }
+        }
       }
     } else if (nhwc_packs) {
       const int row_length = cols * a.channels;  // output elements of a tile row

@@ -42,11 +42,14 @@ struct ImagePolicy {
   // Output elements of a tile at most (and so every index a block divides): 2^15 keeps the kernel's
   // multiply-high divisions exact.
   static constexpr std::int64_t kMaxTileElements = 1 << 15;
-  static constexpr int kThreads = 256;
-  // Blocks a SM, resident together (the kernel's launch bounds: at most 85 registers a thread) and the
-  // grid's size a SM: 3 tiles' copies in flight on each SM while 3 are written, the tables built by
-  // 3 x SMs blocks only. (At 4, the kernel's 64-register bound spilled the float64 arithmetic.)
-  static constexpr int kBlocksPerSm = 3;
+  // Threads of a block and blocks a SM, resident together (the kernel's launch bounds: at most 128
+  // registers a thread; the grid is this many blocks a SM). Each thread works out a tile's geometry, its
+  // copy and its walk's set-up, so fewer threads a tile spread that over more elements: 128 threads x 4
+  // blocks against 256 x 3 took uint8 -> float16 nhwc -> nchw from 0.61 to 0.51 issue cycles an element
+  // and float32 nchw -> nhwc bfloat16 from 2.6 to 2.0 (modelled), with 4 tiles' copies in flight a SM.
+  // (Four blocks' shared memory, 4 x 48 KB, fits sm_90's 227 KB a SM; sm_80's 164 KB holds three.)
+  static constexpr int kThreads = 128;
+  static constexpr int kBlocksPerSm = 4;
   // Dynamic shared memory of a block at most: the tables and two input buffers stay within the default
   // 48 KB with the kernel's static shared memory (kernels::ImageBlockConstants, at most kStaticShared bytes).
   // Each row run of a buffer is padded to 16 bytes plus 16 for its alignment: narrow rows cost more shared

@@ -131,6 +131,30 @@ TEST(ImageDevice, PackAlignedRows) {
   }
 }
 
+// Three channels to nhwc output whose rows hold whole packs: the lane-rotated walk, from either layout, with
+// mirror flags and reversal, every dtype pair (uint8's tables, float32's float64 formula, 16-bit input's split
+// float32 formula, 16-bit output's paired conversions); a partial last group of 96 packs; nchw planes whose
+// size is not a multiple of 16 bytes (the general walk) beside ones that are.
+TEST(ImageDevice, ThreeChannelNhwcOutput) {
+  REQUIRE_DEVICE();
+  for (std::int64_t bytes : {0, 200}) {
+    ForcedTiles forced(bytes);
+    for (ImageLayout from : kLayouts) {
+      for (DType in : {DType::uint8, DType::float16, DType::bfloat16, DType::float32}) {
+        for (DType out : {DType::float32, DType::float16, DType::bfloat16}) {
+          for (std::int64_t w : {48, 40}) {
+            ImageCase k = image_case(2, 3, 5, w, in, out, from, ImageLayout::nhwc);
+            check(k);
+            k.mirror_flags = {1, 0};
+            k.options.reverse_channels = true;
+            check(k, in == DType::uint8 ? 1 : in == DType::float32 ? 4 : 2);  // (x one element off its 16 bytes)
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(ImageDevice, CapturedInAGraph) {
   REQUIRE_DEVICE();
   ImageCase k = image_case(2, 3, 8, 8, DType::uint8, DType::bfloat16, ImageLayout::nhwc, ImageLayout::nchw);

@@ -199,7 +199,7 @@ TEST(ImagePlan, WholeRowsWhileARowFitsElseCutRows) {
   EXPECT_LE(p.tile_rows, most_rows);
   EXPECT_EQ(p.tiles, 256 * p.row_tiles);
   EXPECT_EQ(p.grid, 132 * plan::ImagePolicy::kBlocksPerSm);
-  EXPECT_EQ(p.threads, 256);
+  EXPECT_EQ(p.threads, plan::ImagePolicy::kThreads);
   EXPECT_LE(p.shared_bytes, 48u * 1024);
   // A row of 4096 float32 pixels of 4 channels: cut into columns.
   g.in_width = g.out_width = 4096, g.channels = 4, g.in_element_bytes = 4, g.row_pitch = 4096 * 16;
