@@ -392,7 +392,7 @@ __global__ void __launch_bounds__(plan::ImagePolicy::kThreads, plan::ImagePolicy
     const bool nhwc_packs = a.out_nhwc && a.in_nhwc && !mirrored && !a.reverse_channels && aligned_y &&
                             (a.out_width * a.channels) % kVec == 0 && (ow0 * a.channels) % kVec == 0 && (cols * a.channels) % kVec == 0;
     const bool nhwc3_packs = a.out_nhwc && a.channels == 3 && aligned_y && (a.out_width * 3) % kVec == 0 && (ow0 * 3) % kVec == 0 &&
-                             (cols * 3) % kVec == 0 && (a.in_nhwc || (t.run_plane & 15) == 0);
+                             (cols * 3) % kVec == 0 && (a.in_nhwc || (t.run_plane & 15) == 0) && a.out_width < (1 << 30);
     if (nchw_packs) {
       const int packs = tile_pixels / kVec;
       const std::int64_t plane_out = static_cast<std::int64_t>(a.out_height) * a.out_width;  // output elements of a channel plane
@@ -479,6 +479,7 @@ NORMKIT_UNROLL
         }
       }
       Out* const tile_out = y + ((n * a.out_height + oh0) * a.out_width + ow0) * 3;  // tile row 0
+      const unsigned row_out = static_cast<unsigned>(a.out_width) * 3u;  // output elements of an image row (< 2^32: the walk's condition)
       for (int g = static_cast<int>(threadIdx.x >> 5); g < groups; g += static_cast<int>(blockDim.x >> 5)) {
 NORMKIT_UNROLL
         for (int j = 0; j < 3; ++j) {
@@ -488,7 +489,7 @@ NORMKIT_UNROLL
           const unsigned r = by_row.div(e0), q = e0 - r * row_length;
           const unsigned p0 = (q - c0[j]) * 0xAAAAAAABu;  // (q - c0) / 3, exact: q = c0 (mod 3)
           const unsigned base = r * t.row_stride + ((tile_in_low + r * static_cast<unsigned>(t.run_pitch)) & 15u) + mirror_base + p0 * step;
-          Out* const out = tile_out + static_cast<std::int64_t>(r) * a.out_width * 3 + q;
+          Out* const out = tile_out + (static_cast<std::uint64_t>(r) * row_out + q);
           // element v = k + 3 m: channel slot (j kDelta + k) mod 3 of the rotation, pixel m (+ the slot's carry)
           if constexpr (kTable) {
             Pack<Out, kVec> pack;
