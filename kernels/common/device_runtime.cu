@@ -21,19 +21,26 @@ Status current_device_info(plan::DeviceInfo* info) {
   constexpr const char* kOp = "compute_stats";
   constexpr int kMaxDevices = 64;
   static std::mutex mutex;
-  static int sm_counts[kMaxDevices] = {};
+  static plan::DeviceInfo cached[kMaxDevices] = {};
+  static bool known[kMaxDevices] = {};
   int device = 0;
   NORMKIT_RETURN_IF_ERROR(cuda::cuda_status(cudaGetDevice(&device), kOp, "cudaGetDevice"));
   std::lock_guard<std::mutex> lock(mutex);
-  if (device < 0 || device >= kMaxDevices || sm_counts[device] == 0) {
-    int sms = 0;
-    NORMKIT_RETURN_IF_ERROR(cuda::cuda_status(
-        cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), kOp, "cudaDeviceGetAttribute"));
-    if (device >= 0 && device < kMaxDevices) sm_counts[device] = sms;
-    info->sm_count = sms;
+  if (device >= 0 && device < kMaxDevices && known[device]) {
+    *info = cached[device];
     return Status::success();
   }
-  info->sm_count = sm_counts[device];
+  plan::DeviceInfo d;
+  NORMKIT_RETURN_IF_ERROR(cuda::cuda_status(cudaDeviceGetAttribute(&d.sm_count, cudaDevAttrMultiProcessorCount, device), kOp,
+                                            "cudaDeviceGetAttribute(cudaDevAttrMultiProcessorCount)"));
+  int shared = 0;
+  if (cudaDeviceGetAttribute(&shared, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device) == cudaSuccess && shared > 0) {
+    d.shared_per_sm = shared;
+  } else {
+    (void)cudaGetLastError();  // (keep the default: an sm_90 SM)
+  }
+  if (device >= 0 && device < kMaxDevices) cached[device] = d, known[device] = true;
+  *info = d;
   return Status::success();
 }
 

@@ -196,7 +196,7 @@ Status image_normalize(const TensorView& x, const TensorView& y, const ImageNorm
   const int compute_bytes = y.dtype == DType::float32 || uint8_input ? 8 : 4;
   plan::DeviceInfo device;
   NORMKIT_RETURN_IF_ERROR(kernels::current_device_info(&device));
-  return kernels::launch_image_normalize(call, plan::choose_image_plan(g, uint8_input, compute_bytes, device.sm_count), stream);
+  return kernels::launch_image_normalize(call, plan::choose_image_plan(g, uint8_input, compute_bytes, device.sm_count, device.shared_per_sm), stream);
 }
 
 }  // namespace normkit

@@ -18,7 +18,7 @@ std::size_t image_tile_input_bytes(const ImageGeometry& g, std::int64_t tile_row
   return static_cast<std::size_t>(planes * tile_rows * (round_up16(tile_cols * g.pixel_bytes()) + 16));
 }
 
-ImagePlan choose_image_plan(const ImageGeometry& g, bool uint8_input, int compute_bytes, int sm_count) {
+ImagePlan choose_image_plan(const ImageGeometry& g, bool uint8_input, int compute_bytes, int sm_count, std::int64_t shared_per_sm) {
   ImagePlan p;
   if (g.out_numel() == 0) return p;
   // (uint8: its tables; else center and scale in the arithmetic type, and math::ImageSplit's 16 bytes a channel)
@@ -46,13 +46,18 @@ ImagePlan choose_image_plan(const ImageGeometry& g, bool uint8_input, int comput
   p.row_tiles = (g.out_height + p.tile_rows - 1) / p.tile_rows;
   p.col_tiles = (g.out_width + p.tile_cols - 1) / p.tile_cols;
   p.tiles = g.batch * p.row_tiles * p.col_tiles;
-  p.grid = std::min<std::int64_t>(p.tiles, static_cast<std::int64_t>(std::max(sm_count, 1)) * ImagePolicy::kBlocksPerSm);
   // Small tiles (small images) take fewer threads: at least two 16-byte output stores a thread.
   const std::int64_t out_elements = g.channels * p.tile_rows * p.tile_cols;
   const std::int64_t stores = out_elements * g.out_element_bytes / 16;
   p.threads = static_cast<int>(std::clamp<std::int64_t>((stores / 2 + 31) / 32 * 32, 32, ImagePolicy::kThreads));
   p.buffer_bytes = image_tile_input_bytes(g, p.tile_rows, p.tile_cols);
   p.shared_bytes = p.table_bytes + 2 * p.buffer_bytes;
+  // Blocks a SM the grid counts on: kBlocksPerSm, or as many as the SM's shared memory holds (sm_80: 3,
+  // sm_86/89: 2; the runtime reserves 1 KB a block): blocks that cannot all be resident run the last ones
+  // as a second, partial wave.
+  const std::int64_t per_block = static_cast<std::int64_t>(p.shared_bytes) + ImagePolicy::kStaticShared + 1024;
+  const std::int64_t resident = std::clamp<std::int64_t>(shared_per_sm / per_block, 1, ImagePolicy::kBlocksPerSm);
+  p.grid = std::min<std::int64_t>(p.tiles, static_cast<std::int64_t>(std::max(sm_count, 1)) * resident);
   return p;
 }
 

@@ -76,8 +76,8 @@ struct ImageOverride {
 void set_image_override(const ImageOverride* override_or_null) noexcept;
 
 // `compute_bytes`: sizeof of the kernel's arithmetic type (coefficients in shared memory); uint8 input keeps
-// a table of 256 output values a channel instead.
-ImagePlan choose_image_plan(const ImageGeometry& g, bool uint8_input, int compute_bytes, int sm_count);
+// a table of 256 output values a channel instead. `shared_per_sm`: the device's shared memory a SM (bytes).
+ImagePlan choose_image_plan(const ImageGeometry& g, bool uint8_input, int compute_bytes, int sm_count, std::int64_t shared_per_sm);
 
 // Shared memory of a tile's input: every run padded to 16 bytes plus 16 for its alignment.
 std::size_t image_tile_input_bytes(const ImageGeometry& g, std::int64_t tile_rows, std::int64_t tile_cols);

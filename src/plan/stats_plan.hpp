@@ -22,6 +22,7 @@ const char* stats_kernel_name(StatsKernel kernel) noexcept;
 
 struct DeviceInfo {
   int sm_count = 132;
+  int shared_per_sm = 233472;  // bytes of shared memory a SM (sm_90: 228 KB; sm_80: 164 KB; sm_86/89: 100 KB)
 };
 
 // Policies: one table, each entry with why it was chosen. No GPU has measured these yet (see README's

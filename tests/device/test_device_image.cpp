@@ -153,6 +153,25 @@ TEST(ImageDevice, ThreeChannelNhwcOutput) {
       }
     }
   }
+  // Padded rows and a crop (one run a row: tile rows r > 0 at their own alignment; nchw planes of 416 bytes),
+  // with and without forced tiles of 4 and 3 rows (a short last tile).
+  for (std::int64_t bytes : {0, 400}) {
+    ForcedTiles forced(bytes);
+    for (ImageLayout from : kLayouts) {
+      for (DType out : {DType::float32, DType::float16}) {
+        ImageCase k = image_case(2, 3, 8, 48, DType::uint8, out, from, ImageLayout::nhwc);
+        k.row_padding = 4;
+        k.options.crop_x = 3, k.options.crop_width = 32, k.options.crop_height = 7;
+        check(k);
+        k.mirror_flags = {0, 1};
+        k.options.reverse_channels = true;
+        check(k);
+      }
+    }
+  }
+  // Tiles of many groups of 96 packs: each warp takes several.
+  check(image_case(2, 3, 32, 64, DType::uint8, DType::float32, ImageLayout::nhwc, ImageLayout::nhwc));
+  check(image_case(2, 3, 32, 64, DType::float32, DType::bfloat16, ImageLayout::nchw, ImageLayout::nhwc));
 }
 
 TEST(ImageDevice, CapturedInAGraph) {

@@ -190,7 +190,7 @@ TEST(ImagePlan, WholeRowsWhileARowFitsElseCutRows) {
   plan::ImageGeometry g;
   g.batch = 256, g.channels = 3, g.in_height = g.out_height = 224, g.in_width = g.out_width = 224;
   g.in_element_bytes = 1, g.out_element_bytes = 4, g.row_pitch = 224 * 3;
-  plan::ImagePlan p = plan::choose_image_plan(g, true, 8, 132);
+  plan::ImagePlan p = plan::choose_image_plan(g, true, 8, 132, 233472);
   EXPECT_EQ(p.tile_cols, 224);
   // (as many tiles as the target's rows give, their rows evened out: no short last tile)
   const std::int64_t most_rows = plan::ImagePolicy::kTileInputBytes / (224 * 3);
@@ -201,24 +201,27 @@ TEST(ImagePlan, WholeRowsWhileARowFitsElseCutRows) {
   EXPECT_EQ(p.grid, 132 * plan::ImagePolicy::kBlocksPerSm);
   EXPECT_EQ(p.threads, plan::ImagePolicy::kThreads);
   EXPECT_LE(p.shared_bytes, 48u * 1024);
+  // A SM that holds fewer such blocks (sm_80: 164 KB, sm_86: 100 KB) gets a grid it can hold at once.
+  EXPECT_EQ(plan::choose_image_plan(g, true, 8, 108, 167936).grid, 108 * 3);
+  EXPECT_EQ(plan::choose_image_plan(g, true, 8, 84, 102400).grid, 84 * 2);
   // A row of 4096 float32 pixels of 4 channels: cut into columns.
   g.in_width = g.out_width = 4096, g.channels = 4, g.in_element_bytes = 4, g.row_pitch = 4096 * 16;
-  p = plan::choose_image_plan(g, false, 8, 132);
+  p = plan::choose_image_plan(g, false, 8, 132, 233472);
   EXPECT_EQ(p.tile_rows, 1);
   EXPECT_EQ(p.tile_cols, plan::ImagePolicy::kTileInputBytes / 16);
   EXPECT_EQ(p.col_tiles, (4096 + p.tile_cols - 1) / p.tile_cols);
   // Narrow images: rows bounded by their padded shared memory; small tiles take fewer threads.
   g.in_width = g.out_width = 1, g.channels = 16, g.in_nhwc = false, g.in_element_bytes = 4, g.row_pitch = 4;
-  p = plan::choose_image_plan(g, false, 8, 132);
+  p = plan::choose_image_plan(g, false, 8, 132, 233472);
   EXPECT_LE(p.shared_bytes, 48u * 1024);
   g.in_height = g.out_height = 1;
-  p = plan::choose_image_plan(g, false, 8, 132);
+  p = plan::choose_image_plan(g, false, 8, 132, 233472);
   EXPECT_EQ(p.threads, 32);
   // The override forces small tiles.
   const plan::ImageOverride o{64};
   plan::set_image_override(&o);
   g.in_height = g.out_height = 224, g.in_width = g.out_width = 224, g.channels = 3, g.in_nhwc = true, g.in_element_bytes = 1, g.row_pitch = 672;
-  p = plan::choose_image_plan(g, true, 8, 132);
+  p = plan::choose_image_plan(g, true, 8, 132, 233472);
   plan::set_image_override(nullptr);
   EXPECT_EQ(p.tile_rows, 1);
   EXPECT_EQ(p.tile_cols, 16);  // (64 / 3 = 21 columns, cut to a multiple of 16: whole output packs)
