@@ -2,11 +2,14 @@
 // from the statistics engine and its apply is the fused apply (transforms). The backward:
 //   channel_grad_sums_segments_kernel  channels first, S > 1: partial Σdy, Σdy·(x - mean) of one channel's
 //                                      (segment, chunk) items, a lane group per item
+//   channel_grad_sums_spans_kernel     channels first, short segments not whole packs: partial sums of a tile
+//                                      of channels over a range of rows, a thread a pack of their span
 //   channel_grad_sums_columns_kernel   channels last (or S == 1): partial sums of a tile of channels over a
 //                                      range of rows, each thread owning a pack of channels
 //   channel_partials_sum_kernel        the partials of each channel summed in order
 //   batch_norm_dx_segments_kernel /    dx = (dy - grad_mean - (x - mean) * proj) * scale over the same walks,
-//   batch_norm_dx_columns_kernel       the channel's coefficients from the sums (dgamma, dbeta by part 0)
+//   batch_norm_dx_spans_kernel /       the channel's coefficients from the sums (dgamma, dbeta by part 0)
+//   batch_norm_dx_columns_kernel
 //   batch_norm_finalize_kernel,        per channel: saved and running statistics (and the fused apply's
 //   batch_norm_affine_kernel,          coefficients); the fused apply's coefficients; dgamma and dbeta
 //   batch_norm_param_grads_kernel      without dx
@@ -25,9 +28,10 @@
 namespace normkit::kernels {
 
 // Resident blocks of 256 threads the walks ask for: without a minimum ptxas spent 246 registers on the
-// segments sums (8 warps an SM: latency bound, 17% modelled). Segments: 3 (<= 80 registers; at 4 the
-// 16-bit dx spilled). Columns: 2 (<= 128), a thread keeps its channels' mean (sums) or 4 coefficients (dx)
-// in registers besides its batch of raw packs (at 4 the 16-bit dx spilled 424 bytes).
+// segments sums (8 warps an SM: latency bound, 17% modelled). Segments and the spans sums: 3 (<= 80
+// registers; at 4 the 16-bit dx spilled). Columns and the spans dx: 2 (<= 128), a thread keeps its channels'
+// mean (sums) or 4 coefficients (dx) in registers besides its batch of raw packs (at 4 the 16-bit columns dx
+// spilled 424 bytes; at 3 the 16-bit spans dx, holding two channels' coefficients, 4).
 constexpr int kChannelMinBlocksPerSm = 3;
 constexpr int kChannelColumnsMinBlocksPerSm = 2;
 
@@ -42,7 +46,9 @@ struct ChannelKernelShape {
   std::int64_t segment_packs, chunk_packs, chunks_per_segment, items_per_channel, items_per_part;
   std::int64_t segment_stride;  // channels * inner: from a channel's segment to its next
   int group_shift, groups_per_channel, channels_per_block;
-  // columns
+  // spans
+  std::int64_t span_channels, span_packs;
+  // columns (and spans: channel_tiles, rows_per_part)
   std::int64_t channel_packs, channel_tiles, rows_per_part;
   bool aligned;  // dy, x (and dx) 16-byte aligned: packs load and store as one access
 };
@@ -283,6 +289,125 @@ __global__ void __launch_bounds__(256, kChannelMinBlocksPerSm) channel_grad_sums
   }
 }
 
+// The spans walk's block b: channel tile b % channel_tiles (channels c0 = tile * span_channels, ...) and
+// partial p = b / channel_tiles, rows [p * rows_per_part, ...). Thread t owns pack t of the tile's span in
+// every row: its VEC values are channel a = t VEC / S's (the first `in_a`) and channel a + 1's (the rest).
+struct SpanPart {
+  std::int64_t part, c0, r0, r1;
+  int a, in_a;  // the thread's first channel (of the tile) and its values in it
+  bool owns;    // a pack of the tile's span (the last tile may hold fewer channels)
+};
+
+__device__ __forceinline__ SpanPart span_part(const ChannelKernelShape& s, int vec) {
+  SpanPart q;
+  const unsigned tiles = static_cast<unsigned>(s.channel_tiles), part = blockIdx.x / tiles;
+  q.part = part;
+  q.c0 = static_cast<std::int64_t>(blockIdx.x - part * tiles) * s.span_channels;
+  q.r0 = q.part * s.rows_per_part;
+  q.r1 = q.r0 + s.rows_per_part < s.outer ? q.r0 + s.rows_per_part : s.outer;
+  const std::int64_t channels = s.channels - q.c0 < s.span_channels ? s.channels - q.c0 : s.span_channels;
+  const int first = static_cast<int>(threadIdx.x) * vec;  // the thread's first value in the span
+  q.owns = first < channels * s.inner;
+  q.a = first / static_cast<int>(s.inner);
+  q.in_a = min(vec, (q.a + 1) * static_cast<int>(s.inner) - first);
+  return q;
+}
+
+// Rows r, r + 1, ... (those below r1, at most kColumnRowBatch) of the pack at `offset` of row 0, every load
+// issued before any value is used.
+template <typename T, int VEC, bool Aligned>
+__device__ __forceinline__ void load_span_rows(const T* __restrict__ dy, const T* __restrict__ x, std::int64_t offset, std::int64_t pitch,
+                                               int rows, RawPack<T, VEC> (&d)[plan::kColumnRowBatch],
+                                               RawPack<T, VEC> (&v)[plan::kColumnRowBatch]) {
+  if (rows == plan::kColumnRowBatch) {  // (a whole batch: no branch between the loads)
+    NORMKIT_UNROLL
+    for (int k = 0; k < plan::kColumnRowBatch; ++k) {
+      d[k] = load_raw_any<T, VEC, Aligned>(dy + offset + k * pitch);
+      v[k] = load_raw_any<T, VEC, Aligned>(x + offset + k * pitch);
+    }
+    return;
+  }
+  NORMKIT_UNROLL
+  for (int k = 0; k < plan::kColumnRowBatch; ++k) {
+    if (k < rows) {
+      d[k] = load_raw_any<T, VEC, Aligned>(dy + offset + k * pitch);
+      v[k] = load_raw_any<T, VEC, Aligned>(x + offset + k * pitch);
+    }
+  }
+}
+
+// A thread sums each of its pack's positions over its rows in order, then the positions of each of its two
+// channels in order; a channel's threads (those whose packs hold its values) combine in thread order.
+template <typename T, int VEC>
+__global__ void __launch_bounds__(256, kChannelMinBlocksPerSm) channel_grad_sums_spans_kernel(const T* __restrict__ dy, const T* __restrict__ x,
+                                                                      const float* __restrict__ mean, ChannelKernelShape s,
+                                                                      float* __restrict__ partial_dy,
+                                                                      float* __restrict__ partial_dy_xmu) {
+  __shared__ float thread_sums[4][256];  // Σdy and Σdy·(x - mean) of the thread's first channel, then of its second
+  const SpanPart q = span_part(s, VEC);
+  float m[VEC], sum_dy[VEC], sum_dy_xmu[VEC];
+  {
+    const float ma = q.owns ? mean[q.c0 + q.a] : 0.0f, mb = q.owns && q.in_a < VEC ? mean[q.c0 + q.a + 1] : 0.0f;
+    NORMKIT_UNROLL
+    for (int i = 0; i < VEC; ++i) {
+      m[i] = i < q.in_a ? ma : mb;
+      sum_dy[i] = 0.0f;
+      sum_dy_xmu[i] = 0.0f;
+    }
+  }
+  const std::int64_t pitch = s.channels * s.inner;
+  const std::int64_t offset0 = q.c0 * s.inner + static_cast<std::int64_t>(threadIdx.x) * VEC;
+  auto walk = [&](auto aligned) {
+    for (std::int64_t r = q.r0; r < q.r1; r += plan::kColumnRowBatch) {
+      const int rows = static_cast<int>(q.r1 - r < plan::kColumnRowBatch ? q.r1 - r : plan::kColumnRowBatch);
+      RawPack<T, VEC> rd[plan::kColumnRowBatch], rx[plan::kColumnRowBatch];
+      load_span_rows<T, VEC, decltype(aligned)::value>(dy, x, r * pitch + offset0, pitch, rows, rd, rx);
+      NORMKIT_UNROLL
+      for (int k = 0; k < plan::kColumnRowBatch; ++k) {
+        if (k < rows) {
+          float d[VEC], v[VEC];
+          convert_raw_pack<float, T, VEC>(rd[k], d);
+          convert_raw_pack<float, T, VEC>(rx[k], v);
+          NORMKIT_UNROLL
+          for (int i = 0; i < VEC; ++i) {
+            sum_dy[i] += d[i];
+            sum_dy_xmu[i] += d[i] * (v[i] - m[i]);
+          }
+        }
+      }
+    }
+  };
+  if (q.owns) with_alignment<VEC>(s.aligned, walk);
+  float a_dy = 0.0f, a_xmu = 0.0f, b_dy = 0.0f, b_xmu = 0.0f;
+  NORMKIT_UNROLL
+  for (int i = 0; i < VEC; ++i) {
+    if (i < q.in_a) {
+      a_dy += sum_dy[i], a_xmu += sum_dy_xmu[i];
+    } else {
+      b_dy += sum_dy[i], b_xmu += sum_dy_xmu[i];
+    }
+  }
+  thread_sums[0][threadIdx.x] = a_dy;
+  thread_sums[1][threadIdx.x] = a_xmu;
+  thread_sums[2][threadIdx.x] = b_dy;
+  thread_sums[3][threadIdx.x] = b_xmu;
+  __syncthreads();
+  // Channel j of the tile: the threads from j S / VEC (whose pack may begin in channel j - 1: its second
+  // channel's sums) to (j S + S - 1) / VEC.
+  const int inner = static_cast<int>(s.inner);
+  for (int j = threadIdx.x; j < s.span_channels && q.c0 + j < s.channels; j += blockDim.x) {
+    const int t0 = j * inner / VEC, t1 = (j * inner + inner - 1) / VEC;
+    float sd = 0.0f, sx = 0.0f;
+    for (int u = t0; u <= t1; ++u) {
+      const int half = u * VEC >= j * inner ? 0 : 2;
+      sd += thread_sums[half][u];
+      sx += thread_sums[half + 1][u];
+    }
+    partial_dy[q.part * s.flat_channels + q.c0 + j] = sd;
+    partial_dy_xmu[q.part * s.flat_channels + q.c0 + j] = sx;
+  }
+}
+
 // Block b: a channel tile and a range of one sample's rows (column_part). Thread (tx, ty) owns channel pack
 // tile * blockDim.x + tx and rows r0 + ty, r0 + ty + blockDim.y, ... in batches of kColumnRowBatch rows; the
 // thread rows combine by a tree in shared memory. Partial p of channel c is flat channel
@@ -474,6 +599,46 @@ __global__ void __launch_bounds__(256, kChannelMinBlocksPerSm) batch_norm_dx_seg
             for (int i = 0; i < VEC; ++i) d[i] = math::channel_dx(d[i], v[i], q);
             store_pack_any<T, VEC, kAligned>(dx + offset + pack * VEC, d);
           }
+        }
+      }
+    }
+  };
+  with_alignment<VEC>(s.aligned, walk);
+}
+
+// The reduce's spans walk: a thread holds its two channels' coefficients (the tile's computed once a block,
+// one channel a thread, and the first part's dgamma and dbeta written).
+template <typename T, int VEC>
+__global__ void __launch_bounds__(256, kChannelColumnsMinBlocksPerSm) batch_norm_dx_spans_kernel(const T* __restrict__ dy, const T* __restrict__ x,
+                                                                  GradInputs grad, ChannelKernelShape s, T* __restrict__ dx) {
+  __shared__ math::ChannelGradCoefficients tile_coefficients[256];
+  const SpanPart q = span_part(s, VEC);
+  for (int j = threadIdx.x; j < s.span_channels; j += blockDim.x) {
+    if (q.c0 + j < s.channels) tile_coefficients[j] = channel_coefficients(grad, q.c0 + j, q.part == 0);
+  }
+  __syncthreads();
+  if (!q.owns) return;
+  // (the two channels' coefficients, chosen at each value; 2 blocks an SM as the columns walk: the 16-bit
+  // walk spilled at 85 registers)
+  const math::ChannelGradCoefficients ka = tile_coefficients[q.a], kb = tile_coefficients[q.in_a < VEC ? q.a + 1 : q.a];
+  const std::int64_t pitch = s.channels * s.inner;
+  const std::int64_t offset0 = q.c0 * s.inner + static_cast<std::int64_t>(threadIdx.x) * VEC;
+  auto walk = [&](auto aligned) {
+    constexpr bool kAligned = decltype(aligned)::value;
+    for (std::int64_t r = q.r0; r < q.r1; r += plan::kColumnRowBatch) {
+      const int rows = static_cast<int>(q.r1 - r < plan::kColumnRowBatch ? q.r1 - r : plan::kColumnRowBatch);
+      RawPack<T, VEC> rd[plan::kColumnRowBatch], rx[plan::kColumnRowBatch];
+      const std::int64_t offset = r * pitch + offset0;
+      load_span_rows<T, VEC, kAligned>(dy, x, offset, pitch, rows, rd, rx);
+      NORMKIT_UNROLL
+      for (int b = 0; b < plan::kColumnRowBatch; ++b) {
+        if (b < rows) {
+          float d[VEC], v[VEC];
+          convert_raw_pack<float, T, VEC>(rd[b], d);
+          convert_raw_pack<float, T, VEC>(rx[b], v);
+          NORMKIT_UNROLL
+          for (int i = 0; i < VEC; ++i) d[i] = math::channel_dx(d[i], v[i], i < q.in_a ? ka : kb);
+          store_pack_any<T, VEC, kAligned>(dx + offset + b * pitch, d);
         }
       }
     }

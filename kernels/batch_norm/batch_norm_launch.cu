@@ -1,5 +1,5 @@
-// Launchers of the BatchNorm kernels and their instantiations: 3 activation dtypes x {16-byte, scalar}
-// packs x {segments, columns} x {sums, dx}, and 5 per-channel kernels: 29.
+// Launchers of the BatchNorm kernels and their instantiations: 3 activation dtypes x ({16-byte, scalar}
+// packs x {segments, columns} + spans) x {sums, dx}, and 5 per-channel kernels: 35.
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -42,6 +42,8 @@ ChannelKernelShape shape_of(const BatchNormBackwardCall& c) {
   s.group_shift = log2_of(p.group_lanes);
   s.groups_per_channel = p.groups_per_channel;
   s.channels_per_block = p.channels_per_block;
+  s.span_channels = p.span_channels;
+  s.span_packs = p.span_packs;
   s.channel_packs = g.channels / p.vec;
   s.channel_tiles = p.channel_tiles;
   s.rows_per_part = p.rows_per_part;
@@ -50,7 +52,7 @@ ChannelKernelShape shape_of(const BatchNormBackwardCall& c) {
 }
 
 dim3 block_of(const plan::ChannelPlan& p) {
-  return p.walk == plan::ChannelWalk::segments ? dim3(p.threads) : dim3(p.block_x, p.block_y);
+  return p.walk == plan::ChannelWalk::columns ? dim3(p.block_x, p.block_y) : dim3(p.threads);
 }
 
 // The walks launch one block per (channel or tile, part): more than a grid holds is an error, not a clamp.
@@ -118,8 +120,10 @@ Status launch_batch_norm_backward_reduce(const BatchNormBackwardCall& c, float* 
       auto launch = [&](auto kernel) {
         kernel<<<grid_dim(c.plan.blocks), block_of(c.plan), 0, stream>>>(dy, x, c.mean, s, partial_dy, partial_dy_xmu);
         return cuda::check_launch(kOp, c.plan.walk == plan::ChannelWalk::segments ? "channel_grad_sums_segments_kernel"
-                                                                                 : "channel_grad_sums_columns_kernel");
+                                       : c.plan.walk == plan::ChannelWalk::spans  ? "channel_grad_sums_spans_kernel"
+                                                                                  : "channel_grad_sums_columns_kernel");
       };
+      if (c.plan.walk == plan::ChannelWalk::spans) return launch(channel_grad_sums_spans_kernel<X, full_vec<X>()>);
       const bool wide = c.plan.vec == full_vec<X>();
       if (c.plan.walk == plan::ChannelWalk::segments) {
         return wide ? launch(channel_grad_sums_segments_kernel<X, full_vec<X>()>) : launch(channel_grad_sums_segments_kernel<X, 1>);
@@ -155,8 +159,10 @@ Status launch_batch_norm_backward_apply(const BatchNormBackwardCall& c, const fl
     auto launch = [&](auto kernel) {
       kernel<<<grid_dim(c.plan.blocks), block_of(c.plan), 0, stream>>>(dy, x, grad, s, static_cast<X*>(dx));
       return cuda::check_launch(kOp, c.plan.walk == plan::ChannelWalk::segments ? "batch_norm_dx_segments_kernel"
-                                                                               : "batch_norm_dx_columns_kernel");
+                                     : c.plan.walk == plan::ChannelWalk::spans  ? "batch_norm_dx_spans_kernel"
+                                                                                : "batch_norm_dx_columns_kernel");
     };
+    if (c.plan.walk == plan::ChannelWalk::spans) return launch(batch_norm_dx_spans_kernel<X, full_vec<X>()>);
     const bool wide = c.plan.vec == full_vec<X>();
     if (c.plan.walk == plan::ChannelWalk::segments) {
       return wide ? launch(batch_norm_dx_segments_kernel<X, full_vec<X>()>) : launch(batch_norm_dx_segments_kernel<X, 1>);

@@ -11,6 +11,11 @@
 //             one channel, summed by `groups_per_channel` lane groups taking the items round-robin. A block
 //             holds one partial, or (one partial a channel, few items: GroupNorm's one segment a sample and
 //             channel) `channels_per_block` channels' whole sums side by side.
+//   spans     BatchNorm channels first with short segments that are not whole packs (7 x 7, 14 x 14: the
+//             segments walk would load element by element) but at least one, in rows of C x S elements that
+//             are: a block owns a tile of `span_channels` channels, a span of whole packs in every row, and
+//             `rows_per_part` consecutive rows (one partial); thread t owns pack t of the span in each row, its
+//             values belonging to at most two channels.
 //   columns   channel axis last, or S == 1 (NHWC, [N, C]): rows of C channels. A block owns a tile of
 //             block_x packs of channels and `rows_per_part` consecutive rows (one partial); its block_y
 //             thread rows take the rows round-robin.
@@ -38,7 +43,7 @@ struct ChannelGeometry {
   std::int64_t flat_channels() const { return samples * channels; }
 };
 
-enum class ChannelWalk : std::uint8_t { segments, columns };
+enum class ChannelWalk : std::uint8_t { segments, spans, columns };
 
 struct ChannelPlan {
   ChannelWalk walk = ChannelWalk::segments;
@@ -51,9 +56,12 @@ struct ChannelPlan {
   std::int64_t items_per_part = 0;      // (segment, chunk) items per partial
   int groups_per_channel = 1;           // lane groups summing a partial: its order (with the lanes')
   int channels_per_block = 1;           // > 1 only when parts == 1
-  // columns
+  // spans
+  std::int64_t span_channels = 0;       // channels a tile (their S values a row are whole packs)
+  std::int64_t span_packs = 0;          // packs of a tile's span in a row (<= threads)
+  // columns (and spans: channel_tiles, rows_per_part)
   int block_x = 32, block_y = 8;        // threads over channel packs x thread rows
-  std::int64_t channel_tiles = 0;       // ceil(channel packs / block_x)
+  std::int64_t channel_tiles = 0;       // ceil(channel packs / block_x); spans: ceil(C / span_channels)
   std::int64_t rows_per_part = 0;
   // both
   std::int64_t parts = 0;               // partials per flat channel

@@ -83,11 +83,13 @@ BatchNormCase make_case(std::vector<std::int64_t> shape, ChannelAxis axis, DType
 }
 
 // The shapes that reach every walk and pack: channels first with 16-byte packs (S = 64), element-wise packs
-// (S = 35), two chunks a segment (S = 2304), several partials (80 segments of 256); channels last with
-// 16-byte packs (C = 16, 24 over 1000 rows: two partials) and element-wise (C = 3).
+// (S = 35), two chunks a segment (S = 2304), several partials (80 segments of 256), spans (S = 49 and 196 in
+// rows of whole packs: 48 channels of 7 x 7 in a tile of 40 and one of 8, 20 rows in 3 parts); channels last
+// with 16-byte packs (C = 16, 24 over 1000 rows: two partials) and element-wise (C = 3).
 std::vector<BatchNormCase> walk_cases(DType x) {
   return {make_case({3, 5, 8, 8}, ChannelAxis::first, x),    make_case({2, 3, 7, 5}, ChannelAxis::first, x),
           make_case({2, 2, 48, 48}, ChannelAxis::first, x),  make_case({80, 2, 16, 16}, ChannelAxis::first, x),
+          make_case({20, 48, 7, 7}, ChannelAxis::first, x),  make_case({4, 6, 14, 14}, ChannelAxis::first, x),
           make_case({4, 5, 7, 16}, ChannelAxis::last, x),    make_case({1000, 24}, ChannelAxis::last, x),
           make_case({3, 5, 5, 3}, ChannelAxis::last, x)};
 }

@@ -342,6 +342,29 @@ TEST(BatchNormPlan, DependsOnShapeAndDtypeOnly) {
   EXPECT_EQ(p.channels_per_block, 3);  // the block holds every channel's one partial
   EXPECT_EQ(p.threads, 3 * 4 * 16);
   EXPECT_EQ(p.blocks, 1);
+  // ResNet-50's last stage, 7 x 7 bfloat16 (segments of 49: not whole packs; rows of 2048 x 49, whole ones):
+  // spans of 40 channels (245 packs of 8, a thread each), 52 tiles, 9 parts of 38 rows.
+  p = plan::choose_channel_plan(plan::ChannelGeometry{334, 2048, 49}, DType::bfloat16);
+  EXPECT_EQ(p.walk, plan::ChannelWalk::spans);
+  EXPECT_EQ(p.vec, 8);
+  EXPECT_EQ(p.span_channels, 40);
+  EXPECT_EQ(p.span_packs, 245);
+  EXPECT_EQ(p.threads, 256);
+  EXPECT_EQ(p.channel_tiles, 52);
+  EXPECT_EQ(p.rows_per_part, 38);
+  EXPECT_EQ(p.parts, 9);
+  EXPECT_EQ(p.blocks, 9 * 52);
+  // 14 x 14 float32 (196 = 49 packs of 4: the segments walk); 14 x 14 bfloat16: spans of channel pairs.
+  EXPECT_EQ(plan::choose_channel_plan(plan::ChannelGeometry{8, 1024, 196}, DType::float32).walk, plan::ChannelWalk::segments);
+  p = plan::choose_channel_plan(plan::ChannelGeometry{8, 1024, 196}, DType::bfloat16);
+  EXPECT_EQ(p.walk, plan::ChannelWalk::spans);
+  EXPECT_EQ(p.span_channels % 2, 0);
+  EXPECT_EQ(p.span_channels * 196 % 8, 0);
+  // Rows that are not whole packs (3 x 49 values), GroupNorm's per-sample sums and segments shorter than
+  // a pack keep the segments walk.
+  EXPECT_EQ(plan::choose_channel_plan(plan::ChannelGeometry{4, 3, 49}, DType::bfloat16).walk, plan::ChannelWalk::segments);
+  EXPECT_EQ(plan::choose_channel_plan(plan::ChannelGeometry{1, 2048, 49, 8, true}, DType::bfloat16).walk, plan::ChannelWalk::segments);
+  EXPECT_EQ(plan::choose_channel_plan(plan::ChannelGeometry{4, 16, 5}, DType::bfloat16).walk, plan::ChannelWalk::segments);
   p = plan::choose_channel_plan(plan::ChannelGeometry{64, 8, 12}, DType::float32);
   EXPECT_EQ(p.vec, 4);
   EXPECT_EQ(p.group_lanes, 1);
