@@ -192,13 +192,12 @@ __device__ __forceinline__ void load_item_packs(const T* __restrict__ dy, const 
 template <bool Aligned, int VEC>
 constexpr int kSegmentBatch = Aligned || VEC == 1 ? plan::kChunkPacksPerLane : 1;
 
-// Rows r, r + stride, ... (those below r1, at most kColumnRowBatch) of channels [c0, c0 + VEC) of dy and x.
+// The packs at offset, offset + pitch, ... (the first `rows`, at most kColumnRowBatch) of dy and x, every
+// load issued before any value is used.
 template <typename T, int VEC, bool Aligned>
-__device__ __forceinline__ void load_row_batch(const T* __restrict__ dy, const T* __restrict__ x, std::int64_t r, std::int64_t stride,
-                                               std::int64_t r1, const ChannelKernelShape& s, std::int64_t c0,
-                                               RawPack<T, VEC> (&d)[plan::kColumnRowBatch], RawPack<T, VEC> (&v)[plan::kColumnRowBatch]) {
-  const std::int64_t offset = r * s.channels + c0, pitch = stride * s.channels;
-  if (r + (plan::kColumnRowBatch - 1) * stride < r1) {  // (a whole batch: no branch between the loads)
+__device__ __forceinline__ void load_rows(const T* __restrict__ dy, const T* __restrict__ x, std::int64_t offset, std::int64_t pitch, int rows,
+                                          RawPack<T, VEC> (&d)[plan::kColumnRowBatch], RawPack<T, VEC> (&v)[plan::kColumnRowBatch]) {
+  if (rows == plan::kColumnRowBatch) {  // (a whole batch: no branch between the loads)
     NORMKIT_UNROLL
     for (int k = 0; k < plan::kColumnRowBatch; ++k) {
       d[k] = load_raw_any<T, VEC, Aligned>(dy + offset + k * pitch);
@@ -208,11 +207,21 @@ __device__ __forceinline__ void load_row_batch(const T* __restrict__ dy, const T
   }
   NORMKIT_UNROLL
   for (int k = 0; k < plan::kColumnRowBatch; ++k) {
-    if (r + k * stride < r1) {
+    if (k < rows) {
       d[k] = load_raw_any<T, VEC, Aligned>(dy + offset + k * pitch);
       v[k] = load_raw_any<T, VEC, Aligned>(x + offset + k * pitch);
     }
   }
+}
+
+// Rows r, r + stride, ... (those below r1, at most kColumnRowBatch) of channels [c0, c0 + VEC) of dy and x.
+template <typename T, int VEC, bool Aligned>
+__device__ __forceinline__ void load_row_batch(const T* __restrict__ dy, const T* __restrict__ x, std::int64_t r, std::int64_t stride,
+                                               std::int64_t r1, const ChannelKernelShape& s, std::int64_t c0,
+                                               RawPack<T, VEC> (&d)[plan::kColumnRowBatch], RawPack<T, VEC> (&v)[plan::kColumnRowBatch]) {
+  int rows = 0;
+  while (rows < plan::kColumnRowBatch && r + rows * stride < r1) ++rows;
+  load_rows<T, VEC, Aligned>(dy, x, r * s.channels + c0, stride * s.channels, rows, d, v);
 }
 
 // Fixed-order sum over the lanes of a group (xor tree: every lane ends with the same value).
@@ -313,29 +322,6 @@ __device__ __forceinline__ SpanPart span_part(const ChannelKernelShape& s, int v
   return q;
 }
 
-// Rows r, r + 1, ... (those below r1, at most kColumnRowBatch) of the pack at `offset` of row 0, every load
-// issued before any value is used.
-template <typename T, int VEC, bool Aligned>
-__device__ __forceinline__ void load_span_rows(const T* __restrict__ dy, const T* __restrict__ x, std::int64_t offset, std::int64_t pitch,
-                                               int rows, RawPack<T, VEC> (&d)[plan::kColumnRowBatch],
-                                               RawPack<T, VEC> (&v)[plan::kColumnRowBatch]) {
-  if (rows == plan::kColumnRowBatch) {  // (a whole batch: no branch between the loads)
-    NORMKIT_UNROLL
-    for (int k = 0; k < plan::kColumnRowBatch; ++k) {
-      d[k] = load_raw_any<T, VEC, Aligned>(dy + offset + k * pitch);
-      v[k] = load_raw_any<T, VEC, Aligned>(x + offset + k * pitch);
-    }
-    return;
-  }
-  NORMKIT_UNROLL
-  for (int k = 0; k < plan::kColumnRowBatch; ++k) {
-    if (k < rows) {
-      d[k] = load_raw_any<T, VEC, Aligned>(dy + offset + k * pitch);
-      v[k] = load_raw_any<T, VEC, Aligned>(x + offset + k * pitch);
-    }
-  }
-}
-
 // A thread sums each of its pack's positions over its rows in order, then the positions of each of its two
 // channels in order; a channel's threads (those whose packs hold its values) combine in thread order.
 template <typename T, int VEC>
@@ -361,7 +347,7 @@ __global__ void __launch_bounds__(256, kChannelMinBlocksPerSm) channel_grad_sums
     for (std::int64_t r = q.r0; r < q.r1; r += plan::kColumnRowBatch) {
       const int rows = static_cast<int>(q.r1 - r < plan::kColumnRowBatch ? q.r1 - r : plan::kColumnRowBatch);
       RawPack<T, VEC> rd[plan::kColumnRowBatch], rx[plan::kColumnRowBatch];
-      load_span_rows<T, VEC, decltype(aligned)::value>(dy, x, r * pitch + offset0, pitch, rows, rd, rx);
+      load_rows<T, VEC, decltype(aligned)::value>(dy, x, r * pitch + offset0, pitch, rows, rd, rx);
       NORMKIT_UNROLL
       for (int k = 0; k < plan::kColumnRowBatch; ++k) {
         if (k < rows) {
@@ -629,7 +615,7 @@ __global__ void __launch_bounds__(256, kChannelColumnsMinBlocksPerSm) batch_norm
       const int rows = static_cast<int>(q.r1 - r < plan::kColumnRowBatch ? q.r1 - r : plan::kColumnRowBatch);
       RawPack<T, VEC> rd[plan::kColumnRowBatch], rx[plan::kColumnRowBatch];
       const std::int64_t offset = r * pitch + offset0;
-      load_span_rows<T, VEC, kAligned>(dy, x, offset, pitch, rows, rd, rx);
+      load_rows<T, VEC, kAligned>(dy, x, offset, pitch, rows, rd, rx);
       NORMKIT_UNROLL
       for (int b = 0; b < plan::kColumnRowBatch; ++b) {
         if (b < rows) {
