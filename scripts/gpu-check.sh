@@ -78,9 +78,9 @@ export -f build
 run_step build 240 "$OUT/build.log" build "$BUILD_DIR" "$CAP"
 [ -x "$BUILD_DIR/tests/test_device_stats" ] || { echo "gpu-check: build failed"; exit 1; }
 
-# 3. Tests, natively: every test in full mode, the device tests in quick mode.
+# 3. Tests, natively: every test in full mode, the device tests and NCCL's in quick mode.
 labels=()
-[ $QUICK = 1 ] && labels=(-L device)
+[ $QUICK = 1 ] && labels=(-L "device|nccl")
 run_step tests 150 "$OUT/tests.txt" env NORMKIT_REQUIRE_DEVICE=1 \
   ctest --test-dir "$BUILD_DIR" --output-on-failure --no-tests=error -j 4 "${labels[@]}"
 
