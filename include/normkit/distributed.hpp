@@ -44,4 +44,12 @@ Status all_merge_summaries(Communicator& comm, StatsSummary* summaries, std::int
 Status all_merge_integer_summaries(Communicator& comm, IntegerSummary* summaries, std::int64_t n, MemorySpace space,
                                    void* workspace = nullptr, std::size_t workspace_bytes = 0, Stream stream = nullptr);
 
+// sums[k] (n float32 values, this rank's, in `space`) <- rank 0's sums[k] + rank 1's + ... added in rank order,
+// each addition rounded to float32: every rank ends with the same bits. SyncBatchNorm's backward sums
+// (batch_norm_backward_reduce on each rank, then this; sync_batch_norm.hpp does both). Workspace: size() * n
+// floats (all_sum_workspace_size; host calls may pass none). Errors as all_merge_summaries.
+std::size_t all_sum_workspace_size(const Communicator& comm, std::int64_t n);
+Status all_sum_in_rank_order(Communicator& comm, float* sums, std::int64_t n, MemorySpace space, void* workspace = nullptr,
+                             std::size_t workspace_bytes = 0, Stream stream = nullptr);
+
 }  // namespace normkit

@@ -1,6 +1,7 @@
 // Device runtime services (see device_runtime.hpp).
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <mutex>
 
 #include "kernels/common/cuda_check.hpp"
@@ -84,6 +85,19 @@ Status copy_to_device(void* dst, const void* src, std::size_t bytes, Stream stre
 Status copy_on_device(void* dst, const void* src, std::size_t bytes, Stream stream, const char* operation) {
   if (bytes == 0) return Status::success();
   return cuda::cuda_status(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream), operation, "cudaMemcpyAsync");
+}
+
+__global__ void __launch_bounds__(256) add_floats_kernel(float* __restrict__ into, const float* __restrict__ from, std::int64_t n) {
+  for (std::int64_t k = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < n; k += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
+    into[k] += from[k];
+  }
+}
+
+Status add_on_device(float* into, const float* from, std::int64_t n, Stream stream, const char* operation) {
+  if (n <= 0) return Status::success();
+  const std::int64_t blocks = std::min<std::int64_t>((n + 255) / 256, 4096);
+  add_floats_kernel<<<static_cast<unsigned>(blocks), 256, 0, stream>>>(into, from, n);
+  return cuda::check_launch(operation, "add_floats_kernel");
 }
 
 Status copy_to_host_sync(void* dst, const void* src, std::size_t bytes, Stream stream, const char* operation) {

@@ -29,6 +29,8 @@ void device_free(void* ptr, Stream stream) noexcept;
 Status copy_to_device(void* dst, const void* src, std::size_t bytes, Stream stream, const char* operation = "Normalizer");
 // Device to device, enqueued on the stream.
 Status copy_on_device(void* dst, const void* src, std::size_t bytes, Stream stream, const char* operation);
+// into[k] += from[k] for k < n (float32, each element rounded once), enqueued on `stream`.
+Status add_on_device(float* into, const float* from, std::int64_t n, Stream stream, const char* operation);
 // Copies and waits for the stream (the data is needed on the host).
 Status copy_to_host_sync(void* dst, const void* src, std::size_t bytes, Stream stream, const char* operation = "Normalizer");
 // Waits for the work queued on a stream.

@@ -78,6 +78,7 @@ Status device_allocate(void**, std::size_t, Stream, const char* operation) { ret
 void device_free(void*, Stream) noexcept {}
 Status copy_to_device(void*, const void*, std::size_t, Stream, const char* operation) { return unavailable(operation); }
 Status copy_on_device(void*, const void*, std::size_t, Stream, const char* operation) { return unavailable(operation); }
+Status add_on_device(float*, const float*, std::int64_t, Stream, const char* operation) { return unavailable(operation); }
 Status copy_to_host_sync(void*, const void*, std::size_t, Stream, const char* operation) { return unavailable(operation); }
 Status synchronize_stream(Stream, const char*) { return Status::success(); }
 Status select_device(int, const char* operation, std::string*) { return unavailable(operation); }

@@ -2,6 +2,7 @@
 #include "normkit/distributed.hpp"
 
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "api/validation.hpp"
@@ -11,16 +12,16 @@
 namespace normkit {
 namespace {
 
-constexpr const char* kOp = "all_merge_summaries";
-
+// Gathers every rank's n values (summaries, or float sums) and folds them in rank order into rank 0's slot
+// with merge(into, from), then copies that back: the same operations on every rank.
 template <typename Summary, typename Merge>
-Status all_merge(Communicator& comm, Summary* summaries, std::int64_t n, MemorySpace space, void* workspace, std::size_t workspace_bytes,
-                 Stream stream, Merge&& merge) {
+Status all_merge(const char* kOp, const char* argument, Communicator& comm, Summary* summaries, std::int64_t n, MemorySpace space, void* workspace,
+                 std::size_t workspace_bytes, Stream stream, Merge&& merge) {
   if (n < 0) return argument_error(StatusCode::invalid_argument, kOp, "n", ">= 0", std::to_string(n));
   const int size = comm.size();
   if (size < 1) return argument_error(StatusCode::invalid_argument, kOp, "comm.size()", ">= 1", std::to_string(size));
   if (n == 0 || size == 1) return Status::success();
-  NORMKIT_RETURN_IF_ERROR(api::validate_pointer(summaries, space, alignof(Summary), kOp, "summaries"));
+  NORMKIT_RETURN_IF_ERROR(api::validate_pointer(summaries, space, alignof(Summary), kOp, argument));
   const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(Summary);
   std::vector<Summary> host;
   Summary* gathered = nullptr;
@@ -29,7 +30,8 @@ Status all_merge(Communicator& comm, Summary* summaries, std::int64_t n, MemoryS
     gathered = host.data();
   } else {
     if (workspace_bytes < bytes * size) {
-      return argument_error(StatusCode::workspace_too_small, kOp, "workspace_bytes", "at least " + std::to_string(bytes * size) + " (all_merge_workspace_size)",
+      return argument_error(StatusCode::workspace_too_small, kOp, "workspace_bytes",
+                            "at least " + std::to_string(bytes * size) + " (" + (std::is_same_v<Summary, float> ? "all_sum_workspace_size" : "all_merge_workspace_size") + ")",
                             std::to_string(workspace_bytes));
     }
     NORMKIT_RETURN_IF_ERROR(api::validate_pointer(workspace, space, alignof(Summary), kOp, "workspace"));
@@ -54,14 +56,28 @@ std::size_t all_merge_workspace_size(const Communicator& comm, std::int64_t n, b
 
 Status all_merge_summaries(Communicator& comm, StatsSummary* summaries, std::int64_t n, MemorySpace space, void* workspace,
                            std::size_t workspace_bytes, Stream stream) {
-  return all_merge(comm, summaries, n, space, workspace, workspace_bytes, stream,
+  return all_merge("all_merge_summaries", "summaries", comm, summaries, n, space, workspace, workspace_bytes, stream,
                    [&](StatsSummary* into, const StatsSummary* from) { return merge_summaries(into, from, n, space, stream); });
 }
 
 Status all_merge_integer_summaries(Communicator& comm, IntegerSummary* summaries, std::int64_t n, MemorySpace space, void* workspace,
                                    std::size_t workspace_bytes, Stream stream) {
-  return all_merge(comm, summaries, n, space, workspace, workspace_bytes, stream,
+  return all_merge("all_merge_integer_summaries", "summaries", comm, summaries, n, space, workspace, workspace_bytes, stream,
                    [&](IntegerSummary* into, const IntegerSummary* from) { return merge_integer_summaries(into, from, n, space, stream); });
+}
+
+std::size_t all_sum_workspace_size(const Communicator& comm, std::int64_t n) {
+  return n > 0 && comm.size() > 0 ? static_cast<std::size_t>(n) * sizeof(float) * static_cast<std::size_t>(comm.size()) : 0;
+}
+
+Status all_sum_in_rank_order(Communicator& comm, float* sums, std::int64_t n, MemorySpace space, void* workspace, std::size_t workspace_bytes,
+                             Stream stream) {
+  constexpr const char* kOp = "all_sum_in_rank_order";
+  return all_merge(kOp, "sums", comm, sums, n, space, workspace, workspace_bytes, stream, [&](float* into, const float* from) {
+    if (space == MemorySpace::device) return kernels::add_on_device(into, from, n, stream, kOp);
+    for (std::int64_t k = 0; k < n; ++k) into[k] += from[k];
+    return Status::success();
+  });
 }
 
 }  // namespace normkit
