@@ -30,15 +30,27 @@ class Communicator {
   // every rank. `space`: where send and recv live (device memory: on `stream`; a transport that cannot read
   // device memory stages it through the host and synchronizes the stream).
   virtual Status all_gather(const void* send, void* recv, std::size_t bytes, MemorySpace space, Stream stream) = 0;
+  // Whether all_gather takes host memory (all_agree needs it; NcclCommunicator: false).
+  virtual bool gathers_host_memory() const { return true; }
 };
+
+// Every rank's `local` status and `value` gathered (a host all-gather of 16 bytes a rank): success on every
+// rank when every rank succeeded with the same value, else the same error on every rank: the first failing
+// rank's code ("rank r of P failed: ..." with its message on that rank), or invalid_argument when the values
+// differ (e.g. a summary count n). So a rank that fails its checks makes every rank return an error rather
+// than leave them waiting in a collective it never enters. A transport that cannot gather host memory
+// (NcclCommunicator) skips it: `local` is returned as it is, and errors are per rank. The collective
+// functions here call it before they exchange data; callers composing their own steps can too.
+Status all_agree(Communicator& comm, const Status& local, std::int64_t value, const char* operation);
 
 // Workspace of all_merge_summaries / all_merge_integer_summaries: size() * n summaries (in `space`; host calls
 // may pass none: they allocate their own).
 std::size_t all_merge_workspace_size(const Communicator& comm, std::int64_t n, bool integer = false);
 
 // summaries[k] (n of them, this rank's, in `space`) <- the rank-ordered merge of every rank's summaries[k].
-// Every rank must call it with the same n. Errors: n < 0, null pointers, a workspace too small (device), the
-// transport's errors. Device calls gather into the workspace and merge there (size() - 1 merges in rank order).
+// Every rank must call it with the same n (checked by all_agree, as every argument: a failure on one rank is
+// an error on every rank). Errors: n < 0 or differing across ranks, null pointers, a workspace too small
+// (device), the transport's errors. Device calls gather into the workspace and merge there (size() - 1 merges in rank order).
 Status all_merge_summaries(Communicator& comm, StatsSummary* summaries, std::int64_t n, MemorySpace space, void* workspace = nullptr,
                            std::size_t workspace_bytes = 0, Stream stream = nullptr);
 Status all_merge_integer_summaries(Communicator& comm, IntegerSummary* summaries, std::int64_t n, MemorySpace space,

@@ -4,9 +4,9 @@
 // device with no host round trip and no synchronization (it can be captured in a CUDA graph). Host memory
 // is an error (NCCL moves device memory; use MpiCommunicator for host summaries).
 //
-// Errors are per rank: an argument error returns before any NCCL call on the rank that made it, while the
-// other ranks wait in theirs (NCCL has no way to abort a collective the others entered). Check arguments
-// identically on every rank, or use ncclCommAbort on error.
+// Errors are per rank (all_agree cannot gather host memory through NCCL): an argument error returns before
+// any NCCL call on the rank that made it, while the other ranks wait in theirs (NCCL has no way to abort a
+// collective the others entered). Check arguments identically on every rank, or use ncclCommAbort on error.
 #pragma once
 
 #include <nccl.h>
@@ -23,6 +23,7 @@ class NcclCommunicator final : public Communicator {
   int size() const override;
   // `space` must be MemorySpace::device; send and recv device pointers, the gather enqueued on `stream`.
   Status all_gather(const void* send, void* recv, std::size_t bytes, MemorySpace space, Stream stream) override;
+  bool gathers_host_memory() const override { return false; }
   // An error reading rank or size in the constructor (ncclCommUserRank / ncclCommCount), else success.
   const Status& status() const { return status_; }
 

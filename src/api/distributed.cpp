@@ -17,24 +17,31 @@ namespace {
 template <typename Summary, typename Merge>
 Status all_merge(const char* kOp, const char* argument, Communicator& comm, Summary* summaries, std::int64_t n, MemorySpace space, void* workspace,
                  std::size_t workspace_bytes, Stream stream, Merge&& merge) {
-  if (n < 0) return argument_error(StatusCode::invalid_argument, kOp, "n", ">= 0", std::to_string(n));
   const int size = comm.size();
   if (size < 1) return argument_error(StatusCode::invalid_argument, kOp, "comm.size()", ">= 1", std::to_string(size));
+  const std::size_t bytes = n > 0 ? static_cast<std::size_t>(n) * sizeof(Summary) : 0;
+  // This rank's checks, then every rank's verdict (all_agree) before any data moves.
+  auto check = [&]() -> Status {
+    if (n < 0) return argument_error(StatusCode::invalid_argument, kOp, "n", ">= 0", std::to_string(n));
+    if (n == 0 || size == 1) return Status::success();
+    NORMKIT_RETURN_IF_ERROR(api::validate_pointer(summaries, space, alignof(Summary), kOp, argument));
+    if (space == MemorySpace::host && workspace == nullptr) return Status::success();
+    if (workspace_bytes < bytes * size) {
+      return argument_error(StatusCode::workspace_too_small, kOp, "workspace_bytes",
+                            "at least " + std::to_string(bytes * size) + " (" +
+                                (std::is_same_v<Summary, float> ? "all_sum_workspace_size" : "all_merge_workspace_size") + ")",
+                            std::to_string(workspace_bytes));
+    }
+    return api::validate_pointer(workspace, space, alignof(Summary), kOp, "workspace");
+  };
+  NORMKIT_RETURN_IF_ERROR(all_agree(comm, check(), n, kOp));
   if (n == 0 || size == 1) return Status::success();
-  NORMKIT_RETURN_IF_ERROR(api::validate_pointer(summaries, space, alignof(Summary), kOp, argument));
-  const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(Summary);
   std::vector<Summary> host;
   Summary* gathered = nullptr;
   if (space == MemorySpace::host && workspace == nullptr) {
     host.resize(static_cast<std::size_t>(n) * size);
     gathered = host.data();
   } else {
-    if (workspace_bytes < bytes * size) {
-      return argument_error(StatusCode::workspace_too_small, kOp, "workspace_bytes",
-                            "at least " + std::to_string(bytes * size) + " (" + (std::is_same_v<Summary, float> ? "all_sum_workspace_size" : "all_merge_workspace_size") + ")",
-                            std::to_string(workspace_bytes));
-    }
-    NORMKIT_RETURN_IF_ERROR(api::validate_pointer(workspace, space, alignof(Summary), kOp, "workspace"));
     gathered = static_cast<Summary*>(workspace);
   }
   NORMKIT_RETURN_IF_ERROR(comm.all_gather(summaries, gathered, bytes, space, stream));
@@ -48,6 +55,30 @@ Status all_merge(const char* kOp, const char* argument, Communicator& comm, Summ
 }
 
 }  // namespace
+
+Status all_agree(Communicator& comm, const Status& local, std::int64_t value, const char* operation) {
+  const int size = comm.size();
+  if (size <= 1 || !comm.gathers_host_memory()) return local;
+  const std::int64_t mine[2] = {static_cast<std::int64_t>(local.code()), value};
+  std::vector<std::int64_t> all(2 * static_cast<std::size_t>(size));
+  NORMKIT_RETURN_IF_ERROR(comm.all_gather(mine, all.data(), sizeof(mine), MemorySpace::host, nullptr));
+  const std::string op = std::string("normkit::") + operation + ": ";
+  for (int r = 0; r < size; ++r) {
+    const auto code = static_cast<StatusCode>(all[2 * static_cast<std::size_t>(r)]);
+    if (code == StatusCode::ok) continue;
+    std::string message = op + "rank " + std::to_string(r) + " of " + std::to_string(size) + " failed (" + status_code_name(code) +
+                          "); every rank returns this error";
+    if (r == comm.rank()) message += ": " + local.message();
+    return Status(code, message);
+  }
+  for (int r = 1; r < size; ++r) {
+    if (all[2 * static_cast<std::size_t>(r) + 1] != all[1]) {
+      return Status(StatusCode::invalid_argument, op + "ranks disagree on the count of values: rank 0 passes " + std::to_string(all[1]) + ", rank " +
+                                                      std::to_string(r) + " passes " + std::to_string(all[2 * static_cast<std::size_t>(r) + 1]));
+    }
+  }
+  return Status::success();
+}
 
 std::size_t all_merge_workspace_size(const Communicator& comm, std::int64_t n, bool integer) {
   const std::size_t each = integer ? sizeof(IntegerSummary) : sizeof(StatsSummary);

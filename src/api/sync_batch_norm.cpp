@@ -61,17 +61,19 @@ Status sync_batch_norm_forward(Communicator& comm, const TensorView& x, const Te
                                const TensorView& saved_rstd, const BatchNormOptions& options, void* workspace, std::size_t workspace_bytes,
                                Stream stream) {
   constexpr const char* kOp = "sync_batch_norm_forward";
-  NORMKIT_RETURN_IF_ERROR(require_saved(saved_mean, saved_rstd, kOp));
+  // This rank's checks and statistics, then every rank's verdict (all_agree) before the exchange.
   std::int64_t channels = 0;
-  NORMKIT_RETURN_IF_ERROR(batch_norm_channels(x, options, &channels));
   SyncWorkspace w;
-  NORMKIT_RETURN_IF_ERROR(sync_workspace(comm, x, options, &w));
-  NORMKIT_RETURN_IF_ERROR(check_workspace(w, workspace, workspace_bytes, kOp));
-  std::vector<StatsSummary> host(x.space == MemorySpace::host ? static_cast<std::size_t>(channels) : 0);
+  Status s = require_saved(saved_mean, saved_rstd, kOp);
+  if (s.ok()) s = batch_norm_channels(x, options, &channels);
+  if (s.ok()) s = sync_workspace(comm, x, options, &w);
+  if (s.ok()) s = check_workspace(w, workspace, workspace_bytes, kOp);
+  std::vector<StatsSummary> host(s.ok() && x.space == MemorySpace::host ? static_cast<std::size_t>(channels) : 0);
   StatsSummary* summaries = x.space == MemorySpace::host ? host.data() : reinterpret_cast<StatsSummary*>(workspace);
   void* gathered = x.space == MemorySpace::host ? nullptr : at(workspace, w.local);
   void* own = x.space == MemorySpace::host ? nullptr : at(workspace, w.local + w.gathered);
-  NORMKIT_RETURN_IF_ERROR(batch_norm_statistics(x, options, summaries, channels, own, w.batch_norm, stream));
+  if (s.ok()) s = batch_norm_statistics(x, options, summaries, channels, own, w.batch_norm, stream);
+  NORMKIT_RETURN_IF_ERROR(all_agree(comm, s, channels, kOp));
   NORMKIT_RETURN_IF_ERROR(all_merge_summaries(comm, summaries, channels, x.space, gathered, w.gathered, stream));
   NORMKIT_RETURN_IF_ERROR(batch_norm_finalize(summaries, channels, x.space, running_mean, running_var, saved_mean, saved_rstd, options, stream));
   return batch_norm_normalize(x, saved_mean, saved_rstd, gamma, beta, y, options, own, w.batch_norm, stream);
@@ -82,22 +84,23 @@ Status sync_batch_norm_backward(Communicator& comm, const TensorView& dy, const 
                                 const TensorView& dgamma, const TensorView& dbeta, const BatchNormOptions& options, void* workspace,
                                 std::size_t workspace_bytes, Stream stream) {
   constexpr const char* kOp = "sync_batch_norm_backward";
-  NORMKIT_RETURN_IF_ERROR(require_saved(saved_mean, saved_rstd, kOp));
-  if (global_count < 1) {
-    return argument_error(StatusCode::invalid_argument, kOp, "global_count", ">= 1 (the whole batch's values per channel)",
-                          std::to_string(global_count));
-  }
+  // This rank's checks and sums, then every rank's verdict (all_agree) before the exchange.
   std::int64_t channels = 0;
-  NORMKIT_RETURN_IF_ERROR(batch_norm_channels(x, options, &channels));
   SyncWorkspace w;
-  NORMKIT_RETURN_IF_ERROR(sync_workspace(comm, x, options, &w));
-  NORMKIT_RETURN_IF_ERROR(check_workspace(w, workspace, workspace_bytes, kOp));
-  std::vector<float> host(x.space == MemorySpace::host ? 2 * static_cast<std::size_t>(channels) : 0);
+  Status s = require_saved(saved_mean, saved_rstd, kOp);
+  if (s.ok() && global_count < 1) {
+    s = argument_error(StatusCode::invalid_argument, kOp, "global_count", ">= 1 (the whole batch's values per channel)", std::to_string(global_count));
+  }
+  if (s.ok()) s = batch_norm_channels(x, options, &channels);
+  if (s.ok()) s = sync_workspace(comm, x, options, &w);
+  if (s.ok()) s = check_workspace(w, workspace, workspace_bytes, kOp);
+  std::vector<float> host(s.ok() && x.space == MemorySpace::host ? 2 * static_cast<std::size_t>(channels) : 0);
   float* sums = x.space == MemorySpace::host ? host.data() : reinterpret_cast<float*>(workspace);
   void* gathered = x.space == MemorySpace::host ? nullptr : at(workspace, w.local);
   void* own = x.space == MemorySpace::host ? nullptr : at(workspace, w.local + w.gathered);
   const TensorView sum_dy(sums, DType::float32, {channels}, x.space), sum_dy_xmu(sums + channels, DType::float32, {channels}, x.space);
-  NORMKIT_RETURN_IF_ERROR(batch_norm_backward_reduce(dy, x, saved_mean, sum_dy, sum_dy_xmu, options, own, w.batch_norm, stream));
+  if (s.ok()) s = batch_norm_backward_reduce(dy, x, saved_mean, sum_dy, sum_dy_xmu, options, own, w.batch_norm, stream);
+  NORMKIT_RETURN_IF_ERROR(all_agree(comm, s, channels, kOp));
   NORMKIT_RETURN_IF_ERROR(all_sum_in_rank_order(comm, sums, 2 * channels, x.space, gathered, w.gathered, stream));
   return batch_norm_backward_apply(dy, x, saved_mean, saved_rstd, gamma, sum_dy, sum_dy_xmu, global_count, dx, dgamma, dbeta, options, own,
                                    w.batch_norm, stream);

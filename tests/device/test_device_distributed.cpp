@@ -21,6 +21,7 @@ class PlayedBackPeers final : public Communicator {
   PlayedBackPeers(int rank, const std::vector<std::vector<unsigned char>>& peers) : rank_(rank), peers_(peers) {}
   int rank() const override { return rank_; }
   int size() const override { return static_cast<int>(peers_.size()); }
+  bool gathers_host_memory() const override { return false; }  // (the played-back peers hold device bytes)
   Status all_gather(const void* send, void* recv, std::size_t bytes, MemorySpace space, Stream stream) override {
     EXPECT_EQ(space, MemorySpace::device);
     for (int r = 0; r < size(); ++r) {
@@ -87,6 +88,7 @@ class PlayedBackRounds final : public Communicator {
       : rank_(rank), size_(size), rounds_(rounds) {}
   int rank() const override { return rank_; }
   int size() const override { return size_; }
+  bool gathers_host_memory() const override { return false; }  // (the played-back peers hold device bytes)
   Status all_gather(const void* send, void* recv, std::size_t bytes, MemorySpace, Stream stream) override {
     if (call_ >= rounds_.size()) return Status(StatusCode::invalid_argument, "test all_gather: no bytes recorded for this gather");
     const auto& peers = rounds_[call_++];

@@ -225,6 +225,49 @@ TEST(Distributed, FloatSumsInRankOrder) {
   });
 }
 
+// A rank that fails its checks makes every rank return the same error (all_agree) instead of leaving the
+// others waiting in a gather it never enters; so do ranks that disagree on n.
+TEST(Distributed, OneRankFailingFailsEveryRank) {
+  for (int bad : {0, 1, 2}) {
+    std::vector<Status> got(3);
+    std::mutex m;
+    run_ranks(3, [&](Communicator& comm) {
+      StatsSummary s[2]{};
+      const Status r = all_merge_summaries(comm, s, comm.rank() == bad ? -1 : 2, MemorySpace::host);
+      std::lock_guard<std::mutex> lock(m);
+      got[comm.rank()] = r;
+    });
+    for (int r = 0; r < 3; ++r) {
+      EXPECT_EQ(got[r].code(), StatusCode::invalid_argument) << "bad rank " << bad << ", rank " << r;
+      EXPECT_NE(got[r].message().find("rank " + std::to_string(bad) + " of 3 failed"), std::string::npos) << got[r].message();
+    }
+    EXPECT_NE(got[bad].message().find("'n'"), std::string::npos) << got[bad].message();  // (its own reason too)
+  }
+  std::vector<Status> got(3);
+  std::mutex m;
+  run_ranks(3, [&](Communicator& comm) {
+    float v[3]{};
+    const Status r = all_sum_in_rank_order(comm, v, comm.rank() == 2 ? 3 : 2, MemorySpace::host);
+    std::lock_guard<std::mutex> lock(m);
+    got[comm.rank()] = r;
+  });
+  for (int r = 0; r < 3; ++r) {
+    EXPECT_EQ(got[r].code(), StatusCode::invalid_argument) << r;
+    EXPECT_NE(got[r].message().find("disagree"), std::string::npos) << got[r].message();
+  }
+  // SyncBatchNorm: rank 1 without saved statistics.
+  run_ranks(3, [&](Communicator& comm) {
+    std::vector<float> x(2 * 3 * 4, 1.0f), y(x.size()), mean(3), rstd(3);
+    const TensorView xv(x.data(), DType::float32, {2, 3, 4});
+    const TensorView m3 = comm.rank() == 1 ? TensorView() : TensorView(mean.data(), DType::float32, {3});
+    const Status r = sync_batch_norm_forward(comm, xv, {}, {}, TensorView(y.data(), DType::float32, {2, 3, 4}), {}, {}, m3,
+                                             TensorView(rstd.data(), DType::float32, {3}), BatchNormOptions::pytorch());
+    std::lock_guard<std::mutex> lock(m);
+    EXPECT_EQ(r.code(), StatusCode::invalid_argument) << comm.rank();
+    EXPECT_NE(r.message().find("rank 1 of 3 failed"), std::string::npos) << r.message();
+  });
+}
+
 TEST(Distributed, ArgumentErrors) {
   run_ranks(1, [](Communicator& comm) {
     StatsSummary s{};
