@@ -6,6 +6,8 @@
 //   apply_columns_kernel  a coefficient per column (per-feature, NHWC): each thread owns VEC columns and
 //                         keeps their coefficients in registers while it walks rows; narrow rows are
 //                         folded so that loads stay 16 bytes wide
+//   apply_spans_kernel    short rows that are not whole vectors (NCHW 7 x 7): tiles of rows whose span is
+//                         whole vectors, a thread a vector of each tile, its values in one or two rows
 //   apply_generic_kernel  any other axis set, and misaligned columns: per element index arithmetic
 #pragma once
 
@@ -29,6 +31,8 @@ constexpr int kApplyMinBlocksPerSm = 4;
 template <typename In, typename Out>
 constexpr int kApplyRowsMinBlocksPerSm = sizeof(In) == 8 || sizeof(Out) == 8 ? kApplyMinBlocksPerSm : 6;
 constexpr int kApplyColumnsMinBlocksPerSm = 2;
+// The spans kernel: 4 (<= 64 registers): a thread holds its trip's 4 raw vectors and two rows' coefficients
+// (spilled at the rows kernel's 40 registers).
 // Columns a block of the columns kernel owns at most: 32 threads x 8 elements.
 constexpr int kMaxApplyBlockColumns = 256;
 // Rows of its columns a thread of apply_columns_kernel loads before it stores any.
@@ -154,6 +158,72 @@ __global__ void __launch_bounds__(256, kApplyRowsMinBlocksPerSm<In, Out>) apply_
     if (chunk == shape.chunks - 1) {
       // (the tail is shorter than a vector, or the whole row when scalar)
       for (std::int64_t i = tail + lane; i < n; i += lanes) math::store_as(y + i, math::apply_affine_value(load_one<Compute>(x + i), a, flags));
+    }
+  }
+}
+
+// a or b, field by field (a conditional between the two structs put them in local memory).
+template <typename Compute>
+__device__ __forceinline__ math::AffineColumn<Compute> select_column(bool first, const math::AffineColumn<Compute>& a,
+                                                                      const math::AffineColumn<Compute>& b) {
+  math::AffineColumn<Compute> k;
+  k.pre = first ? a.pre : b.pre;
+  k.center_hi = first ? a.center_hi : b.center_hi;
+  k.center_lo = first ? a.center_lo : b.center_lo;
+  k.scale = first ? a.scale : b.scale;
+  k.offset = first ? a.offset : b.offset;
+  k.fill = first ? a.fill : b.fill;
+  return k;
+}
+
+struct SpansShape {
+  std::int64_t rows, length, period;  // row r uses kept index r % period (period 1: r)
+  std::int64_t span_rows, span_packs, tiles;
+};
+
+// Block b takes the trips of kTrip consecutive tiles b, b + grid, ...: the trip's rows' coefficients go to
+// shared memory (a thread a row), then thread t loads vector t of each tile (all loads before any value is
+// used) and applies to each value its own row's coefficients (the first `in_a` values: row a = t VEC / length
+// of the tile, the rest row a + 1).
+template <typename In, typename Out, int VEC>
+__global__ void __launch_bounds__(256, kApplyMinBlocksPerSm) apply_spans_kernel(const In* __restrict__ in, Out* __restrict__ out,
+                                                                                  SpansShape shape, DeviceAffine coefficients) {
+  using Compute = math::compute_type_t<In, Out>;
+  constexpr int kTrip = plan::ApplyPolicy::span_tiles_per_trip;
+  __shared__ math::AffineColumn<Compute> trip_coefficients[kTrip * plan::ApplyPolicy::max_span_rows];
+  const auto flags = affine_flags<Compute>(coefficients);
+  const int t = static_cast<int>(threadIdx.x);
+  const int span_rows = static_cast<int>(shape.span_rows), length = static_cast<int>(shape.length);
+  const bool owns = t < shape.span_packs;
+  const int a = t * VEC / length;                          // (one division a thread)
+  const int in_a = min(VEC, (a + 1) * length - t * VEC);  // values of row a (the rest: row a + 1)
+  const std::int64_t total = shape.rows * shape.length, tile_elements = shape.span_rows * shape.length;
+  for (std::int64_t first = static_cast<std::int64_t>(blockIdx.x) * kTrip; first < shape.tiles;
+       first += static_cast<std::int64_t>(gridDim.x) * kTrip) {
+    __syncthreads();  // (the previous trip's coefficients are no longer read)
+    const std::int64_t row0 = first * shape.span_rows;
+    for (int j = t; j < kTrip * span_rows; j += blockDim.x) {
+      const std::int64_t row = row0 + j;
+      if (row < shape.rows) trip_coefficients[j] = load_affine<Compute>(coefficients, shape.period == 1 ? row : row % shape.period);
+    }
+    __syncthreads();
+    if (!owns) continue;
+    RawPack<In, VEC> raw[kTrip];
+    const std::int64_t offset0 = row0 * shape.length + t * VEC;
+    NORMKIT_UNROLL
+    for (int u = 0; u < kTrip; ++u) {
+      if (offset0 + u * tile_elements < total) raw[u] = load_raw_pack<In, VEC>(in + offset0 + u * tile_elements);
+    }
+    NORMKIT_UNROLL
+    for (int u = 0; u < kTrip; ++u) {
+      if (offset0 + u * tile_elements >= total) break;
+      const math::AffineColumn<Compute> ka = trip_coefficients[u * span_rows + a];
+      const math::AffineColumn<Compute> kb = trip_coefficients[u * span_rows + (in_a < VEC ? a + 1 : a)];
+      Compute v[VEC];
+      convert_raw_pack<Compute, In, VEC>(raw[u], v);
+      NORMKIT_UNROLL
+      for (int i = 0; i < VEC; ++i) v[i] = math::apply_affine_value(v[i], select_column(i < in_a, ka, kb), flags);
+      store_converted<Out, VEC>(out + offset0 + u * tile_elements, v);
     }
   }
 }

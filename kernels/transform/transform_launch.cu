@@ -1,5 +1,6 @@
 // Launchers of the transform kernels and their explicit instantiations: 5 input x 4 output dtypes for the
-// rows and columns walks (16-byte vectors) and the generic walk (scalar).
+// rows and columns walks (16-byte vectors) and the generic walk (scalar); the spans walk for the 5 pairs of
+// one element size (float32, float16 and bfloat16 in and out).
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -40,6 +41,14 @@ Status launch_typed(const In* in, Out* out, const plan::CanonicalGeometry& g, co
           in, out, RowsShape{p.rows, p.row_length, p.period, p.repeat, p.chunks, p.packs_per_chunk, log2_of(p.group_lanes),
                              p.aligned_short_rows}, device_affine(c));
       return cuda::check_launch(kOp, "apply_rows_kernel");
+    case plan::ApplyKernel::spans:
+      // (the plan picks spans for one element size in and out, float16, bfloat16 or float32 input)
+      if constexpr (sizeof(In) == sizeof(Out) && sizeof(In) != 8 && sizeof(In) != 1) {
+        apply_spans_kernel<In, Out, kVec><<<grid_dim(p.grid_x), p.block_x, 0, stream>>>(
+            in, out, SpansShape{p.rows, p.row_length, p.period, p.span_rows, p.span_packs, p.span_tiles}, device_affine(c));
+        return cuda::check_launch(kOp, "apply_spans_kernel");
+      }
+      break;
     case plan::ApplyKernel::columns:
       if (p.vector_elems == kVec) {
         apply_columns_kernel<In, Out, kVec><<<dim3(grid_dim(p.grid_x), static_cast<unsigned>(p.grid_y)),

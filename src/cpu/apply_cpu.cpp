@@ -38,6 +38,7 @@ void run(const In* in, Out* out, const plan::CanonicalGeometry& g, const AffineC
   };
   switch (p.kernel) {
     case plan::ApplyKernel::rows:
+    case plan::ApplyKernel::spans:  // (the device's walk of short rows; the same rows here)
       parallel_range(p.rows, p.row_length, threads, [&](std::int64_t begin, std::int64_t end) {
         for (std::int64_t r = begin; r < end; ++r) {
           apply(in + r * p.row_length, out + r * p.row_length, p.row_length, coefficient<Compute>(c, plan::rows_kept_index(r, p.period, p.repeat)));

@@ -18,6 +18,7 @@ const char* apply_kernel_name(ApplyKernel kernel) noexcept {
   switch (kernel) {
     case ApplyKernel::rows: return "rows";
     case ApplyKernel::columns: return "columns";
+    case ApplyKernel::spans: return "spans";
     case ApplyKernel::generic: return "generic";
   }
   return "unknown";
@@ -56,6 +57,23 @@ ApplyPlan choose_apply_plan(const CanonicalGeometry& g, DType in, DType out, std
     p.group_lanes = 32;
     while (p.group_lanes > 1 && p.group_lanes / 2 >= row_units) p.group_lanes /= 2;
     const bool aligned = vectors_aligned(in_address, in, out_address, out, vec);
+    // Spans: rows of at least a vector but not whole vectors, short enough that a tile of rows whose span is
+    // whole vectors fits a block (NCHW 7 x 7 bfloat16: 40 rows of 49, 245 vectors; the rows walk took those
+    // rows' heads and tails element by element), from 16-byte aligned input and output of one element size.
+    const std::int64_t span_step = vec / std::gcd<std::int64_t>(g.seg_b, vec);  // rows whose span is whole vectors
+    const std::int64_t span_rows = std::min(ApplyPolicy::max_span_rows, 256 * vec / std::max<std::int64_t>(1, g.seg_b)) / span_step * span_step;
+    if (!scalar && vec > 1 && aligned && dtype_size(in) == dtype_size(out) && in != DType::uint8 && in != DType::float64 &&
+        g.seg_outer == 1 && g.seg_b % vec != 0 && g.seg_b > vec && (p.rows * g.seg_b) % vec == 0 && span_rows >= span_step) {
+      p.kernel = ApplyKernel::spans;
+      p.vector_elems = vec;
+      p.span_rows = span_rows;
+      p.span_packs = span_rows * g.seg_b / vec;
+      p.span_tiles = ceil_div(p.rows, span_rows);
+      p.block_x = static_cast<int>(ceil_div(p.span_packs, 32) * 32);
+      p.grid_x = std::clamp<std::int64_t>(ceil_div(p.span_tiles, ApplyPolicy::span_tiles_per_trip), 1, std::int64_t(sm_count) * 8);
+      if (force && force->max_blocks > 0) p.grid_x = std::min(p.grid_x, force->max_blocks);
+      return p;
+    }
     p.aligned_short_rows = p.vector_elems > 1 && aligned && g.seg_b % vec == 0 && g.seg_b / vec <= 32;
     p.rows_per_trip = p.aligned_short_rows ? apply_short_rows_per_trip(in == DType::float32, out != DType::float64) : 1;
     // Grid-stride, at most 32 blocks of 256 threads per SM.

@@ -14,6 +14,8 @@ enum class ApplyKernel {
             // r % period (per-sample, NCHW, global; repeat > 1: kept, reduced, kept, reduced axes)
   columns,  // rows of `inner` columns, coefficient per column: kept index ((r / rows_per_outer) % kept_outer) *
             // inner + j (kept_outer < outer: reduced, kept, reduced, kept axes, e.g. NCHW over axes 0 and 2)
+  spans,    // rows shorter than a block's span and not whole vectors (NCHW 7 x 7): tiles of span_rows rows
+            // whose span is whole vectors, a thread a vector of each (its values in one or two rows)
   generic,  // kept index from the flat index, per element
 };
 
@@ -30,6 +32,9 @@ struct ApplyPlan {
   // vector a lane, no head, tail or chunk bookkeeping.
   bool aligned_short_rows = false;
   int rows_per_trip = 1;  // aligned short rows: rows a lane group takes per trip (apply_short_rows_per_trip)
+  // spans (rows, row_length, period as the rows walk): tiles of span_rows consecutive rows, span_rows *
+  // row_length a multiple of the vector (span_packs vectors, at most a block's 256 threads)
+  std::int64_t span_rows = 0, span_packs = 0, span_tiles = 0;
   // columns: outer slices of rows_per_outer rows of inner columns; fold > 1 reads `fold` rows as one
   std::int64_t outer = 0, rows_per_outer = 0, inner = 0, fold = 1, rows_per_block = 1, kept_outer = 0;
   int vector_elems = 1;  // elements per vector access
@@ -54,6 +59,10 @@ struct ApplyPolicy {
   // one 8-warp block per SM were latency-bound at 19% modelled), and no fewer rows per block than this.
   static constexpr std::int64_t column_blocks_per_sm = 4;
   static constexpr std::int64_t column_min_rows_per_block = 64;
+  // Spans: rows a tile holds at most (their coefficients staged in shared memory, kApplySpanTiles tiles at a
+  // time), and the tiles a thread loads before it converts any (4 x 16 bytes in flight a thread).
+  static constexpr std::int64_t max_span_rows = 64;
+  static constexpr int span_tiles_per_trip = 4;
 };
 
 // Test-only: forces the generic kernel, scalar accesses or a smaller grid (max_blocks > 0: at most that
