@@ -24,6 +24,7 @@ Status launch_image_normalize(const ImageLaunch& call, const plan::ImagePlan& pl
   a.y = call.y;
   a.mirror_flags = call.mirror_flags;
   a.x_bytes = g.batch * g.image_bytes();
+  a.batch = g.batch;
   a.image_bytes = g.image_bytes();
   a.plane_bytes = g.plane_bytes();
   a.row_pitch = g.row_pitch;
