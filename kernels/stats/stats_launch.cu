@@ -10,6 +10,7 @@
 #include "kernels/stats/generic_stats.cuh"
 #include "kernels/stats/merge_partials.cuh"
 #include "kernels/stats/segment_stats.cuh"
+#include "kernels/stats/span_stats.cuh"
 #include "kernels/stats/stats_launch.hpp"
 #include "math/dtype_dispatch.hpp"
 
@@ -73,6 +74,17 @@ Status launch_segments(const DeviceStatsCall& call, cudaStream_t stream) {
   return cuda::check_launch(kOp, "segment_stats_kernel");
 }
 
+template <typename T, int VEC, bool EXTREMES>
+Status launch_spans(const DeviceStatsCall& call, cudaStream_t stream) {
+  const auto& g = call.geometry;
+  const auto& p = call.plan;
+  const SpanShape shape{g.seg_a, g.seg_c, g.seg_b, p.span_channels, p.span_tiles, p.span_rows_per_part, p.splits};
+  const PartialStates<math::LocalMoments<float>> partials{call.workspace, g.seg_c * p.splits};
+  span_stats_kernel<T, VEC, EXTREMES><<<grid_dim(p.grid_x), p.block_x, 0, stream>>>(static_cast<const T*>(call.input), shape, call.sink,
+                                                                                     partials);
+  return cuda::check_launch(kOp, "span_stats_kernel");
+}
+
 template <typename T, typename Acc, int VEC, bool EXTREMES>
 Status launch_columns(const DeviceStatsCall& call, cudaStream_t stream) {
   const auto& g = call.geometry;
@@ -117,6 +129,13 @@ Status launch_main(const DeviceStatsCall& call, cudaStream_t stream) {
         if (!needs_extremes(call.sink)) return launch_segments<T, Acc, kSegmentVec, false>(call, stream);
       }
       return launch_segments<T, Acc, kSegmentVec, true>(call, stream);
+    case plan::StatsKernel::spans:
+      // (the plan's: float32, float16 or bfloat16 input accumulated in float)
+      if constexpr (std::is_same_v<Acc, float> && (std::is_same_v<T, float> || sizeof(T) == 2)) {
+        if (!needs_extremes(call.sink)) return launch_spans<T, kSegmentVec, false>(call, stream);
+        return launch_spans<T, kSegmentVec, true>(call, stream);
+      }
+      break;
     case plan::StatsKernel::columns:
       if (p.vector_elems == 1) return launch_columns<T, Acc, 1, true>(call, stream);
       if constexpr (std::is_same_v<Acc, float>) {

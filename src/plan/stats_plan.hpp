@@ -14,6 +14,8 @@ enum class StatsKernel {
   empty,          // fill every slice with the empty-slice statistics (merge kernel with no partials)
   segment_warp,   // one warp per (segment, split): short rows, many of them
   segment_block,  // one block per (segment, split): long rows, middle-axis (NCHW per-channel), global
+  spans,          // channels-first sub-rows that are not whole vectors (NCHW 7 x 7): a block a (tile of channels,
+                  // part of the samples), a thread a vector of the tile's span in each row (span_stats.cuh)
   columns,        // threads over kept columns, private Welford per column, block merge over rows
   generic,        // one block per kept slice, per-element index arithmetic
 };
@@ -126,6 +128,10 @@ struct StatsPolicy {
   // The merge is issue-bound (Chan merges of 11-field states): its warps spread over as many SMs as
   // there are warps, in blocks of 1-8 warps (64 slices x 32 lanes: 5.2 us modelled in blocks of 8 warps).
   static constexpr int merge_max_block = 256;
+  // Spans: samples a part takes at least (a thread's rows: its state set-up and merges are paid once a part),
+  // and the blocks resident a SM (span_stats_kernel's launch bounds).
+  static constexpr std::int64_t min_span_rows_per_part = 8;
+  static constexpr int span_residency = 3;
 };
 
 // The share of a GPU's block slots (sm_count x residency per wave) that `blocks` equal blocks keep busy,
@@ -180,6 +186,9 @@ struct StatsPlan {
   int merge_block = 256;            // threads per block of the merge (fewer when its warps would not fill the SMs)
   bool merge_lane_local = false;    // the merge folds a lane's partials in LocalMoments (they fit its float counts)
   bool merge_slice_local = false;   // ... and merges across lanes in it too (a whole slice fits)
+  // spans: channels a tile (their sub-rows' span of a row whole vectors), tiles, and samples a part
+  // (splits = parts)
+  std::int64_t span_channels = 0, span_tiles = 0, span_rows_per_part = 0;
 };
 
 // How the merge of partial states counts: the plan's choice, or (tests) a wider form than it needs.

@@ -105,6 +105,8 @@ const std::vector<Case>& segment_cases() {
       {{2, 4097}, ReduceAxes::of({1}), "rows 4097"},
       {{1021}, ReduceAxes::every(), "global 1021"},
       {{3, 4, 5, 7}, ReduceAxes::of({0, 2, 3}), "NCHW per-channel"},
+      {{10, 16, 7, 7}, ReduceAxes::of({0, 2, 3}), "NCHW 7 x 7 per-channel (float: spans, one tile)"},
+      {{9, 48, 7, 7}, ReduceAxes::of({0, 2, 3}), "NCHW 7 x 7, 48 channels (float: spans, a partial last tile)"},
       {{2, 3, 33, 1}, ReduceAxes::of({0, 2}), "NCHW per-channel odd"},
       {{3, 2, 40, 64}, ReduceAxes::of({0, 2, 3}), "NCHW per-channel, sub-rows of 2560 (sub-groups of lanes)"},
       {{3, 5, 2, 64}, ReduceAxes::of({1, 3}), "kept, reduced, kept, reduced (segments in outer slices)"},
@@ -335,6 +337,42 @@ TEST_P(DeviceStats, MomentsOnlyRequests) {
         }
         options.ignore_nan = with_nan;
         check_device(c, GetParam(), values, options, 0, with_nan ? "moments only, NaN and Inf" : "moments only");
+      }
+    }
+  }
+}
+
+// The spans kernel (channels-first sub-rows of 49 values in rows of whole vectors) with 1 and 3 parts (the
+// partial states and their merge), every statistic and moments only, with NaN and ±Inf in some channels (their
+// rows taken value by value) and without.
+TEST_P(DeviceStats, SpansPartsAndNonFiniteRows) {
+  REQUIRE_DEVICE();
+  const DType dtype = GetParam();
+  if (dtype == DType::uint8 || dtype == DType::float64) GTEST_SKIP() << "spans take float32, float16 and bfloat16";
+  const Case c{{11, 24, 7, 7}, ReduceAxes::of({0, 2, 3}), "NCHW 7 x 7, 24 channels"};
+  for (std::int64_t parts : {1, 3}) {
+    plan::PlanOverride o;
+    o.force_kernel = true;
+    o.kernel = plan::StatsKernel::spans;
+    o.splits = parts;
+    ScopedOverride scoped(o);
+    for (bool moments_only : {false, true}) {
+      for (bool non_finite : {false, true}) {
+        StatsOptions options;
+        if (moments_only) options.stats = StatSet{Stat::count, Stat::mean, Stat::var, Stat::std, Stat::sum, Stat::l2};
+        std::vector<double> values = data_for(dtype, numel(c.shape), 33);
+        if (non_finite) {
+          // channel 3 of sample 2 holds a NaN, channel 9 of sample 7 +Inf, channel 17 of sample 0 -Inf
+          values[(2 * 24 + 3) * 49 + 10] = std::nan("");
+          values[(7 * 24 + 9) * 49 + 48] = HUGE_VAL;
+          values[(0 * 24 + 17) * 49 + 0] = -HUGE_VAL;
+        }
+        for (bool ignore_nan : {false, true}) {
+          options.ignore_nan = ignore_nan;
+          check_device(c, dtype, values, options, 0,
+                       "spans, " + std::to_string(parts) + " parts" + (moments_only ? ", moments only" : "") +
+                           (non_finite ? ", NaN and Inf" : "") + (ignore_nan ? ", ignore NaN" : ""));
+        }
       }
     }
   }

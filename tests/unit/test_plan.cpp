@@ -273,6 +273,59 @@ TEST(Plan, OverrideForcesKernelVectorAndSplits) {
   set_plan_override(nullptr);
 }
 
+TEST(ApplyPlan, SpansOfShortOddRows) {
+  // ResNet-50's 7 x 7 stage, NCHW bfloat16, per channel: tiles of 40 rows of 49 (245 vectors of 8).
+  const auto g = geometry({334, 2048, 7, 7}, ReduceAxes::of({0, 2, 3}));
+  ApplyPlan p = choose_apply_plan(g, DType::bfloat16, DType::bfloat16, 0, 0, 132);
+  EXPECT_EQ(p.kernel, ApplyKernel::spans);
+  EXPECT_EQ(p.span_rows, 40);
+  EXPECT_EQ(p.span_packs, 245);
+  EXPECT_EQ(p.span_tiles, (334 * 2048 + 39) / 40);
+  EXPECT_EQ(p.block_x, 256);
+  EXPECT_EQ(p.period, 2048);
+  // Different element sizes, uint8 input, misaligned pointers, forced scalar accesses, or rows whose total is
+  // not whole vectors: the rows walk.
+  EXPECT_EQ(choose_apply_plan(g, DType::bfloat16, DType::float32, 0, 0, 132).kernel, ApplyKernel::rows);
+  EXPECT_EQ(choose_apply_plan(g, DType::uint8, DType::float16, 0, 0, 132).kernel, ApplyKernel::rows);
+  EXPECT_EQ(choose_apply_plan(g, DType::bfloat16, DType::bfloat16, 2, 0, 132).kernel, ApplyKernel::rows);
+  EXPECT_EQ(choose_apply_plan(geometry({3, 3, 7, 7}, ReduceAxes::of({0, 2, 3})), DType::bfloat16, DType::bfloat16, 0, 0, 132).kernel,
+            ApplyKernel::rows);  // (9 x 49 values: not whole vectors of 8)
+  const ApplyOverride scalar{false, true, 0};
+  set_apply_override(&scalar);
+  EXPECT_EQ(choose_apply_plan(g, DType::bfloat16, DType::bfloat16, 0, 0, 132).kernel, ApplyKernel::rows);
+  set_apply_override(nullptr);
+}
+
+TEST(StatsPlan, SpansOfShortOddSubRows) {
+  // The same shape's per-channel statistics: tiles of 40 channels (245 vectors), parts of the samples in whole
+  // waves, each at least 8 samples.
+  const auto g = geometry({334, 2048, 7, 7}, ReduceAxes::of({0, 2, 3}));
+  DeviceInfo info;
+  StatsPlan p = choose_stats_plan(g, DType::bfloat16, false, 0, info);
+  EXPECT_EQ(p.kernel, StatsKernel::spans);
+  EXPECT_EQ(p.span_channels, 40);
+  EXPECT_EQ(p.span_tiles, 52);
+  EXPECT_EQ(p.block_x, 256);
+  EXPECT_GE(p.span_rows_per_part, StatsPolicy::min_span_rows_per_part);
+  EXPECT_EQ(p.splits, (334 + p.span_rows_per_part - 1) / p.span_rows_per_part);
+  EXPECT_EQ(p.grid_x, 52 * p.splits);
+  EXPECT_EQ(p.workspace_bytes, (static_cast<std::size_t>(2048) * p.splits * 48 + 255) / 256 * 256);
+  // float64 accumulation, uint8, misaligned input, forced scalar loads and odd totals keep the segment kernels.
+  EXPECT_NE(choose_stats_plan(g, DType::bfloat16, true, 0, info).kernel, StatsKernel::spans);
+  EXPECT_NE(choose_stats_plan(g, DType::uint8, false, 0, info).kernel, StatsKernel::spans);
+  EXPECT_NE(choose_stats_plan(g, DType::bfloat16, false, 2, info).kernel, StatsKernel::spans);
+  EXPECT_NE(choose_stats_plan(geometry({3, 3, 7, 7}, ReduceAxes::of({0, 2, 3})), DType::bfloat16, false, 0, info).kernel, StatsKernel::spans);
+  PlanOverride force;
+  force.force_kernel = true;
+  force.kernel = StatsKernel::segment_block;
+  set_plan_override(&force);
+  EXPECT_EQ(choose_stats_plan(g, DType::bfloat16, false, 0, info).kernel, StatsKernel::segment_block);
+  force.kernel = StatsKernel::spans;
+  force.splits = 3;
+  EXPECT_EQ(choose_stats_plan(g, DType::bfloat16, false, 0, info).splits, 3);
+  set_plan_override(nullptr);
+}
+
 TEST(ApplyPlan, WalksVectorsAndFolds) {
   auto g = geometry({64, 4096}, ReduceAxes::of({1}));  // per-sample rows
   auto p = choose_apply_plan(g, DType::float16, DType::float16, 0, 0, 132);
@@ -289,6 +342,14 @@ TEST(ApplyPlan, WalksVectorsAndFolds) {
     g = geometry({1000, length}, ReduceAxes::of({1}));
     const DType out = in == DType::uint8 ? DType::float16 : in;
     p = choose_apply_plan(g, in, out, 0, 0, 132);
+    if (p.kernel == ApplyKernel::spans) {
+      // (rows of 17 and 5 float32: at least a vector, not whole ones: tiles of rows whose span is whole vectors)
+      EXPECT_TRUE(length % 4 != 0 && length > 4 && in == DType::float32) << "rows of " << length;
+      EXPECT_EQ(p.span_rows * length % 4, 0) << "rows of " << length;
+      EXPECT_EQ(p.span_packs, p.span_rows * length / 4);
+      EXPECT_LE(p.span_packs, 256);
+      continue;
+    }
     EXPECT_EQ(p.group_lanes, lanes) << "rows of " << length << " " << dtype_name(in);
     // Whole aligned vectors a row, at most a group of them: one vector a lane.
     EXPECT_EQ(p.aligned_short_rows, length % p.vector_elems == 0 && p.vector_elems > 1 && length / p.vector_elems <= 32)
