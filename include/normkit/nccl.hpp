@@ -24,7 +24,8 @@ class NcclCommunicator final : public Communicator {
   // `space` must be MemorySpace::device; send and recv device pointers, the gather enqueued on `stream`.
   Status all_gather(const void* send, void* recv, std::size_t bytes, MemorySpace space, Stream stream) override;
   bool gathers_host_memory() const override { return false; }
-  // An error reading rank or size in the constructor (ncclCommUserRank / ncclCommCount), else success.
+  // An error reading rank or size in the constructor (ncclCommUserRank / ncclCommCount), else success; after
+  // one, size() is 0, which every collective of distributed.hpp refuses.
   const Status& status() const { return status_; }
 
  private:

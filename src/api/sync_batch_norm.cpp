@@ -75,8 +75,11 @@ Status sync_batch_norm_forward(Communicator& comm, const TensorView& x, const Te
   if (s.ok()) s = batch_norm_statistics(x, options, summaries, channels, own, w.batch_norm, stream);
   NORMKIT_RETURN_IF_ERROR(all_agree(comm, s, channels, kOp));
   NORMKIT_RETURN_IF_ERROR(all_merge_summaries(comm, summaries, channels, x.space, gathered, w.gathered, stream));
-  NORMKIT_RETURN_IF_ERROR(batch_norm_finalize(summaries, channels, x.space, running_mean, running_var, saved_mean, saved_rstd, options, stream));
-  return batch_norm_normalize(x, saved_mean, saved_rstd, gamma, beta, y, options, own, w.batch_norm, stream);
+  s = batch_norm_finalize(summaries, channels, x.space, running_mean, running_var, saved_mean, saved_rstd, options, stream);
+  if (s.ok()) s = batch_norm_normalize(x, saved_mean, saved_rstd, gamma, beta, y, options, own, w.batch_norm, stream);
+  // (the phases after the exchange check the rest of the arguments: every rank learns of one rank's failure,
+  // so that none goes on to a backward the others skip)
+  return all_agree(comm, s, channels, kOp);
 }
 
 Status sync_batch_norm_backward(Communicator& comm, const TensorView& dy, const TensorView& x, const TensorView& saved_mean,
@@ -102,8 +105,9 @@ Status sync_batch_norm_backward(Communicator& comm, const TensorView& dy, const 
   if (s.ok()) s = batch_norm_backward_reduce(dy, x, saved_mean, sum_dy, sum_dy_xmu, options, own, w.batch_norm, stream);
   NORMKIT_RETURN_IF_ERROR(all_agree(comm, s, channels, kOp));
   NORMKIT_RETURN_IF_ERROR(all_sum_in_rank_order(comm, sums, 2 * channels, x.space, gathered, w.gathered, stream));
-  return batch_norm_backward_apply(dy, x, saved_mean, saved_rstd, gamma, sum_dy, sum_dy_xmu, global_count, dx, dgamma, dbeta, options, own,
-                                   w.batch_norm, stream);
+  s = batch_norm_backward_apply(dy, x, saved_mean, saved_rstd, gamma, sum_dy, sum_dy_xmu, global_count, dx, dgamma, dbeta, options, own,
+                                w.batch_norm, stream);
+  return all_agree(comm, s, channels, kOp);
 }
 
 }  // namespace normkit

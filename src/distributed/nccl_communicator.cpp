@@ -16,12 +16,15 @@ Status nccl_error(ncclResult_t code, const char* call) {
 
 NcclCommunicator::NcclCommunicator(ncclComm_t comm) : comm_(comm) {
   ncclResult_t rc = ncclCommUserRank(comm_, &rank_);
-  if (rc != ncclSuccess) {
+  if (rc == ncclSuccess) {
+    rc = ncclCommCount(comm_, &size_);
+    if (rc != ncclSuccess) status_ = nccl_error(rc, "ncclCommCount");
+  } else {
     status_ = nccl_error(rc, "ncclCommUserRank");
-    return;
   }
-  rc = ncclCommCount(comm_, &size_);
-  if (rc != ncclSuccess) status_ = nccl_error(rc, "ncclCommCount");
+  // (a communicator that could not be read has no ranks: every collective refuses it, none takes it for
+  // a world of one)
+  if (!status_.ok()) rank_ = 0, size_ = 0;
 }
 
 int NcclCommunicator::rank() const { return rank_; }

@@ -281,8 +281,8 @@ StatsPlan choose_stats_plan(const CanonicalGeometry& g, DType dtype, bool double
       const std::int64_t max_parts = std::max<std::int64_t>(1, g.seg_a / P::min_span_rows_per_part);
       std::int64_t parts = wave_filling_splits(p.span_tiles, max_parts, sms, P::span_residency);
       if (force && force->splits > 0) parts = force->splits;
-      parts = std::max(parts, ceil_div(g.seg_a * s, math::kLocalMomentsMaxValues));
-      p.span_rows_per_part = ceil_div(g.seg_a, std::clamp<std::int64_t>(parts, 1, g.seg_a));
+      // (a part's values within LocalMoments' float counts: at most kLocalMomentsMaxValues / S samples)
+      p.span_rows_per_part = std::min(ceil_div(g.seg_a, std::clamp<std::int64_t>(parts, 1, g.seg_a)), math::kLocalMomentsMaxValues / s);
       p.splits = ceil_div(g.seg_a, p.span_rows_per_part);
       p.grid_x = p.span_tiles * p.splits;
       break;

@@ -342,15 +342,17 @@ TEST_P(DeviceStats, MomentsOnlyRequests) {
   }
 }
 
-// The spans kernel (channels-first sub-rows of 49 values in rows of whole vectors) with 1 and 3 parts (the
-// partial states and their merge), every statistic and moments only, with NaN and ±Inf in some channels (their
+// The spans kernel (channels-first sub-rows of 49 values in rows of whole vectors) with 1, 3 and 11 parts (the
+// partial states and their merge; parts of one sample), every statistic and moments only, with NaN and ±Inf in some channels (their
 // rows taken value by value) and without.
 TEST_P(DeviceStats, SpansPartsAndNonFiniteRows) {
   REQUIRE_DEVICE();
   const DType dtype = GetParam();
   if (dtype == DType::uint8 || dtype == DType::float64) GTEST_SKIP() << "spans take float32, float16 and bfloat16";
-  const Case c{{11, 24, 7, 7}, ReduceAxes::of({0, 2, 3}), "NCHW 7 x 7, 24 channels"};
-  for (std::int64_t parts : {1, 3}) {
+  // (48 channels: two tiles for 16-bit values, three for float32; 11 parts: a sample each, so that a part's
+  // only row holding ±Inf is caught by its shift alone)
+  const Case c{{11, 48, 7, 7}, ReduceAxes::of({0, 2, 3}), "NCHW 7 x 7, 48 channels"};
+  for (std::int64_t parts : {1, 3, 11}) {
     plan::PlanOverride o;
     o.force_kernel = true;
     o.kernel = plan::StatsKernel::spans;
@@ -362,10 +364,10 @@ TEST_P(DeviceStats, SpansPartsAndNonFiniteRows) {
         if (moments_only) options.stats = StatSet{Stat::count, Stat::mean, Stat::var, Stat::std, Stat::sum, Stat::l2};
         std::vector<double> values = data_for(dtype, numel(c.shape), 33);
         if (non_finite) {
-          // channel 3 of sample 2 holds a NaN, channel 9 of sample 7 +Inf, channel 17 of sample 0 -Inf
-          values[(2 * 24 + 3) * 49 + 10] = std::nan("");
-          values[(7 * 24 + 9) * 49 + 48] = HUGE_VAL;
-          values[(0 * 24 + 17) * 49 + 0] = -HUGE_VAL;
+          // channel 3 of sample 2 holds a NaN, channel 41 of sample 7 +Inf, channel 17 of sample 0 -Inf
+          values[(2 * 48 + 3) * 49 + 10] = std::nan("");
+          values[(7 * 48 + 41) * 49 + 48] = HUGE_VAL;
+          values[(0 * 48 + 17) * 49 + 0] = -HUGE_VAL;
         }
         for (bool ignore_nan : {false, true}) {
           options.ignore_nan = ignore_nan;

@@ -197,24 +197,28 @@ TEST(Distributed, SyncBatchNormIsTheWholeBatchsBatchNorm) {
   });
 }
 
-// all_sum_in_rank_order: rank 0's + rank 1's + ... in that order, the same bits on every rank.
+// all_sum_in_rank_order: rank 0's + rank 1's + ... in that order, the same bits on every rank. Rank 0 holds
+// 1e8, the last rank -1e8 and the others 1: in rank order each 1 is lost against 1e8 (its ulp is 8) and the sum
+// is 0; any other order keeps some of them.
 TEST(Distributed, FloatSumsInRankOrder) {
   for (int size : {1, 2, 3, 5}) {
     std::vector<std::vector<float>> got(static_cast<std::size_t>(size));
     std::mutex m;
+    auto value = [size](int r) { return r == 0 ? 1e8f : r == size - 1 ? -1e8f : 1.0f; };
     run_ranks(size, [&](Communicator& comm) {
-      std::vector<float> mine{1e8f * (comm.rank() % 2 ? -1.0f : 1.0f), 0.1f * static_cast<float>(comm.rank() + 1), 3.0f};
+      std::vector<float> mine{value(comm.rank()), 0.1f * static_cast<float>(comm.rank() + 1), 3.0f};
       const Status s = all_sum_in_rank_order(comm, mine.data(), 3, MemorySpace::host);
       std::lock_guard<std::mutex> lock(m);
       EXPECT_TRUE(s.ok()) << s.message();
       got[comm.rank()] = mine;
     });
-    std::vector<float> expected{1e8f, 0.1f, 3.0f};
+    std::vector<float> expected{value(0), 0.1f, 3.0f};
     for (int r = 1; r < size; ++r) {
-      expected[0] += 1e8f * (r % 2 ? -1.0f : 1.0f);
+      expected[0] += value(r);
       expected[1] += 0.1f * static_cast<float>(r + 1);
       expected[2] += 3.0f;
     }
+    if (size >= 3) EXPECT_EQ(expected[0], 0.0f);  // (the test's premise)
     for (int r = 0; r < size; ++r) EXPECT_EQ(got[r], expected) << size << " ranks, rank " << r;
   }
   run_ranks(2, [](Communicator& comm) {
