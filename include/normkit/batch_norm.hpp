@@ -126,8 +126,10 @@ Status batch_norm_backward_eval(const TensorView& dy, const TensorView& x, const
 // ---- Training in phases (SyncBatchNorm) ---------------------------------------------------------------
 
 // Forward phase 1: summaries[c] = the StatsSummary of channel c of x (C summaries in x's memory space,
-// overwritten). Merge summaries of several ranks with merge_summaries (stats.hpp) or any reduction that
-// applies Chan's formula in a fixed order.
+// overwritten): count, mean, M2 and the non-finite counts (BatchNorm needs no more, and the statistics engine's
+// moments-only kernels run); min, max, abs_sum and nonzero_count are written neutral (+Inf, -Inf, 0, 0).
+// Merge summaries of several ranks with merge_summaries (stats.hpp) or any reduction that applies Chan's
+// formula in a fixed order.
 Status batch_norm_statistics(const TensorView& x, const BatchNormOptions& options, StatsSummary* summaries,
                              std::int64_t num_summaries, void* workspace, std::size_t workspace_bytes,
                              Stream stream = nullptr);

@@ -22,9 +22,11 @@ constexpr std::int64_t kMaxGrid = 0x7fffffff;
 
 unsigned grid_dim(std::int64_t blocks) { return static_cast<unsigned>(std::clamp<std::int64_t>(blocks, 1, kMaxGrid)); }
 
-// Whether the request needs min, max, Σ|x| or the non-zero count (summaries always do).
+// Whether the request needs min, max, Σ|x| or the non-zero count (summaries do unless the caller asked for
+// moments only: StatsSink::summary_extremes).
 bool needs_extremes(const math::StatsSink& sink) {
-  if (sink.summaries != nullptr || sink.integer_summaries != nullptr) return true;
+  if (sink.integer_summaries != nullptr) return true;
+  if (sink.summaries != nullptr) return sink.summary_extremes;
   for (int i = 0; i < kNumStats; ++i) {
     if (math::needs_extremes(i) && sink.outputs[i] != nullptr) return true;
   }

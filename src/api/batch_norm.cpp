@@ -256,7 +256,7 @@ Status batch_norm_statistics(const TensorView& x, const BatchNormOptions& option
   }
   StatsOptions so;
   so.axes = call.reduced();
-  return accumulate_stats(x, so, summaries, num_summaries, false, workspace, workspace_bytes, stream);
+  return api::accumulate_moment_summaries(x, so, summaries, num_summaries, workspace, workspace_bytes, stream, op);
 }
 
 Status batch_norm_finalize(const StatsSummary* summaries, std::int64_t num_summaries, MemorySpace space,
@@ -318,7 +318,7 @@ Status batch_norm_forward_training(const TensorView& x, const TensorView& gamma,
     std::vector<float> scratch(2 * static_cast<std::size_t>(channels));
     float* mean = saved_mean.data ? floats(saved_mean) : scratch.data();
     float* rstd = saved_rstd.data ? floats(saved_rstd) : scratch.data() + channels;
-    NORMKIT_RETURN_IF_ERROR(accumulate_stats(x, so, summaries.data(), channels, false, nullptr, 0, stream));
+    NORMKIT_RETURN_IF_ERROR(api::accumulate_moment_summaries(x, so, summaries.data(), channels, nullptr, 0, stream, op));
     NORMKIT_RETURN_IF_ERROR(finalize_channels(summaries.data(), channels, x.space, floats(running_mean), floats(running_var), mean, rstd,
                                               options, stream));
     return apply_channels(call, mean, rstd, false, gamma, beta, y, options, nullptr, stream);
@@ -329,7 +329,7 @@ Status batch_norm_forward_training(const TensorView& x, const TensorView& gamma,
   std::vector<double> unused;
   const AffineCoefficients affine = api::affine_arrays(at(workspace, f.summaries), channels, &unused);
   void* engine = f.engine ? at(workspace, f.summaries + f.affine) : nullptr;
-  NORMKIT_RETURN_IF_ERROR(accumulate_stats(x, so, summaries, channels, false, engine, f.engine, stream));
+  NORMKIT_RETURN_IF_ERROR(api::accumulate_moment_summaries(x, so, summaries, channels, engine, f.engine, stream, op));
   NORMKIT_RETURN_IF_ERROR(kernels::launch_batch_norm_finalize(summaries, channels, floats(running_mean), floats(running_var),
                                                               floats(saved_mean), floats(saved_rstd), static_cast<float>(options.eps),
                                                               math::running_update_of(options), floats(gamma), floats(beta), &affine,

@@ -198,7 +198,7 @@ Status group_norm_forward(const TensorView& x, const TensorView& gamma, const Te
     affine = api::affine_arrays(at(workspace, f.summaries), call.n * call.c, &host_affine);
   }
   void* engine = f.engine ? at(workspace, f.summaries + f.affine) : nullptr;
-  NORMKIT_RETURN_IF_ERROR(accumulate_stats(stats_view, so, summaries, call.summary_count(), false, engine, f.engine, stream));
+  NORMKIT_RETURN_IF_ERROR(api::accumulate_moment_summaries(stats_view, so, summaries, call.summary_count(), engine, f.engine, stream, op));
   if (host) {
     cpu::group_norm_finalize(summaries, call.summaries_per_group(), call.shape(), eps, floats(gamma), floats(beta), floats(saved_mean), floats(saved_rstd), affine);
   } else {

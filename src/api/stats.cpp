@@ -212,7 +212,8 @@ namespace {
 // summaries as the sink.
 template <typename Summary>
 Status accumulate_into(const TensorView& input, const StatsOptions& options, Summary* summaries, std::int64_t num_summaries,
-                       bool merge, void* workspace, std::size_t workspace_bytes, Stream stream, const std::string& op) {
+                       bool merge, void* workspace, std::size_t workspace_bytes, Stream stream, const std::string& op,
+                       bool extremes = true) {
   PreparedCall call;
   NORMKIT_RETURN_IF_ERROR(prepare(input, options, op, &call));
   constexpr bool kInteger = std::is_same_v<Summary, IntegerSummary>;
@@ -233,6 +234,7 @@ Status accumulate_into(const TensorView& input, const StatsOptions& options, Sum
   if constexpr (kInteger) sink.integer_summaries = summaries;
   else sink.summaries = summaries;
   sink.merge_into_summaries = merge;
+  sink.summary_extremes = extremes || kInteger;
   return run(input, call, sink, workspace, workspace_bytes, stream, op);
 }
 
@@ -275,6 +277,13 @@ Status prepare_finalize(const void* summaries, std::int64_t n, const StatsOption
 }
 
 }  // namespace
+
+namespace api {
+Status accumulate_moment_summaries(const TensorView& input, const StatsOptions& options, StatsSummary* summaries, std::int64_t num_summaries,
+                                   void* workspace, std::size_t workspace_bytes, Stream stream, const std::string& op) {
+  return accumulate_into(input, options, summaries, num_summaries, false, workspace, workspace_bytes, stream, op, false);
+}
+}  // namespace api
 
 Status accumulate_stats(const TensorView& input, const StatsOptions& options, StatsSummary* summaries,
                         std::int64_t num_summaries, bool merge, void* workspace, std::size_t workspace_bytes,

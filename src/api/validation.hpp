@@ -14,6 +14,12 @@ namespace normkit::api {
 
 const char* space_name(MemorySpace space);
 
+// accumulate_stats (stats.hpp) overwriting `summaries`, for callers that need count, mean, M2 and the
+// non-finite counts only (BatchNorm, GroupNorm): the moments-only kernels run, and the summaries' min, max,
+// Σ|x| and non-zero count are written neutral (+Inf, -Inf, 0, 0). Errors named after `op`.
+Status accumulate_moment_summaries(const TensorView& input, const StatsOptions& options, StatsSummary* summaries, std::int64_t num_summaries,
+                                   void* workspace, std::size_t workspace_bytes, Stream stream, const std::string& op);
+
 // A tensor statistics or transforms read: rank, dtype, shape overflow, null data, alignment to its element
 // size, device reachability.
 Status validate_input(const TensorView& input, const std::string& op);

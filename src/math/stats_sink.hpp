@@ -2,6 +2,7 @@
 // (streaming). Shared by every kernel's epilogue and by the host engine.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "math/integer_moments.hpp"
@@ -20,6 +21,9 @@ struct StatsSink {
   bool ignore_nan;
   bool float32_outputs = false;  // all_outputs_float32(*this), set where the sink is made
   IntegerSummary* integer_summaries = nullptr;  // uint8 input only: write (or merge into) these instead
+  // Summaries: whether they carry min, max, Σ|x| and the non-zero count. false (callers that need moments
+  // only: BatchNorm, GroupNorm): the moments-only kernels run and those fields are written neutral.
+  bool summary_extremes = true;
 };
 
 // Index: std::int64_t, or int where the caller bounds k below 2^31 (a 64-bit index costs each store a
@@ -72,8 +76,13 @@ NORMKIT_HD bool wants_roots(const StatsSink& sink) {
 template <typename Index>
 NORMKIT_HD void write_slice(const StatsSink& sink, Index k, const StatsSummary& summary) {
   if (sink.summaries != nullptr) {
-    if (sink.merge_into_summaries) merge_summary(sink.summaries[k], summary);
-    else sink.summaries[k] = summary;
+    StatsSummary written = summary;
+    if (!sink.summary_extremes) {
+      // (the moments-only kernels keep no extremes: neutral fields, whatever a per-value path gathered)
+      written.min = HUGE_VAL, written.max = -HUGE_VAL, written.abs_sum = 0.0, written.nonzero_count = 0;
+    }
+    if (sink.merge_into_summaries) merge_summary(sink.summaries[k], written);
+    else sink.summaries[k] = written;
     return;
   }
   store_stat_values(sink, k, finalize_summary(summary, sink.ddof, sink.ignore_nan, wants_roots(sink)));
