@@ -50,6 +50,27 @@ TEST(HostBatchNorm, TrainingStepMatchesReference) {
 }
 
 // Phases called in turn give the one-call results bit for bit.
+// The forward's summaries hold what BatchNorm needs (count, mean, M2, the non-finite counts); min, max, Σ|x|
+// and the non-zero count are neutral (the statistics engine's moments-only kernels run on the device).
+TEST(HostBatchNorm, StatisticsSummariesCarryTheMomentsOnly) {
+  // [2, 3, 2]: channel 0 holds 1, 2, 7 and a NaN; channel 1 3, -4, 9, 10; channel 2 0, 6, 11, 12
+  std::vector<float> x{1, 2, 3, -4, 0, 6, 7, NAN, 9, 10, 11, 12};
+  std::vector<StatsSummary> s(3);
+  ASSERT_TRUE(batch_norm_statistics(TensorView(x.data(), DType::float32, {2, 3, 2}), BatchNormOptions::pytorch(), s.data(), 3, nullptr, 0).ok());
+  EXPECT_EQ(s[0].count, 3);
+  EXPECT_EQ(s[0].nan_count, 1);
+  EXPECT_EQ(s[1].count, 4);
+  EXPECT_DOUBLE_EQ(s[1].mean, 4.5);
+  EXPECT_DOUBLE_EQ(s[2].mean, 7.25);
+  EXPECT_DOUBLE_EQ(s[2].m2, (7.25 * 7.25) + (1.25 * 1.25) + (3.75 * 3.75) + (4.75 * 4.75));
+  for (const StatsSummary& q : s) {
+    EXPECT_EQ(q.min, HUGE_VAL);
+    EXPECT_EQ(q.max, -HUGE_VAL);
+    EXPECT_EQ(q.abs_sum, 0.0);
+    EXPECT_EQ(q.nonzero_count, 0);
+  }
+}
+
 TEST(HostBatchNorm, PhasesEqualOneCall) {
   for (BatchNormCase c : layout_cases()) {
     c.x = DType::bfloat16;
