@@ -6,6 +6,7 @@
 // copy's). Device cases rotate their buffers past the L2. Host cases are the same calls on small shapes.
 // bench/compare_torch.py times PyTorch's layers on the large shapes.
 #include <memory>
+#include <tuple>
 
 #include "bench_common.hpp"
 #include "normkit/batch_norm.hpp"
@@ -62,26 +63,31 @@ std::vector<LayerCase> layer_cases(bool large) {
       }
     }
   }
-  // ResNet-50's first stage (256 x 56 x 56) and U-Net's first level (320 x 64 x 64, 32 groups).
+  // ResNet-50's first and last stages (256 x 56 x 56, 2048 x 7 x 7: rows of 49, the span walks) and U-Net's
+  // first level (320 x 64 x 64, 32 groups).
   for (bool last : {false, true}) {
-    const std::int64_t n_bn = std::max<std::int64_t>(1, elems / (256 * 56 * 56)), n_gn = std::max<std::int64_t>(1, elems / (320 * 64 * 64));
-    const std::vector<std::int64_t> bn = large ? (last ? std::vector<std::int64_t>{n_bn, 56, 56, 256} : std::vector<std::int64_t>{n_bn, 256, 56, 56})
-                                               : (last ? std::vector<std::int64_t>{2, 8, 8, 64} : std::vector<std::int64_t>{2, 64, 8, 8});
+    const std::int64_t n_gn = std::max<std::int64_t>(1, elems / (320 * 64 * 64));
     const std::vector<std::int64_t> gn = large ? (last ? std::vector<std::int64_t>{n_gn, 64, 64, 320} : std::vector<std::int64_t>{n_gn, 320, 64, 64})
                                                : (last ? std::vector<std::int64_t>{2, 8, 8, 64} : std::vector<std::int64_t>{2, 64, 8, 8});
     const std::string layout = last ? "nhwc" : "nchw";
     for (DType dtype : {DType::float32, DType::bfloat16}) {
-      for (Pass pass : {Pass::forward, Pass::backward, Pass::inference}) {
-        LayerCase c;
-        c.layer = Layer::batch_norm;
-        c.pass = pass;
-        c.dtype = dtype;
-        c.shape = bn;
-        c.channels_last = last;
-        c.x_reads = pass == Pass::forward ? 2 : (pass == Pass::backward ? 4 : 1);
-        c.name = std::string("batch_norm/") + (pass == Pass::forward ? "training" : (pass == Pass::backward ? "backward" : "inference")) + "/" +
-                 layout + "/" + short_dtype(dtype) + "/" + shape_text(c.shape);
-        out.push_back(c);
+      for (auto [side, channels, small_side, small_channels] : {std::tuple<std::int64_t, std::int64_t, std::int64_t, std::int64_t>{56, 256, 8, 64},
+                                                                {7, 2048, 7, 16}}) {
+        const std::int64_t n_bn = std::max<std::int64_t>(1, elems / (channels * side * side));
+        const std::int64_t h = large ? side : small_side, cs = large ? channels : small_channels, n = large ? n_bn : 2;
+        const std::vector<std::int64_t> bn = last ? std::vector<std::int64_t>{n, h, h, cs} : std::vector<std::int64_t>{n, cs, h, h};
+        for (Pass pass : {Pass::forward, Pass::backward, Pass::inference}) {
+          LayerCase c;
+          c.layer = Layer::batch_norm;
+          c.pass = pass;
+          c.dtype = dtype;
+          c.shape = bn;
+          c.channels_last = last;
+          c.x_reads = pass == Pass::forward ? 2 : (pass == Pass::backward ? 4 : 1);
+          c.name = std::string("batch_norm/") + (pass == Pass::forward ? "training" : (pass == Pass::backward ? "backward" : "inference")) + "/" +
+                   layout + "/" + short_dtype(dtype) + "/" + shape_text(c.shape);
+          out.push_back(c);
+        }
       }
       for (Pass pass : {Pass::forward, Pass::backward}) {
         LayerCase c;

@@ -173,9 +173,12 @@ def layer_cases():
             for hidden in (768, 4096, 16384):
                 out.append((kind, dtype, [max(1, elems // hidden), hidden], None))
     for last in (False, True):
-        n_bn, n_gn = max(1, elems // (256 * 56 * 56)), max(1, elems // (320 * 64 * 64))
+        n_gn = max(1, elems // (320 * 64 * 64))
         for dtype in ("float32", "bfloat16"):
-            out.append(("batch_norm", dtype, [n_bn, 56, 56, 256] if last else [n_bn, 256, 56, 56], last))
+            # ResNet-50's first and last stages, as bench/bench_layers.cpp
+            for side, channels in ((56, 256), (7, 2048)):
+                n_bn = max(1, elems // (channels * side * side))
+                out.append(("batch_norm", dtype, [n_bn, side, side, channels] if last else [n_bn, channels, side, side], last))
             out.append(("group_norm", dtype, [n_gn, 64, 64, 320] if last else [n_gn, 320, 64, 64], last))
     return out
 
