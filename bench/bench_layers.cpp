@@ -70,37 +70,30 @@ std::vector<LayerCase> layer_cases(bool large) {
     const std::vector<std::int64_t> gn = large ? (last ? std::vector<std::int64_t>{n_gn, 64, 64, 320} : std::vector<std::int64_t>{n_gn, 320, 64, 64})
                                                : (last ? std::vector<std::int64_t>{2, 8, 8, 64} : std::vector<std::int64_t>{2, 64, 8, 8});
     const std::string layout = last ? "nhwc" : "nchw";
+    // A BatchNorm or GroupNorm case: `reads` times x's bytes read (and y or dx written once).
+    auto add = [&](Layer layer, Pass pass, DType dtype, const std::vector<std::int64_t>& shape, const std::string& what, int reads) {
+      LayerCase c;
+      c.layer = layer;
+      c.pass = pass;
+      c.dtype = dtype;
+      c.shape = shape;
+      c.channels_last = last;
+      c.x_reads = reads;
+      c.name = what + "/" + layout + "/" + short_dtype(dtype) + "/" + shape_text(c.shape);
+      out.push_back(c);
+    };
     for (DType dtype : {DType::float32, DType::bfloat16}) {
       for (auto [side, channels, small_side, small_channels] : {std::tuple<std::int64_t, std::int64_t, std::int64_t, std::int64_t>{56, 256, 8, 64},
                                                                 {7, 2048, 7, 16}}) {
         const std::int64_t n_bn = std::max<std::int64_t>(1, elems / (channels * side * side));
         const std::int64_t h = large ? side : small_side, cs = large ? channels : small_channels, n = large ? n_bn : 2;
         const std::vector<std::int64_t> bn = last ? std::vector<std::int64_t>{n, h, h, cs} : std::vector<std::int64_t>{n, cs, h, h};
-        for (Pass pass : {Pass::forward, Pass::backward, Pass::inference}) {
-          LayerCase c;
-          c.layer = Layer::batch_norm;
-          c.pass = pass;
-          c.dtype = dtype;
-          c.shape = bn;
-          c.channels_last = last;
-          c.x_reads = pass == Pass::forward ? 2 : (pass == Pass::backward ? 4 : 1);
-          c.name = std::string("batch_norm/") + (pass == Pass::forward ? "training" : (pass == Pass::backward ? "backward" : "inference")) + "/" +
-                   layout + "/" + short_dtype(dtype) + "/" + shape_text(c.shape);
-          out.push_back(c);
-        }
+        add(Layer::batch_norm, Pass::forward, dtype, bn, "batch_norm/training", 2);
+        add(Layer::batch_norm, Pass::backward, dtype, bn, "batch_norm/backward", 4);
+        add(Layer::batch_norm, Pass::inference, dtype, bn, "batch_norm/inference", 1);
       }
-      for (Pass pass : {Pass::forward, Pass::backward}) {
-        LayerCase c;
-        c.layer = Layer::group_norm;
-        c.pass = pass;
-        c.dtype = dtype;
-        c.shape = gn;
-        c.channels_last = last;
-        c.x_reads = pass == Pass::forward ? 2 : 4;
-        c.name = std::string("group_norm/") + (pass == Pass::forward ? "forward" : "backward") + "/" + layout + "/" + short_dtype(dtype) + "/" +
-                 shape_text(c.shape);
-        out.push_back(c);
-      }
+      add(Layer::group_norm, Pass::forward, dtype, gn, "group_norm/forward", 2);
+      add(Layer::group_norm, Pass::backward, dtype, gn, "group_norm/backward", 4);
     }
   }
   return out;
