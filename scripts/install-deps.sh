@@ -25,6 +25,19 @@ install_python_packages() {
     echo "install-deps: pip installing ${absent[*]}"
     python3 -m pip install -q --disable-pip-version-check "${absent[@]}"
   fi
+  # PyTorch: normkit.torch's tests against PyTorch's own layers (tests/python/test_torch.py, CPU tensors here). The
+  # wheel and its CUDA libraries take ~5.5 GB and ~1 minute; skipped (the tests skip) with NORMKIT_NO_TORCH=1 or
+  # under 12 GB of free disk.
+  if ! python3 -c "import torch" 2>/dev/null && [ "${NORMKIT_NO_TORCH:-0}" != 1 ]; then
+    local free_kb
+    free_kb=$(df -Pk "$(python3 -c 'import site; print(site.getsitepackages()[0])')" | awk 'NR == 2 {print $4}')
+    if [ "${free_kb:-0}" -ge $((12 * 1024 * 1024)) ]; then
+      echo "install-deps: pip installing torch"
+      python3 -m pip install -q --disable-pip-version-check torch || echo "install-deps: torch not installed (normkit.torch's tests will skip)"
+    else
+      echo "install-deps: under 12 GB free: torch not installed (normkit.torch's tests will skip)"
+    fi
+  fi
 }
 if [ ${#missing[@]} -eq 0 ]; then
   echo "install-deps: all packages present"

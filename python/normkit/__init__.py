@@ -1,13 +1,16 @@
 """normkit: normalization on NumPy arrays and CUDA device arrays (PyTorch, CuPy, DLPack), without copies.
 
-Functions: stats, normalize (l1/l2/max rows), image_normalize, layer_norm, rms_norm.
+Functions: stats, normalize (l1/l2/max rows), image_normalize; the layers layer_norm, rms_norm, batch_norm, group_norm
+and their *_backward.
+PyTorch: normkit.torch (custom ops with autograd, and drop-in modules), imported on demand.
 Estimators: StandardScaler, MinMaxScaler, MaxAbsScaler, Normalizer (scikit-learn), Normalization (Keras).
 Every function and estimator documents its formula, defaults and edge cases; the C++ headers under
 include/normkit/ hold the full semantics."""
 from . import _normkit
 from ._arrays import DeviceArray
 from .estimators import MaxAbsScaler, MinMaxScaler, Normalization, Normalizer, StandardScaler
-from .functional import image_normalize, layer_norm, normalize, rms_norm, stats
+from .functional import (batch_norm, batch_norm_backward, group_norm, group_norm_backward, image_normalize, layer_norm, layer_norm_backward,
+                         normalize, rms_norm, rms_norm_backward, stats)
 
 cuda_available = _normkit.cuda_available
 
@@ -33,6 +36,7 @@ def to_host(array):
     return out
 
 
-__all__ = ["stats", "normalize", "image_normalize", "layer_norm", "rms_norm", "StandardScaler", "MinMaxScaler", "MaxAbsScaler",
+__all__ = ["stats", "normalize", "image_normalize", "layer_norm", "rms_norm", "layer_norm_backward", "rms_norm_backward", "batch_norm",
+           "batch_norm_backward", "group_norm", "group_norm_backward", "StandardScaler", "MinMaxScaler", "MaxAbsScaler",
            "Normalizer", "Normalization", "cuda_available", "device_array", "to_host", "DeviceArray"]
 __version__ = "0.1.0"

@@ -71,30 +71,161 @@ def image_normalize(x, mean, std, units=None, layout="nhwc", out_layout="nchw", 
     return out
 
 
-def _row_norm(x, weight, bias, eps, rms, return_stats, out, stream):
+def _rows(x, normalized_ndim, op):
+    shape = tuple(x.shape)
+    if not 1 <= int(normalized_ndim) <= len(shape):
+        raise ValueError(f"normkit.{op}: argument 'normalized_ndim': expected 1..{len(shape)} (x has {len(shape)} dimensions), got {normalized_ndim}")
+    rows = 1
+    for e in shape[:len(shape) - int(normalized_ndim)]:
+        rows *= int(e)
+    return rows
+
+
+def _row_norm(x, weight, bias, eps, rms, normalized_ndim, return_stats, out, stream):
+    op = "rms_norm" if rms else "layer_norm"
+    rows = _rows(x, normalized_ndim, op)
     if out is None:
         out = _arrays.empty_like_library(x, tuple(x.shape), _arrays.dtype_name(x))
-    rows = 1
-    for e in x.shape[:-1]:
-        rows *= int(e)
     mean = None if rms or not return_stats else _arrays.empty_like_library(x, (rows,), "float32")
     rstd = _arrays.empty_like_library(x, (rows,), "float32") if return_stats else None
     _arrays.check_same_device([("x", x), ("weight", weight), ("bias", bias), ("out", out)])
-    _normkit.layer_norm_forward(x, weight, bias, out, mean, rstd, float(eps), rms, _arrays.stream_handle(stream, x))
+    _normkit.layer_norm_forward(x, weight, bias, out, mean, rstd, float(eps), rms, int(normalized_ndim), _arrays.stream_handle(stream, x))
     if return_stats:
         return (out, rstd) if rms else (out, mean, rstd)
     return out
 
 
-def layer_norm(x, weight=None, bias=None, eps=1e-5, return_stats=False, out=None, stream=None):
-    """LayerNorm over the last axis (PyTorch's F.layer_norm(x, (n,), weight, bias, eps)): y = (x - mean) * rstd * weight
-    + bias, rstd = 1 / sqrt(var + eps), biased variance, statistics in float32. x float32, float16 or bfloat16;
-    weight/bias float32 or x's dtype, optional. return_stats: also the per-row mean and rstd (float32) the backward
-    takes. PyTorch's default eps is 1e-5, Keras's 1e-3."""
-    return _row_norm(x, weight, bias, eps, False, return_stats, out, stream)
+def layer_norm(x, weight=None, bias=None, eps=1e-5, normalized_ndim=1, return_stats=False, out=None, stream=None):
+    """LayerNorm over the last `normalized_ndim` axes (PyTorch's F.layer_norm(x, x.shape[-normalized_ndim:], weight,
+    bias, eps)): y = (x - mean) * rstd * weight + bias, rstd = 1 / sqrt(var + eps), biased variance, statistics in
+    float32. x float32, float16 or bfloat16; weight/bias (the normalized shape) float32 or x's dtype, optional.
+    return_stats: also the per-row mean and rstd (float32, one per row: [R]) that layer_norm_backward takes. A row
+    holding NaN or Inf gives a NaN row; a constant row gives y = bias. PyTorch's default eps is 1e-5, Keras's 1e-3.
+    Deterministic: the same bits on every run, GPU model and batch size (include/normkit/layer_norm.hpp)."""
+    return _row_norm(x, weight, bias, eps, False, normalized_ndim, return_stats, out, stream)
 
 
-def rms_norm(x, weight=None, eps=1e-6, return_stats=False, out=None, stream=None):
-    """RMSNorm over the last axis: y = x * rsqrt(mean(x^2) + eps) * weight (statistics in float32). PyTorch's
-    F.rms_norm(eps=None) uses finfo(x.dtype).eps: pass it explicitly."""
-    return _row_norm(x, weight, None, eps, True, return_stats, out, stream)
+def rms_norm(x, weight=None, eps=1e-6, normalized_ndim=1, return_stats=False, out=None, stream=None):
+    """RMSNorm over the last `normalized_ndim` axes: y = x * rsqrt(mean(x^2) + eps) * weight (statistics in float32).
+    return_stats: also the per-row rstd ([R], float32) that rms_norm_backward takes. PyTorch's F.rms_norm(eps=None)
+    uses finfo(x.dtype).eps: pass it explicitly."""
+    return _row_norm(x, weight, None, eps, True, normalized_ndim, return_stats, out, stream)
+
+
+def _grads(x, shape, dtype, wanted):
+    return _arrays.empty_like_library(x, shape, dtype) if wanted else None
+
+
+def _row_norm_backward(dy, x, mean, rstd, weight, with_bias, eps, rms, normalized_ndim, input_grad, stream):
+    op = "rms_norm_backward" if rms else "layer_norm_backward"
+    _rows(x, normalized_ndim, op)
+    normalized = tuple(x.shape)[len(x.shape) - int(normalized_ndim):]
+    param_dtype = _arrays.dtype_name(weight) if weight is not None else "float32"
+    dx = _grads(x, tuple(x.shape), _arrays.dtype_name(x), input_grad)
+    dweight = _grads(x, normalized, param_dtype, weight is not None)
+    dbias = _grads(x, normalized, param_dtype, with_bias)
+    _arrays.check_same_device([("x", x), ("dy", dy), ("mean", mean), ("rstd", rstd), ("weight", weight)])
+    _normkit.layer_norm_backward(dy, x, mean, rstd, weight, dx, dweight, dbias, float(eps), rms, int(normalized_ndim), _arrays.stream_handle(stream, x))
+    return dx, dweight, dbias
+
+
+def layer_norm_backward(dy, x, mean, rstd, weight=None, with_bias=False, eps=1e-5, normalized_ndim=1, input_grad=True, stream=None):
+    """The gradients of layer_norm from dy and the forward's saved mean and rstd (return_stats=True):
+    g = weight * dy, dx = rstd * (g - mean(g) - x̂ * mean(g * x̂)), dweight = Σ_rows dy * x̂, dbias = Σ_rows dy.
+    Returns (dx, dweight, dbias): dweight when weight is given (in weight's dtype), dbias when with_bias, dx unless
+    input_grad=False; None for the others. Deterministic (fixed summation order, no atomics)."""
+    return _row_norm_backward(dy, x, mean, rstd, weight, with_bias, eps, False, normalized_ndim, input_grad, stream)
+
+
+def rms_norm_backward(dy, x, rstd, weight=None, eps=1e-6, normalized_ndim=1, input_grad=True, stream=None):
+    """The gradients of rms_norm from dy and the forward's saved rstd: g = weight * dy,
+    dx = rstd * (g - x̂ * mean(g * x̂)), dweight = Σ_rows dy * x̂. Returns (dx, dweight) (None where not computed)."""
+    dx, dweight, _ = _row_norm_backward(dy, x, None, rstd, weight, False, eps, True, normalized_ndim, input_grad, stream)
+    return dx, dweight
+
+
+def _channels_last(x, channel_axis, op):
+    ndim = len(x.shape)
+    if ndim < 2:
+        raise ValueError(f"normkit.{op}: argument 'x': expected at least 2 dimensions, got {ndim}")
+    axis = int(channel_axis) % ndim if -ndim <= int(channel_axis) < ndim else None
+    if axis == 1:
+        return False  # (an [N, C] x is both: channels first)
+    if axis == ndim - 1:
+        return True
+    raise ValueError(f"normkit.{op}: argument 'channel_axis': expected 1 (channels first) or -1 (channels last), got {channel_axis}")
+
+
+def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5, channel_axis=1,
+               convention="pytorch", batches_tracked=None, return_stats=False, out=None, stream=None):
+    """BatchNorm (PyTorch's F.batch_norm argument order): per channel (axis `channel_axis`: 1, or -1 for NHWC / Keras),
+    statistics over every other axis. training: y = (x - mean) * rstd * weight + bias with the batch's biased
+    variance, rstd = 1 / sqrt(var + eps), and running_mean/running_var (float32, updated IN PLACE when given) by
+    `convention`: 'pytorch' (momentum weighs the batch, 0.1; unbiased running variance; momentum=None with
+    batches_tracked = PyTorch's num_batches_tracked after its increment: the cumulative average) or 'keras'
+    (momentum weighs the running value, 0.99; biased). Not training: y from the running statistics (required, as
+    PyTorch). weight, bias, running statistics: float32, C values. return_stats (training): also the saved mean and
+    rstd (float32, C) that batch_norm_backward takes. Errors: one value per channel in training, as PyTorch."""
+    channels_last = _channels_last(x, channel_axis, "batch_norm")
+    if not training and (running_mean is None or running_var is None):
+        raise ValueError("normkit.batch_norm: arguments 'running_mean' and 'running_var' are required when not training (as PyTorch)")
+    if out is None:
+        out = _arrays.empty_like_library(x, tuple(x.shape), _arrays.dtype_name(x))
+    channels = int(x.shape[-1 if channels_last else 1])
+    saved_mean = _grads(x, (channels,), "float32", training and return_stats)
+    saved_rstd = _grads(x, (channels,), "float32", training and return_stats)
+    cumulative = momentum is None
+    _arrays.check_same_device([("x", x), ("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias), ("out", out)])
+    _normkit.batch_norm_forward(x, weight, bias, out, running_mean, running_var, saved_mean, saved_rstd, bool(training), channels_last, float(eps),
+                                0.0 if cumulative else float(momentum), convention, cumulative, int(batches_tracked or 1),
+                                _arrays.stream_handle(stream, x))
+    return (out, saved_mean, saved_rstd) if training and return_stats else out
+
+
+def batch_norm_backward(dy, x, mean, rstd_or_var, weight=None, with_bias=False, training=True, eps=1e-5, channel_axis=1, input_grad=True,
+                        stream=None):
+    """The gradients of batch_norm. training=True: from the forward's saved mean and rstd,
+    dx = (dy - Σdy / n - (x - mean) * rstd² * Σdy(x - mean) / n) * rstd * weight; training=False: from the
+    running mean and var (an affine map per channel: dx = dy * weight / sqrt(var + eps)). dweight =
+    Σ dy * (x - mean) * rstd, dbias = Σ dy (float32). Returns (dx, dweight, dbias), None where not asked
+    (dweight needs weight, dbias with_bias). Deterministic: a summation order fixed by x's shape."""
+    channels_last = _channels_last(x, channel_axis, "batch_norm_backward")
+    channels = int(x.shape[-1 if channels_last else 1])
+    dx = _grads(x, tuple(x.shape), _arrays.dtype_name(x), input_grad)
+    dweight = _grads(x, (channels,), "float32", weight is not None)
+    dbias = _grads(x, (channels,), "float32", with_bias)
+    _arrays.check_same_device([("x", x), ("dy", dy), ("mean", mean), ("rstd_or_var", rstd_or_var), ("weight", weight)])
+    _normkit.batch_norm_backward(dy, x, mean, rstd_or_var, weight, dx, dweight, dbias, bool(training), channels_last, float(eps),
+                                 _arrays.stream_handle(stream, x))
+    return dx, dweight, dbias
+
+
+def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, channel_axis=1, return_stats=False, out=None, stream=None):
+    """GroupNorm (PyTorch's F.group_norm(x, num_groups, weight, bias, eps)): the C channels (axis 1, or -1 for NHWC /
+    Keras) cut into num_groups groups of C / num_groups; each (sample, group) normalized over its channels' values
+    with its own mean and biased variance, y = (x - mean) * rstd * weight[c] + bias[c]. num_groups = 0: one group a
+    channel (InstanceNorm). return_stats: also the saved mean and rstd ([N, G] float32) for group_norm_backward.
+    Differs from PyTorch in one edge: a constant group with eps = 0 gives y = bias (rstd 0), not NaN."""
+    channels_last = _channels_last(x, channel_axis, "group_norm")
+    if out is None:
+        out = _arrays.empty_like_library(x, tuple(x.shape), _arrays.dtype_name(x))
+    groups = int(num_groups) or int(x.shape[-1 if channels_last else 1])
+    saved_mean = _grads(x, (int(x.shape[0]), groups), "float32", return_stats)
+    saved_rstd = _grads(x, (int(x.shape[0]), groups), "float32", return_stats)
+    _arrays.check_same_device([("x", x), ("weight", weight), ("bias", bias), ("out", out)])
+    _normkit.group_norm_forward(x, weight, bias, out, saved_mean, saved_rstd, int(num_groups), channels_last, float(eps), _arrays.stream_handle(stream, x))
+    return (out, saved_mean, saved_rstd) if return_stats else out
+
+
+def group_norm_backward(dy, x, mean, rstd, num_groups, weight=None, with_bias=False, eps=1e-5, channel_axis=1, input_grad=True, stream=None):
+    """The gradients of group_norm from dy and the forward's saved mean and rstd ([N, G]): returns (dx, dweight,
+    dbias), float32 parameter gradients, None where not asked (dweight needs weight, dbias with_bias)."""
+    channels_last = _channels_last(x, channel_axis, "group_norm_backward")
+    channels = int(x.shape[-1 if channels_last else 1])
+    dx = _grads(x, tuple(x.shape), _arrays.dtype_name(x), input_grad)
+    dweight = _grads(x, (channels,), "float32", weight is not None)
+    dbias = _grads(x, (channels,), "float32", with_bias)
+    _arrays.check_same_device([("x", x), ("dy", dy), ("mean", mean), ("rstd", rstd), ("weight", weight)])
+    _normkit.group_norm_backward(dy, x, mean, rstd, weight, dx, dweight, dbias, int(num_groups), channels_last, float(eps),
+                                 _arrays.stream_handle(stream, x))
+    return dx, dweight, dbias

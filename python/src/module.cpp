@@ -14,6 +14,8 @@
 #include <string>
 #include <vector>
 
+#include "normkit/batch_norm.hpp"
+#include "normkit/group_norm.hpp"
 #include "normkit/image.hpp"
 #include "normkit/layer_norm.hpp"
 #include "normkit/normalize.hpp"
@@ -142,6 +144,17 @@ struct Scratch {
   }
 };
 
+// Runs call(workspace, bytes) on x's device with stream-ordered scratch of the size query's bytes, the GIL released.
+template <typename SizeQuery, typename Call>
+void with_workspace(const Array& x, const TensorView& in, Stream stream, SizeQuery size_query, Call call) {
+  DeviceScope scope(device_of(x));
+  std::size_t bytes = 0;
+  check(size_query(&bytes));
+  Scratch ws(bytes, in.space, stream);
+  nb::gil_scoped_release release;
+  check(call(ws.ptr, bytes));
+}
+
 ReduceAxes axes_of(const std::vector<int>& axes, bool all) {
   if (all) return ReduceAxes::every();
   return ReduceAxes::of(axes.data(), static_cast<int>(axes.size()));
@@ -173,12 +186,8 @@ void stats(Array x, std::vector<int> axes, bool all_axes, std::vector<std::strin
   }
   o.stats = StatSet();
   for (Stat s : wanted) o.stats.add(s);
-  DeviceScope scope(device_of(x));
-  std::size_t bytes = 0;
-  check(stats_workspace_size(in, o, &bytes));
-  Scratch ws(bytes, in.space, stream_of(stream));
-  nb::gil_scoped_release release;
-  check(compute_stats(in, o, outputs, ws.ptr, bytes, stream_of(stream)));
+  with_workspace(x, in, stream_of(stream), [&](std::size_t* bytes) { return stats_workspace_size(in, o, bytes); },
+                 [&](void* ws, std::size_t bytes) { return compute_stats(in, o, outputs, ws, bytes, stream_of(stream)); });
 }
 
 void lp_normalize(Array x, const std::string& norm, OutArray out, std::uintptr_t stream) {
@@ -187,12 +196,8 @@ void lp_normalize(Array x, const std::string& norm, OutArray out, std::uintptr_t
   if (norm == "l1") p = LpNorm::l1;
   else if (norm == "linf" || norm == "max") p = LpNorm::linf;
   else if (norm != "l2") throw nb::value_error(("normkit.normalize: argument 'norm': expected l1, l2 or max, got '" + norm + "'").c_str());
-  DeviceScope scope(device_of(x));
-  std::size_t bytes = 0;
-  check(normalize_lp_workspace_size(in, &bytes));
-  Scratch ws(bytes, in.space, stream_of(stream));
-  nb::gil_scoped_release release;
-  check(normalize_lp(in, p, y, ws.ptr, bytes, stream_of(stream)));
+  with_workspace(x, in, stream_of(stream), [&](std::size_t* bytes) { return normalize_lp_workspace_size(in, bytes); },
+                 [&](void* ws, std::size_t bytes) { return normalize_lp(in, p, y, ws, bytes, stream_of(stream)); });
 }
 
 void image_normalize_binding(Array x, OutArray y, const std::string& layout, const std::string& out_layout, const std::string& units,
@@ -230,22 +235,122 @@ void image_normalize_binding(Array x, OutArray y, const std::string& layout, con
   check(image_normalize(in, out, o, flags, stream_of(stream)));
 }
 
-void layer_norm_forward_binding(Array x, nb::object gamma, nb::object beta, OutArray y, nb::object mean, nb::object rstd, double eps, bool rms,
-                                std::uintptr_t stream) {
+// An optional array argument (None: absent, a view with data == nullptr).
+TensorView optional_view(const nb::object& a, const char* op, const char* arg) {
+  if (a.is_none()) return TensorView();
+  Array array;
+  if (!nb::try_cast(a, array)) throw nb::type_error((std::string("normkit.") + op + ": argument '" + arg + "': expected an array or None").c_str());
+  return view_of(array, op, arg);
+}
+
+// ---- layers -----------------------------------------------------------------------------------------------------
+
+LayerNormOptions row_norm_options(bool rms, double eps, int normalized_ndim) {
   LayerNormOptions o;
   o.kind = rms ? RowNorm::rms_norm : RowNorm::layer_norm;
   o.eps = eps;
-  auto optional = [](nb::object a, const char* arg) {
-    if (a.is_none()) return TensorView();
-    Array array;
-    if (!nb::try_cast(a, array)) throw nb::type_error((std::string("normkit.layer_norm: argument '") + arg + "': expected an array").c_str());
-    return view_of(array, "layer_norm", arg);
-  };
-  const TensorView in = view_of(x, "layer_norm", "x"), out = view_of(y, "layer_norm", "out");
-  const TensorView g = optional(gamma, "weight"), b = optional(beta, "bias"), m = optional(mean, "mean"), r = optional(rstd, "rstd");
+  o.normalized_ndim = normalized_ndim;
+  return o;
+}
+
+void layer_norm_forward_binding(Array x, nb::object gamma, nb::object beta, OutArray y, nb::object mean, nb::object rstd, double eps, bool rms,
+                                int normalized_ndim, std::uintptr_t stream) {
+  const char* op = rms ? "rms_norm" : "layer_norm";
+  const TensorView in = view_of(x, op, "x"), out = view_of(y, op, "out");
+  const TensorView g = optional_view(gamma, op, "weight"), b = optional_view(beta, op, "bias"), m = optional_view(mean, op, "mean"),
+                   r = optional_view(rstd, op, "rstd");
   DeviceScope scope(device_of(x));
   nb::gil_scoped_release release;
-  check(layer_norm_forward(in, g, b, out, m, r, o, stream_of(stream)));
+  check(layer_norm_forward(in, g, b, out, m, r, row_norm_options(rms, eps, normalized_ndim), stream_of(stream)));
+}
+
+void layer_norm_backward_binding(Array dy, Array x, nb::object mean, Array rstd, nb::object gamma, nb::object dx, nb::object dgamma, nb::object dbeta,
+                                 double eps, bool rms, int normalized_ndim, std::uintptr_t stream) {
+  const char* op = rms ? "rms_norm_backward" : "layer_norm_backward";
+  const LayerNormOptions o = row_norm_options(rms, eps, normalized_ndim);
+  const TensorView g_in = view_of(dy, op, "dy"), in = view_of(x, op, "x"), r = view_of(rstd, op, "rstd");
+  const TensorView m = optional_view(mean, op, "mean"), g = optional_view(gamma, op, "weight"), dxv = optional_view(dx, op, "dx"),
+                   dg = optional_view(dgamma, op, "dweight"), db = optional_view(dbeta, op, "dbias");
+  with_workspace(x, in, stream_of(stream), [&](std::size_t* bytes) { return layer_norm_backward_workspace_size(in, o, bytes); },
+                 [&](void* ws, std::size_t bytes) { return layer_norm_backward(g_in, in, m, r, g, dxv, dg, db, o, ws, bytes, stream_of(stream)); });
+}
+
+BatchNormOptions batch_norm_options(bool channels_last, double eps, double momentum, const std::string& convention, bool cumulative,
+                                    std::int64_t batches_tracked) {
+  BatchNormOptions o;
+  o.channel_axis = channels_last ? ChannelAxis::last : ChannelAxis::first;
+  o.eps = eps;
+  o.momentum = momentum;
+  if (convention == "keras") o.running_stats = RunningStatsConvention::keras;
+  else if (convention != "pytorch")
+    throw nb::value_error(("normkit.batch_norm: argument 'convention': expected 'pytorch' or 'keras', got '" + convention + "'").c_str());
+  o.cumulative_average = cumulative;
+  o.batches_tracked = batches_tracked;
+  return o;
+}
+
+// Training (batch statistics; running statistics updated in place when given) or inference (running statistics).
+void batch_norm_forward_binding(Array x, nb::object gamma, nb::object beta, OutArray y, nb::object running_mean, nb::object running_var,
+                                nb::object saved_mean, nb::object saved_rstd, bool training, bool channels_last, double eps, double momentum,
+                                const std::string& convention, bool cumulative, std::int64_t batches_tracked, std::uintptr_t stream) {
+  const char* op = "batch_norm";
+  const BatchNormOptions o = batch_norm_options(channels_last, eps, momentum, convention, cumulative, batches_tracked);
+  const TensorView in = view_of(x, op, "x"), out = view_of(y, op, "out");
+  const TensorView g = optional_view(gamma, op, "weight"), b = optional_view(beta, op, "bias"), rm = optional_view(running_mean, op, "running_mean"),
+                   rv = optional_view(running_var, op, "running_var"), sm = optional_view(saved_mean, op, "saved_mean"),
+                   sr = optional_view(saved_rstd, op, "saved_rstd");
+  with_workspace(x, in, stream_of(stream), [&](std::size_t* bytes) { return batch_norm_workspace_size(in, o, bytes); },
+                 [&](void* ws, std::size_t bytes) {
+                   return training ? batch_norm_forward_training(in, g, b, out, rm, rv, sm, sr, o, ws, bytes, stream_of(stream))
+                                   : batch_norm_forward_inference(in, g, b, rm, rv, out, o, ws, bytes, stream_of(stream));
+                 });
+}
+
+// Training backward (saved mean/rstd of the batch) or the backward of inference (running mean/var: a per-channel affine map).
+void batch_norm_backward_binding(Array dy, Array x, Array mean, Array rstd_or_var, nb::object gamma, nb::object dx, nb::object dgamma, nb::object dbeta,
+                                 bool training, bool channels_last, double eps, std::uintptr_t stream) {
+  const char* op = "batch_norm_backward";
+  const BatchNormOptions o = batch_norm_options(channels_last, eps, 0.1, "pytorch", false, 1);
+  const TensorView g_in = view_of(dy, op, "dy"), in = view_of(x, op, "x"), m = view_of(mean, op, training ? "saved_mean" : "running_mean"),
+                   r = view_of(rstd_or_var, op, training ? "saved_rstd" : "running_var");
+  const TensorView g = optional_view(gamma, op, "weight"), dxv = optional_view(dx, op, "dx"), dg = optional_view(dgamma, op, "dweight"),
+                   db = optional_view(dbeta, op, "dbias");
+  with_workspace(x, in, stream_of(stream), [&](std::size_t* bytes) { return batch_norm_workspace_size(in, o, bytes); },
+                 [&](void* ws, std::size_t bytes) {
+                   return training ? batch_norm_backward(g_in, in, m, r, g, dxv, dg, db, o, ws, bytes, stream_of(stream))
+                                   : batch_norm_backward_eval(g_in, in, g, m, r, dxv, dg, db, o, ws, bytes, stream_of(stream));
+                 });
+}
+
+GroupNormOptions group_norm_options(std::int64_t groups, bool channels_last, double eps) {
+  GroupNormOptions o;
+  o.groups = groups;
+  o.channel_axis = channels_last ? ChannelAxis::last : ChannelAxis::first;
+  o.eps = eps;
+  return o;
+}
+
+void group_norm_forward_binding(Array x, nb::object gamma, nb::object beta, OutArray y, nb::object saved_mean, nb::object saved_rstd,
+                                std::int64_t groups, bool channels_last, double eps, std::uintptr_t stream) {
+  const char* op = "group_norm";
+  const GroupNormOptions o = group_norm_options(groups, channels_last, eps);
+  const TensorView in = view_of(x, op, "x"), out = view_of(y, op, "out");
+  const TensorView g = optional_view(gamma, op, "weight"), b = optional_view(beta, op, "bias"), sm = optional_view(saved_mean, op, "saved_mean"),
+                   sr = optional_view(saved_rstd, op, "saved_rstd");
+  with_workspace(x, in, stream_of(stream), [&](std::size_t* bytes) { return group_norm_workspace_size(in, o, bytes); },
+                 [&](void* ws, std::size_t bytes) { return group_norm_forward(in, g, b, out, sm, sr, o, ws, bytes, stream_of(stream)); });
+}
+
+void group_norm_backward_binding(Array dy, Array x, Array saved_mean, Array saved_rstd, nb::object gamma, nb::object dx, nb::object dgamma,
+                                 nb::object dbeta, std::int64_t groups, bool channels_last, double eps, std::uintptr_t stream) {
+  const char* op = "group_norm_backward";
+  const GroupNormOptions o = group_norm_options(groups, channels_last, eps);
+  const TensorView g_in = view_of(dy, op, "dy"), in = view_of(x, op, "x"), m = view_of(saved_mean, op, "saved_mean"),
+                   r = view_of(saved_rstd, op, "saved_rstd");
+  const TensorView g = optional_view(gamma, op, "weight"), dxv = optional_view(dx, op, "dx"), dg = optional_view(dgamma, op, "dweight"),
+                   db = optional_view(dbeta, op, "dbias");
+  with_workspace(x, in, stream_of(stream), [&](std::size_t* bytes) { return group_norm_workspace_size(in, o, bytes); },
+                 [&](void* ws, std::size_t bytes) { return group_norm_backward(g_in, in, m, r, g, dxv, dg, db, o, ws, bytes, stream_of(stream)); });
 }
 
 // ---- Normalizer -------------------------------------------------------------------------------------------------
@@ -401,7 +506,22 @@ NB_MODULE(_normkit, m) {
         nb::arg("mean"), nb::arg("std"), nb::arg("eps"), nb::arg("scale"), nb::arg("shift"), nb::arg("reverse"), nb::arg("crop"),
         nb::arg("mirror"), nb::arg("mirror_flags").none(), nb::arg("row_pitch"), nb::arg("stream"));
   m.def("layer_norm_forward", &layer_norm_forward_binding, nb::arg("x"), nb::arg("gamma").none(), nb::arg("beta").none(), nb::arg("y"),
-        nb::arg("mean").none(), nb::arg("rstd").none(), nb::arg("eps"), nb::arg("rms"), nb::arg("stream"));
+        nb::arg("mean").none(), nb::arg("rstd").none(), nb::arg("eps"), nb::arg("rms"), nb::arg("normalized_ndim"), nb::arg("stream"));
+  m.def("layer_norm_backward", &layer_norm_backward_binding, nb::arg("dy"), nb::arg("x"), nb::arg("mean").none(), nb::arg("rstd"),
+        nb::arg("gamma").none(), nb::arg("dx").none(), nb::arg("dgamma").none(), nb::arg("dbeta").none(), nb::arg("eps"), nb::arg("rms"),
+        nb::arg("normalized_ndim"), nb::arg("stream"));
+  m.def("batch_norm_forward", &batch_norm_forward_binding, nb::arg("x"), nb::arg("gamma").none(), nb::arg("beta").none(), nb::arg("y"),
+        nb::arg("running_mean").none(), nb::arg("running_var").none(), nb::arg("saved_mean").none(), nb::arg("saved_rstd").none(),
+        nb::arg("training"), nb::arg("channels_last"), nb::arg("eps"), nb::arg("momentum"), nb::arg("convention"), nb::arg("cumulative"),
+        nb::arg("batches_tracked"), nb::arg("stream"));
+  m.def("batch_norm_backward", &batch_norm_backward_binding, nb::arg("dy"), nb::arg("x"), nb::arg("mean"), nb::arg("rstd_or_var"),
+        nb::arg("gamma").none(), nb::arg("dx").none(), nb::arg("dgamma").none(), nb::arg("dbeta").none(), nb::arg("training"),
+        nb::arg("channels_last"), nb::arg("eps"), nb::arg("stream"));
+  m.def("group_norm_forward", &group_norm_forward_binding, nb::arg("x"), nb::arg("gamma").none(), nb::arg("beta").none(), nb::arg("y"),
+        nb::arg("saved_mean").none(), nb::arg("saved_rstd").none(), nb::arg("groups"), nb::arg("channels_last"), nb::arg("eps"), nb::arg("stream"));
+  m.def("group_norm_backward", &group_norm_backward_binding, nb::arg("dy"), nb::arg("x"), nb::arg("saved_mean"), nb::arg("saved_rstd"),
+        nb::arg("gamma").none(), nb::arg("dx").none(), nb::arg("dgamma").none(), nb::arg("dbeta").none(), nb::arg("groups"),
+        nb::arg("channels_last"), nb::arg("eps"), nb::arg("stream"));
   m.def("device_empty", &device_empty);
   m.def("copy_bytes", &copy_bytes);
   m.def("synchronize", &synchronize);

@@ -129,3 +129,101 @@ def test_image_normalize_float16_infinities_and_cancellation(space):
     y = get(normkit.image_normalize(put(x, space), [0.485], [0.229], units="pixel", scale=64.0, shift=128.0)).ravel().astype(np.float64)
     ref = (x.ravel().astype(np.float64) - 0.485) / 0.229 * 64 + 128
     np.testing.assert_allclose(y, ref, rtol=0, atol=2 * 2 ** -23 * np.abs(ref).max())
+
+
+def _row_norm_reference(x, w, b, eps, rms, dy):
+    """float64 LayerNorm/RMSNorm over the last axis and its gradients (dx, dweight, dbias)."""
+    x, dy = x.astype(np.float64), dy.astype(np.float64)
+    mean = 0.0 if rms else x.mean(1, keepdims=True)
+    rstd = 1 / np.sqrt(((x - mean) ** 2).mean(1, keepdims=True) + eps)
+    xhat = (x - mean) * rstd
+    g = dy * w
+    dx = rstd * (g - (0.0 if rms else g.mean(1, keepdims=True)) - xhat * (g * xhat).mean(1, keepdims=True))
+    return xhat * w + b, dx, (dy * xhat).sum(0), dy.sum(0)
+
+
+@pytest.mark.parametrize("rms", [False, True])
+def test_row_norm_backward(space, rms):
+    x = RNG.normal(1, 2, size=(45, 40)).astype(np.float32)
+    w, b = RNG.normal(size=40).astype(np.float32), (np.zeros(40) if rms else RNG.normal(size=40)).astype(np.float32)
+    dy = RNG.normal(size=x.shape).astype(np.float32)
+    y_ref, dx_ref, dw_ref, db_ref = _row_norm_reference(x, w, b, 1e-5, rms, dy)
+    if rms:
+        y, rstd = normkit.rms_norm(put(x, space), put(w, space), eps=1e-5, return_stats=True)
+        dx, dw = normkit.rms_norm_backward(put(dy, space), put(x, space), rstd, put(w, space), eps=1e-5)
+    else:
+        y, mean, rstd = normkit.layer_norm(put(x, space), put(w, space), put(b, space), eps=1e-5, return_stats=True)
+        assert get(mean).shape == (45,)
+        dx, dw, db = normkit.layer_norm_backward(put(dy, space), put(x, space), mean, rstd, put(w, space), with_bias=True, eps=1e-5)
+        np.testing.assert_allclose(get(db), db_ref, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(get(y), y_ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(get(dx), dx_ref, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(get(dw), dw_ref, rtol=1e-5, atol=1e-4)
+    # normalized over the last two axes: the same as over one axis of their product
+    y2 = normkit.layer_norm(put(x.reshape(45, 8, 5), space), put(w.reshape(8, 5), space), eps=1e-5, normalized_ndim=2)
+    np.testing.assert_allclose(get(y2).reshape(45, 40), _row_norm_reference(x, w, 0, 1e-5, False, dy)[0], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("channel_axis", [1, -1])
+def test_batch_norm_training_inference_and_backward(space, channel_axis):
+    shape = (6, 5, 7, 3) if channel_axis == 1 else (6, 7, 3, 5)
+    x = RNG.normal(3, 2, size=shape).astype(np.float32)
+    dy = RNG.normal(size=shape).astype(np.float32)
+    w, b = RNG.normal(size=5).astype(np.float32), RNG.normal(size=5).astype(np.float32)
+    rm, rv = np.zeros(5, np.float32), np.ones(5, np.float32)
+    axes = tuple(a for a in range(4) if a != channel_axis % 4)
+    keep = [1] * 4
+    keep[channel_axis] = 5
+    running_mean, running_var = put(rm, space), put(rv, space)
+    y, mean, rstd = normkit.batch_norm(put(x, space), running_mean, running_var, put(w, space), put(b, space), training=True, momentum=0.1,
+                                       eps=1e-5, channel_axis=channel_axis, return_stats=True)
+    xd, dyd = x.astype(np.float64), dy.astype(np.float64)
+    n = x.size // 5
+    m, v = xd.mean(axes), xd.var(axes)
+    r = 1 / np.sqrt(v + 1e-5)
+    xhat = (xd - m.reshape(keep)) * r.reshape(keep)
+    np.testing.assert_allclose(get(y), xhat * w.reshape(keep) + b.reshape(keep), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(get(running_mean), 0.1 * m, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(get(running_var), 0.9 + 0.1 * v * n / (n - 1), rtol=1e-6)
+    dx, dw, db = normkit.batch_norm_backward(put(dy, space), put(x, space), mean, rstd, put(w, space), with_bias=True, eps=1e-5,
+                                             channel_axis=channel_axis)
+    sdy, sdyx = dyd.sum(axes), (dyd * (xd - m.reshape(keep))).sum(axes)
+    dx_ref = (dyd - (sdy / n).reshape(keep) - (xd - m.reshape(keep)) * (r ** 2 * sdyx / n).reshape(keep)) * (r * w).reshape(keep)
+    np.testing.assert_allclose(get(dx), dx_ref, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(get(dw), sdyx * r, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(get(db), sdy, rtol=1e-5, atol=1e-4)
+    # inference from the running statistics, and its backward (an affine map a channel)
+    y = normkit.batch_norm(put(x, space), running_mean, running_var, put(w, space), None, training=False, eps=1e-5, channel_axis=channel_axis)
+    rm2, rv2 = get(running_mean).astype(np.float64), get(running_var).astype(np.float64)
+    scale = w / np.sqrt(rv2 + 1e-5)
+    np.testing.assert_allclose(get(y), (xd - rm2.reshape(keep)) * scale.reshape(keep), rtol=1e-5, atol=1e-5)
+    dx, dw, _ = normkit.batch_norm_backward(put(dy, space), put(x, space), running_mean, running_var, put(w, space), training=False, eps=1e-5,
+                                            channel_axis=channel_axis)
+    np.testing.assert_allclose(get(dx), dyd * scale.reshape(keep), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(get(dw), (dyd * (xd - rm2.reshape(keep))).sum(axes) / np.sqrt(rv2 + 1e-5), rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="running_mean"):
+        normkit.batch_norm(put(x, space), training=False)
+    with pytest.raises(ValueError, match="channel_axis"):
+        normkit.batch_norm(put(x, space), training=True, channel_axis=2)
+
+
+@pytest.mark.parametrize("groups", [1, 2, 0])
+def test_group_norm_and_backward(space, groups):
+    x = RNG.normal(-1, 3, size=(3, 4, 5, 6)).astype(np.float32)
+    dy = RNG.normal(size=x.shape).astype(np.float32)
+    w, b = RNG.normal(size=4).astype(np.float32), RNG.normal(size=4).astype(np.float32)
+    y, mean, rstd = normkit.group_norm(put(x, space), groups, put(w, space), put(b, space), eps=1e-5, return_stats=True)
+    g = groups or 4
+    xd, dyd = x.astype(np.float64).reshape(3, g, -1), dy.astype(np.float64).reshape(3, g, -1)
+    m, r = xd.mean(2, keepdims=True), 1 / np.sqrt(xd.var(2, keepdims=True) + 1e-5)
+    xhat = ((xd - m) * r).reshape(x.shape)
+    wk, bk = w.reshape(1, 4, 1, 1), b.reshape(1, 4, 1, 1)
+    np.testing.assert_allclose(get(y), xhat * wk + bk, rtol=1e-5, atol=1e-5)
+    assert get(mean).shape == (3, g)
+    dx, dw, db = normkit.group_norm_backward(put(dy, space), put(x, space), mean, rstd, groups, put(w, space), with_bias=True, eps=1e-5)
+    gd = (dy.astype(np.float64) * wk).reshape(3, g, -1)  # the gradient of xhat
+    xh = xhat.reshape(3, g, -1)
+    dx_ref = r * (gd - gd.mean(2, keepdims=True) - xh * (gd * xh).mean(2, keepdims=True))
+    np.testing.assert_allclose(get(dx), dx_ref.reshape(x.shape), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(get(dw), (dy * xhat).sum((0, 2, 3)), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(get(db), dy.astype(np.float64).sum((0, 2, 3)), rtol=1e-5, atol=1e-4)
