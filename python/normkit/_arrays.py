@@ -3,6 +3,7 @@ library, and the stream a call runs on. No copies: every array reaches C++ throu
 protocol as it is."""
 from __future__ import annotations
 
+import functools
 import numbers
 
 from . import _normkit
@@ -25,6 +26,11 @@ class DeviceArray:
         return len(self.shape)
 
     @property
+    def data_ptr(self):
+        """The device address of the first element (an int)."""
+        return _normkit.data_pointer(self._handle)
+
+    @property
     def size(self):
         n = 1
         for e in self.shape:
@@ -39,6 +45,54 @@ class DeviceArray:
 
     def __repr__(self):
         return f"normkit.DeviceArray(shape={self.shape}, dtype={self.dtype}, device={self.__dlpack_device__()[1]})"
+
+
+_TYPESTR = {"f4": "float32", "f8": "float64", "f2": "float16", "u1": "uint8", "i8": "int64"}
+
+
+class CudaInterfaceArray:
+    """An array that only speaks __cuda_array_interface__ (Numba's device arrays, say) seen through DLPack, without a
+    copy: normkit's functions take it as any device array, and it keeps the original alive. Its outputs are
+    normkit DeviceArrays (or pass out=, another such array)."""
+
+    def __init__(self, original):
+        interface = original.__cuda_array_interface__
+        typestr = interface["typestr"]
+        dtype = _TYPESTR.get(typestr[1:]) if typestr[:1] in "<|" else None
+        if dtype is None:
+            raise TypeError(f"normkit: __cuda_array_interface__ typestr {typestr!r} is not supported (float32, float64, float16, uint8, int64)")
+        shape = tuple(int(e) for e in interface["shape"])
+        itemsize = int(typestr[2:])
+        strides = interface.get("strides")
+        if strides is not None and any(int(b) % itemsize for b in strides):
+            raise ValueError("normkit: a __cuda_array_interface__ array whose strides are not whole elements")
+        element_strides = [] if strides is None else [int(b) // itemsize for b in strides]
+        if interface.get("mask") is not None:
+            raise ValueError("normkit: masked __cuda_array_interface__ arrays are not supported")
+        self.original, self.shape, self.dtype = original, shape, dtype
+        self._view = _normkit.cuda_interface_view(int(interface["data"][0]), list(shape), element_strides, dtype, original)
+
+    def __dlpack__(self, stream=None, **kwargs):
+        return self._view.__dlpack__()
+
+    def __dlpack_device__(self):
+        return self._view.__dlpack_device__()
+
+
+def accept(*arrays):
+    """The array arguments of a call as normkit reads them: unchanged, except __cuda_array_interface__-only objects
+    (wrapped, no copy). One argument gives one value, several a tuple."""
+    out = tuple(CudaInterfaceArray(a) if a is not None and not hasattr(a, "__dlpack__") and hasattr(a, "__cuda_array_interface__") else a
+                for a in arrays)
+    return out[0] if len(out) == 1 else out
+
+
+def accepting(function):
+    """Decorator of the public functions and estimator methods: their arguments go through accept()."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        return function(*(accept(a) for a in args), **{k: accept(v) for k, v in kwargs.items()})
+    return wrapper
 
 
 def device_empty(shape, dtype, device=0):

@@ -159,11 +159,13 @@ class _FittedScaler(_PicklesState, _FeatureNames, _Transformer, _Base):
         tags.input_tags.allow_nan = True  # NaN is ignored by fit and kept by transform, as scikit-learn's scalers
         return tags
 
+    @_arrays.accepting
     def fit(self, X, y=None):
         """Fits on X (a fresh state; scikit-learn's fit; no sample weights). Returns self."""
         self._reset()
         return self.partial_fit(X, y)
 
+    @_arrays.accepting
     def partial_fit(self, X, y=None):
         """Merges X's statistics into the state (exactly: Chan's formula in float64). Returns self. On host data a
         fit holding +-Inf raises ValueError here (scikit-learn's 'Input contains infinity'); on device data at the
@@ -207,10 +209,12 @@ class _FittedScaler(_PicklesState, _FeatureNames, _Transformer, _Base):
         self._state.transform(X, out, inverse, _arrays.stream_handle(None, X))
         return out
 
+    @_arrays.accepting
     def transform(self, X, copy=None):
         """The fitted transform of X, a new array in X's library (float dtypes kept, others become float64)."""
         return self._transform(X, False, copy)
 
+    @_arrays.accepting
     def inverse_transform(self, X, copy=None):
         return self._transform(X, True, copy)
 
@@ -355,6 +359,7 @@ class Normalizer(_FeatureNames, _Transformer, _Base):
         if not _arrays.device_of(X)[0] and not np.isfinite(X).all():
             raise ValueError("Input contains NaN or infinity (normkit.Normalizer; normkit.normalize keeps IEEE arithmetic)")
 
+    @_arrays.accepting
     def fit(self, X, y=None):
         """Checks X (2-D; host data finite, as scikit-learn's) and records its feature count."""
         X = _as_2d(X, "Normalizer")
@@ -362,6 +367,7 @@ class Normalizer(_FeatureNames, _Transformer, _Base):
         self.n_features_in_ = int(X.shape[1])
         return self
 
+    @_arrays.accepting
     def transform(self, X, copy=None):
         if not hasattr(self, "n_features_in_"):
             from .exceptions import NotFittedError
@@ -403,6 +409,7 @@ class Normalization(_PicklesState):
         self._state = _normkit.Normalizer("zscore", reduced, True, True, "keras", 1e-7, 0.0, 1.0, False, 1.0, 0.0, False, device)
         self._state.set_mean_variance(kept, mean, var)
 
+    @_arrays.accepting
     def adapt(self, data):
         _, reduced = self._axes(tuple(data.shape))
         device, _ = _arrays.device_of(data)
@@ -412,6 +419,7 @@ class Normalization(_PicklesState):
         self._state.adapt(data, self._stream)
         return self
 
+    @_arrays.accepting
     def __call__(self, x):
         if self._state is None:
             if self.mean is None or self.variance is None:

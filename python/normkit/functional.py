@@ -8,6 +8,7 @@ from . import _arrays, _normkit
 ALL_STATS = ("count", "mean", "var", "std", "min", "max", "sum", "l0", "l1", "l2", "linf")
 
 
+@_arrays.accepting
 def stats(x, axis=None, stats=("count", "mean", "var", "std", "min", "max", "sum"), ddof=0, ignore_nan=False, stream=None):
     """Statistics of x over the reduced `axis` (None: all; an int or a sequence, negative from the end), in one read:
     count, mean, var (= M2 / (count - ddof)), std, min, max, sum and the norms l0, l1, l2, linf. NaN propagates as in
@@ -24,6 +25,7 @@ def stats(x, axis=None, stats=("count", "mean", "var", "std", "min", "max", "sum
     return dict(zip(names, outs))
 
 
+@_arrays.accepting
 def normalize(x, norm="l2", out=None, stream=None):
     """Each row (the last axis) divided by its norm: 'l1' (sum |x|), 'l2' (Euclidean) or 'max' (max |x|; 'linf' too),
     scikit-learn's `normalize(X, norm=...)`. A zero row stays zero (scikit-learn's rule); NaN propagates to its row.
@@ -36,6 +38,7 @@ def normalize(x, norm="l2", out=None, stream=None):
     return out
 
 
+@_arrays.accepting
 def image_normalize(x, mean, std, units=None, layout="nhwc", out_layout="nchw", dtype="float32", eps=0.0, scale=1.0, shift=0.0,
                     reverse_channels=False, crop=None, mirror=False, out=None, stream=None):
     """A batch of images normalized in one pass, the layout change fused:
@@ -95,6 +98,7 @@ def _row_norm(x, weight, bias, eps, rms, normalized_ndim, return_stats, out, str
     return out
 
 
+@_arrays.accepting
 def layer_norm(x, weight=None, bias=None, eps=1e-5, normalized_ndim=1, return_stats=False, out=None, stream=None):
     """LayerNorm over the last `normalized_ndim` axes (PyTorch's F.layer_norm(x, x.shape[-normalized_ndim:], weight,
     bias, eps)): y = (x - mean) * rstd * weight + bias, rstd = 1 / sqrt(var + eps), biased variance, statistics in
@@ -105,6 +109,7 @@ def layer_norm(x, weight=None, bias=None, eps=1e-5, normalized_ndim=1, return_st
     return _row_norm(x, weight, bias, eps, False, normalized_ndim, return_stats, out, stream)
 
 
+@_arrays.accepting
 def rms_norm(x, weight=None, eps=1e-6, normalized_ndim=1, return_stats=False, out=None, stream=None):
     """RMSNorm over the last `normalized_ndim` axes: y = x * rsqrt(mean(x^2) + eps) * weight (statistics in float32).
     return_stats: also the per-row rstd ([R], float32) that rms_norm_backward takes. PyTorch's F.rms_norm(eps=None)
@@ -129,6 +134,7 @@ def _row_norm_backward(dy, x, mean, rstd, weight, with_bias, eps, rms, normalize
     return dx, dweight, dbias
 
 
+@_arrays.accepting
 def layer_norm_backward(dy, x, mean, rstd, weight=None, with_bias=False, eps=1e-5, normalized_ndim=1, input_grad=True, stream=None):
     """The gradients of layer_norm from dy and the forward's saved mean and rstd (return_stats=True):
     g = weight * dy, dx = rstd * (g - mean(g) - x̂ * mean(g * x̂)), dweight = Σ_rows dy * x̂, dbias = Σ_rows dy.
@@ -137,6 +143,7 @@ def layer_norm_backward(dy, x, mean, rstd, weight=None, with_bias=False, eps=1e-
     return _row_norm_backward(dy, x, mean, rstd, weight, with_bias, eps, False, normalized_ndim, input_grad, stream)
 
 
+@_arrays.accepting
 def rms_norm_backward(dy, x, rstd, weight=None, eps=1e-6, normalized_ndim=1, input_grad=True, stream=None):
     """The gradients of rms_norm from dy and the forward's saved rstd: g = weight * dy,
     dx = rstd * (g - x̂ * mean(g * x̂)), dweight = Σ_rows dy * x̂. Returns (dx, dweight) (None where not computed)."""
@@ -156,6 +163,7 @@ def _channels_last(x, channel_axis, op):
     raise ValueError(f"normkit.{op}: argument 'channel_axis': expected 1 (channels first) or -1 (channels last), got {channel_axis}")
 
 
+@_arrays.accepting
 def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5, channel_axis=1,
                convention="pytorch", batches_tracked=None, return_stats=False, out=None, stream=None):
     """BatchNorm (PyTorch's F.batch_norm argument order): per channel (axis `channel_axis`: 1, or -1 for NHWC / Keras),
@@ -182,6 +190,7 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None, t
     return (out, saved_mean, saved_rstd) if training and return_stats else out
 
 
+@_arrays.accepting
 def batch_norm_backward(dy, x, mean, rstd_or_var, weight=None, with_bias=False, training=True, eps=1e-5, channel_axis=1, input_grad=True,
                         stream=None):
     """The gradients of batch_norm. training=True: from the forward's saved mean and rstd,
@@ -200,6 +209,7 @@ def batch_norm_backward(dy, x, mean, rstd_or_var, weight=None, with_bias=False, 
     return dx, dweight, dbias
 
 
+@_arrays.accepting
 def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, channel_axis=1, return_stats=False, out=None, stream=None):
     """GroupNorm (PyTorch's F.group_norm(x, num_groups, weight, bias, eps)): the C channels (axis 1, or -1 for NHWC /
     Keras) cut into num_groups groups of C / num_groups; each (sample, group) normalized over its channels' values
@@ -217,6 +227,7 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, channel_axis=1, 
     return (out, saved_mean, saved_rstd) if return_stats else out
 
 
+@_arrays.accepting
 def group_norm_backward(dy, x, mean, rstd, num_groups, weight=None, with_bias=False, eps=1e-5, channel_axis=1, input_grad=True, stream=None):
     """The gradients of group_norm from dy and the forward's saved mean and rstd ([N, G]): returns (dx, dweight,
     dbias), float32 parameter gradients, None where not asked (dweight needs weight, dbias with_bias)."""

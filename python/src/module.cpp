@@ -445,6 +445,19 @@ class PyNormalizer {
 
 // ---- device arrays (tests, and outputs for device inputs of libraries normkit cannot allocate in) -------------
 
+#if defined(NORMKIT_WITH_CUDA)
+nb::dlpack::dtype dlpack_dtype(DType d) {
+  nb::dlpack::dtype dt;
+  dt.lanes = 1;
+  dt.bits = static_cast<std::uint8_t>(8 * dtype_size(d));
+  dt.code = static_cast<std::uint8_t>(d == DType::uint8 ? nb::dlpack::dtype_code::UInt
+                                      : d == DType::int64 ? nb::dlpack::dtype_code::Int
+                                      : d == DType::bfloat16 ? nb::dlpack::dtype_code::Bfloat
+                                                             : nb::dlpack::dtype_code::Float);
+  return dt;
+}
+#endif
+
 nb::ndarray<nb::array_api> device_empty(std::vector<std::size_t> shape, const std::string& dtype, int device) {
 #if defined(NORMKIT_WITH_CUDA)
   DType d;
@@ -458,17 +471,38 @@ nb::ndarray<nb::array_api> device_empty(std::vector<std::size_t> shape, const st
     throw std::runtime_error("normkit: cudaMalloc of " + std::to_string(n) + " bytes failed");
   }
   nb::capsule owner(p, [](void* q) noexcept { cudaFree(q); });
-  nb::dlpack::dtype dt;
-  dt.lanes = 1;
-  dt.bits = static_cast<std::uint8_t>(8 * dtype_size(d));
-  dt.code = static_cast<std::uint8_t>(d == DType::uint8 ? nb::dlpack::dtype_code::UInt
-                                      : d == DType::int64 ? nb::dlpack::dtype_code::Int
-                                      : d == DType::bfloat16 ? nb::dlpack::dtype_code::Bfloat
-                                                             : nb::dlpack::dtype_code::Float);
+  const nb::dlpack::dtype dt = dlpack_dtype(d);
   return nb::ndarray<nb::array_api>(p, shape.size(), shape.data(), owner, nullptr, dt, nb::device::cuda::value, device);
 #else
   (void)shape, (void)dtype, (void)device;
   throw std::runtime_error("normkit: built without CUDA");
+#endif
+}
+
+// Device memory described by another library's __cuda_array_interface__ (Numba, CuPy): a DLPack array over the
+// same memory (no copy) that keeps `owner` alive. strides in elements, empty for C-contiguous; the device is the
+// pointer's (cudaPointerGetAttributes).
+nb::ndarray<nb::array_api> cuda_interface_view(std::uintptr_t ptr, std::vector<std::size_t> shape, std::vector<std::int64_t> strides,
+                                               const std::string& dtype, nb::object owner) {
+#if defined(NORMKIT_WITH_CUDA)
+  DType d;
+  if (!parse_dtype(dtype, &d)) throw nb::type_error(("normkit: unknown dtype '" + dtype + "'").c_str());
+  int device = 0;
+  if (ptr != 0) {
+    cudaPointerAttributes attributes{};
+    if (cudaPointerGetAttributes(&attributes, reinterpret_cast<const void*>(ptr)) != cudaSuccess ||
+        (attributes.type != cudaMemoryTypeDevice && attributes.type != cudaMemoryTypeManaged)) {
+      cudaGetLastError();
+      throw nb::value_error("normkit: a __cuda_array_interface__ pointer that is not CUDA device memory");
+    }
+    device = attributes.device;
+  }
+  const nb::dlpack::dtype dt = dlpack_dtype(d);
+  return nb::ndarray<nb::array_api>(reinterpret_cast<void*>(ptr), shape.size(), shape.data(), owner, strides.empty() ? nullptr : strides.data(), dt,
+                                    nb::device::cuda::value, device);
+#else
+  (void)ptr, (void)shape, (void)strides, (void)dtype, (void)owner;
+  throw std::runtime_error("normkit: built without CUDA (a __cuda_array_interface__ array needs it)");
 #endif
 }
 
@@ -486,6 +520,8 @@ void copy_bytes(OutArray dst, Array src) {
   std::memcpy(dst.data(), src.data(), bytes);
 #endif
 }
+
+std::uintptr_t data_pointer(Array a) { return reinterpret_cast<std::uintptr_t>(a.data()); }
 
 void synchronize(std::uintptr_t stream) {
 #if defined(NORMKIT_WITH_CUDA)
@@ -523,8 +559,10 @@ NB_MODULE(_normkit, m) {
         nb::arg("gamma").none(), nb::arg("dx").none(), nb::arg("dgamma").none(), nb::arg("dbeta").none(), nb::arg("groups"),
         nb::arg("channels_last"), nb::arg("eps"), nb::arg("stream"));
   m.def("device_empty", &device_empty);
+  m.def("cuda_interface_view", &cuda_interface_view);
   m.def("copy_bytes", &copy_bytes);
   m.def("synchronize", &synchronize);
+  m.def("data_pointer", &data_pointer);
   nb::class_<PyNormalizer>(m, "Normalizer")
       .def(nb::init<const std::string&, std::vector<int>, bool, bool, const std::string&, double, double, double, bool, double, double, bool, bool>())
       .def("adapt", &PyNormalizer::adapt)

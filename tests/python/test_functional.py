@@ -227,3 +227,37 @@ def test_group_norm_and_backward(space, groups):
     np.testing.assert_allclose(get(dx), dx_ref.reshape(x.shape), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(get(dw), (dy * xhat).sum((0, 2, 3)), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(get(db), dy.astype(np.float64).sum((0, 2, 3)), rtol=1e-5, atol=1e-4)
+
+
+class _InterfaceOnly:
+    """A device array that speaks only __cuda_array_interface__ (as Numba's do), over a normkit DeviceArray."""
+
+    def __init__(self, array, typestr):
+        self.array = array
+        self.__cuda_array_interface__ = {"shape": array.shape, "typestr": typestr, "data": (array.data_ptr, False), "version": 3,
+                                         "strides": None, "stream": None}
+
+
+def test_cuda_array_interface_inputs_and_outputs(space):
+    if space != "device":
+        pytest.skip("__cuda_array_interface__ describes device memory")
+    x = RNG.normal(5, 2, size=(40, 6)).astype(np.float32)
+    got = normkit.stats(_InterfaceOnly(normkit.device_array(x), "<f4"), axis=0, stats=("mean", "max"))
+    np.testing.assert_allclose(get(got["mean"]), x.mean(0), rtol=1e-6)
+    out = normkit.device_array(np.zeros_like(x))
+    normkit.normalize(_InterfaceOnly(normkit.device_array(x), "<f4"), out=_InterfaceOnly(out, "<f4"))
+    np.testing.assert_allclose(get(out), x / np.linalg.norm(x, axis=1, keepdims=True), rtol=2e-6)
+    scaler = normkit.StandardScaler().fit(_InterfaceOnly(normkit.device_array(x), "<f4"))
+    np.testing.assert_allclose(scaler.mean_, x.mean(0), rtol=1e-6)
+    with pytest.raises(TypeError, match="typestr"):
+        normkit.stats(_InterfaceOnly(normkit.device_array(x), "<i4"))
+    with pytest.raises(ValueError, match="not CUDA device memory"):
+        normkit.stats(_HostPointer())
+
+
+class _HostPointer:
+    """__cuda_array_interface__ pointing at host memory (rejected)."""
+
+    def __init__(self):
+        self.host = np.zeros(4, np.float32)
+        self.__cuda_array_interface__ = {"shape": (4,), "typestr": "<f4", "data": (self.host.ctypes.data, False), "version": 3}
