@@ -84,6 +84,11 @@ labels=()
 run_step tests 150 "$OUT/tests.txt" env NORMKIT_REQUIRE_DEVICE=1 \
   ctest --test-dir "$BUILD_DIR" --output-on-failure --no-tests=error -j 4 "${labels[@]}"
 
+# normkit.torch's custom ops on CUDA tensors against PyTorch's layers (tests/python/test_torch.py's cuda cases;
+# skipped where PyTorch is absent).
+run_step torch_ops 90 "$OUT/torch_ops.txt" env PYTHONPATH="$BUILD_DIR/python:$ROOT/tests/python" \
+  python3 -m pytest -q -p no:cacheprovider -k cuda "$ROOT/tests/python/test_torch.py"
+
 # 4. Kernel resources on this architecture (registers, spills, local and shared memory per kernel), then
 #    the model-versus-SASS reproducers (tests/emulator_repro/*/run.sh; their SASS half needs cuobjdump).
 library=$(find "$BUILD_DIR" -name 'libnormkit*' -type f | head -n 1)
