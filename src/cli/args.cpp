@@ -6,6 +6,7 @@
 
 #include "cli/cli_common.hpp"
 #include "cli/device_memory.hpp"
+#include "normkit/distributed.hpp"
 
 namespace normkit::cli {
 
@@ -69,8 +70,9 @@ int parse_gpu_option(const std::string& text) {
 
 Status select_device(DeviceChoice choice, int gpu, bool* use_cuda) {
   *use_cuda = choice == DeviceChoice::cuda || (choice == DeviceChoice::automatic && cuda_available());
+  const bool say = shared_run() == nullptr || shared_run()->rank() == 0;  // (normkit-mpi: rank 0 speaks)
   if (!*use_cuda) {
-    std::fprintf(stderr, "normkit: device: cpu (%d threads)\n", host_threads());
+    if (say) std::fprintf(stderr, "normkit: device: cpu (%d threads)\n", host_threads());
     return Status::success();
   }
   if (!cuda_available()) {
@@ -78,7 +80,7 @@ Status select_device(DeviceChoice choice, int gpu, bool* use_cuda) {
   }
   std::string name;
   NORMKIT_RETURN_IF_ERROR(select_gpu(gpu, &name));
-  std::fprintf(stderr, "normkit: device: cuda:%d (%s)\n", gpu, name.c_str());
+  if (say) std::fprintf(stderr, "normkit: device: cuda:%d (%s)\n", gpu, name.c_str());
   return Status::success();
 }
 

@@ -4,6 +4,10 @@
 #include <string>
 #include <vector>
 
+namespace normkit {
+class Communicator;  // normkit/distributed.hpp
+}  // namespace normkit
+
 namespace normkit::cli {
 
 constexpr int kExitOk = 0;
@@ -17,6 +21,11 @@ struct UsageError {
 
 int run_stats(const std::vector<std::string>& args);
 void print_stats_help();
+// The processes `stats` is shared among (normkit-mpi sets its MPI communicator; null, the default: this process
+// alone). Shared, every input is streamed in pieces dealt round-robin to the ranks and merged in piece order on
+// every rank; rank 0 prints and writes.
+void set_shared_run(Communicator* comm);
+Communicator* shared_run();
 // demo: the main job on Fashion-MNIST
 int run_demo(const std::vector<std::string>& args);
 void print_demo_help();

@@ -1,5 +1,6 @@
 // normkit command line: `normkit stats IN.npy ...`; `normkit --help`, `normkit --version`.
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <new>
 #include <string>
@@ -67,6 +68,14 @@ int dispatch(const std::vector<std::string>& args) {
   if (command == "--version" || command == "-V") {
     std::printf("normkit %s\n", NORMKIT_VERSION);
     return normkit::cli::kExitOk;
+  }
+  // Started as one of several MPI ranks (OpenMPI's or MPICH's mpirun): every rank would do the whole job alone.
+  const char* ranks = std::getenv("OMPI_COMM_WORLD_SIZE");
+  if (ranks == nullptr) ranks = std::getenv("PMI_SIZE");
+  if (ranks != nullptr && std::atoi(ranks) > 1) {
+    std::fprintf(stderr, "normkit: started as one of %s MPI ranks, each of which would do the whole job: use normkit-mpi "
+                         "(mpirun -np N normkit-mpi stats ...)\n", ranks);
+    return normkit::cli::kExitUsage;
   }
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   if (command == "stats") return normkit::cli::run_stats(rest);

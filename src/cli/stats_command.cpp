@@ -23,6 +23,7 @@
 #include "io/idx.hpp"
 #include "io/npy.hpp"
 #include "io/safetensors.hpp"
+#include "normkit/distributed.hpp"
 #include "normkit/stats.hpp"
 
 #ifndef NORMKIT_VERSION
@@ -207,22 +208,43 @@ class Progress {
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
 };
 
+Communicator* g_shared_run = nullptr;
+
+// The streamed summaries' storage and merges, in host or device memory (device: merged by normkit's device merge,
+// as the single-process run merges each piece into them on the device).
+template <typename Summary>
+Status merge_into(Summary* into, const Summary* from, std::int64_t n, MemorySpace space) {
+  if constexpr (std::is_same_v<Summary, IntegerSummary>) return merge_integer_summaries(into, from, n, space);
+  else return merge_summaries(into, from, n, space);
+}
+
 // Several files, or one in pieces: batches along axis 0, each piece (whole rows of about --chunk-bytes,
-// default 256 MB) summarised and merged into the running summaries (integer summaries for uint8: exact;
-// Chan's merge otherwise), then finalized once. Files are read as streams, never whole. `shape` receives
-// the concatenation's shape.
+// default 256 MB; pieces never span two files) summarised and merged into the running summaries (integer
+// summaries for uint8: exact; Chan's merge otherwise), then finalized once. Files are read as streams, never
+// whole. `shape` receives the concatenation's shape.
+//
+// Shared among ranks (normkit-mpi): piece p is summarised by rank p % P alone (the others skip its bytes); after
+// every P pieces the round's summaries are gathered (host memory) and merged into every rank's summaries in
+// piece order, the first piece's copied: the same operations, in the same order, on the same summaries as one
+// process's running merge, so the result is bitwise that of `normkit stats --chunk-bytes B` for every P (the host
+// engine's summaries depend on its thread count: the same NORMKIT_NUM_THREADS on every rank and in the single run).
+// A failure on any rank (a file it cannot read, a shape that differs) becomes the same error on every rank at
+// the next round, never a hang.
 template <typename Summary>
 Status accumulate_files(const StatsArgs& args, const StatsOptions& options, bool use_cuda, const io::ArrayStream& first,
                         std::vector<std::int64_t>* shape, Results* results) {
   constexpr bool kInteger = std::is_same_v<Summary, IntegerSummary>;
+  Communicator* const comm = g_shared_run;
+  const int ranks = comm ? comm->size() : 1, rank = comm ? comm->rank() : 0;
   const std::int64_t n = results->kept_numel;
+  const std::size_t summary_bytes = static_cast<std::size_t>(n) * sizeof(Summary);
   const MemorySpace space = use_cuda ? MemorySpace::device : MemorySpace::host;
   std::vector<Summary> host_summaries(use_cuda ? 0 : static_cast<std::size_t>(n));
-  DeviceBuffer device_summaries, device_input, workspace;
+  DeviceBuffer device_summaries, device_input, workspace, device_piece;
   std::size_t input_capacity = 0, workspace_capacity = 0;
   Summary* summaries = host_summaries.data();
   if (use_cuda) {
-    NORMKIT_RETURN_IF_ERROR(device_summaries.allocate(static_cast<std::size_t>(n) * sizeof(Summary)));
+    NORMKIT_RETURN_IF_ERROR(device_summaries.allocate(summary_bytes));
     summaries = static_cast<Summary*>(device_summaries.get());
   }
   *shape = first.shape();
@@ -232,61 +254,104 @@ Status accumulate_files(const StatsArgs& args, const StatsOptions& options, bool
   for (std::size_t d = 1; d < first.shape().size(); ++d) row_bytes *= static_cast<std::size_t>(first.shape()[d]);
   const std::size_t chunk_bytes = args.chunk_bytes > 0 ? static_cast<std::size_t>(args.chunk_bytes) : (std::size_t{256} << 20);
   const std::int64_t chunk_rows = static_cast<std::int64_t>(std::max<std::size_t>(1, chunk_bytes / std::max<std::size_t>(row_bytes, 1)));
-  std::vector<unsigned char> host;
-  bool merge = false;
+
+  // Every file opened and checked first: the pieces are counted before any is read.
+  Status local = Status::success();
   std::vector<std::unique_ptr<io::ArrayStream>> streams(args.inputs.size());
   std::size_t total = 0;
-  for (std::size_t f = 0; f < args.inputs.size(); ++f) {
-    NORMKIT_RETURN_IF_ERROR(io::open_array_stream(args.inputs[f], &streams[f]));
+  std::int64_t pieces = 0;
+  for (std::size_t f = 0; f < args.inputs.size() && local.ok(); ++f) {
+    local = io::open_array_stream(args.inputs[f], &streams[f]);
+    if (!local.ok()) break;
+    const std::vector<std::int64_t>& s = streams[f]->shape();
+    const bool same_rows = s.size() == first.shape().size() && !s.empty() && std::equal(s.begin() + 1, s.end(), first.shape().begin() + 1);
+    if (streams[f]->dtype() != first.dtype() || !same_rows) {
+      std::string batches = "[N";
+      for (std::size_t d = 1; d < first.shape().size(); ++d) batches += ", " + std::to_string(first.shape()[d]);
+      local = Status(StatusCode::shape_mismatch, "normkit stats: " + args.inputs[f] + " holds " + dtype_name(streams[f]->dtype()) + " " +
+                                                     TensorView(nullptr, streams[f]->dtype(), s.data(), static_cast<int>(s.size())).shape_string() +
+                                                     "; the first file's batches are " + dtype_name(first.dtype()) + " " + batches + "]");
+      break;
+    }
+    (*shape)[0] += s[0];
     total += streams[f]->data_bytes();
+    pieces += (s[0] + chunk_rows - 1) / chunk_rows;
   }
-  Progress progress(total, !args.quiet);
+  if (comm) NORMKIT_RETURN_IF_ERROR(all_agree(*comm, local, pieces, "stats"));  // (every rank sees the same pieces)
+  NORMKIT_RETURN_IF_ERROR(local);
+
+  // Shared: this rank's piece of a round, and the round's pieces of every rank (host memory).
+  std::vector<Summary> round_send(comm ? static_cast<std::size_t>(n) : 0), round_all(comm ? static_cast<std::size_t>(n) * ranks : 0);
+  if (comm && use_cuda) NORMKIT_RETURN_IF_ERROR(device_piece.allocate(summary_bytes));
+  Summary* const piece_summaries = !comm ? summaries : use_cuda ? static_cast<Summary*>(device_piece.get()) : round_send.data();
+  auto merge_round = [&](std::int64_t round_start) -> Status {
+    const bool owner = round_start + rank < pieces;
+    if (local.ok() && owner && use_cuda) local = device_piece.download(round_send.data(), summary_bytes);
+    NORMKIT_RETURN_IF_ERROR(all_agree(*comm, local, round_start, "stats"));
+    NORMKIT_RETURN_IF_ERROR(comm->all_gather(round_send.data(), round_all.data(), summary_bytes, MemorySpace::host, nullptr));
+    for (int r = 0; r < ranks && round_start + r < pieces; ++r) {
+      const Summary* from = round_all.data() + static_cast<std::size_t>(r) * n;
+      if (use_cuda) {
+        NORMKIT_RETURN_IF_ERROR(round_start + r == 0 ? device_summaries.upload(from, summary_bytes) : device_piece.upload(from, summary_bytes));
+        if (round_start + r > 0) NORMKIT_RETURN_IF_ERROR(merge_into(summaries, static_cast<const Summary*>(device_piece.get()), n, space));
+      } else if (round_start + r == 0) {
+        std::copy(from, from + n, summaries);
+      } else {
+        NORMKIT_RETURN_IF_ERROR(merge_into(summaries, from, n, space));
+      }
+    }
+    return Status::success();
+  };
+
+  std::vector<unsigned char> host;
+  Progress progress(total, !args.quiet && rank == 0);
+  std::int64_t piece = 0;
   for (std::size_t f = 0; f < args.inputs.size(); ++f) {
     io::ArrayStream& stream = *streams[f];
     const std::vector<std::int64_t>& s = stream.shape();
-    const bool same_rows = s.size() == first.shape().size() && !s.empty() && std::equal(s.begin() + 1, s.end(), first.shape().begin() + 1);
-    if (stream.dtype() != first.dtype() || !same_rows) {
-      std::string batches = "[N";
-      for (std::size_t d = 1; d < first.shape().size(); ++d) batches += ", " + std::to_string(first.shape()[d]);
-      return Status(StatusCode::shape_mismatch, "normkit stats: " + args.inputs[f] + " holds " + dtype_name(stream.dtype()) + " " +
-                                                    TensorView(nullptr, stream.dtype(), s.data(), static_cast<int>(s.size())).shape_string() +
-                                                    "; the first file's batches are " + dtype_name(first.dtype()) + " " + batches + "]");
-    }
-    (*shape)[0] += s[0];
-    for (std::int64_t r0 = 0; r0 < s[0]; r0 += chunk_rows) {
+    for (std::int64_t r0 = 0; r0 < s[0]; r0 += chunk_rows, ++piece) {
       const std::int64_t rows = std::min(chunk_rows, s[0] - r0);
       const std::size_t bytes = static_cast<std::size_t>(rows) * row_bytes;
-      host.resize(bytes);
-      NORMKIT_RETURN_IF_ERROR(stream.read(host.data(), bytes));
-      std::vector<std::int64_t> piece = s;
-      piece[0] = rows;
-      TensorView input(host.data(), stream.dtype(), piece.data(), static_cast<int>(piece.size()));
-      std::size_t workspace_bytes = 0;
-      if (use_cuda) {
-        if (bytes > input_capacity) {
-          NORMKIT_RETURN_IF_ERROR(device_input.allocate(bytes));
-          input_capacity = bytes;
+      if (local.ok() && piece % ranks != rank) local = stream.skip(bytes);
+      if (local.ok() && piece % ranks == rank) local = [&]() -> Status {
+        host.resize(bytes);
+        NORMKIT_RETURN_IF_ERROR(stream.read(host.data(), bytes));
+        std::vector<std::int64_t> shape_of_piece = s;
+        shape_of_piece[0] = rows;
+        TensorView input(host.data(), stream.dtype(), shape_of_piece.data(), static_cast<int>(shape_of_piece.size()));
+        std::size_t workspace_bytes = 0;
+        if (use_cuda) {
+          if (bytes > input_capacity) {
+            NORMKIT_RETURN_IF_ERROR(device_input.allocate(bytes));
+            input_capacity = bytes;
+          }
+          NORMKIT_RETURN_IF_ERROR(device_input.upload(host.data(), bytes));
+          input.data = device_input.get();
+          input.space = MemorySpace::device;
+          NORMKIT_RETURN_IF_ERROR(stats_workspace_size(input, options, &workspace_bytes));
+          if (workspace_bytes > workspace_capacity) {
+            NORMKIT_RETURN_IF_ERROR(workspace.allocate(workspace_bytes));
+            workspace_capacity = workspace_bytes;
+          }
         }
-        NORMKIT_RETURN_IF_ERROR(device_input.upload(host.data(), bytes));
-        input.data = device_input.get();
-        input.space = MemorySpace::device;
-        NORMKIT_RETURN_IF_ERROR(stats_workspace_size(input, options, &workspace_bytes));
-        if (workspace_bytes > workspace_capacity) {
-          NORMKIT_RETURN_IF_ERROR(workspace.allocate(workspace_bytes));
-          workspace_capacity = workspace_bytes;
+        const bool merge = !comm && piece > 0;  // (shared: each piece alone, merged at its round)
+        if constexpr (kInteger) {
+          NORMKIT_RETURN_IF_ERROR(accumulate_integer_stats(input, options, piece_summaries, n, merge, workspace.get(), workspace_bytes));
+        } else {
+          NORMKIT_RETURN_IF_ERROR(accumulate_stats(input, options, piece_summaries, n, merge, workspace.get(), workspace_bytes));
         }
-      }
-      if constexpr (kInteger) {
-        NORMKIT_RETURN_IF_ERROR(accumulate_integer_stats(input, options, summaries, n, merge, workspace.get(), workspace_bytes));
-      } else {
-        NORMKIT_RETURN_IF_ERROR(accumulate_stats(input, options, summaries, n, merge, workspace.get(), workspace_bytes));
-      }
-      merge = true;
-      if (use_cuda) NORMKIT_RETURN_IF_ERROR(synchronize_device());  // (the next piece reuses the input buffer)
-      progress.advance(bytes);
+        if (use_cuda) NORMKIT_RETURN_IF_ERROR(synchronize_device());  // (the next piece reuses the input buffer)
+        progress.advance(bytes);
+        return Status::success();
+      }();
+      if (!comm) NORMKIT_RETURN_IF_ERROR(local);
+      if (comm && ((piece + 1) % ranks == 0 || piece + 1 == pieces)) NORMKIT_RETURN_IF_ERROR(merge_round(piece - piece % ranks));
     }
-    NORMKIT_RETURN_IF_ERROR(stream.finish());
+    if (local.ok()) local = stream.finish();
+    if (!comm) NORMKIT_RETURN_IF_ERROR(local);
   }
+  if (comm) NORMKIT_RETURN_IF_ERROR(all_agree(*comm, local, pieces, "stats"));
+  const bool merge = pieces > 0;
   if (!merge) {  // (every file empty: the summaries of nothing)
     std::vector<std::int64_t> empty = first.shape();
     empty[0] = 0;
@@ -320,19 +385,18 @@ Status accumulate_files(const StatsArgs& args, const StatsOptions& options, bool
   return Status::success();
 }
 
-Status compute_files(const StatsArgs& args, bool use_cuda, std::vector<std::int64_t>* shape, Results* results) {
-  std::unique_ptr<io::ArrayStream> stream;
-  NORMKIT_RETURN_IF_ERROR(io::open_array_stream(args.inputs[0], &stream));
-  const io::ArrayStream& first = *stream;
+// The first file's header, the options and the kept shape of a streamed run.
+Status prepare_files(const StatsArgs& args, std::unique_ptr<io::ArrayStream>* stream, StatsOptions* options, Results* results) {
+  NORMKIT_RETURN_IF_ERROR(io::open_array_stream(args.inputs[0], stream));
+  const io::ArrayStream& first = **stream;
   if (first.shape().empty()) {
     return Status(StatusCode::shape_mismatch, "normkit stats: " + args.inputs[0] + " is a scalar (0-d); several files are batches along axis 0");
   }
   TensorView input(nullptr, first.dtype(), first.shape().data(), static_cast<int>(first.shape().size()));
-  StatsOptions options;
-  options.axes = args.all_axes ? ReduceAxes::every() : ReduceAxes::of(args.axes.data(), static_cast<int>(args.axes.size()));
-  options.ddof = args.ddof;
-  options.ignore_nan = args.ignore_nan;
-  NORMKIT_RETURN_IF_ERROR(kept_shape(input, options.axes, &results->kept, &results->kept_ndim));
+  options->axes = args.all_axes ? ReduceAxes::every() : ReduceAxes::of(args.axes.data(), static_cast<int>(args.axes.size()));
+  options->ddof = args.ddof;
+  options->ignore_nan = args.ignore_nan;
+  NORMKIT_RETURN_IF_ERROR(kept_shape(input, options->axes, &results->kept, &results->kept_ndim));
   bool reduces_first = args.all_axes;
   for (int a : args.axes) reduces_first = reduces_first || a == 0 || a + input.ndim == 0;
   if (!reduces_first) {
@@ -343,8 +407,20 @@ Status compute_files(const StatsArgs& args, bool use_cuda, std::vector<std::int6
   results->float_dtype = first.dtype() == DType::float64 ? DType::float64 : DType::float32;
   results->input_dtype = first.dtype();
   for (int i = 0; i < kNumStats; ++i) results->data[i].assign(static_cast<std::size_t>(results->kept_numel) * dtype_size(results->dtype_of(i)), 0);
-  if (first.dtype() == DType::uint8) return accumulate_files<IntegerSummary>(args, options, use_cuda, first, shape, results);
-  return accumulate_files<StatsSummary>(args, options, use_cuda, first, shape, results);
+  return Status::success();
+}
+
+Status compute_files(const StatsArgs& args, bool use_cuda, std::vector<std::int64_t>* shape, Results* results) {
+  std::unique_ptr<io::ArrayStream> stream;
+  StatsOptions options;
+  const Status prepared = prepare_files(args, &stream, &options, results);
+  if (g_shared_run != nullptr) {  // (every rank the same kept shape and dtype, or the same error)
+    const std::int64_t agreed = prepared.ok() ? results->kept_numel * 16 + static_cast<int>(stream->dtype()) : -1;
+    NORMKIT_RETURN_IF_ERROR(all_agree(*g_shared_run, prepared, agreed, "stats"));
+  }
+  NORMKIT_RETURN_IF_ERROR(prepared);
+  if (stream->dtype() == DType::uint8) return accumulate_files<IntegerSummary>(args, options, use_cuda, *stream, shape, results);
+  return accumulate_files<StatsSummary>(args, options, use_cuda, *stream, shape, results);
 }
 
 std::string kept_index_string(const Results& r, std::int64_t k) {
@@ -408,11 +484,15 @@ Status write_output(const StatsArgs& args, const io::NpyArray& array, const std:
 }
 
 int fail(const Status& status) {
-  std::fprintf(stderr, "normkit stats: error: %s\n", status.message().c_str());
+  // (shared among ranks, every rank holds the same error: rank 0 says it)
+  if (g_shared_run == nullptr || g_shared_run->rank() == 0) std::fprintf(stderr, "normkit stats: error: %s\n", status.message().c_str());
   return kExitBadData;
 }
 
 }  // namespace
+
+void set_shared_run(Communicator* comm) { g_shared_run = comm; }
+Communicator* shared_run() { return g_shared_run; }
 
 void print_stats_help() {
   std::printf(
@@ -457,13 +537,15 @@ int run_stats(const std::vector<std::string>& raw_args) {
   }
 
   // One file without --chunk-bytes is read whole (one read of the data); several files, or pieces, stream.
-  const bool streamed = args.inputs.size() > 1 || args.chunk_bytes > 0;
+  // (shared among ranks: always streamed, in pieces of --chunk-bytes or its default)
+  const bool streamed = args.inputs.size() > 1 || args.chunk_bytes > 0 || g_shared_run != nullptr;
   io::NpyArray array;
   Status status = streamed ? Status::success() : io::read_array_file(args.inputs[0], &array);
   if (!status.ok()) return fail(status);
 
   bool use_cuda = false;
   status = select_device(args.device, args.gpu, &use_cuda);
+  if (g_shared_run != nullptr) status = all_agree(*g_shared_run, status, use_cuda ? 1 : 0, "stats");  // (the same engine everywhere)
   if (!status.ok()) return fail(status);
 
   Results results;
@@ -471,6 +553,7 @@ int run_stats(const std::vector<std::string>& raw_args) {
   status = streamed ? compute_files(args, use_cuda, &input_shape, &results) : compute(args, array, use_cuda, &results);
   if (!status.ok()) return fail(status);
 
+  if (g_shared_run != nullptr && g_shared_run->rank() != 0) return kExitOk;  // (rank 0 prints and writes)
   std::int64_t empty_slices = 0, undefined_var = 0;
   for (std::int64_t k = 0; k < results.kept_numel; ++k) {
     const double n = results.value(static_cast<int>(Stat::count), k);

@@ -14,6 +14,8 @@
 #include <utility>
 #include <vector>
 
+#include <sys/types.h>
+
 #include "io/atomic_file.hpp"
 #include "normkit/tensor.hpp"
 
@@ -319,6 +321,16 @@ Status read_array_file(const std::string& path, NpyArray* out) {
   return Status(StatusCode::bad_file, "normkit::read_array_file: " + path + ": neither a .npy file nor an IDX file (plain or gzip)");
 }
 
+Status ArrayStream::skip(std::size_t bytes) {
+  std::vector<unsigned char> scratch(std::min<std::size_t>(bytes, std::size_t{1} << 20));
+  for (std::size_t done = 0; done < bytes;) {
+    const std::size_t n = std::min(scratch.size(), bytes - done);
+    NORMKIT_RETURN_IF_ERROR(read(scratch.data(), n));
+    done += n;
+  }
+  return Status::success();
+}
+
 namespace {
 
 class IdxStream : public ArrayStream {
@@ -375,6 +387,12 @@ class NpyStream : public ArrayStream {
     return Status::success();
   }
   Status read(void* out, std::size_t bytes) override { return read_exact(file_.get(), out, bytes, "read_npy", name_); }
+  Status skip(std::size_t bytes) override {  // (the size was checked against the header: a seek inside the data)
+    if (fseeko(file_.get(), static_cast<off_t>(bytes), SEEK_CUR) != 0) {
+      return Status(StatusCode::io_error, "normkit::read_npy: " + name_ + ": seek failed: " + std::strerror(errno));
+    }
+    return Status::success();
+  }
   Status finish() override { return Status::success(); }  // (the size was checked against the header)
 
  private:

@@ -45,6 +45,9 @@ class ArrayStream {
   std::size_t data_bytes() const { return data_bytes_; }
   // The next `bytes` data bytes (little-endian elements, a whole number of them).
   virtual Status read(void* out, std::size_t bytes) = 0;
+  // Passes over the next `bytes` data bytes (normkit-mpi's pieces of other ranks): read and dropped, or a seek
+  // where the format allows one (.npy).
+  virtual Status skip(std::size_t bytes);
   virtual Status finish() = 0;
 
  protected:
