@@ -47,6 +47,14 @@ class Normalizer {
 
   // Merges `batch` into the statistics. The first batch fixes the kept shape; later ones must match it.
   Status adapt(const TensorView& batch, Stream stream = nullptr);
+  // Merges the statistics another normalizer with the same options adapted (its fitted_state().summaries: host
+  // memory, kept_numel of them, from batches of `batch_dtype`), as adapt() merges a batch: the first call (or
+  // adapt) fixes the kept shape, later ones merge with Chan's formula (merge_summaries). Adapting batches b0,
+  // b1, ... here and merging the states of fresh normalizers each adapted on one of them, in the same order,
+  // give the same bits on the host (normkit-mpi fit deals files to ranks this way). Errors: not configured,
+  // a kept shape that differs from the adapted one, null summaries.
+  Status adapt_summaries(const std::vector<std::int64_t>& kept_shape, const StatsSummary* summaries, DType batch_dtype,
+                         Stream stream = nullptr);
   // Forgets the statistics (keeps options and space).
   void reset();
   // Sets the statistics directly (Keras Normalization(mean=..., variance=...)): host float64 arrays of

@@ -247,6 +247,42 @@ Status Normalizer::adapt(const TensorView& batch, Stream stream) {
   return Status::success();
 }
 
+Status Normalizer::adapt_summaries(const std::vector<std::int64_t>& kept_shape, const StatsSummary* summaries, DType batch_dtype, Stream stream) {
+  const std::string op = "Normalizer::adapt_summaries";
+  State& st = *state_;
+  if (!st.configured) return not_configured(op);
+  std::int64_t n = 1;
+  for (std::int64_t e : kept_shape) n *= e;
+  if (n > 0 && summaries == nullptr) return argument_error(StatusCode::null_pointer, op, "summaries", "a non-null pointer", "nullptr");
+  if (st.adapted && kept_shape != st.kept) {
+    return argument_error(StatusCode::shape_mismatch, op, "kept_shape", "kept shape " + shape_text(st.kept) + " (as adapted so far)",
+                          shape_text(kept_shape));
+  }
+  if (!st.adapted) NORMKIT_RETURN_IF_ERROR(st.allocate(kept_shape, stream));
+  // (adapt's dtype rule: the widest seen)
+  const DType fitted = st.adapted ? st.options.fitted_dtype : batch_dtype;
+  st.options.fitted_dtype = math::near_zero_scale(batch_dtype) < math::near_zero_scale(fitted) ? batch_dtype : fitted;
+  const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(StatsSummary);
+  if (st.space == MemorySpace::host) {
+    if (!st.adapted) std::copy(summaries, summaries + n, st.summaries());
+    else NORMKIT_RETURN_IF_ERROR(merge_summaries(st.summaries(), summaries, n, MemorySpace::host));
+  } else if (!st.adapted) {
+    NORMKIT_RETURN_IF_ERROR(st.use_stream(stream));
+    NORMKIT_RETURN_IF_ERROR(kernels::copy_to_device(st.summaries(), summaries, bytes, stream));
+  } else if (n > 0) {
+    NORMKIT_RETURN_IF_ERROR(st.use_stream(stream));
+    void* from = nullptr;
+    NORMKIT_RETURN_IF_ERROR(kernels::device_allocate(&from, bytes, stream));
+    Status merged = kernels::copy_to_device(from, summaries, bytes, stream);
+    if (merged.ok()) merged = merge_summaries(st.summaries(), static_cast<const StatsSummary*>(from), n, MemorySpace::device, stream);
+    kernels::device_free(from, stream);
+    NORMKIT_RETURN_IF_ERROR(merged);
+  }
+  st.adapted = true;
+  st.coefficients_current = false;
+  return Status::success();
+}
+
 void Normalizer::reset() {
   if (!state_) return;
   state_->release();

@@ -21,9 +21,9 @@ struct UsageError {
 
 int run_stats(const std::vector<std::string>& args);
 void print_stats_help();
-// The processes `stats` is shared among (normkit-mpi sets its MPI communicator; null, the default: this process
-// alone). Shared, every input is streamed in pieces dealt round-robin to the ranks and merged in piece order on
-// every rank; rank 0 prints and writes.
+// The processes `stats` and `fit` are shared among (normkit-mpi sets its MPI communicator; null, the default: this
+// process alone). Shared, stats streams every input in pieces and fit takes whole files, dealt round-robin to the
+// ranks and merged in order on every rank; rank 0 prints and writes.
 void set_shared_run(Communicator* comm);
 Communicator* shared_run();
 // demo: the main job on Fashion-MNIST

@@ -3,15 +3,21 @@
 //   normkit fit IN.npy [MORE.npy ...] --method M [options] [--axis A] --state STATE.safetensors
 //   normkit apply IN.npy --state STATE.safetensors --out OUT.npy [--dtype D] [--inverse]
 //   normkit normalize IN.npy --method M|l1|l2|linf [options] --out OUT.npy [--dtype D]
+#include <array>
 #include <cstdio>
+#include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "cli/args.hpp"
 #include "cli/cli_common.hpp"
 #include "cli/device_memory.hpp"
+#include "io/idx.hpp"
 #include "io/npy.hpp"
+#include "normkit/distributed.hpp"
 #include "normkit/normalize.hpp"
+#include "normkit/stats.hpp"
 
 namespace normkit::cli {
 namespace {
@@ -113,6 +119,8 @@ TransformArgs parse(const std::vector<std::string>& args, const std::string& ver
 }
 
 int fail(const std::string& verb, const Status& status) {
+  // (shared among ranks, every rank holds the same error: rank 0 says it)
+  if (shared_run() != nullptr && shared_run()->rank() != 0) return kExitBadData;
   std::fprintf(stderr, "normkit %s: error: %s\n", verb.c_str(), status.message().c_str());
   return kExitBadData;
 }
@@ -176,18 +184,86 @@ Status transform_to_file(const Runner& runner, Normalizer* normalizer, const Tra
   return io::write_npy_atomic(path, out_dtype, in.shape, result.data());
 }
 
-Status adapt_files(const Runner& runner, Normalizer* normalizer, const std::vector<std::string>& paths,
-                   std::vector<io::NpyArray>* keep_first) {
-  for (std::size_t f = 0; f < paths.size(); ++f) {
-    io::NpyArray array;
-    NORMKIT_RETURN_IF_ERROR(io::read_npy(paths[f], &array));
-    Placed batch;
-    NORMKIT_RETURN_IF_ERROR(place(runner, array.data.data(), array.data.size(), array.dtype, array.shape, &batch));
-    const Status s = normalizer->adapt(batch.view);
-    if (!s.ok()) return Status(s.code(), paths[f] + ": " + s.message());
-    if (runner.cuda) NORMKIT_RETURN_IF_ERROR(synchronize_device());
-    if (keep_first && f == 0) keep_first->push_back(std::move(array));
+Status adapt_file(const Runner& runner, Normalizer* normalizer, const std::string& path, io::NpyArray* array) {
+  NORMKIT_RETURN_IF_ERROR(io::read_npy(path, array));
+  Placed batch;
+  NORMKIT_RETURN_IF_ERROR(place(runner, array->data.data(), array->data.size(), array->dtype, array->shape, &batch));
+  const Status s = normalizer->adapt(batch.view);
+  if (!s.ok()) return Status(s.code(), path + ": " + s.message());
+  if (runner.cuda) NORMKIT_RETURN_IF_ERROR(synchronize_device());
+  return Status::success();
+}
+
+// normkit-mpi fit: file f is adapted by rank f % P alone, in a normalizer of its own; after every P files the
+// round's fitted summaries (and batch dtypes) are gathered and merged into every rank's normalizer in file order
+// (Normalizer::adapt_summaries): the same bits as `normkit fit` adapting the files in turn in one process, for
+// every P. A failure on any rank becomes the same error on every rank at the round's agreement.
+Status adapt_files_shared(Communicator& comm, const Runner& runner, Normalizer* normalizer, const TransformArgs& t) {
+  const int ranks = comm.size(), rank = comm.rank();
+  const std::int64_t files = static_cast<std::int64_t>(t.inputs.size());
+  // The kept shape from the first file's header (every rank reads it: the gathered records' size).
+  std::vector<std::int64_t> kept;
+  Status local = [&]() -> Status {
+    std::unique_ptr<io::ArrayStream> first;
+    NORMKIT_RETURN_IF_ERROR(io::open_array_stream(t.inputs[0], &first));
+    const TensorView header(nullptr, first->dtype(), first->shape().data(), static_cast<int>(first->shape().size()));
+    std::array<std::int64_t, kMaxDims> shape{};
+    int ndim = 0;
+    NORMKIT_RETURN_IF_ERROR(kept_shape(header, t.options.axes, &shape, &ndim));
+    kept.assign(shape.begin(), shape.begin() + ndim);
+    return Status::success();
+  }();
+  std::int64_t n = 1;
+  for (std::int64_t e : kept) n *= e;
+  NORMKIT_RETURN_IF_ERROR(all_agree(comm, local, local.ok() ? n : -1, "fit"));
+  // A record: the batch's dtype, then its n summaries.
+  struct Record {
+    std::int64_t dtype;
+  };
+  const std::size_t record_bytes = sizeof(Record) + static_cast<std::size_t>(n) * sizeof(StatsSummary);
+  std::vector<unsigned char> mine(record_bytes), all(record_bytes * static_cast<std::size_t>(ranks));
+  for (std::int64_t round = 0; round < files; round += ranks) {
+    const std::int64_t f = round + rank;
+    if (local.ok() && f < files) local = [&]() -> Status {
+      Normalizer alone;
+      NORMKIT_RETURN_IF_ERROR(alone.init(t.options, runner.space));
+      io::NpyArray array;
+      NORMKIT_RETURN_IF_ERROR(adapt_file(runner, &alone, t.inputs[static_cast<std::size_t>(f)], &array));
+      NormalizerState state;
+      NORMKIT_RETURN_IF_ERROR(alone.fitted_state(&state));
+      if (state.kept_shape != kept) {
+        return Status(StatusCode::shape_mismatch, t.inputs[static_cast<std::size_t>(f)] + ": its kept shape differs from " + t.inputs[0] + "'s");
+      }
+      const Record record{static_cast<std::int64_t>(array.dtype)};
+      std::memcpy(mine.data(), &record, sizeof(record));
+      std::memcpy(mine.data() + sizeof(record), state.summaries.data(), state.summaries.size() * sizeof(StatsSummary));
+      return Status::success();
+    }();
+    NORMKIT_RETURN_IF_ERROR(all_agree(comm, local, round, "fit"));
+    NORMKIT_RETURN_IF_ERROR(comm.all_gather(mine.data(), all.data(), record_bytes, MemorySpace::host, nullptr));
+    for (int r = 0; r < ranks && round + r < files; ++r) {
+      const unsigned char* from = all.data() + static_cast<std::size_t>(r) * record_bytes;
+      Record record;
+      std::memcpy(&record, from, sizeof(record));
+      std::vector<StatsSummary> summaries(static_cast<std::size_t>(n));
+      std::memcpy(summaries.data(), from + sizeof(record), summaries.size() * sizeof(StatsSummary));
+      NORMKIT_RETURN_IF_ERROR(normalizer->adapt_summaries(kept, summaries.data(), static_cast<DType>(record.dtype)));
+    }
   }
+  return Status::success();
+}
+
+Status adapt_files(const Runner& runner, Normalizer* normalizer, const TransformArgs& t, std::vector<io::NpyArray>* keep_first) {
+  if (shared_run() != nullptr) {
+    NORMKIT_RETURN_IF_ERROR(adapt_files_shared(*shared_run(), runner, normalizer, t));
+  } else {
+    for (std::size_t f = 0; f < t.inputs.size(); ++f) {
+      io::NpyArray array;
+      NORMKIT_RETURN_IF_ERROR(adapt_file(runner, normalizer, t.inputs[f], &array));
+      if (keep_first && f == 0) keep_first->push_back(std::move(array));
+    }
+  }
+  if (shared_run() != nullptr && shared_run()->rank() != 0) return Status::success();  // (rank 0 warns)
   if (const std::int64_t all_nan = normalizer->all_nan_features()) {
     std::fprintf(stderr, "normkit: warning: %lld features are entirely NaN%s\n", static_cast<long long>(all_nan),
                  normalizer->options().impute_nan || normalizer->options().method == Method::impute_mean ? " (filled with 0)" : "");
@@ -214,13 +290,16 @@ int run_verb(const std::string& verb, const std::vector<std::string>& raw_args) 
   }
   Runner runner;
   s = runner.select(t.device, t.gpu);
+  if (shared_run() != nullptr) s = all_agree(*shared_run(), s, runner.cuda ? 1 : 0, "fit");  // (the same engine everywhere)
   if (!s.ok()) return fail(verb, s);
   Normalizer normalizer;
   if (verb == "fit") {
     s = normalizer.init(t.options, runner.space);
-    if (s.ok()) s = adapt_files(runner, &normalizer, t.inputs, nullptr);
-    if (s.ok()) s = normalizer.save(t.state);
+    if (s.ok()) s = adapt_files(runner, &normalizer, t, nullptr);
+    const bool writes = shared_run() == nullptr || shared_run()->rank() == 0;  // (normkit-mpi: rank 0 writes)
+    if (s.ok() && writes) s = normalizer.save(t.state);
     if (!s.ok()) return fail(verb, s);
+    if (!writes) return kExitOk;
     std::fprintf(stderr, "normkit fit: %s state of kept shape [", method_name(t.options.method));
     const auto kept = normalizer.kept_shape();
     for (std::size_t i = 0; i < kept.size(); ++i) std::fprintf(stderr, "%s%lld", i ? ", " : "", static_cast<long long>(kept[i]));
@@ -239,7 +318,7 @@ int run_verb(const std::string& verb, const std::vector<std::string>& raw_args) 
     if (s.ok()) input.push_back(std::move(array));
   } else {
     s = normalizer.init(t.options, runner.space);
-    if (s.ok()) s = adapt_files(runner, &normalizer, t.inputs, &input);
+    if (s.ok()) s = adapt_files(runner, &normalizer, t, &input);
   }
   if (s.ok()) s = transform_to_file(runner, &normalizer, t, input[0], t.out);
   if (!s.ok()) return fail(verb, s);

@@ -213,6 +213,38 @@ TEST(DeviceTransformMethods, InverseSaveLoadOnDevice) {
   std::remove(path.c_str());
 }
 
+// On the device too, merging the states of normalizers that each adapted one batch gives adapt()'s bits over the
+// batches (the first state copied, later ones merged by the device merge, as adapt merges in its kernels).
+TEST(DeviceTransformMethods, AdaptSummariesEqualsAdaptingTheBatches) {
+  REQUIRE_DEVICE();
+  auto v = values_for(DType::float32, 70 * 5, 9);
+  for (std::size_t i = 0; i < v.size(); i += 5) v[i] += 1e4;
+  auto data = normkit::testing::encode(v, DType::float32);
+  const DeviceCopy d_in = to_device(data.bytes.data(), data.bytes.size());
+  Normalizer adapted, merged;
+  ASSERT_TRUE(adapted.init({}, MemorySpace::device).ok());
+  ASSERT_TRUE(merged.init({}, MemorySpace::device).ok());
+  std::int64_t row = 0;
+  for (std::int64_t rows : {29, 41}) {
+    const std::vector<std::int64_t> shape = {rows, 5};
+    TensorView batch(static_cast<char*>(d_in.ptr()) + row * 5 * 4, DType::float32, shape.data(), 2, MemorySpace::device);
+    ASSERT_TRUE(adapted.adapt(batch).ok());
+    Normalizer alone;
+    NormalizerState state;
+    ASSERT_TRUE(alone.init({}, MemorySpace::device).ok());
+    ASSERT_TRUE(alone.adapt(batch).ok());
+    ASSERT_TRUE(alone.fitted_state(&state).ok());
+    const Status s = merged.adapt_summaries(state.kept_shape, state.summaries.data(), DType::float32);
+    ASSERT_TRUE(s.ok()) << s.message();
+    row += rows;
+  }
+  NormalizerState a, b;
+  ASSERT_TRUE(adapted.fitted_state(&a).ok());
+  ASSERT_TRUE(merged.fitted_state(&b).ok());
+  ASSERT_EQ(a.summaries.size(), 5u);
+  EXPECT_EQ(std::memcmp(a.summaries.data(), b.summaries.data(), 5 * sizeof(StatsSummary)), 0);
+}
+
 // scikit-learn's constant-feature and near-zero-scale rules on the device, on scikit-learn's own fixtures.
 TEST(DeviceSklearnRules, ConstantFeaturesAndNearZeroScales) {
   REQUIRE_DEVICE();

@@ -252,6 +252,41 @@ TEST(TransformEdges, AdaptOverBatchesEqualsWhole) {
   EXPECT_NE(s.message().find("[4]"), std::string::npos) << s.message();
 }
 
+// Merging the states of normalizers that each adapted one batch (in order) gives adapt()'s bits over the batches:
+// what normkit-mpi fit relies on. A kept shape that differs is rejected.
+TEST(TransformEdges, AdaptSummariesEqualsAdaptingTheBatches) {
+  auto v = normkit::testing::uniform_values(60 * 3, -3, 7, 11);
+  for (std::size_t i = 0; i < v.size(); i += 3) v[i] += 1e6;  // (a far offset: Chan's merge's rounding shows)
+  std::vector<double> x(v.begin(), v.end());
+  NormalizerOptions o;
+  Normalizer adapted, merged;
+  ASSERT_TRUE(adapted.init(o, MemorySpace::host).ok());
+  ASSERT_TRUE(merged.init(o, MemorySpace::host).ok());
+  std::int64_t row = 0;
+  for (std::int64_t rows : {17, 0, 30, 13}) {
+    TensorView batch(x.data() + row * 3, DType::float64, {rows, 3});
+    ASSERT_TRUE(adapted.adapt(batch).ok());
+    Normalizer alone;
+    NormalizerState state;
+    ASSERT_TRUE(alone.init(o, MemorySpace::host).ok());
+    ASSERT_TRUE(alone.adapt(batch).ok());
+    ASSERT_TRUE(alone.fitted_state(&state).ok());
+    ASSERT_TRUE(merged.adapt_summaries(state.kept_shape, state.summaries.data(), DType::float64).ok());
+    row += rows;
+  }
+  NormalizerState a, b;
+  ASSERT_TRUE(adapted.fitted_state(&a).ok());
+  ASSERT_TRUE(merged.fitted_state(&b).ok());
+  ASSERT_EQ(a.summaries.size(), 3u);
+  EXPECT_EQ(std::memcmp(a.summaries.data(), b.summaries.data(), 3 * sizeof(StatsSummary)), 0);
+  EXPECT_EQ(a.scale, b.scale);
+  const StatsSummary one{};
+  const Status s = merged.adapt_summaries({4}, &one, DType::float64);
+  EXPECT_EQ(s.code(), StatusCode::shape_mismatch) << s.message();
+  Normalizer unconfigured;
+  EXPECT_FALSE(unconfigured.adapt_summaries({1}, &one, DType::float64).ok());
+}
+
 TEST(TransformEdges, InPlaceAndValidation) {
   std::vector<float> x = {1, 2, 3, 4};
   TensorView in(x.data(), DType::float32, {4});

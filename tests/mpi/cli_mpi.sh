@@ -3,7 +3,8 @@
 # `normkit stats --chunk-bytes B` in one process: float64 data (whose float64 outputs show a merge out of order), float32 files (one empty, one with NaN and a 1e6 offset) in many
 # pieces, uint8 files (exact integer summaries), and default pieces (fewer pieces than ranks: idle ranks); a file
 # one rank cannot open fails every rank with one message.
-# usage: cli_mpi_stats.sh NORMKIT NORMKIT_MPI MPIEXEC RANKS WORKDIR
+# normkit-mpi fit writes the state file of normkit fit over the same files, byte for byte (files dealt whole).
+# usage: cli_mpi.sh NORMKIT NORMKIT_MPI MPIEXEC RANKS WORKDIR
 set -euo pipefail
 normkit=$1 normkit_mpi=$2 mpiexec=$3 ranks=$4 dir=$5
 mkdir -p "$dir"
@@ -39,6 +40,23 @@ check float64_pieces d.npy --chunk-bytes 200 --axis 0
 check float64_all_axes d.npy --chunk-bytes 480
 check uint8_pieces u1.npy u2.npy --chunk-bytes 100 --axis 0,1
 check default_pieces c.npy b.npy a.npy
+check_fit() {  # name, arguments of fit
+  local name=$1
+  shift
+  "$normkit" fit "$@" --state "one_$name.safetensors" 2>/dev/null
+  "$mpiexec" --oversubscribe -np "$ranks" "$normkit_mpi" fit "$@" --state "mpi_$name.safetensors" 2>/dev/null
+  cmp "one_$name.safetensors" "mpi_$name.safetensors"
+  echo "ok: fit $name on $ranks ranks"
+}
+check_fit zscore d.npy d.npy d.npy --method zscore
+check_fit minmax a.npy b.npy c.npy a.npy --method minmax --feature-range -1,1
+check_fit uint8 u1.npy u2.npy --method maxabs --axis 0,1
+if "$mpiexec" --oversubscribe -np "$ranks" "$normkit_mpi" fit a.npy d.npy --method zscore --state bad.safetensors >fit_err.txt 2>&1; then
+  echo "FAIL: files of different kept shapes did not fail the fit"
+  exit 1
+fi
+[ ! -e bad.safetensors ] || { echo "FAIL: a failed fit wrote its state"; exit 1; }
+echo "ok: a fit over mismatched files fails every rank, nothing written"
 if run_mpi a.npy missing.npy --chunk-bytes 700 >err.txt 2>&1; then
   echo "FAIL: a missing file on every rank did not fail the run"
   exit 1
