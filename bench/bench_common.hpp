@@ -47,6 +47,12 @@ inline std::vector<Pattern> patterns(bool large) {
   };
 }
 
+// A 2-D view of a statistics pattern for the peers: [rows, cols] reducing axis 0 (per_feature) or 1.
+struct Matrix {
+  std::int64_t rows, cols;
+  bool per_feature;
+};
+
 // Copy bytes/s per (space, byte size), filled by the copy benchmark that runs first in each group.
 inline std::map<std::string, double>& copy_rates() {
   static std::map<std::string, double> rates;

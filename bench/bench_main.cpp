@@ -9,6 +9,9 @@ void register_transform_benchmarks();
 void register_layer_benchmarks();
 void register_image_benchmarks();
 void register_peer_benchmarks();
+#if defined(NORMKIT_BENCH_DEVICE_PEERS)
+void register_device_peer_benchmarks();
+#endif
 
 int main(int argc, char** argv) {
   register_stats_benchmarks();
@@ -16,6 +19,9 @@ int main(int argc, char** argv) {
   register_layer_benchmarks();
   register_image_benchmarks();
   register_peer_benchmarks();
+#if defined(NORMKIT_BENCH_DEVICE_PEERS)
+  register_device_peer_benchmarks();
+#endif
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -14,11 +14,6 @@ using namespace normkit::bench;
 
 namespace {
 
-// [rows, cols] of a 2-D pattern reducing axis 0 (per_feature) or 1 (per_sample); global as one column.
-struct Matrix {
-  std::int64_t rows, cols;
-  bool per_feature;
-};
 
 bool as_matrix(const Pattern& p, Matrix* m) {
   const std::string name = p.name;

@@ -20,9 +20,10 @@ from collections import defaultdict
 TARGET = 0.85
 
 
-def bench_records(path):
-    """(name parts, record) of every benchmark of Google Benchmark JSON with an of_copy counter."""
-    for b in json.load(open(path)).get("benchmarks", []):
+def bench_records(paths):
+    """(name parts, record) of every benchmark with an of_copy counter in Google Benchmark JSON files (a comma
+    list: bench_device.json,bench_peers.json draws gpu-check's device peers beside normkit)."""
+    for b in (b for path in paths.split(",") for b in json.load(open(path)).get("benchmarks", [])):
         if "of_copy" not in b or b.get("run_type") == "aggregate":
             continue
         parts = b["name"].split("/")
@@ -39,7 +40,7 @@ def bench_points(path):
         if parts[1] == "apply":
             op, pattern, dtype, size = "apply", parts[2], parts[3], parts[4]
             fraction = b["of_copy"]
-        elif parts[1] == "peers":  # peers/<peer>/<pattern>/<dtype>/<size>: host peers of the statistics
+        elif parts[1] == "peers":  # peers/<peer>/<pattern>/<dtype>/<size>: peers of the statistics (and cuDNN's batch norm)
             continue  # (host_peer_points)
         elif parts[1] == "image":  # image/<layouts>/<in>_<out>/<shape>/<size>: read + write, against a copy of the output
             op, pattern, dtype, size = "image", parts[2], parts[3], parts[5]
@@ -57,7 +58,8 @@ def bench_points(path):
 
 
 def host_peer_points(path):
-    """{(space, "stats", size): {peer: {(pattern, dtype): fraction}}} of bench_normkit's host peers (naive, eigen)."""
+    """{(space, "stats", size): {peer: {(pattern, dtype): fraction}}} of bench_normkit's statistics peers (host: naive,
+    eigen; device: two_pass, cub)."""
     points = defaultdict(lambda: defaultdict(dict))
     for parts, b in bench_records(path):
         if len(parts) == 6 and parts[1] == "peers":
@@ -148,7 +150,8 @@ def main(argv):
     host_peers = host_peer_points(bench)
     for (space, op, size), normkit in sorted(bench_points(bench).items()):
         peer = {"PyTorch": peers[(op, size)]} if space == "device" and (op, size) in peers else {}
-        peer.update({label.replace("naive", "naive two-pass").replace("eigen", "Eigen"): points
+        names = {"naive": "naive two-pass", "eigen": "Eigen", "two_pass": "two-pass kernels", "cub": "CUB"}
+        peer.update({names.get(label, label): points
                      for label, points in host_peers.get((space, op, size), {}).items()})
         what = {"stats": "statistics (mean, var)", "apply": "apply (z-score)", "image": "image normalize (256 x 224 x 224 x 3 when large)"}.get(
             op, op.replace("_", " "))

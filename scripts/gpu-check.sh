@@ -4,9 +4,9 @@
 # runs the device bench cases (each beside a device-to-device copy of the same bytes), records every
 # kernel's registers, spills and local memory for the real architecture, and runs the SASS half of the
 # emulator reproducers (tests/emulator_repro), and times the PyTorch peers of the bench cases
-# (bench/compare_torch.py). Results go to $OUT (default
-# gpu-check-out), at most 10 files, each written when its step ends so that a run cut off still returns
-# what it finished; summary.txt is rewritten after every step.
+# (bench/compare_torch.py). Results go to $OUT (default gpu-check-out), 7 files: summary.txt, machine.txt,
+# log.txt (every step's output, appended under a header as each step ends), bench_device.json,
+# bench_layers.json, bench_peers.json and torch.jsonl, so that a run cut off still returns what it finished.
 #
 #   scripts/gpu-deps.sh                      # here, once: packs GoogleTest and Google Benchmark
 #   device run: scripts/gpu-check.sh [--quick]   carry: [".gpu-deps"]   timeout_s: 420 (--quick: 240)
@@ -29,23 +29,30 @@ summary() {  # step, status
   printf '%-10s %-8s %4d s\n' "$1" "$2" $(( $(date +%s) - START )) >>"$OUT/summary.txt"
   [ "$2" = ok ] || FAILED=1
 }
-run_step() {  # name, limit_s (times NORMKIT_GPU_CHECK_SLOWDOWN, default 1), output file, command...
+run_step() {  # name, limit_s (times NORMKIT_GPU_CHECK_SLOWDOWN, default 1), output file (LOG: appended), command...
   local name=$1 limit=$(( $2 * ${NORMKIT_GPU_CHECK_SLOWDOWN:-1} )) file=$3
   shift 3
   echo "=== $name (limit ${limit} s, at $(( $(date +%s) - START )) s)"
   # (through bash: the command may be one of the functions below, exported)
-  if timeout --kill-after=10 "$limit" bash -c '"$@"' "$name" "$@" >"$file.tmp" 2>&1; then
-    mv "$file.tmp" "$file"
+  local rc=0
+  timeout --kill-after=10 "$limit" bash -c '"$@"' "$name" "$@" >"$file.tmp" 2>&1 || rc=$?
+  if [ "$file" = "$LOG" ]; then
+    { echo "##### $name (rc=$rc)"; cat "$file.tmp"; } >>"$LOG"
+  else
+    cat "$file.tmp" >"$file"
+  fi
+  if [ $rc = 0 ]; then
     summary "$name" ok
   else
-    local rc=$?
-    mv "$file.tmp" "$file"
     summary "$name" "rc=$rc"
-    tail -n 40 "$file"
+    tail -n 40 "$file.tmp"
   fi
+  rm -f "$file.tmp"
 }
 
 : >"$OUT/summary.txt"
+LOG=$OUT/log.txt
+: >"$LOG"
 echo "gpu-check $( [ $QUICK = 1 ] && echo --quick ) at $(git rev-parse --short HEAD 2>/dev/null || echo '?') $(date -u +%FT%TZ)" >>"$OUT/summary.txt"
 
 # 1. The machine.
@@ -75,18 +82,18 @@ build() {  # build folder, architecture
   BUILD_DIR=$1 NORMKIT_ARCHS=$2 scripts/configure.sh && cmake --build "$1" -j "$(nproc)"
 }
 export -f build
-run_step build 240 "$OUT/build.log" build "$BUILD_DIR" "$CAP"
+run_step build 240 "$LOG" build "$BUILD_DIR" "$CAP"
 [ -x "$BUILD_DIR/tests/test_device_stats" ] || { echo "gpu-check: build failed"; exit 1; }
 
 # 3. Tests, natively: every test in full mode, the device tests and NCCL's in quick mode.
 labels=()
 [ $QUICK = 1 ] && labels=(-L "device|nccl")
-run_step tests 150 "$OUT/tests.txt" env NORMKIT_REQUIRE_DEVICE=1 \
+run_step tests 150 "$LOG" env NORMKIT_REQUIRE_DEVICE=1 \
   ctest --test-dir "$BUILD_DIR" --output-on-failure --no-tests=error -j 4 "${labels[@]}"
 
 # normkit.torch's custom ops on CUDA tensors against PyTorch's layers (tests/python/test_torch.py's cuda cases;
 # skipped where PyTorch is absent).
-run_step torch_ops 90 "$OUT/torch_ops.txt" env PYTHONPATH="$BUILD_DIR/python:$ROOT/tests/python" \
+run_step torch_ops 90 "$LOG" env PYTHONPATH="$BUILD_DIR/python:$ROOT/tests/python" \
   python3 -m pytest -q -p no:cacheprovider -k cuda "$ROOT/tests/python/test_torch.py"
 
 # 4. Kernel resources on this architecture (registers, spills, local and shared memory per kernel), then
@@ -100,7 +107,7 @@ sass_report() {
   done
 }
 export -f sass_report
-run_step sass 90 "$OUT/sass.txt" sass_report "$library"
+run_step sass 90 "$LOG" sass_report "$library"
 
 # 5. Device bench cases, each group after its device-to-device copy of the same bytes (of_copy counter).
 #    The layers (LayerNorm/RMSNorm, BatchNorm, GroupNorm) run as a step of their own, so that a timeout of one
@@ -111,12 +118,19 @@ LAYERS='(layer_norm|rms_norm|batch_norm|group_norm)/'
 OTHERS='(copy|per_feature|per_sample[0-9]*|global|nhwc_c3|nchw_c3|apply|lp|image)/'
 bench_args=(--benchmark_filter="^device/$OTHERS" --benchmark_min_time=0.1)
 [ $QUICK = 1 ] && bench_args=(--benchmark_filter="^device/(copy/|$OTHERS.*/large)" --benchmark_min_time=0.03)
-run_step bench 150 "$OUT/bench.txt" "$BUILD_DIR/bench/bench_normkit" "${bench_args[@]}" \
+run_step bench 150 "$LOG" "$BUILD_DIR/bench/bench_normkit" "${bench_args[@]}" \
   --benchmark_out="$OUT/bench_device.json" --benchmark_out_format=json
 layer_args=(--benchmark_filter="^device/(copy/|$LAYERS.*/large)" --benchmark_min_time=0.05)
 [ $QUICK = 1 ] && layer_args=(--benchmark_filter="^device/(copy/|$LAYERS.*bf16.*/large)" --benchmark_min_time=0.02)
-run_step layers 100 "$OUT/bench_layers.txt" "$BUILD_DIR/bench/bench_normkit" "${layer_args[@]}" \
+run_step layers 100 "$LOG" "$BUILD_DIR/bench/bench_normkit" "${layer_args[@]}" \
   --benchmark_out="$OUT/bench_layers.json" --benchmark_out_format=json
+
+# Device peers in the same binary (two-pass kernels, CUB, cuDNN's batch norm; bench_device_peers.cu), each group
+# after its copy.
+peer_args=(--benchmark_filter="^device/(copy/|peers/.*/large)" --benchmark_min_time=0.05)
+[ $QUICK = 1 ] && peer_args=(--benchmark_filter="^device/(copy/|peers/(cub/(global|per_sample)/|cudnn/.*f32/).*large)" --benchmark_min_time=0.02)
+run_step peers 90 "$LOG" "$BUILD_DIR/bench/bench_normkit" "${peer_args[@]}" \
+  --benchmark_out="$OUT/bench_peers.json" --benchmark_out_format=json
 
 # 6. PyTorch peers on the same shapes (bench/compare_torch.py: var_mean and the broadcast apply, each beside
 #    a copy of its bytes timed in the same process), one JSON object per line.
