@@ -36,7 +36,6 @@ using namespace normkit::bench;
 
 namespace {
 
-
 // v[i] /= by: sums into means (CUB and the column passes give sums).
 __global__ void divide(double* v, std::int64_t n, double by) {
   const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;

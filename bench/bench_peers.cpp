@@ -14,7 +14,7 @@ using namespace normkit::bench;
 
 namespace {
 
-
+// The pattern as a matrix (global: one column).
 bool as_matrix(const Pattern& p, Matrix* m) {
   const std::string name = p.name;
   if (name == "per_feature" || name == "global") {
