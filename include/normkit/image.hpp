@@ -46,4 +46,14 @@ constexpr int kMaxImageChannels = 16;
 Status image_normalize(const TensorView& x, const TensorView& y, const ImageNormalizeOptions& options,
                        const TensorView& mirror_flags = TensorView(), Stream stream = nullptr);
 
+// The same with a crop window of its own for every image (random crops: DALI's per-sample crop_pos): crop_origins
+// int64 [N, 2] in x's memory space holds image n's window origin (row, column); every window has
+// options.crop_height x options.crop_width (-1: the image's extent), and options.crop_y and crop_x must be 0.
+// An origin is clamped into [0, H - crop_height] x [0, W - crop_width], so a window never reaches outside its
+// image (device origins cannot be checked before the kernel reads them; the host engine clamps alike). Mirror
+// flags and everything else as above. Errors as above, and crop_origins not int64 with 2 N values in x's space,
+// or a nonzero options.crop_y / crop_x.
+Status image_normalize_crops(const TensorView& x, const TensorView& y, const ImageNormalizeOptions& options, const TensorView& crop_origins,
+                             const TensorView& mirror_flags = TensorView(), Stream stream = nullptr);
+
 }  // namespace normkit

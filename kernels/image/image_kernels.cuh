@@ -27,9 +27,12 @@ struct ImageKernelArgs {
   const unsigned char* x = nullptr;
   void* y = nullptr;
   const std::uint8_t* mirror_flags = nullptr;  // per image, or nullptr
+  const std::int64_t* crop_origins = nullptr;  // (row, column) per image, clamped to the max below; or nullptr
+  std::int64_t max_crop_y = 0, max_crop_x = 0;
+  const unsigned char* x_origin = nullptr;  // x + origin_bytes (without crop_origins), else x
   std::int64_t x_bytes = 0;  // the bytes x spans (every padded row)
   std::int64_t batch = 0;
-  std::int64_t image_bytes = 0, plane_bytes = 0, row_pitch = 0, origin_bytes = 0;
+  std::int64_t image_bytes = 0, plane_bytes = 0, row_pitch = 0;
   int channels = 1, pixel_bytes = 1, in_element_bytes = 1;
   int out_height = 0, out_width = 0;
   int tile_rows = 1, tile_cols = 1, row_tiles = 1, col_tiles = 1;
@@ -147,8 +150,9 @@ struct ImageTile {
     run_count = s.run_count, run_length = s.run_length, run_pitch = s.run_pitch, run_plane = s.run_plane;
     mirrored = a.mirror_all || (a.mirror_flags != nullptr && a.mirror_flags[n] != 0);
     const int source_col0 = mirrored ? a.out_width - ow0 - cols : ow0;  // the tile's first input column in the crop
-    in = a.x + n * a.image_bytes + a.origin_bytes + static_cast<std::int64_t>(oh0) * a.row_pitch +
-         static_cast<std::int64_t>(source_col0) * a.pixel_bytes;
+    // (the options' crop origin is folded into x_origin: the per-image origins cost a tile one uniform branch)
+    in = a.x_origin + n * a.image_bytes + static_cast<std::int64_t>(oh0) * a.row_pitch + static_cast<std::int64_t>(source_col0) * a.pixel_bytes;
+    if (a.crop_origins != nullptr) in += math::clamped_crop_origin_bytes(a.crop_origins + 2 * n, a.max_crop_y, a.max_crop_x, a.row_pitch, a.pixel_bytes);
   }
 };
 

@@ -23,12 +23,15 @@ Status launch_image_normalize(const ImageLaunch& call, const plan::ImagePlan& pl
   a.x = static_cast<const unsigned char*>(call.x);
   a.y = call.y;
   a.mirror_flags = call.mirror_flags;
+  a.crop_origins = call.crop_origins;
+  a.max_crop_y = g.max_crop_y();
+  a.max_crop_x = g.max_crop_x();
+  a.x_origin = call.crop_origins == nullptr ? a.x + g.origin_bytes() : a.x;
   a.x_bytes = g.batch * g.image_bytes();
   a.batch = g.batch;
   a.image_bytes = g.image_bytes();
   a.plane_bytes = g.plane_bytes();
   a.row_pitch = g.row_pitch;
-  a.origin_bytes = g.origin_bytes();
   a.channels = static_cast<int>(g.channels);
   a.pixel_bytes = static_cast<int>(g.pixel_bytes());
   a.in_element_bytes = g.in_element_bytes;

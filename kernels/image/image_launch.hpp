@@ -15,6 +15,7 @@ struct ImageLaunch {
   const void* x = nullptr;
   void* y = nullptr;
   const std::uint8_t* mirror_flags = nullptr;
+  const std::int64_t* crop_origins = nullptr;  // [N, 2] (row, column) per image, clamped; nullptr: the geometry's
   DType in = DType::uint8, out = DType::float32;
   plan::ImageGeometry geometry;
   bool mirror_all = false, reverse_channels = false;

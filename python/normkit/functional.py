@@ -40,18 +40,22 @@ def normalize(x, norm="l2", out=None, stream=None):
 
 @_arrays.accepting
 def image_normalize(x, mean, std, units=None, layout="nhwc", out_layout="nchw", dtype="float32", eps=0.0, scale=1.0, shift=0.0,
-                    reverse_channels=False, crop=None, mirror=False, out=None, stream=None):
+                    reverse_channels=False, crop=None, mirror=False, crop_origins=None, out=None, stream=None):
     """A batch of images normalized in one pass, the layout change fused:
     y[n, c, i, j] = (u * x[n, crop_y + i, crop_x + j', c'] - mean[c]) * scale / sqrt(std[c]^2 + eps) + shift,
     j' = w - 1 - j for mirrored images, c' = C - 1 - c with reverse_channels (mean and std by output channel).
     `units`: 'unit' (uint8 divided by 255 first, u = 1/255: torchvision's 0.485) or 'pixel' (the input's values:
     DALI's 123.675); required for uint8 input, never guessed. `mirror`: a bool for every image, or a uint8 array of
-    one flag per image in x's memory. `crop`: (y, x, h, w). x: [N, H, W, C] ('nhwc') or [N, C, H, W] ('nchw');
+    one flag per image in x's memory. `crop`: (y, x, h, w). `crop_origins`: a window of its own for every image
+    (random crops): an int64 [N, 2] array of (row, column) in x's memory, with crop = (h, w) the windows' size;
+    origins are clamped into the image. x: [N, H, W, C] ('nhwc') or [N, C, H, W] ('nchw');
     a PyTorch channels_last tensor is NHWC: pass x.permute(0, 2, 3, 1). Output: float32, float16 or bfloat16."""
     shape = tuple(x.shape)
     if len(shape) != 4:
         raise ValueError(f"normkit.image_normalize: argument 'x': expected 4 dimensions, got {len(shape)}")
     n, c, h, w = (shape[0], shape[3], shape[1], shape[2]) if layout == "nhwc" else shape
+    if crop_origins is not None and crop is not None and len(crop) == 2:
+        crop = (0, 0) + tuple(crop)
     cy, cx, ch, cw = (int(v) for v in crop) if crop is not None else (0, 0, h, w)
     ch, cw = (h - cy if ch == -1 else ch), (w - cx if cw == -1 else cw)  # (-1: to the edge)
     if out is None:
@@ -67,10 +71,10 @@ def image_normalize(x, mean, std, units=None, layout="nhwc", out_layout="nchw", 
         flags, mirror = np.asarray(mirror, dtype=np.uint8), False
     else:
         mirror = bool(mirror)
-    _arrays.check_same_device([("x", x), ("out", out), ("mirror", flags)])
+    _arrays.check_same_device([("x", x), ("out", out), ("mirror", flags), ("crop_origins", crop_origins)])
     _normkit.image_normalize(x, out, layout, out_layout, units or "", [float(v) for v in mean], [float(v) for v in std], float(eps),
                              float(scale), float(shift), bool(reverse_channels), [int(v) for v in crop] if crop is not None else [],
-                             bool(mirror), flags, 0, _arrays.stream_handle(stream, x))
+                             bool(mirror), flags, crop_origins, 0, _arrays.stream_handle(stream, x))
     return out
 
 

@@ -200,9 +200,18 @@ void lp_normalize(Array x, const std::string& norm, OutArray out, std::uintptr_t
                  [&](void* ws, std::size_t bytes) { return normalize_lp(in, p, y, ws, bytes, stream_of(stream)); });
 }
 
+// An optional array argument (None: absent, a view with data == nullptr).
+TensorView optional_view(const nb::object& a, const char* op, const char* arg) {
+  if (a.is_none()) return TensorView();
+  Array array;
+  if (!nb::try_cast(a, array)) throw nb::type_error((std::string("normkit.") + op + ": argument '" + arg + "': expected an array or None").c_str());
+  return view_of(array, op, arg);
+}
+
 void image_normalize_binding(Array x, OutArray y, const std::string& layout, const std::string& out_layout, const std::string& units,
                              std::vector<double> mean, std::vector<double> std, double eps, double scale, double shift, bool reverse,
-                             std::vector<std::int64_t> crop, bool mirror, nb::object mirror_flags, std::int64_t row_pitch, std::uintptr_t stream) {
+                             std::vector<std::int64_t> crop, bool mirror, nb::object mirror_flags, nb::object crop_origins, std::int64_t row_pitch,
+                             std::uintptr_t stream) {
   ImageNormalizeOptions o;
   auto layout_of = [](const std::string& v, const char* arg) {
     if (v == "nhwc") return ImageLayout::nhwc;
@@ -230,17 +239,10 @@ void image_normalize_binding(Array x, OutArray y, const std::string& layout, con
     flags = view_of(a, "image_normalize", "mirror");
   }
   const TensorView in = view_of(x, "image_normalize", "x"), out = view_of(y, "image_normalize", "out");
+  const TensorView origins = optional_view(crop_origins, "image_normalize", "crop_origins");
   DeviceScope scope(device_of(x));
   nb::gil_scoped_release release;
-  check(image_normalize(in, out, o, flags, stream_of(stream)));
-}
-
-// An optional array argument (None: absent, a view with data == nullptr).
-TensorView optional_view(const nb::object& a, const char* op, const char* arg) {
-  if (a.is_none()) return TensorView();
-  Array array;
-  if (!nb::try_cast(a, array)) throw nb::type_error((std::string("normkit.") + op + ": argument '" + arg + "': expected an array or None").c_str());
-  return view_of(array, op, arg);
+  check(origins.data != nullptr ? image_normalize_crops(in, out, o, origins, flags, stream_of(stream)) : image_normalize(in, out, o, flags, stream_of(stream)));
 }
 
 // ---- layers -----------------------------------------------------------------------------------------------------
@@ -540,7 +542,7 @@ NB_MODULE(_normkit, m) {
   m.def("lp_normalize", &lp_normalize);
   m.def("image_normalize", &image_normalize_binding, nb::arg("x"), nb::arg("y"), nb::arg("layout"), nb::arg("out_layout"), nb::arg("units"),
         nb::arg("mean"), nb::arg("std"), nb::arg("eps"), nb::arg("scale"), nb::arg("shift"), nb::arg("reverse"), nb::arg("crop"),
-        nb::arg("mirror"), nb::arg("mirror_flags").none(), nb::arg("row_pitch"), nb::arg("stream"));
+        nb::arg("mirror"), nb::arg("mirror_flags").none(), nb::arg("crop_origins").none(), nb::arg("row_pitch"), nb::arg("stream"));
   m.def("layer_norm_forward", &layer_norm_forward_binding, nb::arg("x"), nb::arg("gamma").none(), nb::arg("beta").none(), nb::arg("y"),
         nb::arg("mean").none(), nb::arg("rstd").none(), nb::arg("eps"), nb::arg("rms"), nb::arg("normalized_ndim"), nb::arg("stream"));
   m.def("layer_norm_backward", &layer_norm_backward_binding, nb::arg("dy"), nb::arg("x"), nb::arg("mean").none(), nb::arg("rstd"),

@@ -84,6 +84,11 @@ Status check_options(const ImageNormalizeOptions& o, DType in, std::int64_t chan
 
 Status image_normalize(const TensorView& x, const TensorView& y, const ImageNormalizeOptions& options, const TensorView& mirror_flags,
                        Stream stream) {
+  return image_normalize_crops(x, y, options, TensorView(), mirror_flags, stream);
+}
+
+Status image_normalize_crops(const TensorView& x, const TensorView& y, const ImageNormalizeOptions& options, const TensorView& crop_origins,
+                             const TensorView& mirror_flags, Stream stream) {
   // ---- x and the options -------------------------------------------------------------------------------------
   if (x.ndim != 4) {
     return invalid("x.ndim", std::string("4 (") + (options.layout == ImageLayout::nhwc ? "[N, H, W, C]" : "[N, C, H, W]") + ")",
@@ -167,6 +172,23 @@ Status image_normalize(const TensorView& x, const TensorView& y, const ImageNorm
       return invalid("mirror_flags.space", std::string(api::space_name(x.space)) + " (x's)", api::space_name(mirror_flags.space));
     }
   }
+  const bool origins = crop_origins.data != nullptr;
+  if (origins) {
+    if (options.crop_y != 0 || options.crop_x != 0) {
+      return invalid("options.crop_y, options.crop_x", "0 (crop_origins gives every image's origin)",
+                     std::to_string(options.crop_y) + ", " + std::to_string(options.crop_x));
+    }
+    if (crop_origins.dtype != DType::int64) {
+      return argument_error(StatusCode::unsupported_dtype, kOp, "crop_origins.dtype", "int64", dtype_name(crop_origins.dtype));
+    }
+    if (crop_origins.numel() != 2 * g.batch) {
+      return argument_error(StatusCode::shape_mismatch, kOp, "crop_origins.shape", "[" + std::to_string(g.batch) + ", 2] (row, column an image)",
+                            crop_origins.shape_string());
+    }
+    if (crop_origins.space != x.space) {
+      return invalid("crop_origins.space", std::string(api::space_name(x.space)) + " (x's)", api::space_name(crop_origins.space));
+    }
+  }
   if (x.space == MemorySpace::device && !cuda_available()) {
     return Status(StatusCode::cuda_unavailable, std::string("normkit::") + kOp + ": x is in device memory but no CUDA device is usable");
   }
@@ -174,8 +196,10 @@ Status image_normalize(const TensorView& x, const TensorView& y, const ImageNorm
   NORMKIT_RETURN_IF_ERROR(api::validate_pointer(x.data, x.space, dtype_size(x.dtype), kOp, "x.data"));
   NORMKIT_RETURN_IF_ERROR(api::validate_pointer(y.data, y.space, dtype_size(y.dtype), kOp, "y.data"));
   if (flags) NORMKIT_RETURN_IF_ERROR(api::validate_pointer(mirror_flags.data, mirror_flags.space, 1, kOp, "mirror_flags.data"));
+  if (origins) NORMKIT_RETURN_IF_ERROR(api::validate_pointer(crop_origins.data, crop_origins.space, 8, kOp, "crop_origins.data"));
   NORMKIT_RETURN_IF_ERROR(api::check_apart({api::buffer("y", y)},
-                                           {api::Buffer{"x", x.data, static_cast<std::size_t>(x_bytes)}, api::buffer("mirror_flags", mirror_flags)},
+                                           {api::Buffer{"x", x.data, static_cast<std::size_t>(x_bytes)}, api::buffer("mirror_flags", mirror_flags),
+                                            api::buffer("crop_origins", crop_origins)},
                                            kOp));
 
   // ---- run ---------------------------------------------------------------------------------------------------
@@ -183,6 +207,7 @@ Status image_normalize(const TensorView& x, const TensorView& y, const ImageNorm
   call.x = x.data;
   call.y = y.data;
   call.mirror_flags = static_cast<const std::uint8_t*>(mirror_flags.data);
+  call.crop_origins = static_cast<const std::int64_t*>(crop_origins.data);
   call.in = x.dtype;
   call.out = y.dtype;
   call.geometry = g;

@@ -34,7 +34,10 @@ void normalize_rows(const kernels::ImageLaunch& call, std::int64_t begin, std::i
   for (std::int64_t item = begin; item < end; ++item) {  // one output row of one image
     const std::int64_t n = item / height, i = item % height;
     const bool mirrored = call.mirror_all || (call.mirror_flags != nullptr && call.mirror_flags[n] != 0);
-    const unsigned char* const row = x + n * g.image_bytes() + g.origin_bytes() + i * g.row_pitch;
+    const std::int64_t origin = call.crop_origins == nullptr ? g.origin_bytes()
+                                                             : math::clamped_crop_origin_bytes(call.crop_origins + 2 * n, g.max_crop_y(),
+                                                                                               g.max_crop_x(), g.row_pitch, g.pixel_bytes());
+    const unsigned char* const row = x + n * g.image_bytes() + origin + i * g.row_pitch;
     for (std::int64_t c = 0; c < channels; ++c) {
       const std::int64_t c_in = call.reverse_channels ? channels - 1 - c : c;
       const unsigned char* const source = g.in_nhwc ? row + c_in * g.in_element_bytes : row + c_in * g.plane_bytes();

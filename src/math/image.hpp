@@ -100,6 +100,16 @@ NORMKIT_HD Compute image_value(Compute x, Compute center, Compute scale, Compute
 template <typename In, typename Out>
 constexpr bool image_uses_split = std::is_same_v<Out, float> && (std::is_same_v<In, float16_bits> || std::is_same_v<In, bfloat16_bits>);
 
+// The offset of an image's crop window (its first pixel, channel 0's plane) from the image's start, for a
+// per-image origin (row, column) clamped into [0, max_y] x [0, max_x] (the positions that keep the window inside
+// the image): device origins cannot be checked before the kernel reads them, so none can point outside.
+NORMKIT_HD std::int64_t clamped_crop_origin_bytes(const std::int64_t* origin, std::int64_t max_y, std::int64_t max_x,
+                                                  std::int64_t row_pitch, std::int64_t pixel_bytes) {
+  const std::int64_t y = origin[0] < 0 ? 0 : (origin[0] > max_y ? max_y : origin[0]);
+  const std::int64_t x = origin[1] < 0 ? 0 : (origin[1] > max_x ? max_x : origin[1]);
+  return y * row_pitch + x * pixel_bytes;
+}
+
 template <typename In, typename Out>
 NORMKIT_HD bool image_split_allowed(const ImageCoefficients& k) {
   if constexpr (!image_uses_split<In, Out>) return false;

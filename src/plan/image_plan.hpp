@@ -29,6 +29,9 @@ struct ImageGeometry {
   std::int64_t image_bytes() const { return in_nhwc ? plane_bytes() : channels * plane_bytes(); }
   // Offset of the crop window's first pixel in an image (channel 0's plane).
   std::int64_t origin_bytes() const { return crop_y * row_pitch + crop_x * pixel_bytes(); }
+  // The highest crop origin (row, column) that keeps the window inside the image (per-image origins clamp to it).
+  std::int64_t max_crop_y() const { return in_height - out_height; }
+  std::int64_t max_crop_x() const { return in_width - out_width; }
   std::int64_t out_numel() const { return batch * channels * out_height * out_width; }
 };
 

@@ -25,9 +25,13 @@ std::vector<unsigned char> run_image_device(const ImageCase& k, ImageData& d, st
   DeviceCopy dy = to_device(y.data(), y_bytes, out_offset);
   DeviceCopy dflags = to_device(k.mirror_flags.data(), k.mirror_flags.size());
   const TensorView flags = k.mirror_flags.empty() ? TensorView() : TensorView(dflags.ptr(), DType::uint8, {k.n}, MemorySpace::device);
+  DeviceCopy dorigins = to_device(k.crop_origins.data(), k.crop_origins.size() * sizeof(std::int64_t));
   run_on_new_stream(replays, [&](cudaStream_t stream) {
-    const Status s = image_normalize(k.x_view(dx.ptr(), MemorySpace::device), k.y_view(dy.ptr(), MemorySpace::device), k.call_options(),
-                                     flags, stream);
+    const TensorView x = k.x_view(dx.ptr(), MemorySpace::device), y = k.y_view(dy.ptr(), MemorySpace::device);
+    const Status s = k.crop_origins.empty()
+                         ? image_normalize(x, y, k.call_options(), flags, stream)
+                         : image_normalize_crops(x, y, k.call_options(), TensorView(dorigins.ptr(), DType::int64, {k.n, 2}, MemorySpace::device), flags,
+                                                 stream);
     EXPECT_TRUE(s.ok()) << k.name() << ": " << s.message();
   });
   from_device(y, dy);
@@ -70,6 +74,27 @@ TEST(ImageDevice, CropMirrorFlagsReversalPaddedRowsAndMisalignment) {
       check(k, 2, 2);
     }
   }
+}
+
+// Per-image crop windows (device origins, clamped in the kernel) on every layout pair, with mirror flags,
+// padded rows, several tiles an image and the host engine's bits.
+TEST(ImageDevice, PerImageCropOrigins) {
+  REQUIRE_DEVICE();
+  for (ImageLayout from : kLayouts) {
+    for (ImageLayout to : kLayouts) {
+      ImageCase k = image_case(4, 3, 9, 37, DType::uint8, DType::float16, from, to);
+      k.options.crop_height = 5, k.options.crop_width = 29;
+      k.crop_origins = {0, 0, 4, 8, -3, 99, 2, 3};
+      k.mirror_flags = {0, 1, 1, 0};
+      check(k);
+      k.row_padding = 3, k.in = DType::float32, k.out = DType::float32, k.options.units = PixelUnits::pixel;
+      check(k, 4, 0);
+    }
+  }
+  ImageCase big = image_case(3, 3, 70, 300, DType::uint8, DType::float32, ImageLayout::nhwc, ImageLayout::nchw);  // (tiles of cut rows)
+  big.options.crop_height = 61, big.options.crop_width = 257;
+  big.crop_origins = {9, 43, 0, 0, 5, 1};
+  check(big);
 }
 
 TEST(ImageDevice, OddShapesAndChannelCounts) {

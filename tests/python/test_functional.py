@@ -261,3 +261,12 @@ class _HostPointer:
     def __init__(self):
         self.host = np.zeros(4, np.float32)
         self.__cuda_array_interface__ = {"shape": (4,), "typestr": "<f4", "data": (self.host.ctypes.data, False), "version": 3}
+
+
+def test_image_normalize_per_image_crop_origins(space):
+    x = RNG.integers(0, 256, size=(3, 6, 9, 3)).astype(np.uint8)
+    origins = np.array([[0, 0], [2, 5], [-1, 40]], dtype=np.int64)  # the last clamps to (0, 9 - 4)
+    y = get(normkit.image_normalize(put(x, space), [0.0] * 3, [1.0] * 3, units="pixel", crop=(4, 4), crop_origins=put(origins, space),
+                                    out_layout="nhwc"))
+    want = np.stack([x[0, 0:4, 0:4], x[1, 2:6, 5:9], x[2, 0:4, 5:9]]).astype(np.float32)
+    np.testing.assert_array_equal(y, want)

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <string>
@@ -20,6 +21,7 @@ struct ImageCase {
   DType in = DType::uint8, out = DType::float32;
   ImageNormalizeOptions options;
   std::vector<std::uint8_t> mirror_flags;  // empty: none
+  std::vector<std::int64_t> crop_origins;  // (row, column) an image, any values (clamped); empty: options' crop
   std::int64_t row_padding = 0;            // elements of padding after every input row
   unsigned seed = 1;
 
@@ -35,7 +37,7 @@ struct ImageCase {
     return std::string("image ") + dtype_name(in) + (in_nhwc() ? " nhwc " : " nchw ") + "[" + std::to_string(n) + ", " + std::to_string(c) + ", " +
            std::to_string(h) + ", " + std::to_string(w) + "] -> " + dtype_name(out) + (out_nhwc() ? " nhwc" : " nchw") + " crop " +
            std::to_string(options.crop_y) + "," + std::to_string(options.crop_x) + "," + std::to_string(out_h()) + "," +
-           std::to_string(out_w()) + (options.mirror ? " mirror" : "") + (mirror_flags.empty() ? "" : " mirror flags") +
+           std::to_string(out_w()) + (options.mirror ? " mirror" : "") + (mirror_flags.empty() ? "" : " mirror flags") + (crop_origins.empty() ? "" : " crop origins") +
            (options.reverse_channels ? " reversed" : "") + " pad " + std::to_string(row_padding);
   }
   TensorView x_view(void* data, MemorySpace space = MemorySpace::host) const {
@@ -107,7 +109,10 @@ inline std::vector<double> image_reference(const ImageCase& k, const ImageData& 
       const std::int64_t source_c = o.reverse_channels ? k.c - 1 - c : c;
       for (std::int64_t i = 0; i < oh; ++i) {
         for (std::int64_t j = 0; j < ow; ++j) {
-          const std::int64_t si = o.crop_y + i, sj = o.crop_x + (mirrored ? ow - 1 - j : j);
+          // (per-image origins: clamped so that the window lies inside the image)
+          const std::int64_t y0 = k.crop_origins.empty() ? o.crop_y : std::min(std::max<std::int64_t>(k.crop_origins[2 * n], 0), k.h - oh);
+          const std::int64_t x0 = k.crop_origins.empty() ? o.crop_x : std::min(std::max<std::int64_t>(k.crop_origins[2 * n + 1], 0), k.w - ow);
+          const std::int64_t si = y0 + i, sj = x0 + (mirrored ? ow - 1 - j : j);
           const double x = d.logical[((n * k.h + si) * k.w + sj) * k.c + source_c];
           const double v = (u * x - o.mean[c]) * o.global_scale / std::sqrt(o.std[c] * o.std[c] + o.eps) + o.global_shift;
           y[k.out_nhwc() ? ((n * oh + i) * ow + j) * k.c + c : ((n * k.c + c) * oh + i) * ow + j] = v;
@@ -138,7 +143,10 @@ inline std::vector<unsigned char> run_image_host(const ImageCase& k, ImageData& 
   std::vector<unsigned char> y(static_cast<std::size_t>(k.out_elements()) * dtype_size(k.out), 0xcd);
   std::vector<std::uint8_t> flags = k.mirror_flags;
   const TensorView f = flags.empty() ? TensorView() : TensorView(flags.data(), DType::uint8, {k.n});
-  const Status s = image_normalize(k.x_view(d.x.data()), k.y_view(y.data()), k.call_options(), f);
+  std::vector<std::int64_t> origins = k.crop_origins;
+  const Status s = origins.empty() ? image_normalize(k.x_view(d.x.data()), k.y_view(y.data()), k.call_options(), f)
+                                   : image_normalize_crops(k.x_view(d.x.data()), k.y_view(y.data()), k.call_options(),
+                                                           TensorView(origins.data(), DType::int64, {k.n, 2}), f);
   EXPECT_TRUE(s.ok()) << k.name() << ": " << s.message();
   return y;
 }

@@ -52,6 +52,38 @@ TEST(ImageHost, CropMirrorReversalAndPaddedRows) {
   }
 }
 
+// A crop window of its own for every image (random crops), with origins outside the image clamped into it.
+TEST(ImageHost, PerImageCropOriginsClampedIntoTheImage) {
+  for (ImageLayout from : kLayouts) {
+    for (ImageLayout to : kLayouts) {
+      ImageCase k = image_case(4, 3, 9, 13, DType::uint8, DType::float32, from, to);
+      k.options.crop_height = 5, k.options.crop_width = 6;
+      k.crop_origins = {0, 0, 4, 7, -3, 99, 2, 3};  // corner, far corner, clamped both ways, inside
+      k.mirror_flags = {0, 1, 1, 0};
+      check(k);
+      k.row_padding = 2, k.in = DType::bfloat16, k.out = DType::float16, k.options.units = PixelUnits::pixel;
+      check(k);
+    }
+  }
+  ImageCase k = image_case(2, 1, 4, 4, DType::float32, DType::float32, ImageLayout::nhwc, ImageLayout::nhwc);
+  k.crop_origins = {1, 1, 0, 0};  // (a window of the whole image: every origin clamps to 0)
+  check(k);
+  // Errors: a crop origin in the options too, the wrong dtype or count.
+  ImageData d = make_image_data(k);
+  std::vector<float> y(static_cast<std::size_t>(k.out_elements()));
+  std::vector<std::int64_t> origins = {0, 0, 0, 0};
+  std::vector<std::int32_t> narrow = {0, 0, 0, 0};
+  ImageNormalizeOptions o = k.call_options();
+  o.crop_y = 1, o.crop_height = 2;
+  Status s = image_normalize_crops(k.x_view(d.x.data()), TensorView(y.data(), DType::float32, {2, 2, 4, 1}), o,
+                                   TensorView(origins.data(), DType::int64, {2, 2}));
+  EXPECT_NE(s.message().find("crop_origins gives"), std::string::npos) << s.message();
+  s = image_normalize_crops(k.x_view(d.x.data()), k.y_view(y.data()), k.call_options(), TensorView(narrow.data(), DType::float32, {2, 2}));
+  EXPECT_EQ(s.code(), StatusCode::unsupported_dtype) << s.message();
+  s = image_normalize_crops(k.x_view(d.x.data()), k.y_view(y.data()), k.call_options(), TensorView(origins.data(), DType::int64, {3}));
+  EXPECT_EQ(s.code(), StatusCode::shape_mismatch) << s.message();
+}
+
 TEST(ImageHost, OddShapesAndChannelCounts) {
   for (std::int64_t c : {1, 3, 4, 16}) {
     for (auto hw : {std::pair<std::int64_t, std::int64_t>{1, 1}, {1, 33}, {31, 1}, {7, 13}}) {
