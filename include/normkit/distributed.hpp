@@ -36,7 +36,8 @@ class Communicator {
 
 // Every rank's `local` status and `value` gathered (a host all-gather of 16 bytes a rank): success on every
 // rank when every rank succeeded with the same value, else the same error on every rank: the first failing
-// rank's code ("rank r of P failed: ..." with its message on that rank), or invalid_argument when the values
+// rank's code and message ("rank r of P failed (code); every rank returns this error: <its message, up to 511
+// bytes>", gathered by a second all-gather of 512 bytes a rank when one failed), or invalid_argument when the values
 // differ (e.g. a summary count n). So a rank that fails its checks makes every rank return an error rather
 // than leave them waiting in a collective it never enters. A transport that cannot gather host memory
 // (NcclCommunicator) skips it: `local` is returned as it is, and errors are per rank. The collective

@@ -125,6 +125,11 @@ Status select_device(int index, const char* operation, std::string* name) {
   return Status::success();
 }
 
+Status device_count(int* count, const char* operation) {
+  *count = 0;
+  return cuda::cuda_status(cudaGetDeviceCount(count), operation, "cudaGetDeviceCount");
+}
+
 Status synchronize_device(const char* operation) {
   return cuda::cuda_status(cudaDeviceSynchronize(), operation, "cudaDeviceSynchronize");
 }

@@ -39,6 +39,8 @@ Status synchronize_stream(Stream stream, const char* operation = "Normalizer");
 // Whole-device services of the command line: make GPU `index` current (and report its name), wait for
 // all of its work.
 Status select_device(int index, const char* operation, std::string* name);
+// The number of CUDA devices.
+Status device_count(int* count, const char* operation);
 Status synchronize_device(const char* operation);
 
 }  // namespace normkit::kernels

@@ -53,7 +53,8 @@ _TYPESTR = {"f4": "float32", "f8": "float64", "f2": "float16", "u1": "uint8", "i
 class CudaInterfaceArray:
     """An array that only speaks __cuda_array_interface__ (Numba's device arrays, say) seen through DLPack, without a
     copy: normkit's functions take it as any device array, and it keeps the original alive. Its outputs are
-    normkit DeviceArrays (or pass out=, another such array)."""
+    normkit DeviceArrays (or pass out=, another such array). The interface's `stream` (version 3) is the stream a
+    call runs on when stream=None, so the producer's work is ordered before it; its read-only flag is not checked."""
 
     def __init__(self, original):
         interface = original.__cuda_array_interface__
@@ -70,6 +71,7 @@ class CudaInterfaceArray:
         if interface.get("mask") is not None:
             raise ValueError("normkit: masked __cuda_array_interface__ arrays are not supported")
         self.original, self.shape, self.dtype = original, shape, dtype
+        self.stream = interface.get("stream")  # (1: the legacy default stream, 2: per-thread, else a cudaStream_t)
         self._view = _normkit.cuda_interface_view(int(interface["data"][0]), list(shape), element_strides, dtype, original)
 
     def __dlpack__(self, stream=None, **kwargs):
@@ -178,6 +180,8 @@ def stream_handle(stream, x=None):
     stream for their arrays; the legacy default stream otherwise). An int is a handle; PyTorch streams give
     .cuda_stream, CuPy streams .ptr."""
     if stream is None:
+        if isinstance(x, CudaInterfaceArray) and x.stream is not None:
+            return int(x.stream)
         lib = library(x) if x is not None else "other"
         if lib == "torch" and device_of(x)[0]:
             import torch

@@ -187,6 +187,9 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None, t
     saved_mean = _grads(x, (channels,), "float32", training and return_stats)
     saved_rstd = _grads(x, (channels,), "float32", training and return_stats)
     cumulative = momentum is None
+    if cumulative and training and running_mean is not None and batches_tracked is None:
+        raise ValueError("normkit.batch_norm: argument 'batches_tracked': required with momentum=None (the cumulative average's count of "
+                         "batches, PyTorch's num_batches_tracked after its increment)")
     _arrays.check_same_device([("x", x), ("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias), ("out", out)])
     _normkit.batch_norm_forward(x, weight, bias, out, running_mean, running_var, saved_mean, saved_rstd, bool(training), channels_last, float(eps),
                                 0.0 if cumulative else float(momentum), convention, cumulative, int(batches_tracked or 1),

@@ -63,9 +63,17 @@ def _channel_grads(x: Tensor, axis: int, dx, dweight, dbias):
             _empty(x) if dbias is None else dbias)
 
 
+def _channel_output_like(x: Tensor) -> Tensor:
+    """An empty tensor laid out as the BatchNorm/GroupNorm operators answer x: channels-last memory for a
+    channels-last x (as _channel_input reads it), else contiguous (the fake kernels' strides must be the real ones)."""
+    if _channels_last_view(x) is not None:
+        return x.new_empty(tuple(x.movedim(1, -1).shape)).movedim(-1, 1)
+    return torch.empty_like(x, memory_format=torch.contiguous_format)
+
+
 def _fake_channel_grads(x: Tensor, weight: Optional[Tensor], need_dx: bool, need_dbias: bool):
     channels = x.shape[1]
-    return (torch.empty_like(x) if need_dx else _empty(x), x.new_empty((channels,), dtype=torch.float32) if weight is not None else _empty(x),
+    return (_channel_output_like(x) if need_dx else _empty(x), x.new_empty((channels,), dtype=torch.float32) if weight is not None else _empty(x),
             x.new_empty((channels,), dtype=torch.float32) if need_dbias else _empty(x))
 
 
@@ -74,12 +82,11 @@ def _float32(t: Optional[Tensor]) -> Optional[Tensor]:
     return t if t is None or t.dtype == torch.float32 else t.float()
 
 
-def _param(t: Optional[Tensor], x: Tensor) -> Optional[Tensor]:
-    """A LayerNorm weight/bias as normkit takes it: float32 or x's dtype (others converted to float32)."""
-    if t is None:
-        return None
-    t = t.contiguous()
-    return t if t.dtype in (torch.float32, x.dtype) else t.float()
+def _params(x: Tensor, *params: Optional[Tensor]):
+    """LayerNorm's weight and bias as normkit takes them: one dtype, float32 or x's (else both converted to float32)."""
+    given = [p for p in params if p is not None]
+    same = len({p.dtype for p in given}) <= 1 and all(p.dtype in (torch.float32, x.dtype) for p in given)
+    return tuple(None if p is None else (p.contiguous() if same else p.float().contiguous()) for p in params)
 
 
 def _grad_or_none(g: Tensor, wanted: bool, like: Optional[Tensor]):
@@ -94,7 +101,7 @@ def _grad_or_none(g: Tensor, wanted: bool, like: Optional[Tensor]):
 def _layer_norm_op(x: Tensor, normalized_ndim: int, weight: Optional[Tensor], bias: Optional[Tensor], eps: float, rms: bool
                    ) -> Tuple[Tensor, Tensor, Tensor]:
     x = x.contiguous()
-    weight, bias = _param(weight, x), _param(bias, x)
+    weight, bias = _params(x, weight, bias)
     if rms:
         y, rstd = _f.rms_norm(x, weight, eps=eps, normalized_ndim=normalized_ndim, return_stats=True)
         return y, _empty(x), rstd
@@ -114,7 +121,7 @@ def _(x, normalized_ndim, weight, bias, eps, rms):
 def _layer_norm_backward_op(dy: Tensor, x: Tensor, mean: Optional[Tensor], rstd: Tensor, weight: Optional[Tensor], normalized_ndim: int,
                             eps: float, rms: bool, need_dx: bool, need_dweight: bool, need_dbias: bool) -> Tuple[Tensor, Tensor, Tensor]:
     x, dy = x.contiguous(), dy.contiguous()
-    weight = _param(weight, x)
+    (weight,) = _params(x, weight)  # (its values as the forward used them; dweight converted back by autograd's wrapper)
     if rms:
         dx, dweight = _f.rms_norm_backward(dy, x, rstd, weight, eps=eps, normalized_ndim=normalized_ndim, input_grad=need_dx)
         dbias = None
@@ -200,7 +207,7 @@ def _(x, weight, bias, running_mean, running_var, training, momentum, eps):
     def channel_stats(wanted):
         return x.new_empty((x.shape[1],), dtype=torch.float32) if wanted else _empty(x)
     updated = training and running_mean is not None
-    return torch.empty_like(x), channel_stats(training), channel_stats(training), channel_stats(updated), channel_stats(updated)
+    return _channel_output_like(x), channel_stats(training), channel_stats(training), channel_stats(updated), channel_stats(updated)
 
 
 @torch.library.custom_op("normkit::batch_norm_backward", mutates_args=())
@@ -266,7 +273,7 @@ def _group_norm_op(x: Tensor, num_groups: int, weight: Optional[Tensor], bias: O
 @_group_norm_op.register_fake
 def _(x, num_groups, weight, bias, eps):
     stats = (x.shape[0], num_groups)
-    return torch.empty_like(x), x.new_empty(stats, dtype=torch.float32), x.new_empty(stats, dtype=torch.float32)
+    return _channel_output_like(x), x.new_empty(stats, dtype=torch.float32), x.new_empty(stats, dtype=torch.float32)
 
 
 @torch.library.custom_op("normkit::group_norm_backward", mutates_args=())

@@ -490,7 +490,9 @@ nb::ndarray<nb::array_api> cuda_interface_view(std::uintptr_t ptr, std::vector<s
   DType d;
   if (!parse_dtype(dtype, &d)) throw nb::type_error(("normkit: unknown dtype '" + dtype + "'").c_str());
   int device = 0;
-  if (ptr != 0) {
+  if (ptr == 0) {
+    cudaGetDevice(&device);  // (an empty array: no memory to ask about; the current device's)
+  } else {
     cudaPointerAttributes attributes{};
     if (cudaPointerGetAttributes(&attributes, reinterpret_cast<const void*>(ptr)) != cudaSuccess ||
         (attributes.type != cudaMemoryTypeDevice && attributes.type != cudaMemoryTypeManaged)) {

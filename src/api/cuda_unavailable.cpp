@@ -83,6 +83,7 @@ Status copy_to_host_sync(void*, const void*, std::size_t, Stream, const char* op
 Status synchronize_stream(Stream, const char*) { return Status::success(); }
 Status select_device(int, const char* operation, std::string*) { return unavailable(operation); }
 Status synchronize_device(const char* operation) { return unavailable(operation); }
+Status device_count(int*, const char* operation) { return unavailable(operation); }
 
 Status launch_group_norm_finalize(const StatsSummary*, std::int64_t, const math::GroupShape&, float, const float*, const float*, float*, float*,
                                   const AffineCoefficients&, Stream) {

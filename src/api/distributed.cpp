@@ -1,6 +1,7 @@
 // all_merge_summaries: gather every rank's summaries, merge them in rank order (rank 0, 1, ...) on every rank.
 #include "normkit/distributed.hpp"
 
+#include <cstring>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -66,10 +67,16 @@ Status all_agree(Communicator& comm, const Status& local, std::int64_t value, co
   for (int r = 0; r < size; ++r) {
     const auto code = static_cast<StatusCode>(all[2 * static_cast<std::size_t>(r)]);
     if (code == StatusCode::ok) continue;
-    std::string message = op + "rank " + std::to_string(r) + " of " + std::to_string(size) + " failed (" + status_code_name(code) +
-                          "); every rank returns this error";
-    if (r == comm.rank()) message += ": " + local.message();
-    return Status(code, message);
+    // (every rank saw the failure: a second gather, of every rank's message, reached by all of them)
+    constexpr std::size_t kMessageBytes = 512;
+    std::vector<char> text(kMessageBytes, '\0'), texts(kMessageBytes * static_cast<std::size_t>(size));
+    local.message().copy(text.data(), kMessageBytes - 1);
+    NORMKIT_RETURN_IF_ERROR(comm.all_gather(text.data(), texts.data(), kMessageBytes, MemorySpace::host, nullptr));
+    const char* failed = texts.data() + kMessageBytes * static_cast<std::size_t>(r);
+    const std::string message(failed, strnlen(failed, kMessageBytes));
+    if (message.rfind(op + "rank ", 0) == 0) return Status(code, message);  // (an agreed error agreed again: as it is)
+    return Status(code, op + "rank " + std::to_string(r) + " of " + std::to_string(size) + " failed (" + status_code_name(code) +
+                            "); every rank returns this error: " + message);
   }
   for (int r = 1; r < size; ++r) {
     if (all[2 * static_cast<std::size_t>(r) + 1] != all[1]) {

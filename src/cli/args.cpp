@@ -78,6 +78,11 @@ Status select_device(DeviceChoice choice, int gpu, bool* use_cuda) {
   if (!cuda_available()) {
     return Status(StatusCode::cuda_unavailable, "--device cuda: no CUDA device is available (or normkit was built without CUDA)");
   }
+  if (gpu == kGpuUnset) {
+    int count = 1;
+    if (shared_run() != nullptr) NORMKIT_RETURN_IF_ERROR(gpu_count(&count));
+    gpu = shared_run() != nullptr ? shared_local_rank() % (count > 0 ? count : 1) : 0;
+  }
   std::string name;
   NORMKIT_RETURN_IF_ERROR(select_gpu(gpu, &name));
   if (say) std::fprintf(stderr, "normkit: device: cuda:%d (%s)\n", gpu, name.c_str());

@@ -24,8 +24,10 @@ void print_stats_help();
 // The processes `stats` and `fit` are shared among (normkit-mpi sets its MPI communicator; null, the default: this
 // process alone). Shared, stats streams every input in pieces and fit takes whole files, dealt round-robin to the
 // ranks and merged in order on every rank; rank 0 prints and writes.
-void set_shared_run(Communicator* comm);
+void set_shared_run(Communicator* comm, int local_rank = 0);
 Communicator* shared_run();
+// The rank's index among the ranks on its node (normkit-mpi: its default GPU, modulo the node's GPUs).
+int shared_local_rank();
 // demo: the main job on Fashion-MNIST
 int run_demo(const std::vector<std::string>& args);
 void print_demo_help();

@@ -31,7 +31,7 @@ struct DemoArgs {
   std::string data = kDefaultData;
   std::string out;
   DeviceChoice device = DeviceChoice::automatic;
-  int gpu = 0;
+  int gpu = kGpuUnset;
 };
 
 DemoArgs parse_args(const std::vector<std::string>& args) {

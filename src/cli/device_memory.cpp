@@ -32,6 +32,7 @@ Status DeviceBuffer::download(void* host, std::size_t bytes) const {
   return kernels::copy_to_host_sync(host, ptr_, bytes, nullptr, kOp);
 }
 Status select_gpu(int index, std::string* name) { return kernels::select_device(index, "stats", name); }
+Status gpu_count(int* count) { return kernels::device_count(count, "stats"); }
 Status synchronize_device() { return kernels::synchronize_device(kOp); }
 
 Status Arena::make(const void* host, std::size_t bytes, void** out) {

@@ -28,6 +28,8 @@ class DeviceBuffer {
 
 // Selects GPU `index`; `name` receives its name.
 Status select_gpu(int index, std::string* name);
+// The number of CUDA devices.
+Status gpu_count(int* count);
 // Waits for all work on the device and reports any error it raised.
 Status synchronize_device();
 

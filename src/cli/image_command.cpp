@@ -27,7 +27,7 @@ struct ImageArgs {
   ImageNormalizeOptions options;
   DType out_dtype = DType::float32;
   DeviceChoice device = DeviceChoice::automatic;
-  int gpu = 0;
+  int gpu = kGpuUnset;
 };
 
 bool ends_with(const std::string& s, const std::string& suffix) {

@@ -69,12 +69,15 @@ int dispatch(const std::vector<std::string>& args) {
     std::printf("normkit %s\n", NORMKIT_VERSION);
     return normkit::cli::kExitOk;
   }
-  // Started as one of several MPI ranks (OpenMPI's or MPICH's mpirun): every rank would do the whole job alone.
+  // stats or fit started as one of several MPI ranks (OpenMPI's or MPICH's mpirun): every rank would do the whole
+  // job alone, which normkit-mpi shares. (Other verbs, and NORMKIT_ALLOW_MPI=1, run as asked: a rank may well
+  // have a file of its own to apply a state to.)
   const char* ranks = std::getenv("OMPI_COMM_WORLD_SIZE");
   if (ranks == nullptr) ranks = std::getenv("PMI_SIZE");
-  if (ranks != nullptr && std::atoi(ranks) > 1) {
-    std::fprintf(stderr, "normkit: started as one of %s MPI ranks, each of which would do the whole job: use normkit-mpi "
-                         "(mpirun -np N normkit-mpi stats ...)\n", ranks);
+  const char* allow = std::getenv("NORMKIT_ALLOW_MPI");
+  if ((command == "stats" || command == "fit") && ranks != nullptr && std::atoi(ranks) > 1 && !(allow != nullptr && std::string(allow) == "1")) {
+    std::fprintf(stderr, "normkit: %s started as one of %s MPI ranks, each of which would do the whole job: use normkit-mpi "
+                         "(mpirun -np N normkit-mpi %s ...), or set NORMKIT_ALLOW_MPI=1\n", command.c_str(), ranks, command.c_str());
     return normkit::cli::kExitUsage;
   }
   const std::vector<std::string> rest(args.begin() + 1, args.end());

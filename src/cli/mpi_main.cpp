@@ -62,7 +62,14 @@ int main(int argc, char** argv) {
   int code = normkit::cli::kExitBadData;
   try {
     normkit::MpiCommunicator comm(MPI_COMM_WORLD);
-    normkit::cli::set_shared_run(&comm);
+    // (the rank's index on its node: its default GPU)
+    MPI_Comm node = MPI_COMM_NULL;
+    int local_rank = 0;
+    if (MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+      MPI_Comm_rank(node, &local_rank);
+      MPI_Comm_free(&node);
+    }
+    normkit::cli::set_shared_run(&comm, local_rank);
     code = dispatch(std::vector<std::string>(argv + 1, argv + argc));
     normkit::cli::set_shared_run(nullptr);
   } catch (const std::exception& e) {

@@ -43,7 +43,7 @@ struct StatsArgs {
   std::int64_t chunk_bytes = 0;  // > 0: stream the input in pieces of about this size (whole rows)
   bool quiet = false;
   DeviceChoice device = DeviceChoice::automatic;
-  int gpu = 0;
+  int gpu = kGpuUnset;
   std::string out;
 };
 
@@ -209,6 +209,7 @@ class Progress {
 };
 
 Communicator* g_shared_run = nullptr;
+int g_shared_local_rank = 0;
 
 // The streamed summaries' storage and merges, in host or device memory (device: merged by normkit's device merge,
 // as the single-process run merges each piece into them on the device).
@@ -243,10 +244,10 @@ Status accumulate_files(const StatsArgs& args, const StatsOptions& options, bool
   DeviceBuffer device_summaries, device_input, workspace, device_piece;
   std::size_t input_capacity = 0, workspace_capacity = 0;
   Summary* summaries = host_summaries.data();
-  if (use_cuda) {
-    NORMKIT_RETURN_IF_ERROR(device_summaries.allocate(summary_bytes));
-    summaries = static_cast<Summary*>(device_summaries.get());
-  }
+  // (shared: a failure is kept in `local` until every rank's next agreement, never returned alone: that rank
+  // would leave the others waiting in a collective)
+  Status local = use_cuda ? device_summaries.allocate(summary_bytes) : Status::success();
+  if (use_cuda) summaries = static_cast<Summary*>(device_summaries.get());
   *shape = first.shape();
   (*shape)[0] = 0;
   const std::size_t element = dtype_size(first.dtype());
@@ -256,7 +257,6 @@ Status accumulate_files(const StatsArgs& args, const StatsOptions& options, bool
   const std::int64_t chunk_rows = static_cast<std::int64_t>(std::max<std::size_t>(1, chunk_bytes / std::max<std::size_t>(row_bytes, 1)));
 
   // Every file opened and checked first: the pieces are counted before any is read.
-  Status local = Status::success();
   std::vector<std::unique_ptr<io::ArrayStream>> streams(args.inputs.size());
   std::size_t total = 0;
   std::int64_t pieces = 0;
@@ -282,25 +282,25 @@ Status accumulate_files(const StatsArgs& args, const StatsOptions& options, bool
 
   // Shared: this rank's piece of a round, and the round's pieces of every rank (host memory).
   std::vector<Summary> round_send(comm ? static_cast<std::size_t>(n) : 0), round_all(comm ? static_cast<std::size_t>(n) * ranks : 0);
-  if (comm && use_cuda) NORMKIT_RETURN_IF_ERROR(device_piece.allocate(summary_bytes));
+  if (comm && use_cuda) local = device_piece.allocate(summary_bytes);
   Summary* const piece_summaries = !comm ? summaries : use_cuda ? static_cast<Summary*>(device_piece.get()) : round_send.data();
   auto merge_round = [&](std::int64_t round_start) -> Status {
     const bool owner = round_start + rank < pieces;
     if (local.ok() && owner && use_cuda) local = device_piece.download(round_send.data(), summary_bytes);
     NORMKIT_RETURN_IF_ERROR(all_agree(*comm, local, round_start, "stats"));
     NORMKIT_RETURN_IF_ERROR(comm->all_gather(round_send.data(), round_all.data(), summary_bytes, MemorySpace::host, nullptr));
-    for (int r = 0; r < ranks && round_start + r < pieces; ++r) {
+    for (int r = 0; r < ranks && round_start + r < pieces && local.ok(); ++r) {
       const Summary* from = round_all.data() + static_cast<std::size_t>(r) * n;
       if (use_cuda) {
-        NORMKIT_RETURN_IF_ERROR(round_start + r == 0 ? device_summaries.upload(from, summary_bytes) : device_piece.upload(from, summary_bytes));
-        if (round_start + r > 0) NORMKIT_RETURN_IF_ERROR(merge_into(summaries, static_cast<const Summary*>(device_piece.get()), n, space));
+        local = round_start + r == 0 ? device_summaries.upload(from, summary_bytes) : device_piece.upload(from, summary_bytes);
+        if (local.ok() && round_start + r > 0) local = merge_into(summaries, static_cast<const Summary*>(device_piece.get()), n, space);
       } else if (round_start + r == 0) {
         std::copy(from, from + n, summaries);
       } else {
-        NORMKIT_RETURN_IF_ERROR(merge_into(summaries, from, n, space));
+        local = merge_into(summaries, from, n, space);
       }
     }
-    return Status::success();
+    return Status::success();  // (a merge's failure: in `local`, agreed on at the next round or at the end)
   };
 
   std::vector<unsigned char> host;
@@ -400,7 +400,8 @@ Status prepare_files(const StatsArgs& args, std::unique_ptr<io::ArrayStream>* st
   bool reduces_first = args.all_axes;
   for (int a : args.axes) reduces_first = reduces_first || a == 0 || a + input.ndim == 0;
   if (!reduces_first) {
-    return Status(StatusCode::invalid_argument, "normkit stats: several input files are batches along axis 0: --axis must reduce axis 0");
+    return Status(StatusCode::invalid_argument, "normkit stats: streamed input (several files, --chunk-bytes, or normkit-mpi's pieces) is cut "
+                                                "along axis 0: --axis must reduce axis 0");
   }
   results->kept_numel = 1;
   for (int d = 0; d < results->kept_ndim; ++d) results->kept_numel *= results->kept[d];
@@ -483,6 +484,31 @@ Status write_output(const StatsArgs& args, const io::NpyArray& array, const std:
   return io::write_safetensors_atomic(args.out, file);
 }
 
+// The warnings, the table and the --out file of a run's results.
+Status report(const StatsArgs& args, const std::vector<Stat>& stats, const io::NpyArray& array, const std::vector<std::int64_t>& input_shape,
+              const Results& results) {
+  std::int64_t empty_slices = 0, undefined_var = 0;
+  for (std::int64_t k = 0; k < results.kept_numel; ++k) {
+    const double n = results.value(static_cast<int>(Stat::count), k);
+    if (n == 0) ++empty_slices;
+    else if (n <= static_cast<double>(args.ddof)) ++undefined_var;
+  }
+  if (empty_slices > 0) {
+    std::fprintf(stderr, "normkit stats: warning: %lld of %lld slices are empty%s: mean/var/std/min/max/linf are NaN\n",
+                 static_cast<long long>(empty_slices), static_cast<long long>(results.kept_numel),
+                 args.ignore_nan ? " (or all-NaN)" : "");
+  }
+  if (undefined_var > 0) {
+    std::fprintf(stderr, "normkit stats: warning: %lld slices have count <= ddof (%lld): var/std are NaN\n",
+                 static_cast<long long>(undefined_var), static_cast<long long>(args.ddof));
+  }
+  print_table(results, stats);
+  if (!args.out.empty()) {
+    NORMKIT_RETURN_IF_ERROR(write_output(args, array, input_shape, results, stats));
+  }
+  return Status::success();
+}
+
 int fail(const Status& status) {
   // (shared among ranks, every rank holds the same error: rank 0 says it)
   if (g_shared_run == nullptr || g_shared_run->rank() == 0) std::fprintf(stderr, "normkit stats: error: %s\n", status.message().c_str());
@@ -491,8 +517,12 @@ int fail(const Status& status) {
 
 }  // namespace
 
-void set_shared_run(Communicator* comm) { g_shared_run = comm; }
+void set_shared_run(Communicator* comm, int local_rank) {
+  g_shared_run = comm;
+  g_shared_local_rank = local_rank;
+}
 Communicator* shared_run() { return g_shared_run; }
+int shared_local_rank() { return g_shared_local_rank; }
 
 void print_stats_help() {
   std::printf(
@@ -510,7 +540,7 @@ void print_stats_help() {
       "                  axis 0 must be reduced); several files always stream, in pieces of 256 MB by default\n"
       "  --quiet         no progress line on stderr (shown for long streamed runs on a terminal)\n"
       "  --device D      auto (CUDA when available, else the host), cpu or cuda\n"
-      "  --gpu N         CUDA device index (default 0)\n"
+      "  --gpu N         CUDA device index (default 0; under normkit-mpi each rank's index on its node, modulo the GPUs)\n"
       "  --out FILE      write each statistic as a tensor of the kept shape named after it to a .safetensors\n"
       "                  file (float64 for float64 input, float32 otherwise; count and l0 int64)\n\n"
       "The table goes to stdout, the device used and warnings to stderr.\n"
@@ -551,30 +581,16 @@ int run_stats(const std::vector<std::string>& raw_args) {
   Results results;
   std::vector<std::int64_t> input_shape = array.shape;
   status = streamed ? compute_files(args, use_cuda, &input_shape, &results) : compute(args, array, use_cuda, &results);
+  if (g_shared_run != nullptr) {
+    // Rank 0 prints and writes; then every rank agrees on the outcome (its own, or rank 0's write's): one exit
+    // status everywhere, and no rank left waiting in a collective.
+    if (status.ok() && g_shared_run->rank() == 0) status = report(args, stats, array, input_shape, results);
+    status = all_agree(*g_shared_run, status, 0, "stats");
+    return status.ok() ? kExitOk : fail(status);
+  }
   if (!status.ok()) return fail(status);
-
-  if (g_shared_run != nullptr && g_shared_run->rank() != 0) return kExitOk;  // (rank 0 prints and writes)
-  std::int64_t empty_slices = 0, undefined_var = 0;
-  for (std::int64_t k = 0; k < results.kept_numel; ++k) {
-    const double n = results.value(static_cast<int>(Stat::count), k);
-    if (n == 0) ++empty_slices;
-    else if (n <= static_cast<double>(args.ddof)) ++undefined_var;
-  }
-  if (empty_slices > 0) {
-    std::fprintf(stderr, "normkit stats: warning: %lld of %lld slices are empty%s: mean/var/std/min/max/linf are NaN\n",
-                 static_cast<long long>(empty_slices), static_cast<long long>(results.kept_numel),
-                 args.ignore_nan ? " (or all-NaN)" : "");
-  }
-  if (undefined_var > 0) {
-    std::fprintf(stderr, "normkit stats: warning: %lld slices have count <= ddof (%lld): var/std are NaN\n",
-                 static_cast<long long>(undefined_var), static_cast<long long>(args.ddof));
-  }
-  print_table(results, stats);
-  if (!args.out.empty()) {
-    status = write_output(args, array, input_shape, results, stats);
-    if (!status.ok()) return fail(status);
-  }
-  return kExitOk;
+  status = report(args, stats, array, input_shape, results);
+  return status.ok() ? kExitOk : fail(status);
 }
 
 }  // namespace normkit::cli

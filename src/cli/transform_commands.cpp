@@ -34,7 +34,7 @@ struct TransformArgs {
   bool dtype_given = false;
   DType out_dtype = DType::float32;
   DeviceChoice device = DeviceChoice::automatic;
-  int gpu = 0;
+  int gpu = kGpuUnset;
 };
 
 // Parses the options every transform verb shares; `verb` decides which are allowed.
@@ -241,16 +241,17 @@ Status adapt_files_shared(Communicator& comm, const Runner& runner, Normalizer* 
     }();
     NORMKIT_RETURN_IF_ERROR(all_agree(comm, local, round, "fit"));
     NORMKIT_RETURN_IF_ERROR(comm.all_gather(mine.data(), all.data(), record_bytes, MemorySpace::host, nullptr));
-    for (int r = 0; r < ranks && round + r < files; ++r) {
+    // (a merge's failure stays in `local` until the next agreement: returned alone it would leave the others waiting)
+    for (int r = 0; r < ranks && round + r < files && local.ok(); ++r) {
       const unsigned char* from = all.data() + static_cast<std::size_t>(r) * record_bytes;
       Record record;
       std::memcpy(&record, from, sizeof(record));
       std::vector<StatsSummary> summaries(static_cast<std::size_t>(n));
       std::memcpy(summaries.data(), from + sizeof(record), summaries.size() * sizeof(StatsSummary));
-      NORMKIT_RETURN_IF_ERROR(normalizer->adapt_summaries(kept, summaries.data(), static_cast<DType>(record.dtype)));
+      local = normalizer->adapt_summaries(kept, summaries.data(), static_cast<DType>(record.dtype));
     }
   }
-  return Status::success();
+  return all_agree(comm, local, files, "fit");
 }
 
 Status adapt_files(const Runner& runner, Normalizer* normalizer, const TransformArgs& t, std::vector<io::NpyArray>* keep_first) {
@@ -295,11 +296,19 @@ int run_verb(const std::string& verb, const std::vector<std::string>& raw_args) 
   Normalizer normalizer;
   if (verb == "fit") {
     s = normalizer.init(t.options, runner.space);
-    if (s.ok()) s = adapt_files(runner, &normalizer, t, nullptr);
-    const bool writes = shared_run() == nullptr || shared_run()->rank() == 0;  // (normkit-mpi: rank 0 writes)
-    if (s.ok() && writes) s = normalizer.save(t.state);
-    if (!s.ok()) return fail(verb, s);
-    if (!writes) return kExitOk;
+    if (shared_run() != nullptr) {
+      // Every rank adapts (the collectives), rank 0 writes, and every rank agrees on the outcome: one exit status.
+      s = all_agree(*shared_run(), s, 0, "fit");
+      if (s.ok()) s = adapt_files(runner, &normalizer, t, nullptr);
+      if (s.ok() && shared_run()->rank() == 0) s = normalizer.save(t.state);
+      s = all_agree(*shared_run(), s, 0, "fit");
+      if (!s.ok()) return fail(verb, s);
+      if (shared_run()->rank() != 0) return kExitOk;
+    } else {
+      if (s.ok()) s = adapt_files(runner, &normalizer, t, nullptr);
+      if (s.ok()) s = normalizer.save(t.state);
+      if (!s.ok()) return fail(verb, s);
+    }
     std::fprintf(stderr, "normkit fit: %s state of kept shape [", method_name(t.options.method));
     const auto kept = normalizer.kept_shape();
     for (std::size_t i = 0; i < kept.size(); ++i) std::fprintf(stderr, "%s%lld", i ? ", " : "", static_cast<long long>(kept[i]));

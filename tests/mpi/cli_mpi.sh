@@ -56,7 +56,25 @@ if "$mpiexec" --oversubscribe -np "$ranks" "$normkit_mpi" fit a.npy d.npy --meth
   exit 1
 fi
 [ ! -e bad.safetensors ] || { echo "FAIL: a failed fit wrote its state"; exit 1; }
+grep -q "d.npy" fit_err.txt || { cat fit_err.txt; echo "FAIL: the fit's error does not name the mismatched file"; exit 1; }
 echo "ok: a fit over mismatched files fails every rank, nothing written"
+# A truncated file: stats (every rank reads its header) and fit (only the file's rank reads it: a failure on one
+# rank, whose message every rank returns) fail with the reader's message, said once, and write nothing.
+head -c -100 a.npy > t.npy
+for verb in stats fit; do
+  options=(--chunk-bytes 700 --axis 0 --out trunc.safetensors)
+  [ $verb = fit ] && options=(--method zscore --state trunc.safetensors)
+  if "$mpiexec" --oversubscribe -np "$ranks" "$normkit_mpi" $verb a.npy t.npy "${options[@]}" >trunc_err.txt 2>&1; then
+    echo "FAIL: $verb over a truncated file did not fail the run"
+    exit 1
+  fi
+  [ "$(grep -c "normkit $verb: error" trunc_err.txt)" = 1 ] && grep -q 't.npy.*truncated' trunc_err.txt && [ ! -e trunc.safetensors ] || {
+    cat trunc_err.txt
+    echo "FAIL: $verb: expected one error naming the truncated t.npy, nothing written"
+    exit 1
+  }
+done
+echo "ok: a truncated file fails every rank with its reader's message, said once"
 if run_mpi a.npy missing.npy --chunk-bytes 700 >err.txt 2>&1; then
   echo "FAIL: a missing file on every rank did not fail the run"
   exit 1

@@ -270,3 +270,12 @@ def test_image_normalize_per_image_crop_origins(space):
                                     out_layout="nhwc"))
     want = np.stack([x[0, 0:4, 0:4], x[1, 2:6, 5:9], x[2, 0:4, 5:9]]).astype(np.float32)
     np.testing.assert_array_equal(y, want)
+
+
+def test_batch_norm_cumulative_average_needs_the_batch_count():
+    x = RNG.normal(size=(8, 3)).astype(np.float32)
+    rm, rv = np.zeros(3, np.float32), np.ones(3, np.float32)
+    with pytest.raises(ValueError, match="batches_tracked"):
+        normkit.batch_norm(x, rm, rv, training=True, momentum=None)
+    normkit.batch_norm(x, rm, rv, training=True, momentum=None, batches_tracked=1)  # the first batch: its own statistics
+    np.testing.assert_allclose(rm, x.astype(np.float64).mean(0), rtol=1e-6, atol=1e-7)

@@ -220,3 +220,28 @@ def test_torch_tensors_through_the_general_api(dev):
     close(got["mean"], x.double().mean(0), torch.float32)
     close(got["var"], x.double().var(0, unbiased=False), torch.float32)
     close(normkit.normalize(x), F.normalize(x, dim=1), torch.float32)
+
+
+def test_permuted_inputs_layouts_match_the_fake_kernels(dev):
+    # A dense input stored neither contiguous nor channels-last: the operators answer it contiguous, and their fake
+    # kernels must say so (opcheck compares the strides).
+    gen = torch.Generator().manual_seed(10)
+    x = torch.randn(2, 5, 6, 4, generator=gen).to(dev).permute(0, 2, 1, 3).requires_grad_()  # [2, 6, 5, 4], C = 6
+    w = torch.randn(6, generator=gen).to(dev).requires_grad_()
+    torch.library.opcheck(torch.ops.normkit.group_norm.default, (x, 3, w, None, 1e-5))
+    torch.library.opcheck(torch.ops.normkit.batch_norm.default, (x, w, None, None, None, True, 0.1, 1e-5))
+    close(nkt.group_norm(x, 3, w), F.group_norm(leaf(x), 3, leaf(w)), torch.float32)
+
+
+def test_mixed_parameter_dtypes_and_a_bfloat16_model(dev):
+    gen = torch.Generator().manual_seed(11)
+    x = torch.randn(4, 32, generator=gen).to(dev, torch.bfloat16)
+    w, b = torch.randn(32, generator=gen).to(dev), torch.randn(32, generator=gen).to(dev, torch.bfloat16)  # (float32 weight, bf16 bias)
+    close(nkt.layer_norm(x, (32,), w, b), F.layer_norm(x.float(), (32,), w, b.float()), torch.bfloat16)
+    ref = torch.nn.BatchNorm2d(3).to(dev)
+    ours = nkt.convert(copy.deepcopy(ref)).to(torch.bfloat16)  # bf16 weights and running statistics
+    xi = torch.randn(2, 3, 4, 5, generator=gen).to(dev)
+    y = ours(xi.to(torch.bfloat16))
+    close(y, ref(xi.to(torch.bfloat16).float()), torch.bfloat16)
+    assert ours.running_var.dtype == torch.bfloat16
+    close(ours.running_var, ref.running_var, torch.bfloat16)
