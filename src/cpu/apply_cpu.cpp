@@ -13,16 +13,6 @@
 namespace normkit::cpu {
 namespace {
 
-constexpr std::int64_t kMinElementsPerThread = 1 << 16;
-
-// Runs [0, count) in contiguous ranges over up to `threads` threads.
-template <typename F>
-void parallel_range(std::int64_t count, std::int64_t cost_per_item, int threads, F&& work) {
-  const std::int64_t useful = std::max<std::int64_t>(1, count * cost_per_item / kMinElementsPerThread);
-  const int n = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>({threads, count, useful})));
-  parallel_items(count, n, work);
-}
-
 template <typename Compute>
 math::AffineColumn<Compute> coefficient(const AffineCoefficients& c, std::int64_t k) {
   return math::prepare_column<Compute>(math::Affine{c.center[k], c.scale[k], c.offset[k], c.fill ? c.fill[k] : NAN});

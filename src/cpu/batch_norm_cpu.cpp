@@ -48,7 +48,7 @@ Status batch_norm_backward_reduce(const void* dy, const void* x, DType dtype, co
     const auto* v = static_cast<const X*>(x);
     const std::int64_t channels = g.channels, inner = g.inner, flat = g.flat_channels(), rows = g.samples * g.outer;
     // Contiguous ranges of the samples x outer rows per thread, each with its own sums, merged in thread order.
-    const int workers = static_cast<int>(std::max<std::int64_t>(1, std::min<std::int64_t>(threads, rows)));
+    const int workers = threads_for_elements(rows * channels * inner, static_cast<int>(std::min<std::int64_t>(threads, rows)));
     std::vector<double> partial(static_cast<std::size_t>(workers) * 2 * flat, 0.0);
     parallel_items(workers, workers, [&](std::int64_t w0, std::int64_t w1) {
       for (std::int64_t w = w0; w < w1; ++w) {
@@ -88,7 +88,7 @@ Status channel_dx_apply(const void* dy, const void* x, DType dtype, const plan::
     const auto* d = static_cast<const X*>(dy);
     const auto* v = static_cast<const X*>(x);
     auto* out = static_cast<X*>(dx);
-    parallel_items(g.samples * g.outer, threads, [&](std::int64_t r0, std::int64_t r1) {
+    parallel_range(g.samples * g.outer, g.channels * g.inner, threads, [&](std::int64_t r0, std::int64_t r1) {
       for (std::int64_t r = r0; r < r1; ++r) {
         const math::ChannelGradCoefficients* q = coefficients + (r / g.outer) * g.channels;
         for (std::int64_t c = 0; c < g.channels; ++c) {

@@ -187,7 +187,7 @@ Status backward(const plan::RowNormBackwardCall& c, int threads) {
   std::vector<float> strands(param_grads ? 2 * n * plan::kRowNormGradStrands : 0, 0.0f);
   for (std::int64_t first = 0; first < blocks; first += batch) {
     const std::int64_t count = std::min(batch, blocks - first);
-    parallel_items(count, threads, [&](std::int64_t begin, std::int64_t end) {
+    parallel_range(count, kLayerNormRowsPerPartial * c.n, threads, [&](std::int64_t begin, std::int64_t end) {
       LaneSums sums(layout);
       std::vector<float> group_gamma(param_grads ? n : 0), group_beta(param_grads ? n : 0);
       for (std::int64_t k = begin; k < end; ++k) {
@@ -221,7 +221,7 @@ Status row_norm_forward(const plan::RowNormForwardCall& call, int threads) {
   return math::visit_layer_dtypes(call.x_dtype, call.param_dtype, "layer_norm_forward", [&](auto x_tag, auto param_tag) {
     using X = typename decltype(x_tag)::type;
     using Param = typename decltype(param_tag)::type;
-    parallel_items(call.rows, threads, [&](std::int64_t begin, std::int64_t end) { forward_rows<X, Param>(call, begin, end); });
+    parallel_range(call.rows, call.n, threads, [&](std::int64_t begin, std::int64_t end) { forward_rows<X, Param>(call, begin, end); });
     return Status::success();
   });
 }
