@@ -22,13 +22,14 @@ from typing import Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from . import _arrays, _normkit
 from . import functional as _f
 
 if not hasattr(torch.library, "custom_op"):  # pragma: no cover - old PyTorch
     raise ImportError(f"normkit.torch needs PyTorch >= 2.4 (torch.library.custom_op); this is {torch.__version__}")
 
 __all__ = ["layer_norm", "rms_norm", "batch_norm", "group_norm", "LayerNorm", "RMSNorm", "BatchNorm1d", "BatchNorm2d", "BatchNorm3d",
-           "GroupNorm", "convert"]
+           "SyncBatchNorm", "GroupNorm", "convert"]
 
 def _empty(x: Tensor) -> Tensor:
     """What an operator returns for an output nobody asked for (custom ops return tensors, not None)."""
@@ -336,18 +337,23 @@ class RMSNorm(torch.nn.RMSNorm):
         return rms_norm(input, self.normalized_shape, self.weight, self.eps)
 
 
+def _batch_norm_bookkeeping(module):
+    """torch.nn.modules.batchnorm._BatchNorm.forward's bookkeeping (num_batches_tracked, the running statistics'
+    factor, whether the batch's statistics are used): (running_mean, running_var, batch_stats, factor)."""
+    factor = 0.0 if module.momentum is None else module.momentum
+    if module.training and module.track_running_stats and module.num_batches_tracked is not None:
+        module.num_batches_tracked.add_(1)
+        factor = 1.0 / float(module.num_batches_tracked) if module.momentum is None else module.momentum
+    batch_stats = module.training or (module.running_mean is None and module.running_var is None)
+    track = not module.training or module.track_running_stats
+    return (module.running_mean if track else None), (module.running_var if track else None), batch_stats, factor
+
+
 class _BatchNormForward:
     def forward(self, input: Tensor) -> Tensor:
-        # torch.nn.modules.batchnorm._BatchNorm.forward's bookkeeping, normkit's arithmetic
         self._check_input_dim(input)
-        factor = 0.0 if self.momentum is None else self.momentum
-        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
-            self.num_batches_tracked.add_(1)
-            factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-        batch_stats = self.training or (self.running_mean is None and self.running_var is None)
-        track = not self.training or self.track_running_stats
-        return batch_norm(input, self.running_mean if track else None, self.running_var if track else None, self.weight, self.bias, batch_stats,
-                          factor, self.eps)
+        running_mean, running_var, batch_stats, factor = _batch_norm_bookkeeping(self)
+        return batch_norm(input, running_mean, running_var, self.weight, self.bias, batch_stats, factor, self.eps)
 
 
 class BatchNorm1d(_BatchNormForward, torch.nn.BatchNorm1d):
@@ -362,6 +368,98 @@ class BatchNorm3d(_BatchNormForward, torch.nn.BatchNorm3d):
     """torch.nn.BatchNorm3d computed by normkit."""
 
 
+# ---- SyncBatchNorm ---------------------------------------------------------------------------------------------
+
+_SUMMARY_BYTES = 80  # (a StatsSummary: normkit's per-channel count, mean, M2, ... as raw bytes)
+
+
+def _all_gather(t: Tensor, group) -> Tensor:
+    """[world, *t.shape]: every rank's t, in rank order (torch.distributed)."""
+    world = torch.distributed.get_world_size(group)
+    out = t.new_empty((world,) + tuple(t.shape))
+    try:
+        torch.distributed.all_gather_into_tensor(out, t.contiguous(), group=group)
+    except (RuntimeError, NotImplementedError):  # (a backend without it)
+        torch.distributed.all_gather(list(out.unbind(0)), t.contiguous(), group=group)
+    return out
+
+
+class _SyncBatchNormFunction(torch.autograd.Function):
+    """BatchNorm over the whole batch of a process group: each rank's per-channel summaries (count, mean, M2)
+    all-gathered and merged in rank order with Chan's formula (every rank the same bits, whatever the part
+    sizes), normalized with them; backward: the two per-channel sums all-gathered and added in rank order.
+    dweight/dbias are this rank's part, as PyTorch's SyncBatchNorm leaves them (DDP averages them)."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, running_mean, running_var, eps, momentum, group):
+        data, axis = _channel_input(x)
+        channels = x.shape[1]
+        stream = _arrays.stream_handle(None, data)
+        local = data.new_empty((channels * _SUMMARY_BYTES,), dtype=torch.uint8)
+        _normkit.batch_norm_statistics(data, local, axis == -1, float(eps), stream)
+        everyone = _all_gather(local, group)
+        merged = everyone[0].clone()
+        for r in range(1, everyone.shape[0]):
+            _normkit.merge_summaries(merged, everyone[r], stream)
+        count = int(merged[:8].clone().view(torch.int64).item())  # (channel 0's count: every channel's; synchronizes)
+        if count <= 1:
+            raise ValueError(f"normkit.torch.SyncBatchNorm: expected more than 1 value per channel when training, got {count} over the group")
+        mean = data.new_empty((channels,), dtype=torch.float32)
+        rstd = data.new_empty((channels,), dtype=torch.float32)
+        rm, rv = _float32(running_mean), _float32(running_var)  # (updated in place: other dtypes through a float32 copy)
+        _normkit.batch_norm_finalize(merged, rm, rv, mean, rstd, float(eps), float(momentum), "pytorch", False, 1, stream)
+        if running_mean is not None and rm is not running_mean:
+            running_mean.copy_(rm)
+            running_var.copy_(rv)
+        y = torch.empty_like(data)
+        _normkit.batch_norm_normalize(data, mean, rstd, _float32(weight), _float32(bias), y, axis == -1, float(eps), stream)
+        ctx.save_for_backward(x, weight, mean, rstd)
+        ctx.count, ctx.group, ctx.bias_dtype = count, group, None if bias is None else bias.dtype
+        return _from_channel_input(y, axis)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, weight, mean, rstd = ctx.saved_tensors
+        data, axis = _channel_input(x)
+        grad, _ = _channel_input(dy, like=x)
+        stream = _arrays.stream_handle(None, data)
+        sums = data.new_empty((2, x.shape[1]), dtype=torch.float32)  # this rank's Σ dy, Σ dy (x - mean)
+        _normkit.batch_norm_backward_reduce(grad, data, mean, sums[0], sums[1], axis == -1, stream)
+        everyone = _all_gather(sums, ctx.group)
+        total = everyone[0].clone()
+        for r in range(1, everyone.shape[0]):
+            total = total + everyone[r]  # (float32, in rank order: every rank the same bits)
+        dx = None
+        if ctx.needs_input_grad[0]:
+            out = torch.empty_like(data)
+            _normkit.batch_norm_backward_apply(grad, data, mean, rstd, _float32(weight), total[0], total[1], ctx.count, out, axis == -1, stream)
+            dx = _from_channel_input(out, axis)
+        dweight = (sums[1] * rstd).to(weight.dtype) if weight is not None and ctx.needs_input_grad[1] else None
+        dbias = sums[0].to(ctx.bias_dtype) if ctx.bias_dtype is not None and ctx.needs_input_grad[2] else None
+        return dx, dweight, dbias, None, None, None, None, None
+
+
+class SyncBatchNorm(torch.nn.SyncBatchNorm):
+    """torch.nn.SyncBatchNorm computed by normkit: in training, within an initialised process group of several
+    ranks, the statistics of the whole batch from every rank's per-channel summaries, all-gathered (the group's
+    backend: NCCL for CUDA tensors, Gloo for CPU ones) and merged in rank order, so every rank holds bitwise the
+    same mean, variance and running statistics whatever its part's size; otherwise BatchNorm (as PyTorch's).
+    Gradients follow PyTorch's SyncBatchNorm: dx from the group's sums, dweight/dbias this rank's part (DDP
+    averages parameter gradients). The forward reads the merged count back to the host (one synchronization)."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        self._check_input_dim(input)
+        running_mean, running_var, batch_stats, factor = _batch_norm_bookkeeping(self)
+        group = None
+        if batch_stats and self.training and torch.distributed.is_available() and torch.distributed.is_initialized():
+            group = self.process_group or torch.distributed.group.WORLD
+            if torch.distributed.get_world_size(group) < 2:
+                group = None
+        if group is None:
+            return batch_norm(input, running_mean, running_var, self.weight, self.bias, batch_stats, factor, self.eps)
+        return _SyncBatchNormFunction.apply(input, self.weight, self.bias, running_mean, running_var, self.eps, factor, group)
+
+
 class GroupNorm(torch.nn.GroupNorm):
     """torch.nn.GroupNorm computed by normkit."""
 
@@ -370,13 +468,14 @@ class GroupNorm(torch.nn.GroupNorm):
 
 
 _REPLACEMENTS = [(torch.nn.LayerNorm, LayerNorm), (torch.nn.RMSNorm, RMSNorm), (torch.nn.BatchNorm1d, BatchNorm1d),
-                 (torch.nn.BatchNorm2d, BatchNorm2d), (torch.nn.BatchNorm3d, BatchNorm3d), (torch.nn.GroupNorm, GroupNorm)]
+                 (torch.nn.BatchNorm2d, BatchNorm2d), (torch.nn.BatchNorm3d, BatchNorm3d), (torch.nn.SyncBatchNorm, SyncBatchNorm),
+                 (torch.nn.GroupNorm, GroupNorm)]
 
 
 def convert(module: torch.nn.Module) -> torch.nn.Module:
-    """Swaps, in place, every nn.LayerNorm, nn.RMSNorm, nn.BatchNorm1d/2d/3d and nn.GroupNorm of `module` (itself
-    included) for normkit's subclass: parameters, buffers, state dict and hooks stay; returns `module`. Subclasses
-    of those (SyncBatchNorm, user classes) are left alone."""
+    """Swaps, in place, every nn.LayerNorm, nn.RMSNorm, nn.BatchNorm1d/2d/3d, nn.SyncBatchNorm and nn.GroupNorm of
+    `module` (itself included) for normkit's subclass: parameters, buffers, state dict and hooks stay; returns
+    `module`. Subclasses of those (user classes) are left alone."""
     for m in module.modules():
         for original, replacement in _REPLACEMENTS:
             if type(m) is original:

@@ -324,6 +324,92 @@ void batch_norm_backward_binding(Array dy, Array x, Array mean, Array rstd_or_va
                  });
 }
 
+// ---- BatchNorm's phases (SyncBatchNorm: the caller's transport between them) -------------------------------------
+
+// An array of StatsSummary records: uint8, a multiple of 80 bytes (the C++ layout, kept as raw bytes).
+StatsSummary* summaries_of(const TensorView& v, const char* op, const char* arg, std::int64_t* n) {
+  const std::int64_t bytes = v.numel() * static_cast<std::int64_t>(dtype_size(v.dtype));
+  if (v.dtype != DType::uint8 || bytes % static_cast<std::int64_t>(sizeof(StatsSummary)) != 0) {
+    throw nb::type_error((std::string("normkit.") + op + ": argument '" + arg + "': expected uint8 bytes of whole 80-byte summaries, got " +
+                          std::to_string(bytes) + " bytes of " + dtype_name(v.dtype))
+                             .c_str());
+  }
+  *n = bytes / static_cast<std::int64_t>(sizeof(StatsSummary));
+  return static_cast<StatsSummary*>(v.data);
+}
+
+void batch_norm_statistics_binding(Array x, OutArray summaries, bool channels_last, double eps, std::uintptr_t stream) {
+  const char* op = "batch_norm_statistics";
+  const BatchNormOptions o = batch_norm_options(channels_last, eps, 0.1, "pytorch", false, 1);
+  const TensorView in = view_of(x, op, "x"), out = view_of(summaries, op, "summaries");
+  std::int64_t n = 0;
+  StatsSummary* s = summaries_of(out, op, "summaries", &n);
+  with_workspace(x, in, stream_of(stream), [&](std::size_t* bytes) { return batch_norm_workspace_size(in, o, bytes); },
+                 [&](void* ws, std::size_t bytes) { return batch_norm_statistics(in, o, s, n, ws, bytes, stream_of(stream)); });
+}
+
+void merge_summaries_binding(OutArray into, Array from, std::uintptr_t stream) {
+  const char* op = "merge_summaries";
+  const TensorView a = view_of(into, op, "into"), b = view_of(from, op, "from");
+  std::int64_t n = 0, m = 0;
+  StatsSummary* s = summaries_of(a, op, "into", &n);
+  const StatsSummary* t = summaries_of(b, op, "from", &m);
+  if (n != m || a.space != b.space) throw nb::value_error("normkit.merge_summaries: 'into' and 'from' must hold as many summaries in one memory space");
+  DeviceScope scope(device_of(into));
+  nb::gil_scoped_release release;
+  check(merge_summaries(s, t, n, a.space, stream_of(stream)));
+}
+
+void batch_norm_finalize_binding(Array summaries, nb::object running_mean, nb::object running_var, OutArray saved_mean, OutArray saved_rstd,
+                                 double eps, double momentum, const std::string& convention, bool cumulative, std::int64_t batches_tracked,
+                                 std::uintptr_t stream) {
+  const char* op = "batch_norm_finalize";
+  const BatchNormOptions o = batch_norm_options(false, eps, momentum, convention, cumulative, batches_tracked);
+  const TensorView v = view_of(summaries, op, "summaries");
+  std::int64_t n = 0;
+  const StatsSummary* s = summaries_of(v, op, "summaries", &n);
+  const TensorView rm = optional_view(running_mean, op, "running_mean"), rv = optional_view(running_var, op, "running_var");
+  const TensorView sm = view_of(saved_mean, op, "saved_mean"), sr = view_of(saved_rstd, op, "saved_rstd");
+  DeviceScope scope(device_of(summaries));
+  nb::gil_scoped_release release;
+  check(batch_norm_finalize(s, n, v.space, rm, rv, sm, sr, o, stream_of(stream)));
+}
+
+void batch_norm_normalize_binding(Array x, Array saved_mean, Array saved_rstd, nb::object gamma, nb::object beta, OutArray y, bool channels_last,
+                                  double eps, std::uintptr_t stream) {
+  const char* op = "batch_norm_normalize";
+  const BatchNormOptions o = batch_norm_options(channels_last, eps, 0.1, "pytorch", false, 1);
+  const TensorView in = view_of(x, op, "x"), out = view_of(y, op, "out"), m = view_of(saved_mean, op, "saved_mean"),
+                   r = view_of(saved_rstd, op, "saved_rstd");
+  const TensorView g = optional_view(gamma, op, "weight"), b = optional_view(beta, op, "bias");
+  with_workspace(x, in, stream_of(stream), [&](std::size_t* bytes) { return batch_norm_workspace_size(in, o, bytes); },
+                 [&](void* ws, std::size_t bytes) { return batch_norm_normalize(in, m, r, g, b, out, o, ws, bytes, stream_of(stream)); });
+}
+
+void batch_norm_backward_reduce_binding(Array dy, Array x, Array saved_mean, OutArray sum_dy, OutArray sum_dy_xmu, bool channels_last,
+                                        std::uintptr_t stream) {
+  const char* op = "batch_norm_backward_reduce";
+  const BatchNormOptions o = batch_norm_options(channels_last, 1e-5, 0.1, "pytorch", false, 1);
+  const TensorView d = view_of(dy, op, "dy"), in = view_of(x, op, "x"), m = view_of(saved_mean, op, "saved_mean"),
+                   a = view_of(sum_dy, op, "sum_dy"), b = view_of(sum_dy_xmu, op, "sum_dy_xmu");
+  with_workspace(x, in, stream_of(stream), [&](std::size_t* bytes) { return batch_norm_workspace_size(in, o, bytes); },
+                 [&](void* ws, std::size_t bytes) { return batch_norm_backward_reduce(d, in, m, a, b, o, ws, bytes, stream_of(stream)); });
+}
+
+void batch_norm_backward_apply_binding(Array dy, Array x, Array saved_mean, Array saved_rstd, nb::object gamma, Array sum_dy, Array sum_dy_xmu,
+                                       std::int64_t count, OutArray dx, bool channels_last, std::uintptr_t stream) {
+  const char* op = "batch_norm_backward_apply";
+  const BatchNormOptions o = batch_norm_options(channels_last, 1e-5, 0.1, "pytorch", false, 1);
+  const TensorView d = view_of(dy, op, "dy"), in = view_of(x, op, "x"), m = view_of(saved_mean, op, "saved_mean"),
+                   r = view_of(saved_rstd, op, "saved_rstd"), a = view_of(sum_dy, op, "sum_dy"), b = view_of(sum_dy_xmu, op, "sum_dy_xmu"),
+                   out = view_of(dx, op, "dx");
+  const TensorView g = optional_view(gamma, op, "weight");
+  with_workspace(x, in, stream_of(stream), [&](std::size_t* bytes) { return batch_norm_workspace_size(in, o, bytes); },
+                 [&](void* ws, std::size_t bytes) {
+                   return batch_norm_backward_apply(d, in, m, r, g, a, b, count, out, TensorView(), TensorView(), o, ws, bytes, stream_of(stream));
+                 });
+}
+
 GroupNormOptions group_norm_options(std::int64_t groups, bool channels_last, double eps) {
   GroupNormOptions o;
   o.groups = groups;
@@ -557,6 +643,16 @@ NB_MODULE(_normkit, m) {
   m.def("batch_norm_backward", &batch_norm_backward_binding, nb::arg("dy"), nb::arg("x"), nb::arg("mean"), nb::arg("rstd_or_var"),
         nb::arg("gamma").none(), nb::arg("dx").none(), nb::arg("dgamma").none(), nb::arg("dbeta").none(), nb::arg("training"),
         nb::arg("channels_last"), nb::arg("eps"), nb::arg("stream"));
+  m.def("batch_norm_statistics", &batch_norm_statistics_binding);
+  m.def("merge_summaries", &merge_summaries_binding);
+  m.def("batch_norm_finalize", &batch_norm_finalize_binding, nb::arg("summaries"), nb::arg("running_mean").none(), nb::arg("running_var").none(),
+        nb::arg("saved_mean"), nb::arg("saved_rstd"), nb::arg("eps"), nb::arg("momentum"), nb::arg("convention"), nb::arg("cumulative"),
+        nb::arg("batches_tracked"), nb::arg("stream"));
+  m.def("batch_norm_normalize", &batch_norm_normalize_binding, nb::arg("x"), nb::arg("saved_mean"), nb::arg("saved_rstd"), nb::arg("gamma").none(),
+        nb::arg("beta").none(), nb::arg("y"), nb::arg("channels_last"), nb::arg("eps"), nb::arg("stream"));
+  m.def("batch_norm_backward_reduce", &batch_norm_backward_reduce_binding);
+  m.def("batch_norm_backward_apply", &batch_norm_backward_apply_binding, nb::arg("dy"), nb::arg("x"), nb::arg("saved_mean"), nb::arg("saved_rstd"),
+        nb::arg("gamma").none(), nb::arg("sum_dy"), nb::arg("sum_dy_xmu"), nb::arg("count"), nb::arg("dx"), nb::arg("channels_last"), nb::arg("stream"));
   m.def("group_norm_forward", &group_norm_forward_binding, nb::arg("x"), nb::arg("gamma").none(), nb::arg("beta").none(), nb::arg("y"),
         nb::arg("saved_mean").none(), nb::arg("saved_rstd").none(), nb::arg("groups"), nb::arg("channels_last"), nb::arg("eps"), nb::arg("stream"));
   m.def("group_norm_backward", &group_norm_backward_binding, nb::arg("dy"), nb::arg("x"), nb::arg("saved_mean"), nb::arg("saved_rstd"),

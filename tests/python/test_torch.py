@@ -245,3 +245,56 @@ def test_mixed_parameter_dtypes_and_a_bfloat16_model(dev):
     close(y, ref(xi.to(torch.bfloat16).float()), torch.bfloat16)
     assert ours.running_var.dtype == torch.bfloat16
     close(ours.running_var, ref.running_var, torch.bfloat16)
+
+
+def _sync_batch_norm_rank(rank, world, init_file, parts, out_dir):
+    """One rank of test_sync_batch_norm_matches_one_process (torch.multiprocessing, Gloo on CPU)."""
+    import normkit.torch as nk
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    x_all, g_all, module = _sync_batch_norm_case(sum(parts))
+    first = sum(parts[:rank])
+    x = x_all[first:first + parts[rank]].clone().requires_grad_()
+    ours = nk.convert(torch.nn.SyncBatchNorm(module.num_features, momentum=None))
+    ours.load_state_dict(module.state_dict())
+    assert isinstance(ours, nk.SyncBatchNorm)
+    for _ in range(2):  # (two steps: the running statistics' cumulative average moves twice)
+        y = ours(x)
+    (y * g_all[first:first + parts[rank]]).sum().backward()
+    torch.save({"y": y.detach(), "dx": x.grad, "dweight": ours.weight.grad, "dbias": ours.bias.grad, "running_mean": ours.running_mean,
+                "running_var": ours.running_var}, f"{out_dir}/rank{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+def _sync_batch_norm_case(n):
+    gen = torch.Generator().manual_seed(12)
+    x = torch.randn(n, 5, 3, 4, generator=gen) * 3 + 1e3  # (a far mean: the merge's accuracy shows)
+    g = torch.randn(n, 5, 3, 4, generator=gen)
+    module = torch.nn.BatchNorm2d(5, momentum=None)
+    with torch.no_grad():
+        module.weight.copy_(torch.randn(5, generator=gen))
+        module.bias.copy_(torch.randn(5, generator=gen))
+    return x, g, module
+
+
+@pytest.mark.parametrize("parts", [[3, 5], [2, 1, 4]])
+def test_sync_batch_norm_matches_one_process(tmp_path, parts):
+    # Uneven parts on 2 and 3 ranks (Gloo, CPU): y and dx are the one-process BatchNorm's on the whole batch, the
+    # ranks' dweight/dbias add up to its gradients (PyTorch's SyncBatchNorm convention), and every rank holds
+    # bitwise the same running statistics.
+    import torch.multiprocessing as mp
+    world = len(parts)
+    mp.spawn(_sync_batch_norm_rank, args=(world, str(tmp_path / "init"), parts, str(tmp_path)), nprocs=world, join=True)
+    results = [torch.load(tmp_path / f"rank{r}.pt") for r in range(world)]
+    x_all, g_all, ref = _sync_batch_norm_case(sum(parts))
+    x = x_all.clone().requires_grad_()
+    for _ in range(2):
+        y = ref(x)
+    (y * g_all).sum().backward()
+    close(torch.cat([r["y"] for r in results]), y, torch.float32)
+    close(torch.cat([r["dx"] for r in results]), x.grad, torch.float32, scale=5)
+    close(sum(r["dweight"] for r in results), ref.weight.grad, torch.float32, scale=50)
+    close(sum(r["dbias"] for r in results), ref.bias.grad, torch.float32, scale=50)
+    for r in results:
+        assert torch.equal(r["running_mean"], results[0]["running_mean"]) and torch.equal(r["running_var"], results[0]["running_var"])
+    close(results[0]["running_mean"], ref.running_mean, torch.float32)
+    close(results[0]["running_var"], ref.running_var, torch.float32)
