@@ -52,7 +52,7 @@ Status image_normalize(const TensorView& x, const TensorView& y, const ImageNorm
 // An origin is clamped into [0, H - crop_height] x [0, W - crop_width], so a window never reaches outside its
 // image (device origins cannot be checked before the kernel reads them; the host engine clamps alike). Mirror
 // flags and everything else as above. Errors as above, and crop_origins not int64 with 2 N values in x's space,
-// or a nonzero options.crop_y / crop_x.
+// or a nonzero options.crop_y / crop_x. (crop_origins must be exactly [N, 2]: a [2, N] array is an error.)
 Status image_normalize_crops(const TensorView& x, const TensorView& y, const ImageNormalizeOptions& options, const TensorView& crop_origins,
                              const TensorView& mirror_flags = TensorView(), Stream stream = nullptr);
 

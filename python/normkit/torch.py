@@ -152,8 +152,11 @@ def _layer_norm_setup(ctx, inputs, output):
 
 def _layer_norm_backward(ctx, dy, _dmean, _drstd):
     x, weight, bias, mean, rstd = ctx.saved_tensors
+    w = weight
+    if weight is not None and bias is not None and weight.dtype != bias.dtype:
+        w = weight.float()  # (as the forward took them: both float32, so dbias is not rounded to weight's dtype)
     need_dx, need_dweight, need_dbias = ctx.needs_input_grad[0], ctx.needs_input_grad[2], ctx.needs_input_grad[3]
-    dx, dweight, dbias = torch.ops.normkit.layer_norm_backward(dy, x, None if ctx.rms else mean, rstd, weight, ctx.normalized_ndim, ctx.eps,
+    dx, dweight, dbias = torch.ops.normkit.layer_norm_backward(dy, x, None if ctx.rms else mean, rstd, w, ctx.normalized_ndim, ctx.eps,
                                                                ctx.rms, need_dx, need_dweight and weight is not None,
                                                                need_dbias and bias is not None)
     return (dx if need_dx else None, None, _grad_or_none(dweight, need_dweight, weight), _grad_or_none(dbias, need_dbias, bias), None, None)
@@ -374,14 +377,11 @@ _SUMMARY_BYTES = 80  # (a StatsSummary: normkit's per-channel count, mean, M2, .
 
 
 def _all_gather(t: Tensor, group) -> Tensor:
-    """[world, *t.shape]: every rank's t, in rank order (torch.distributed)."""
+    """[world, *t.shape]: every rank's t, in rank order (torch.distributed's all_gather: every backend has it)."""
     world = torch.distributed.get_world_size(group)
-    out = t.new_empty((world,) + tuple(t.shape))
-    try:
-        torch.distributed.all_gather_into_tensor(out, t.contiguous(), group=group)
-    except (RuntimeError, NotImplementedError):  # (a backend without it)
-        torch.distributed.all_gather(list(out.unbind(0)), t.contiguous(), group=group)
-    return out
+    parts = [torch.empty_like(t) for _ in range(world)]
+    torch.distributed.all_gather(parts, t.contiguous(), group=group)
+    return torch.stack(parts)
 
 
 class _SyncBatchNormFunction(torch.autograd.Function):

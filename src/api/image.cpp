@@ -181,7 +181,7 @@ Status image_normalize_crops(const TensorView& x, const TensorView& y, const Ima
     if (crop_origins.dtype != DType::int64) {
       return argument_error(StatusCode::unsupported_dtype, kOp, "crop_origins.dtype", "int64", dtype_name(crop_origins.dtype));
     }
-    if (crop_origins.numel() != 2 * g.batch) {
+    if (crop_origins.ndim != 2 || crop_origins.shape[0] != g.batch || crop_origins.shape[1] != 2) {
       return argument_error(StatusCode::shape_mismatch, kOp, "crop_origins.shape", "[" + std::to_string(g.batch) + ", 2] (row, column an image)",
                             crop_origins.shape_string());
     }

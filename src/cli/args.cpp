@@ -79,9 +79,15 @@ Status select_device(DeviceChoice choice, int gpu, bool* use_cuda) {
     return Status(StatusCode::cuda_unavailable, "--device cuda: no CUDA device is available (or normkit was built without CUDA)");
   }
   if (gpu == kGpuUnset) {
+    // (one of several processes on a node: normkit-mpi's node-local rank, or a launcher's (OpenMPI, MPICH, Slurm)
+    // for a plain normkit started by it: each process its own GPU, modulo the node's)
+    int local_rank = shared_run() != nullptr ? shared_local_rank() : -1;
+    for (const char* name : {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID", "SLURM_LOCALID"}) {
+      if (local_rank < 0 && std::getenv(name) != nullptr) local_rank = std::atoi(std::getenv(name));
+    }
     int count = 1;
-    if (shared_run() != nullptr) NORMKIT_RETURN_IF_ERROR(gpu_count(&count));
-    gpu = shared_run() != nullptr ? shared_local_rank() % (count > 0 ? count : 1) : 0;
+    if (local_rank > 0) NORMKIT_RETURN_IF_ERROR(gpu_count(&count));
+    gpu = local_rank > 0 ? local_rank % (count > 0 ? count : 1) : 0;
   }
   std::string name;
   NORMKIT_RETURN_IF_ERROR(select_gpu(gpu, &name));

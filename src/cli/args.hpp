@@ -25,7 +25,8 @@ int parse_gpu_option(const std::string& text);
 
 // Resolves the choice (auto: CUDA when available), selects GPU `gpu` when CUDA is used, and reports the
 // device on stderr. `*use_cuda` tells the caller where to run.
-// --gpu not given: device 0, or in a shared run (normkit-mpi) the rank's node-local index modulo the GPUs.
+// --gpu not given: device 0, or for one of several processes on a node (normkit-mpi, or a launcher's
+// OMPI_COMM_WORLD_LOCAL_RANK / MPI_LOCALRANKID / SLURM_LOCALID) its node-local index modulo the GPUs.
 constexpr int kGpuUnset = -1;
 Status select_device(DeviceChoice choice, int gpu, bool* use_cuda);
 

@@ -540,7 +540,8 @@ void print_stats_help() {
       "                  axis 0 must be reduced); several files always stream, in pieces of 256 MB by default\n"
       "  --quiet         no progress line on stderr (shown for long streamed runs on a terminal)\n"
       "  --device D      auto (CUDA when available, else the host), cpu or cuda\n"
-      "  --gpu N         CUDA device index (default 0; under normkit-mpi each rank's index on its node, modulo the GPUs)\n"
+      "  --gpu N         CUDA device index (default 0; one of several processes of mpirun/srun, normkit-mpi's\n"
+      "                  ranks included: the process's index on its node, modulo the GPUs)\n"
       "  --out FILE      write each statistic as a tensor of the kept shape named after it to a .safetensors\n"
       "                  file (float64 for float64 input, float32 otherwise; count and l0 int64)\n\n"
       "The table goes to stdout, the device used and warnings to stderr.\n"
@@ -584,6 +585,7 @@ int run_stats(const std::vector<std::string>& raw_args) {
   if (g_shared_run != nullptr) {
     // Rank 0 prints and writes; then every rank agrees on the outcome (its own, or rank 0's write's): one exit
     // status everywhere, and no rank left waiting in a collective.
+    status = all_agree(*g_shared_run, status, 0, "stats");  // (finalize's own failures: before anything is written)
     if (status.ok() && g_shared_run->rank() == 0) status = report(args, stats, array, input_shape, results);
     status = all_agree(*g_shared_run, status, 0, "stats");
     return status.ok() ? kExitOk : fail(status);

@@ -95,6 +95,12 @@ TEST(ImageDevice, PerImageCropOrigins) {
   big.options.crop_height = 61, big.options.crop_width = 257;
   big.crop_origins = {9, 43, 0, 0, 5, 1};
   check(big);
+  // Long runs (float32 rows of 2.4 KB: the run-by-run copy and its edge-image range checks), the last image's
+  // window at its far corner, x misaligned, every image mirrored.
+  ImageCase runs = image_case(3, 3, 6, 200, DType::float32, DType::float32, ImageLayout::nhwc, ImageLayout::nhwc);
+  runs.options.units = PixelUnits::pixel, runs.options.crop_height = 4, runs.options.crop_width = 190, runs.options.mirror = true;
+  runs.crop_origins = {1, 3, 0, 0, 99, 99};
+  check(runs, 4, 0);
 }
 
 TEST(ImageDevice, OddShapesAndChannelCounts) {

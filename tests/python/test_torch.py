@@ -238,6 +238,12 @@ def test_mixed_parameter_dtypes_and_a_bfloat16_model(dev):
     x = torch.randn(4, 32, generator=gen).to(dev, torch.bfloat16)
     w, b = torch.randn(32, generator=gen).to(dev), torch.randn(32, generator=gen).to(dev, torch.bfloat16)  # (float32 weight, bf16 bias)
     close(nkt.layer_norm(x, (32,), w, b), F.layer_norm(x.float(), (32,), w, b.float()), torch.bfloat16)
+    # (and the other way round, with gradients: each in its parameter's dtype, dbias not rounded through bf16)
+    wb, bf = leaf(w.to(torch.bfloat16)), leaf(torch.randn(32, generator=gen).to(dev) * 1e-3 + 1)
+    g = torch.randn(4, 32, generator=gen).to(dev, torch.bfloat16)
+    dw, db = torch.autograd.grad(nkt.layer_norm(x, (32,), wb, bf), (wb, bf), g)
+    assert dw.dtype == torch.bfloat16 and db.dtype == torch.float32
+    torch.testing.assert_close(db, g.float().sum(0), rtol=1e-6, atol=1e-6)
     ref = torch.nn.BatchNorm2d(3).to(dev)
     ours = nkt.convert(copy.deepcopy(ref)).to(torch.bfloat16)  # bf16 weights and running statistics
     xi = torch.randn(2, 3, 4, 5, generator=gen).to(dev)
@@ -276,9 +282,9 @@ def _sync_batch_norm_case(n):
     return x, g, module
 
 
-@pytest.mark.parametrize("parts", [[3, 5], [2, 1, 4]])
+@pytest.mark.parametrize("parts", [[3, 5], [2, 1, 4], [0, 3]])
 def test_sync_batch_norm_matches_one_process(tmp_path, parts):
-    # Uneven parts on 2 and 3 ranks (Gloo, CPU): y and dx are the one-process BatchNorm's on the whole batch, the
+    # Uneven parts on 2 and 3 ranks, and an empty rank (Gloo, CPU): y and dx are the one-process BatchNorm's on the whole batch, the
     # ranks' dweight/dbias add up to its gradients (PyTorch's SyncBatchNorm convention), and every rank holds
     # bitwise the same running statistics.
     import torch.multiprocessing as mp

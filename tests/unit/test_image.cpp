@@ -82,6 +82,10 @@ TEST(ImageHost, PerImageCropOriginsClampedIntoTheImage) {
   EXPECT_EQ(s.code(), StatusCode::unsupported_dtype) << s.message();
   s = image_normalize_crops(k.x_view(d.x.data()), k.y_view(y.data()), k.call_options(), TensorView(origins.data(), DType::int64, {3}));
   EXPECT_EQ(s.code(), StatusCode::shape_mismatch) << s.message();
+  s = image_normalize_crops(k.x_view(d.x.data()), k.y_view(y.data()), k.call_options(), TensorView(origins.data(), DType::int64, {2, 2}));
+  EXPECT_TRUE(s.ok()) << s.message();
+  s = image_normalize_crops(k.x_view(d.x.data()), k.y_view(y.data()), k.call_options(), TensorView(origins.data(), DType::int64, {1, 4}));
+  EXPECT_EQ(s.code(), StatusCode::shape_mismatch) << "a [1, 4] array of origins (2 N values, not [N, 2])";
 }
 
 TEST(ImageHost, OddShapesAndChannelCounts) {
