@@ -253,13 +253,16 @@ def test_mixed_parameter_dtypes_and_a_bfloat16_model(dev):
     close(ours.running_var, ref.running_var, torch.bfloat16)
 
 
-def _sync_batch_norm_rank(rank, world, init_file, parts, out_dir):
+def _sync_batch_norm_rank(rank, world, init_file, parts, out_dir, channels_last=False):
     """One rank of test_sync_batch_norm_matches_one_process (torch.multiprocessing, Gloo on CPU)."""
     import normkit.torch as nk
     torch.distributed.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
     x_all, g_all, module = _sync_batch_norm_case(sum(parts))
     first = sum(parts[:rank])
-    x = x_all[first:first + parts[rank]].clone().requires_grad_()
+    x = x_all[first:first + parts[rank]].clone()
+    if channels_last:
+        x = x.to(memory_format=torch.channels_last)
+    x.requires_grad_()
     ours = nk.convert(torch.nn.SyncBatchNorm(module.num_features, momentum=None))
     ours.load_state_dict(module.state_dict())
     assert isinstance(ours, nk.SyncBatchNorm)
@@ -282,14 +285,14 @@ def _sync_batch_norm_case(n):
     return x, g, module
 
 
-@pytest.mark.parametrize("parts", [[3, 5], [2, 1, 4], [0, 3]])
-def test_sync_batch_norm_matches_one_process(tmp_path, parts):
+@pytest.mark.parametrize("parts,channels_last", [([3, 5], False), ([2, 1, 4], False), ([0, 3], False), ([4, 3], True)])
+def test_sync_batch_norm_matches_one_process(tmp_path, parts, channels_last):
     # Uneven parts on 2 and 3 ranks, and an empty rank (Gloo, CPU): y and dx are the one-process BatchNorm's on the whole batch, the
     # ranks' dweight/dbias add up to its gradients (PyTorch's SyncBatchNorm convention), and every rank holds
     # bitwise the same running statistics.
     import torch.multiprocessing as mp
     world = len(parts)
-    mp.spawn(_sync_batch_norm_rank, args=(world, str(tmp_path / "init"), parts, str(tmp_path)), nprocs=world, join=True)
+    mp.spawn(_sync_batch_norm_rank, args=(world, str(tmp_path / "init"), parts, str(tmp_path), channels_last), nprocs=world, join=True)
     results = [torch.load(tmp_path / f"rank{r}.pt") for r in range(world)]
     x_all, g_all, ref = _sync_batch_norm_case(sum(parts))
     x = x_all.clone().requires_grad_()
