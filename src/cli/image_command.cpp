@@ -1,8 +1,8 @@
 // `normkit image`: a batch of images normalized in one pass (crop, mirror, channel reversal, layout change).
 //
 //   normkit image IN.(npy|idx|idx.gz) [--layout nhwc|nchw] (--mean R,G,B --std R,G,B --units pixel|unit |
-//                 --from-batch) [--to-layout nchw|nhwc] [--dtype float32|float16|bfloat16] [--crop Y,X,H,W]
-//                 [--mirror] [--reverse-channels] [--eps E] [--scale S] [--shift B] --out OUT.(npy|safetensors)
+//                 --from-batch) [--to-layout nchw|nhwc] [--dtype float32|float16|bfloat16] [--crop Y,X,H,W |
+//                 --crop H,W --crop-origins ORIGINS.npy] [--mirror] [--reverse-channels] [--eps E] [--scale S] [--shift B] --out OUT.(npy|safetensors)
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -23,6 +23,7 @@ namespace {
 
 struct ImageArgs {
   std::string input, out;
+  std::string crop_origins;  // a .npy of int64 [N, 2]: each image's window origin (row, column)
   bool layout_given = false, from_batch = false, units_given = false;
   ImageNormalizeOptions options;
   DType out_dtype = DType::float32;
@@ -52,6 +53,7 @@ std::vector<double> parse_numbers(const std::string& option, const std::string& 
 
 ImageArgs parse(const std::vector<std::string>& args) {
   ImageArgs t;
+  std::size_t crop_values = 0;
   ImageNormalizeOptions& o = t.options;
   for (std::size_t i = 0; i < args.size(); ++i) {
     std::string arg = args[i], inline_value;
@@ -86,12 +88,16 @@ ImageArgs parse(const std::vector<std::string>& args) {
       parse_dtype(v, &t.out_dtype);
     } else if (arg == "--crop") {
       const std::vector<double> c = parse_numbers(arg, value());
-      if (c.size() != 4) throw UsageError{"--crop expects Y,X,H,W"};
+      if (c.size() != 4 && c.size() != 2) throw UsageError{"--crop expects Y,X,H,W (or H,W with --crop-origins)"};
       for (double v : c) {
-        if (v != std::floor(v) || v < 0) throw UsageError{"--crop expects non-negative integers Y,X,H,W"};
+        if (v != std::floor(v) || v < 0) throw UsageError{"--crop expects non-negative integers Y,X,H,W (or H,W with --crop-origins)"};
       }
-      o.crop_y = static_cast<std::int64_t>(c[0]), o.crop_x = static_cast<std::int64_t>(c[1]);
-      o.crop_height = static_cast<std::int64_t>(c[2]), o.crop_width = static_cast<std::int64_t>(c[3]);
+      const std::size_t hw = c.size() - 2;  // (H, W: the last two)
+      if (c.size() == 4) o.crop_y = static_cast<std::int64_t>(c[0]), o.crop_x = static_cast<std::int64_t>(c[1]);
+      o.crop_height = static_cast<std::int64_t>(c[hw]), o.crop_width = static_cast<std::int64_t>(c[hw + 1]);
+      crop_values = c.size();
+    } else if (arg == "--crop-origins") {
+      t.crop_origins = value();
     } else if (arg == "--mirror") {
       o.mirror = true;
     } else if (arg == "--reverse-channels") {
@@ -129,6 +135,8 @@ ImageArgs parse(const std::vector<std::string>& args) {
   } else if (o.mean.empty() || o.std.empty() || !t.units_given) {
     throw UsageError{"give --mean, --std and --units pixel|unit (the units the statistics are in), or --from-batch"};
   }
+  if (!t.crop_origins.empty() && crop_values != 2) throw UsageError{"--crop-origins takes the windows' size as --crop H,W"};
+  if (t.crop_origins.empty() && crop_values == 2) throw UsageError{"--crop H,W (a size alone) goes with --crop-origins; else --crop Y,X,H,W"};
   return t;
 }
 
@@ -215,7 +223,17 @@ int run(ImageArgs& t) {
   std::vector<unsigned char> result(static_cast<std::size_t>(y_numel) * dtype_size(t.out_dtype));
   void* y_data = nullptr;
   s = arena.make(nullptr, result.size(), &y_data);
-  if (s.ok()) s = image_normalize(x, TensorView(y_data, t.out_dtype, y_shape.data(), 4, arena.space()), o);
+  if (s.ok() && t.crop_origins.empty()) s = image_normalize(x, TensorView(y_data, t.out_dtype, y_shape.data(), 4, arena.space()), o);
+  if (s.ok() && !t.crop_origins.empty()) {  // (a window of its own per image: clamped into the image)
+    io::NpyArray origins;
+    void* origins_data = nullptr;
+    s = io::read_npy(t.crop_origins, &origins);
+    if (s.ok()) s = arena.make(origins.data.data(), origins.data.size(), &origins_data);
+    if (s.ok()) {
+      s = image_normalize_crops(x, TensorView(y_data, t.out_dtype, y_shape.data(), 4, arena.space()), o,
+                                TensorView(origins_data, origins.dtype, origins.shape.data(), static_cast<int>(origins.shape.size()), arena.space()));
+    }
+  }
   if (s.ok() && !result.empty()) s = arena.fetch(y_data, result.data(), result.size());
   if (s.ok()) s = arena.finish();
   if (!s.ok()) return fail(s);
@@ -244,7 +262,8 @@ int run(ImageArgs& t) {
 void print_image_help() {
   std::printf(
       "usage: normkit image IN.(npy|idx|idx.gz) [--layout nhwc|nchw] (--mean R,G,B --std R,G,B --units pixel|unit | --from-batch)\n"
-      "                     [--to-layout nchw|nhwc] [--dtype float32|float16|bfloat16] [--crop Y,X,H,W] [--mirror]\n"
+      "                     [--to-layout nchw|nhwc] [--dtype float32|float16|bfloat16] [--crop Y,X,H,W | --crop H,W\n"
+      "                     --crop-origins ORIGINS.npy] [--mirror]\n"
       "                     [--reverse-channels] [--eps E] [--scale S] [--shift B] --out OUT.(npy|safetensors)\n\n"
       "Normalizes a batch of images in one pass: y[n, c, i, j] = (u x[n, crop_y + i, crop_x + j', c'] - mean[c]) * scale\n"
       "/ sqrt(std[c]^2 + eps) + shift, with j' mirrored by --mirror and c' = C - 1 - c with --reverse-channels\n"
@@ -259,6 +278,8 @@ void print_image_help() {
       "                         window's too), in the input's values (reads the batch twice)\n"
       "  --dtype D              output dtype (default float32); bfloat16 only into .safetensors (NumPy has no bfloat16)\n"
       "  --crop Y,X,H,W         the window of every image; --mirror mirrors every image horizontally\n"
+      "  --crop-origins F.npy   a window of its own per image (random crops): int64 [N, 2] of (row, column), with the\n"
+      "                         windows' size as --crop H,W; origins are clamped into the image\n"
       "  --eps E --scale S --shift B   CV-CUDA's epsilon, globalScale and globalShift (defaults 0, 1, 0)\n"
       "  --device auto|cpu|cuda, --gpu N\n"
       "The .safetensors output holds one tensor, 'images', with the layout in its metadata.\n"

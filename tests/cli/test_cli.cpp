@@ -992,6 +992,25 @@ TEST_F(CliTest, ImageNormalizeMatchesTheFormula) {
           const double x = ImageFixture::pixel(n, 1 + i, 1 + (3 - j), 2 - c) / 255.0;
           ASSERT_NEAR(y[k], (x - mean[c]) / std[c], 2 * 0x1p-23 * std::fmax(1.0, std::fabs(y[k]))) << k;
         }
+  // A window of its own per image (--crop H,W with --crop-origins, int64 [N, 2]; the second clamped to (2, 2)).
+  const std::string origins = write_npy("origins.npy", DType::int64, {2, 2}, {1, 0, 9, 9});
+  r = run({"image", in, "--layout", "nhwc", "--mean", "0,0,0", "--std", "1,1,1", "--units", "pixel", "--to-layout", "nhwc", "--crop", "3,4",
+           "--crop-origins", origins, "--out", data_path("yo.npy")});
+  ASSERT_EQ(r.code, 0) << r.err;
+  const std::vector<double> yo = read_npy_values(data_path("yo.npy"), &dtype);
+  ASSERT_EQ(yo.size(), 2u * 3 * 4 * 3);
+  k = 0;
+  for (std::int64_t n = 0; n < 2; ++n)
+    for (std::int64_t i = 0; i < 3; ++i)
+      for (std::int64_t j = 0; j < 4; ++j)
+        for (std::int64_t c = 0; c < 3; ++c, ++k) ASSERT_EQ(yo[k], ImageFixture::pixel(n, (n ? 2 : 1) + i, (n ? 2 : 0) + j, c)) << k;
+  EXPECT_EQ(run({"image", in, "--layout", "nhwc", "--from-batch", "--crop", "3,4", "--out", data_path("bad.npy")}).code, 2);
+  EXPECT_EQ(run({"image", in, "--layout", "nhwc", "--from-batch", "--crop", "0,0,3,4", "--crop-origins", origins, "--out", data_path("bad.npy")}).code, 2);
+  const std::string narrow = write_npy("narrow.npy", DType::int64, {4}, {1, 0, 9, 9});  // not [N, 2]
+  r = run({"image", in, "--layout", "nhwc", "--from-batch", "--crop", "3,4", "--crop-origins", narrow, "--out", data_path("bad.npy")});
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("crop_origins"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::ifstream(data_path("bad.npy")).good());
   // Pixel units give the same values; float16 and nhwc output; bfloat16 into .safetensors.
   r = run({"image", in, "--layout=nhwc", "--mean", "123.675,116.28,103.53", "--std", "58.395,57.12,57.375", "--units", "pixel",
            "--to-layout", "nhwc", "--dtype", "float16", "--out", data_path("y16.npy")});
