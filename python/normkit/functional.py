@@ -121,7 +121,7 @@ def rms_norm(x, weight=None, eps=1e-6, normalized_ndim=1, return_stats=False, ou
     return _row_norm(x, weight, None, eps, True, normalized_ndim, return_stats, out, stream)
 
 
-def _grads(x, shape, dtype, wanted):
+def _output_if(x, shape, dtype, wanted):
     return _arrays.empty_like_library(x, shape, dtype) if wanted else None
 
 
@@ -130,9 +130,9 @@ def _row_norm_backward(dy, x, mean, rstd, weight, with_bias, eps, rms, normalize
     _rows(x, normalized_ndim, op)
     normalized = tuple(x.shape)[len(x.shape) - int(normalized_ndim):]
     param_dtype = _arrays.dtype_name(weight) if weight is not None else "float32"
-    dx = _grads(x, tuple(x.shape), _arrays.dtype_name(x), input_grad)
-    dweight = _grads(x, normalized, param_dtype, weight is not None)
-    dbias = _grads(x, normalized, param_dtype, with_bias)
+    dx = _output_if(x, tuple(x.shape), _arrays.dtype_name(x), input_grad)
+    dweight = _output_if(x, normalized, param_dtype, weight is not None)
+    dbias = _output_if(x, normalized, param_dtype, with_bias)
     _arrays.check_same_device([("x", x), ("dy", dy), ("mean", mean), ("rstd", rstd), ("weight", weight)])
     _normkit.layer_norm_backward(dy, x, mean, rstd, weight, dx, dweight, dbias, float(eps), rms, int(normalized_ndim), _arrays.stream_handle(stream, x))
     return dx, dweight, dbias
@@ -167,6 +167,15 @@ def _channels_last(x, channel_axis, op):
     raise ValueError(f"normkit.{op}: argument 'channel_axis': expected 1 (channels first) or -1 (channels last), got {channel_axis}")
 
 
+def _channel_grads(x, channel_axis, op, weight, with_bias, input_grad):
+    """BatchNorm's and GroupNorm's backward outputs: (channels_last, dx, dweight, dbias), each None when not asked
+    (dweight needs weight, dbias with_bias); parameter gradients float32, C values."""
+    channels_last = _channels_last(x, channel_axis, op)
+    channels = int(x.shape[-1 if channels_last else 1])
+    return (channels_last, _output_if(x, tuple(x.shape), _arrays.dtype_name(x), input_grad),
+            _output_if(x, (channels,), "float32", weight is not None), _output_if(x, (channels,), "float32", with_bias))
+
+
 @_arrays.accepting
 def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None, training=False, momentum=0.1, eps=1e-5, channel_axis=1,
                convention="pytorch", batches_tracked=None, return_stats=False, out=None, stream=None):
@@ -184,8 +193,8 @@ def batch_norm(x, running_mean=None, running_var=None, weight=None, bias=None, t
     if out is None:
         out = _arrays.empty_like_library(x, tuple(x.shape), _arrays.dtype_name(x))
     channels = int(x.shape[-1 if channels_last else 1])
-    saved_mean = _grads(x, (channels,), "float32", training and return_stats)
-    saved_rstd = _grads(x, (channels,), "float32", training and return_stats)
+    saved_mean = _output_if(x, (channels,), "float32", training and return_stats)
+    saved_rstd = _output_if(x, (channels,), "float32", training and return_stats)
     cumulative = momentum is None
     if cumulative and training and running_mean is not None and batches_tracked is None:
         raise ValueError("normkit.batch_norm: argument 'batches_tracked': required with momentum=None (the cumulative average's count of "
@@ -205,11 +214,7 @@ def batch_norm_backward(dy, x, mean, rstd_or_var, weight=None, with_bias=False, 
     running mean and var (an affine map per channel: dx = dy * weight / sqrt(var + eps)). dweight =
     Σ dy * (x - mean) * rstd, dbias = Σ dy (float32). Returns (dx, dweight, dbias), None where not asked
     (dweight needs weight, dbias with_bias). Deterministic: a summation order fixed by x's shape."""
-    channels_last = _channels_last(x, channel_axis, "batch_norm_backward")
-    channels = int(x.shape[-1 if channels_last else 1])
-    dx = _grads(x, tuple(x.shape), _arrays.dtype_name(x), input_grad)
-    dweight = _grads(x, (channels,), "float32", weight is not None)
-    dbias = _grads(x, (channels,), "float32", with_bias)
+    channels_last, dx, dweight, dbias = _channel_grads(x, channel_axis, "batch_norm_backward", weight, with_bias, input_grad)
     _arrays.check_same_device([("x", x), ("dy", dy), ("mean", mean), ("rstd_or_var", rstd_or_var), ("weight", weight)])
     _normkit.batch_norm_backward(dy, x, mean, rstd_or_var, weight, dx, dweight, dbias, bool(training), channels_last, float(eps),
                                  _arrays.stream_handle(stream, x))
@@ -227,8 +232,8 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, channel_axis=1, 
     if out is None:
         out = _arrays.empty_like_library(x, tuple(x.shape), _arrays.dtype_name(x))
     groups = int(num_groups) or int(x.shape[-1 if channels_last else 1])
-    saved_mean = _grads(x, (int(x.shape[0]), groups), "float32", return_stats)
-    saved_rstd = _grads(x, (int(x.shape[0]), groups), "float32", return_stats)
+    saved_mean = _output_if(x, (int(x.shape[0]), groups), "float32", return_stats)
+    saved_rstd = _output_if(x, (int(x.shape[0]), groups), "float32", return_stats)
     _arrays.check_same_device([("x", x), ("weight", weight), ("bias", bias), ("out", out)])
     _normkit.group_norm_forward(x, weight, bias, out, saved_mean, saved_rstd, int(num_groups), channels_last, float(eps), _arrays.stream_handle(stream, x))
     return (out, saved_mean, saved_rstd) if return_stats else out
@@ -238,11 +243,7 @@ def group_norm(x, num_groups, weight=None, bias=None, eps=1e-5, channel_axis=1, 
 def group_norm_backward(dy, x, mean, rstd, num_groups, weight=None, with_bias=False, eps=1e-5, channel_axis=1, input_grad=True, stream=None):
     """The gradients of group_norm from dy and the forward's saved mean and rstd ([N, G]): returns (dx, dweight,
     dbias), float32 parameter gradients, None where not asked (dweight needs weight, dbias with_bias)."""
-    channels_last = _channels_last(x, channel_axis, "group_norm_backward")
-    channels = int(x.shape[-1 if channels_last else 1])
-    dx = _grads(x, tuple(x.shape), _arrays.dtype_name(x), input_grad)
-    dweight = _grads(x, (channels,), "float32", weight is not None)
-    dbias = _grads(x, (channels,), "float32", with_bias)
+    channels_last, dx, dweight, dbias = _channel_grads(x, channel_axis, "group_norm_backward", weight, with_bias, input_grad)
     _arrays.check_same_device([("x", x), ("dy", dy), ("mean", mean), ("rstd", rstd), ("weight", weight)])
     _normkit.group_norm_backward(dy, x, mean, rstd, weight, dx, dweight, dbias, int(num_groups), channels_last, float(eps),
                                  _arrays.stream_handle(stream, x))

@@ -351,8 +351,7 @@ Status accumulate_files(const StatsArgs& args, const StatsOptions& options, bool
     if (!comm) NORMKIT_RETURN_IF_ERROR(local);
   }
   if (comm) NORMKIT_RETURN_IF_ERROR(all_agree(*comm, local, pieces, "stats"));
-  const bool merge = pieces > 0;
-  if (!merge) {  // (every file empty: the summaries of nothing)
+  if (pieces == 0) {  // (every file empty: the summaries of nothing)
     std::vector<std::int64_t> empty = first.shape();
     empty[0] = 0;
     const TensorView none(host.data(), first.dtype(), empty.data(), static_cast<int>(empty.size()), MemorySpace::host);
