@@ -109,6 +109,31 @@ Status merge_integer_summaries(IntegerSummary* into, const IntegerSummary* from,
 Status finalize_integer_stats(const IntegerSummary* summaries, std::int64_t n, const StatsOptions& options,
                               const StatsOutputs& outputs, MemorySpace space, Stream stream = nullptr);
 
+// ---- Element ranges: data read in chunks that split a row or an image --------------------------------
+// A file streamed in pieces of bytes holds, in each piece, a run of the whole tensor's elements in flat
+// (row-major) order. `piece` describes the whole tensor (dtype, shape, memory space) but its data points at
+// the run's first element, element `first` of the flat order, and holds `count` elements. The run's values
+// are merged into `summaries`, the whole tensor's kept_numel summaries (options.axes of the whole tensor;
+// the ones the run does not touch stay as they are): always a merge, so start from empty summaries
+// (empty_stats_summary / empty_integer_summary, copied to the device for device summaries). Runs summarised
+// in flat order give the statistics of the whole tensor; their merge order depends on where the runs are cut.
+// The workspace is the one stats_range_workspace_size() gives for the same run. At most 2 * ndim - 1 of the
+// engine's passes per call (one per box the run is cut into).
+Status stats_range_workspace_size(const TensorView& piece, std::int64_t first, std::int64_t count,
+                                  const StatsOptions& options, std::size_t* bytes);
+Status accumulate_stats_range(const TensorView& piece, std::int64_t first, std::int64_t count, const StatsOptions& options,
+                              StatsSummary* summaries, std::int64_t num_summaries, void* workspace,
+                              std::size_t workspace_bytes, Stream stream = nullptr);
+// uint8 only: integer summaries, exact whatever the cuts.
+Status accumulate_integer_stats_range(const TensorView& piece, std::int64_t first, std::int64_t count,
+                                      const StatsOptions& options, IntegerSummary* summaries, std::int64_t num_summaries,
+                                      void* workspace, std::size_t workspace_bytes, Stream stream = nullptr);
+
+// The summaries of no values (count 0, min +Inf / INT64_MAX, max -Inf / INT64_MIN): merging one into a
+// summary leaves it unchanged, and merging a summary into one gives that summary.
+StatsSummary empty_stats_summary() noexcept;
+IntegerSummary empty_integer_summary() noexcept;
+
 // Threads the host engine uses: NORMKIT_NUM_THREADS when set, else std::thread::hardware_concurrency().
 // set_host_threads(0) restores that default.
 int host_threads() noexcept;

@@ -1,6 +1,7 @@
 // Public statistics API: validate arguments, canonicalize, then run the host engine or the CUDA kernels.
 #include "normkit/stats.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <string>
@@ -11,6 +12,7 @@
 #include "cpu/stats_cpu.hpp"
 #include "kernels/common/device_runtime.hpp"
 #include "kernels/stats/stats_launch.hpp"
+#include "math/integer_moments.hpp"
 #include "math/moments.hpp"
 #include "plan/geometry.hpp"
 #include "plan/stats_plan.hpp"
@@ -297,6 +299,103 @@ Status accumulate_integer_stats(const TensorView& input, const StatsOptions& opt
   return accumulate_into(input, options, summaries, num_summaries, merge, workspace, workspace_bytes, stream,
                          "accumulate_integer_stats");
 }
+
+namespace {
+
+// A run of elements cut into blocks (plan::split_element_range), each the engine's input of its own: its view
+// and options and where its summaries sit among the whole tensor's.
+struct RangeBlocks {
+  int n = 0;
+  TensorView views[plan::kMaxElementBlocks];
+  StatsOptions options[plan::kMaxElementBlocks];
+  std::int64_t kept_offset[plan::kMaxElementBlocks] = {};
+  std::int64_t kept_numel[plan::kMaxElementBlocks] = {};
+  std::int64_t whole_kept_numel = 0;
+};
+
+Status split_range(const TensorView& piece, std::int64_t first, std::int64_t count, const StatsOptions& options,
+                   const std::string& op, RangeBlocks* r) {
+  PreparedCall call;
+  NORMKIT_RETURN_IF_ERROR(prepare(piece, options, op, &call));
+  if (piece.ndim < 1) return argument_error(StatusCode::invalid_argument, op, "piece.ndim", ">= 1 (a run of a tensor's elements)", "0");
+  const std::int64_t numel = call.geometry.numel;
+  if (first < 0 || count < 0 || first > numel || count > numel - first) {
+    return argument_error(StatusCode::invalid_argument, op, "first, count",
+                          "0 <= first, first + count <= " + std::to_string(numel) + " (the elements of " + piece.shape_string() + ")",
+                          "first " + std::to_string(first) + ", count " + std::to_string(count));
+  }
+  bool is_reduced[kMaxDims];
+  NORMKIT_RETURN_IF_ERROR(plan::resolve_axes(piece.ndim, options.axes, is_reduced, op));
+  plan::ElementBlock blocks[plan::kMaxElementBlocks];
+  r->n = plan::split_element_range(piece.shape.data(), piece.ndim, is_reduced, first, count, blocks);
+  r->whole_kept_numel = call.geometry.kept_numel;
+  const std::size_t element = dtype_size(piece.dtype);
+  for (int i = 0; i < r->n; ++i) {
+    const plan::ElementBlock& b = blocks[i];
+    r->views[i] = TensorView(static_cast<unsigned char*>(piece.data) + static_cast<std::size_t>(b.offset) * element, piece.dtype,
+                             b.shape, b.ndim, piece.space);
+    int axes[kMaxDims], reduced = 0;
+    for (int d = 0; d < b.ndim; ++d) {
+      if (b.is_reduced[d]) axes[reduced++] = d;
+    }
+    r->options[i] = options;
+    r->options[i].axes = ReduceAxes::of(axes, reduced);
+    r->kept_offset[i] = b.kept_offset;
+    r->kept_numel[i] = b.kept_numel;
+  }
+  return Status::success();
+}
+
+template <typename Summary>
+Status accumulate_range(const TensorView& piece, std::int64_t first, std::int64_t count, const StatsOptions& options,
+                        Summary* summaries, std::int64_t num_summaries, void* workspace, std::size_t workspace_bytes,
+                        Stream stream, const std::string& op) {
+  RangeBlocks r;
+  NORMKIT_RETURN_IF_ERROR(split_range(piece, first, count, options, op, &r));
+  if (num_summaries != r.whole_kept_numel) {
+    return argument_error(StatusCode::shape_mismatch, op, "num_summaries",
+                          std::to_string(r.whole_kept_numel) + " (the whole tensor's kept slices)", std::to_string(num_summaries));
+  }
+  if (r.n > 0 && summaries == nullptr) return argument_error(StatusCode::null_pointer, op, "summaries", "a non-null pointer", "nullptr");
+  for (int i = 0; i < r.n; ++i) {
+    NORMKIT_RETURN_IF_ERROR(accumulate_into(r.views[i], r.options[i], summaries + r.kept_offset[i], r.kept_numel[i], true,
+                                            workspace, workspace_bytes, stream, op));
+  }
+  return Status::success();
+}
+
+}  // namespace
+
+Status stats_range_workspace_size(const TensorView& piece, std::int64_t first, std::int64_t count, const StatsOptions& options,
+                                  std::size_t* bytes) {
+  RangeBlocks r;
+  NORMKIT_RETURN_IF_ERROR(split_range(piece, first, count, options, "stats_range_workspace_size", &r));
+  *bytes = 0;
+  for (int i = 0; i < r.n; ++i) {
+    std::size_t block_bytes = 0;
+    NORMKIT_RETURN_IF_ERROR(stats_workspace_size(r.views[i], r.options[i], &block_bytes));
+    *bytes = std::max(*bytes, block_bytes);
+  }
+  return Status::success();
+}
+
+Status accumulate_stats_range(const TensorView& piece, std::int64_t first, std::int64_t count, const StatsOptions& options,
+                              StatsSummary* summaries, std::int64_t num_summaries, void* workspace, std::size_t workspace_bytes,
+                              Stream stream) {
+  return accumulate_range(piece, first, count, options, summaries, num_summaries, workspace, workspace_bytes, stream,
+                          "accumulate_stats_range");
+}
+
+Status accumulate_integer_stats_range(const TensorView& piece, std::int64_t first, std::int64_t count, const StatsOptions& options,
+                                      IntegerSummary* summaries, std::int64_t num_summaries, void* workspace,
+                                      std::size_t workspace_bytes, Stream stream) {
+  return accumulate_range(piece, first, count, options, summaries, num_summaries, workspace, workspace_bytes, stream,
+                          "accumulate_integer_stats_range");
+}
+
+StatsSummary empty_stats_summary() noexcept { return math::to_summary(math::empty_state<double>()); }
+
+IntegerSummary empty_integer_summary() noexcept { return math::empty_integer_summary(); }
 
 Status merge_summaries(StatsSummary* into, const StatsSummary* from, std::int64_t n, MemorySpace space, Stream stream) {
   NORMKIT_RETURN_IF_ERROR(validate_merge(into, from, n, space, "merge_summaries"));

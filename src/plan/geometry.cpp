@@ -1,5 +1,6 @@
 #include "plan/geometry.hpp"
 
+#include <algorithm>
 #include <string>
 #include <utility>
 
@@ -120,6 +121,47 @@ CanonicalGeometry canonicalize(const std::int64_t* shape, int ndim, const bool i
     }
   }
   return g;
+}
+
+int split_element_range(const std::int64_t* shape, int ndim, const bool is_reduced[kMaxDims], std::int64_t first,
+                        std::int64_t count, ElementBlock blocks[kMaxElementBlocks]) {
+  std::int64_t inner[kMaxDims];        // elements of one index step along each axis
+  std::int64_t kept_stride[kMaxDims];  // kept slices of one index step along each kept axis
+  std::int64_t elements = 1, kept = 1;
+  for (int d = ndim - 1; d >= 0; --d) {
+    inner[d] = elements;
+    elements *= shape[d];
+    kept_stride[d] = kept;
+    if (!is_reduced[d]) kept *= shape[d];
+  }
+  int n = 0;
+  const std::int64_t end = first + count;
+  for (std::int64_t pos = first; pos < end && n < kMaxElementBlocks; ++n) {
+    // The outermost axis whose index steps start at pos (every later index 0) and of which one step fits.
+    int axis = ndim - 1;
+    while (axis > 0 && pos % inner[axis - 1] == 0 && inner[axis - 1] <= end - pos) --axis;
+    ElementBlock& b = blocks[n];
+    b = ElementBlock{};
+    b.offset = pos - first;
+    b.axis = axis;
+    b.kept_offset = 0;
+    std::int64_t rest = pos;
+    for (int d = 0; d <= axis; ++d) {  // the block's first index on the fixed axes and on `axis`
+      const std::int64_t index = rest / inner[d];
+      rest -= index * inner[d];
+      if (!is_reduced[d]) b.kept_offset += index * kept_stride[d];
+      if (d == axis) b.shape[0] = std::min(shape[d] - index, (end - pos) / inner[d]);
+    }
+    b.ndim = ndim - axis;
+    b.kept_numel = 1;
+    for (int d = axis; d < ndim; ++d) {
+      if (d > axis) b.shape[d - axis] = shape[d];
+      b.is_reduced[d - axis] = is_reduced[d];
+      if (!is_reduced[d]) b.kept_numel *= b.shape[d - axis];
+    }
+    pos += b.shape[0] * inner[axis];
+  }
+  return n;
 }
 
 }  // namespace normkit::plan

@@ -69,4 +69,29 @@ Status resolve_axes(int ndim, const ReduceAxes& axes, bool is_reduced[kMaxDims],
 // names the pattern. The shape must already be validated (non-negative, numel fits int64).
 CanonicalGeometry canonicalize(const std::int64_t* shape, int ndim, const bool is_reduced[kMaxDims]);
 
+// ---- Element ranges (streamed data read in chunks that may split a row or an image) -----------------
+
+// One block of a run of a tensor's elements in flat (row-major) order: contiguous in memory and a box of
+// the index space (fixed indices on the axes before `axis`, `extent` consecutive indices on `axis`, every
+// index of the axes after it), so the engine summarises it as a tensor of its own whose kept slices are
+// consecutive in the whole tensor's kept order.
+struct ElementBlock {
+  std::int64_t offset = 0;  // the block's first element, relative to the range's first
+  int axis = 0;             // the whole tensor's axis the block starts on
+  int ndim = 0;             // the block as a tensor: [extent, shape[axis + 1], ..., shape[ndim - 1]]
+  std::int64_t shape[kMaxDims] = {};
+  bool is_reduced[kMaxDims] = {};  // the block's axes
+  std::int64_t kept_offset = 0;    // its first kept slice, in the whole tensor's kept order
+  std::int64_t kept_numel = 0;     // its kept slices
+};
+
+// At most 2 * ndim - 1 blocks: up to one per axis finishing the first row's tails, one run of whole
+// sub-tensors, and up to one per axis starting the last.
+constexpr int kMaxElementBlocks = 2 * kMaxDims - 1;
+
+// Cuts the elements [first, first + count) of a tensor of `shape` (validated, 1 <= ndim) into blocks, in
+// flat order; returns how many. Requires 0 <= first and first + count <= numel.
+int split_element_range(const std::int64_t* shape, int ndim, const bool is_reduced[kMaxDims], std::int64_t first,
+                        std::int64_t count, ElementBlock blocks[kMaxElementBlocks]);
+
 }  // namespace normkit::plan

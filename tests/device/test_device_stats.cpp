@@ -728,3 +728,64 @@ TEST(DeviceIntegerStats, SummariesMergeAndFinalizeMatchTheHostBitwise) {
     EXPECT_TRUE(std::isnan(device.value(Stat::mean, n - 1))) << c.name;
   }
 }
+
+// Element ranges on the device: runs that split rows and images, merged into empty summaries copied to the
+// device, give the whole tensor's statistics (float: the float64 reference; uint8: the host's exact summaries).
+TEST(DeviceStatsRanges, RunsThatSplitRowsGiveTheWhole) {
+  REQUIRE_DEVICE();
+  const std::vector<Case> cases = {{{5, 6, 7, 3}, ReduceAxes::of({0, 1, 2}), "NHWC per-channel"},
+                                   {{37, 33}, ReduceAxes::of({0}), "per-feature"},
+                                   {{9, 301}, ReduceAxes::of({1}), "per-sample"},
+                                   {{4, 3, 5, 7}, ReduceAxes::of({0, 2, 3}), "NCHW per-channel"}};
+  for (const Case& c : cases) {
+    const std::int64_t n = numel(c.shape);
+    StatsOptions o;
+    o.axes = c.axes;
+    auto data = normkit::testing::encode(data_for(DType::float32, n, 31), DType::float32);
+    auto bytes = normkit::testing::encode(data_for(DType::uint8, n, 32), DType::uint8);
+    const TensorView host_whole(data.data(), DType::float32, c.shape.data(), static_cast<int>(c.shape.size()));
+    std::array<std::int64_t, kMaxDims> kept{};
+    int kept_ndim = 0;
+    ASSERT_TRUE(kept_shape(host_whole, o.axes, &kept, &kept_ndim).ok());
+    std::int64_t slices = 1;
+    for (int d = 0; d < kept_ndim; ++d) slices *= kept[d];
+    std::vector<IntegerSummary> exact(static_cast<std::size_t>(slices));
+    ASSERT_TRUE(accumulate_integer_stats(TensorView(bytes.data(), DType::uint8, c.shape.data(), static_cast<int>(c.shape.size())), o,
+                                         exact.data(), slices, false, nullptr, 0).ok());
+    DeviceBytes input(data.bytes.size()), byte_input(bytes.bytes.size()), summaries(sizeof(StatsSummary) * slices),
+        integer(sizeof(IntegerSummary) * slices);
+    CUDA_OK(cudaMemcpy(input.ptr, data.bytes.data(), data.bytes.size(), cudaMemcpyHostToDevice));
+    CUDA_OK(cudaMemcpy(byte_input.ptr, bytes.bytes.data(), bytes.bytes.size(), cudaMemcpyHostToDevice));
+    for (std::int64_t run : {std::int64_t{97}, n / 3 + 1, n - 1}) {
+      const std::string what = c.name + ", runs of " + std::to_string(run);
+      const std::vector<StatsSummary> empty(static_cast<std::size_t>(slices), empty_stats_summary());
+      const std::vector<IntegerSummary> empty_integer(static_cast<std::size_t>(slices), empty_integer_summary());
+      CUDA_OK(cudaMemcpy(summaries.ptr, empty.data(), sizeof(StatsSummary) * slices, cudaMemcpyHostToDevice));
+      CUDA_OK(cudaMemcpy(integer.ptr, empty_integer.data(), sizeof(IntegerSummary) * slices, cudaMemcpyHostToDevice));
+      for (std::int64_t first = 0; first < n; first += run) {
+        const std::int64_t count = std::min(run, n - first);
+        TensorView piece(input.as<float>() + first, DType::float32, c.shape.data(), static_cast<int>(c.shape.size()), MemorySpace::device);
+        TensorView byte_piece(byte_input.as<std::uint8_t>() + first, DType::uint8, c.shape.data(), static_cast<int>(c.shape.size()),
+                              MemorySpace::device);
+        std::size_t ws_bytes = 0, byte_ws_bytes = 0;
+        ASSERT_TRUE(stats_range_workspace_size(piece, first, count, o, &ws_bytes).ok());
+        ASSERT_TRUE(stats_range_workspace_size(byte_piece, first, count, o, &byte_ws_bytes).ok());
+        DeviceBytes workspace(std::max(ws_bytes, byte_ws_bytes));
+        Status s = accumulate_stats_range(piece, first, count, o, summaries.as<StatsSummary>(), slices, workspace.ptr, ws_bytes);
+        ASSERT_TRUE(s.ok()) << what << ": " << s.message();
+        s = accumulate_integer_stats_range(byte_piece, first, count, o, integer.as<IntegerSummary>(), slices, workspace.ptr, byte_ws_bytes);
+        ASSERT_TRUE(s.ok()) << what << ": " << s.message();
+        CUDA_OK(cudaDeviceSynchronize());  // (the workspace goes at the end of the iteration)
+      }
+      std::vector<StatsSummary> got(static_cast<std::size_t>(slices));
+      std::vector<IntegerSummary> got_integer(static_cast<std::size_t>(slices));
+      CUDA_OK(cudaMemcpy(got.data(), summaries.ptr, sizeof(StatsSummary) * slices, cudaMemcpyDeviceToHost));
+      CUDA_OK(cudaMemcpy(got_integer.data(), integer.ptr, sizeof(IntegerSummary) * slices, cudaMemcpyDeviceToHost));
+      EXPECT_EQ(std::memcmp(got_integer.data(), exact.data(), sizeof(IntegerSummary) * slices), 0) << what;
+      StatsBuffers buffers;
+      const StatsOutputs outputs = buffers.make_host_outputs(TensorView(nullptr, DType::float32, &slices, 1), ReduceAxes::of({}));
+      ASSERT_TRUE(finalize_stats(got.data(), slices, o, outputs, MemorySpace::host).ok());
+      normkit::testing::expect_matches_reference(data.stored, c.shape, o, false, buffers, what);
+    }
+  }
+}

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -403,4 +404,72 @@ TEST(HostIntegerStats, BadArgumentsAreRefusedAndOverflowWritesNothing) {
   EXPECT_EQ(s.code(), StatusCode::overflow);
   EXPECT_NE(s.message().find("summaries[2]"), std::string::npos) << s.message();
   EXPECT_EQ(mean, std::vector<double>(3, -7.0));  // nothing half-written
+}
+
+// ---- Element ranges: chunks that split rows and images -------------------------------------------------
+
+// Runs of every length cut from a tensor's flat order, merged into empty summaries, give its statistics
+// (float: against the float64 reference; uint8: exactly the whole tensor's integer summaries).
+TEST(HostStatsRanges, RunsThatSplitRowsGiveTheWhole) {
+  const std::vector<Case> range_cases = {{{9, 4, 5, 3}, ReduceAxes::of({0, 1, 2}), "NHWC per-channel"},
+                                         {{9, 4, 5, 3}, ReduceAxes::of({0, 2, 3}), "NCHW per-channel"},
+                                         {{23, 17}, ReduceAxes::of({0}), "per-feature"},
+                                         {{23, 17}, ReduceAxes::of({1}), "per-sample"},
+                                         {{6, 5, 7}, ReduceAxes::every(), "global"},
+                                         {{6, 5, 7}, ReduceAxes::of({0, 2}), "axes 0 and 2"}};
+  for (const Case& c : range_cases) {
+    const std::int64_t n = numel(c.shape);
+    StatsOptions o;
+    o.axes = c.axes;
+    std::array<std::int64_t, kMaxDims> kept{};
+    int kept_ndim = 0;
+    auto data = normkit::testing::encode(normkit::testing::uniform_values(static_cast<std::size_t>(n), -3, 5, 11), DType::float32);
+    const TensorView whole(data.data(), DType::float32, c.shape.data(), static_cast<int>(c.shape.size()));
+    ASSERT_TRUE(kept_shape(whole, o.axes, &kept, &kept_ndim).ok());
+    std::int64_t slices = 1;
+    for (int d = 0; d < kept_ndim; ++d) slices *= kept[d];
+    auto bytes = random_bytes(static_cast<std::size_t>(n), 12);
+    std::vector<IntegerSummary> exact(static_cast<std::size_t>(slices));
+    ASSERT_TRUE(accumulate_integer_stats(bytes_view(bytes, c.shape), o, exact.data(), slices, false, nullptr, 0).ok());
+    for (std::int64_t run : {std::int64_t{1}, std::int64_t{7}, std::int64_t{59}, n - 1, n}) {
+      const std::string what = c.name + ", runs of " + std::to_string(run);
+      std::vector<StatsSummary> summaries(static_cast<std::size_t>(slices), empty_stats_summary());
+      std::vector<IntegerSummary> integer(static_cast<std::size_t>(slices), empty_integer_summary());
+      for (std::int64_t first = 0; first < n; first += run) {
+        const std::int64_t count = std::min(run, n - first);
+        TensorView piece = whole;
+        piece.data = static_cast<float*>(data.data()) + first;
+        Status s = accumulate_stats_range(piece, first, count, o, summaries.data(), slices, nullptr, 0);
+        ASSERT_TRUE(s.ok()) << what << ": " << s.message();
+        TensorView byte_piece = bytes_view(bytes, c.shape);
+        byte_piece.data = bytes.data() + first;
+        s = accumulate_integer_stats_range(byte_piece, first, count, o, integer.data(), slices, nullptr, 0);
+        ASSERT_TRUE(s.ok()) << what << ": " << s.message();
+      }
+      StatsBuffers buffers;  // (finalize writes n flat outputs: the kept shape's order)
+      const TensorView flat(nullptr, DType::float32, {slices});
+      ASSERT_TRUE(finalize_stats(summaries.data(), slices, o, buffers.make_host_outputs(flat, ReduceAxes::of({})), MemorySpace::host).ok());
+      normkit::testing::expect_matches_reference(data.stored, c.shape, o, false, buffers, what);
+      for (std::int64_t k = 0; k < slices; ++k) EXPECT_TRUE(same_summary(integer[k], exact[k])) << what << ", slice " << k;
+    }
+  }
+}
+
+TEST(HostStatsRanges, BadRangesAreErrors) {
+  std::vector<float> x(12, 1.0f);
+  const TensorView whole(x.data(), DType::float32, {4, 3});
+  StatsOptions o;
+  o.axes = ReduceAxes::of({0});
+  std::vector<StatsSummary> s(3, empty_stats_summary());
+  Status st = accumulate_stats_range(whole, 10, 3, o, s.data(), 3, nullptr, 0);
+  EXPECT_EQ(st.code(), StatusCode::invalid_argument);
+  EXPECT_NE(st.message().find("first + count <= 12"), std::string::npos) << st.message();
+  EXPECT_EQ(accumulate_stats_range(whole, -1, 1, o, s.data(), 3, nullptr, 0).code(), StatusCode::invalid_argument);
+  EXPECT_EQ(accumulate_stats_range(whole, 0, 1, o, s.data(), 4, nullptr, 0).code(), StatusCode::shape_mismatch);
+  std::vector<IntegerSummary> integer(3, empty_integer_summary());
+  EXPECT_EQ(accumulate_integer_stats_range(whole, 0, 1, o, integer.data(), 3, nullptr, 0).code(), StatusCode::unsupported_dtype);
+  const TensorView scalar(x.data(), DType::float32, {});
+  EXPECT_EQ(accumulate_stats_range(scalar, 0, 1, StatsOptions{}, s.data(), 1, nullptr, 0).code(), StatusCode::invalid_argument);
+  EXPECT_TRUE(accumulate_stats_range(whole, 12, 0, o, s.data(), 3, nullptr, 0).ok());  // an empty run
+  for (const StatsSummary& k : s) EXPECT_EQ(k.count, 0);
 }

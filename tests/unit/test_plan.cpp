@@ -684,3 +684,79 @@ TEST(Plan, ShortSegmentsShareAWarp) {
   // Even grids keep 256 threads (rows of 16 above: 2048 blocks' worth, 0.97).
   EXPECT_EQ(choose_stats_plan(geometry({524288, 16}, ReduceAxes::of({1})), DType::float32, false, 0, h200).block_x, 256);
 }
+
+// Element ranges: the blocks cover the run in flat order, each a box whose kept slices are consecutive in
+// the whole tensor's kept order (checked element by element against the flat index arithmetic).
+TEST(Geometry, ElementRangeBlocks) {
+  struct Case {
+    std::vector<std::int64_t> shape;
+    std::vector<bool> reduced;
+  };
+  const std::vector<Case> cases = {{{7}, {true}},
+                                   {{5, 6}, {true, false}},
+                                   {{5, 6}, {false, true}},
+                                   {{3, 4, 5, 3}, {true, true, true, false}},   // NHWC per-channel
+                                   {{3, 4, 5, 2}, {true, false, true, true}},   // NCHW per-channel
+                                   {{2, 3, 1, 4, 3}, {false, true, false, true, false}},
+                                   {{4, 3, 5}, {true, true, true}}};
+  for (const Case& c : cases) {
+    const int ndim = static_cast<int>(c.shape.size());
+    bool is_reduced[kMaxDims] = {};
+    std::int64_t numel = 1, kept_numel = 1;
+    for (int d = 0; d < ndim; ++d) {
+      is_reduced[d] = c.reduced[d];
+      numel *= c.shape[d];
+      if (!c.reduced[d]) kept_numel *= c.shape[d];
+    }
+    const auto kept_index_of = [&](std::int64_t flat) {  // the whole tensor's kept slice of element `flat`
+      std::int64_t kept = 0, kept_stride = 1;
+      for (int d = ndim - 1; d >= 0; --d) {
+        const std::int64_t index = flat % c.shape[d];
+        flat /= c.shape[d];
+        if (!c.reduced[d]) {
+          kept += index * kept_stride;
+          kept_stride *= c.shape[d];
+        }
+      }
+      return kept;
+    };
+    for (std::int64_t first = 0; first <= numel; ++first) {
+      for (std::int64_t count = 0; first + count <= numel; ++count) {
+        ElementBlock blocks[kMaxElementBlocks];
+        const int n = split_element_range(c.shape.data(), ndim, is_reduced, first, count, blocks);
+        ASSERT_LE(n, 2 * ndim - 1);
+        std::int64_t next = 0;
+        for (int i = 0; i < n; ++i) {
+          const ElementBlock& b = blocks[i];
+          ASSERT_EQ(b.offset, next) << "blocks in flat order, without gaps";
+          ASSERT_EQ(b.ndim, ndim - b.axis);
+          std::int64_t block_numel = 1, block_kept = 1;
+          for (int d = 0; d < b.ndim; ++d) {
+            if (d > 0) ASSERT_EQ(b.shape[d], c.shape[b.axis + d]);
+            ASSERT_EQ(b.is_reduced[d], c.reduced[b.axis + d]);
+            block_numel *= b.shape[d];
+            if (!b.is_reduced[d]) block_kept *= b.shape[d];
+          }
+          ASSERT_GE(b.shape[0], 1);
+          ASSERT_EQ(b.kept_numel, block_kept);
+          ASSERT_LE(b.kept_offset + b.kept_numel, kept_numel);
+          for (std::int64_t e = 0; e < block_numel; ++e) {  // the block's own kept index of its element e
+            std::int64_t rest = e, kept = 0, kept_stride = 1;
+            for (int d = b.ndim - 1; d >= 0; --d) {
+              const std::int64_t index = rest % b.shape[d];
+              rest /= b.shape[d];
+              if (!b.is_reduced[d]) {
+                kept += index * kept_stride;
+                kept_stride *= b.shape[d];
+              }
+            }
+            ASSERT_EQ(b.kept_offset + kept, kept_index_of(first + b.offset + e))
+                << "element " << first + b.offset + e << " of a run [" << first << ", " << first + count << ")";
+          }
+          next += block_numel;
+        }
+        ASSERT_EQ(next, count);
+      }
+    }
+  }
+}
