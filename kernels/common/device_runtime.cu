@@ -87,6 +87,34 @@ Status copy_on_device(void* dst, const void* src, std::size_t bytes, Stream stre
   return cuda::cuda_status(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream), operation, "cudaMemcpyAsync");
 }
 
+Status stream_create(Stream* stream, const char* operation) {
+  return cuda::cuda_status(cudaStreamCreate(stream), operation, "cudaStreamCreate");
+}
+void stream_destroy(Stream stream) noexcept {
+  if (stream) (void)cudaStreamDestroy(stream);
+}
+Status event_create(Event* event, const char* operation) {
+  return cuda::cuda_status(cudaEventCreateWithFlags(event, cudaEventDisableTiming), operation, "cudaEventCreateWithFlags");
+}
+void event_destroy(Event event) noexcept {
+  if (event) (void)cudaEventDestroy(event);
+}
+Status event_record(Event event, Stream stream, const char* operation) {
+  return cuda::cuda_status(cudaEventRecord(event, stream), operation, "cudaEventRecord");
+}
+Status stream_wait_event(Stream stream, Event event, const char* operation) {
+  return cuda::cuda_status(cudaStreamWaitEvent(stream, event, 0), operation, "cudaStreamWaitEvent");
+}
+Status event_synchronize(Event event, const char* operation) {
+  return cuda::cuda_status(cudaEventSynchronize(event), operation, "cudaEventSynchronize");
+}
+Status pinned_allocate(void** ptr, std::size_t bytes, const char* operation) {
+  return cuda::cuda_status(cudaMallocHost(ptr, bytes == 0 ? 1 : bytes), operation, "cudaMallocHost");
+}
+void pinned_free(void* ptr) noexcept {
+  if (ptr) (void)cudaFreeHost(ptr);
+}
+
 __global__ void __launch_bounds__(256) add_floats_kernel(float* __restrict__ into, const float* __restrict__ from, std::int64_t n) {
   for (std::int64_t k = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < n; k += static_cast<std::int64_t>(gridDim.x) * blockDim.x) {
     into[k] += from[k];

@@ -11,6 +11,8 @@
 #include "normkit/tensor.hpp"
 #include "plan/stats_plan.hpp"
 
+struct CUevent_st;
+
 namespace normkit::kernels {
 
 // True when a CUDA device is usable.
@@ -35,6 +37,19 @@ Status add_on_device(float* into, const float* from, std::int64_t n, Stream stre
 Status copy_to_host_sync(void* dst, const void* src, std::size_t bytes, Stream stream, const char* operation = "Normalizer");
 // Waits for the work queued on a stream.
 Status synchronize_stream(Stream stream, const char* operation = "Normalizer");
+
+// Streams, events and pinned host memory of the command line's pipelined uploads (a file streamed in
+// pieces: the next piece read into one pinned buffer while the last is copied and reduced).
+using Event = CUevent_st*;  // == cudaEvent_t
+Status stream_create(Stream* stream, const char* operation);  // ordered with the legacy default stream, as cudaStreamCreate
+void stream_destroy(Stream stream) noexcept;
+Status event_create(Event* event, const char* operation);  // without timing
+void event_destroy(Event event) noexcept;
+Status event_record(Event event, Stream stream, const char* operation);
+Status stream_wait_event(Stream stream, Event event, const char* operation);
+Status event_synchronize(Event event, const char* operation);
+Status pinned_allocate(void** ptr, std::size_t bytes, const char* operation);
+void pinned_free(void* ptr) noexcept;
 
 // Whole-device services of the command line: make GPU `index` current (and report its name), wait for
 // all of its work.

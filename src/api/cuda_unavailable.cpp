@@ -81,6 +81,15 @@ Status copy_on_device(void*, const void*, std::size_t, Stream, const char* opera
 Status add_on_device(float*, const float*, std::int64_t, Stream, const char* operation) { return unavailable(operation); }
 Status copy_to_host_sync(void*, const void*, std::size_t, Stream, const char* operation) { return unavailable(operation); }
 Status synchronize_stream(Stream, const char*) { return Status::success(); }
+Status stream_create(Stream*, const char* operation) { return unavailable(operation); }
+void stream_destroy(Stream) noexcept {}
+Status event_create(Event*, const char* operation) { return unavailable(operation); }
+void event_destroy(Event) noexcept {}
+Status event_record(Event, Stream, const char* operation) { return unavailable(operation); }
+Status stream_wait_event(Stream, Event, const char* operation) { return unavailable(operation); }
+Status event_synchronize(Event, const char* operation) { return unavailable(operation); }
+Status pinned_allocate(void**, std::size_t, const char* operation) { return unavailable(operation); }
+void pinned_free(void*) noexcept {}
 Status select_device(int, const char* operation, std::string*) { return unavailable(operation); }
 Status synchronize_device(const char* operation) { return unavailable(operation); }
 Status device_count(int*, const char* operation) { return unavailable(operation); }

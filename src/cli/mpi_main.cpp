@@ -4,7 +4,7 @@
 //   mpirun -np N normkit-mpi stats FILES... [--chunk-bytes B] [options of normkit stats] [--out STATS.safetensors]
 //   mpirun -np N normkit-mpi fit FILES.npy... --method M [options of normkit fit] --state STATE.safetensors
 //
-// The inputs are cut into pieces of whole rows of about B bytes (default 256 MB; never dependent on N; a piece
+// The inputs are cut into pieces of B bytes (default 64 MB, which may split rows; never dependent on N; a piece
 // never spans two files), piece p is summarised by rank p % N, and every rank merges the pieces' summaries in
 // piece order, so the statistics, the table and the --out file are bitwise those of
 // `normkit stats FILES... --chunk-bytes B` in one process, for every N (the same NORMKIT_NUM_THREADS on every
@@ -30,7 +30,7 @@ void print_help() {
       "normkit-mpi %s - normkit's statistics shared among the ranks of an MPI job\n\n"
       "usage: mpirun -np N normkit-mpi stats IN [IN ...] [--chunk-bytes B] [options]   (normkit stats --help)\n"
       "       mpirun -np N normkit-mpi fit IN.npy [IN.npy ...] --method M [options] --state S   (normkit fit --help)\n\n"
-      "stats: pieces of about B bytes (default 256 MB) are dealt to the ranks round-robin and their summaries\n"
+      "stats: pieces of B bytes (default 64 MB) are dealt to the ranks round-robin and their summaries\n"
       "merged in piece order on every rank: the output is bitwise that of 'normkit stats IN... --chunk-bytes B' in\n"
       "one process, whatever N (with the same NORMKIT_NUM_THREADS). fit: whole files dealt round-robin, their\n"
       "states merged in file order: the state file is bitwise that of 'normkit fit IN...'. Rank 0 prints and writes.\n"

@@ -20,6 +20,7 @@
 #include "cli/args.hpp"
 #include "cli/cli_common.hpp"
 #include "cli/device_memory.hpp"
+#include "cli/piece_reader.hpp"
 #include "io/idx.hpp"
 #include "io/npy.hpp"
 #include "io/safetensors.hpp"
@@ -40,7 +41,7 @@ struct StatsArgs {
   std::vector<Stat> stats;  // empty: all
   std::int64_t ddof = 0;
   bool ignore_nan = false;
-  std::int64_t chunk_bytes = 0;  // > 0: stream the input in pieces of about this size (whole rows)
+  std::int64_t chunk_bytes = 0;  // > 0: stream the input in pieces of this size (rows may be split)
   bool quiet = false;
   DeviceChoice device = DeviceChoice::automatic;
   int gpu = kGpuUnset;
@@ -214,52 +215,65 @@ int g_shared_local_rank = 0;
 // The streamed summaries' storage and merges, in host or device memory (device: merged by normkit's device merge,
 // as the single-process run merges each piece into them on the device).
 template <typename Summary>
-Status merge_into(Summary* into, const Summary* from, std::int64_t n, MemorySpace space) {
-  if constexpr (std::is_same_v<Summary, IntegerSummary>) return merge_integer_summaries(into, from, n, space);
-  else return merge_summaries(into, from, n, space);
+Status merge_into(Summary* into, const Summary* from, std::int64_t n, MemorySpace space, Stream stream) {
+  if constexpr (std::is_same_v<Summary, IntegerSummary>) return merge_integer_summaries(into, from, n, space, stream);
+  else return merge_summaries(into, from, n, space, stream);
 }
 
-// Several files, or one in pieces: batches along axis 0, each piece (whole rows of about --chunk-bytes,
-// default 256 MB; pieces never span two files) summarised and merged into the running summaries (integer
-// summaries for uint8: exact; Chan's merge otherwise), then finalized once. Files are read as streams, never
-// whole. `shape` receives the concatenation's shape.
+// Several files, or one in pieces: batches along axis 0, each file's flat elements cut into pieces of
+// --chunk-bytes (default 64 MB; a piece may split a row or an image, never spans two files), each piece
+// summarised alone (accumulate_stats_range into empty summaries: integer summaries for uint8, exact; Chan's
+// merge otherwise) and merged into the running summaries in piece order, then finalized once. Files are read
+// as streams, never whole, by a PieceReader thread one piece ahead of the reductions; on the device the
+// pieces go up from pinned buffers on a copy stream while the last one is reduced on a compute stream.
 //
 // Shared among ranks (normkit-mpi): piece p is summarised by rank p % P alone (the others skip its bytes); after
 // every P pieces the round's summaries are gathered (host memory) and merged into every rank's summaries in
-// piece order, the first piece's copied: the same operations, in the same order, on the same summaries as one
-// process's running merge, so the result is bitwise that of `normkit stats --chunk-bytes B` for every P (the host
-// engine's summaries depend on its thread count: the same NORMKIT_NUM_THREADS on every rank and in the single run).
+// piece order: the same operations, in the same order, on the same summaries as one process's running merge,
+// so the result is bitwise that of `normkit stats --chunk-bytes B` for every P (the host engine's summaries
+// depend on its thread count: the same NORMKIT_NUM_THREADS on every rank and in the single run).
 // A failure on any rank (a file it cannot read, a shape that differs) becomes the same error on every rank at
 // the next round, never a hang.
 template <typename Summary>
 Status accumulate_files(const StatsArgs& args, const StatsOptions& options, bool use_cuda, const io::ArrayStream& first,
                         std::vector<std::int64_t>* shape, Results* results) {
   constexpr bool kInteger = std::is_same_v<Summary, IntegerSummary>;
+  constexpr const char* kOp = "normkit stats";
   Communicator* const comm = g_shared_run;
   const int ranks = comm ? comm->size() : 1, rank = comm ? comm->rank() : 0;
   const std::int64_t n = results->kept_numel;
   const std::size_t summary_bytes = static_cast<std::size_t>(n) * sizeof(Summary);
   const MemorySpace space = use_cuda ? MemorySpace::device : MemorySpace::host;
-  std::vector<Summary> host_summaries(use_cuda ? 0 : static_cast<std::size_t>(n));
-  DeviceBuffer device_summaries, device_input, workspace, device_piece;
-  std::size_t input_capacity = 0, workspace_capacity = 0;
-  Summary* summaries = host_summaries.data();
+  Summary empty_summary;
+  if constexpr (kInteger) empty_summary = empty_integer_summary();
+  else empty_summary = empty_stats_summary();
+  const std::vector<Summary> empties(static_cast<std::size_t>(n), empty_summary);
+  // The running summaries and one piece's (host vectors, or device buffers with the empties to reset from).
+  std::vector<Summary> host_summaries(use_cuda ? 0 : static_cast<std::size_t>(n)), host_piece(host_summaries.size());
+  DeviceBuffer device_summaries, device_piece, device_empties, workspace, device_inputs[2];
+  std::size_t workspace_capacity = 0;
   // (shared: a failure is kept in `local` until every rank's next agreement, never returned alone: that rank
   // would leave the others waiting in a collective)
-  Status local = use_cuda ? device_summaries.allocate(summary_bytes) : Status::success();
-  if (use_cuda) summaries = static_cast<Summary*>(device_summaries.get());
+  Status local = Status::success();
+  if (use_cuda) {
+    for (DeviceBuffer* b : {&device_summaries, &device_piece, &device_empties}) {
+      if (local.ok()) local = b->allocate(summary_bytes);
+    }
+    if (local.ok()) local = device_empties.upload(empties.data(), summary_bytes);
+  }
+  Summary* const summaries = use_cuda ? static_cast<Summary*>(device_summaries.get()) : host_summaries.data();
+  Summary* const piece_summaries = use_cuda ? static_cast<Summary*>(device_piece.get()) : host_piece.data();
   *shape = first.shape();
   (*shape)[0] = 0;
   const std::size_t element = dtype_size(first.dtype());
-  std::size_t row_bytes = element;
-  for (std::size_t d = 1; d < first.shape().size(); ++d) row_bytes *= static_cast<std::size_t>(first.shape()[d]);
-  const std::size_t chunk_bytes = args.chunk_bytes > 0 ? static_cast<std::size_t>(args.chunk_bytes) : (std::size_t{256} << 20);
-  const std::int64_t chunk_rows = static_cast<std::int64_t>(std::max<std::size_t>(1, chunk_bytes / std::max<std::size_t>(row_bytes, 1)));
+  const std::size_t chunk_bytes = args.chunk_bytes > 0 ? static_cast<std::size_t>(args.chunk_bytes) : (std::size_t{64} << 20);
+  const std::int64_t chunk_elements = static_cast<std::int64_t>(std::max<std::size_t>(1, chunk_bytes / element));
 
-  // Every file opened and checked first: the pieces are counted before any is read.
+  // Every file opened and checked first: the pieces are known before any is read.
   std::vector<std::unique_ptr<io::ArrayStream>> streams(args.inputs.size());
+  std::vector<io::ArrayStream*> stream_list;
+  std::vector<Piece> plan;
   std::size_t total = 0;
-  std::int64_t pieces = 0;
   for (std::size_t f = 0; f < args.inputs.size() && local.ok(); ++f) {
     local = io::open_array_stream(args.inputs[f], &streams[f]);
     if (!local.ok()) break;
@@ -275,94 +289,118 @@ Status accumulate_files(const StatsArgs& args, const StatsOptions& options, bool
     }
     (*shape)[0] += s[0];
     total += streams[f]->data_bytes();
-    pieces += (s[0] + chunk_rows - 1) / chunk_rows;
+    stream_list.push_back(streams[f].get());
+    const std::int64_t file_elements = static_cast<std::int64_t>(streams[f]->data_bytes() / element);
+    if (file_elements == 0) plan.push_back(Piece{f, 0, 0, static_cast<std::int64_t>(plan.size()) % ranks == rank, true});  // (finished all the same)
+    for (std::int64_t e = 0; e < file_elements; e += chunk_elements) {
+      const std::int64_t count = std::min(chunk_elements, file_elements - e);
+      plan.push_back(Piece{f, e, count, static_cast<std::int64_t>(plan.size()) % ranks == rank, e + count == file_elements});
+    }
   }
+  const std::int64_t pieces = static_cast<std::int64_t>(plan.size());
   if (comm) NORMKIT_RETURN_IF_ERROR(all_agree(*comm, local, pieces, "stats"));  // (every rank sees the same pieces)
   NORMKIT_RETURN_IF_ERROR(local);
+  if (use_cuda) NORMKIT_RETURN_IF_ERROR(device_summaries.upload(empties.data(), summary_bytes));
+  else host_summaries = empties;
 
-  // Shared: this rank's piece of a round, and the round's pieces of every rank (host memory).
+  // Device: pieces uploaded on `copy` into device_inputs[slot] and reduced on `compute`; events order them
+  // (a slot's upload after its last reduction, a reduction after its upload).
+  struct DevicePipeline {
+    Stream copy = nullptr, compute = nullptr;
+    kernels::Event copied[2] = {nullptr, nullptr}, reduced[2] = {nullptr, nullptr};
+    ~DevicePipeline() {
+      for (kernels::Event e : copied) kernels::event_destroy(e);
+      for (kernels::Event e : reduced) kernels::event_destroy(e);
+      kernels::stream_destroy(copy);
+      kernels::stream_destroy(compute);
+    }
+  } pipe;
+  std::size_t capacity = 0;  // (the largest piece)
+  for (const Piece& piece : plan) capacity = std::max(capacity, static_cast<std::size_t>(piece.count) * element);
+  if (use_cuda) {
+    NORMKIT_RETURN_IF_ERROR(kernels::stream_create(&pipe.copy, kOp));
+    NORMKIT_RETURN_IF_ERROR(kernels::stream_create(&pipe.compute, kOp));
+    for (int k = 0; k < 2; ++k) {
+      NORMKIT_RETURN_IF_ERROR(kernels::event_create(&pipe.copied[k], kOp));
+      NORMKIT_RETURN_IF_ERROR(kernels::event_create(&pipe.reduced[k], kOp));
+      NORMKIT_RETURN_IF_ERROR(device_inputs[k].allocate(capacity));
+    }
+  }
+  const Stream stream = pipe.compute;  // (host: unused)
+
+  // Shared: the round's pieces of every rank (host memory).
   std::vector<Summary> round_send(comm ? static_cast<std::size_t>(n) : 0), round_all(comm ? static_cast<std::size_t>(n) * ranks : 0);
-  if (comm && use_cuda) local = device_piece.allocate(summary_bytes);
-  Summary* const piece_summaries = !comm ? summaries : use_cuda ? static_cast<Summary*>(device_piece.get()) : round_send.data();
   auto merge_round = [&](std::int64_t round_start) -> Status {
     const bool owner = round_start + rank < pieces;
-    if (local.ok() && owner && use_cuda) local = device_piece.download(round_send.data(), summary_bytes);
+    if (local.ok() && owner) {
+      local = use_cuda ? kernels::copy_to_host_sync(round_send.data(), piece_summaries, summary_bytes, stream, kOp)
+                       : (std::copy(host_piece.begin(), host_piece.end(), round_send.begin()), Status::success());
+    }
     NORMKIT_RETURN_IF_ERROR(all_agree(*comm, local, round_start, "stats"));
     NORMKIT_RETURN_IF_ERROR(comm->all_gather(round_send.data(), round_all.data(), summary_bytes, MemorySpace::host, nullptr));
     for (int r = 0; r < ranks && round_start + r < pieces && local.ok(); ++r) {
       const Summary* from = round_all.data() + static_cast<std::size_t>(r) * n;
       if (use_cuda) {
-        local = round_start + r == 0 ? device_summaries.upload(from, summary_bytes) : device_piece.upload(from, summary_bytes);
-        if (local.ok() && round_start + r > 0) local = merge_into(summaries, static_cast<const Summary*>(device_piece.get()), n, space);
-      } else if (round_start + r == 0) {
-        std::copy(from, from + n, summaries);
+        local = kernels::copy_to_device(piece_summaries, from, summary_bytes, stream, kOp);
+        if (local.ok()) local = merge_into(summaries, piece_summaries, n, space, stream);
+        if (local.ok()) local = kernels::synchronize_stream(stream, kOp);  // (`from` is pageable memory reused next round)
       } else {
-        local = merge_into(summaries, from, n, space);
+        local = merge_into(summaries, from, n, space, stream);
       }
     }
     return Status::success();  // (a merge's failure: in `local`, agreed on at the next round or at the end)
   };
 
-  std::vector<unsigned char> host;
   Progress progress(total, !args.quiet && rank == 0);
-  std::int64_t piece = 0;
-  for (std::size_t f = 0; f < args.inputs.size(); ++f) {
-    io::ArrayStream& stream = *streams[f];
-    const std::vector<std::int64_t>& s = stream.shape();
-    for (std::int64_t r0 = 0; r0 < s[0]; r0 += chunk_rows, ++piece) {
-      const std::int64_t rows = std::min(chunk_rows, s[0] - r0);
-      const std::size_t bytes = static_cast<std::size_t>(rows) * row_bytes;
-      if (local.ok() && piece % ranks != rank) local = stream.skip(bytes);
-      if (local.ok() && piece % ranks == rank) local = [&]() -> Status {
-        host.resize(bytes);
-        NORMKIT_RETURN_IF_ERROR(stream.read(host.data(), bytes));
-        std::vector<std::int64_t> shape_of_piece = s;
-        shape_of_piece[0] = rows;
-        TensorView input(host.data(), stream.dtype(), shape_of_piece.data(), static_cast<int>(shape_of_piece.size()));
-        std::size_t workspace_bytes = 0;
-        if (use_cuda) {
-          if (bytes > input_capacity) {
-            NORMKIT_RETURN_IF_ERROR(device_input.allocate(bytes));
-            input_capacity = bytes;
-          }
-          NORMKIT_RETURN_IF_ERROR(device_input.upload(host.data(), bytes));
-          input.data = device_input.get();
-          input.space = MemorySpace::device;
-          NORMKIT_RETURN_IF_ERROR(stats_workspace_size(input, options, &workspace_bytes));
-          if (workspace_bytes > workspace_capacity) {
-            NORMKIT_RETURN_IF_ERROR(workspace.allocate(workspace_bytes));
-            workspace_capacity = workspace_bytes;
-          }
+  PieceReader reader(stream_list, plan, capacity, use_cuda);
+  NORMKIT_RETURN_IF_ERROR(reader.start());
+  for (std::int64_t p = 0; p < pieces; ++p) {
+    const Piece& piece = plan[static_cast<std::size_t>(p)];
+    const unsigned char* bytes = nullptr;
+    int slot = -1;  // the reader's buffer holding the piece (-1: none)
+    const Status read = reader.next(&bytes, &slot);
+    if (local.ok()) local = read;
+    if (local.ok() && piece.owned) local = [&]() -> Status {
+      const io::ArrayStream& file = *stream_list[piece.file];
+      TensorView input(const_cast<unsigned char*>(bytes), file.dtype(), file.shape().data(), static_cast<int>(file.shape().size()));
+      const std::size_t piece_bytes = static_cast<std::size_t>(piece.count) * element;
+      std::size_t workspace_bytes = 0;
+      if (use_cuda) {
+        NORMKIT_RETURN_IF_ERROR(kernels::stream_wait_event(pipe.copy, pipe.reduced[slot], kOp));  // (its last reduction read it)
+        NORMKIT_RETURN_IF_ERROR(kernels::copy_to_device(device_inputs[slot].get(), bytes, piece_bytes, pipe.copy, kOp));
+        NORMKIT_RETURN_IF_ERROR(kernels::event_record(pipe.copied[slot], pipe.copy, kOp));
+        reader.release(pipe.copied[slot]);
+        NORMKIT_RETURN_IF_ERROR(kernels::stream_wait_event(stream, pipe.copied[slot], kOp));
+        input.data = device_inputs[slot].get();
+        input.space = MemorySpace::device;
+        NORMKIT_RETURN_IF_ERROR(stats_range_workspace_size(input, piece.first, piece.count, options, &workspace_bytes));
+        if (workspace_bytes > workspace_capacity) {
+          NORMKIT_RETURN_IF_ERROR(workspace.allocate(workspace_bytes));
+          workspace_capacity = workspace_bytes;
         }
-        const bool merge = !comm && piece > 0;  // (shared: each piece alone, merged at its round)
-        if constexpr (kInteger) {
-          NORMKIT_RETURN_IF_ERROR(accumulate_integer_stats(input, options, piece_summaries, n, merge, workspace.get(), workspace_bytes));
-        } else {
-          NORMKIT_RETURN_IF_ERROR(accumulate_stats(input, options, piece_summaries, n, merge, workspace.get(), workspace_bytes));
-        }
-        if (use_cuda) NORMKIT_RETURN_IF_ERROR(synchronize_device());  // (the next piece reuses the input buffer)
-        progress.advance(bytes);
-        return Status::success();
-      }();
-      if (!comm) NORMKIT_RETURN_IF_ERROR(local);
-      if (comm && ((piece + 1) % ranks == 0 || piece + 1 == pieces)) NORMKIT_RETURN_IF_ERROR(merge_round(piece - piece % ranks));
-    }
-    if (local.ok()) local = stream.finish();
+        NORMKIT_RETURN_IF_ERROR(kernels::copy_on_device(piece_summaries, device_empties.get(), summary_bytes, stream, kOp));
+      } else {
+        std::copy(empties.begin(), empties.end(), host_piece.begin());
+      }
+      if constexpr (kInteger) {
+        NORMKIT_RETURN_IF_ERROR(accumulate_integer_stats_range(input, piece.first, piece.count, options, piece_summaries, n,
+                                                               workspace.get(), workspace_bytes, stream));
+      } else {
+        NORMKIT_RETURN_IF_ERROR(accumulate_stats_range(input, piece.first, piece.count, options, piece_summaries, n,
+                                                       workspace.get(), workspace_bytes, stream));
+      }
+      if (!comm) NORMKIT_RETURN_IF_ERROR(merge_into(summaries, piece_summaries, n, space, stream));
+      if (use_cuda) NORMKIT_RETURN_IF_ERROR(kernels::event_record(pipe.reduced[slot], stream, kOp));
+      progress.advance(piece_bytes);
+      return Status::success();
+    }();
+    reader.release();  // (host, or after a failure; the device's went back with its upload's event)
     if (!comm) NORMKIT_RETURN_IF_ERROR(local);
+    if (comm && ((p + 1) % ranks == 0 || p + 1 == pieces)) NORMKIT_RETURN_IF_ERROR(merge_round(p - p % ranks));
   }
+  if (use_cuda) NORMKIT_RETURN_IF_ERROR(kernels::synchronize_stream(stream, kOp));
   if (comm) NORMKIT_RETURN_IF_ERROR(all_agree(*comm, local, pieces, "stats"));
-  if (pieces == 0) {  // (every file empty: the summaries of nothing)
-    std::vector<std::int64_t> empty = first.shape();
-    empty[0] = 0;
-    const TensorView none(host.data(), first.dtype(), empty.data(), static_cast<int>(empty.size()), MemorySpace::host);
-    if (use_cuda) return Status(StatusCode::invalid_argument, "normkit stats: every input file is empty");
-    if constexpr (kInteger) {
-      NORMKIT_RETURN_IF_ERROR(accumulate_integer_stats(none, options, summaries, n, false, nullptr, 0));
-    } else {
-      NORMKIT_RETURN_IF_ERROR(accumulate_stats(none, options, summaries, n, false, nullptr, 0));
-    }
-  }
-  // (finalize takes flat arrays of the n summaries)
+  // (finalize takes flat arrays of the n summaries; every file empty: the empty ones, numpy's statistics of nothing)
   StatsOutputs outputs;
   std::array<DeviceBuffer, kNumStats> device_outputs;
   for (int i = 0; i < kNumStats; ++i) {
@@ -535,8 +573,8 @@ void print_stats_help() {
       "  --stats LIST    comma list of count,mean,var,std,min,max,sum,l0,l1,l2,linf (default: all)\n"
       "  --ddof N        var = M2 / (count - N) (default 0, population variance)\n"
       "  --ignore-nan    skip NaN like numpy's nan-functions (default: NaN propagates)\n"
-      "  --chunk-bytes B read the input(s) in pieces of whole rows of about B bytes (files larger than memory;\n"
-      "                  axis 0 must be reduced); several files always stream, in pieces of 256 MB by default\n"
+      "  --chunk-bytes B read the input(s) in pieces of B bytes, which may split rows (files larger than memory;\n"
+      "                  axis 0 must be reduced); several files always stream, in pieces of 64 MB by default\n"
       "  --quiet         no progress line on stderr (shown for long streamed runs on a terminal)\n"
       "  --device D      auto (CUDA when available, else the host), cpu or cuda\n"
       "  --gpu N         CUDA device index (default 0; one of several processes of mpirun/srun, normkit-mpi's\n"

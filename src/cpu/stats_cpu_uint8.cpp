@@ -5,6 +5,10 @@
 #include <cstdint>
 #include <vector>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 #include "cpu/stats_cpu.hpp"
 #include "cpu/parallel_items.hpp"
 #include "math/integer_moments.hpp"
@@ -22,8 +26,8 @@ constexpr std::int64_t kItemsPerThread = 4;
 constexpr std::int64_t kMinWideColumns = 64;
 constexpr std::int64_t kColumnTile = 1024;  // columns per work item (their accumulators stay in L1)
 
-// s += the n bytes p[0], p[1], ...
-void add_run(const std::uint8_t* p, std::int64_t n, IntegerSummary& s) {
+// s += the n bytes p[0], p[1], ... one at a time.
+void add_bytes(const std::uint8_t* p, std::int64_t n, IntegerSummary& s) {
   for (std::int64_t begin = 0; begin < n; begin += kFlushValues) {
     const std::int64_t end = std::min(n, begin + kFlushValues);
     std::uint32_t sum = 0, sum_sq = 0, nonzero = 0;
@@ -39,6 +43,53 @@ void add_run(const std::uint8_t* p, std::int64_t n, IntegerSummary& s) {
     merge_integer_summary(s, IntegerSummary{end - begin, sum, sum_sq, nonzero, lo, hi, 0});
   }
 }
+
+// s += the n bytes p[0], p[1], ...
+#if defined(__SSE2__)
+// SSE2 (every x86-64): per 16 bytes, Σx by psadbw, Σx² by pmaddwd of the bytes widened to 16 bits (pairs of
+// squares in 32-bit lanes), the zeros by a compare and psadbw, the extremes by pminub/pmaxub; the 32-bit
+// lanes of Σx² take at most 4 squares an iteration, so they are widened every kVectorFlush iterations.
+// (bench_normkit host/global/uint8/large, 2 cores: 3.2 GB/s with the compiler's vectorization of add_bytes,
+// 5.9 GB/s with this.)
+constexpr std::int64_t kVectorFlush = 4096;  // 4096 x 4 x 255² < 2^32
+void add_run(const std::uint8_t* p, std::int64_t n, IntegerSummary& s) {
+  const __m128i zero = _mm_setzero_si128(), ones = _mm_set1_epi8(1);
+  std::int64_t i = 0;
+  while (n - i >= 16) {
+    const std::int64_t blocks = std::min<std::int64_t>((n - i) / 16, kVectorFlush);
+    __m128i sum = zero, zeros = zero, sq = zero, lo = _mm_set1_epi8(static_cast<char>(0xff)), hi = zero;
+    for (std::int64_t b = 0; b < blocks; ++b, i += 16) {
+      const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+      sum = _mm_add_epi64(sum, _mm_sad_epu8(v, zero));
+      zeros = _mm_add_epi64(zeros, _mm_sad_epu8(_mm_and_si128(_mm_cmpeq_epi8(v, zero), ones), zero));
+      const __m128i low = _mm_unpacklo_epi8(v, zero), high = _mm_unpackhi_epi8(v, zero);
+      sq = _mm_add_epi32(sq, _mm_add_epi32(_mm_madd_epi16(low, low), _mm_madd_epi16(high, high)));
+      lo = _mm_min_epu8(lo, v);
+      hi = _mm_max_epu8(hi, v);
+    }
+    alignas(16) std::uint64_t sums[2], zero_counts[2];
+    alignas(16) std::uint32_t squares[4];
+    alignas(16) std::uint8_t lows[16], highs[16];
+    _mm_store_si128(reinterpret_cast<__m128i*>(sums), sum);
+    _mm_store_si128(reinterpret_cast<__m128i*>(zero_counts), zeros);
+    _mm_store_si128(reinterpret_cast<__m128i*>(squares), sq);
+    _mm_store_si128(reinterpret_cast<__m128i*>(lows), lo);
+    _mm_store_si128(reinterpret_cast<__m128i*>(highs), hi);
+    const std::int64_t count = blocks * 16;
+    IntegerSummary part{count, static_cast<std::int64_t>(sums[0] + sums[1]),
+                        static_cast<std::int64_t>(std::uint64_t{squares[0]} + squares[1] + squares[2] + squares[3]),
+                        count - static_cast<std::int64_t>(zero_counts[0] + zero_counts[1]), 255, 0, 0};
+    for (int k = 0; k < 16; ++k) {
+      part.min = std::min<std::int64_t>(part.min, lows[k]);
+      part.max = std::max<std::int64_t>(part.max, highs[k]);
+    }
+    merge_integer_summary(s, part);
+  }
+  if (i < n) add_bytes(p + i, n - i, s);  // (15 bytes at most)
+}
+#else
+void add_run(const std::uint8_t* p, std::int64_t n, IntegerSummary& s) { add_bytes(p, n, s); }
+#endif
 
 // Column accumulators of one work item: 32-bit sums of up to kFlushValues rows, then flushed.
 struct ColumnTotals {

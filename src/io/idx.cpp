@@ -3,6 +3,10 @@
 // source holds, plus one chunk), then checks that nothing follows.
 #include "io/idx.hpp"
 
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <new>
@@ -331,6 +335,16 @@ Status ArrayStream::skip(std::size_t bytes) {
   return Status::success();
 }
 
+Status ArrayStream::map(std::size_t, Mapping* out) {
+  *out = Mapping{};
+  return Status::success();
+}
+
+void ArrayStream::unmap(Mapping* mapping) noexcept {
+  if (mapping->base != nullptr) munmap(mapping->base, mapping->length);
+  *mapping = Mapping{};
+}
+
 namespace {
 
 class IdxStream : public ArrayStream {
@@ -392,6 +406,26 @@ class NpyStream : public ArrayStream {
       return Status(StatusCode::io_error, "normkit::read_npy: " + name_ + ": seek failed: " + std::strerror(errno));
     }
     return Status::success();
+  }
+  // (MAP_POPULATE: the page tables filled in the call, on the reading thread, not by faults in the engine's)
+  Status map(std::size_t bytes, Mapping* out) override {
+    *out = Mapping{};
+    const off_t position = ftello(file_.get());
+    struct stat st;
+    if (bytes == 0 || position < 0 || fstat(fileno(file_.get()), &st) != 0 || st.st_size < position + static_cast<off_t>(bytes)) {
+      return Status::success();  // (a file cut since it was opened: read() reports it)
+    }
+    const off_t page = static_cast<off_t>(sysconf(_SC_PAGESIZE));
+    const off_t start = position / page * page;
+    const std::size_t length = bytes + static_cast<std::size_t>(position - start);
+    void* base = mmap(nullptr, length, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fileno(file_.get()), start);
+    if (base == MAP_FAILED) return Status::success();
+    out->base = base;
+    out->length = length;
+    out->data = static_cast<const unsigned char*>(base) + (position - start);
+    const Status moved = skip(bytes);
+    if (!moved.ok()) unmap(out);
+    return moved;
   }
   Status finish() override { return Status::success(); }  // (the size was checked against the header)
 

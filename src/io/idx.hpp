@@ -48,6 +48,16 @@ class ArrayStream {
   // Passes over the next `bytes` data bytes (normkit-mpi's pieces of other ranks): read and dropped, or a seek
   // where the format allows one (.npy).
   virtual Status skip(std::size_t bytes);
+  // The next `bytes` data bytes mapped read-only in place of a read (the host engine then reads the page
+  // cache without a copy), advancing as read() would; `*out` is left empty where the format needs a copy
+  // (gzip, IDX's big-endian elements) or the mapping fails: read() them then. unmap() releases a mapping.
+  struct Mapping {
+    void* base = nullptr;
+    std::size_t length = 0;
+    const unsigned char* data = nullptr;
+  };
+  virtual Status map(std::size_t bytes, Mapping* out);
+  static void unmap(Mapping* mapping) noexcept;
   virtual Status finish() = 0;
 
  protected:

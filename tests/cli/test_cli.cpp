@@ -829,9 +829,10 @@ TEST_F(CliTest, IdxFilesAndSeveralFilesEqualTheirConcatenation) {
   EXPECT_NE(r.err.find("short.idx: truncated"), std::string::npos) << r.err;
 }
 
-// One file streamed in pieces of whole rows (--chunk-bytes) gives its in-memory statistics: uint8 exactly
-// (counts, extremes; the rest within float32 rounding of the exact fractions), float32 within rounding, for pieces of one row, of
-// rows that do not divide the file, and of more than the file.
+// One file streamed in pieces of --chunk-bytes gives its in-memory statistics: uint8 exactly (counts,
+// extremes; the rest within float32 rounding of the exact fractions), float32 within rounding, for pieces of one
+// element, of sizes that split rows and images (and do not divide the file), and of more than the file; on the
+// host and (where there is one, or the emulator) on the device.
 TEST_F(CliTest, ChunkedStatsEqualInMemory) {
   std::vector<unsigned char> pixels(7 * 5 * 3);
   for (std::size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<unsigned char>((i * 53 + 7) % 256);
@@ -839,17 +840,19 @@ TEST_F(CliTest, ChunkedStatsEqualInMemory) {
   const auto values = sample_values(DType::float32, 41 * 6, 10);
   write_npy("f32.npy", DType::float32, {41, 6}, values);
   for (const char* file : {"u8.idx", "f32.npy"}) {
-    for (const char* axis : {"all", "0"}) {
+    for (const char* axis : {"all", "0", "0,1"}) {
       ASSERT_EQ(run({"stats", data_path(file), "--axis", axis, "--out", data_path("whole.safetensors")}).code, 0);
       auto whole = read_stats_file(data_path("whole.safetensors"));
-      for (const char* chunk : {"1", "40", "100", "1000000"}) {
-        const CliResult r = run({"stats", data_path(file), "--axis", axis, "--chunk-bytes", chunk, "--quiet", "--out", data_path("pieces.safetensors")});
-        ASSERT_EQ(r.code, 0) << file << " --chunk-bytes " << chunk << ": " << r.err;
-        auto pieces = read_stats_file(data_path("pieces.safetensors"));
-        const std::string what = std::string(file) + " --axis " + axis + " --chunk-bytes " + chunk;
-        for (const char* exact : {"count", "min", "max", "l0"}) EXPECT_EQ(pieces[exact], whole[exact]) << exact << " " << what;
-        // (float32: each piece's float32 moments merged by Chan's formula, sums from mean x count)
-        for (const auto& [name, v] : whole) expect_near_all(pieces[name], v, 2e-5, name + " " + what);
+      for (const char* chunk : {"1", "22", "40", "100", "1000000"}) {
+        for (const char* device : {"cpu", "auto"}) {
+          const CliResult r = run({"stats", data_path(file), "--axis", axis, "--chunk-bytes", chunk, "--quiet", "--device", device, "--out", data_path("pieces.safetensors")});
+          ASSERT_EQ(r.code, 0) << file << " --chunk-bytes " << chunk << ": " << r.err;
+          auto pieces = read_stats_file(data_path("pieces.safetensors"));
+          const std::string what = std::string(file) + " --axis " + axis + " --chunk-bytes " + chunk + " --device " + device;
+          for (const char* exact : {"count", "min", "max", "l0"}) EXPECT_EQ(pieces[exact], whole[exact]) << exact << " " << what;
+          // (float32: each piece's float32 moments merged by Chan's formula, sums from mean x count)
+          for (const auto& [name, v] : whole) expect_near_all(pieces[name], v, 2e-5, name + " " + what);
+        }
       }
     }
   }

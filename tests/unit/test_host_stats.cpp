@@ -318,6 +318,32 @@ TEST(HostIntegerStats, EveryPatternIsExact) {
   }
 }
 
+// Long runs of 255 (the largest squares: the vector loop's 32-bit lanes widened in time) with zeros at
+// both ends and an odd tail, as one run and as rows: exact sums.
+TEST(HostIntegerStats, LongRunsOfTheLargestValuesAreExact) {
+  const std::int64_t n = 3 * 65536 * 4 + 13;
+  std::vector<std::uint8_t> bytes(static_cast<std::size_t>(n), 255);
+  bytes[0] = bytes[static_cast<std::size_t>(n - 1)] = 0;
+  bytes[7] = 1;
+  for (int threads : {1, 2}) {
+    set_host_threads(threads);
+    for (const std::vector<std::int64_t>& shape : {std::vector<std::int64_t>{n}, std::vector<std::int64_t>{1, n}}) {
+      StatsOptions o;
+      o.axes = ReduceAxes::of({static_cast<int>(shape.size()) - 1});
+      IntegerSummary s{};
+      ASSERT_TRUE(accumulate_integer_stats(bytes_view(bytes, shape), o, &s, 1, false, nullptr, 0).ok());
+      EXPECT_EQ(s.count, n);
+      EXPECT_EQ(s.sum, 255 * (n - 3) + 1);
+      EXPECT_EQ(s.sum_squares, 65025 * (n - 3) + 1);
+      EXPECT_EQ(s.nonzero_count, n - 2);
+      EXPECT_EQ(s.min, 0);
+      EXPECT_EQ(s.max, 255);
+      EXPECT_EQ(s.overflow, 0);
+    }
+  }
+  set_host_threads(0);
+}
+
 TEST(HostIntegerStats, SummariesAreTheExactIntegersWhateverTheChunkingOrderAndThreads) {
   const std::vector<std::int64_t> shape = {997, 3};  // NHWC RGB pixels, per-channel
   auto bytes = random_bytes(997 * 3, 8);
