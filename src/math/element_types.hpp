@@ -46,14 +46,17 @@ NORMKIT_HD float half_to_float(float16_bits h) {
 #if defined(__CUDA_ARCH__)
   return __half2float(__ushort_as_half(h.bits));
 #else
-  const std::uint32_t sign = static_cast<std::uint32_t>(h.bits & 0x8000u) << 16;
-  const std::uint32_t exponent = (h.bits >> 10) & 0x1fu;
-  std::uint32_t mantissa = h.bits & 0x3ffu;
-  if (exponent == 0x1f) return bits_to_float(sign | 0x7f800000u | (mantissa << 13));  // inf / NaN
-  if (exponent != 0) return bits_to_float(sign | ((exponent + 112u) << 23) | (mantissa << 13));
-  // Zero or subnormal: value = mantissa * 2^-24, exact in float32.
-  const float magnitude = static_cast<float>(mantissa) * 5.9604644775390625e-08f;
-  return sign ? -magnitude : magnitude;
+  // Without branches, so that the host engine's conversion loops vectorize (float16 statistics on the host
+  // ran at 2 GB/s on 2 cores with the branchy form): exponent and mantissa moved into place and rebiased;
+  // infinities and NaN (exponent 31) rebiased once more to 255; zero and subnormals (exponent 0) made
+  // 2^-14 * (1 + m/1024) and 2^-14 subtracted, which leaves m * 2^-24 exactly.
+  const std::uint32_t shifted = static_cast<std::uint32_t>(h.bits & 0x7fffu) << 13;
+  const std::uint32_t exponent = shifted & 0x0f800000u;
+  const std::uint32_t rebiased = shifted + 0x38000000u + (exponent == 0x0f800000u ? 0x38000000u : 0u) +
+                                 (exponent == 0u ? 0x00800000u : 0u);
+  const float placed = bits_to_float(rebiased);
+  const float magnitude = exponent == 0u ? placed - 6.103515625e-05f : placed;  // (a select: NaN payloads kept)
+  return bits_to_float(float_to_bits(magnitude) | static_cast<std::uint32_t>(h.bits & 0x8000u) << 16);
 #endif
 }
 

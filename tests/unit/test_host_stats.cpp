@@ -69,6 +69,7 @@ const std::vector<Case>& cases() {
       {{3, 4, 5, 6}, ReduceAxes::of({0, 2}), "generic NCHW axes 0,2"},
       {{2, 3, 4}, ReduceAxes::of({1}), "batched columns"},
       {{50001, 3}, ReduceAxes::of({0}), "narrow columns folded, split, tail row"},
+      {{700, 37}, ReduceAxes::of({0}), "columns 37 (two bands of 16 over blocks of 255 rows, 5 columns left)"},
       {{3, 20001, 5}, ReduceAxes::of({1}), "batched narrow columns folded"},
       {{3, 70001}, ReduceAxes::of({1}), "few long rows split"},
       {{200003}, ReduceAxes::every(), "global split"},
@@ -318,8 +319,8 @@ TEST(HostIntegerStats, EveryPatternIsExact) {
   }
 }
 
-// Long runs of 255 (the largest squares: the vector loop's 32-bit lanes widened in time) with zeros at
-// both ends and an odd tail, as one run and as rows: exact sums.
+// Long runs of 255 (the largest squares and sums: the vector loops' narrow lanes widened in time) with zeros
+// at both ends and an odd tail, as one run, as one row, and as 48 columns (bands down 16385 rows): exact sums.
 TEST(HostIntegerStats, LongRunsOfTheLargestValuesAreExact) {
   const std::int64_t n = 3 * 65536 * 4 + 13;
   std::vector<std::uint8_t> bytes(static_cast<std::size_t>(n), 255);
@@ -339,6 +340,20 @@ TEST(HostIntegerStats, LongRunsOfTheLargestValuesAreExact) {
       EXPECT_EQ(s.min, 0);
       EXPECT_EQ(s.max, 255);
       EXPECT_EQ(s.overflow, 0);
+    }
+    const std::int64_t rows = 16385, columns = 48;
+    std::vector<std::uint8_t> block(static_cast<std::size_t>(rows * columns), 255);
+    block[5] = 0;
+    StatsOptions o;
+    o.axes = ReduceAxes::of({0});
+    std::vector<IntegerSummary> per_column(static_cast<std::size_t>(columns));
+    ASSERT_TRUE(accumulate_integer_stats(bytes_view(block, {rows, columns}), o, per_column.data(), columns, false, nullptr, 0).ok());
+    for (std::int64_t c = 0; c < columns; ++c) {
+      const std::int64_t zeros = c == 5 ? 1 : 0;
+      EXPECT_EQ(per_column[c].sum, 255 * (rows - zeros)) << c;
+      EXPECT_EQ(per_column[c].sum_squares, 65025 * (rows - zeros)) << c;
+      EXPECT_EQ(per_column[c].nonzero_count, rows - zeros) << c;
+      EXPECT_EQ(per_column[c].min, zeros ? 0 : 255) << c;
     }
   }
   set_host_threads(0);
