@@ -35,6 +35,11 @@ template <typename Acc, typename T>
 void convert(const T* in, std::int64_t n, Acc* out) {
   for (std::int64_t i = 0; i < n; ++i) out[i] = math::to_acc<Acc>(in[i]);
 }
+// (float16: F16C's conversion where the CPU has it: bench_normkit host float16, 2 cores, per-feature 2.9 ->
+// 5.4 GB/s, global 3.7 -> 9.6)
+void convert(const math::float16_bits* in, std::int64_t n, float* out) {
+  tile_fold().halves_to_floats(reinterpret_cast<const std::uint16_t*>(in), n, out);
+}
 
 void fold_span_tile(const float* tile, int rows, MomentState<float>* lanes) { tile_fold().span_f32(tile, rows, lanes); }
 void fold_span_tile(const double* tile, int rows, MomentState<double>* lanes) { tile_fold().span_f64(tile, rows, lanes); }

@@ -24,9 +24,12 @@ struct TileFold {
   // `rows` contiguous rows of `length` values, one state each (short per-sample rows).
   void (*rows_f32)(const float* x, std::int64_t rows, int length, math::MomentState<float>* out);
   void (*rows_f64)(const double* x, std::int64_t rows, int length, math::MomentState<double>* out);
+  // float16 bits to float32 (every value exact; F16C quiets signalling NaN): vcvtph2ps where the CPU has
+  // F16C (with AVX2), else the vectorized math::half_to_float.
+  void (*halves_to_floats)(const std::uint16_t* in, std::int64_t n, float* out);
 };
 
-// AVX2 when the CPU has it (and the build could compile it), SSE2 otherwise. NORMKIT_HOST_ISA=sse2 forces
+// AVX2 (with F16C) when the CPU has it (and the build could compile it), SSE2 otherwise. NORMKIT_HOST_ISA=sse2 forces
 // the baseline (tests compare both).
 const TileFold& tile_fold() noexcept;
 
