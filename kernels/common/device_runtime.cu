@@ -87,6 +87,12 @@ Status copy_on_device(void* dst, const void* src, std::size_t bytes, Stream stre
   return cuda::cuda_status(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream), operation, "cudaMemcpyAsync");
 }
 
+Status current_device(int* index, const char* operation) {
+  return cuda::cuda_status(cudaGetDevice(index), operation, "cudaGetDevice");
+}
+Status set_current_device(int index, const char* operation) {
+  return cuda::cuda_status(cudaSetDevice(index), operation, "cudaSetDevice");
+}
 Status stream_create(Stream* stream, const char* operation) {
   return cuda::cuda_status(cudaStreamCreate(stream), operation, "cudaStreamCreate");
 }

@@ -51,6 +51,10 @@ Status event_synchronize(Event event, const char* operation);
 Status pinned_allocate(void** ptr, std::size_t bytes, const char* operation);
 void pinned_free(void* ptr) noexcept;
 
+// The calling thread's current GPU, and setting it (a thread the command line starts begins on GPU 0).
+Status current_device(int* index, const char* operation);
+Status set_current_device(int index, const char* operation);
+
 // Whole-device services of the command line: make GPU `index` current (and report its name), wait for
 // all of its work.
 Status select_device(int index, const char* operation, std::string* name);

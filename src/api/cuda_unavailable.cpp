@@ -81,6 +81,8 @@ Status copy_on_device(void*, const void*, std::size_t, Stream, const char* opera
 Status add_on_device(float*, const float*, std::int64_t, Stream, const char* operation) { return unavailable(operation); }
 Status copy_to_host_sync(void*, const void*, std::size_t, Stream, const char* operation) { return unavailable(operation); }
 Status synchronize_stream(Stream, const char*) { return Status::success(); }
+Status current_device(int*, const char* operation) { return unavailable(operation); }
+Status set_current_device(int, const char* operation) { return unavailable(operation); }
 Status stream_create(Stream*, const char* operation) { return unavailable(operation); }
 void stream_destroy(Stream) noexcept {}
 Status event_create(Event*, const char* operation) { return unavailable(operation); }

@@ -328,6 +328,7 @@ Status split_range(const TensorView& piece, std::int64_t first, std::int64_t cou
   NORMKIT_RETURN_IF_ERROR(plan::resolve_axes(piece.ndim, options.axes, is_reduced, op));
   plan::ElementBlock blocks[plan::kMaxElementBlocks];
   r->n = plan::split_element_range(piece.shape.data(), piece.ndim, is_reduced, first, count, blocks);
+  if (r->n < 0) return Status(StatusCode::internal, "normkit::" + op + ": a run cut into more blocks than 2 * ndim - 1");
   r->whole_kept_numel = call.geometry.kept_numel;
   const std::size_t element = dtype_size(piece.dtype);
   for (int i = 0; i < r->n; ++i) {
@@ -350,6 +351,9 @@ template <typename Summary>
 Status accumulate_range(const TensorView& piece, std::int64_t first, std::int64_t count, const StatsOptions& options,
                         Summary* summaries, std::int64_t num_summaries, void* workspace, std::size_t workspace_bytes,
                         Stream stream, const std::string& op) {
+  if (std::is_same_v<Summary, IntegerSummary> && piece.dtype != DType::uint8) {  // (also for an empty run)
+    return argument_error(StatusCode::unsupported_dtype, op, "piece.dtype", "uint8 (exact integer statistics)", dtype_name(piece.dtype));
+  }
   RangeBlocks r;
   NORMKIT_RETURN_IF_ERROR(split_range(piece, first, count, options, op, &r));
   if (num_summaries != r.whole_kept_numel) {

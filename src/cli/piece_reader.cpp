@@ -1,11 +1,35 @@
 #include "cli/piece_reader.hpp"
 
+#include <algorithm>
 #include <new>
 #include <utility>
 
 namespace normkit::cli {
 
-PieceReader::PieceReader(std::vector<io::ArrayStream*> streams, std::vector<Piece> pieces, std::size_t capacity, bool pinned)
+PieceCursor::PieceCursor(std::vector<std::int64_t> file_elements, std::int64_t chunk_elements, int ranks, int rank)
+    : elements_(std::move(file_elements)), chunk_(chunk_elements), ranks_(ranks), rank_(rank) {
+  for (std::int64_t e : elements_) {
+    pieces_of_.push_back(e == 0 ? 1 : (e + chunk_ - 1) / chunk_);
+    count_ += pieces_of_.back();
+  }
+}
+
+Piece PieceCursor::next() {
+  Piece p;
+  p.file = file_;
+  p.first = in_file_ * chunk_;
+  p.count = std::min(chunk_, elements_[file_] - p.first);
+  p.owned = index_ % ranks_ == rank_;
+  p.last_of_file = in_file_ + 1 == pieces_of_[file_];
+  ++index_;
+  if (++in_file_ == pieces_of_[file_]) {
+    ++file_;
+    in_file_ = 0;
+  }
+  return p;
+}
+
+PieceReader::PieceReader(std::vector<io::ArrayStream*> streams, PieceCursor pieces, std::size_t capacity, bool pinned)
     : streams_(std::move(streams)), pieces_(std::move(pieces)), capacity_(capacity), pinned_(pinned) {}
 
 PieceReader::~PieceReader() {
@@ -17,11 +41,13 @@ PieceReader::~PieceReader() {
   if (thread_.joinable()) thread_.join();
   for (int s = 0; s < 2; ++s) {
     io::ArrayStream::unmap(&mappings_[s]);
+    if (slot_copy_[s]) (void)kernels::event_synchronize(slot_copy_[s], "normkit stats");  // (an upload still reading it)
     if (pinned_) kernels::pinned_free(buffers_[s]);
   }
 }
 
 Status PieceReader::start() {
+  if (pinned_) NORMKIT_RETURN_IF_ERROR(kernels::current_device(&device_, "normkit stats"));
   for (int s = 0; s < 2 && pinned_; ++s) {
     void* p = nullptr;
     NORMKIT_RETURN_IF_ERROR(kernels::pinned_allocate(&p, capacity_, "normkit stats"));
@@ -57,9 +83,11 @@ Status PieceReader::fill_slot(io::ArrayStream& stream, std::size_t bytes, int sl
 }
 
 void PieceReader::run() {
-  Status failed = Status::success();
+  // (a new thread's current GPU is 0: the events it waits for belong to the caller's)
+  Status failed = device_ >= 0 ? kernels::set_current_device(device_, "normkit stats") : Status::success();
   int fill = 0;
-  for (const Piece& piece : pieces_) {
+  for (std::int64_t p = 0; p < pieces_.count(); ++p) {
+    const Piece piece = pieces_.next();
     Item item;
     io::ArrayStream& stream = *streams_[piece.file];
     const std::size_t bytes = static_cast<std::size_t>(piece.count) * dtype_size(stream.dtype());

@@ -28,16 +28,32 @@ struct Piece {
   bool last_of_file = false;  // the file's stream is finished after it (its trailing checks)
 };
 
+// The pieces of a streamed run in order, made as they are needed (a list of them all would take 32 bytes a
+// piece: gigabytes for a large file in tiny pieces): each file's elements in pieces of `chunk_elements`, an
+// empty file one empty piece (its stream is finished all the same); piece p belongs to rank p % ranks.
+class PieceCursor {
+ public:
+  PieceCursor(std::vector<std::int64_t> file_elements, std::int64_t chunk_elements, int ranks, int rank);
+  std::int64_t count() const { return count_; }
+  Piece next();  // count() times
+
+ private:
+  std::vector<std::int64_t> elements_, pieces_of_;
+  std::int64_t chunk_, count_ = 0, index_ = 0, in_file_ = 0;
+  std::size_t file_ = 0;
+  int ranks_, rank_;
+};
+
 class PieceReader {
  public:
   // `streams[f]` is read (from where it stands) by the pieces of file f, in order; at most `capacity` bytes
   // a piece.
-  PieceReader(std::vector<io::ArrayStream*> streams, std::vector<Piece> pieces, std::size_t capacity, bool pinned);
+  PieceReader(std::vector<io::ArrayStream*> streams, PieceCursor pieces, std::size_t capacity, bool pinned);
   PieceReader(const PieceReader&) = delete;
   PieceReader& operator=(const PieceReader&) = delete;
   ~PieceReader();  // stops reading and joins the thread
 
-  Status start();  // allocates the pinned buffers and starts reading
+  Status start();  // allocates the pinned buffers and starts reading (on the calling thread's GPU)
   // The next piece, in order: its bytes and the buffer holding them, 0 or 1 (null and -1 for a piece passed
   // over), and the status of reading it (and of finishing its file after a file's last piece). After a
   // failure every later piece reports it too.
@@ -56,7 +72,8 @@ class PieceReader {
   void run();
 
   std::vector<io::ArrayStream*> streams_;
-  std::vector<Piece> pieces_;
+  PieceCursor pieces_;
+  int device_ = -1;  // the reader thread's GPU (events are waited for on it)
   std::size_t capacity_;
   bool pinned_;
   unsigned char* buffers_[2] = {nullptr, nullptr};

@@ -272,7 +272,7 @@ Status accumulate_files(const StatsArgs& args, const StatsOptions& options, bool
   // Every file opened and checked first: the pieces are known before any is read.
   std::vector<std::unique_ptr<io::ArrayStream>> streams(args.inputs.size());
   std::vector<io::ArrayStream*> stream_list;
-  std::vector<Piece> plan;
+  std::vector<std::int64_t> file_elements;
   std::size_t total = 0;
   for (std::size_t f = 0; f < args.inputs.size() && local.ok(); ++f) {
     local = io::open_array_stream(args.inputs[f], &streams[f]);
@@ -290,40 +290,49 @@ Status accumulate_files(const StatsArgs& args, const StatsOptions& options, bool
     (*shape)[0] += s[0];
     total += streams[f]->data_bytes();
     stream_list.push_back(streams[f].get());
-    const std::int64_t file_elements = static_cast<std::int64_t>(streams[f]->data_bytes() / element);
-    if (file_elements == 0) plan.push_back(Piece{f, 0, 0, static_cast<std::int64_t>(plan.size()) % ranks == rank, true});  // (finished all the same)
-    for (std::int64_t e = 0; e < file_elements; e += chunk_elements) {
-      const std::int64_t count = std::min(chunk_elements, file_elements - e);
-      plan.push_back(Piece{f, e, count, static_cast<std::int64_t>(plan.size()) % ranks == rank, e + count == file_elements});
-    }
+    file_elements.push_back(static_cast<std::int64_t>(streams[f]->data_bytes() / element));
   }
-  const std::int64_t pieces = static_cast<std::int64_t>(plan.size());
+  PieceCursor plan(file_elements, chunk_elements, ranks, rank);
+  const std::int64_t pieces = plan.count();
   if (comm) NORMKIT_RETURN_IF_ERROR(all_agree(*comm, local, pieces, "stats"));  // (every rank sees the same pieces)
   NORMKIT_RETURN_IF_ERROR(local);
-  if (use_cuda) NORMKIT_RETURN_IF_ERROR(device_summaries.upload(empties.data(), summary_bytes));
-  else host_summaries = empties;
+  // (from here on a failure goes into `local` while ranks share the run: returned alone, it would leave the
+  // others waiting in a collective)
+  const auto keep = [&](const Status& s) {
+    if (local.ok()) local = s;
+    return comm == nullptr && !local.ok();  // (true: return it now)
+  };
+  if (use_cuda) {
+    if (keep(device_summaries.upload(empties.data(), summary_bytes))) return local;
+  } else {
+    host_summaries = empties;
+  }
 
   // Device: pieces uploaded on `copy` into device_inputs[slot] and reduced on `compute`; events order them
   // (a slot's upload after its last reduction, a reduction after its upload).
   struct DevicePipeline {
     Stream copy = nullptr, compute = nullptr;
     kernels::Event copied[2] = {nullptr, nullptr}, reduced[2] = {nullptr, nullptr};
-    ~DevicePipeline() {
+    ~DevicePipeline() {  // (after a failure work may still be queued: it finishes before the streams go)
+      for (Stream s : {copy, compute}) {
+        if (s) (void)kernels::synchronize_stream(s, "normkit stats");
+      }
       for (kernels::Event e : copied) kernels::event_destroy(e);
       for (kernels::Event e : reduced) kernels::event_destroy(e);
       kernels::stream_destroy(copy);
       kernels::stream_destroy(compute);
     }
   } pipe;
-  std::size_t capacity = 0;  // (the largest piece)
-  for (const Piece& piece : plan) capacity = std::max(capacity, static_cast<std::size_t>(piece.count) * element);
+  std::int64_t largest = 0;
+  for (std::int64_t e : file_elements) largest = std::max(largest, std::min(e, chunk_elements));
+  const std::size_t capacity = static_cast<std::size_t>(largest) * element;  // (the largest piece)
   if (use_cuda) {
-    NORMKIT_RETURN_IF_ERROR(kernels::stream_create(&pipe.copy, kOp));
-    NORMKIT_RETURN_IF_ERROR(kernels::stream_create(&pipe.compute, kOp));
-    for (int k = 0; k < 2; ++k) {
-      NORMKIT_RETURN_IF_ERROR(kernels::event_create(&pipe.copied[k], kOp));
-      NORMKIT_RETURN_IF_ERROR(kernels::event_create(&pipe.reduced[k], kOp));
-      NORMKIT_RETURN_IF_ERROR(device_inputs[k].allocate(capacity));
+    if (keep(kernels::stream_create(&pipe.copy, kOp)) || keep(kernels::stream_create(&pipe.compute, kOp))) return local;
+    for (int k = 0; k < 2 && local.ok(); ++k) {
+      if (keep(kernels::event_create(&pipe.copied[k], kOp)) || keep(kernels::event_create(&pipe.reduced[k], kOp)) ||
+          keep(device_inputs[k].allocate(capacity))) {
+        return local;
+      }
     }
   }
   const Stream stream = pipe.compute;  // (host: unused)
@@ -353,13 +362,16 @@ Status accumulate_files(const StatsArgs& args, const StatsOptions& options, bool
 
   Progress progress(total, !args.quiet && rank == 0);
   PieceReader reader(stream_list, plan, capacity, use_cuda);
-  NORMKIT_RETURN_IF_ERROR(reader.start());
+  const bool reading = local.ok() && !keep(reader.start()) && local.ok();
+  if (!comm) NORMKIT_RETURN_IF_ERROR(local);
   for (std::int64_t p = 0; p < pieces; ++p) {
-    const Piece& piece = plan[static_cast<std::size_t>(p)];
+    const Piece piece = plan.next();
     const unsigned char* bytes = nullptr;
     int slot = -1;  // the reader's buffer holding the piece (-1: none)
-    const Status read = reader.next(&bytes, &slot);
-    if (local.ok()) local = read;
+    if (reading) {
+      const Status read = reader.next(&bytes, &slot);
+      if (local.ok()) local = read;
+    }
     if (local.ok() && piece.owned) local = [&]() -> Status {
       const io::ArrayStream& file = *stream_list[piece.file];
       TensorView input(const_cast<unsigned char*>(bytes), file.dtype(), file.shape().data(), static_cast<int>(file.shape().size()));
@@ -368,7 +380,11 @@ Status accumulate_files(const StatsArgs& args, const StatsOptions& options, bool
       if (use_cuda) {
         NORMKIT_RETURN_IF_ERROR(kernels::stream_wait_event(pipe.copy, pipe.reduced[slot], kOp));  // (its last reduction read it)
         NORMKIT_RETURN_IF_ERROR(kernels::copy_to_device(device_inputs[slot].get(), bytes, piece_bytes, pipe.copy, kOp));
-        NORMKIT_RETURN_IF_ERROR(kernels::event_record(pipe.copied[slot], pipe.copy, kOp));
+        const Status recorded = kernels::event_record(pipe.copied[slot], pipe.copy, kOp);
+        if (!recorded.ok()) {  // (no event to wait for: the copy is waited for here before the buffer goes back)
+          (void)kernels::synchronize_stream(pipe.copy, kOp);
+          return recorded;
+        }
         reader.release(pipe.copied[slot]);
         NORMKIT_RETURN_IF_ERROR(kernels::stream_wait_event(stream, pipe.copied[slot], kOp));
         input.data = device_inputs[slot].get();
@@ -398,7 +414,7 @@ Status accumulate_files(const StatsArgs& args, const StatsOptions& options, bool
     if (!comm) NORMKIT_RETURN_IF_ERROR(local);
     if (comm && ((p + 1) % ranks == 0 || p + 1 == pieces)) NORMKIT_RETURN_IF_ERROR(merge_round(p - p % ranks));
   }
-  if (use_cuda) NORMKIT_RETURN_IF_ERROR(kernels::synchronize_stream(stream, kOp));
+  if (use_cuda && keep(kernels::synchronize_stream(stream, kOp))) return local;
   if (comm) NORMKIT_RETURN_IF_ERROR(all_agree(*comm, local, pieces, "stats"));
   // (finalize takes flat arrays of the n summaries; every file empty: the empty ones, numpy's statistics of nothing)
   StatsOutputs outputs;
@@ -573,8 +589,9 @@ void print_stats_help() {
       "  --stats LIST    comma list of count,mean,var,std,min,max,sum,l0,l1,l2,linf (default: all)\n"
       "  --ddof N        var = M2 / (count - N) (default 0, population variance)\n"
       "  --ignore-nan    skip NaN like numpy's nan-functions (default: NaN propagates)\n"
-      "  --chunk-bytes B read the input(s) in pieces of B bytes, which may split rows (files larger than memory;\n"
-      "                  axis 0 must be reduced); several files always stream, in pieces of 64 MB by default\n"
+      "  --chunk-bytes B read the input(s) in pieces of B bytes (whole elements), which may split rows (files\n"
+      "                  larger than memory; axis 0 must be reduced); several files always stream, in pieces\n"
+      "                  of 64 MB by default\n"
       "  --quiet         no progress line on stderr (shown for long streamed runs on a terminal)\n"
       "  --device D      auto (CUDA when available, else the host), cpu or cuda\n"
       "  --gpu N         CUDA device index (default 0; one of several processes of mpirun/srun, normkit-mpi's\n"

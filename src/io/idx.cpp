@@ -412,8 +412,12 @@ class NpyStream : public ArrayStream {
     *out = Mapping{};
     const off_t position = ftello(file_.get());
     struct stat st;
-    if (bytes == 0 || position < 0 || fstat(fileno(file_.get()), &st) != 0 || st.st_size < position + static_cast<off_t>(bytes)) {
-      return Status::success();  // (a file cut since it was opened: read() reports it)
+    // (read() instead: a data offset that is not a multiple of the element size, which numpy never writes but
+    // other writers may, would give a misaligned pointer; a file cut since it was opened, which read() reports.
+    // A file cut after this check while mapped faults on access, as any mapped reader does.)
+    if (bytes == 0 || position < 0 || position % static_cast<off_t>(dtype_size(dtype_)) != 0 ||
+        fstat(fileno(file_.get()), &st) != 0 || st.st_size < position + static_cast<off_t>(bytes)) {
+      return Status::success();
     }
     const off_t page = static_cast<off_t>(sysconf(_SC_PAGESIZE));
     const off_t start = position / page * page;

@@ -136,7 +136,8 @@ int split_element_range(const std::int64_t* shape, int ndim, const bool is_reduc
   }
   int n = 0;
   const std::int64_t end = first + count;
-  for (std::int64_t pos = first; pos < end && n < kMaxElementBlocks; ++n) {
+  for (std::int64_t pos = first; pos < end; ++n) {
+    if (n == kMaxElementBlocks) return -1;  // (cannot happen: the bound is proved in geometry.hpp; a bug if seen)
     // The outermost axis whose index steps start at pos (every later index 0) and of which one step fits.
     int axis = ndim - 1;
     while (axis > 0 && pos % inner[axis - 1] == 0 && inner[axis - 1] <= end - pos) --axis;

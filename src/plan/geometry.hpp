@@ -90,7 +90,8 @@ struct ElementBlock {
 constexpr int kMaxElementBlocks = 2 * kMaxDims - 1;
 
 // Cuts the elements [first, first + count) of a tensor of `shape` (validated, 1 <= ndim) into blocks, in
-// flat order; returns how many. Requires 0 <= first and first + count <= numel.
+// flat order; returns how many (-1 would be a bug: more than the bound). Requires 0 <= first and
+// first + count <= numel.
 int split_element_range(const std::int64_t* shape, int ndim, const bool is_reduced[kMaxDims], std::int64_t first,
                         std::int64_t count, ElementBlock blocks[kMaxElementBlocks]);
 

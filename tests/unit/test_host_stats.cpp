@@ -509,6 +509,7 @@ TEST(HostStatsRanges, BadRangesAreErrors) {
   EXPECT_EQ(accumulate_stats_range(whole, 0, 1, o, s.data(), 4, nullptr, 0).code(), StatusCode::shape_mismatch);
   std::vector<IntegerSummary> integer(3, empty_integer_summary());
   EXPECT_EQ(accumulate_integer_stats_range(whole, 0, 1, o, integer.data(), 3, nullptr, 0).code(), StatusCode::unsupported_dtype);
+  EXPECT_EQ(accumulate_integer_stats_range(whole, 12, 0, o, integer.data(), 3, nullptr, 0).code(), StatusCode::unsupported_dtype);
   const TensorView scalar(x.data(), DType::float32, {});
   EXPECT_EQ(accumulate_stats_range(scalar, 0, 1, StatsOptions{}, s.data(), 1, nullptr, 0).code(), StatusCode::invalid_argument);
   EXPECT_TRUE(accumulate_stats_range(whole, 12, 0, o, s.data(), 3, nullptr, 0).ok());  // an empty run
