@@ -4,6 +4,7 @@ Functions: stats, normalize (l1/l2/max rows), image_normalize; the layers layer_
 and their *_backward.
 PyTorch: normkit.torch (custom ops with autograd, and drop-in modules), imported on demand.
 Estimators: StandardScaler, MinMaxScaler, MaxAbsScaler, Normalizer (scikit-learn), Normalization (Keras).
+Data sets: StreamingStats (statistics over batches or chunks of files, exact for uint8).
 Every function and estimator documents its formula, defaults and edge cases; the C++ headers under
 include/normkit/ hold the full semantics."""
 from . import _normkit
@@ -11,6 +12,7 @@ from ._arrays import DeviceArray
 from .estimators import MaxAbsScaler, MinMaxScaler, Normalization, Normalizer, StandardScaler
 from .functional import (batch_norm, batch_norm_backward, group_norm, group_norm_backward, image_normalize, layer_norm, layer_norm_backward,
                          normalize, rms_norm, rms_norm_backward, stats)
+from .streaming import StreamingStats
 
 cuda_available = _normkit.cuda_available
 
@@ -38,5 +40,5 @@ def to_host(array):
 
 __all__ = ["stats", "normalize", "image_normalize", "layer_norm", "rms_norm", "layer_norm_backward", "rms_norm_backward", "batch_norm",
            "batch_norm_backward", "group_norm", "group_norm_backward", "StandardScaler", "MinMaxScaler", "MaxAbsScaler",
-           "Normalizer", "Normalization", "cuda_available", "device_array", "to_host", "DeviceArray"]
+           "Normalizer", "Normalization", "StreamingStats", "cuda_available", "device_array", "to_host", "DeviceArray"]
 __version__ = "0.1.0"

@@ -327,15 +327,17 @@ void batch_norm_backward_binding(Array dy, Array x, Array mean, Array rstd_or_va
 // ---- BatchNorm's phases (SyncBatchNorm: the caller's transport between them) -------------------------------------
 
 // An array of StatsSummary records: uint8, a multiple of 80 bytes (the C++ layout, kept as raw bytes).
-StatsSummary* summaries_of(const TensorView& v, const char* op, const char* arg, std::int64_t* n) {
+// Summaries passed as uint8 arrays of their bytes: whole 80-byte StatsSummary (56-byte IntegerSummary).
+template <typename Summary = StatsSummary>
+Summary* summaries_of(const TensorView& v, const char* op, const char* arg, std::int64_t* n) {
   const std::int64_t bytes = v.numel() * static_cast<std::int64_t>(dtype_size(v.dtype));
-  if (v.dtype != DType::uint8 || bytes % static_cast<std::int64_t>(sizeof(StatsSummary)) != 0) {
-    throw nb::type_error((std::string("normkit.") + op + ": argument '" + arg + "': expected uint8 bytes of whole 80-byte summaries, got " +
-                          std::to_string(bytes) + " bytes of " + dtype_name(v.dtype))
+  if (v.dtype != DType::uint8 || bytes % static_cast<std::int64_t>(sizeof(Summary)) != 0) {
+    throw nb::type_error((std::string("normkit.") + op + ": argument '" + arg + "': expected uint8 bytes of whole " +
+                          std::to_string(sizeof(Summary)) + "-byte summaries, got " + std::to_string(bytes) + " bytes of " + dtype_name(v.dtype))
                              .c_str());
   }
-  *n = bytes / static_cast<std::int64_t>(sizeof(StatsSummary));
-  return static_cast<StatsSummary*>(v.data);
+  *n = bytes / static_cast<std::int64_t>(sizeof(Summary));
+  return static_cast<Summary*>(v.data);
 }
 
 void batch_norm_statistics_binding(Array x, OutArray summaries, bool channels_last, double eps, std::uintptr_t stream) {
@@ -358,6 +360,84 @@ void merge_summaries_binding(OutArray into, Array from, std::uintptr_t stream) {
   DeviceScope scope(device_of(into));
   nb::gil_scoped_release release;
   check(merge_summaries(s, t, n, a.space, stream_of(stream)));
+}
+
+// ---- streaming statistics (normkit.StreamingStats) ------------------------------------------------------
+
+nb::bytes empty_summary_bytes(bool integer) {
+  if (integer) {
+    const IntegerSummary e = empty_integer_summary();
+    return nb::bytes(reinterpret_cast<const char*>(&e), sizeof e);
+  }
+  const StatsSummary e = empty_stats_summary();
+  return nb::bytes(reinterpret_cast<const char*>(&e), sizeof e);
+}
+
+// x's elements as the run [first, first + x.size) of a tensor of `shape`, merged into `summaries` (integer
+// summaries for uint8 x).
+void accumulate_elements(Array x, std::vector<std::int64_t> shape, std::int64_t first, std::vector<int> axes, bool all_axes, OutArray summaries,
+                         std::uintptr_t stream) {
+  const char* op = "StreamingStats.update";
+  const TensorView run = view_of(x, op, "x"), out = view_of(summaries, op, "summaries");
+  if (shape.size() > static_cast<std::size_t>(kMaxDims)) throw nb::value_error("normkit.StreamingStats: at most 8 dimensions");
+  TensorView whole(run.data, run.dtype, shape.data(), static_cast<int>(shape.size()), run.space);
+  StatsOptions o;
+  o.axes = axes_of(axes, all_axes);
+  std::int64_t n = 0;
+  const bool integer = run.dtype == DType::uint8;
+  void* s = integer ? static_cast<void*>(summaries_of<IntegerSummary>(out, op, "summaries", &n)) : summaries_of(out, op, "summaries", &n);
+  const std::int64_t count = run.numel();
+  with_workspace(x, run, stream_of(stream), [&](std::size_t* bytes) { return stats_range_workspace_size(whole, first, count, o, bytes); },
+                 [&](void* ws, std::size_t bytes) {
+                   return integer ? accumulate_integer_stats_range(whole, first, count, o, static_cast<IntegerSummary*>(s), n, ws, bytes, stream_of(stream))
+                                  : accumulate_stats_range(whole, first, count, o, static_cast<StatsSummary*>(s), n, ws, bytes, stream_of(stream));
+                 });
+}
+
+void merge_summary_arrays(OutArray into, Array from, bool integer, std::uintptr_t stream) {
+  const char* op = "StreamingStats.merge";
+  const TensorView a = view_of(into, op, "into"), b = view_of(from, op, "from");
+  if (a.space != b.space || a.numel() != b.numel()) throw nb::value_error("normkit.StreamingStats.merge: summaries of another shape or memory space");
+  std::int64_t n = 0;
+  DeviceScope scope(device_of(into));
+  if (integer) {
+    IntegerSummary* to = summaries_of<IntegerSummary>(a, op, "into", &n);
+    const IntegerSummary* from_summaries = summaries_of<IntegerSummary>(b, op, "from", &n);
+    nb::gil_scoped_release release;
+    check(merge_integer_summaries(to, from_summaries, n, a.space, stream_of(stream)));
+  } else {
+    StatsSummary* to = summaries_of(a, op, "into", &n);
+    const StatsSummary* from_summaries = summaries_of(b, op, "from", &n);
+    nb::gil_scoped_release release;
+    check(merge_summaries(to, from_summaries, n, a.space, stream_of(stream)));
+  }
+}
+
+// The statistics of the summaries into `outs` (any shape of n elements each).
+void finalize_summary_arrays(Array summaries, bool integer, std::vector<std::string> names, std::vector<OutArray> outs, std::int64_t ddof,
+                             bool ignore_nan, std::uintptr_t stream) {
+  const char* op = "StreamingStats.result";
+  const TensorView v = view_of(summaries, op, "summaries");
+  std::int64_t n = 0;
+  const void* s = integer ? static_cast<const void*>(summaries_of<IntegerSummary>(v, op, "summaries", &n)) : summaries_of(v, op, "summaries", &n);
+  StatsOptions o;
+  o.ddof = ddof;
+  o.ignore_nan = ignore_nan;
+  o.stats = StatSet();
+  StatsOutputs outputs;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    const Stat stat = stat_of(names[i]);
+    o.stats.add(stat);
+    TensorView flat = view_of(outs[i], op, names[i].c_str());
+    if (flat.numel() != n) throw nb::value_error("normkit.StreamingStats.result: an output of another size than the summaries");
+    flat.ndim = 1;
+    flat.shape[0] = n;
+    outputs[stat] = flat;
+  }
+  DeviceScope scope(device_of(summaries));
+  nb::gil_scoped_release release;
+  check(integer ? finalize_integer_stats(static_cast<const IntegerSummary*>(s), n, o, outputs, v.space, stream_of(stream))
+                : finalize_stats(static_cast<const StatsSummary*>(s), n, o, outputs, v.space, stream_of(stream)));
 }
 
 void batch_norm_finalize_binding(Array summaries, nb::object running_mean, nb::object running_var, OutArray saved_mean, OutArray saved_rstd,
@@ -597,10 +677,13 @@ nb::ndarray<nb::array_api> cuda_interface_view(std::uintptr_t ptr, std::vector<s
 }
 
 void copy_bytes(OutArray dst, Array src) {
-  (void)view_of(dst, "copy", "dst");  // (both C-contiguous, host or CUDA memory)
-  (void)view_of(src, "copy", "src");
+  const TensorView to = view_of(dst, "copy", "dst"), from = view_of(src, "copy", "src");  // (both C-contiguous, host or CUDA memory)
   const std::size_t bytes = src.nbytes();
   if (dst.nbytes() != bytes) throw nb::value_error("normkit: copy between arrays of different byte sizes");
+  if (to.space == MemorySpace::host && from.space == MemorySpace::host) {  // (also where CUDA is built but no GPU is present)
+    std::memcpy(dst.data(), src.data(), bytes);
+    return;
+  }
 #if defined(NORMKIT_WITH_CUDA)
   if (cudaMemcpy(dst.data(), src.data(), bytes, cudaMemcpyDefault) != cudaSuccess) {
     cudaGetLastError();
@@ -645,6 +728,10 @@ NB_MODULE(_normkit, m) {
         nb::arg("channels_last"), nb::arg("eps"), nb::arg("stream"));
   m.def("batch_norm_statistics", &batch_norm_statistics_binding);
   m.def("merge_summaries", &merge_summaries_binding);
+  m.def("empty_summary_bytes", &empty_summary_bytes);
+  m.def("accumulate_elements", &accumulate_elements);
+  m.def("merge_summary_arrays", &merge_summary_arrays);
+  m.def("finalize_summary_arrays", &finalize_summary_arrays);
   m.def("batch_norm_finalize", &batch_norm_finalize_binding, nb::arg("summaries"), nb::arg("running_mean").none(), nb::arg("running_var").none(),
         nb::arg("saved_mean"), nb::arg("saved_rstd"), nb::arg("eps"), nb::arg("momentum"), nb::arg("convention"), nb::arg("cumulative"),
         nb::arg("batches_tracked"), nb::arg("stream"));
