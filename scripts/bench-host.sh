@@ -3,6 +3,7 @@
 #   bench_host.json/.txt  bench_normkit's host cases (statistics, apply, Lp, layers, image normalize, and the
 #                         statistics' naive two-pass and Eigen peers), each beside a memcpy of its bytes
 #   numpy.txt, sklearn.txt, python.jsonl   numpy, scikit-learn and the Python package on the same shapes
+#   stream_host.jsonl/.txt                 streamed data-set statistics against the raw file read rate
 #   plots/*.png, plots/fractions.md        bench/plot.py's charts (normkit beside its peers) and table
 # Needs a GPU for nothing. Environment: OUT (default bench-host-out), BUILD_DIR (default build), QUICK=1 (small
 # cases, short timings: about a minute), FILTER (a regular expression of case names, e.g. '^host/per_feature/').
@@ -30,6 +31,8 @@ fi
 if [ "$QUICK" != 1 ]; then
   python3 bench/compare_numpy.py "$BUILD_DIR" > "$OUT/numpy.txt" 2>&1 || echo "bench-host: compare_numpy.py failed (see $OUT/numpy.txt)"
   python3 bench/compare_sklearn.py "$BUILD_DIR" > "$OUT/sklearn.txt" 2>&1 || echo "bench-host: compare_sklearn.py failed (see $OUT/sklearn.txt)"
+  python3 bench/stream_rate.py "$BUILD_DIR" --json > "$OUT/stream_host.jsonl" 2> "$OUT/stream_host.txt" ||
+    echo "bench-host: stream_rate.py failed (see $OUT/stream_host.txt)"
 fi
 if [ -d "$BUILD_DIR/python/normkit" ]; then
   PYTHONPATH="$BUILD_DIR/python" python3 bench/compare_python.py --json $([ "$QUICK" = 1 ] && echo "--mb 16 --repeat 2") > "$OUT/python.jsonl"
