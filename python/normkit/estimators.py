@@ -13,6 +13,7 @@ import numpy as np
 
 from . import _arrays, _normkit
 from .functional import normalize as _lp_normalize
+from .functional import stats as _stats
 
 try:  # scikit-learn's base classes when installed: clone, get_params/set_params, repr, pipelines
     from sklearn.base import BaseEstimator as _Base
@@ -47,6 +48,15 @@ def _output_dtype(x):
     """scikit-learn's: float64, float32 and float16 stay, anything else becomes float64."""
     d = _arrays.dtype_name(x)
     return d if d in ("float64", "float32", "float16") else "float64"
+
+
+def _host_scalar(a):
+    """A one-element array of any library as a Python float (device arrays: read back, a synchronization)."""
+    if hasattr(a, "item"):
+        return float(a.item())
+    out = np.empty((), dtype=str(a.dtype))
+    _normkit.copy_bytes(out, a)
+    return float(out)
 
 
 def _as_2d(X, estimator="normkit"):
@@ -355,13 +365,19 @@ class Normalizer(_FeatureNames, _Transformer, _Base):
 
     @staticmethod
     def _check_finite(X):
-        # (scikit-learn's Normalizer rejects NaN and +-Inf; one pass over host data; normkit.normalize does not check)
-        if not _arrays.device_of(X)[0] and not np.isfinite(X).all():
+        # (scikit-learn's Normalizer rejects NaN and +-Inf; normkit.normalize does not check.) X's min and max, one
+        # read by normkit's engine, are both finite exactly when every value is (NaN propagates to both): for device
+        # data the two numbers are read back, a synchronization.
+        if _arrays.dtype_name(X) == "uint8" or any(int(e) == 0 for e in X.shape):
+            return
+        extremes = _stats(X, axis=None, stats=("min", "max"))
+        if not all(np.isfinite(_host_scalar(extremes[k])) for k in ("min", "max")):
             raise ValueError("Input contains NaN or infinity (normkit.Normalizer; normkit.normalize keeps IEEE arithmetic)")
 
     @_arrays.accepting
     def fit(self, X, y=None):
-        """Checks X (2-D; host data finite, as scikit-learn's) and records its feature count."""
+        """Checks X (2-D, finite as scikit-learn's: on a device that check reads two numbers back) and records its
+        feature count."""
         X = _as_2d(X, "Normalizer")
         self._check_finite(X)
         self.n_features_in_ = int(X.shape[1])

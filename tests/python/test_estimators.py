@@ -203,3 +203,18 @@ def test_keras_normalization_with_given_statistics(space):
     x = RNG.normal(size=(5, 3))
     layer = normkit.Normalization(mean=[1.0, 2.0, 3.0], variance=[4.0, 1.0, 0.25])
     np.testing.assert_allclose(get(layer(put(x, space))), (x - [1.0, 2.0, 3.0]) / np.sqrt([4.0, 1.0, 0.25]), rtol=1e-12)
+
+
+def test_normalizer_rejects_nan_and_infinity_on_host_and_device(space):
+    x = datasets()["random"][:20].copy()
+    for bad in (np.nan, np.inf, -np.inf):
+        y = x.copy()
+        y[7, 3] = bad
+        with pytest.raises(ValueError, match="infinity"):
+            normkit.Normalizer().fit(put(y, space))
+        fitted = normkit.Normalizer().fit(put(x, space))
+        with pytest.raises(ValueError, match="infinity"):
+            fitted.transform(put(y, space))
+    huge = x.copy()
+    huge[0, 0] = np.finfo(np.float32).max  # (finite: accepted, as scikit-learn's)
+    np.testing.assert_allclose(get(normkit.Normalizer().fit_transform(put(huge, space))), skp.Normalizer().fit_transform(huge), rtol=1e-5, atol=1e-6)
