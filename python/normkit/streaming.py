@@ -27,7 +27,27 @@ class StreamingStats:
     order of a tensor of `shape` ([N, *trailing]): a chunk of a file read in bytes, which may end inside a row.
 
     Synchronization: the first piece's call copies the empty summaries to the device (a synchronous copy); `result`
-    on device summaries returns device arrays without synchronizing (reading them on the host synchronizes)."""
+    on device summaries returns device arrays without synchronizing (reading them on the host synchronizes).
+    Pickling keeps the summaries on the host (device ones copied back): parts summarised by other processes merge
+    into a host StreamingStats where they arrive."""
+
+    def __getstate__(self):
+        # (pickles travel with host summaries: the parts of a data set summarised by other processes are merged
+        # where they arrive; device summaries are copied to the host, a synchronization)
+        state = dict(self.__dict__)
+        if self._summaries is not None:
+            import numpy as np
+            host = np.empty((int(np.prod(tuple(self._summaries.shape))),), dtype=np.uint8)
+            _normkit.copy_bytes(host, self._summaries)
+            state["_summaries"] = host.tobytes()
+            state["_where"] = (False, -1)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if isinstance(self._summaries, bytes):
+            import numpy as np
+            self._summaries = np.frombuffer(self._summaries, dtype=np.uint8).copy()
 
     def __init__(self, axis=0, ignore_nan=False):
         self.axis = axis

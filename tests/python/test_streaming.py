@@ -97,3 +97,17 @@ def test_bad_pieces_are_clear_errors():
         acc.result(("median",))
     with pytest.raises(ValueError, match="no piece"):
         normkit.StreamingStats().result()
+
+
+def test_pickled_parts_merge_on_the_host(space):
+    import pickle
+    rng = np.random.default_rng(9)
+    data = rng.integers(0, 256, (30, 4), dtype=np.uint8)
+    parts = [pickle.loads(pickle.dumps(normkit.StreamingStats(axis=0).update(put(np.ascontiguousarray(data[lo:lo + 10]), space))))
+             for lo in (0, 10, 20)]
+    total = parts[0].merge(parts[1]).merge(parts[2])
+    assert total.n_samples_seen_ == 30
+    got = total.result(("count", "sum", "min", "max"))
+    x = data.astype(np.int64)
+    assert got["count"].tolist() == [30] * 4 and got["sum"].tolist() == x.sum(axis=0).tolist()
+    assert got["min"].tolist() == x.min(axis=0).tolist() and got["max"].tolist() == x.max(axis=0).tolist()
