@@ -7,7 +7,7 @@ buffer, what `dd bs=64M` does) and `normkit stats FILE --chunk-bytes B --device 
 process's wall time: its start and its output included). Prints a table and, with --json, one JSON line a case
 (bench/plot.py reads neither; docs/measured keeps them).
 
-  python3 bench/stream_rate.py BUILD_DIR [--mb 512] [--repeat 5] [--device cpu] [--dir /tmp] [--json]
+  python3 bench/stream_rate.py BUILD_DIR [--mb 512] [--repeat 5] [--device cpu] [--dir /tmp] [--json] [--quiet]
 """
 import argparse
 import json
@@ -47,12 +47,14 @@ def main():
     p.add_argument("--device", default="cpu")
     p.add_argument("--dir", default=None, help="where the files go (default: a temporary folder)")
     p.add_argument("--json", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no table on stderr (the JSON lines only)")
     args = p.parse_args()
     normkit = os.path.join(args.build, "normkit")
     chunk = args.chunk_mb << 20
     rng = np.random.default_rng(7)
     with tempfile.TemporaryDirectory(dir=args.dir) as tmp:
-        print(f"{'case':<18} {'MB':>6} {'read GB/s':>10} {'normkit GB/s':>13} {'fraction':>9}", file=sys.stderr)
+        table = open(os.devnull, "w") if args.quiet else sys.stderr
+        print(f"{'case':<18} {'MB':>6} {'read GB/s':>10} {'normkit GB/s':>13} {'fraction':>9}", file=table)
         for name, dtype, row, axes in CASES:
             row_bytes = int(np.prod(row)) * np.dtype(dtype).itemsize
             rows = max(1, (args.mb << 20) // row_bytes)
@@ -79,7 +81,7 @@ def main():
                       "read_gbps": size / read_best / 1e9, "normkit_gbps": size / stats_best / 1e9,
                       "fraction_of_read": read_best / stats_best, "cpus": os.cpu_count(), "machine": platform.machine()}
             print(f"{name:<18} {size / 1e6:>6.0f} {record['read_gbps']:>10.2f} {record['normkit_gbps']:>13.2f} "
-                  f"{record['fraction_of_read']:>9.2f}", file=sys.stderr)
+                  f"{record['fraction_of_read']:>9.2f}", file=table)
             if args.json:
                 print(json.dumps(record))
 

@@ -6,8 +6,8 @@
 # emulator reproducers (tests/emulator_repro), and times the PyTorch peers of the bench cases
 # (bench/compare_torch.py) and the streamed statistics (bench/stream_rate.py). Results go to $OUT (default
 # gpu-check-out), 8 files: summary.txt, machine.txt, log.txt (every step's output, appended under a header as
-# each step ends), bench_device.json, bench_layers.json, bench_peers.json, torch.jsonl and stream_device.jsonl,
-# so that a run cut off still returns what it finished.
+# each step ends), bench_device.json, bench_layers.json, bench_peers.json, torch.jsonl and (full mode)
+# stream_device.jsonl, so that a run cut off still returns what it finished.
 #
 #   scripts/gpu-deps.sh                      # here, once: packs GoogleTest and Google Benchmark
 #   device run: scripts/gpu-check.sh [--quick]   carry: [".gpu-deps"]   timeout_s: 420 (--quick: 240)
@@ -142,7 +142,7 @@ run_step torch 120 "$OUT/torch.jsonl" python3 bench/compare_torch.py "${torch_ar
 # 7. Streamed data-set statistics on the GPU (pinned double-buffered uploads overlapping the reductions),
 #    against the raw read rate of the same files in the same run (bench/stream_rate.py), full mode only.
 if [ $QUICK = 0 ]; then
-  run_step stream 60 "$OUT/stream_device.jsonl" python3 bench/stream_rate.py "$BUILD_DIR" --device cuda --mb 256 --repeat 3 --json
+  run_step stream 60 "$OUT/stream_device.jsonl" python3 bench/stream_rate.py "$BUILD_DIR" --device cuda --mb 256 --repeat 3 --json --quiet
 fi
 
 echo "=== done in $(( $(date +%s) - START )) s"

@@ -4,7 +4,8 @@ DLPack device array on a GPU, statistics merged exactly across partial_fit calls
 The fitted attributes (mean_, var_, scale_, data_min_, ...) are NumPy arrays with scikit-learn's names and
 meaning; reading them after fitting on a device copies the state to the host and synchronizes the stream (once a
 fit). fit/partial_fit/transform on device arrays only enqueue work, except that the first transform after a fit
-checks the fit for +-Inf (one value read back; scikit-learn rejects infinity in fit)."""
+checks the fit for +-Inf (one value read back; scikit-learn rejects infinity in fit), and Normalizer's fit and
+transform check X for NaN and +-Inf (its min and max read back: a synchronization each)."""
 from __future__ import annotations
 
 import inspect
@@ -50,12 +51,13 @@ def _output_dtype(x):
     return d if d in ("float64", "float32", "float16") else "float64"
 
 
-def _host_scalar(a):
-    """A one-element array of any library as a Python float (device arrays: read back, a synchronization)."""
+def _host_scalar(a, stream=0):
+    """A one-element array of any library as a Python float (device arrays: read back after the work queued on
+    `stream`, a synchronization)."""
     if hasattr(a, "item"):
         return float(a.item())
     out = np.empty((), dtype=str(a.dtype))
-    _normkit.copy_bytes(out, a)
+    _normkit.copy_bytes(out, a, stream)
     return float(out)
 
 
@@ -371,7 +373,8 @@ class Normalizer(_FeatureNames, _Transformer, _Base):
         if _arrays.dtype_name(X) == "uint8" or any(int(e) == 0 for e in X.shape):
             return
         extremes = _stats(X, axis=None, stats=("min", "max"))
-        if not all(np.isfinite(_host_scalar(extremes[k])) for k in ("min", "max")):
+        stream = _arrays.stream_handle(None, X)
+        if not all(np.isfinite(_host_scalar(extremes[k], stream)) for k in ("min", "max")):
             raise ValueError("Input contains NaN or infinity (normkit.Normalizer; normkit.normalize keeps IEEE arithmetic)")
 
     @_arrays.accepting

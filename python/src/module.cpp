@@ -377,7 +377,7 @@ nb::bytes empty_summary_bytes(bool integer) {
 // summaries for uint8 x).
 void accumulate_elements(Array x, std::vector<std::int64_t> shape, std::int64_t first, std::vector<int> axes, bool all_axes, OutArray summaries,
                          std::uintptr_t stream) {
-  const char* op = "StreamingStats.update";
+  const char* op = "StreamingStats";
   const TensorView run = view_of(x, op, "x"), out = view_of(summaries, op, "summaries");
   if (shape.size() > static_cast<std::size_t>(kMaxDims)) throw nb::value_error("normkit.StreamingStats: at most 8 dimensions");
   TensorView whole(run.data, run.dtype, shape.data(), static_cast<int>(shape.size()), run.space);
@@ -676,7 +676,9 @@ nb::ndarray<nb::array_api> cuda_interface_view(std::uintptr_t ptr, std::vector<s
 #endif
 }
 
-void copy_bytes(OutArray dst, Array src) {
+// dst = src, finished when it returns: on `stream` (ordered after the work queued there) on the device array's
+// GPU, then waited for.
+void copy_bytes(OutArray dst, Array src, std::uintptr_t stream) {
   const TensorView to = view_of(dst, "copy", "dst"), from = view_of(src, "copy", "src");  // (both C-contiguous, host or CUDA memory)
   const std::size_t bytes = src.nbytes();
   if (dst.nbytes() != bytes) throw nb::value_error("normkit: copy between arrays of different byte sizes");
@@ -685,9 +687,11 @@ void copy_bytes(OutArray dst, Array src) {
     return;
   }
 #if defined(NORMKIT_WITH_CUDA)
-  if (cudaMemcpy(dst.data(), src.data(), bytes, cudaMemcpyDefault) != cudaSuccess) {
+  DeviceScope scope(to.space == MemorySpace::device ? device_of(dst) : device_of(src));
+  const auto s = reinterpret_cast<cudaStream_t>(stream);
+  if (cudaMemcpyAsync(dst.data(), src.data(), bytes, cudaMemcpyDefault, s) != cudaSuccess || cudaStreamSynchronize(s) != cudaSuccess) {
     cudaGetLastError();
-    throw std::runtime_error("normkit: cudaMemcpy failed");
+    throw std::runtime_error("normkit: cudaMemcpyAsync failed");
   }
 #else
   std::memcpy(dst.data(), src.data(), bytes);
@@ -747,7 +751,7 @@ NB_MODULE(_normkit, m) {
         nb::arg("channels_last"), nb::arg("eps"), nb::arg("stream"));
   m.def("device_empty", &device_empty);
   m.def("cuda_interface_view", &cuda_interface_view);
-  m.def("copy_bytes", &copy_bytes);
+  m.def("copy_bytes", &copy_bytes, nb::arg("dst"), nb::arg("src"), nb::arg("stream") = 0);
   m.def("synchronize", &synchronize);
   m.def("data_pointer", &data_pointer);
   nb::class_<PyNormalizer>(m, "Normalizer")

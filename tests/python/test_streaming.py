@@ -10,12 +10,14 @@ from conftest import get, put
 def _reference(data, axis):
     x = data.astype(np.float64)
     return {"count": np.sum(np.ones_like(x), axis=axis), "mean": x.mean(axis=axis), "var": x.var(axis=axis), "min": x.min(axis=axis),
-            "max": x.max(axis=axis), "sum": x.sum(axis=axis)}
+            "max": x.max(axis=axis), "sum": x.sum(axis=axis), "std": x.std(axis=axis, ddof=1)}
 
 
 def _check(result, data, axis, tol, what):
     ref = _reference(data, axis)
     for name, want in ref.items():
+        if name not in result:
+            continue
         got = get(result[name]).astype(np.float64)
         assert got.shape == np.shape(want), (what, name)
         np.testing.assert_allclose(got, want, rtol=tol, atol=tol, err_msg=f"{what} {name}")
@@ -32,6 +34,7 @@ def test_batches_give_the_whole(space, dtype, axis):
     assert acc.n_samples_seen_ == 23
     result = acc.result(("count", "mean", "var", "min", "max", "sum"))
     _check(result, data, axis, 2e-3 if dtype == "float16" else 2e-5, f"{dtype} axis {axis}")
+    _check(acc.result(("std",), ddof=1), data, axis, 2e-3 if dtype == "float16" else 2e-5, f"{dtype} axis {axis} std ddof 1")
 
 
 @pytest.mark.parametrize("dtype", ["float32", "uint8"])
@@ -79,6 +82,37 @@ def test_nan_and_ignore_nan(space):
     assert np.isnan(get(r["mean"])[1]) and get(r["mean"])[0] == 2.0
     r = normkit.StreamingStats(axis=0, ignore_nan=True).update(put(data, space)).result(("mean", "count"))
     assert get(r["mean"]).tolist() == [2.0, 4.0] and get(r["count"]).tolist() == [2, 1]
+
+
+def test_float_parts_pickled_or_adopted_merge(space):
+    import pickle
+    rng = np.random.default_rng(10)
+    data = rng.standard_normal((33, 5)).astype(np.float32) * 2 + 3
+    parts = [normkit.StreamingStats(axis=0).update(put(np.ascontiguousarray(data[lo:lo + 11]), space)) for lo in (0, 11, 22)]
+    total = normkit.StreamingStats(axis=0)
+    for p in parts:  # (the first merge into the empty one takes a copy of that part)
+        total.merge(p)
+    _check(total.result(("count", "mean", "var", "min", "max", "sum")), data, 0, 2e-5, "adopted")
+    parts[0].update(put(np.ascontiguousarray(data[:1]), space))  # (the copy is not the part: the total is unchanged)
+    _check(total.result(("count", "mean")), data, 0, 2e-5, "adopted, part changed after")
+    host = [pickle.loads(pickle.dumps(normkit.StreamingStats(axis=0).update(put(np.ascontiguousarray(data[lo:lo + 11]), space))))
+            for lo in (0, 11, 22)]
+    merged = host[0].merge(host[1]).merge(host[2])
+    _check(merged.result(("count", "mean", "var", "min", "max", "sum")), data, 0, 2e-5, "pickled")
+    with pytest.raises(ValueError, match="another dtype"):
+        merged.merge(normkit.StreamingStats(axis=0).update(data.astype(np.float64)))
+    with pytest.raises(ValueError, match="other axes"):
+        normkit.StreamingStats(axis=None).merge(parts[1])
+
+
+def test_a_failed_first_piece_leaves_nothing_started():
+    acc = normkit.StreamingStats(axis=0)
+    with pytest.raises(ValueError):
+        acc.update_elements(np.zeros(5, np.float32), 4, (2, 3))
+    with pytest.raises(ValueError, match="no piece"):
+        acc.result()
+    acc.update_elements(np.zeros(0, np.float32), 6, (2, 3))  # (an empty last chunk)
+    assert acc.n_samples_seen_ == 0 and get(acc.result(("count",))["count"]).tolist() == [0, 0, 0]
 
 
 def test_bad_pieces_are_clear_errors():
