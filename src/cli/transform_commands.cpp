@@ -3,6 +3,7 @@
 //   normkit fit IN.npy [MORE.npy ...] --method M [options] [--axis A] --state STATE.safetensors
 //   normkit apply IN.npy --state STATE.safetensors --out OUT.npy [--dtype D] [--inverse]
 //   normkit normalize IN.npy --method M|l1|l2|linf [options] --out OUT.npy [--dtype D]
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <cstring>
@@ -13,6 +14,7 @@
 #include "cli/args.hpp"
 #include "cli/cli_common.hpp"
 #include "cli/device_memory.hpp"
+#include "io/atomic_file.hpp"
 #include "io/idx.hpp"
 #include "io/npy.hpp"
 #include "normkit/distributed.hpp"
@@ -35,6 +37,7 @@ struct TransformArgs {
   DType out_dtype = DType::float32;
   DeviceChoice device = DeviceChoice::automatic;
   int gpu = kGpuUnset;
+  std::int64_t chunk_bytes = std::int64_t{64} << 20;  // fit: files above it stream in pieces of whole rows
 };
 
 // Parses the options every transform verb shares; `verb` decides which are allowed.
@@ -98,6 +101,9 @@ TransformArgs parse(const std::vector<std::string>& args, const std::string& ver
       if (v != "float32" && v != "float16" && v != "float64") throw UsageError{"--dtype expects float32, float16 or float64, got '" + v + "'"};
       parse_dtype(v, &t.out_dtype);
       t.dtype_given = true;
+    } else if (arg == "--chunk-bytes" && verb == "fit") {
+      const std::string v = value();
+      if (!parse_int64(v, &t.chunk_bytes) || t.chunk_bytes < 1) throw UsageError{"--chunk-bytes expects a byte count >= 1, got '" + v + "'"};
     } else if (arg == "--inverse" && verb == "apply") {
       t.inverse = true;
     } else if (arg == "--device") {
@@ -184,14 +190,67 @@ Status transform_to_file(const Runner& runner, Normalizer* normalizer, const Tra
   return io::write_npy_atomic(path, out_dtype, in.shape, result.data());
 }
 
-Status adapt_file(const Runner& runner, Normalizer* normalizer, const std::string& path, io::NpyArray* array) {
-  NORMKIT_RETURN_IF_ERROR(io::read_npy(path, array));
+// One batch adapted (its rows in the runner's space), the file named in an error.
+Status adapt_batch(const Runner& runner, Normalizer* normalizer, const std::string& path, void* data, std::size_t bytes, DType dtype,
+                   const std::vector<std::int64_t>& shape) {
   Placed batch;
-  NORMKIT_RETURN_IF_ERROR(place(runner, array->data.data(), array->data.size(), array->dtype, array->shape, &batch));
+  NORMKIT_RETURN_IF_ERROR(place(runner, data, bytes, dtype, shape, &batch));
   const Status s = normalizer->adapt(batch.view);
   if (!s.ok()) return Status(s.code(), path + ": " + s.message());
   if (runner.cuda) NORMKIT_RETURN_IF_ERROR(synchronize_device());
   return Status::success();
+}
+
+// Adapts over the .npy file at `path`: read whole into `array` when the caller keeps it (normkit normalize),
+// when it is at most `piece_bytes` or when axis 0 is kept; otherwise in pieces of whole rows of about
+// `piece_bytes` (batches along axis 0, merged as partial_fit's), so that `fit` takes files larger than memory.
+// `dtype` gets the file's dtype.
+Status adapt_file(const Runner& runner, Normalizer* normalizer, const std::string& path, std::size_t piece_bytes, io::NpyArray* array,
+                  DType* dtype = nullptr) {
+  std::unique_ptr<io::ArrayStream> stream;
+  const bool keep = array != nullptr;
+  io::NpyArray whole;
+  if (!keep) array = &whole;
+  {
+    io::UniqueFile file;
+    std::int64_t size = 0, data_bytes = 0;
+    NORMKIT_RETURN_IF_ERROR(io::open_for_reading(path, "read_npy", &file, &size));
+    NORMKIT_RETURN_IF_ERROR(io::read_npy_header(file.get(), size, path, array, &data_bytes));
+  }
+  if (dtype) *dtype = array->dtype;
+  const ReduceAxes& axes = normalizer->options().axes;
+  const int ndim = static_cast<int>(array->shape.size());
+  bool reduces_first = axes.all && ndim > 0;
+  for (int i = 0; i < axes.count && !axes.all; ++i) reduces_first = reduces_first || axes.axes[i] == 0 || axes.axes[i] + ndim == 0;
+  std::size_t row_bytes = dtype_size(array->dtype);
+  for (int d = 1; d < ndim; ++d) row_bytes *= static_cast<std::size_t>(array->shape[d]);
+  const std::size_t file_bytes = ndim > 0 ? row_bytes * static_cast<std::size_t>(array->shape[0]) : row_bytes;
+  if (keep || !reduces_first || file_bytes <= piece_bytes || row_bytes == 0) {
+    NORMKIT_RETURN_IF_ERROR(io::read_npy(path, array));
+    return adapt_batch(runner, normalizer, path, array->data.data(), array->data.size(), array->dtype, array->shape);
+  }
+  NORMKIT_RETURN_IF_ERROR(io::open_array_stream(path, &stream));
+  const std::int64_t rows = array->shape[0];
+  const std::int64_t piece_rows = static_cast<std::int64_t>(std::max<std::size_t>(1, piece_bytes / row_bytes));
+  std::vector<unsigned char> host(static_cast<std::size_t>(std::min(rows, piece_rows)) * row_bytes);
+  std::vector<std::int64_t> shape = array->shape;
+  for (std::int64_t r0 = 0; r0 < rows; r0 += piece_rows) {
+    shape[0] = std::min(piece_rows, rows - r0);
+    const std::size_t bytes = static_cast<std::size_t>(shape[0]) * row_bytes;
+    NORMKIT_RETURN_IF_ERROR(stream->read(host.data(), bytes));
+    NORMKIT_RETURN_IF_ERROR(adapt_batch(runner, normalizer, path, host.data(), bytes, array->dtype, shape));
+  }
+  return stream->finish();
+}
+
+// One file adapted in a normalizer of its own (whole, or in pieces of rows): its fitted summaries and dtype, for
+// Normalizer::adapt_summaries. `normkit fit` and `normkit-mpi fit` both merge each file this way, so that a file
+// fitted in pieces gives the same bits in one process as on any number of ranks.
+Status summarise_file(const Runner& runner, const TransformArgs& t, const std::string& path, NormalizerState* state, DType* dtype) {
+  Normalizer alone;
+  NORMKIT_RETURN_IF_ERROR(alone.init(t.options, runner.space));
+  NORMKIT_RETURN_IF_ERROR(adapt_file(runner, &alone, path, static_cast<std::size_t>(t.chunk_bytes), nullptr, dtype));
+  return alone.fitted_state(state);
 }
 
 // normkit-mpi fit: file f is adapted by rank f % P alone, in a normalizer of its own; after every P files the
@@ -225,16 +284,13 @@ Status adapt_files_shared(Communicator& comm, const Runner& runner, Normalizer* 
   for (std::int64_t round = 0; round < files; round += ranks) {
     const std::int64_t f = round + rank;
     if (local.ok() && f < files) local = [&]() -> Status {
-      Normalizer alone;
-      NORMKIT_RETURN_IF_ERROR(alone.init(t.options, runner.space));
-      io::NpyArray array;
-      NORMKIT_RETURN_IF_ERROR(adapt_file(runner, &alone, t.inputs[static_cast<std::size_t>(f)], &array));
+      DType dtype = DType::float32;
       NormalizerState state;
-      NORMKIT_RETURN_IF_ERROR(alone.fitted_state(&state));
+      NORMKIT_RETURN_IF_ERROR(summarise_file(runner, t, t.inputs[static_cast<std::size_t>(f)], &state, &dtype));
       if (state.kept_shape != kept) {
         return Status(StatusCode::shape_mismatch, t.inputs[static_cast<std::size_t>(f)] + ": its kept shape differs from " + t.inputs[0] + "'s");
       }
-      const Record record{static_cast<std::int64_t>(array.dtype)};
+      const Record record{static_cast<std::int64_t>(dtype)};
       std::memcpy(mine.data(), &record, sizeof(record));
       std::memcpy(mine.data() + sizeof(record), state.summaries.data(), state.summaries.size() * sizeof(StatsSummary));
       return Status::success();
@@ -259,9 +315,17 @@ Status adapt_files(const Runner& runner, Normalizer* normalizer, const Transform
     NORMKIT_RETURN_IF_ERROR(adapt_files_shared(*shared_run(), runner, normalizer, t));
   } else {
     for (std::size_t f = 0; f < t.inputs.size(); ++f) {
-      io::NpyArray array;
-      NORMKIT_RETURN_IF_ERROR(adapt_file(runner, normalizer, t.inputs[f], &array));
-      if (keep_first && f == 0) keep_first->push_back(std::move(array));
+      if (keep_first && f == 0) {  // (normkit normalize: one file, read whole, transformed after)
+        io::NpyArray array;
+        NORMKIT_RETURN_IF_ERROR(adapt_file(runner, normalizer, t.inputs[f], static_cast<std::size_t>(t.chunk_bytes), &array));
+        keep_first->push_back(std::move(array));
+        continue;
+      }
+      NormalizerState state;
+      DType dtype = DType::float32;
+      NORMKIT_RETURN_IF_ERROR(summarise_file(runner, t, t.inputs[f], &state, &dtype));
+      const Status merged = normalizer->adapt_summaries(state.kept_shape, state.summaries.data(), dtype);
+      if (!merged.ok()) return Status(merged.code(), t.inputs[f] + ": " + merged.message());
     }
   }
   if (shared_run() != nullptr && shared_run()->rank() != 0) return Status::success();  // (rank 0 warns)
@@ -338,8 +402,10 @@ int run_verb(const std::string& verb, const std::vector<std::string>& raw_args) 
 
 void print_transform_help(const std::string& verb) {
   if (verb == "fit") {
-    std::printf("usage: normkit fit IN.npy [MORE.npy ...] --method M [options] [--axis A] --state STATE.safetensors\n\n"
-                "Adapts a normalizer over the files in order (streaming; statistics merge exactly) and saves its state.\n");
+    std::printf("usage: normkit fit IN.npy [MORE.npy ...] --method M [options] [--axis A] [--chunk-bytes B] --state STATE.safetensors\n\n"
+                "Adapts a normalizer over the files in order (statistics merge exactly) and saves its state. Files above\n"
+                "--chunk-bytes B (default 64 MB) are read in pieces of whole rows of about B bytes when axis 0 is reduced\n"
+                "(files larger than memory).\n");
   } else if (verb == "apply") {
     std::printf("usage: normkit apply IN.npy --state STATE.safetensors --out OUT.npy [--dtype float32|float16|float64] [--inverse]\n\n"
                 "Transforms IN.npy with a saved state (--inverse: the inverse transform).\n");

@@ -679,6 +679,33 @@ TEST_F(CliTest, FitOverSeveralFilesEqualsFitOnTheirConcatenation) {
   expect_near_all(read_npy_values(data_path("y2.npy")), read_npy_values(data_path("y1.npy")), 1e-6, "streamed fit");
 }
 
+// A file fitted in pieces of whole rows (--chunk-bytes, as files larger than memory are) gives the fit of the
+// whole file within rounding: zscore (Chan's merges of the pieces) and minmax (exact); with axis 0 kept the
+// file is read whole; a truncated file is an error naming it.
+TEST_F(CliTest, FitInPiecesOfRowsEqualsFitOfTheWholeFile) {
+  const auto values = sample_values(DType::float32, 61 * 6, 12);
+  const std::string all = write_npy("all.npy", DType::float32, {61, 6}, values);
+  for (const char* method : {"zscore", "minmax"}) {
+    ASSERT_EQ(run({"fit", all, "--method", method, "--state", data_path("whole.safetensors")}).code, 0);
+    for (const char* chunk : {"24", "100", "1000"}) {  // (one row, four rows and a part, more than 40 rows)
+      const CliResult r = run({"fit", all, "--method", method, "--chunk-bytes", chunk, "--state", data_path("pieces.safetensors")});
+      ASSERT_EQ(r.code, 0) << r.err;
+      ASSERT_EQ(run({"apply", all, "--state", data_path("whole.safetensors"), "--out", data_path("y1.npy")}).code, 0);
+      ASSERT_EQ(run({"apply", all, "--state", data_path("pieces.safetensors"), "--out", data_path("y2.npy")}).code, 0);
+      expect_near_all(read_npy_values(data_path("y2.npy")), read_npy_values(data_path("y1.npy")), 1e-6,
+                      std::string(method) + " fitted in pieces of " + chunk + " bytes");
+    }
+  }
+  const CliResult kept = run({"fit", all, "--method", "zscore", "--axis", "1", "--chunk-bytes", "24", "--state", data_path("rows.safetensors")});
+  EXPECT_EQ(kept.code, 0) << kept.err;  // (per-sample statistics: axis 0 kept, the file read whole)
+  EXPECT_EQ(run({"fit", all, "--method", "zscore", "--chunk-bytes", "0", "--state", data_path("x.safetensors")}).code, 2);
+  const std::string bytes = read_text(all);
+  write_bytes(data_path("cut.npy"), bytes.substr(0, bytes.size() - 40));
+  const CliResult cut = run({"fit", data_path("cut.npy"), "--method", "zscore", "--chunk-bytes", "24", "--state", data_path("x.safetensors")});
+  EXPECT_EQ(cut.code, 1);
+  EXPECT_NE(cut.err.find("cut.npy"), std::string::npos) << cut.err;
+}
+
 TEST_F(CliTest, NormalizeMethodsAndLpRows) {
   std::vector<double> stored;
   const std::string in = write_npy("x.npy", DType::float64, {9, 6}, sample_values(DType::float64, 54, 4), &stored);

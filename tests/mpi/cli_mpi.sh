@@ -3,7 +3,8 @@
 # `normkit stats --chunk-bytes B` in one process: float64 data (whose float64 outputs show a merge out of order), float32 files (one empty, one with NaN and a 1e6 offset) in many
 # pieces, uint8 files (exact integer summaries), and default pieces (fewer pieces than ranks: idle ranks); a file
 # one rank cannot open fails every rank with one message.
-# normkit-mpi fit writes the state file of normkit fit over the same files, byte for byte (files dealt whole).
+# normkit-mpi fit writes the state file of normkit fit over the same files, byte for byte (files dealt whole,
+# each adapted whole or in pieces of rows as normkit fit does).
 # usage: cli_mpi.sh NORMKIT NORMKIT_MPI MPIEXEC RANKS WORKDIR
 set -euo pipefail
 normkit=$1 normkit_mpi=$2 mpiexec=$3 ranks=$4 dir=$5
@@ -51,6 +52,7 @@ check_fit() {  # name, arguments of fit
 check_fit zscore d.npy d.npy d.npy --method zscore
 check_fit minmax a.npy b.npy c.npy a.npy --method minmax --feature-range -1,1
 check_fit uint8 u1.npy u2.npy --method maxabs --axis 0,1
+check_fit pieces a.npy b.npy c.npy a.npy --method zscore --chunk-bytes 100  # (files fitted in pieces of whole rows)
 if "$mpiexec" --oversubscribe -np "$ranks" "$normkit_mpi" fit a.npy d.npy --method zscore --state bad.safetensors >fit_err.txt 2>&1; then
   echo "FAIL: files of different kept shapes did not fail the fit"
   exit 1
