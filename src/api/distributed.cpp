@@ -15,14 +15,18 @@ namespace {
 
 // Gathers every rank's n values (summaries, or float sums) and folds them in rank order into rank 0's slot
 // with merge(into, from), then copies that back: the same operations on every rank.
+// `prior`: the caller's own status before the exchange, agreed on with these checks in one collective
+// (`agreement` names the caller in the agreed error).
 template <typename Summary, typename Merge>
 Status all_merge(const char* kOp, const char* argument, Communicator& comm, Summary* summaries, std::int64_t n, MemorySpace space, void* workspace,
-                 std::size_t workspace_bytes, Stream stream, Merge&& merge) {
+                 std::size_t workspace_bytes, Stream stream, Merge&& merge, const Status& prior = Status::success(),
+                 const char* agreement = nullptr) {
   const int size = comm.size();
   if (size < 1) return argument_error(StatusCode::invalid_argument, kOp, "comm.size()", ">= 1", std::to_string(size));
   const std::size_t bytes = n > 0 ? static_cast<std::size_t>(n) * sizeof(Summary) : 0;
   // This rank's checks, then every rank's verdict (all_agree) before any data moves.
   auto check = [&]() -> Status {
+    if (!prior.ok()) return prior;
     if (n < 0) return argument_error(StatusCode::invalid_argument, kOp, "n", ">= 0", std::to_string(n));
     if (n == 0 || size == 1) return Status::success();
     NORMKIT_RETURN_IF_ERROR(api::validate_pointer(summaries, space, alignof(Summary), kOp, argument));
@@ -35,8 +39,8 @@ Status all_merge(const char* kOp, const char* argument, Communicator& comm, Summ
     }
     return api::validate_pointer(workspace, space, alignof(Summary), kOp, "workspace");
   };
-  NORMKIT_RETURN_IF_ERROR(all_agree(comm, check(), n, kOp));
-  if (n == 0 || size == 1) return Status::success();
+  NORMKIT_RETURN_IF_ERROR(all_agree(comm, check(), n, agreement ? agreement : kOp));
+  if (n == 0 || size == 1) return prior;
   std::vector<Summary> host;
   Summary* gathered = nullptr;
   if (space == MemorySpace::host && workspace == nullptr) {
@@ -53,6 +57,13 @@ Status all_merge(const char* kOp, const char* argument, Communicator& comm, Summ
     return Status::success();
   }
   return kernels::copy_on_device(summaries, gathered, bytes, stream, kOp);
+}
+
+// into[k] += from[k] (float32, each sum rounded once), on the device or the host.
+Status add_sums(float* into, const float* from, std::int64_t n, MemorySpace space, Stream stream) {
+  if (space == MemorySpace::device) return kernels::add_on_device(into, from, n, stream, "all_sum_in_rank_order");
+  for (std::int64_t k = 0; k < n; ++k) into[k] += from[k];
+  return Status::success();
 }
 
 }  // namespace
@@ -104,18 +115,27 @@ Status all_merge_integer_summaries(Communicator& comm, IntegerSummary* summaries
                    [&](IntegerSummary* into, const IntegerSummary* from) { return merge_integer_summaries(into, from, n, space, stream); });
 }
 
+namespace api {
+Status all_merge_summaries_after(Communicator& comm, const Status& prior, const char* operation, StatsSummary* summaries, std::int64_t n,
+                                 MemorySpace space, void* workspace, std::size_t workspace_bytes, Stream stream) {
+  return all_merge("all_merge_summaries", "summaries", comm, summaries, n, space, workspace, workspace_bytes, stream,
+                   [&](StatsSummary* into, const StatsSummary* from) { return merge_summaries(into, from, n, space, stream); }, prior, operation);
+}
+Status all_sum_in_rank_order_after(Communicator& comm, const Status& prior, const char* operation, float* sums, std::int64_t n, MemorySpace space,
+                                   void* workspace, std::size_t workspace_bytes, Stream stream) {
+  return all_merge("all_sum_in_rank_order", "sums", comm, sums, n, space, workspace, workspace_bytes, stream,
+                   [&](float* into, const float* from) { return add_sums(into, from, n, space, stream); }, prior, operation);
+}
+}  // namespace api
+
 std::size_t all_sum_workspace_size(const Communicator& comm, std::int64_t n) {
   return n > 0 && comm.size() > 0 ? static_cast<std::size_t>(n) * sizeof(float) * static_cast<std::size_t>(comm.size()) : 0;
 }
 
 Status all_sum_in_rank_order(Communicator& comm, float* sums, std::int64_t n, MemorySpace space, void* workspace, std::size_t workspace_bytes,
                              Stream stream) {
-  constexpr const char* kOp = "all_sum_in_rank_order";
-  return all_merge(kOp, "sums", comm, sums, n, space, workspace, workspace_bytes, stream, [&](float* into, const float* from) {
-    if (space == MemorySpace::device) return kernels::add_on_device(into, from, n, stream, kOp);
-    for (std::int64_t k = 0; k < n; ++k) into[k] += from[k];
-    return Status::success();
-  });
+  return all_merge("all_sum_in_rank_order", "sums", comm, sums, n, space, workspace, workspace_bytes, stream,
+                   [&](float* into, const float* from) { return add_sums(into, from, n, space, stream); });
 }
 
 }  // namespace normkit

@@ -61,7 +61,7 @@ Status sync_batch_norm_forward(Communicator& comm, const TensorView& x, const Te
                                const TensorView& saved_rstd, const BatchNormOptions& options, void* workspace, std::size_t workspace_bytes,
                                Stream stream) {
   constexpr const char* kOp = "sync_batch_norm_forward";
-  // This rank's checks and statistics, then every rank's verdict (all_agree) before the exchange.
+  // This rank's checks and statistics, then every rank's verdict before the exchange.
   std::int64_t channels = 0;
   SyncWorkspace w;
   Status s = require_saved(saved_mean, saved_rstd, kOp);
@@ -73,8 +73,8 @@ Status sync_batch_norm_forward(Communicator& comm, const TensorView& x, const Te
   void* gathered = x.space == MemorySpace::host ? nullptr : at(workspace, w.local);
   void* own = x.space == MemorySpace::host ? nullptr : at(workspace, w.local + w.gathered);
   if (s.ok()) s = batch_norm_statistics(x, options, summaries, channels, own, w.batch_norm, stream);
-  NORMKIT_RETURN_IF_ERROR(all_agree(comm, s, channels, kOp));
-  NORMKIT_RETURN_IF_ERROR(all_merge_summaries(comm, summaries, channels, x.space, gathered, w.gathered, stream));
+  // (this rank's verdict agreed on with the exchange's own checks, in one collective)
+  NORMKIT_RETURN_IF_ERROR(api::all_merge_summaries_after(comm, s, kOp, summaries, channels, x.space, gathered, w.gathered, stream));
   s = batch_norm_finalize(summaries, channels, x.space, running_mean, running_var, saved_mean, saved_rstd, options, stream);
   if (s.ok()) s = batch_norm_normalize(x, saved_mean, saved_rstd, gamma, beta, y, options, own, w.batch_norm, stream);
   // (the phases after the exchange check the rest of the arguments: every rank learns of one rank's failure,
@@ -87,7 +87,7 @@ Status sync_batch_norm_backward(Communicator& comm, const TensorView& dy, const 
                                 const TensorView& dgamma, const TensorView& dbeta, const BatchNormOptions& options, void* workspace,
                                 std::size_t workspace_bytes, Stream stream) {
   constexpr const char* kOp = "sync_batch_norm_backward";
-  // This rank's checks and sums, then every rank's verdict (all_agree) before the exchange.
+  // This rank's checks and sums, then every rank's verdict before the exchange.
   std::int64_t channels = 0;
   SyncWorkspace w;
   Status s = require_saved(saved_mean, saved_rstd, kOp);
@@ -103,8 +103,7 @@ Status sync_batch_norm_backward(Communicator& comm, const TensorView& dy, const 
   void* own = x.space == MemorySpace::host ? nullptr : at(workspace, w.local + w.gathered);
   const TensorView sum_dy(sums, DType::float32, {channels}, x.space), sum_dy_xmu(sums + channels, DType::float32, {channels}, x.space);
   if (s.ok()) s = batch_norm_backward_reduce(dy, x, saved_mean, sum_dy, sum_dy_xmu, options, own, w.batch_norm, stream);
-  NORMKIT_RETURN_IF_ERROR(all_agree(comm, s, channels, kOp));
-  NORMKIT_RETURN_IF_ERROR(all_sum_in_rank_order(comm, sums, 2 * channels, x.space, gathered, w.gathered, stream));
+  NORMKIT_RETURN_IF_ERROR(api::all_sum_in_rank_order_after(comm, s, kOp, sums, 2 * channels, x.space, gathered, w.gathered, stream));
   s = batch_norm_backward_apply(dy, x, saved_mean, saved_rstd, gamma, sum_dy, sum_dy_xmu, global_count, dx, dgamma, dbeta, options, own,
                                 w.batch_norm, stream);
   return all_agree(comm, s, channels, kOp);

@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "normkit/distributed.hpp"
 #include "normkit/normalize_types.hpp"
 #include "normkit/stats.hpp"
 
@@ -62,6 +63,14 @@ Status validate_float_arrays(std::initializer_list<std::pair<const TensorView*, 
                              const std::string& what, MemorySpace space, const std::string& op);
 // A required tensor: data != nullptr.
 Status require(const TensorView& t, const char* name, const char* what, const std::string& op);
+
+// all_merge_summaries / all_sum_in_rank_order with the caller's own status before the exchange (`prior`)
+// agreed on in the same collective as their argument checks: one agreement where two were (SyncBatchNorm's
+// phases), errors named after `operation` (distributed.cpp).
+Status all_merge_summaries_after(Communicator& comm, const Status& prior, const char* operation, StatsSummary* summaries, std::int64_t n,
+                                 MemorySpace space, void* workspace, std::size_t workspace_bytes, Stream stream);
+Status all_sum_in_rank_order_after(Communicator& comm, const Status& prior, const char* operation, float* sums, std::int64_t n, MemorySpace space,
+                                   void* workspace, std::size_t workspace_bytes, Stream stream);
 inline Buffer buffer(const char* name, const TensorView& t) { return Buffer{name, t.data, bytes_of(t)}; }
 // The fused apply's center, scale and offset arrays of `count` elements each: three 256-byte aligned
 // regions at `base` (device workspace), or in `host` (resized) when base is null.
