@@ -38,5 +38,7 @@ if [ -d "$BUILD_DIR/python/normkit" ]; then
   PYTHONPATH="$BUILD_DIR/python" python3 bench/compare_python.py --json $([ "$QUICK" = 1 ] && echo "--mb 16 --repeat 2") > "$OUT/python.jsonl"
 fi
 python3 -c "import matplotlib" 2>/dev/null || python3 -m pip install -q --disable-pip-version-check matplotlib
-python3 bench/plot.py "$OUT/bench_host.json" "$OUT/plots" --machine "$(nproc)-core host $(uname -m)"
+stream_args=()
+[ -s "$OUT/stream_host.jsonl" ] && stream_args=(--stream "$OUT/stream_host.jsonl")
+python3 bench/plot.py "$OUT/bench_host.json" "$OUT/plots" "${stream_args[@]}" --machine "$(nproc)-core host $(uname -m)"
 echo "bench-host: results in $OUT"
