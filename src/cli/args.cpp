@@ -42,6 +42,14 @@ std::vector<std::string> split_commas(const std::string& text) {
   return parts;
 }
 
+bool reduces_axis0(const ReduceAxes& axes, int ndim) {
+  if (axes.all) return ndim > 0;
+  for (int i = 0; i < axes.count; ++i) {
+    if (axes.axes[i] == 0 || axes.axes[i] + ndim == 0) return true;
+  }
+  return false;
+}
+
 ReduceAxes parse_axis_option(const std::string& text) {
   if (text == "all" || text == "None") return ReduceAxes::every();
   std::vector<int> axes;

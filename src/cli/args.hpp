@@ -16,6 +16,8 @@ std::vector<std::string> split_commas(const std::string& text);
 // --axis values: "all" (or "None") or a comma list of integers (negative count from the end). Throws
 // UsageError on anything else.
 ReduceAxes parse_axis_option(const std::string& text);
+// Whether `axes` reduce axis 0 of an `ndim`-dimensional input (streamed input is cut along it).
+bool reduces_axis0(const ReduceAxes& axes, int ndim);
 
 enum class DeviceChoice { automatic, cpu, cuda };
 

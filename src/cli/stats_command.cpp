@@ -450,9 +450,7 @@ Status prepare_files(const StatsArgs& args, std::unique_ptr<io::ArrayStream>* st
   options->ddof = args.ddof;
   options->ignore_nan = args.ignore_nan;
   NORMKIT_RETURN_IF_ERROR(kept_shape(input, options->axes, &results->kept, &results->kept_ndim));
-  bool reduces_first = args.all_axes;
-  for (int a : args.axes) reduces_first = reduces_first || a == 0 || a + input.ndim == 0;
-  if (!reduces_first) {
+  if (!reduces_axis0(options->axes, input.ndim)) {
     return Status(StatusCode::invalid_argument, "normkit stats: streamed input (several files, --chunk-bytes, or normkit-mpi's pieces) is cut "
                                                 "along axis 0: --axis must reduce axis 0");
   }

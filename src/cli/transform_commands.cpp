@@ -218,10 +218,8 @@ Status adapt_file(const Runner& runner, Normalizer* normalizer, const std::strin
     NORMKIT_RETURN_IF_ERROR(io::read_npy_header(file.get(), size, path, array, &data_bytes));
   }
   if (dtype) *dtype = array->dtype;
-  const ReduceAxes& axes = normalizer->options().axes;
   const int ndim = static_cast<int>(array->shape.size());
-  bool reduces_first = axes.all && ndim > 0;
-  for (int i = 0; i < axes.count && !axes.all; ++i) reduces_first = reduces_first || axes.axes[i] == 0 || axes.axes[i] + ndim == 0;
+  const bool reduces_first = reduces_axis0(normalizer->options().axes, ndim);
   std::size_t row_bytes = dtype_size(array->dtype);
   for (int d = 1; d < ndim; ++d) row_bytes *= static_cast<std::size_t>(array->shape[d]);
   const std::size_t file_bytes = ndim > 0 ? row_bytes * static_cast<std::size_t>(array->shape[0]) : row_bytes;
